@@ -1,0 +1,120 @@
+/* Linux implementation of the platform interface. */
+#include "platform/platform.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t plat_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t plat_realtime_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+size_t plat_page_size(void) {
+    static size_t ps;
+    if (!ps)
+        ps = (size_t)sysconf(_SC_PAGESIZE);
+    return ps;
+}
+
+void *plat_vm_reserve(size_t len) {
+    void *p = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+int plat_vm_commit(void *p, size_t len) {
+    if (len == 0)
+        return 0;
+    return mprotect(p, len, PROT_READ | PROT_WRITE) ? -errno : 0;
+}
+
+int plat_vm_protect_exec(void *p, size_t len) {
+    return mprotect(p, len, PROT_READ | PROT_EXEC) ? -errno : 0;
+}
+
+int plat_vm_decommit(void *p, size_t len) {
+    if (len == 0)
+        return 0;
+    void *q = mmap(p, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    return q == MAP_FAILED ? -errno : 0;
+}
+
+void plat_vm_release(void *p, size_t len) {
+    if (p)
+        munmap(p, len);
+}
+
+int plat_read_fd(int fd, size_t max, uint8_t **data, size_t *len) {
+    size_t cap = 65536, n = 0;
+    uint8_t *buf = malloc(cap);
+    if (!buf)
+        return -ENOMEM;
+    for (;;) {
+        if (n == cap) {
+            if (cap > max) {
+                free(buf);
+                return -EFBIG;
+            }
+            cap *= 2;
+            uint8_t *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                return -ENOMEM;
+            }
+            buf = nb;
+        }
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = -errno;
+            free(buf);
+            return e;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+        if (n > max) {
+            free(buf);
+            return -EFBIG;
+        }
+    }
+    *data = buf;
+    *len = n;
+    return 0;
+}
+
+int plat_read_file(const char *path, uint8_t **data, size_t *len) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = plat_read_fd(fd, (size_t)1 << 31, data, len);
+    close(fd);
+    return rc;
+}
+
+int plat_random(void *buf, size_t len) {
+    uint8_t *p = buf;
+    while (len) {
+        ssize_t r = getrandom(p, len, 0);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += r;
+        len -= (size_t)r;
+    }
+    return 0;
+}

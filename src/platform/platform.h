@@ -1,0 +1,32 @@
+/* The only place for OS-specific code: clocks, virtual memory with W^X, files.
+ * Functions return 0 or a negative errno unless documented otherwise. */
+#ifndef PSL_PLATFORM_PLATFORM_H
+#define PSL_PLATFORM_PLATFORM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Monotonic clock in nanoseconds. */
+uint64_t plat_now_ns(void);
+/* Wall clock (realtime) in nanoseconds since the epoch. */
+uint64_t plat_realtime_ns(void);
+size_t plat_page_size(void);
+
+/* Reserve @p len bytes of address space with no access. Returns NULL on failure. */
+void *plat_vm_reserve(size_t len);
+/* Make [p, p+len) readable and writable (zero-filled the first time). 0 or -errno. */
+int plat_vm_commit(void *p, size_t len);
+/* Make [p, p+len) read+execute and never writable again (W^X). 0 or -errno. */
+int plat_vm_protect_exec(void *p, size_t len);
+/* Return [p, p+len) to no-access and drop its contents. 0 or -errno. */
+int plat_vm_decommit(void *p, size_t len);
+void plat_vm_release(void *p, size_t len);
+
+/** Read a whole file. @param[out] data malloc'd, caller frees. 0 or -errno. */
+int plat_read_file(const char *path, uint8_t **data, size_t *len);
+/** Read all of a file descriptor (e.g. stdin) up to max bytes. -EFBIG when larger. */
+int plat_read_fd(int fd, size_t max, uint8_t **data, size_t *len);
+/* Fill buf with cryptographically secure random bytes (getrandom). 0 or -errno. */
+int plat_random(void *buf, size_t len);
+
+#endif
