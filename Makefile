@@ -1,0 +1,88 @@
+# psl top-level driver. CMake does the real work; these targets are the entry points people and CI
+# use. `make` builds build/ (RelWithDebInfo, -O2); `make test` installs the Debian packages, builds
+# the normal and the ASan+UBSan trees and runs every test in both.
+
+JOBS ?= 2
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+CMAKE ?= cmake
+CTEST ?= ctest
+CTEST_FLAGS ?= --output-on-failure -j$(JOBS)
+FUZZ_TIME ?= 600
+CLANG_FORMAT ?= $(shell command -v clang-format-19 || command -v clang-format)
+
+PSL := $(BUILD)/psl
+EX := $(BUILD)/examples
+
+.PHONY: all build configure test test-build test-asan deps demo bench bench-wasm fuzz format \
+        format-check clean
+
+all: build
+
+deps:
+	sh scripts/deps.sh
+
+$(BUILD)/CMakeCache.txt:
+	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+$(ASAN_BUILD)/CMakeCache.txt:
+	$(CMAKE) -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPSL_SANITIZE=ON
+
+configure: $(BUILD)/CMakeCache.txt
+
+build: $(BUILD)/CMakeCache.txt
+	$(CMAKE) --build $(BUILD) -j$(JOBS)
+
+# The ASan tree is tested first and the normal tree last, so the run ends with ctest's summary of
+# the optimised build; a failure in either stops make with a non-zero status.
+test: deps
+	$(MAKE) --no-print-directory build
+	$(MAKE) --no-print-directory test-asan
+	$(MAKE) --no-print-directory test-build
+
+test-build: build
+	cd $(BUILD) && $(CTEST) $(CTEST_FLAGS)
+
+test-asan: $(ASAN_BUILD)/CMakeCache.txt
+	$(CMAKE) --build $(ASAN_BUILD) -j$(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(CTEST) $(CTEST_FLAGS)
+
+demo: build
+	@echo '$$ psl run examples/hello.wasm'
+	@$(PSL) run $(EX)/hello.wasm
+	@echo '$$ echo "hello through stdin" | psl run examples/echo.wasm'
+	@echo "hello through stdin" | $(PSL) run $(EX)/echo.wasm
+	@echo '$$ psl run examples/primes.wasm 1000000'
+	@$(PSL) run $(EX)/primes.wasm 1000000
+
+bench-wasm: build
+	bash bench/wasm/run.sh
+
+# Every benchmark suite of the project; add new ones here.
+bench: bench-wasm
+
+# libFuzzer over the wasm decoder, validator and a bounded run (tests/fuzz/fuzz_wasm.c).
+# FUZZ_TIME=seconds; new inputs go to $(FUZZ_BUILD)/corpus, crashes to $(FUZZ_BUILD)/.
+fuzz:
+	@if [ ! -f tests/fuzz/fuzz_wasm.c ]; then \
+		echo "make fuzz: tests/fuzz/fuzz_wasm.c does not exist yet" >&2; exit 1; fi
+	$(CMAKE) -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang-19 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DPSL_FUZZ=ON -DPSL_WERROR=OFF
+	$(CMAKE) --build $(FUZZ_BUILD) -j$(JOBS) --target fuzz_wasm
+	mkdir -p $(FUZZ_BUILD)/corpus
+	$(FUZZ_BUILD)/tests/fuzz_wasm -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=4096 \
+		-print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/ \
+		$(FUZZ_BUILD)/corpus $(wildcard tests/fuzz/corpus)
+
+FORMAT_FILES = $(shell git ls-files '*.c' '*.h')
+
+format:
+	$(CLANG_FORMAT) -i --style=file $(FORMAT_FILES)
+
+format-check:
+	$(CLANG_FORMAT) --dry-run --Werror --style=file $(FORMAT_FILES)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
