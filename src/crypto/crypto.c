@@ -1,0 +1,293 @@
+/* libsodium wrappers. This is the only file in psl that includes sodium.h.
+ * Invariant: a cr_stream never encrypts two messages under one counter value; the counter is
+ * private to the stream and only moves forward. */
+#include "crypto/crypto.h"
+
+#include <sodium.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "base/err.h"
+
+_Static_assert(sizeof(((cr_hash_state *)0)->opaque) >= sizeof(crypto_generichash_state),
+               "cr_hash_state too small for libsodium's BLAKE2b state");
+_Static_assert(CR_SIGN_PK == crypto_sign_PUBLICKEYBYTES, "ed25519 pk");
+_Static_assert(CR_SIGN_SK == crypto_sign_SECRETKEYBYTES, "ed25519 sk");
+_Static_assert(CR_SIG == crypto_sign_BYTES, "ed25519 sig");
+_Static_assert(CR_KX_PK == crypto_scalarmult_BYTES, "x25519");
+_Static_assert(CR_BOX_NONCE == crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, "xchacha nonce");
+_Static_assert(CR_BOX_TAG == crypto_aead_xchacha20poly1305_ietf_ABYTES, "xchacha tag");
+_Static_assert(CR_STREAM_TAG == crypto_aead_aes256gcm_ABYTES, "gcm tag");
+
+static atomic_int g_ready;   /* 1 once cr_init succeeded */
+static unsigned g_supported; /* CR_AEAD_* mask, written once before g_ready */
+
+int cr_init(void) {
+    if (atomic_load(&g_ready))
+        return 0;
+    if (sodium_init() < 0)
+        return ERR_IO;
+    unsigned mask = CR_AEAD_XCHACHA;
+    if (crypto_aead_aes256gcm_is_available())
+        mask |= CR_AEAD_AESGCM;
+    g_supported = mask;
+    atomic_store(&g_ready, 1);
+    return 0;
+}
+
+static void need_init(void) {
+    ASSERT(atomic_load(&g_ready) && "cr_init() was not called");
+}
+
+/* ---- hashing ------------------------------------------------------------------------------- */
+
+void cr_hash_ex(uint8_t *out, size_t outlen, const void *key, size_t keylen, const void *in,
+                size_t inlen) {
+    ASSERT(outlen >= crypto_generichash_BYTES_MIN && outlen <= crypto_generichash_BYTES_MAX);
+    ASSERT(keylen <= crypto_generichash_KEYBYTES_MAX && (key || keylen == 0));
+    crypto_generichash(out, outlen, in, inlen, key, keylen);
+}
+
+void cr_hash(uint8_t out[CR_HASH_BYTES], const void *in, size_t inlen) {
+    crypto_generichash(out, CR_HASH_BYTES, in, inlen, NULL, 0);
+}
+
+void cr_hash_init(cr_hash_state *st, size_t outlen) {
+    ASSERT(outlen >= crypto_generichash_BYTES_MIN && outlen <= crypto_generichash_BYTES_MAX);
+    st->outlen = outlen;
+    crypto_generichash_init((crypto_generichash_state *)(void *)st->opaque, NULL, 0, outlen);
+}
+
+void cr_hash_update(cr_hash_state *st, const void *in, size_t len) {
+    crypto_generichash_update((crypto_generichash_state *)(void *)st->opaque, in, len);
+}
+
+void cr_hash_final(cr_hash_state *st, uint8_t *out) {
+    crypto_generichash_final((crypto_generichash_state *)(void *)st->opaque, out, st->outlen);
+    sodium_memzero(st, sizeof *st);
+}
+
+/* ---- signatures ---------------------------------------------------------------------------- */
+
+void cr_sign_keypair(uint8_t pk[CR_SIGN_PK], uint8_t sk[CR_SIGN_SK]) {
+    need_init();
+    crypto_sign_keypair(pk, sk);
+}
+
+void cr_sign_seed_keypair(uint8_t pk[CR_SIGN_PK], uint8_t sk[CR_SIGN_SK],
+                          const uint8_t seed[CR_SIGN_SEED]) {
+    crypto_sign_seed_keypair(pk, sk, seed);
+}
+
+void cr_sign(uint8_t sig[CR_SIG], const void *msg, size_t len, const uint8_t sk[CR_SIGN_SK]) {
+    crypto_sign_detached(sig, NULL, msg, len, sk);
+}
+
+int cr_sign_verify(const uint8_t sig[CR_SIG], const void *msg, size_t len,
+                   const uint8_t pk[CR_SIGN_PK]) {
+    return crypto_sign_verify_detached(sig, msg, len, pk) == 0 ? 0 : ERR_AUTH;
+}
+
+/* ---- key exchange -------------------------------------------------------------------------- */
+
+void cr_kx_keypair(uint8_t pk[CR_KX_PK], uint8_t sk[CR_KX_SK]) {
+    need_init();
+    randombytes_buf(sk, CR_KX_SK);
+    crypto_scalarmult_base(pk, sk);
+}
+
+void cr_kx_public(uint8_t pk[CR_KX_PK], const uint8_t sk[CR_KX_SK]) {
+    crypto_scalarmult_base(pk, sk);
+}
+
+int cr_kx_shared(uint8_t out[CR_KX_SHARED], const uint8_t sk[CR_KX_SK],
+                 const uint8_t peer_pk[CR_KX_PK]) {
+    /* libsodium refuses (returns -1) when the result is all zero: a low-order peer key. */
+    if (crypto_scalarmult(out, sk, peer_pk) != 0) {
+        sodium_memzero(out, CR_KX_SHARED);
+        return ERR_AUTH;
+    }
+    return 0;
+}
+
+/* ---- key derivation ------------------------------------------------------------------------ */
+
+void cr_kdf(uint8_t *out, size_t outlen, const uint8_t key[CR_KEY], const char *label,
+            const void *ctx, size_t ctxlen) {
+    ASSERT(key && label && outlen >= 16 && outlen <= 64);
+    size_t ll = strlen(label);
+    ASSERT(ll < 256);
+    crypto_generichash_state st;
+    uint8_t l8 = (uint8_t)ll;
+    crypto_generichash_init(&st, key, CR_KEY, outlen);
+    crypto_generichash_update(&st, &l8, 1);
+    crypto_generichash_update(&st, (const uint8_t *)label, ll);
+    if (ctxlen)
+        crypto_generichash_update(&st, ctx, ctxlen);
+    crypto_generichash_final(&st, out, outlen);
+    sodium_memzero(&st, sizeof st);
+}
+
+/* ---- random-nonce AEAD --------------------------------------------------------------------- */
+
+void cr_box_seal(uint8_t *out, const uint8_t key[CR_KEY], const void *ad, size_t adlen,
+                 const void *pt, size_t len) {
+    need_init();
+    ASSERT(out && key && (ad || adlen == 0) && (pt || len == 0));
+    randombytes_buf(out, CR_BOX_NONCE);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(out + CR_BOX_NONCE, NULL, pt, len, ad, adlen,
+                                               NULL, out, key);
+}
+
+int cr_box_open(uint8_t *out, const uint8_t key[CR_KEY], const void *ad, size_t adlen,
+                const uint8_t *in, size_t inlen) {
+    ASSERT(key && (ad || adlen == 0));
+    if (inlen < CR_BOX_OVERHEAD)
+        return ERR_MALFORMED;
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, NULL, NULL, in + CR_BOX_NONCE,
+                                                   inlen - CR_BOX_NONCE, ad, adlen, in,
+                                                   key) != 0)
+        return ERR_AUTH;
+    return 0;
+}
+
+/* ---- counter-nonce streams ----------------------------------------------------------------- */
+
+struct cr_stream {
+    crypto_aead_aes256gcm_state gcm; /* expanded key when alg == CR_AEAD_AESGCM */
+    uint8_t key[CR_KEY];
+    uint64_t seq;
+    unsigned alg;
+};
+
+unsigned cr_aead_supported(void) {
+    need_init();
+    return g_supported;
+}
+
+unsigned cr_aead_pick(unsigned peer_mask) {
+    unsigned both = peer_mask & cr_aead_supported();
+    if (both & CR_AEAD_AESGCM)
+        return CR_AEAD_AESGCM;
+    if (both & CR_AEAD_XCHACHA)
+        return CR_AEAD_XCHACHA;
+    return 0;
+}
+
+const char *cr_aead_name(unsigned alg) {
+    switch (alg) {
+    case CR_AEAD_XCHACHA: return "xchacha20-poly1305";
+    case CR_AEAD_AESGCM: return "aes-256-gcm";
+    default: return "none";
+    }
+}
+
+cr_stream *cr_stream_new(unsigned alg, const uint8_t key[CR_KEY]) {
+    need_init();
+    ASSERT(alg & g_supported);
+    ASSERT(alg == CR_AEAD_XCHACHA || alg == CR_AEAD_AESGCM);
+    cr_stream *s = cr_secure_alloc(sizeof *s);
+    memset(s, 0, sizeof *s);
+    s->alg = alg;
+    memcpy(s->key, key, CR_KEY);
+    if (alg == CR_AEAD_AESGCM)
+        crypto_aead_aes256gcm_beforenm(&s->gcm, key);
+    return s;
+}
+
+void cr_stream_free(cr_stream *s) {
+    cr_secure_free(s);
+}
+
+uint64_t cr_stream_seq(const cr_stream *s) {
+    return s->seq;
+}
+
+/* The nonce is the little-endian counter, zero padded: unique per key by construction. */
+static void stream_nonce(uint8_t nonce[24], uint64_t seq) {
+    memset(nonce, 0, 24);
+    for (int i = 0; i < 8; i++)
+        nonce[i] = (uint8_t)(seq >> (8 * i));
+}
+
+int cr_stream_seal(cr_stream *s, const void *ad, size_t adlen, const void *pt, size_t len,
+                   uint8_t *out, uint64_t *seq) {
+    if (s->seq == UINT64_MAX)
+        return ERR_LIMIT;
+    uint8_t nonce[24];
+    stream_nonce(nonce, s->seq);
+    if (s->alg == CR_AEAD_AESGCM)
+        crypto_aead_aes256gcm_encrypt_afternm(out, NULL, pt, len, ad, adlen, NULL, nonce,
+                                              &s->gcm);
+    else
+        crypto_aead_xchacha20poly1305_ietf_encrypt(out, NULL, pt, len, ad, adlen, NULL, nonce,
+                                                   s->key);
+    if (seq)
+        *seq = s->seq;
+    s->seq++;
+    return 0;
+}
+
+int cr_stream_open(cr_stream *s, uint64_t seq, const void *ad, size_t adlen, const uint8_t *ct,
+                   size_t ctlen, uint8_t *out) {
+    if (seq != s->seq)
+        return ERR_INVALID;
+    if (ctlen < CR_STREAM_TAG)
+        return ERR_MALFORMED;
+    uint8_t nonce[24];
+    stream_nonce(nonce, seq);
+    int rc;
+    if (s->alg == CR_AEAD_AESGCM)
+        rc = crypto_aead_aes256gcm_decrypt_afternm(out, NULL, NULL, ct, ctlen, ad, adlen, nonce,
+                                                   &s->gcm);
+    else
+        rc = crypto_aead_xchacha20poly1305_ietf_decrypt(out, NULL, NULL, ct, ctlen, ad, adlen,
+                                                        nonce, s->key);
+    if (rc != 0)
+        return ERR_AUTH;
+    s->seq++;
+    return 0;
+}
+
+/* ---- memory and helpers -------------------------------------------------------------------- */
+
+void *cr_secure_alloc(size_t n) {
+    need_init();
+    void *p = sodium_malloc(n ? n : 1);
+    if (!p)
+        base_panic(__FILE__, __LINE__, "sodium_malloc failed (out of memory or mlock limit)");
+    return p;
+}
+
+void cr_secure_free(void *p) {
+    if (p)
+        sodium_free(p); /* wipes before unmapping */
+}
+
+void cr_memzero(void *p, size_t n) {
+    sodium_memzero(p, n);
+}
+
+bool cr_equal(const void *a, const void *b, size_t n) {
+    return sodium_memcmp(a, b, n) == 0;
+}
+
+void cr_random(void *buf, size_t n) {
+    need_init();
+    randombytes_buf(buf, n);
+}
+
+void cr_hex(char *out, const void *in, size_t len) {
+    sodium_bin2hex(out, 2 * len + 1, in, len);
+}
+
+int cr_unhex(uint8_t *out, size_t len, const char *hex, size_t hexlen) {
+    size_t got = 0;
+    const char *end = NULL;
+    if (hexlen != 2 * len)
+        return ERR_MALFORMED;
+    if (sodium_hex2bin(out, len, hex, hexlen, NULL, &got, &end) != 0 || got != len ||
+        end != hex + hexlen)
+        return ERR_MALFORMED;
+    return 0;
+}
