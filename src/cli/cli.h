@@ -1,0 +1,42 @@
+/* The psl command: one binary, one subcommand per job (run, spectest; daemons later).
+ * Each subcommand is a function taking its own argv (argv[0] is the subcommand name) and
+ * returning the process exit status. Exit statuses are shared by all subcommands and documented
+ * in docs/cli.md: psl's own failures use 120..127, so that a guest's exit status (0..119 in
+ * practice) passes through unchanged. */
+#ifndef PSL_CLI_CLI_H
+#define PSL_CLI_CLI_H
+
+#include <stdio.h>
+
+#define PSL_VERSION "0.1.0"
+
+enum {
+    EXIT_OK = 0,
+    EXIT_FAILED = 1,     /* a check failed (spectest: at least one assertion failed) */
+    EXIT_USAGE = 120,    /* bad arguments or options, missing export */
+    EXIT_IO = 121,       /* a file could not be read or written */
+    EXIT_MALFORMED = 122, /* the module is malformed or invalid */
+    EXIT_UNLINKABLE = 123, /* an import is missing or has the wrong type */
+    EXIT_TIMEOUT = 124,  /* the --timeout budget ran out (as timeout(1)) */
+    EXIT_TRAP = 125,     /* the guest trapped */
+    EXIT_LIMIT = 126,    /* a limit was hit: --max-memory, --max-stack, implementation limits */
+    EXIT_NOTFOUND = 127, /* the module file does not exist */
+    EXIT_INTERRUPTED = 130, /* SIGINT stopped the guest */
+};
+
+typedef struct cli_cmd {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary; /* one line for `psl --help` */
+    void (*help)(FILE *out); /* full help for `psl help NAME` and `psl NAME --help` */
+} cli_cmd;
+
+int cmd_run(int argc, char **argv);
+void cmd_run_help(FILE *out);
+int cmd_spectest(int argc, char **argv);
+void cmd_spectest_help(FILE *out);
+
+/* Print "psl: " + message + newline to stderr. */
+void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif
