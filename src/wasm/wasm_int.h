@@ -97,6 +97,7 @@ typedef union wasm_cell {
 typedef struct wasm_code {
     uint32_t body_off, body_len; /* function body in module->bytes (after the size) */
     uint32_t nlocals;            /* declared locals, excluding parameters */
+    uint32_t nparams;            /* set by lowering */
     uint8_t *local_types;        /* nlocals entries */
     /* Filled by lowering: */
     wasm_cell *code;
@@ -203,7 +204,8 @@ struct wasm_instance {
     wasm_table **tables;     /* ntables */
     wasm_memory *mem;        /* memory 0 or NULL */
     wasm_global **globals;   /* nglobals */
-    bool *elem_dropped;      /* nelems */
+    wasm_val **elem_vals;    /* nelems evaluated element segments */
+    uint32_t *elem_len;      /* nelems; 0 once dropped */
     bool *data_dropped;      /* ndatas */
     uint32_t *type_ids;      /* ntypes: store-wide ids of the module's types */
 };
@@ -215,9 +217,9 @@ typedef struct wasm_obj {
 } wasm_obj;
 
 typedef struct wasm_frame {
-    const wasm_cell *ret_ip;
+    const wasm_cell *ret_ip; /* NULL: return to the host */
     wasm_val *fp;
-    const wasm_func *func;
+    wasm_instance *inst;
 } wasm_frame;
 
 struct wasm_store {
@@ -226,6 +228,7 @@ struct wasm_store {
     wasm_val *stack, *stack_end;  /* value stack */
     wasm_frame *frames;           /* call stack, cfg.max_call_depth + 1 entries */
     uint32_t depth;               /* frames in use */
+    wasm_val *sp;                 /* first free slot for a (re-entrant) wasm_call */
     atomic_int interrupt;
     uint64_t deadline_ns; /* 0: none */
     wasm_trap trap;
