@@ -65,6 +65,14 @@ static inline double max64(double a, double b) {
     return a > b ? a : b;
 }
 
+/* Rounding functions must quiet a signalling NaN input (libm's may return it unchanged). */
+static inline float rnd32(float x, float (*fn)(float)) {
+    return x != x ? x + x : fn(x);
+}
+static inline double rnd64(double x, double (*fn)(double)) {
+    return x != x ? x + x : fn(x);
+}
+
 static inline uint32_t rotl32(uint32_t x, uint32_t n) {
     n &= 31;
     return (x << n) | (x >> ((32 - n) & 31));
@@ -395,17 +403,17 @@ static int run(wasm_store *s, const wasm_func *f, wasm_val *sp) {
     UN(i64_popcnt, (uint64_t)__builtin_popcountll(x))
     UN(f32_abs, (uint32_t)x & 0x7fffffffu)
     UN(f32_neg, (uint32_t)x ^ 0x80000000u)
-    UN(f32_ceil, vf32(ceilf(f32v(x))))
-    UN(f32_floor, vf32(floorf(f32v(x))))
-    UN(f32_trunc, vf32(truncf(f32v(x))))
-    UN(f32_nearest, vf32(nearbyintf(f32v(x))))
+    UN(f32_ceil, vf32(rnd32(f32v(x), ceilf)))
+    UN(f32_floor, vf32(rnd32(f32v(x), floorf)))
+    UN(f32_trunc, vf32(rnd32(f32v(x), truncf)))
+    UN(f32_nearest, vf32(rnd32(f32v(x), nearbyintf)))
     UN(f32_sqrt, vf32(sqrtf(f32v(x))))
     UN(f64_abs, x & 0x7fffffffffffffffull)
     UN(f64_neg, x ^ 0x8000000000000000ull)
-    UN(f64_ceil, vf64(ceil(f64v(x))))
-    UN(f64_floor, vf64(floor(f64v(x))))
-    UN(f64_trunc, vf64(trunc(f64v(x))))
-    UN(f64_nearest, vf64(nearbyint(f64v(x))))
+    UN(f64_ceil, vf64(rnd64(f64v(x), ceil)))
+    UN(f64_floor, vf64(rnd64(f64v(x), floor)))
+    UN(f64_trunc, vf64(rnd64(f64v(x), trunc)))
+    UN(f64_nearest, vf64(rnd64(f64v(x), nearbyint)))
     UN(f64_sqrt, vf64(sqrt(f64v(x))))
     UN(i32_wrap_i64, (uint32_t)x)
     TRUNC(i32_trunc_f32_s, f32v, -2147483904.0, 2147483648.0, (uint32_t)(int32_t)f32v(fp[B]))

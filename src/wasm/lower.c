@@ -671,12 +671,11 @@ static void check_elem(lower *c, uint32_t e) {
 }
 
 static void check_data(lower *c, uint32_t x) {
-    if (!c->m->has_datacount) {
-        MALFORMED("data count section required");
-        return;
-    }
-    if (x >= c->m->datacount)
+    uint32_t n = c->m->has_datacount ? c->m->datacount : c->m->ndatas;
+    if (x >= n)
         INVALID("unknown data segment %u", x);
+    else if (!c->m->has_datacount)
+        MALFORMED("data count section required");
 }
 
 static void lower_call(lower *c, uint32_t fidx, const wasm_ftype *t, bool indirect,
@@ -806,6 +805,8 @@ static int lower_body(lower *c) {
             if (c->fail || r->bad)
                 break;
             pop_expect(c, I32);
+            if (c->fail)
+                break;
             uint32_t cond = 0;
             bool was_dead = dead(c);
             if (!was_dead) {
