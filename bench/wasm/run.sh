@@ -1,0 +1,287 @@
+#!/usr/bin/env bash
+# Compute-kernel benchmark of the psl WebAssembly engine against native code and V8.
+#
+# Builds every kernel in this folder natively (gcc -O2) and to wasm32-wasi (clang-19 -O2), runs
+# each one BENCH_RUNS times per column, and prints a Markdown table of median wall-clock seconds,
+# the ratio of each column to native, the geometric mean of the ratios, and whether every column
+# printed the same checksum line as native. Exit status: 0 when every run succeeded and every
+# output agreed, 1 otherwise.
+#
+# Usage: bench/wasm/run.sh [--quick] [--list] [KERNEL_REGEX...]
+#   --quick          small inputs, 1 run, columns native+psl: a correctness check (used by ctest)
+#   --list           print the kernel names and exit
+#   KERNEL_REGEX     only kernels whose name matches one of these (also: BENCH_FILTER=regex)
+# Environment:
+#   BENCH_RUNS=N       runs per cell (default 5; the median is reported)
+#   BENCH_COLUMNS="…"  columns to run (default: native psl [psl-TIER for each PSL_TIERS] node)
+#   PSL_TIERS="a b"    adds a column psl-a running `psl run --tier a` (and so on)
+#   BENCH_TIMEOUT=S    kill a run after S seconds (default 600)
+#   BUILD=dir          CMake build folder with psl and examples (default build)
+#   PSL, NODE, CC_NATIVE, CC_WASM, BENCH_OUT   tools and the output folder
+#
+# Adding a column: add a case to column_cmd below (and a name to BENCH_COLUMNS).
+set -u -o pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+BUILD=${BUILD:-$ROOT/build}
+PSL=${PSL:-$BUILD/psl}
+BENCH_OUT=${BENCH_OUT:-$BUILD/bench/wasm}
+NODE=${NODE:-$(command -v node || true)}
+CC_NATIVE=${CC_NATIVE:-gcc}
+CC_WASM=${CC_WASM:-clang-19}
+BENCH_TIMEOUT=${BENCH_TIMEOUT:-600}
+QUICK=0
+FILTERS=()
+
+# Kernels: name, then the arguments of a --quick run (the defaults are the timed sizes).
+declare -A QUICK_ARGS=(
+    [expr]="300"
+    [fannkuch]="7 1"
+    [hashmap]="100000"
+    [lz]="100000 1"
+    [mandelbrot]="120 64"
+    [matmul]="40 2"
+    [nbody]="20000"
+    [sha256]="2"
+    [sieve]="200000 1"
+    [sort]="20000 1"
+)
+KERNELS=()
+for src in "$HERE"/*.c; do
+    KERNELS+=("$(basename "$src" .c)")
+done
+
+for arg in "$@"; do
+    case "$arg" in
+    --quick) QUICK=1 ;;
+    --list)
+        printf '%s\n' "${KERNELS[@]}"
+        exit 0
+        ;;
+    -h | --help)
+        sed -n '2,25p' "$0"
+        exit 0
+        ;;
+    -*)
+        echo "run.sh: unknown option $arg" >&2
+        exit 2
+        ;;
+    *) FILTERS+=("$arg") ;;
+    esac
+done
+if [ -n "${BENCH_FILTER:-}" ]; then FILTERS+=("$BENCH_FILTER"); fi
+
+if [ "$QUICK" = 1 ]; then
+    RUNS=${BENCH_RUNS:-1}
+    COLUMNS=${BENCH_COLUMNS:-native psl}
+else
+    RUNS=${BENCH_RUNS:-5}
+    if [ -z "${BENCH_COLUMNS:-}" ]; then
+        COLUMNS="native psl"
+        for t in ${PSL_TIERS:-}; do COLUMNS="$COLUMNS psl-$t"; done
+        if [ -n "$NODE" ]; then COLUMNS="$COLUMNS node"; fi
+    else
+        COLUMNS=$BENCH_COLUMNS
+    fi
+fi
+read -r -a COLS <<<"$COLUMNS"
+
+selected() {
+    [ ${#FILTERS[@]} -eq 0 ] && return 0
+    local f
+    for f in "${FILTERS[@]}"; do
+        [[ $1 =~ $f ]] && return 0
+    done
+    return 1
+}
+
+# column_cmd COLUMN KERNEL: prints nothing, sets CMD (an array) to the command to run.
+column_cmd() {
+    local col=$1 k=$2
+    case "$col" in
+    native) CMD=("$BENCH_OUT/$k") ;;
+    psl) CMD=("$PSL" run "$BENCH_OUT/$k.wasm") ;;
+    psl-*) CMD=("$PSL" run --tier "${col#psl-}" "$BENCH_OUT/$k.wasm") ;;
+    node) CMD=("$NODE" --no-warnings "$HERE/node_wasi.mjs" "$BENCH_OUT/$k.wasm") ;;
+    *)
+        echo "run.sh: unknown column $col" >&2
+        exit 2
+        ;;
+    esac
+}
+
+# ---- build the kernels (only what is out of date) ----
+mkdir -p "$BENCH_OUT"
+build_failed=0
+for k in "${KERNELS[@]}"; do
+    selected "$k" || continue
+    src=$HERE/$k.c
+    if [ ! -x "$BENCH_OUT/$k" ] || [ "$src" -nt "$BENCH_OUT/$k" ]; then
+        "$CC_NATIVE" -O2 -std=c17 -Wall -Wextra -o "$BENCH_OUT/$k" "$src" -lm || build_failed=1
+    fi
+    if [ ! -f "$BENCH_OUT/$k.wasm" ] || [ "$src" -nt "$BENCH_OUT/$k.wasm" ]; then
+        "$CC_WASM" --target=wasm32-wasi -O2 -std=c17 -Wall -Wextra -o "$BENCH_OUT/$k.wasm" "$src" ||
+            build_failed=1
+    fi
+done
+if [ "$build_failed" = 1 ]; then
+    echo "run.sh: building the kernels failed" >&2
+    exit 1
+fi
+
+# ---- run ----
+now_us() {
+    local t=${EPOCHREALTIME/./}
+    echo "$t"
+}
+
+# median of the numbers on stdin
+median() {
+    sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# run_cell COLUMN KERNEL ARGS...: sets CELL_TIME (seconds, median) or CELL_TIME=fail, and leaves
+# the first run's stdout in $tmp/out.
+run_cell() {
+    local col=$1 k=$2
+    shift 2
+    column_cmd "$col" "$k"
+    local times=() i t0 t1 rc
+    for ((i = 0; i < RUNS; i++)); do
+        local out=$tmp/out
+        [ "$i" -gt 0 ] && out=$tmp/out.rerun
+        t0=$(now_us)
+        timeout "$BENCH_TIMEOUT" "${CMD[@]}" "$@" >"$out" 2>"$tmp/err" </dev/null
+        rc=$?
+        t1=$(now_us)
+        if [ "$rc" -ne 0 ]; then
+            CELL_TIME=fail
+            CELL_ERR="exit status $rc: $(head -c 300 "$tmp/err" | tr '\n' ' ')"
+            return
+        fi
+        times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", (b - a) / 1e6 }')")
+    done
+    CELL_TIME=$(printf '%s\n' "${times[@]}" | median)
+}
+
+declare -A RATIO_LOG_SUM RATIO_COUNT
+header="| kernel |"
+rule="|---|"
+for c in "${COLS[@]}"; do
+    header="$header $c s |"
+    rule="$rule---:|"
+    if [ "$c" != native ]; then
+        header="$header $c/native |"
+        rule="$rule---:|"
+    fi
+    RATIO_LOG_SUM[$c]=0
+    RATIO_COUNT[$c]=0
+done
+header="$header output |"
+rule="$rule---|"
+
+mode="median of $RUNS run(s)"
+[ "$QUICK" = 1 ] && mode="quick check, small inputs"
+echo "psl wasm kernels: wall-clock seconds, $mode; ratio = column / native"
+echo
+echo "$header"
+echo "$rule"
+
+status=0
+mismatches=()
+failures=()
+for k in "${KERNELS[@]}"; do
+    selected "$k" || continue
+    args=()
+    if [ "$QUICK" = 1 ]; then read -r -a args <<<"${QUICK_ARGS[$k]:-}"; fi
+    row="| $k |"
+    native_time=""
+    reference=""
+    agree=yes
+    for c in "${COLS[@]}"; do
+        run_cell "$c" "$k" "${args[@]}"
+        if [ "$CELL_TIME" = fail ]; then
+            status=1
+            failures+=("$k/$c: $CELL_ERR")
+            row="$row fail |"
+            [ "$c" != native ] && row="$row - |"
+            agree=no
+            continue
+        fi
+        out=$(cat "$tmp/out")
+        if [ -z "$reference" ]; then
+            reference=$out
+        elif [ "$out" != "$reference" ]; then
+            agree=no
+            status=1
+            mismatches+=("$k/$c printed: $out" "$k expected: $reference")
+        fi
+        row="$row $(printf '%.3f' "$CELL_TIME") |"
+        if [ "$c" = native ]; then
+            native_time=$CELL_TIME
+        elif [ -n "$native_time" ]; then
+            ratio=$(awk -v a="$CELL_TIME" -v b="$native_time" 'BEGIN { printf "%.2f", a / b }')
+            row="$row ${ratio}x |"
+            RATIO_LOG_SUM[$c]=$(awk -v s="${RATIO_LOG_SUM[$c]}" -v a="$CELL_TIME" -v b="$native_time" \
+                'BEGIN { printf "%.9f", s + log(a / b) }')
+            RATIO_COUNT[$c]=$((RATIO_COUNT[$c] + 1))
+        else
+            row="$row - |"
+        fi
+    done
+    if [ "$agree" = yes ]; then row="$row ok |"; else row="$row MISMATCH |"; fi
+    echo "$row"
+done
+
+row="| geometric mean |"
+for c in "${COLS[@]}"; do
+    row="$row |"
+    [ "$c" = native ] && continue
+    if [ "${RATIO_COUNT[$c]}" -gt 0 ]; then
+        gm=$(awk -v s="${RATIO_LOG_SUM[$c]}" -v n="${RATIO_COUNT[$c]}" 'BEGIN { printf "%.2f", exp(s / n) }')
+        row="$row **${gm}x** |"
+    else
+        row="$row - |"
+    fi
+done
+echo "$row |"
+echo
+
+# Cold start: a hello-world run, which is what a serverless invocation pays first.
+hello=$BUILD/examples/hello.wasm
+if [ "$QUICK" = 0 ] && [ -f "$hello" ]; then
+    line="cold start, hello world (median of 20):"
+    for c in "${COLS[@]}"; do
+        [ "$c" = native ] && continue
+        column_cmd "$c" hello
+        CMD[${#CMD[@]} - 1]=$hello
+        times=()
+        ok=1
+        for ((i = 0; i < 20; i++)); do
+            t0=$(now_us)
+            "${CMD[@]}" >/dev/null 2>&1 </dev/null || ok=0
+            t1=$(now_us)
+            times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e3 }')")
+        done
+        if [ "$ok" = 1 ]; then
+            line="$line $c $(printf "%.2f" "$(printf "%s\n" "${times[@]}" | median)") ms;"
+        else
+            line="$line $c fail;"
+        fi
+    done
+    echo "${line%;}"
+    echo
+fi
+
+for f in "${failures[@]}"; do echo "FAILED: $f"; done
+for m in "${mismatches[@]}"; do echo "MISMATCH: $m"; done
+if [ "$status" = 0 ]; then
+    echo "all outputs agree (${COLS[*]})"
+else
+    echo "some runs failed or disagreed"
+fi
+exit "$status"
