@@ -8,7 +8,9 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 CMAKE ?= cmake
 CTEST ?= ctest
-CTEST_FLAGS ?= --output-on-failure -j$(JOBS)
+CTEST_FLAGS ?= --output-on-failure --no-label-summary -j$(JOBS)
+ASAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 FUZZ_TIME ?= 600
 CLANG_FORMAT ?= $(shell command -v clang-format-19 || command -v clang-format)
 
@@ -34,20 +36,24 @@ configure: $(BUILD)/CMakeCache.txt
 build: $(BUILD)/CMakeCache.txt
 	$(CMAKE) --build $(BUILD) -j$(JOBS)
 
-# The ASan tree is tested first and the normal tree last, so the run ends with ctest's summary of
-# the optimised build; a failure in either stops make with a non-zero status.
+# Both trees are always tested, the ASan one first and the optimised one last, so the run ends with
+# ctest's summary of the optimised build; a failure in either makes `make test` fail.
 test: deps
 	$(MAKE) --no-print-directory build
-	$(MAKE) --no-print-directory test-asan
-	$(MAKE) --no-print-directory test-build
+	$(CMAKE) -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPSL_SANITIZE=ON >/dev/null
+	$(CMAKE) --build $(ASAN_BUILD) -j$(JOBS)
+	@echo "== ctest: $(ASAN_BUILD) (ASan + UBSan) =="
+	@st=0; (cd $(ASAN_BUILD) && $(ASAN_ENV) $(CTEST) $(CTEST_FLAGS)) || st=1; \
+	echo "== ctest: $(BUILD) (RelWithDebInfo) =="; \
+	(cd $(BUILD) && $(CTEST) $(CTEST_FLAGS)) || st=1; \
+	exit $$st
 
 test-build: build
 	cd $(BUILD) && $(CTEST) $(CTEST_FLAGS)
 
 test-asan: $(ASAN_BUILD)/CMakeCache.txt
 	$(CMAKE) --build $(ASAN_BUILD) -j$(JOBS)
-	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(CTEST) $(CTEST_FLAGS)
+	cd $(ASAN_BUILD) && $(ASAN_ENV) $(CTEST) $(CTEST_FLAGS)
 
 demo: build
 	@echo '$$ psl run examples/hello.wasm'
