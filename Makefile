@@ -33,15 +33,18 @@ $(ASAN_BUILD)/CMakeCache.txt:
 
 configure: $(BUILD)/CMakeCache.txt
 
+# cmake's own make must not inherit our MAKEFLAGS (it would print every directory change).
+CMAKE_BUILD = env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL $(CMAKE) --build
+
 build: $(BUILD)/CMakeCache.txt
-	$(CMAKE) --build $(BUILD) -j$(JOBS)
+	$(CMAKE_BUILD) $(BUILD) -j$(JOBS)
 
 # Both trees are always tested, the ASan one first and the optimised one last, so the run ends with
 # ctest's summary of the optimised build; a failure in either makes `make test` fail.
 test: deps
 	$(MAKE) --no-print-directory build
 	$(CMAKE) -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPSL_SANITIZE=ON >/dev/null
-	$(CMAKE) --build $(ASAN_BUILD) -j$(JOBS)
+	$(CMAKE_BUILD) $(ASAN_BUILD) -j$(JOBS)
 	@echo "== ctest: $(ASAN_BUILD) (ASan + UBSan) =="
 	@st=0; (cd $(ASAN_BUILD) && $(ASAN_ENV) $(CTEST) $(CTEST_FLAGS)) || st=1; \
 	echo "== ctest: $(BUILD) (RelWithDebInfo) =="; \
@@ -52,12 +55,17 @@ test-build: build
 	cd $(BUILD) && $(CTEST) $(CTEST_FLAGS)
 
 test-asan: $(ASAN_BUILD)/CMakeCache.txt
-	$(CMAKE) --build $(ASAN_BUILD) -j$(JOBS)
+	$(CMAKE_BUILD) $(ASAN_BUILD) -j$(JOBS)
 	cd $(ASAN_BUILD) && $(ASAN_ENV) $(CTEST) $(CTEST_FLAGS)
 
-demo: build
+# Builds quietly (the log is in $(BUILD)/demo-build.log), then runs the example functions.
+demo: $(BUILD)/CMakeCache.txt
+	@$(CMAKE_BUILD) $(BUILD) -j$(JOBS) >$(BUILD)/demo-build.log 2>&1 || \
+		{ cat $(BUILD)/demo-build.log; exit 1; }
 	@echo '$$ psl run examples/hello.wasm'
 	@$(PSL) run $(EX)/hello.wasm
+	@echo '$$ psl run examples/hello.wasm alice bob'
+	@$(PSL) run $(EX)/hello.wasm alice bob
 	@echo '$$ echo "hello through stdin" | psl run examples/echo.wasm'
 	@echo "hello through stdin" | $(PSL) run $(EX)/echo.wasm
 	@echo '$$ psl run examples/primes.wasm 1000000'
@@ -76,7 +84,7 @@ fuzz:
 		echo "make fuzz: tests/fuzz/fuzz_wasm.c does not exist yet" >&2; exit 1; fi
 	$(CMAKE) -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang-19 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 		-DPSL_FUZZ=ON -DPSL_WERROR=OFF
-	$(CMAKE) --build $(FUZZ_BUILD) -j$(JOBS) --target fuzz_wasm
+	$(CMAKE_BUILD) $(FUZZ_BUILD) -j$(JOBS) --target fuzz_wasm
 	mkdir -p $(FUZZ_BUILD)/corpus
 	$(FUZZ_BUILD)/tests/fuzz_wasm -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=4096 \
 		-print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/ \
