@@ -69,5 +69,46 @@ check usage_badopt 120 "" "^psl: run: unknown option --bogus" -- run --bogus 1 x
 check usage_timeout 120 "" "^psl: run: --timeout" -- run --timeout -1 x.wasm
 check unknown_cmd 120 "" "^psl: unknown command 'frobnicate'" -- frobnicate
 
+# A wasi-libc program: args, environment, clocks, sleep, random, no file system, stdin, status.
+n=$((n + 1))
+printf 'request body' | "$psl" run --env GREETING=hi --env EMPTY= "$dir/wasi_probe.wasm" "two words" 7 \
+    >"$tmp/out" 2>"$tmp/err"
+st=$?
+cat >"$tmp/want" <<'WANT'
+arg 1: two words
+arg 2: 7
+env: GREETING=hi
+env: EMPTY=
+slept 20 ms: yes
+wall clock after 2020: yes
+random: yes
+open /etc/passwd: refused
+lseek stdin: ESPIPE
+stdin: 12 bytes: request body
+WANT
+if [ "$st" -eq 7 ] && cmp -s "$tmp/out" "$tmp/want" && [ "$(cat "$tmp/err")" = "stderr works" ]; then
+    echo "ok   wasi_probe"
+else
+    echo "FAIL wasi_probe: status $st (want 7); stdout/stderr differ:"
+    diff "$tmp/want" "$tmp/out"
+    cat "$tmp/err"
+    fails=$((fails + 1))
+fi
+
+# SIGINT stops a spinning guest cleanly with status 130.
+n=$((n + 1))
+"$psl" run --invoke spin "$dir/invoke.wasm" 2>"$tmp/err" &
+pid=$!
+sleep 0.3
+kill -INT "$pid"
+wait "$pid"
+st=$?
+if [ "$st" -eq 130 ] && grep -q '^psl: interrupted' "$tmp/err"; then
+    echo "ok   sigint"
+else
+    echo "FAIL sigint: status $st, stderr: $(cat "$tmp/err")"
+    fails=$((fails + 1))
+fi
+
 echo "$((n - fails)) of $n psl run checks passed"
 [ "$fails" -eq 0 ]
