@@ -12,22 +12,22 @@
 
 enum {
     EXIT_OK = 0,
-    EXIT_FAILED = 1,     /* a check failed (spectest: at least one assertion failed) */
-    EXIT_USAGE = 120,    /* bad arguments or options, missing export */
-    EXIT_IO = 121,       /* a file could not be read or written */
-    EXIT_MALFORMED = 122, /* the module is malformed or invalid */
-    EXIT_UNLINKABLE = 123, /* an import is missing or has the wrong type */
-    EXIT_TIMEOUT = 124,  /* the --timeout budget ran out (as timeout(1)) */
-    EXIT_TRAP = 125,     /* the guest trapped */
-    EXIT_LIMIT = 126,    /* a limit was hit: --max-memory, --max-stack, implementation limits */
-    EXIT_NOTFOUND = 127, /* the module file does not exist */
+    EXIT_FAILED = 1,        /* a check failed (spectest: at least one assertion failed) */
+    EXIT_USAGE = 120,       /* bad arguments or options, missing export */
+    EXIT_IO = 121,          /* a file could not be read or written */
+    EXIT_MALFORMED = 122,   /* the module is malformed or invalid */
+    EXIT_UNLINKABLE = 123,  /* an import is missing or has the wrong type */
+    EXIT_TIMEOUT = 124,     /* the --timeout budget ran out (as timeout(1)) */
+    EXIT_TRAP = 125,        /* the guest trapped */
+    EXIT_LIMIT = 126,       /* a limit was hit: --max-memory, --max-stack, implementation limits */
+    EXIT_NOTFOUND = 127,    /* the module file does not exist */
     EXIT_INTERRUPTED = 130, /* SIGINT stopped the guest */
 };
 
 typedef struct cli_cmd {
     const char *name;
     int (*fn)(int argc, char **argv);
-    const char *summary; /* one line for `psl --help` */
+    const char *summary;     /* one line for `psl --help` */
     void (*help)(FILE *out); /* full help for `psl help NAME` and `psl NAME --help` */
 } cli_cmd;
 

@@ -69,7 +69,8 @@ typedef struct st_file {
     long passed, failed, skipped;
 } st_file;
 
-static void fail_at(st_file *f, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail_at(st_file *f, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void fail_at(st_file *f, int line, const char *fmt, ...) {
     f->failed++;
     if (!f->verbose)
@@ -126,8 +127,12 @@ static void spectest_init(st_file *f) {
         uint32_t np;
         const uint8_t *types;
     } fns[] = {
-        {"print", 0, t_i32},        {"print_i32", 1, t_i32},         {"print_i64", 1, t_i64},
-        {"print_f32", 1, t_f32},    {"print_f64", 1, t_f64},         {"print_i32_f32", 2, t_i32_f32},
+        {"print", 0, t_i32},
+        {"print_i32", 1, t_i32},
+        {"print_i64", 1, t_i64},
+        {"print_f32", 1, t_f32},
+        {"print_f64", 1, t_f64},
+        {"print_i32_f32", 2, t_i32_f32},
         {"print_f64_f64", 2, t_f64_f64},
     };
     f->nspec = 0;
@@ -398,8 +403,7 @@ static int do_action(st_file *f, const cJSON *act, st_result *r, char *why, size
         nargs++;
     }
     if (nargs != ft.nparams || ft.nresults > MAX_VALS) {
-        msgf(why, nwhy, "\"%s\" takes %u arguments, the script gives %u", field, ft.nparams,
-                 nargs);
+        msgf(why, nwhy, "\"%s\" takes %u arguments, the script gives %u", field, ft.nparams, nargs);
         return ERR_USAGE;
     }
     r->n = ft.nresults;

@@ -30,20 +30,19 @@ static void usage(FILE *out) {
                  "       psl help COMMAND | psl --help | psl --version\n\ncommands:\n");
     for (size_t i = 0; i < ARRAY_LEN(cli_cmds); i++)
         fprintf(out, "  %-10s %s\n", cli_cmds[i].name, cli_cmds[i].summary);
-    fprintf(out,
-            "\nexit status (all commands):\n"
-            "  0..119  success, or the guest's own exit status (psl run)\n"
-            "  1       psl spectest: at least one assertion failed\n"
-            "  120     usage error (bad option or argument, missing export)\n"
-            "  121     I/O error (a file could not be read)\n"
-            "  122     malformed or invalid module\n"
-            "  123     unlinkable module (missing import or wrong import type)\n"
-            "  124     timeout (--timeout budget exceeded)\n"
-            "  125     trap (the guest trapped)\n"
-            "  126     limit hit (--max-memory, --max-stack, implementation limit)\n"
-            "  127     module file not found\n"
-            "  130     interrupted (SIGINT)\n"
-            "See docs/cli.md.\n");
+    fprintf(out, "\nexit status (all commands):\n"
+                 "  0..119  success, or the guest's own exit status (psl run)\n"
+                 "  1       psl spectest: at least one assertion failed\n"
+                 "  120     usage error (bad option or argument, missing export)\n"
+                 "  121     I/O error (a file could not be read)\n"
+                 "  122     malformed or invalid module\n"
+                 "  123     unlinkable module (missing import or wrong import type)\n"
+                 "  124     timeout (--timeout budget exceeded)\n"
+                 "  125     trap (the guest trapped)\n"
+                 "  126     limit hit (--max-memory, --max-stack, implementation limit)\n"
+                 "  127     module file not found\n"
+                 "  130     interrupted (SIGINT)\n"
+                 "See docs/cli.md.\n");
 }
 
 static const cli_cmd *find_cmd(const char *name) {

@@ -36,8 +36,8 @@ struct wasi_ctx {
     size_t argv_bytes, envp_bytes; /* sum of strlen + 1 */
     wasi_io io[3];
     bool closed[3];
-    size_t in_pos;          /* stdin WASI_IO_BUFFER read position */
-    uint8_t *capture[3];    /* stdout/stderr WASI_IO_BUFFER */
+    size_t in_pos;       /* stdin WASI_IO_BUFFER read position */
+    uint8_t *capture[3]; /* stdout/stderr WASI_IO_BUFFER */
     size_t capture_len[3];
     uint64_t deadline_ns;
 };
@@ -69,8 +69,12 @@ static uint8_t *guest_range(const guest_mem *g, uint64_t ptr, uint64_t len) {
 static uint32_t ld32(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
-static uint64_t ld64(const uint8_t *p) { return (uint64_t)ld32(p) | (uint64_t)ld32(p + 4) << 32; }
-static uint16_t ld16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint64_t ld64(const uint8_t *p) {
+    return (uint64_t)ld32(p) | (uint64_t)ld32(p + 4) << 32;
+}
+static uint16_t ld16(const uint8_t *p) {
+    return (uint16_t)(p[0] | p[1] << 8);
+}
 static void st16(uint8_t *p, uint16_t v) {
     p[0] = (uint8_t)v;
     p[1] = (uint8_t)(v >> 8);
@@ -119,7 +123,9 @@ static int errno_to_wasi(int e) {
     }
 }
 
-static bool std_open(const wasi_ctx *c, uint32_t fd) { return fd <= 2 && !c->closed[fd]; }
+static bool std_open(const wasi_ctx *c, uint32_t fd) {
+    return fd <= 2 && !c->closed[fd];
+}
 
 /* ---- args and environment ---- */
 
@@ -162,8 +168,8 @@ static int h_args_get(wasm_store *s, wasm_instance *caller, void *ud, const wasm
     RET(strings_get(&g, c->argc, c->argv, c->argv_bytes, ARG32(0), ARG32(1)));
 }
 
-static int h_environ_sizes_get(wasm_store *s, wasm_instance *caller, void *ud,
-                               const wasm_val *args, wasm_val *results) {
+static int h_environ_sizes_get(wasm_store *s, wasm_instance *caller, void *ud, const wasm_val *args,
+                               wasm_val *results) {
     (void)s;
     wasi_ctx *c = ud;
     guest_mem g = guest_mem_of(caller);
@@ -180,7 +186,8 @@ static int h_environ_get(wasm_store *s, wasm_instance *caller, void *ud, const w
 
 /* ---- streams ---- */
 
-/* Write len bytes to output stream fd (1 or 2). Returns bytes taken (may be short) or -WASI errno. */
+/* Write len bytes to output stream fd (1 or 2). Returns bytes taken (may be short) or -WASI errno.
+ */
 static long stream_write(wasi_ctx *c, int fd, const uint8_t *buf, size_t len) {
     wasi_io *io = &c->io[fd];
     switch (io->kind) {
@@ -743,7 +750,9 @@ void wasi_free(wasi_ctx *c) {
     free(c);
 }
 
-void wasi_set_deadline(wasi_ctx *c, uint64_t deadline_ns) { c->deadline_ns = deadline_ns; }
+void wasi_set_deadline(wasi_ctx *c, uint64_t deadline_ns) {
+    c->deadline_ns = deadline_ns;
+}
 
 const uint8_t *wasi_captured(const wasi_ctx *c, int fd, size_t *len) {
     if (fd < 1 || fd > 2 || !c->capture[fd]) {

@@ -48,7 +48,7 @@ enum {
 typedef enum {
     WASI_IO_NULL = 0, /* stdin: EOF at once; stdout/stderr: bytes are accepted and dropped */
     WASI_IO_FD,       /* a host file descriptor (not closed by the ctx) */
-    WASI_IO_BUFFER,   /* stdin: read from data[0..len); stdout/stderr: captured, at most cap bytes */
+    WASI_IO_BUFFER, /* stdin: read from data[0..len); stdout/stderr: captured, at most cap bytes */
     WASI_IO_CALLBACK, /* fn(ud, buf, len): reads into / writes from buf */
 } wasi_io_kind;
 
@@ -96,7 +96,8 @@ int wasi_resolve_import(wasi_ctx *ctx, wasm_store *s, const wasm_module *m, uint
                         wasm_extern *out, wasm_error *err);
 
 /** Resolve every import of @p m; imports_out has room for wasm_module_num_imports(m) entries.
- * @return 0, or ERR_UNLINKABLE when an import is not WASI or cannot be resolved (err says which). */
+ * @return 0, or ERR_UNLINKABLE when an import is not WASI or cannot be resolved (err says which).
+ */
 int wasi_resolve(wasi_ctx *ctx, wasm_store *s, const wasm_module *m, wasm_extern *imports_out,
                  wasm_error *err);
 

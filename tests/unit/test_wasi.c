@@ -40,7 +40,8 @@ static int setup_with(void **state, size_t out_cap) {
         .argv = argv,
         .envc = 2,
         .envp = envp,
-        .in = {.kind = WASI_IO_BUFFER, .data = (const uint8_t *)stdin_text,
+        .in = {.kind = WASI_IO_BUFFER,
+               .data = (const uint8_t *)stdin_text,
                .len = sizeof stdin_text - 1},
         .out = {.kind = WASI_IO_BUFFER, .cap = out_cap},
         .err = {.kind = WASI_IO_NULL},
@@ -57,8 +58,12 @@ static int setup_with(void **state, size_t out_cap) {
     return 0;
 }
 
-static int setup(void **state) { return setup_with(state, 1 << 20); }
-static int setup_small(void **state) { return setup_with(state, 5); }
+static int setup(void **state) {
+    return setup_with(state, 1 << 20);
+}
+static int setup_small(void **state) {
+    return setup_with(state, 5);
+}
 
 static int teardown(void **state) {
     fixture *f = *state;
@@ -85,10 +90,22 @@ static uint32_t errno_of(fixture *f, const char *name, const wasm_val *args) {
     return (uint32_t)r;
 }
 
-static uint32_t ld32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static uint64_t ld64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
-static void st32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static void st64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+static uint32_t ld32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+static uint64_t ld64(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+static void st32(uint8_t *p, uint32_t v) {
+    memcpy(p, &v, 4);
+}
+static void st64(uint8_t *p, uint64_t v) {
+    memcpy(p, &v, 8);
+}
 
 static void test_args_environ(void **state) {
     fixture *f = *state;
@@ -254,9 +271,9 @@ static void test_clocks_random(void **state) {
 static void put_clock_sub(fixture *f, uint64_t ud, uint64_t ns) {
     memset(f->mem, 0, 48);
     st64(f->mem, ud);
-    f->mem[8] = 0;          /* clock */
-    st32(f->mem + 16, 1);   /* monotonic */
-    st64(f->mem + 24, ns);  /* timeout */
+    f->mem[8] = 0;         /* clock */
+    st32(f->mem + 16, 1);  /* monotonic */
+    st64(f->mem + 24, ns); /* timeout */
 }
 
 static void test_poll_sleep(void **state) {
