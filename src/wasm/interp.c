@@ -273,13 +273,33 @@ int wasm__interp_call(wasm_store *s, const wasm_func *f, wasm_val *sp) {
         NEXT(2);                                                                                   \
     }
 
+#define BRCMP(name, EXPR)                                                                          \
+    L_brif_i32_##name : {                                                                          \
+        uint32_t x = (uint32_t)fp[B], y = (uint32_t)fp[C];                                         \
+        if (EXPR) {                                                                                \
+            FUEL();                                                                                \
+            ip = ip[2].target;                                                                     \
+            DISPATCH();                                                                            \
+        }                                                                                          \
+        NEXT(3);                                                                                   \
+    }                                                                                              \
+    L_brif_i32_##name##_ri : {                                                                     \
+        uint32_t x = (uint32_t)fp[B], y = (uint32_t)ip[2].u64;                                     \
+        if (EXPR) {                                                                                \
+            FUEL();                                                                                \
+            ip = ip[3].target;                                                                     \
+            DISPATCH();                                                                            \
+        }                                                                                          \
+        NEXT(4);                                                                                   \
+    }
+
 #define I32S(v) ((int32_t)(uint32_t)(v))
 #define I64S(v) ((int64_t)(v))
 
 static int run(wasm_store *s, const wasm_func *f, wasm_val *sp) {
 #define HB(n) &&L_##n, &&L_##n##_ri,
 #define H1(n) &&L_##n,
-    static const void *const table[OP__COUNT] = {WASM_BINOPS(HB) WASM_UNOPS(H1) WASM_LOADOPS(H1)
+    static const void *const table[OP__COUNT] = {WASM_BINOPS(HB) WASM_BRCMPOPS(HB) WASM_UNOPS(H1) WASM_LOADOPS(H1)
                                                      WASM_STOREOPS(H1) WASM_MISCOPS(H1)};
 #undef HB
 #undef H1
@@ -451,6 +471,24 @@ static int run(wasm_store *s, const wasm_func *f, wasm_val *sp) {
     UN(i64_trunc_sat_f64_s, sat_i64_s(f64v(x)))
     UN(i64_trunc_sat_f64_u, sat_i64_u(f64v(x)))
     UN(ref_is_null, x == 0)
+
+    BRCMP(eq, x == y)
+    BRCMP(ne, x != y)
+    BRCMP(lt_s, I32S(x) < I32S(y))
+    BRCMP(lt_u, x < y)
+    BRCMP(gt_s, I32S(x) > I32S(y))
+    BRCMP(gt_u, x > y)
+    BRCMP(le_s, I32S(x) <= I32S(y))
+    BRCMP(le_u, x <= y)
+    BRCMP(ge_s, I32S(x) >= I32S(y))
+    BRCMP(ge_u, x >= y)
+L_brif_eqz:
+    if (!(uint32_t)fp[A]) {
+        FUEL();
+        ip = ip[2].target;
+        DISPATCH();
+    }
+    NEXT(3);
 
     /* ---- memory ---- */
     LOAD(load32, 4, uint32_t, v)

@@ -281,6 +281,56 @@ static const uint8_t *label_types(const cframe *f, uint32_t *n) {
     return f->results;
 }
 
+/* Compare-and-branch fusion. If the last instruction was an i32 compare (or eqz) whose result is
+ * the condition at depth d and nothing was emitted since, remove it and describe it in *fc so the
+ * branch can test the operands itself. */
+typedef struct fused {
+    int cmp; /* 0..9 index into the i32 compares (eq ne lt_s lt_u gt_s gt_u le_s le_u ge_s ge_u),
+                10 = eqz, -1 = nothing to fuse */
+    bool ri;
+    wasm_cell slots;
+    uint64_t imm;
+} fused;
+
+static fused take_compare(lower *c, uint32_t d) {
+    fused fc = {.cmp = -1};
+    if (c->last_end != c->nout || c->last_depth != d || c->vs[d].kind != V_STACK)
+        return fc;
+    const void *h = c->out[c->last_dst - 1].h;
+    int found = -1;
+    if (h == c->h[OP_i32_eqz])
+        found = 20;
+    for (int j = 0; j < 20 && found < 0; j++)
+        if (h == c->h[OP_i32_eq + j])
+            found = j;
+    if (found < 0)
+        return fc;
+    fc.cmp = found / 2;
+    fc.ri = found < 20 && (found & 1);
+    fc.slots = c->out[c->last_dst];
+    if (fc.ri)
+        fc.imm = c->out[c->last_dst + 1].u64;
+    c->nout = c->last_dst - 1;
+    c->last_end = UINT32_MAX;
+    return fc;
+}
+
+/* Emit "branch to label when fc holds (or, with negate, when it does not)". */
+static void emit_fused_branch(lower *c, const fused *fc, bool negate) {
+    static const int inverse[10] = {1, 0, 8, 9, 6, 7, 4, 5, 2, 3};
+    if (fc->cmp == 10) {
+        /* eqz: taken when the operand is zero; negated, when it is not. */
+        emit_op(c, negate ? OP_br_if : OP_brif_eqz);
+        emit_slots(c, fc->slots.s.b, 0, 0, 0);
+        return;
+    }
+    int k = negate ? inverse[fc->cmp] : fc->cmp;
+    emit_op(c, (wasm_op)(OP_brif_i32_eq + 2 * k + (fc->ri ? 1 : 0)));
+    emit_slots(c, 0, fc->slots.s.b, fc->slots.s.c, 0);
+    if (fc->ri)
+        emit_u64(c, fc->imm);
+}
+
 /* Emit the moves that put the top n values into label frame f's slots. */
 static void emit_label_moves(lower *c, const cframe *f, uint32_t n) {
     uint32_t src0 = c->nvs - n;
@@ -809,17 +859,24 @@ static int lower_body(lower *c) {
                 break;
             uint32_t cond = 0;
             bool was_dead = dead(c);
+            fused fc = {.cmp = -1};
             if (!was_dead) {
+                fc = take_compare(c, c->nvs);
                 materialize_all(c);
                 c->nvs++;
-                cond = use(c, c->nvs - 1);
+                if (fc.cmp < 0)
+                    cond = use(c, c->nvs - 1);
                 c->nvs--;
             }
             enter_block(c, F_IF, np, pt, nr, rt);
             cframe *nf = top_frame(c);
             if (!was_dead) {
-                emit_op(c, OP_br_unless);
-                emit_slots(c, cond, 0, 0, 0);
+                if (fc.cmp >= 0) {
+                    emit_fused_branch(c, &fc, true);
+                } else {
+                    emit_op(c, OP_br_unless);
+                    emit_slots(c, cond, 0, 0, 0);
+                }
                 nf->else_site = emit_target(c, 0);
             }
             c->last_end = UINT32_MAX;
@@ -939,8 +996,13 @@ static int lower_body(lower *c) {
                 if (c->nvs - f->height < n) {
                     /* unreachable stack: nothing to emit */
                 } else if (!label_needs_moves(c, lf, n)) {
-                    emit_op(c, lf->kind == F_LOOP ? OP_br_if_back : OP_br_if);
-                    emit_slots(c, cond, 0, 0, 0);
+                    fused fc = take_compare(c, d);
+                    if (fc.cmp >= 0) {
+                        emit_fused_branch(c, &fc, false);
+                    } else {
+                        emit_op(c, lf->kind == F_LOOP ? OP_br_if_back : OP_br_if);
+                        emit_slots(c, cond, 0, 0, 0);
+                    }
                     emit_label_ref(c, lf);
                 } else {
                     emit_op(c, OP_br_unless);

@@ -23,6 +23,12 @@
     B(f32_add) B(f32_sub) B(f32_mul) B(f32_div) B(f32_min) B(f32_max) B(f32_copysign) \
     B(f64_add) B(f64_sub) B(f64_mul) B(f64_div) B(f64_min) B(f64_max) B(f64_copysign)
 
+/* Compare-and-branch superinstructions: [h][_, lhs, rhs][target] or [h][_, lhs][imm][target].
+ * Taken branches count fuel, as they may close a loop. Same order as the i32 compares above. */
+#define WASM_BRCMPOPS(B) \
+    B(brif_i32_eq) B(brif_i32_ne) B(brif_i32_lt_s) B(brif_i32_lt_u) B(brif_i32_gt_s) \
+    B(brif_i32_gt_u) B(brif_i32_le_s) B(brif_i32_le_u) B(brif_i32_ge_s) B(brif_i32_ge_u)
+
 #define WASM_UNOPS(U) \
     U(i32_eqz) U(i64_eqz) U(i32_clz) U(i32_ctz) U(i32_popcnt) U(i64_clz) U(i64_ctz) U(i64_popcnt) \
     U(f32_abs) U(f32_neg) U(f32_ceil) U(f32_floor) U(f32_trunc) U(f32_nearest) U(f32_sqrt) \
@@ -48,13 +54,13 @@
     X(br_unless) X(br_table) X(ret) X(call) X(call_import) X(call_indirect) X(ref_func) \
     X(global_get) X(global_set) X(memory_size) X(memory_grow) X(memory_fill) X(memory_copy) \
     X(memory_init) X(data_drop) X(table_get) X(table_set) X(table_size) X(table_grow) \
-    X(table_fill) X(table_copy) X(table_init) X(elem_drop) X(copy2) X(nop)
+    X(table_fill) X(table_copy) X(table_init) X(elem_drop) X(copy2) X(nop) X(brif_eqz)
 /* clang-format on */
 
 #define WASM_OP_BIN(n) OP_##n, OP_##n##_ri,
 #define WASM_OP_ONE(n) OP_##n,
 typedef enum wasm_op {
-    WASM_BINOPS(WASM_OP_BIN) WASM_UNOPS(WASM_OP_ONE) WASM_LOADOPS(WASM_OP_ONE)
+    WASM_BINOPS(WASM_OP_BIN) WASM_BRCMPOPS(WASM_OP_BIN) WASM_UNOPS(WASM_OP_ONE) WASM_LOADOPS(WASM_OP_ONE)
         WASM_STOREOPS(WASM_OP_ONE) WASM_MISCOPS(WASM_OP_ONE) OP__COUNT
 } wasm_op;
 #undef WASM_OP_BIN
