@@ -601,14 +601,50 @@ static int const_expr(dec *d, uint8_t want, wasm_constexpr *out, verdict *v) {
  * tree: every opcode known, immediates well-formed, blocks nested and closed, `else` only in an
  * `if`. Reads may run past the body's declared size (the caller then reports the size
  * mismatch), so the error found first is the reference's. Typing is lower.c's job. */
+enum { IMM_SLOW, IMM_NONE, IMM_U32, IMM_MEMARG, IMM_S32 };
+
+/* Immediate shape per opcode for the scan's fast path; IMM_SLOW goes to skip_immediates (which
+ * also rejects illegal opcodes). */
+static const uint8_t imm_class[256] = {
+    1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, /* 00 */
+    2, 2, 2, 2, 2, 2, 2, 0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, /* 20 */
+    0, 4, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 40 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 60 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 80 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* a0 */
+    1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* c0 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* e0 */
+};
+
 static int scan_body(dec *d) {
     uint32_t depth = 0; /* open blocks inside the function's own */
+    const uint8_t *end = d->r.end;
     d->in_body = true;
     for (;;) {
-        size_t at = pos(d);
-        if (d->r.p >= d->r.end)
+        if (d->r.p >= end)
             return malformed(d, d->m->len, E_EOF);
         uint8_t op = *d->r.p++;
+        const uint8_t *p = d->r.p;
+        switch (imm_class[op]) {
+        case IMM_NONE:
+            continue;
+        case IMM_U32:
+        case IMM_S32: /* any single byte below 0x80 is a valid u32 or s32 */
+            if (LIKELY(p < end && *p < 0x80)) {
+                d->r.p = p + 1;
+                continue;
+            }
+            break;
+        case IMM_MEMARG:
+            if (LIKELY(end - p >= 2 && p[0] < 32 && p[1] < 0x80)) {
+                d->r.p = p + 2;
+                continue;
+            }
+            break;
+        default:
+            break;
+        }
+        size_t at = pos(d) - 1;
         if (op == 0x0b) {
             if (depth == 0)
                 break;
@@ -857,6 +893,7 @@ static int sec_export(dec *d) {
             goto out;
         names[i].idx = i;
         e->name = name_dup(names[i].s, names[i].len);
+        e->name_len = names[i].len;
         size_t at = pos(d);
         if ((rc = u8(d, &e->kind)))
             goto out;
@@ -1146,19 +1183,12 @@ static int decode(dec *d) {
         }
         if (rc == 0 && pos(d) != start + size)
             rc = malformed(d, start, "section size mismatch");
-        if (rc) {
-            /* Code entries beyond the function count are not seen by module_clear. */
-            for (uint32_t i = m->nfuncs - m->nimported_funcs; m->codes && i < d->ncodes; i++)
-                free(m->codes[i].local_types);
+        if (rc)
             return rc;
-        }
     }
     funcs_done(d);
-    if (d->ncodes != m->nfuncs - m->nimported_funcs) {
-        for (uint32_t i = m->nfuncs - m->nimported_funcs; m->codes && i < d->ncodes; i++)
-            free(m->codes[i].local_types);
+    if (d->ncodes != m->nfuncs - m->nimported_funcs)
         return malformed(d, m->len, "function and code section have inconsistent lengths");
-    }
     if (!m->codes)
         m->codes = xcalloc(1, sizeof *m->codes);
     if (m->has_datacount && m->datacount != m->ndatas)
@@ -1181,6 +1211,11 @@ static int decode(dec *d) {
 int wasm__decode(wasm_module *m, wasm_error *err) {
     dec d = {.m = m, .err = err};
     int rc = decode(&d);
+    /* Code entries beyond the function count (a count mismatch) are not seen by module_clear;
+     * free them here, whichever failure (also a later section header) ended decoding. */
+    if (rc && m->codes)
+        for (uint32_t i = m->nfuncs - m->nimported_funcs; i < d.ncodes; i++)
+            free(m->codes[i].local_types);
     free(d.frames);
     return rc;
 }
