@@ -66,6 +66,13 @@ typedef struct st_file {
     wasm_instance *cur;
     st_spec spec[13];
     size_t nspec;
+    /* Export names as raw bytes: cJSON cannot carry the NUL bytes some names hold, so every
+     * "field" string is also decoded from the text, in document order (one per action). */
+    char **fields;
+    uint32_t *field_lens;
+    size_t nfields, next_field;
+    const char *cur_field;
+    size_t cur_field_len;
     long passed, failed, skipped;
 } st_file;
 
@@ -372,7 +379,9 @@ static int do_action(st_file *f, const cJSON *act, st_result *r, char *why, size
         return ERR_USAGE;
     }
     wasm_extern e;
-    if (!field || wasm_instance_export(inst, field, &e) != 0) {
+    if (!field || wasm_instance_export_n(inst, f->cur_field ? f->cur_field : field,
+                                         f->cur_field ? f->cur_field_len : strlen(field),
+                                         &e) != 0) {
         msgf(why, nwhy, "unknown export \"%s\"", field ? field : "");
         return ERR_USAGE;
     }
@@ -557,6 +566,12 @@ static void cmd_assert_inst(st_file *f, const cJSON *c, int line, int want) {
 
 static void run_command(st_file *f, const cJSON *c) {
     const char *type = jstr(c, "type");
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(c, "action");
+    f->cur_field = NULL;
+    if (act && cJSON_GetObjectItemCaseSensitive(act, "field") && f->next_field < f->nfields) {
+        f->cur_field = f->fields[f->next_field];
+        f->cur_field_len = f->field_lens[f->next_field++];
+    }
     const cJSON *jl = cJSON_GetObjectItemCaseSensitive(c, "line");
     int line = cJSON_IsNumber(jl) ? jl->valueint : 0;
     if (!type) {
@@ -602,6 +617,76 @@ static char *file_stem(const char *path) {
     return s;
 }
 
+/* Decode the JSON string starting after its opening quote at p into UTF-8 bytes (NULs kept). */
+static char *json_raw_string(const char *p, const char *end, uint32_t *len) {
+    char *out = xmalloc((size_t)(end - p) + 1);
+    size_t n = 0;
+    while (p < end && *p != '"') {
+        if (*p != '\\') {
+            out[n++] = *p++;
+            continue;
+        }
+        if (++p >= end)
+            break;
+        char e = *p++;
+        uint32_t cp;
+        switch (e) {
+        case 'b': out[n++] = '\b'; continue;
+        case 'f': out[n++] = '\f'; continue;
+        case 'n': out[n++] = '\n'; continue;
+        case 'r': out[n++] = '\r'; continue;
+        case 't': out[n++] = '\t'; continue;
+        case 'u':
+            if (end - p < 4)
+                goto done;
+            cp = (uint32_t)strtoul((char[5]){p[0], p[1], p[2], p[3], 0}, NULL, 16);
+            p += 4;
+            if (cp >= 0xd800 && cp < 0xdc00 && end - p >= 6 && p[0] == '\\' && p[1] == 'u') {
+                uint32_t lo = (uint32_t)strtoul((char[5]){p[2], p[3], p[4], p[5], 0}, NULL, 16);
+                p += 6;
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+            }
+            if (cp < 0x80) {
+                out[n++] = (char)cp;
+            } else if (cp < 0x800) {
+                out[n++] = (char)(0xc0 | (cp >> 6));
+                out[n++] = (char)(0x80 | (cp & 0x3f));
+            } else if (cp < 0x10000) {
+                out[n++] = (char)(0xe0 | (cp >> 12));
+                out[n++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+                out[n++] = (char)(0x80 | (cp & 0x3f));
+            } else {
+                out[n++] = (char)(0xf0 | (cp >> 18));
+                out[n++] = (char)(0x80 | ((cp >> 12) & 0x3f));
+                out[n++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+                out[n++] = (char)(0x80 | (cp & 0x3f));
+            }
+            continue;
+        default: out[n++] = e; continue;
+        }
+    }
+done:
+    out[n] = 0;
+    *len = (uint32_t)n;
+    return out;
+}
+
+static void collect_fields(st_file *f, const char *text, size_t len) {
+    static const char key[] = "\"field\": \"";
+    const char *end = text + len, *p = text;
+    size_t cap = 0;
+    while ((p = memmem(p, (size_t)(end - p), key, sizeof key - 1)) != NULL) {
+        p += sizeof key - 1;
+        if (f->nfields == cap) {
+            cap = cap ? cap * 2 : 64;
+            f->fields = xrealloc(f->fields, cap * sizeof *f->fields);
+            f->field_lens = xrealloc(f->field_lens, cap * sizeof *f->field_lens);
+        }
+        f->fields[f->nfields] = json_raw_string(p, end, &f->field_lens[f->nfields]);
+        f->nfields++;
+    }
+}
+
 /* Run one .json file in this process; prints failures (-v) but not the summary line. */
 static int run_file(const char *path, bool verbose, uint64_t timeout_ns, st_counts *out) {
     uint8_t *text = NULL;
@@ -612,14 +697,19 @@ static int run_file(const char *path, bool verbose, uint64_t timeout_ns, st_coun
         return ERR_IO;
     }
     cJSON *root = cJSON_ParseWithLength((const char *)text, len);
+    st_file f = {.verbose = verbose, .timeout_ns = timeout_ns};
+    collect_fields(&f, (const char *)text, len);
     free(text);
     const cJSON *cmds = cJSON_GetObjectItemCaseSensitive(root, "commands");
     if (!root || !cJSON_IsArray(cmds)) {
         cli_err("spectest: %s is not a wast2json command list", path);
         cJSON_Delete(root);
+        for (size_t i = 0; i < f.nfields; i++)
+            free(f.fields[i]);
+        free(f.fields);
+        free(f.field_lens);
         return ERR_IO;
     }
-    st_file f = {.verbose = verbose, .timeout_ns = timeout_ns};
     const char *slash = strrchr(path, '/');
     f.dir = slash ? strndup(path, (size_t)(slash - path)) : xstrdup(".");
     f.src = jstr(root, "source_filename");
@@ -637,6 +727,10 @@ static int run_file(const char *path, bool verbose, uint64_t timeout_ns, st_coun
         wasm_module_free(f.mods[i]);
     for (size_t i = 0; i < f.nnamed; i++)
         free(f.named[i].name);
+    for (size_t i = 0; i < f.nfields; i++)
+        free(f.fields[i]);
+    free(f.fields);
+    free(f.field_lens);
     for (size_t i = 0; i < f.nregs; i++)
         free(f.regs[i].name);
     free(f.named);

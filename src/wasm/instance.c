@@ -494,10 +494,15 @@ int wasm_instance_new(wasm_store *s, const wasm_module *m, const wasm_extern *im
 }
 
 int wasm_instance_export(const wasm_instance *inst, const char *name, wasm_extern *out) {
+    return wasm_instance_export_n(inst, name, strlen(name), out);
+}
+
+int wasm_instance_export_n(const wasm_instance *inst, const char *name, size_t len,
+                           wasm_extern *out) {
     const wasm_module *m = inst->mod;
     for (uint32_t i = 0; i < m->nexports; i++) {
         const wasm_export *e = &m->exports[i];
-        if (strcmp(e->name, name) != 0)
+        if (e->name_len != len || memcmp(e->name, name, len) != 0)
             continue;
         out->kind = e->kind;
         switch (e->kind) {

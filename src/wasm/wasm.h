@@ -107,7 +107,7 @@ int wasm_module_load(const uint8_t *bytes, size_t len, wasm_module **out, wasm_e
 void wasm_module_free(wasm_module *m);
 
 /* Imports, in module order. Returned strings point into the module; valid until it is freed.
- * For functions *type is set; for the other kinds see wasm_module_import_info(). */
+ * Use wasm_module_import_functype() for the signature of a function import. */
 uint32_t wasm_module_num_imports(const wasm_module *m);
 void wasm_module_import(const wasm_module *m, uint32_t i, const char **module, const char **name,
                         uint8_t *kind);
@@ -152,8 +152,11 @@ void *wasm_store_userdata(const wasm_store *s);
  * outlive the store. */
 int wasm_instance_new(wasm_store *s, const wasm_module *m, const wasm_extern *imports,
                       uint32_t nimports, wasm_instance **out, wasm_error *err);
-/** Look up an export. @return 0 or ERR_NOTFOUND. */
+/** Look up an export by its NUL-terminated name. @return 0 or ERR_NOTFOUND. */
 int wasm_instance_export(const wasm_instance *inst, const char *name, wasm_extern *out);
+/** The same for a name of @p len bytes that may contain NUL bytes. */
+int wasm_instance_export_n(const wasm_instance *inst, const char *name, size_t len,
+                           wasm_extern *out);
 /* The instance's memory 0, or NULL. */
 wasm_memory *wasm_instance_memory(const wasm_instance *inst);
 

@@ -57,6 +57,7 @@ typedef struct wasm_import {
 
 typedef struct wasm_export {
     char *name;
+    uint32_t name_len; /* names may contain NUL bytes */
     uint8_t kind;
     uint32_t index;
 } wasm_export;
