@@ -63,6 +63,7 @@ wasm_store *wasm_store_new(const wasm_config *cfg) {
     s->sp = s->stack;
     s->frames = xmalloc(((size_t)s->cfg.max_call_depth + 2) * sizeof *s->frames);
     atomic_init(&s->interrupt, 0);
+    s->trap_func = -1;
     return s;
 }
 
@@ -179,6 +180,11 @@ static int set_trap(wasm_store *s, int trap) {
     s->trap = (wasm_trap)trap;
     if (trap != WASM_TRAP_HOST || !s->trap_msg[0])
         snprintf(s->trap_msg, sizeof s->trap_msg, "%s", wasm_trap_str((wasm_trap)trap));
+    if (s->trap_func >= 0 && trap != WASM_TRAP_EXIT) {
+        size_t n = strlen(s->trap_msg);
+        snprintf(s->trap_msg + n, sizeof s->trap_msg - n, " (in function %lld)",
+                 (long long)s->trap_func);
+    }
     return trap == WASM_TRAP_EXIT ? ERR_EXIT : ERR_TRAP;
 }
 
@@ -188,6 +194,7 @@ int wasm_call(wasm_store *s, wasm_func *f, const wasm_val *args, wasm_val *resul
     if (outer) {
         s->deadline_ns = s->cfg.timeout_ns ? wasm__now_ns() + s->cfg.timeout_ns : 0;
         s->trap = WASM_TRAP_NONE;
+        s->trap_func = -1;
         s->trap_msg[0] = 0;
     }
     wasm_val *sp = s->sp;
@@ -455,6 +462,7 @@ int wasm_instance_new(wasm_store *s, const wasm_module *m, const wasm_extern *im
         inst->elem_len[i] = e->mode == WASM_SEG_PASSIVE ? e->n : 0;
     }
     *out = inst;
+    s->trap_func = -1;
 
     /* Active segments, in order; a failing one traps and leaves earlier ones applied. */
     for (uint32_t i = 0; i < m->nelems; i++) {

@@ -321,6 +321,7 @@ static int run(wasm_store *s, const wasm_func *f, wasm_val *sp) {
     const wasm_code *callee = f->code;
     const wasm_cell *ret_ip = NULL;
 
+    ip = callee->code;
     RELOAD_MEM();
     goto enter;
 
@@ -760,6 +761,15 @@ L_ret: {
 }
 
 trap:
+    s->trap_func = -1;
+    if (inst)
+        for (uint32_t i = 0; i < inst->mod->nfuncs - inst->mod->nimported_funcs; i++) {
+            const wasm_code *cd = &inst->mod->codes[i];
+            if (ip >= cd->code && ip < cd->code + cd->ncode) {
+                s->trap_func = inst->mod->nimported_funcs + i;
+                break;
+            }
+        }
     s->depth = entry_depth;
     return rc;
 }

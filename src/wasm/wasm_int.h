@@ -233,6 +233,7 @@ struct wasm_store {
     atomic_int interrupt;
     uint64_t deadline_ns; /* 0: none */
     wasm_trap trap;
+    int64_t trap_func; /* function index where the last trap happened, -1 if unknown */
     char trap_msg[200];
     int exit_code;
     void *userdata;
