@@ -139,8 +139,8 @@ typedef struct dec {
     uint32_t ncodes;     /* entries of the code section */
     bool funcs_done;     /* function index space final (func_types, declared_funcs allocated) */
     uint64_t total_locals;
-    bool in_body;   /* scanning a function body (not a constant expression) */
-    bool uses_data; /* some body uses memory.init or data.drop */
+    bool in_body;    /* scanning a function body (not a constant expression) */
+    bool uses_data;  /* some body uses memory.init or data.drop */
     uint8_t *frames; /* body scan: per open block, 1 while an else may still follow */
     uint32_t cap_frames;
 } dec;
@@ -153,9 +153,12 @@ typedef struct verdict {
     char msg[96];
 } verdict;
 
-static size_t pos(const dec *d) { return (size_t)(d->r.p - d->r.base); }
+static size_t pos(const dec *d) {
+    return (size_t)(d->r.p - d->r.base);
+}
 
-static int malformed(dec *d, size_t off, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int malformed(dec *d, size_t off, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int malformed(dec *d, size_t off, const char *fmt, ...) {
     if (d->err) {
         va_list ap;
@@ -167,7 +170,8 @@ static int malformed(dec *d, size_t off, const char *fmt, ...) {
     return ERR_MALFORMED;
 }
 
-static void pending(dec *d, int code, size_t off, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void pending(dec *d, int code, size_t off, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 static void pending(dec *d, int code, size_t off, const char *fmt, ...) {
     if (d->pend_code)
         return;
@@ -179,7 +183,8 @@ static void pending(dec *d, int code, size_t off, const char *fmt, ...) {
     d->pend_code = code;
 }
 
-static void verdict_set(verdict *v, int code, size_t off, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void verdict_set(verdict *v, int code, size_t off, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 static void verdict_set(verdict *v, int code, size_t off, const char *fmt, ...) {
     if (v->code)
         return;
@@ -197,7 +202,9 @@ static void pending_verdict(dec *d, const verdict *v) {
 }
 
 /* The reader failed: turn its reason into a malformed error at the current position. */
-static int rd_fail(dec *d) { return malformed(d, pos(d), "%s", d->r.bad); }
+static int rd_fail(dec *d) {
+    return malformed(d, pos(d), "%s", d->r.bad);
+}
 
 #define TRY(x)                                                                                     \
     do {                                                                                           \
@@ -305,7 +312,9 @@ static char *name_dup(const uint8_t *s, uint32_t n) {
 
 /* ---- types ---- */
 
-static bool is_reftype(uint8_t b) { return b == WASM_FUNCREF || b == WASM_EXTERNREF; }
+static bool is_reftype(uint8_t b) {
+    return b == WASM_FUNCREF || b == WASM_EXTERNREF;
+}
 
 static int reftype(dec *d, uint8_t *out) {
     size_t at = pos(d);
@@ -405,16 +414,28 @@ static int skip_immediates(dec *d, uint8_t op, size_t at) {
     uint32_t x;
     uint8_t b;
     switch (op) {
-    case 0x00: case 0x01: case 0x05: case 0x0f: case 0x1a: case 0x1b: case 0xd1:
-        return 0;
-    case 0x02: case 0x03: case 0x04:
-        return blocktype(d);
-    case 0x0c: case 0x0d: case 0x10: case 0x20: case 0x21: case 0x22: case 0x23: case 0x24:
-    case 0x25: case 0x26: case 0xd2:
-        return u32(d, &x);
-    case 0x11:
-        TRY(u32(d, &x));
-        return u32(d, &x);
+    case 0x00:
+    case 0x01:
+    case 0x05:
+    case 0x0f:
+    case 0x1a:
+    case 0x1b:
+    case 0xd1: return 0;
+    case 0x02:
+    case 0x03:
+    case 0x04: return blocktype(d);
+    case 0x0c:
+    case 0x0d:
+    case 0x10:
+    case 0x20:
+    case 0x21:
+    case 0x22:
+    case 0x23:
+    case 0x24:
+    case 0x25:
+    case 0x26:
+    case 0xd2: return u32(d, &x);
+    case 0x11: TRY(u32(d, &x)); return u32(d, &x);
     case 0x0e: {
         uint32_t n;
         TRY(len32(d, &n));
@@ -429,8 +450,8 @@ static int skip_immediates(dec *d, uint8_t op, size_t at) {
             TRY(valtype(d, &b));
         return 0;
     }
-    case 0x3f: case 0x40:
-        return zero_byte(d);
+    case 0x3f:
+    case 0x40: return zero_byte(d);
     case 0x41: {
         int64_t v;
         return vs(d, 32, &v);
@@ -439,37 +460,35 @@ static int skip_immediates(dec *d, uint8_t op, size_t at) {
         int64_t v;
         return vs(d, 64, &v);
     }
-    case 0x43:
-        return skip(d, 4);
-    case 0x44:
-        return skip(d, 8);
-    case 0xd0:
-        return reftype(d, &b);
+    case 0x43: return skip(d, 4);
+    case 0x44: return skip(d, 8);
+    case 0xd0: return reftype(d, &b);
     case 0xfc: {
         uint32_t sub;
         TRY(u32(d, &sub));
         switch (sub) {
-        case 0: case 1: case 2: case 3: case 4: case 5: case 6: case 7:
-            return 0;
+        case 0:
+        case 1:
+        case 2:
+        case 3:
+        case 4:
+        case 5:
+        case 6:
+        case 7: return 0;
         case 8:
             d->uses_data |= d->in_body;
             TRY(u32(d, &x));
             return zero_byte(d);
-        case 9:
-            d->uses_data |= d->in_body;
-            return u32(d, &x);
-        case 13: case 15: case 16: case 17:
-            return u32(d, &x);
-        case 10:
-            TRY(zero_byte(d));
-            return zero_byte(d);
-        case 11:
-            return zero_byte(d);
-        case 12: case 14:
-            TRY(u32(d, &x));
-            return u32(d, &x);
-        default:
-            return malformed(d, at, "illegal opcode fc %02x", sub);
+        case 9: d->uses_data |= d->in_body; return u32(d, &x);
+        case 13:
+        case 15:
+        case 16:
+        case 17: return u32(d, &x);
+        case 10: TRY(zero_byte(d)); return zero_byte(d);
+        case 11: return zero_byte(d);
+        case 12:
+        case 14: TRY(u32(d, &x)); return u32(d, &x);
+        default: return malformed(d, at, "illegal opcode fc %02x", sub);
         }
     }
     default:
@@ -548,9 +567,7 @@ static int const_expr(dec *d, uint8_t want, wasm_constexpr *out, verdict *v) {
             for (int i = 7; i >= 0; i--)
                 value = value << 8 | imm[i];
             break;
-        case 0xd0:
-            type = imm[0];
-            break;
+        case 0xd0: type = imm[0]; break;
         case 0xd2:
             type = WASM_FUNCREF;
             value = wasm__rd_u32(&ir);
@@ -576,9 +593,7 @@ static int const_expr(dec *d, uint8_t want, wasm_constexpr *out, verdict *v) {
                 type = m->globals[value].type;
             }
             break;
-        default:
-            is_const = false;
-            break;
+        default: is_const = false; break;
         }
         if (!is_const && !judged_const) {
             verdict_set(v, ERR_INVALID, at, "constant expression required");
@@ -605,6 +620,7 @@ enum { IMM_SLOW, IMM_NONE, IMM_U32, IMM_MEMARG, IMM_S32 };
 
 /* Immediate shape per opcode for the scan's fast path; IMM_SLOW goes to skip_immediates (which
  * also rejects illegal opcodes). */
+// clang-format off
 static const uint8_t imm_class[256] = {
     1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, /* 00 */
     2, 2, 2, 2, 2, 2, 2, 0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, /* 20 */
@@ -615,6 +631,7 @@ static const uint8_t imm_class[256] = {
     1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* c0 */
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* e0 */
 };
+// clang-format on
 
 static int scan_body(dec *d) {
     uint32_t depth = 0; /* open blocks inside the function's own */
@@ -626,8 +643,7 @@ static int scan_body(dec *d) {
         uint8_t op = *d->r.p++;
         const uint8_t *p = d->r.p;
         switch (imm_class[op]) {
-        case IMM_NONE:
-            continue;
+        case IMM_NONE: continue;
         case IMM_U32:
         case IMM_S32: /* any single byte below 0x80 is a valid u32 or s32 */
             if (LIKELY(p < end && *p < 0x80)) {
@@ -641,8 +657,7 @@ static int scan_body(dec *d) {
                 continue;
             }
             break;
-        default:
-            break;
+        default: break;
         }
         size_t at = pos(d) - 1;
         if (op == 0x0b) {
@@ -779,8 +794,7 @@ static int sec_import(dec *d) {
             im->index = m->nimported_globals;
             m->globals[m->nimported_globals++] = im->u.global;
             break;
-        default:
-            return malformed(d, at, "malformed import kind");
+        default: return malformed(d, at, "malformed import kind");
         }
     }
     m->ntables = m->nimported_tables;
@@ -905,8 +919,8 @@ static int sec_export(dec *d) {
         if ((rc = u32(d, &e->index)))
             goto out;
         static const char *const kinds[] = {"function", "table", "memory", "global"};
-        uint32_t limit = e->kind == WASM_EXTERN_FUNC    ? m->nfuncs
-                         : e->kind == WASM_EXTERN_TABLE ? m->ntables
+        uint32_t limit = e->kind == WASM_EXTERN_FUNC     ? m->nfuncs
+                         : e->kind == WASM_EXTERN_TABLE  ? m->ntables
                          : e->kind == WASM_EXTERN_MEMORY ? m->nmems
                                                          : m->nglobals;
         if (e->index >= limit) {
@@ -1258,7 +1272,9 @@ void wasm__module_clear(wasm_module *m) {
 
 /* ---- public accessors ---- */
 
-uint32_t wasm_module_num_imports(const wasm_module *m) { return m->nimports; }
+uint32_t wasm_module_num_imports(const wasm_module *m) {
+    return m->nimports;
+}
 
 void wasm_module_import(const wasm_module *m, uint32_t i, const char **module, const char **name_,
                         uint8_t *kind) {
@@ -1279,7 +1295,9 @@ wasm_functype wasm_module_import_functype(const wasm_module *m, uint32_t i) {
     return ft;
 }
 
-uint32_t wasm_module_num_exports(const wasm_module *m) { return m->nexports; }
+uint32_t wasm_module_num_exports(const wasm_module *m) {
+    return m->nexports;
+}
 
 void wasm_module_export(const wasm_module *m, uint32_t i, const char **name_, uint8_t *kind) {
     ASSERT(i < m->nexports);

@@ -105,28 +105,38 @@ static void test_leb_signed(void **state) {
         size_t n;
         int64_t v;
         const char *bad;
-    } s32[] = {
-        {{0x00}, 1, 0, NULL},
-        {{0x7f}, 1, -1, NULL},
-        {{0x3f}, 1, 63, NULL},
-        {{0x40}, 1, -64, NULL},
-        {{0xff, 0x00}, 2, 127, NULL},
-        {{0x80, 0x7f}, 2, -128, NULL},
-        {{0xff, 0xff, 0xff, 0xff, 0x07}, 5, INT32_MAX, NULL},
-        {{0x80, 0x80, 0x80, 0x80, 0x78}, 5, INT32_MIN, NULL},
-        {{0xff, 0xff, 0xff, 0xff, 0x0f}, 5, 0, "integer too large"},
-        {{0x80, 0x80, 0x80, 0x80, 0x70}, 5, 0, "integer too large"},
-        {{0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}, 6, 0, "integer representation too long"},
-    }, s64[] = {
-        {{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00}, 10, INT64_MAX, NULL},
-        {{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x7f}, 10, INT64_MIN, NULL},
-        {{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01}, 10, 0, "integer too large"},
-        {{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x41}, 10, 0, "integer too large"},
-        {{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00}, 11, 0,
-         "integer representation too long"},
-        {{0x7f}, 1, -1, NULL},
-        {{0x80, 0x80, 0x80, 0x80, 0x78}, 5, -(INT64_C(1) << 31), NULL},
-    };
+    } s32[] =
+        {
+            {{0x00}, 1, 0, NULL},
+            {{0x7f}, 1, -1, NULL},
+            {{0x3f}, 1, 63, NULL},
+            {{0x40}, 1, -64, NULL},
+            {{0xff, 0x00}, 2, 127, NULL},
+            {{0x80, 0x7f}, 2, -128, NULL},
+            {{0xff, 0xff, 0xff, 0xff, 0x07}, 5, INT32_MAX, NULL},
+            {{0x80, 0x80, 0x80, 0x80, 0x78}, 5, INT32_MIN, NULL},
+            {{0xff, 0xff, 0xff, 0xff, 0x0f}, 5, 0, "integer too large"},
+            {{0x80, 0x80, 0x80, 0x80, 0x70}, 5, 0, "integer too large"},
+            {{0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}, 6, 0, "integer representation too long"},
+        },
+      s64[] = {
+          {{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00}, 10, INT64_MAX, NULL},
+          {{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x7f}, 10, INT64_MIN, NULL},
+          {{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01},
+           10,
+           0,
+           "integer too large"},
+          {{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x41},
+           10,
+           0,
+           "integer too large"},
+          {{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00},
+           11,
+           0,
+           "integer representation too long"},
+          {{0x7f}, 1, -1, NULL},
+          {{0x80, 0x80, 0x80, 0x80, 0x78}, 5, -(INT64_C(1) << 31), NULL},
+      };
     for (size_t i = 0; i < ARRAY_LEN(s32); i++) {
         wasm_reader r = reader(s32[i].b, s32[i].n);
         int32_t v = wasm__rd_s32(&r);
@@ -290,13 +300,13 @@ static void test_full_module(void **state) {
 static void test_small_valid(void **state) {
     (void)state;
     static const char *const ok[] = {
-        "",                                  /* empty module */
-        "00 05 04 6e 61 6d 65",              /* custom section only */
-        "00 01 00",                          /* custom section with an empty name */
-        "03 01 00 0a 01 00",                 /* empty function and code sections */
-        "0c 01 00",                          /* data count 0 without a data section */
-        "05 06 01 01 00 80 80 04",           /* memory 0..65536 pages */
-        "04 09 01 6f 01 00 ff ff ff ff 0f",  /* externref table with max 2^32-1 */
+        "",                                 /* empty module */
+        "00 05 04 6e 61 6d 65",             /* custom section only */
+        "00 01 00",                         /* custom section with an empty name */
+        "03 01 00 0a 01 00",                /* empty function and code sections */
+        "0c 01 00",                         /* data count 0 without a data section */
+        "05 06 01 01 00 80 80 04",          /* memory 0..65536 pages */
+        "04 09 01 6f 01 00 ff ff ff ff 0f", /* externref table with max 2^32-1 */
         "01 04 01 60 00 00 03 02 01 00 0a 05 01 03 00 01 0b", /* nop body */
         /* nested blocks, if/else, br_table, memory.size, f64.const, 0xfc ops in a body */
         "01 04 01 60 00 00 03 02 01 00 05 03 01 00 01"
@@ -346,9 +356,9 @@ typedef struct bad_case {
     const char *msg; /* expected prefix */
 } bad_case;
 
-#define TYPE0 "01 04 01 60 00 00 "        /* () -> () */
-#define FUNC1 "03 02 01 00 "              /* one function of type 0 */
-#define CODE_EMPTY "0a 04 01 02 00 0b "   /* one empty body */
+#define TYPE0 "01 04 01 60 00 00 "      /* () -> () */
+#define FUNC1 "03 02 01 00 "            /* one function of type 0 */
+#define CODE_EMPTY "0a 04 01 02 00 0b " /* one empty body */
 #define MEM1 "05 03 01 00 01 "
 
 static const bad_case malformed_cases[] = {
@@ -375,15 +385,15 @@ static const bad_case malformed_cases[] = {
     {"02 06 01 00 00 03 7f 02", ERR_MALFORMED, "malformed mutability"},
     {"06 06 01 7f 02 41 00 0b", ERR_MALFORMED, "malformed mutability"},
     {"04 04 01 7f 00 00", ERR_MALFORMED, "malformed reference type"},
-    {"05 03 01 02 00", ERR_MALFORMED, "integer too large"},          /* limits flag 2 */
+    {"05 03 01 02 00", ERR_MALFORMED, "integer too large"}, /* limits flag 2 */
     {"05 04 01 81 00 00", ERR_MALFORMED, "integer representation too long"},
     {"00 02 01 ff", ERR_MALFORMED, "malformed UTF-8 encoding"},
-    {"00 03 02 c0 80", ERR_MALFORMED, "malformed UTF-8 encoding"},   /* overlong */
-    {"00 04 03 ed a0 80", ERR_MALFORMED, "malformed UTF-8 encoding"}, /* surrogate */
+    {"00 03 02 c0 80", ERR_MALFORMED, "malformed UTF-8 encoding"},       /* overlong */
+    {"00 04 03 ed a0 80", ERR_MALFORMED, "malformed UTF-8 encoding"},    /* surrogate */
     {"00 05 04 f4 90 80 80", ERR_MALFORMED, "malformed UTF-8 encoding"}, /* > U+10FFFF */
-    {"00 03 02 e2 82", ERR_MALFORMED, "malformed UTF-8 encoding"},   /* truncated */
+    {"00 03 02 e2 82", ERR_MALFORMED, "malformed UTF-8 encoding"},       /* truncated */
     {"00 01 05 61", ERR_MALFORMED, "length out of bounds"},
-    {"00 00 00", ERR_MALFORMED, "unexpected end"},                   /* name beyond the section */
+    {"00 00 00", ERR_MALFORMED, "unexpected end"}, /* name beyond the section */
     {"07 06 01 05 61 62 00 00", ERR_MALFORMED, "unexpected end"},
     {"07 05 01 01 65 04 00", ERR_MALFORMED, "malformed export kind"},
     {TYPE0 FUNC1, ERR_MALFORMED, "function and code section have inconsistent lengths"},
@@ -402,7 +412,7 @@ static const bad_case malformed_cases[] = {
     {TYPE0 FUNC1 MEM1 "0a 0a 01 08 00 41 00 28 20 00 1a 0b", ERR_MALFORMED,
      "malformed memop flags"},
     {TYPE0 FUNC1 "0a 05 01 02 00 0b 0b", ERR_MALFORMED, "section size mismatch"},
-    {"06 05 01 7f 00 41 00", ERR_MALFORMED, "unexpected end"},      /* const expr without end */
+    {"06 05 01 7f 00 41 00", ERR_MALFORMED, "unexpected end"}, /* const expr without end */
     {"06 06 01 7f 00 41 00 0a", ERR_MALFORMED, "illegal opcode"},
     {"06 06 01 7f 00 41 00 05", ERR_MALFORMED, "END opcode expected"},
     {"09 02 01 08", ERR_MALFORMED, "malformed elements segment kind"},
@@ -526,10 +536,10 @@ static void test_truncations(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_leb_u32),       cmocka_unit_test(test_leb_signed),
-        cmocka_unit_test(test_full_module),   cmocka_unit_test(test_small_valid),
+        cmocka_unit_test(test_leb_u32),        cmocka_unit_test(test_leb_signed),
+        cmocka_unit_test(test_full_module),    cmocka_unit_test(test_small_valid),
         cmocka_unit_test(test_declared_funcs), cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_invalid),       cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_invalid),        cmocka_unit_test(test_limits),
         cmocka_unit_test(test_truncations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
