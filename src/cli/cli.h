@@ -35,6 +35,17 @@ int cmd_run(int argc, char **argv);
 void cmd_run_help(FILE *out);
 int cmd_spectest(int argc, char **argv);
 void cmd_spectest_help(FILE *out);
+/* Trust layer (cmd_trust.c, cmd_bench_channel.c) */
+int cmd_attest(int argc, char **argv);
+void cmd_attest_help(FILE *out);
+int cmd_verify(int argc, char **argv);
+void cmd_verify_help(FILE *out);
+int cmd_policy(int argc, char **argv);
+void cmd_policy_help(FILE *out);
+int cmd_deployment(int argc, char **argv);
+void cmd_deployment_help(FILE *out);
+int cmd_keymgr(int argc, char **argv);
+void cmd_keymgr_help(FILE *out);
 
 /* Print "psl: " + message + newline to stderr. */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

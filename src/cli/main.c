@@ -14,6 +14,14 @@ static const cli_cmd cli_cmds[] = {
      cmd_run_help},
     {"spectest", cmd_spectest, "run WebAssembly spec tests converted by wast2json",
      cmd_spectest_help},
+    {"attest", cmd_attest, "print this node's measurement and a fresh attestation report",
+     cmd_attest_help},
+    {"verify", cmd_verify, "check an attestation report against a policy", cmd_verify_help},
+    {"policy", cmd_policy, "print an attestation policy accepting this node", cmd_policy_help},
+    {"deployment", cmd_deployment, "create a deployment's sealed secrets, or fetch them as a worker",
+     cmd_deployment_help},
+    {"keymgr", cmd_keymgr, "serve deployment keys to attested workers (coordinator key manager)",
+     cmd_keymgr_help},
 };
 
 void cli_err(const char *fmt, ...) {
