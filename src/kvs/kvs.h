@@ -1,0 +1,80 @@
+/* The key-value store's in-enclave memtable for one deployment's key space.
+ *
+ * Keys and values are byte strings. Every write carries a version (hybrid logical clock, writer
+ * id); the memtable keeps, per key, the write with the greatest version (last-writer-wins, ties
+ * broken by writer id, so every replica that has seen the same writes holds the same state in any
+ * delivery order). A delete is a write of a tombstone, so it orders against concurrent puts like
+ * any other write.
+ *
+ * Local writes are also appended to a pending batch; the worker takes the batch (kvs_take_batch),
+ * stores it as one capsule record and multicasts the same bytes to peers, which apply it with
+ * kvs_apply_batch. The batch encoding is in docs/kvs.md.
+ *
+ * Thread-safe: readers share a lock, writers exclude each other. The kvs never sees WebAssembly
+ * (src/host joins the two). */
+#ifndef PSL_KVS_KVS_H
+#define PSL_KVS_KVS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KVS_MAX_KEY 4096u
+#define KVS_MAX_VALUE (16u << 20)
+
+typedef struct kvs_version {
+    uint64_t hlc;
+    uint64_t writer;
+} kvs_version;
+
+typedef struct kvs kvs;
+
+typedef struct kvs_stats {
+    uint64_t gets, puts, deletes, applied, stale; /* stale: remote writes older than ours */
+    uint64_t keys;                                /* live keys (tombstones excluded) */
+} kvs_stats;
+
+/* -1, 0, 1 as a is older than, equal to, newer than b. */
+int kvs_version_cmp(kvs_version a, kvs_version b);
+
+/** A memtable whose local writes carry @p writer as writer id. Never NULL. */
+kvs *kvs_new(uint64_t writer);
+void kvs_free(kvs *k);
+
+/** Read @p key. Copies at most @p cap bytes of the value into @p buf.
+ * @param[out] vlen  the value's full length.  @param[out] ver  its version (may be NULL).
+ * @return 0 or ERR_NOTFOUND (absent or deleted). */
+int kvs_get(kvs *k, const void *key, size_t klen, void *buf, size_t cap, size_t *vlen,
+            kvs_version *ver);
+
+/** Local writes. @return 0, or ERR_LIMIT when the key or value exceeds KVS_MAX_KEY/VALUE. */
+int kvs_put(kvs *k, const void *key, size_t klen, const void *val, size_t vlen);
+int kvs_delete(kvs *k, const void *key, size_t klen);
+
+/** Merge one write (local or remote). @p val NULL means tombstone.
+ * @return 1 when it became the key's current version, 0 when an equal or newer one was there. */
+int kvs_merge(kvs *k, const void *key, size_t klen, const void *val, size_t vlen, bool tomb,
+              kvs_version ver);
+
+/** Take the pending batch of local writes (encoded; see docs/kvs.md).
+ * @param[out] data malloc'd, caller frees; NULL with *len 0 when nothing is pending.
+ * @param[out] nupdates number of writes in it. */
+void kvs_take_batch(kvs *k, uint8_t **data, size_t *len, uint32_t *nupdates);
+/* Number of local writes waiting in the pending batch. */
+uint32_t kvs_pending(kvs *k);
+
+/** Apply an encoded batch (from a peer or a capsule). Verifies the encoding first: a malformed
+ * batch changes nothing. @return number of writes that took effect, or ERR_CORRUPT. */
+int kvs_apply_batch(kvs *k, const uint8_t *data, size_t len);
+
+/* Iterate the live entries (tombstones skipped), in unspecified order, under the read lock.
+ * fn returns non-zero to stop. */
+typedef int (*kvs_visit_fn)(void *ud, const uint8_t *key, size_t klen, const uint8_t *val,
+                            size_t vlen, kvs_version ver);
+int kvs_foreach(kvs *k, kvs_visit_fn fn, void *ud);
+
+void kvs_get_stats(kvs *k, kvs_stats *out);
+/* The newest version this memtable has seen (local or merged). */
+uint64_t kvs_clock(kvs *k);
+
+#endif

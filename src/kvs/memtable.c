@@ -1,0 +1,355 @@
+/* The memtable: a hash map of versioned entries with last-writer-wins merge, plus the pending
+ * batch of local writes. Invariant: an entry is immutable once in the map; a newer write replaces
+ * the whole entry, so readers copy out under the read lock without torn values. */
+#include "kvs/kvs.h"
+
+#include "base/base.h"
+#include "base/err.h"
+#include "base/hlc.h"
+#include "base/map.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct entry {
+    kvs_version ver;
+    uint32_t klen, vlen;
+    bool tomb;
+    uint8_t data[]; /* key, then value */
+} entry;
+
+struct kvs {
+    pthread_rwlock_t lock;
+    map m;
+    hlc clock;
+    uint64_t writer;
+    /* pending batch of local writes: encoded updates without the header */
+    uint8_t *pend;
+    size_t npend, cappend;
+    uint32_t pend_count;
+    kvs_stats st;
+};
+
+int kvs_version_cmp(kvs_version a, kvs_version b) {
+    if (a.hlc != b.hlc)
+        return a.hlc < b.hlc ? -1 : 1;
+    if (a.writer != b.writer)
+        return a.writer < b.writer ? -1 : 1;
+    return 0;
+}
+
+kvs *kvs_new(uint64_t writer) {
+    kvs *k = xcalloc(1, sizeof *k);
+    pthread_rwlock_init(&k->lock, NULL);
+    map_init(&k->m);
+    hlc_init(&k->clock);
+    k->writer = writer;
+    return k;
+}
+
+void kvs_free(kvs *k) {
+    if (!k)
+        return;
+    size_t it = 0;
+    entry *e;
+    while ((e = map_next(&k->m, &it)) != NULL)
+        free(e);
+    map_fini(&k->m);
+    pthread_rwlock_destroy(&k->lock);
+    free(k->pend);
+    free(k);
+}
+
+static uint64_t wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int kvs_get(kvs *k, const void *key, size_t klen, void *buf, size_t cap, size_t *vlen,
+            kvs_version *ver) {
+    pthread_rwlock_rdlock(&k->lock);
+    entry *e = map_get(&k->m, key, klen);
+    __atomic_add_fetch(&k->st.gets, 1, __ATOMIC_RELAXED);
+    if (!e || e->tomb) {
+        pthread_rwlock_unlock(&k->lock);
+        return ERR_NOTFOUND;
+    }
+    *vlen = e->vlen;
+    if (ver)
+        *ver = e->ver;
+    if (cap && buf)
+        memcpy(buf, e->data + e->klen, cap < e->vlen ? cap : e->vlen);
+    pthread_rwlock_unlock(&k->lock);
+    return 0;
+}
+
+/* Requires the write lock. */
+static int merge_locked(kvs *k, const void *key, size_t klen, const void *val, size_t vlen,
+                        bool tomb, kvs_version ver) {
+    entry *old = map_get(&k->m, key, klen);
+    hlc_observe(&k->clock, ver.hlc);
+    if (old && kvs_version_cmp(ver, old->ver) <= 0) {
+        k->st.stale++;
+        return 0;
+    }
+    entry *e = xmalloc(sizeof *e + klen + (tomb ? 0 : vlen));
+    e->ver = ver;
+    e->klen = (uint32_t)klen;
+    e->vlen = tomb ? 0 : (uint32_t)vlen;
+    e->tomb = tomb;
+    memcpy(e->data, key, klen);
+    if (!tomb && vlen)
+        memcpy(e->data + klen, val, vlen);
+    map_put(&k->m, e->data, klen, e);
+    if (old) {
+        if (!old->tomb)
+            k->st.keys--;
+        free(old);
+    }
+    if (!tomb)
+        k->st.keys++;
+    return 1;
+}
+
+int kvs_merge(kvs *k, const void *key, size_t klen, const void *val, size_t vlen, bool tomb,
+              kvs_version ver) {
+    if (klen > KVS_MAX_KEY || vlen > KVS_MAX_VALUE)
+        return ERR_LIMIT;
+    pthread_rwlock_wrlock(&k->lock);
+    int r = merge_locked(k, key, klen, val, vlen, tomb, ver);
+    if (r)
+        k->st.applied++;
+    pthread_rwlock_unlock(&k->lock);
+    return r;
+}
+
+/* ---- batch encoding (docs/kvs.md) ---- */
+
+enum { BATCH_FORMAT = 1, U_PUT = 1, U_DEL = 2 };
+
+static void pend_reserve(kvs *k, size_t n) {
+    if (k->npend + n <= k->cappend)
+        return;
+    size_t cap = k->cappend ? k->cappend : 256;
+    while (cap < k->npend + n)
+        cap *= 2;
+    k->pend = xrealloc(k->pend, cap);
+    k->cappend = cap;
+}
+
+static size_t put_varint(uint8_t *p, uint64_t v) {
+    size_t n = 0;
+    do {
+        uint8_t b = v & 0x7f;
+        v >>= 7;
+        p[n++] = (uint8_t)(b | (v ? 0x80 : 0));
+    } while (v);
+    return n;
+}
+
+static void put_u64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_u64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+/* Requires the write lock. */
+static void pend_append(kvs *k, uint8_t kind, kvs_version ver, const void *key, size_t klen,
+                        const void *val, size_t vlen) {
+    pend_reserve(k, 1 + 16 + 10 + klen + 10 + vlen);
+    uint8_t *p = k->pend + k->npend;
+    size_t n = 0;
+    p[n++] = kind;
+    put_u64(p + n, ver.hlc);
+    put_u64(p + n + 8, ver.writer);
+    n += 16;
+    n += put_varint(p + n, klen);
+    memcpy(p + n, key, klen);
+    n += klen;
+    if (kind == U_PUT) {
+        n += put_varint(p + n, vlen);
+        if (vlen)
+            memcpy(p + n, val, vlen);
+        n += vlen;
+    }
+    k->npend += n;
+    k->pend_count++;
+}
+
+static int local_write(kvs *k, const void *key, size_t klen, const void *val, size_t vlen,
+                       bool tomb) {
+    if (klen > KVS_MAX_KEY || vlen > KVS_MAX_VALUE)
+        return ERR_LIMIT;
+    pthread_rwlock_wrlock(&k->lock);
+    kvs_version ver = {hlc_now(&k->clock, wall_ms()), k->writer};
+    merge_locked(k, key, klen, val, vlen, tomb, ver);
+    pend_append(k, tomb ? U_DEL : U_PUT, ver, key, klen, val, vlen);
+    if (tomb)
+        k->st.deletes++;
+    else
+        k->st.puts++;
+    pthread_rwlock_unlock(&k->lock);
+    return 0;
+}
+
+int kvs_put(kvs *k, const void *key, size_t klen, const void *val, size_t vlen) {
+    return local_write(k, key, klen, val, vlen, false);
+}
+
+int kvs_delete(kvs *k, const void *key, size_t klen) {
+    return local_write(k, key, klen, NULL, 0, true);
+}
+
+uint32_t kvs_pending(kvs *k) {
+    pthread_rwlock_rdlock(&k->lock);
+    uint32_t n = k->pend_count;
+    pthread_rwlock_unlock(&k->lock);
+    return n;
+}
+
+void kvs_take_batch(kvs *k, uint8_t **data, size_t *len, uint32_t *nupdates) {
+    pthread_rwlock_wrlock(&k->lock);
+    if (!k->pend_count) {
+        pthread_rwlock_unlock(&k->lock);
+        *data = NULL;
+        *len = 0;
+        *nupdates = 0;
+        return;
+    }
+    uint8_t hdr[1 + 10];
+    size_t h = 0;
+    hdr[h++] = BATCH_FORMAT;
+    h += put_varint(hdr + h, k->pend_count);
+    uint8_t *out = xmalloc(h + k->npend);
+    memcpy(out, hdr, h);
+    memcpy(out + h, k->pend, k->npend);
+    *data = out;
+    *len = h + k->npend;
+    *nupdates = k->pend_count;
+    k->npend = 0;
+    k->pend_count = 0;
+    pthread_rwlock_unlock(&k->lock);
+}
+
+typedef struct rd {
+    const uint8_t *p, *end;
+    bool bad;
+} rd;
+
+static uint64_t rd_varint(rd *r) {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (r->p >= r->end) {
+            r->bad = true;
+            return 0;
+        }
+        uint8_t b = *r->p++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return v;
+    }
+    r->bad = true;
+    return 0;
+}
+
+/* Decode one update; on success the pointers point into the batch. */
+typedef struct upd {
+    uint8_t kind;
+    kvs_version ver;
+    const uint8_t *key, *val;
+    size_t klen, vlen;
+} upd;
+
+static bool rd_update(rd *r, upd *u) {
+    if (r->end - r->p < 17) {
+        r->bad = true;
+        return false;
+    }
+    u->kind = *r->p++;
+    if (u->kind != U_PUT && u->kind != U_DEL) {
+        r->bad = true;
+        return false;
+    }
+    u->ver.hlc = get_u64(r->p);
+    u->ver.writer = get_u64(r->p + 8);
+    r->p += 16;
+    u->klen = rd_varint(r);
+    if (r->bad || u->klen > KVS_MAX_KEY || u->klen > (size_t)(r->end - r->p)) {
+        r->bad = true;
+        return false;
+    }
+    u->key = r->p;
+    r->p += u->klen;
+    u->val = NULL;
+    u->vlen = 0;
+    if (u->kind == U_PUT) {
+        u->vlen = rd_varint(r);
+        if (r->bad || u->vlen > KVS_MAX_VALUE || u->vlen > (size_t)(r->end - r->p)) {
+            r->bad = true;
+            return false;
+        }
+        u->val = r->p;
+        r->p += u->vlen;
+    }
+    return true;
+}
+
+int kvs_apply_batch(kvs *k, const uint8_t *data, size_t len) {
+    rd r = {data, data + len, false};
+    if (len < 2 || *r.p++ != BATCH_FORMAT)
+        return ERR_CORRUPT;
+    uint64_t n = rd_varint(&r);
+    if (r.bad)
+        return ERR_CORRUPT;
+    /* Validate the whole batch before applying any of it. */
+    const uint8_t *start = r.p;
+    upd u;
+    for (uint64_t i = 0; i < n; i++)
+        if (!rd_update(&r, &u))
+            return ERR_CORRUPT;
+    if (r.p != r.end)
+        return ERR_CORRUPT;
+    r.p = start;
+    int applied = 0;
+    pthread_rwlock_wrlock(&k->lock);
+    for (uint64_t i = 0; i < n; i++) {
+        rd_update(&r, &u);
+        int a = merge_locked(k, u.key, u.klen, u.val, u.vlen, u.kind == U_DEL, u.ver);
+        applied += a;
+        k->st.applied += (uint64_t)a;
+    }
+    pthread_rwlock_unlock(&k->lock);
+    return applied;
+}
+
+int kvs_foreach(kvs *k, kvs_visit_fn fn, void *ud) {
+    pthread_rwlock_rdlock(&k->lock);
+    size_t it = 0;
+    entry *e;
+    int rc = 0;
+    while (!rc && (e = map_next(&k->m, &it)) != NULL)
+        if (!e->tomb)
+            rc = fn(ud, e->data, e->klen, e->data + e->klen, e->vlen, e->ver);
+    pthread_rwlock_unlock(&k->lock);
+    return rc;
+}
+
+void kvs_get_stats(kvs *k, kvs_stats *out) {
+    pthread_rwlock_rdlock(&k->lock);
+    *out = k->st;
+    out->gets = __atomic_load_n(&k->st.gets, __ATOMIC_RELAXED);
+    pthread_rwlock_unlock(&k->lock);
+}
+
+uint64_t kvs_clock(kvs *k) {
+    return atomic_load(&k->clock.last);
+}

@@ -1,0 +1,209 @@
+/* Memtable: last-writer-wins in any delivery order, tombstones, batch encoding round trip and
+ * rejection of corrupt batches; the base hash map and hybrid logical clock it stands on. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "base/err.h"
+#include "base/hlc.h"
+#include "base/map.h"
+#include "kvs/kvs.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void test_map_many(void **state) {
+    (void)state;
+    map m;
+    map_init(&m);
+    enum { N = 20000 };
+    static char keys[N][16];
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof keys[i], "k%d", i);
+        assert_null(map_put(&m, keys[i], strlen(keys[i]), (void *)(intptr_t)(i + 1)));
+    }
+    assert_int_equal(m.n, N);
+    for (int i = 0; i < N; i += 2)
+        assert_int_equal((intptr_t)map_del(&m, keys[i], strlen(keys[i])), i + 1);
+    for (int i = 0; i < N; i++) {
+        void *v = map_get(&m, keys[i], strlen(keys[i]));
+        if (i % 2)
+            assert_int_equal((intptr_t)v, i + 1);
+        else
+            assert_null(v);
+    }
+    size_t it = 0, seen = 0;
+    while (map_next(&m, &it))
+        seen++;
+    assert_int_equal(seen, N / 2);
+    map_fini(&m);
+}
+
+static void test_hlc_monotonic(void **state) {
+    (void)state;
+    hlc c;
+    hlc_init(&c);
+    uint64_t a = hlc_now(&c, 1000), b = hlc_now(&c, 1000), d = hlc_now(&c, 999);
+    assert_true(b > a);
+    assert_true(d > b); /* the wall clock went back: still monotonic */
+    hlc_observe(&c, (uint64_t)5000 << 16);
+    assert_true(hlc_now(&c, 1000) > ((uint64_t)5000 << 16));
+}
+
+static int get_str(kvs *k, const char *key, char *buf, size_t cap) {
+    size_t n;
+    int rc = kvs_get(k, key, strlen(key), buf, cap - 1, &n, NULL);
+    if (rc == 0)
+        buf[n < cap - 1 ? n : cap - 1] = 0;
+    return rc;
+}
+
+static void test_put_get_delete(void **state) {
+    (void)state;
+    kvs *k = kvs_new(1);
+    char buf[64];
+    assert_int_equal(get_str(k, "a", buf, sizeof buf), ERR_NOTFOUND);
+    assert_int_equal(kvs_put(k, "a", 1, "one", 3), 0);
+    assert_int_equal(get_str(k, "a", buf, sizeof buf), 0);
+    assert_string_equal(buf, "one");
+    assert_int_equal(kvs_put(k, "a", 1, "uno", 3), 0);
+    assert_int_equal(get_str(k, "a", buf, sizeof buf), 0);
+    assert_string_equal(buf, "uno");
+    /* A short buffer still reports the full length. */
+    size_t n;
+    assert_int_equal(kvs_get(k, "a", 1, buf, 1, &n, NULL), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(kvs_delete(k, "a", 1), 0);
+    assert_int_equal(get_str(k, "a", buf, sizeof buf), ERR_NOTFOUND);
+    assert_int_equal(kvs_pending(k), 3);
+    kvs_stats st;
+    kvs_get_stats(k, &st);
+    assert_int_equal(st.keys, 0);
+    char big[1];
+    assert_int_equal(kvs_put(k, big, KVS_MAX_KEY + 1, "x", 1), ERR_LIMIT);
+    kvs_free(k);
+}
+
+typedef struct dump {
+    char text[4096];
+} dump;
+
+static int dump_entry(void *ud, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                      kvs_version ver) {
+    (void)ver;
+    dump *d = ud;
+    size_t n = strlen(d->text);
+    snprintf(d->text + n, sizeof d->text - n, "%.*s=%.*s;", (int)klen, key, (int)vlen, val);
+    return 0;
+}
+
+/* Canonical text of a memtable: sorted "k=v;" pairs. */
+static void canon(kvs *k, char *out, size_t cap) {
+    dump d = {{0}};
+    kvs_foreach(k, dump_entry, &d);
+    char *items[256];
+    int n = 0;
+    for (char *s = strtok(d.text, ";"); s && n < 256; s = strtok(NULL, ";"))
+        items[n++] = s;
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            if (strcmp(items[i], items[j]) > 0) {
+                char *t = items[i];
+                items[i] = items[j];
+                items[j] = t;
+            }
+    out[0] = 0;
+    for (int i = 0; i < n; i++) {
+        strncat(out, items[i], cap - strlen(out) - 2);
+        strcat(out, ";");
+    }
+}
+
+static void test_convergence_any_order(void **state) {
+    (void)state;
+    /* Two writers write overlapping keys; their batches applied in either order, and twice,
+     * give the same state everywhere. */
+    kvs *w1 = kvs_new(1), *w2 = kvs_new(2);
+    for (int i = 0; i < 50; i++) {
+        char key[16], val[16];
+        snprintf(key, sizeof key, "k%d", i % 7);
+        snprintf(val, sizeof val, "w1-%d", i);
+        assert_int_equal(kvs_put(w1, key, strlen(key), val, strlen(val)), 0);
+        snprintf(val, sizeof val, "w2-%d", i);
+        assert_int_equal(kvs_put(w2, key, strlen(key), val, strlen(val)), 0);
+        if (i % 11 == 0)
+            assert_int_equal(kvs_delete(w2, key, strlen(key)), 0);
+    }
+    uint8_t *b1, *b2;
+    size_t l1, l2;
+    uint32_t n1, n2;
+    kvs_take_batch(w1, &b1, &l1, &n1);
+    kvs_take_batch(w2, &b2, &l2, &n2);
+    assert_int_equal(n1, 50);
+    assert_int_equal(kvs_pending(w1), 0);
+    kvs *r1 = kvs_new(3), *r2 = kvs_new(4);
+    assert_true(kvs_apply_batch(r1, b1, l1) >= 0);
+    assert_true(kvs_apply_batch(r1, b2, l2) >= 0);
+    assert_true(kvs_apply_batch(r2, b2, l2) >= 0);
+    assert_true(kvs_apply_batch(r2, b1, l1) >= 0);
+    assert_int_equal(kvs_apply_batch(r2, b1, l1), 0); /* a replay changes nothing */
+    assert_true(kvs_apply_batch(w1, b2, l2) >= 0);
+    assert_true(kvs_apply_batch(w2, b1, l1) >= 0);
+    char c1[4096], c2[4096], c3[4096], c4[4096];
+    canon(r1, c1, sizeof c1);
+    canon(r2, c2, sizeof c2);
+    canon(w1, c3, sizeof c3);
+    canon(w2, c4, sizeof c4);
+    assert_string_equal(c1, c2);
+    assert_string_equal(c1, c3);
+    assert_string_equal(c1, c4);
+    assert_true(strlen(c1) > 0);
+    free(b1);
+    free(b2);
+    kvs_free(w1);
+    kvs_free(w2);
+    kvs_free(r1);
+    kvs_free(r2);
+}
+
+static void test_corrupt_batch(void **state) {
+    (void)state;
+    kvs *w = kvs_new(1);
+    assert_int_equal(kvs_put(w, "key", 3, "value", 5), 0);
+    assert_int_equal(kvs_put(w, "k2", 2, "v2", 2), 0);
+    uint8_t *b;
+    size_t len;
+    uint32_t n;
+    kvs_take_batch(w, &b, &len, &n);
+    kvs *r = kvs_new(2);
+    /* Every truncation is rejected and leaves the memtable empty. */
+    for (size_t cut = 0; cut < len; cut++)
+        assert_int_equal(kvs_apply_batch(r, b, cut), ERR_CORRUPT);
+    uint8_t *longer = malloc(len + 1);
+    memcpy(longer, b, len);
+    longer[len] = 0;
+    assert_int_equal(kvs_apply_batch(r, longer, len + 1), ERR_CORRUPT);
+    b[0] = 9; /* unknown format */
+    assert_int_equal(kvs_apply_batch(r, b, len), ERR_CORRUPT);
+    kvs_stats st;
+    kvs_get_stats(r, &st);
+    assert_int_equal(st.keys, 0);
+    free(longer);
+    free(b);
+    kvs_free(w);
+    kvs_free(r);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_map_many),
+        cmocka_unit_test(test_hlc_monotonic),
+        cmocka_unit_test(test_put_get_delete),
+        cmocka_unit_test(test_convergence_any_order),
+        cmocka_unit_test(test_corrupt_batch),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
