@@ -568,7 +568,8 @@ static void lower_numop(lower *c, const numop *n) {
          * keep their upper 32 bits zero). */
         pop_expect(c, n->tin);
         cframe *f = top_frame(c);
-        if (c->nvs == f->height && f->unreachable) {
+        /* Nothing was popped on an underflow (c->fail) or a polymorphic stack: push afresh. */
+        if (c->fail || (c->nvs == f->height && f->unreachable)) {
             push(c, n->tout);
             return;
         }
