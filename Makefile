@@ -78,7 +78,8 @@ bench-wasm: build
 bench: bench-wasm
 
 # libFuzzer over the wasm decoder, validator and a bounded run (tests/fuzz/fuzz_wasm.c).
-# FUZZ_TIME=seconds; new inputs go to $(FUZZ_BUILD)/corpus, crashes to $(FUZZ_BUILD)/.
+# FUZZ_TIME=seconds; one process on one core. New inputs go to $(FUZZ_BUILD)/corpus, crashes to
+# $(FUZZ_BUILD)/ (minimize one with -minimize_crash=1, keep it in tests/regress/).
 fuzz:
 	@if [ ! -f tests/fuzz/fuzz_wasm.c ]; then \
 		echo "make fuzz: tests/fuzz/fuzz_wasm.c does not exist yet" >&2; exit 1; fi
@@ -88,7 +89,7 @@ fuzz:
 	mkdir -p $(FUZZ_BUILD)/corpus
 	$(FUZZ_BUILD)/tests/fuzz_wasm -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=4096 \
 		-print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/ \
-		$(FUZZ_BUILD)/corpus $(wildcard tests/fuzz/corpus)
+		$(FUZZ_BUILD)/corpus $(wildcard tests/fuzz/corpus tests/regress)
 
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h')
 
