@@ -46,6 +46,8 @@ int cmd_deployment(int argc, char **argv);
 void cmd_deployment_help(FILE *out);
 int cmd_keymgr(int argc, char **argv);
 void cmd_keymgr_help(FILE *out);
+int cmd_bench(int argc, char **argv);
+void cmd_bench_help(FILE *out);
 
 /* Print "psl: " + message + newline to stderr. */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

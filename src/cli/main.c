@@ -22,6 +22,7 @@ static const cli_cmd cli_cmds[] = {
      cmd_deployment_help},
     {"keymgr", cmd_keymgr, "serve deployment keys to attested workers (coordinator key manager)",
      cmd_keymgr_help},
+    {"bench", cmd_bench, "benchmarks: channel (secure channel vs plain ZeroMQ)", cmd_bench_help},
 };
 
 void cli_err(const char *fmt, ...) {

@@ -107,31 +107,46 @@ static void send_close(void *sock, const void *rid, size_t rid_len, const char *
  * @return 0, -ETIMEDOUT, -errno. */
 static int zrecv(void *sock, int timeout_ms, bool router, uint8_t *rid, size_t *rid_len,
                  zmq_msg_t *msg) {
-    zmq_pollitem_t it = {.socket = sock, .events = ZMQ_POLLIN};
-    int r = zmq_poll(&it, 1, timeout_ms);
-    if (r < 0)
-        return -errno;
-    if (r == 0)
-        return -ETIMEDOUT;
-    if (router) {
-        zmq_msg_t idm;
-        zmq_msg_init(&idm);
-        if (zmq_msg_recv(&idm, sock, 0) < 0) {
+    /* Try without waiting first: under load a message is usually queued, and skipping
+     * zmq_poll saves a system call per message. */
+    zmq_msg_t idm;
+    zmq_msg_init(&idm);
+    zmq_msg_t *first = router ? &idm : msg;
+    if (!router)
+        zmq_msg_init(msg);
+    if (zmq_msg_recv(first, sock, ZMQ_DONTWAIT) < 0) {
+        if (zmq_errno() != EAGAIN) {
+            int e = -zmq_errno();
             zmq_msg_close(&idm);
-            return -errno;
+            if (!router)
+                zmq_msg_close(msg);
+            return e;
         }
+        zmq_pollitem_t it = {.socket = sock, .events = ZMQ_POLLIN};
+        int r = zmq_poll(&it, 1, timeout_ms);
+        if (r <= 0 || zmq_msg_recv(first, sock, 0) < 0) {
+            int e = r < 0 ? -zmq_errno() : r == 0 ? -ETIMEDOUT : -zmq_errno();
+            zmq_msg_close(&idm);
+            if (!router)
+                zmq_msg_close(msg);
+            return e;
+        }
+    }
+    if (!router)
+        zmq_msg_close(&idm);
+    if (router) {
         size_t n = zmq_msg_size(&idm);
         if (n > 256)
             n = 256;
         memcpy(rid, zmq_msg_data(&idm), n);
         *rid_len = n;
         zmq_msg_close(&idm);
-    }
-    zmq_msg_init(msg);
-    if (zmq_msg_recv(msg, sock, 0) < 0) {
-        int e = -errno;
-        zmq_msg_close(msg);
-        return e;
+        zmq_msg_init(msg);
+        if (zmq_msg_recv(msg, sock, 0) < 0) {
+            int e = -errno;
+            zmq_msg_close(msg);
+            return e;
+        }
     }
     /* The protocol uses single-part messages: keep the first part, drain the rest. */
     for (bool more = zmq_msg_more(msg); more;) {
