@@ -402,6 +402,75 @@ static int link_imports(wasm_store *s, wasm_instance *inst, const wasm_extern *i
     return 0;
 }
 
+/* The part of instantiation that sets state: global values, element segment values, dropped
+ * flags, then the active segments in order (a failing one traps and leaves earlier ones applied).
+ * Shared by wasm_instance_new and wasm_instance_reset. */
+static int init_state(wasm_store *s, wasm_instance *inst, wasm_error *err) {
+    const wasm_module *m = inst->mod;
+    for (uint32_t i = m->nimported_globals; i < m->nglobals; i++)
+        inst->globals[i]->val = eval_const(inst, &m->global_init[i - m->nimported_globals]);
+    for (uint32_t i = 0; i < m->nelems; i++) {
+        const wasm_elemseg *e = &m->elems[i];
+        if (!inst->elem_vals[i])
+            inst->elem_vals[i] = xcalloc(e->n ? e->n : 1, sizeof(wasm_val));
+        for (uint32_t k = 0; k < e->n; k++)
+            inst->elem_vals[i][k] = eval_const(inst, &e->init[k]);
+        inst->elem_len[i] = e->mode == WASM_SEG_PASSIVE ? e->n : 0;
+    }
+    for (uint32_t i = 0; i < m->ndatas; i++)
+        inst->data_dropped[i] = false;
+    s->trap_func = -1;
+    for (uint32_t i = 0; i < m->nelems; i++) {
+        const wasm_elemseg *e = &m->elems[i];
+        if (e->mode != WASM_SEG_ACTIVE)
+            continue;
+        wasm_table *t = inst->tables[e->table];
+        uint64_t off = (uint32_t)eval_const(inst, &e->offset);
+        if (off + e->n > t->lim.min) {
+            wasm__fail(err, ERR_TRAP, SIZE_MAX, "out of bounds table access (element segment %u)", i);
+            return set_trap(s, WASM_TRAP_TABLE_OOB);
+        }
+        memcpy(t->elems + off, inst->elem_vals[i], e->n * sizeof(wasm_val));
+    }
+    for (uint32_t i = 0; i < m->ndatas; i++) {
+        const wasm_dataseg *d = &m->datas[i];
+        if (d->mode != WASM_SEG_ACTIVE)
+            continue;
+        uint64_t off = (uint32_t)eval_const(inst, &d->offset);
+        uint64_t size = inst->mem ? inst->mem->size : 0;
+        if (off + d->len > size) {
+            wasm__fail(err, ERR_TRAP, SIZE_MAX, "out of bounds memory access (data segment %u)", i);
+            return set_trap(s, WASM_TRAP_MEM_OOB);
+        }
+        if (d->len)
+            memcpy(inst->mem->data + off, d->bytes, d->len);
+        inst->data_dropped[i] = true;
+    }
+    return 0;
+}
+
+int wasm_instance_reset(wasm_instance *inst, wasm_error *err) {
+    const wasm_module *m = inst->mod;
+    wasm_store *s = inst->store;
+    if (m->nmems > m->nimported_mems) {
+        wasm_memory *mem = inst->mem;
+        size_t init = (size_t)m->mems[0].min * WASM_PAGE;
+        /* Drop every page (fresh zero pages on next touch), then recommit the initial size. */
+        if (plat_vm_decommit(mem->data, mem->size) != 0 || plat_vm_commit(mem->data, init) != 0)
+            return wasm__fail(err, ERR_NOMEM, SIZE_MAX, "cannot reset linear memory");
+        mem->size = init;
+        mem->lim.min = m->mems[0].min;
+    }
+    for (uint32_t i = m->nimported_tables; i < m->ntables; i++) {
+        wasm_table *t = inst->tables[i];
+        t->lim.min = m->tables[i].lim.min;
+        memset(t->elems, 0, (t->lim.min ? t->lim.min : 1) * sizeof *t->elems);
+    }
+    s->depth = 0;
+    s->sp = s->stack;
+    return init_state(s, inst, err);
+}
+
 int wasm_instance_new(wasm_store *s, const wasm_module *m, const wasm_extern *imports,
                       uint32_t nimports, wasm_instance **out, wasm_error *err) {
     *out = NULL;
@@ -450,47 +519,12 @@ int wasm_instance_new(wasm_store *s, const wasm_module *m, const wasm_extern *im
                               (unsigned long long)m->mems[0].min,
                               (unsigned long long)s->cfg.max_memory_bytes);
     }
-    for (uint32_t i = m->nimported_globals; i < m->nglobals; i++) {
-        wasm_val v = eval_const(inst, &m->global_init[i - m->nimported_globals]);
-        inst->globals[i] = wasm_global_new(s, m->globals[i].type, m->globals[i].mut, v);
-    }
-    for (uint32_t i = 0; i < m->nelems; i++) {
-        const wasm_elemseg *e = &m->elems[i];
-        inst->elem_vals[i] = xcalloc(e->n ? e->n : 1, sizeof(wasm_val));
-        for (uint32_t k = 0; k < e->n; k++)
-            inst->elem_vals[i][k] = eval_const(inst, &e->init[k]);
-        inst->elem_len[i] = e->mode == WASM_SEG_PASSIVE ? e->n : 0;
-    }
+    for (uint32_t i = m->nimported_globals; i < m->nglobals; i++)
+        inst->globals[i] = wasm_global_new(s, m->globals[i].type, m->globals[i].mut, 0);
     *out = inst;
-    s->trap_func = -1;
-
-    /* Active segments, in order; a failing one traps and leaves earlier ones applied. */
-    for (uint32_t i = 0; i < m->nelems; i++) {
-        const wasm_elemseg *e = &m->elems[i];
-        if (e->mode != WASM_SEG_ACTIVE)
-            continue;
-        wasm_table *t = inst->tables[e->table];
-        uint64_t off = (uint32_t)eval_const(inst, &e->offset);
-        if (off + e->n > t->lim.min) {
-            wasm__fail(err, ERR_TRAP, SIZE_MAX, "out of bounds table access (element segment %u)", i);
-            return set_trap(s, WASM_TRAP_TABLE_OOB);
-        }
-        memcpy(t->elems + off, inst->elem_vals[i], e->n * sizeof(wasm_val));
-    }
-    for (uint32_t i = 0; i < m->ndatas; i++) {
-        const wasm_dataseg *d = &m->datas[i];
-        if (d->mode != WASM_SEG_ACTIVE)
-            continue;
-        uint64_t off = (uint32_t)eval_const(inst, &d->offset);
-        uint64_t size = inst->mem ? inst->mem->size : 0;
-        if (off + d->len > size) {
-            wasm__fail(err, ERR_TRAP, SIZE_MAX, "out of bounds memory access (data segment %u)", i);
-            return set_trap(s, WASM_TRAP_MEM_OOB);
-        }
-        if (d->len)
-            memcpy(inst->mem->data + off, d->bytes, d->len);
-        inst->data_dropped[i] = true;
-    }
+    rc = init_state(s, inst, err);
+    if (rc)
+        return rc;
     if (m->start >= 0) {
         rc = wasm_call(s, inst->funcs[m->start], NULL, NULL);
         if (rc) {

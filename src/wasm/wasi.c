@@ -762,3 +762,16 @@ const uint8_t *wasi_captured(const wasi_ctx *c, int fd, size_t *len) {
     *len = c->capture_len[fd];
     return c->capture[fd];
 }
+
+void wasi_reset(wasi_ctx *c, const uint8_t *in, size_t inlen) {
+    if (c->io[0].kind == WASI_IO_BUFFER) {
+        c->io[0].data = in;
+        c->io[0].len = inlen;
+    }
+    c->in_pos = 0;
+    for (int fd = 0; fd < 3; fd++) {
+        c->closed[fd] = false;
+        c->capture_len[fd] = 0;
+    }
+    c->deadline_ns = 0;
+}

@@ -80,6 +80,10 @@ typedef struct wasi_ctx wasi_ctx;
 wasi_ctx *wasi_new(const wasi_config *cfg);
 void wasi_free(wasi_ctx *ctx);
 
+/** Prepare a ctx for another run of a (reset) instance: stdin, when it is a buffer, now reads
+ * @p in (borrowed; must outlive the run), captured output is discarded, closed streams reopen,
+ * and the deadline is cleared. */
+void wasi_reset(wasi_ctx *ctx, const uint8_t *in, size_t inlen);
 /** Absolute monotonic deadline (plat_now_ns() clock) for sleeps in poll_oneoff; 0 = none. */
 void wasi_set_deadline(wasi_ctx *ctx, uint64_t deadline_ns);
 

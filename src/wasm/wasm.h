@@ -152,6 +152,12 @@ void *wasm_store_userdata(const wasm_store *s);
  * outlive the store. */
 int wasm_instance_new(wasm_store *s, const wasm_module *m, const wasm_extern *imports,
                       uint32_t nimports, wasm_instance **out, wasm_error *err);
+/** Return an instance to the state instantiation left it in, before its start function: its own
+ * memory shrinks to the initial size and reads as zeros, its own tables and globals take their
+ * initial values, segments are re-applied. Imported objects are not touched (they are shared).
+ * Lets a pool reuse instances with no state leaking between runs. The start function is not run.
+ * @return 0, ERR_TRAP (a segment no longer fits an imported table or memory) or ERR_NOMEM. */
+int wasm_instance_reset(wasm_instance *inst, wasm_error *err);
 /** Look up an export by its NUL-terminated name. @return 0 or ERR_NOTFOUND. */
 int wasm_instance_export(const wasm_instance *inst, const char *name, wasm_extern *out);
 /** The same for a name of @p len bytes that may contain NUL bytes. */
