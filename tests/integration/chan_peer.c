@@ -149,18 +149,20 @@ int main(int argc, char **argv) {
         int rc = net_chan_connect(NULL, ep, &a, &c, why, sizeof why);
         if (rc) {
             printf("connect failed: %s\n", why);
+            tee_policy_fini(&pol);
+            tee_close(t);
             return 1;
         }
         uint8_t *buf = xmalloc(size);
-        for (int i = 0; i < count; i++) {
+        int status = 0;
+        for (int i = 0; i < count && !status; i++) {
             memset(buf, 'a' + i % 26, size);
             if (net_chan_send(c, buf, size) != 0) {
                 printf("send failed: %s\n", net_chan_error(c));
-                return 1;
+                status = 1;
             }
         }
-        int status = 0;
-        for (int i = 0; i < count; i++) {
+        for (int i = 0; i < count && !status; i++) {
             uint8_t *m;
             size_t n;
             rc = net_chan_recv(c, 5000, &m, &n);
