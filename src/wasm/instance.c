@@ -219,12 +219,15 @@ static void table_fini(void *p) {
 }
 
 wasm_table *wasm_table_new(wasm_store *s, uint8_t elemtype, wasm_limits lim) {
-    if (lim.min > WASM_MAX_TABLE)
+    if (lim.min > WASM_MAX_TABLE ||
+        lim.min * sizeof(wasm_val) > s->cfg.max_memory_bytes - s->table_bytes)
         return NULL;
     wasm_table *t = wasm__store_alloc(s, sizeof *t, table_fini);
     t->elemtype = elemtype;
     t->lim = lim;
     t->elems = xcalloc(lim.min ? lim.min : 1, sizeof *t->elems);
+    t->store = s;
+    s->table_bytes += lim.min * sizeof(wasm_val);
     return t;
 }
 
@@ -238,8 +241,11 @@ uint32_t wasm_table_size(const wasm_table *t) {
 
 int64_t wasm__table_grow(wasm_table *t, uint32_t delta, wasm_val init) {
     uint64_t old = t->lim.min, n = old + delta;
-    if (n > t->lim.max || n > WASM_MAX_TABLE)
+    wasm_store *s = t->store;
+    if (n > t->lim.max || n > WASM_MAX_TABLE ||
+        (uint64_t)delta * sizeof(wasm_val) > s->cfg.max_memory_bytes - s->table_bytes)
         return -1;
+    s->table_bytes += (uint64_t)delta * sizeof(wasm_val);
     if (delta) {
         t->elems = xrealloc(t->elems, n * sizeof *t->elems);
         for (uint64_t i = old; i < n; i++)

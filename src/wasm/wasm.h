@@ -121,7 +121,8 @@ void wasm_module_export(const wasm_module *m, uint32_t i, const char **name, uin
 typedef struct wasm_config {
     uint32_t max_call_depth;   /* nested wasm calls before "call stack exhausted" (default 10000) */
     uint32_t stack_slots;      /* value stack size in 8-byte slots (default 1 Mi = 8 MiB) */
-    uint64_t max_memory_bytes; /* cap on each linear memory (default 4 GiB, the wasm32 maximum) */
+    uint64_t max_memory_bytes; /* cap on each linear memory (default 4 GiB, the wasm32 maximum),
+                                  and on all tables of the store together (8 bytes an entry) */
     uint64_t timeout_ns;       /* wall-time budget per top-level wasm_call; 0 = none */
 } wasm_config;
 
@@ -185,6 +186,8 @@ void wasm_store_set_exit(wasm_store *s, int code);
 
 /* ---- tables, memories, globals (host-created ones serve imports such as spectest's) ---- */
 
+/** Returns NULL when lim.min entries exceed the implementation limit or the store's table budget
+ * (wasm_config.max_memory_bytes for all its tables). */
 wasm_table *wasm_table_new(wasm_store *s, uint8_t elemtype, wasm_limits lim);
 uint8_t wasm_table_elemtype(const wasm_table *t);
 uint32_t wasm_table_size(const wasm_table *t);

@@ -183,6 +183,7 @@ struct wasm_table {
     uint8_t elemtype;
     wasm_limits lim; /* lim.min is the current size */
     wasm_val *elems;
+    wasm_store *store; /* charged for the elements (store->table_bytes) */
 };
 
 struct wasm_memory {
@@ -240,6 +241,9 @@ struct wasm_store {
     /* Structural function type registry for type ids. */
     wasm_ftype **ftypes;
     uint32_t nftypes, cap_ftypes;
+    /* Element bytes of all tables of the store; never above cfg.max_memory_bytes, so tables
+     * cannot bypass the memory cap (a table entry costs 8 bytes of host memory). */
+    uint64_t table_bytes;
 };
 
 void *wasm__store_alloc(wasm_store *s, size_t n, void (*fini)(void *));

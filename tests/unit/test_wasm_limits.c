@@ -1,6 +1,6 @@
 /* Traps and limits of the wasm engine through its public API (issue 2, "Traps and limits"): the
  * time budget and wasm_store_interrupt() stop endless loops, call depth and value-stack
- * exhaustion trap at the configured bound, the memory cap holds for memory.grow and for
+ * exhaustion trap at the configured bound, the memory cap holds for memory.grow, table.grow and
  * instantiation, every trap kind is reported with the spec's message, host functions can trap
  * and exit, and a store stays usable after each of these. The guest is tests/unit/wat/limits.wat,
  * assembled by wat2wasm at build time (LIMITS_WASM is its path). */
@@ -271,6 +271,43 @@ static void test_memory_grow_cap(void **state) {
     fixture_free(f);
 }
 
+/* Tables cost host memory too: all tables of a store share the max_memory_bytes budget. */
+static void test_table_budget(void **state) {
+    (void)state;
+    wasm_config cfg;
+    wasm_config_default(&cfg);
+    cfg.max_memory_bytes = 4u << 20; /* 512 Ki entries for all tables; the module's has 4 */
+    fixture *f = fixture_new(&cfg);
+    wasm_val r = 0;
+    assert_int_equal(call2(f, "tgrow", (4u << 20) / 8 - 4, 0, &r), 0);
+    assert_int_equal((uint32_t)r, 4);
+    assert_int_equal(call2(f, "tgrow", 1, 0, &r), 0);
+    assert_int_equal((uint32_t)r, 0xffffffffu);
+    assert_int_equal(call2(f, "tgrow", 0, 0, &r), 0);
+    assert_int_equal((uint32_t)r, (4u << 20) / 8);
+    /* Nothing is left for a host-created table either, but an empty one is fine. */
+    assert_null(wasm_table_new(f->s, WASM_FUNCREF, (wasm_limits){1, UINT64_MAX}));
+    assert_non_null(wasm_table_new(f->s, WASM_FUNCREF, (wasm_limits){0, UINT64_MAX}));
+    expect_usable(f);
+    fixture_free(f);
+
+    /* (module (table 1000000 funcref)) needs 8 MB: over a 4 MiB budget it does not instantiate. */
+    static const uint8_t big[] = {0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x04,
+                                  0x06, 0x01, 0x70, 0x00, 0xc0, 0x84, 0x3d};
+    wasm_module *m = NULL;
+    wasm_error err;
+    assert_int_equal(wasm_module_load(big, sizeof big, &m, &err), 0);
+    wasm_store *s = wasm_store_new(&cfg);
+    wasm_instance *inst = NULL;
+    assert_int_equal(wasm_instance_new(s, m, NULL, 0, &inst, &err), ERR_LIMIT);
+    wasm_store_free(s);
+    cfg.max_memory_bytes = 8u << 20;
+    s = wasm_store_new(&cfg);
+    assert_int_equal(wasm_instance_new(s, m, NULL, 0, &inst, &err), 0);
+    wasm_store_free(s);
+    wasm_module_free(m);
+}
+
 static void test_instantiate_over_cap(void **state) {
     (void)state;
     /* (module (memory 128)): 8 MiB minimum. */
@@ -396,6 +433,7 @@ int main(void) {
         cmocka_unit_test(test_value_stack_exhaustion),
         cmocka_unit_test(test_memory_grow_cap),
         cmocka_unit_test(test_instantiate_over_cap),
+        cmocka_unit_test(test_table_budget),
         cmocka_unit_test(test_trap_kinds),
         cmocka_unit_test(test_host_trap),
         cmocka_unit_test(test_host_exit),

@@ -31,6 +31,7 @@
 
   (func (export "grow") (param i32) (result i32) local.get 0 memory.grow)
   (func (export "size") (result i32) memory.size)
+  (func (export "tgrow") (param i32) (result i32) ref.null func local.get 0 table.grow 0)
 
   ;; One export per trap kind.
   (func (export "unreachable") unreachable)
