@@ -12,6 +12,10 @@
 #include <string.h>
 
 #define FUEL_PERIOD 16384
+/* Bulk memory and table operations of at least this many bytes check the time budget first:
+ * each is one instruction with no back edge, so a straight run of them (memory.fill of 1 GiB,
+ * twenty times) would otherwise outlast the budget by seconds. */
+#define BULK_CHECK_BYTES (1u << 20)
 
 static inline float f32v(wasm_val v) {
     uint32_t b = (uint32_t)v;
@@ -195,6 +199,14 @@ int wasm__interp_call(wasm_store *s, const wasm_func *f, wasm_val *sp) {
     do {                                                                                           \
         if (UNLIKELY(--fuel < 0)) {                                                                \
             fuel = FUEL_PERIOD;                                                                    \
+            int b_ = budget_check(s);                                                              \
+            if (b_)                                                                                \
+                TRAP(b_);                                                                          \
+        }                                                                                          \
+    } while (0)
+#define BULK_BUDGET(bytes)                                                                         \
+    do {                                                                                           \
+        if (UNLIKELY((bytes) >= BULK_CHECK_BYTES)) {                                               \
             int b_ = budget_check(s);                                                              \
             if (b_)                                                                                \
                 TRAP(b_);                                                                          \
@@ -519,6 +531,7 @@ L_memory_fill: {
     uint64_t d = (uint32_t)fp[A], n = (uint32_t)fp[C];
     if (UNLIKELY(d + n > memsz))
         TRAP(WASM_TRAP_MEM_OOB);
+    BULK_BUDGET(n);
     memset(mem + d, (int)(uint8_t)fp[B], n);
     NEXT(2);
 }
@@ -526,6 +539,7 @@ L_memory_copy: {
     uint64_t d = (uint32_t)fp[A], src = (uint32_t)fp[B], n = (uint32_t)fp[C];
     if (UNLIKELY(d + n > memsz || src + n > memsz))
         TRAP(WASM_TRAP_MEM_OOB);
+    BULK_BUDGET(n);
     memmove(mem + d, mem + src, n);
     NEXT(2);
 }
@@ -536,6 +550,7 @@ L_memory_init: {
     uint64_t len = inst->data_dropped[seg] ? 0 : ds->len;
     if (UNLIKELY(src + n > len || d + n > memsz))
         TRAP(WASM_TRAP_MEM_OOB);
+    BULK_BUDGET(n);
     if (n)
         memcpy(mem + d, ds->bytes + src, n);
     NEXT(3);
@@ -572,6 +587,7 @@ L_table_fill: {
     uint64_t i = (uint32_t)fp[A], n = (uint32_t)fp[C];
     if (UNLIKELY(i + n > t->lim.min))
         TRAP(WASM_TRAP_TABLE_OOB);
+    BULK_BUDGET(n * sizeof(wasm_val));
     for (uint64_t k = 0; k < n; k++)
         t->elems[i + k] = fp[B];
     NEXT(2);
@@ -581,6 +597,7 @@ L_table_copy: {
     uint64_t d = (uint32_t)fp[A], src = (uint32_t)fp[B], n = (uint32_t)fp[C];
     if (UNLIKELY(d + n > td->lim.min || src + n > ts->lim.min))
         TRAP(WASM_TRAP_TABLE_OOB);
+    BULK_BUDGET(n * sizeof(wasm_val));
     memmove(td->elems + d, ts->elems + src, n * sizeof(wasm_val));
     NEXT(3);
 }
@@ -590,6 +607,7 @@ L_table_init: {
     uint64_t d = (uint32_t)fp[A], src = (uint32_t)fp[B], n = (uint32_t)fp[C];
     if (UNLIKELY(src + n > inst->elem_len[seg] || d + n > t->lim.min))
         TRAP(WASM_TRAP_TABLE_OOB);
+    BULK_BUDGET(n * sizeof(wasm_val));
     if (n)
         memcpy(t->elems + d, inst->elem_vals[seg] + src, n * sizeof(wasm_val));
     NEXT(3);

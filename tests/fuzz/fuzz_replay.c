@@ -2,14 +2,29 @@
  * file named on the command line and every regular file directly inside a named directory (in
  * name order, so a failure is reproducible; *.md files are skipped). CTest runs it over
  * tests/regress and the seed corpus, in the normal and the ASan+UBSan trees, so every crash the
- * fuzzer ever found stays fixed. Exit status 0 when every input ran; 2 when an argument cannot be
- * read. A bug in the engine shows as an abort or a sanitizer report, never as a quiet pass. */
+ * fuzzer ever found stays fixed. An input that runs longer than REPLAY_MAX_MS is reported too:
+ * the target bounds every call by a 20 ms budget, so a slow input means a limit was bypassed.
+ * Exit status 0 when every input ran in time; 1 when one was slow; 2 when an argument cannot be
+ * read. A crash shows as an abort or a sanitizer report, never as a quiet pass. */
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+
+/* The target makes at most 17 bounded calls (start + 16 exports) of 20 ms: 2 s is generous even
+ * for a sanitizer build on a busy machine. */
+#define REPLAY_MAX_MS 2000
+
+static int g_slow;
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -47,7 +62,14 @@ static int replay_file(const char *path) {
     }
     memcpy(exact, buf, len);
     free(buf);
+    double t0 = now_ms();
     LLVMFuzzerTestOneInput(exact, len);
+    double dt = now_ms() - t0;
+    if (dt > REPLAY_MAX_MS) {
+        fprintf(stderr, "%s: SLOW, %.0f ms (limit %d ms): a time limit was bypassed\n", path, dt,
+                REPLAY_MAX_MS);
+        g_slow++;
+    }
     free(exact);
     return 0;
 }
@@ -120,6 +142,8 @@ int main(int argc, char **argv) {
         printf("%s: %ld inputs replayed\n", argv[i], ran);
         total += ran;
     }
-    printf("%ld inputs replayed without a crash\n", total);
+    printf("%ld inputs replayed without a crash, %d too slow\n", total, g_slow);
+    if (status == 0 && g_slow)
+        status = 1;
     return status;
 }

@@ -171,6 +171,26 @@ static void test_timeout_stops_loop(void **state) {
     fixture_free(f);
 }
 
+/* Bulk instructions have no back edge; a straight run of big ones must still stop in time. */
+static void test_timeout_stops_bulk(void **state) {
+    (void)state;
+    wasm_config cfg;
+    wasm_config_default(&cfg);
+    cfg.max_memory_bytes = 64u << 20;
+    cfg.timeout_ns = 20u * 1000 * 1000;
+    fixture *f = fixture_new(&cfg);
+    wasm_val r = 0;
+    assert_int_equal(call2(f, "grow", 1023, 0, &r), 0); /* 64 MiB: 40 fills write 2.5 GiB */
+    assert_int_equal((uint32_t)r, 1);
+    uint64_t t0 = plat_now_ns();
+    expect_trap(f, "fill_many", 0, 0, WASM_TRAP_TIMEOUT);
+    uint64_t dt = plat_now_ns() - t0;
+    /* One fill of 64 MiB at most runs past the budget (a few ms); all 40 take far longer. */
+    assert_true(dt < 1000u * 1000 * 1000);
+    expect_usable(f);
+    fixture_free(f);
+}
+
 typedef struct interrupter {
     wasm_store *s;
     unsigned delay_ms;
@@ -428,6 +448,7 @@ int main(void) {
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_timeout_stops_loop),
+        cmocka_unit_test(test_timeout_stops_bulk),
         cmocka_unit_test(test_interrupt_from_thread),
         cmocka_unit_test(test_recursion_depth),
         cmocka_unit_test(test_value_stack_exhaustion),
