@@ -48,6 +48,14 @@ int cmd_keymgr(int argc, char **argv);
 void cmd_keymgr_help(FILE *out);
 int cmd_bench(int argc, char **argv);
 void cmd_bench_help(FILE *out);
+/* DataCapsules (cmd_capsule.c, cmd_storage.c) */
+int cmd_capsule(int argc, char **argv);
+void cmd_capsule_help(FILE *out);
+int cmd_storage(int argc, char **argv);
+void cmd_storage_help(FILE *out);
+int cmd_bench_capsule(int argc, char **argv);
+/* Split a comma-separated list in place into @p out (at most @p max entries). */
+size_t cli_split_list(char *s, const char **out, size_t max);
 
 /* Print "psl: " + message + newline to stderr. */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

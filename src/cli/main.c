@@ -22,6 +22,8 @@ static const cli_cmd cli_cmds[] = {
      cmd_deployment_help},
     {"keymgr", cmd_keymgr, "serve deployment keys to attested workers (coordinator key manager)",
      cmd_keymgr_help},
+    {"capsule", cmd_capsule, "DataCapsules: keygen, create, append, read, verify", cmd_capsule_help},
+    {"storage", cmd_storage, "run an untrusted DataCapsule storage replica (LMDB)", cmd_storage_help},
     {"bench", cmd_bench, "benchmarks: channel (secure channel vs plain ZeroMQ)", cmd_bench_help},
 };
 

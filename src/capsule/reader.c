@@ -1,0 +1,456 @@
+/* capsule reader: verifies the chain from the newest signed head before releasing plaintext.
+ * It keeps the hash of every verified record, so each later read is checked against the chain
+ * (one hash comparison) before its AEAD tag is checked and its plaintext released. */
+#include "capsule/capsule_int.h"
+
+#include "crypto/crypto.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct cap_reader {
+    cap_client *c;
+    uint8_t id[CAP_ID_BYTES];
+    uint8_t dkey[32];
+    bool has_key;
+    cap_meta meta;
+    bool has_meta;
+    uint8_t (*hashes)[CAP_HASH_BYTES]; /* verified hashes, index = seqno */
+    uint64_t nverified;                /* records 0..nverified-1 are verified */
+    size_t hcap;
+    cap_head head;
+    uint64_t head_hlc;
+    bool has_head;
+    cap_head known;
+    bool has_known;
+    size_t quorum; /* 0 = f+1 */
+    size_t pref;   /* replica tried first */
+    cap_evidence *ev;
+    size_t nev, evcap;
+};
+
+static cap_evidence *ev_add(cap_reader *r, int kind, int replica, uint64_t seq, const char *what) {
+    if (r->nev == r->evcap) {
+        r->evcap = r->evcap ? 2 * r->evcap : 8;
+        r->ev = xrealloc(r->ev, r->evcap * sizeof *r->ev);
+    }
+    cap_evidence *e = &r->ev[r->nev++];
+    memset(e, 0, sizeof *e);
+    e->kind = kind;
+    e->replica = replica;
+    e->seqno = seq;
+    snprintf(e->what, sizeof e->what, "%s", what);
+    return e;
+}
+
+const cap_evidence *cap_reader_evidence(const cap_reader *r, size_t *n) {
+    *n = r->nev;
+    return r->ev;
+}
+
+int cap_reader_open(cap_client *c, const uint8_t id[CAP_ID_BYTES], const uint8_t *data_root,
+                    cap_reader **out) {
+    int rc = cr_init();
+    if (rc)
+        return rc;
+    cap_reader *r = xcalloc(1, sizeof *r);
+    r->c = c;
+    memcpy(r->id, id, CAP_ID_BYTES);
+    if (data_root) {
+        cap_data_key(data_root, id, r->dkey);
+        r->has_key = true;
+    }
+    *out = r;
+    return 0;
+}
+
+void cap_reader_close(cap_reader *r) {
+    if (!r)
+        return;
+    cr_memzero(r->dkey, sizeof r->dkey);
+    free(r->hashes);
+    free(r->ev);
+    free(r);
+}
+
+void cap_reader_set_known(cap_reader *r, const cap_head *known) {
+    r->known = *known;
+    r->has_known = true;
+}
+
+void cap_reader_set_quorum(cap_reader *r, size_t q) {
+    r->quorum = q;
+}
+
+void cap_reader_head(const cap_reader *r, cap_head *h) {
+    *h = r->head;
+}
+const cap_meta *cap_reader_meta(const cap_reader *r) {
+    return r->has_meta ? &r->meta : NULL;
+}
+
+static void hashes_reserve(cap_reader *r, uint64_t n) {
+    if (n <= r->hcap)
+        return;
+    size_t nc = r->hcap ? r->hcap : 1024;
+    while (nc < n)
+        nc *= 2;
+    r->hashes = xrealloc(r->hashes, nc * CAP_HASH_BYTES);
+    r->hcap = nc;
+}
+
+static int load_meta(cap_reader *r) {
+    uint8_t *rec = NULL;
+    size_t len = 0;
+    int rc = cap__fetch_meta(r->c, r->id, &r->meta, &rec, &len);
+    if (rc)
+        return rc;
+    hashes_reserve(r, 1);
+    cap_record_hash(rec, len, r->hashes[0]);
+    cap_hdr h;
+    CAP_IGNORE(cap_record_parse(rec, len, &h, NULL, NULL));
+    r->head_hlc = h.hlc;
+    free(rec);
+    r->nverified = 1;
+    r->has_meta = true;
+    return 0;
+}
+
+/* Find a copy of record @p seq whose hash is @p want on any replica but @p skip.
+ * @param[out] rec malloc'd. */
+static int fetch_good(cap_reader *r, uint64_t seq, const uint8_t want[CAP_HASH_BYTES], size_t skip,
+                      uint8_t **rec, size_t *len, size_t *from) {
+    for (size_t k = 0; k < r->c->n; k++) {
+        size_t i = (r->pref + k) % r->c->n;
+        if (i == skip)
+            continue;
+        Psl__CapReply *rep = NULL;
+        if (cap__read(r->c, i, r->id, seq, 1, &rep) != 0)
+            continue;
+        uint8_t h[CAP_HASH_BYTES];
+        bool ok = false;
+        if (rep->n_records >= 1) {
+            cap_record_hash(rep->records[0].data, rep->records[0].len, h);
+            ok = memcmp(h, want, CAP_HASH_BYTES) == 0;
+        }
+        if (ok) {
+            *len = rep->records[0].len;
+            *rec = xmalloc(*len);
+            memcpy(*rec, rep->records[0].data, *len);
+            *from = i;
+        } else if (rep->n_records >= 1) {
+            cap_evidence *e = ev_add(r, CAP_EV_TAMPER, (int)i, seq, "record does not match the signed chain");
+            memcpy(e->expected, want, CAP_HASH_BYTES);
+            memcpy(e->got, h, CAP_HASH_BYTES);
+            cap__scrub_hint(r->c, i, r->id);
+        }
+        psl__cap_reply__free_unpacked(rep, NULL);
+        if (ok)
+            return 0;
+    }
+    return CAP_ERR_TAMPER;
+}
+
+typedef struct tmp_rec {
+    uint8_t hash[CAP_HASH_BYTES];
+    uint8_t prev[CAP_HASH_BYTES];
+    uint64_t hlc;
+    int from; /* replica that served it */
+} tmp_rec;
+
+int cap_reader_sync(cap_reader *r) {
+    int rc;
+    if (!r->has_meta && (rc = load_meta(r)) != 0)
+        return rc;
+    size_t n = r->c->n;
+    size_t need = r->quorum ? r->quorum : (size_t)r->meta.f + 1;
+    if (need > n)
+        need = n;
+    /* 1. Heads from every replica. */
+    cap_head *heads = xcalloc(n, sizeof *heads);
+    bool *valid = xcalloc(n, sizeof *valid);
+    size_t answered = 0;
+    for (size_t i = 0; i < n; i++) {
+        rc = cap__get_head(r->c, i, r->id, &heads[i]);
+        if (rc == ERR_NOTFOUND) {
+            answered++;
+            continue;
+        }
+        if (rc)
+            continue;
+        answered++;
+        if (cap_head_verify(&heads[i], r->meta.writer_pk) != 0) {
+            cap_evidence *e = ev_add(r, CAP_EV_BADSIG, (int)i, heads[i].seqno,
+                                     "head signature does not verify with the writer key");
+            e->b = heads[i];
+            continue;
+        }
+        valid[i] = true;
+    }
+    tmp_rec *tmp = NULL;
+    if (answered < need) {
+        rc = CAP_ERR_QUORUM;
+        goto out;
+    }
+    /* 2. Forks among heads, or against what is already verified; pick the newest. */
+    int best = -1;
+    for (size_t i = 0; i < n; i++) {
+        if (!valid[i])
+            continue;
+        for (size_t j = 0; j < i; j++)
+            if (valid[j] && heads[j].seqno == heads[i].seqno &&
+                memcmp(heads[j].hash, heads[i].hash, CAP_HASH_BYTES) != 0) {
+                cap_evidence *e = ev_add(r, CAP_EV_FORK, (int)i, heads[i].seqno,
+                                         "two replicas hold different signed heads at one seqno");
+                e->a = heads[j];
+                e->b = heads[i];
+                rc = CAP_ERR_FORK;
+                goto out;
+            }
+        if (heads[i].seqno < r->nverified &&
+            memcmp(heads[i].hash, r->hashes[heads[i].seqno], CAP_HASH_BYTES) != 0) {
+            cap_evidence *e = ev_add(r, CAP_EV_FORK, (int)i, heads[i].seqno,
+                                     "signed head differs from the verified chain");
+            e->a = r->head;
+            e->b = heads[i];
+            rc = CAP_ERR_FORK;
+            goto out;
+        }
+        if (best < 0 || heads[i].seqno > heads[best].seqno)
+            best = (int)i;
+    }
+    if (best < 0) {
+        rc = r->has_head ? CAP_ERR_ROLLBACK : CAP_ERR_TRUNCATED;
+        cap_evidence *e = ev_add(r, rc == CAP_ERR_ROLLBACK ? CAP_EV_ROLLBACK : CAP_EV_TRUNCATION, -1,
+                                 0, "no replica serves a valid signed head");
+        e->a = r->head;
+        goto out;
+    }
+    cap_head H = heads[best];
+    /* 3. Rollback: the newest head offered is older than one seen before. */
+    const cap_head *seen = NULL;
+    if (r->has_known && (!r->has_head || r->known.seqno > r->head.seqno))
+        seen = &r->known;
+    else if (r->has_head)
+        seen = &r->head;
+    if (seen && H.seqno < seen->seqno) {
+        cap_evidence *e = ev_add(r, CAP_EV_ROLLBACK, best, H.seqno,
+                                 "newest head served by the replicas is older than one seen before");
+        e->a = *seen;
+        e->b = H;
+        rc = CAP_ERR_ROLLBACK;
+        goto out;
+    }
+    static const uint8_t nosig[64];
+    if (seen == &r->known && H.seqno == r->known.seqno && memcmp(r->known.sig, nosig, 64) != 0 &&
+        memcmp(H.hash, r->known.hash, CAP_HASH_BYTES) != 0) {
+        cap_evidence *e = ev_add(r, CAP_EV_FORK, best, H.seqno, "head differs from the known head");
+        e->a = r->known;
+        e->b = H;
+        rc = CAP_ERR_FORK;
+        goto out;
+    }
+    if (H.seqno + 1 <= r->nverified) {
+        r->head = H;
+        r->has_head = true;
+        rc = 0;
+        goto out;
+    }
+    /* 4. Fetch [nverified, H.seqno], hashing each record, from the freshest replica first. */
+    uint64_t lo = r->nverified, cnt = H.seqno + 1 - lo;
+    tmp = xcalloc(cnt, sizeof *tmp);
+    uint64_t got = 0;
+    r->pref = (size_t)best;
+    size_t tries = 0;
+    while (got < cnt) {
+        size_t i = (r->pref + tries) % n;
+        Psl__CapReply *rep = NULL;
+        uint64_t before = got;
+        if (cap__read(r->c, i, r->id, lo + got, cnt - got, &rep) == 0) {
+            for (size_t k = 0; k < rep->n_records && got < cnt; k++) {
+                cap_hdr h;
+                const uint8_t *rec = rep->records[k].data;
+                size_t len = rep->records[k].len;
+                tmp_rec *t = &tmp[got];
+                cap_record_hash(rec, len, t->hash);
+                if (cap_record_parse(rec, len, &h, NULL, NULL) != 0 || h.seqno != lo + got ||
+                    memcmp(h.capsule, r->id, CAP_ID_BYTES) != 0) {
+                    memset(t->prev, 0, sizeof t->prev); /* fails the chain walk: refetched */
+                    t->hlc = 0;
+                } else {
+                    memcpy(t->prev, h.prev, CAP_HASH_BYTES);
+                    t->hlc = h.hlc;
+                }
+                t->from = (int)i;
+                got++;
+            }
+            psl__cap_reply__free_unpacked(rep, NULL);
+        }
+        if (got == before && ++tries >= n) {
+            cap_evidence *e = ev_add(r, CAP_EV_TRUNCATION, -1, lo + got,
+                                     "no replica serves this record although a signed head covers it");
+            e->b = H;
+            rc = CAP_ERR_TRUNCATED;
+            goto out;
+        }
+        if (got > before)
+            tries = 0;
+    }
+    /* 5. Walk back from the signed head: each record must hash to what its successor names. */
+    uint8_t expect[CAP_HASH_BYTES];
+    memcpy(expect, H.hash, CAP_HASH_BYTES);
+    for (uint64_t k = cnt; k-- > 0;) {
+        tmp_rec *t = &tmp[k];
+        if (memcmp(t->hash, expect, CAP_HASH_BYTES) != 0) {
+            cap_evidence *e = ev_add(r, CAP_EV_TAMPER, t->from, lo + k,
+                                     "record does not match the signed chain");
+            memcpy(e->expected, expect, CAP_HASH_BYTES);
+            memcpy(e->got, t->hash, CAP_HASH_BYTES);
+            cap__scrub_hint(r->c, (size_t)t->from, r->id);
+            uint8_t *rec = NULL;
+            size_t len = 0, from = 0;
+            rc = fetch_good(r, lo + k, expect, (size_t)t->from, &rec, &len, &from);
+            if (rc)
+                goto out;
+            cap_hdr h;
+            CAP_IGNORE(cap_record_parse(rec, len, &h, NULL, NULL)); /* hash matched: it parses */
+            memcpy(t->hash, expect, CAP_HASH_BYTES);
+            memcpy(t->prev, h.prev, CAP_HASH_BYTES);
+            t->hlc = h.hlc;
+            t->from = (int)from;
+            free(rec);
+        }
+        memcpy(expect, t->prev, CAP_HASH_BYTES);
+    }
+    if (memcmp(expect, r->hashes[lo - 1], CAP_HASH_BYTES) != 0) {
+        cap_evidence *e = ev_add(r, CAP_EV_FORK, best, lo - 1,
+                                 "the newest signed chain does not extend the verified one");
+        e->a = r->head;
+        e->b = H;
+        memcpy(e->expected, r->hashes[lo - 1], CAP_HASH_BYTES);
+        memcpy(e->got, expect, CAP_HASH_BYTES);
+        rc = CAP_ERR_FORK;
+        goto out;
+    }
+    /* 6. The writer's clock must increase along the chain (it is signed through the hashes). */
+    uint64_t ph = r->head_hlc;
+    for (uint64_t k = 0; k < cnt; k++) {
+        if (tmp[k].hlc <= ph) {
+            ev_add(r, CAP_EV_TAMPER, -1, lo + k, "clock does not increase along the signed chain");
+            rc = ERR_INVALID;
+            goto out;
+        }
+        ph = tmp[k].hlc;
+    }
+    hashes_reserve(r, H.seqno + 1);
+    for (uint64_t k = 0; k < cnt; k++)
+        memcpy(r->hashes[lo + k], tmp[k].hash, CAP_HASH_BYTES);
+    r->nverified = H.seqno + 1;
+    r->head = H;
+    r->head_hlc = ph;
+    r->has_head = true;
+    rc = 0;
+out:
+    free(tmp);
+    free(heads);
+    free(valid);
+    return rc;
+}
+
+/* Deliver one fetched record: check it against the chain, decrypt, call fn. */
+static int deliver(cap_reader *r, uint64_t seq, const uint8_t *rec, size_t len, size_t from,
+                   int (*fn)(void *, uint64_t, int, const uint8_t *, size_t), void *arg) {
+    uint8_t h[CAP_HASH_BYTES];
+    cap_record_hash(rec, len, h);
+    uint8_t *good = NULL;
+    if (memcmp(h, r->hashes[seq], CAP_HASH_BYTES) != 0) {
+        cap_evidence *e = ev_add(r, CAP_EV_TAMPER, (int)from, seq, "record does not match the signed chain");
+        memcpy(e->expected, r->hashes[seq], CAP_HASH_BYTES);
+        memcpy(e->got, h, CAP_HASH_BYTES);
+        cap__scrub_hint(r->c, from, r->id);
+        size_t f2;
+        int rc = fetch_good(r, seq, r->hashes[seq], from, &good, &len, &f2);
+        if (rc)
+            return rc;
+        rec = good;
+        r->pref = f2;
+    }
+    cap_hdr hd;
+    int rc = cap_record_parse(rec, len, &hd, NULL, NULL);
+    if (rc)
+        goto out;
+    uint8_t *pt = xmalloc(hd.payload_len + 1);
+    rc = cap_record_open(r->dkey, rec, len, pt);
+    if (rc == 0)
+        rc = fn(arg, seq, hd.kind, pt, hd.payload_len);
+    else
+        ev_add(r, CAP_EV_TAMPER, (int)from, seq, "AEAD tag of a chained record is wrong (writer bug?)");
+    cr_memzero(pt, hd.payload_len);
+    free(pt);
+out:
+    free(good);
+    return rc;
+}
+
+int cap_read_range(cap_reader *r, uint64_t first, uint64_t last,
+                   int (*fn)(void *arg, uint64_t seq, int kind, const uint8_t *p, size_t len),
+                   void *arg) {
+    if (!r->has_key)
+        return ERR_USAGE;
+    if (first == 0 || last < first || last >= r->nverified)
+        return ERR_NOTFOUND;
+    uint64_t seq = first;
+    size_t tries = 0;
+    while (seq <= last) {
+        size_t i = (r->pref + tries) % r->c->n;
+        Psl__CapReply *rep = NULL;
+        int rc = cap__read(r->c, i, r->id, seq, last - seq + 1, &rep);
+        if (rc || rep->n_records == 0) {
+            if (rep)
+                psl__cap_reply__free_unpacked(rep, NULL);
+            if (++tries >= r->c->n)
+                return CAP_ERR_TRUNCATED;
+            continue;
+        }
+        tries = 0;
+        for (size_t k = 0; k < rep->n_records && seq <= last; k++, seq++) {
+            rc = deliver(r, seq, rep->records[k].data, rep->records[k].len, i, fn, arg);
+            if (rc) {
+                psl__cap_reply__free_unpacked(rep, NULL);
+                return rc;
+            }
+        }
+        psl__cap_reply__free_unpacked(rep, NULL);
+    }
+    return 0;
+}
+
+typedef struct one_ctx {
+    uint8_t *out;
+    size_t len;
+    int kind;
+} one_ctx;
+
+static int one_cb(void *arg, uint64_t seq, int kind, const uint8_t *p, size_t len) {
+    (void)seq;
+    one_ctx *c = arg;
+    c->out = xmalloc(len + 1);
+    memcpy(c->out, p, len);
+    c->len = len;
+    c->kind = kind;
+    return 0;
+}
+
+int cap_read(cap_reader *r, uint64_t seq, uint8_t **out, size_t *len, int *kind) {
+    one_ctx c = {0};
+    int rc = cap_read_range(r, seq, seq, one_cb, &c);
+    if (rc)
+        return rc;
+    *out = c.out;
+    *len = c.len;
+    if (kind)
+        *kind = c.kind;
+    return 0;
+}

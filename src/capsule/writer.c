@@ -1,0 +1,712 @@
+/* capsule writer: group commit of concurrent appends into signed batches, quorum replication.
+ * One committer thread owns the chain state (seqno, prev hash, hlc) and the replica sockets;
+ * appenders only queue payloads under the mutex. A batch is journaled (fdatasync) before it is
+ * sent, so a writer that crashes mid-batch resends exactly the same signed bytes on restart and
+ * never signs a second, different record at a seqno some replica may already hold (a fork). */
+#include "capsule/capsule_int.h"
+
+#include "crypto/crypto.h"
+#include "platform/platform.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+typedef struct pend {
+    struct pend *next;
+    uint8_t kind;
+    size_t len;
+    uint8_t data[];
+} pend;
+
+typedef struct wbatch {
+    uint64_t first, last;
+    size_t n, bytes;
+    uint8_t **recs;
+    size_t *lens;
+    uint8_t head[CAP_HEAD_BYTES];
+} wbatch;
+
+#define CACHE_MAX 64
+
+struct cap_writer {
+    cap_keys k;
+    uint8_t id[CAP_ID_BYTES];
+    uint8_t dkey[32];
+    unsigned f;
+    cap_client *c;
+    cap_writer_opts o;
+    int journal_fd;
+
+    pthread_t thr;
+    bool thr_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work, cv_done;
+    pend *qh, *qt;
+    uint64_t next_seq;    /* seqno the next submit gets */
+    uint64_t durable_seq; /* highest seqno durable on f+1 replicas */
+    cap_head head;        /* signed head of durable_seq */
+    int failed;           /* sticky failure */
+    bool closing;
+    cap_writer_stats st;
+
+    /* committer-thread state */
+    uint8_t prev[CAP_HASH_BYTES];
+    uint64_t last_hlc;
+    uint64_t built_seq; /* last seqno put into a batch */
+    wbatch *cache[CACHE_MAX];
+    size_t ncache;
+    uint64_t *acked;     /* per replica: highest stored seqno it reported */
+    uint64_t *sent_upto; /* per replica: highest seqno sent since the last (re)sync */
+    uint64_t *last_io;   /* per replica: when we last sent or resent (ns) */
+};
+
+static void batch_free(wbatch *b) {
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->n; i++)
+        free(b->recs[i]);
+    free(b->recs);
+    free(b->lens);
+    free(b);
+}
+
+static uint64_t hlc_next(cap_writer *w) {
+    uint64_t phys = (plat_realtime_ns() / 1000000u) << 16;
+    uint64_t h = phys > w->last_hlc ? phys : w->last_hlc + 1;
+    w->last_hlc = h;
+    return h;
+}
+
+static void fail_sticky(cap_writer *w, int rc, const char *why) {
+    pthread_mutex_lock(&w->mu);
+    if (!w->failed) {
+        w->failed = rc;
+        fprintf(stderr, "psl capsule writer: %s: %s\n", why, cap_strerror(rc));
+    }
+    pthread_cond_broadcast(&w->cv_done);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* ---- journal: [u32 "PSJ1"][u64 n][head 136][u32 len, record]* , rewritten per batch --------- */
+static int journal_write(cap_writer *w, const wbatch *b) {
+    if (w->journal_fd < 0)
+        return 0;
+    size_t n = 12 + CAP_HEAD_BYTES + 4 * b->n + b->bytes;
+    uint8_t *buf = xmalloc(n), *p = buf;
+    memcpy(p, "PSJ1", 4);
+    uint64_t cnt = b->n;
+    memcpy(p + 4, &cnt, 8);
+    memcpy(p + 12, b->head, CAP_HEAD_BYTES);
+    p += 12 + CAP_HEAD_BYTES;
+    for (size_t i = 0; i < b->n; i++) {
+        uint32_t l = (uint32_t)b->lens[i];
+        memcpy(p, &l, 4);
+        memcpy(p + 4, b->recs[i], l);
+        p += 4 + l;
+    }
+    int rc = 0;
+    if (pwrite(w->journal_fd, buf, n, 0) != (ssize_t)n || ftruncate(w->journal_fd, (off_t)n) ||
+        fdatasync(w->journal_fd))
+        rc = ERR_IO;
+    free(buf);
+    return rc;
+}
+
+/* Load the journal and check it is a chain of this capsule ending at a valid signed head. */
+static int journal_load(cap_writer *w, wbatch **out) {
+    *out = NULL;
+    uint8_t *d = NULL;
+    size_t n = 0;
+    if (lseek(w->journal_fd, 0, SEEK_SET) < 0 || plat_read_fd(w->journal_fd, 1u << 30, &d, &n))
+        return ERR_IO;
+    int rc = 0;
+    wbatch *b = NULL;
+    if (n == 0)
+        goto done; /* no journal yet */
+    uint64_t cnt;
+    cap_head h;
+    if (n < 12 + CAP_HEAD_BYTES || memcmp(d, "PSJ1", 4) != 0)
+        goto done; /* torn write of a batch that was never sent: ignore */
+    memcpy(&cnt, d + 4, 8);
+    if (cnt == 0 || cnt > 1000000 || cap_head_decode(d + 12, CAP_HEAD_BYTES, &h) ||
+        memcmp(h.capsule, w->id, CAP_ID_BYTES) != 0 || cap_head_verify(&h, w->k.sign_pk) != 0)
+        goto done;
+    b = xcalloc(1, sizeof *b);
+    b->recs = xcalloc(cnt, sizeof *b->recs);
+    b->lens = xcalloc(cnt, sizeof *b->lens);
+    memcpy(b->head, d + 12, CAP_HEAD_BYTES);
+    size_t off = 12 + CAP_HEAD_BYTES;
+    uint8_t hash[CAP_HASH_BYTES];
+    for (uint64_t i = 0; i < cnt; i++) {
+        uint32_t l;
+        cap_hdr hd;
+        if (off + 4 > n)
+            goto torn;
+        memcpy(&l, d + off, 4);
+        if (l > n - off - 4 || cap_record_parse(d + off + 4, l, &hd, NULL, NULL))
+            goto torn;
+        if (i > 0 && (hd.seqno != b->last + 1 || memcmp(hd.prev, hash, CAP_HASH_BYTES) != 0))
+            goto torn;
+        if (i == 0)
+            b->first = hd.seqno;
+        b->last = hd.seqno;
+        b->recs[i] = xmalloc(l);
+        memcpy(b->recs[i], d + off + 4, l);
+        b->lens[i] = l;
+        b->n++;
+        b->bytes += l;
+        cap_record_hash(d + off + 4, l, hash);
+        off += 4 + l;
+    }
+    if (b->last != h.seqno || memcmp(hash, h.hash, CAP_HASH_BYTES) != 0)
+        goto torn;
+    *out = b;
+    b = NULL;
+    goto done;
+torn:
+    rc = 0; /* a batch whose journal write did not finish was never sent */
+done:
+    batch_free(b);
+    free(d);
+    return rc;
+}
+
+/* ---- sending ------------------------------------------------------------------------------- */
+static void send_batch(cap_writer *w, size_t i, const wbatch *b) {
+    Psl__CapAppend a = PSL__CAP_APPEND__INIT;
+    a.capsule.data = w->id;
+    a.capsule.len = CAP_ID_BYTES;
+    a.first = b->first;
+    a.n_records = b->n;
+    ProtobufCBinaryData *rv = xmalloc(b->n * sizeof *rv);
+    for (size_t k = 0; k < b->n; k++) {
+        rv[k].data = b->recs[k];
+        rv[k].len = b->lens[k];
+    }
+    a.records = rv;
+    a.head.data = (uint8_t *)b->head;
+    a.head.len = CAP_HEAD_BYTES;
+    Psl__CapRequest req = PSL__CAP_REQUEST__INIT;
+    req.body_case = PSL__CAP_REQUEST__BODY_APPEND;
+    req.append = &a;
+    if (cap__send(w->c, i, &req, NULL) == 0 && b->last > w->sent_upto[i])
+        w->sent_upto[i] = b->last;
+    w->last_io[i] = plat_now_ns();
+    free(rv);
+}
+
+/* Bring replica i up to date from the cache, starting after what it acknowledged. */
+static void resend(cap_writer *w, size_t i) {
+    uint64_t a = w->acked[i] == UINT64_MAX ? 0 : w->acked[i];
+    bool sent = false;
+    w->sent_upto[i] = a;
+    w->last_io[i] = plat_now_ns();
+    for (size_t k = 0; k < w->ncache; k++) {
+        wbatch *b = w->cache[k];
+        if (b->last <= a)
+            continue;
+        if (b->first > w->sent_upto[i] + 1)
+            break; /* older than the cache: the replica's anti-entropy pulls it from peers */
+        send_batch(w, i, b);
+        sent = true;
+        w->st.resends++;
+    }
+    /* Nothing could be sent: probe with the newest batch so that the replica's reply (a gap, once
+     * its anti-entropy has caught up, or an ack) tells us where it stands. */
+    if (!sent && w->ncache > 0) {
+        uint64_t keep = w->sent_upto[i];
+        send_batch(w, i, w->cache[w->ncache - 1]);
+        w->sent_upto[i] = keep;
+    }
+}
+
+static void cache_add(cap_writer *w, wbatch *b) {
+    size_t bytes = 0;
+    for (size_t k = 0; k < w->ncache; k++)
+        bytes += w->cache[k]->bytes;
+    while (w->ncache == CACHE_MAX || (w->ncache > 1 && bytes > (64u << 20))) {
+        bytes -= w->cache[0]->bytes;
+        batch_free(w->cache[0]);
+        memmove(w->cache, w->cache + 1, (w->ncache - 1) * sizeof *w->cache);
+        w->ncache--;
+    }
+    w->cache[w->ncache++] = b;
+}
+
+/* Handle every reply that is waiting (or wait up to @p wait_ms for one). */
+static int pump(cap_writer *w, int wait_ms) {
+    size_t n = w->c->n;
+    zmq_pollitem_t items[16];
+    ASSERT(n <= 16);
+    for (size_t i = 0; i < n; i++)
+        items[i] = (zmq_pollitem_t){.socket = w->c->socks[i], .events = ZMQ_POLLIN};
+    int r = zmq_poll(items, (int)n, wait_ms);
+    if (r < 0)
+        return errno == EINTR ? 0 : -errno;
+    for (size_t i = 0; i < n; i++) {
+        if (!(items[i].revents & ZMQ_POLLIN))
+            continue;
+        Psl__CapReply *rep;
+        while (cap__recv(w->c, i, 0, &rep) == 0) {
+            if (rep->status == 0 && rep->has_head) {
+                if (rep->have > w->acked[i] || w->acked[i] == UINT64_MAX)
+                    w->acked[i] = rep->have;
+            } else if (rep->status == CAP_ERR_GAP && rep->has_head) {
+                w->acked[i] = rep->have;
+                if (plat_now_ns() - w->last_io[i] > 20000000u || w->sent_upto[i] > rep->have)
+                    resend(w, i);
+            } else if (rep->status == ERR_NOTFOUND) {
+                w->acked[i] = 0; /* the replica lost or never had record 0 */
+                if (plat_now_ns() - w->last_io[i] > 20000000u)
+                    resend(w, i);
+            } else if (rep->status == CAP_ERR_CONFLICT) {
+                psl__cap_reply__free_unpacked(rep, NULL);
+                fail_sticky(w, CAP_ERR_FORK, "a replica holds a different record (fork)");
+                return CAP_ERR_FORK;
+            } else if (rep->status != 0) {
+                fprintf(stderr, "psl capsule writer: replica %s: %s%s%s\n", w->c->eps[i],
+                        cap_strerror(rep->status), rep->error[0] ? ": " : "", rep->error);
+            }
+            psl__cap_reply__free_unpacked(rep, NULL);
+        }
+    }
+    return 0;
+}
+
+static size_t count_acked(cap_writer *w, uint64_t seq) {
+    size_t k = 0;
+    for (size_t i = 0; i < w->c->n; i++)
+        if (w->acked[i] != UINT64_MAX && w->acked[i] >= seq)
+            k++;
+    return k;
+}
+
+/* Send @p b to all replicas and wait until f+1 hold it. */
+static int replicate(cap_writer *w, wbatch *b) {
+    int tmo = w->o.timeout_ms > 0 ? w->o.timeout_ms : 1000;
+    for (size_t i = 0; i < w->c->n; i++)
+        if (w->acked[i] != UINT64_MAX && w->acked[i] + 1 >= b->first && w->sent_upto[i] + 1 >= b->first)
+            send_batch(w, i, b);
+        else if (plat_now_ns() - w->last_io[i] > (uint64_t)tmo * 1000000u)
+            resend(w, i);
+    while (count_acked(w, b->last) < w->f + 1) {
+        int rc = pump(w, 5);
+        if (rc)
+            return rc;
+        uint64_t now = plat_now_ns();
+        for (size_t i = 0; i < w->c->n; i++)
+            if ((w->acked[i] == UINT64_MAX || w->acked[i] < b->last) &&
+                now - w->last_io[i] > (uint64_t)tmo * 1000000u) {
+                if (w->acked[i] == UINT64_MAX)
+                    w->acked[i] = 0;
+                resend(w, i);
+            }
+        pthread_mutex_lock(&w->mu);
+        bool closing_hard = w->closing && w->failed;
+        pthread_mutex_unlock(&w->mu);
+        if (closing_hard)
+            return ERR_IO;
+    }
+    return 0;
+}
+
+static void mark_durable(cap_writer *w, const wbatch *b, size_t nrec, size_t bytes) {
+    cap_head h;
+    CAP_IGNORE(cap_head_decode(b->head, CAP_HEAD_BYTES, &h));
+    pthread_mutex_lock(&w->mu);
+    w->durable_seq = b->last;
+    w->head = h;
+    w->st.batches++;
+    w->st.records += nrec;
+    w->st.bytes += bytes;
+    pthread_cond_broadcast(&w->cv_done);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void *committer(void *arg) {
+    cap_writer *w = arg;
+    size_t maxr = w->o.max_batch_records ? w->o.max_batch_records : 4096;
+    size_t maxb = w->o.max_batch_bytes ? w->o.max_batch_bytes : (4u << 20);
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        while (!w->qh && !w->closing) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 20000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&w->cv_work, &w->mu, &ts);
+            if (!w->qh && !w->closing) {
+                pthread_mutex_unlock(&w->mu);
+                (void)pump(w, 0); /* late acks keep the per-replica state fresh */
+                pthread_mutex_lock(&w->mu);
+            }
+        }
+        if (!w->qh) {
+            pthread_mutex_unlock(&w->mu);
+            break;
+        }
+        /* Take a batch: up to the limits, and a checkpoint always ends its batch. */
+        pend *take = w->qh, *last = NULL;
+        size_t nrec = 0, bytes = 0;
+        for (pend *p = w->qh; p; p = p->next) {
+            if (nrec > 0 && (nrec >= maxr || bytes + p->len > maxb))
+                break;
+            last = p;
+            nrec++;
+            bytes += p->len;
+            if (p->kind == CAP_KIND_CHECKPOINT)
+                break;
+        }
+        w->qh = last->next;
+        if (!w->qh)
+            w->qt = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&w->mu);
+
+        wbatch *b = xcalloc(1, sizeof *b);
+        b->recs = xcalloc(nrec, sizeof *b->recs);
+        b->lens = xcalloc(nrec, sizeof *b->lens);
+        b->first = w->built_seq + 1;
+        for (pend *p = take, *nx; p; p = nx) {
+            nx = p->next;
+            cap_hdr h = {.version = CAP_VERSION, .kind = p->kind, .payload_len = (uint32_t)p->len,
+                         .seqno = w->built_seq + 1, .hlc = hlc_next(w)};
+            memcpy(h.capsule, w->id, CAP_ID_BYTES);
+            memcpy(h.prev, w->prev, CAP_HASH_BYTES);
+            int rc = cap_record_build(w->dkey, &h, p->data, &b->recs[b->n], &b->lens[b->n], w->prev);
+            ASSERT(rc == 0);
+            b->bytes += b->lens[b->n];
+            b->n++;
+            w->built_seq++;
+            free(p);
+        }
+        b->last = w->built_seq;
+        cap_head hd = {.seqno = b->last};
+        memcpy(hd.capsule, w->id, CAP_ID_BYTES);
+        memcpy(hd.hash, w->prev, CAP_HASH_BYTES);
+        cap_head_sign(&hd, w->k.sign_sk);
+        cap_head_encode(&hd, b->head);
+        int rc = journal_write(w, b);
+        if (rc) {
+            batch_free(b);
+            fail_sticky(w, rc, "journal write failed");
+            break;
+        }
+        cache_add(w, b);
+        rc = replicate(w, b);
+        if (rc) {
+            fail_sticky(w, rc, "replication failed");
+            break;
+        }
+        mark_durable(w, b, nrec, bytes);
+    }
+    return NULL;
+}
+
+/* ---- open / resume ------------------------------------------------------------------------- */
+static int writer_create(cap_writer *w) {
+    uint8_t *rec = NULL;
+    size_t len = 0;
+    int rc = cap_meta_build(&w->k, w->o.name, w->f, &rec, &len, w->id);
+    if (rc)
+        return rc;
+    cap_hdr h;
+    rc = cap_record_parse(rec, len, &h, NULL, NULL);
+    ASSERT(rc == 0);
+    wbatch *b = xcalloc(1, sizeof *b);
+    b->recs = xcalloc(1, sizeof *b->recs);
+    b->lens = xcalloc(1, sizeof *b->lens);
+    b->recs[0] = rec;
+    b->lens[0] = len;
+    b->n = 1;
+    b->bytes = len;
+    cap_record_hash(rec, len, w->prev);
+    w->last_hlc = h.hlc;
+    cap_head hd = {.seqno = 0};
+    memcpy(hd.capsule, w->id, CAP_ID_BYTES);
+    memcpy(hd.hash, w->prev, CAP_HASH_BYTES);
+    cap_head_sign(&hd, w->k.sign_sk);
+    cap_head_encode(&hd, b->head);
+    cap_data_key(w->k.data_root, w->id, w->dkey);
+    rc = journal_write(w, b);
+    if (rc) {
+        batch_free(b);
+        return rc;
+    }
+    for (size_t i = 0; i < w->c->n; i++)
+        w->acked[i] = 0; /* nothing yet; record 0 is sent to everyone */
+    cache_add(w, b);
+    for (size_t i = 0; i < w->c->n; i++)
+        send_batch(w, i, b);
+    /* acked = 0 would count as "holds record 0": use a sentinel until the first reply. */
+    for (size_t i = 0; i < w->c->n; i++)
+        w->acked[i] = UINT64_MAX;
+    rc = replicate(w, b);
+    if (rc)
+        return rc;
+    w->built_seq = 0;
+    w->durable_seq = 0;
+    w->head = hd;
+    return 0;
+}
+
+static int writer_resume(cap_writer *w, const uint8_t *id) {
+    memcpy(w->id, id, CAP_ID_BYTES);
+    cap_data_key(w->k.data_root, w->id, w->dkey);
+    cap_meta m;
+    int rc = cap__fetch_meta(w->c, id, &m, NULL, NULL);
+    if (rc)
+        return rc;
+    if (!cr_equal(m.writer_pk, w->k.sign_pk, 32))
+        return ERR_AUTH;
+    /* The newest head among the replicas that answer. */
+    size_t answered = 0;
+    bool have = false;
+    cap_head best = {0};
+    for (size_t i = 0; i < w->c->n; i++) {
+        cap_head h;
+        w->acked[i] = UINT64_MAX;
+        rc = cap__get_head(w->c, i, id, &h);
+        if (rc == ERR_NOTFOUND) {
+            answered++;
+            w->acked[i] = 0;
+            continue;
+        }
+        if (rc || cap_head_verify(&h, w->k.sign_pk) != 0)
+            continue;
+        answered++;
+        w->acked[i] = h.seqno;
+        if (have && h.seqno == best.seqno && memcmp(h.hash, best.hash, CAP_HASH_BYTES) != 0)
+            return CAP_ERR_FORK;
+        if (!have || h.seqno > best.seqno) {
+            best = h;
+            have = true;
+        }
+    }
+    size_t need = w->journal_fd >= 0 ? w->f + 1 : w->c->n;
+    if (answered < need || !have)
+        return CAP_ERR_QUORUM;
+    /* Learn the clock of the head record. */
+    uint64_t hlc = 0;
+    for (size_t i = 0; i < w->c->n && !hlc; i++) {
+        if (w->acked[i] == UINT64_MAX || w->acked[i] < best.seqno)
+            continue;
+        Psl__CapReply *rep = NULL;
+        if (cap__read(w->c, i, id, best.seqno, 1, &rep) != 0)
+            continue;
+        uint8_t hh[CAP_HASH_BYTES];
+        cap_hdr hd;
+        if (rep->n_records == 1 &&
+            cap_record_parse(rep->records[0].data, rep->records[0].len, &hd, NULL, NULL) == 0) {
+            cap_record_hash(rep->records[0].data, rep->records[0].len, hh);
+            if (memcmp(hh, best.hash, CAP_HASH_BYTES) == 0)
+                hlc = hd.hlc ? hd.hlc : 1;
+        }
+        psl__cap_reply__free_unpacked(rep, NULL);
+    }
+    if (!hlc)
+        return CAP_ERR_TRUNCATED;
+    w->built_seq = best.seqno;
+    w->durable_seq = best.seqno;
+    w->head = best;
+    memcpy(w->prev, best.hash, CAP_HASH_BYTES);
+    w->last_hlc = hlc;
+    for (size_t i = 0; i < w->c->n; i++)
+        w->sent_upto[i] = w->acked[i] == UINT64_MAX ? 0 : w->acked[i];
+    /* Replay the journaled batch when it goes beyond the durable head. */
+    if (w->journal_fd >= 0) {
+        wbatch *b = NULL;
+        rc = journal_load(w, &b);
+        if (rc)
+            return rc;
+        if (b && b->last > best.seqno) {
+            if (b->first > best.seqno + 1) {
+                batch_free(b);
+                return CAP_ERR_TRUNCATED; /* records between the quorum head and the journal */
+            }
+            cap_head jh;
+            CAP_IGNORE(cap_head_decode(b->head, CAP_HEAD_BYTES, &jh));
+            cache_add(w, b);
+            for (size_t i = 0; i < w->c->n; i++)
+                if (w->acked[i] != UINT64_MAX)
+                    resend(w, i);
+            rc = replicate(w, b);
+            if (rc)
+                return rc;
+            cap_hdr hd;
+            CAP_IGNORE(cap_record_parse(b->recs[b->n - 1], b->lens[b->n - 1], &hd, NULL, NULL));
+            w->built_seq = b->last;
+            w->durable_seq = b->last;
+            w->head = jh;
+            memcpy(w->prev, jh.hash, CAP_HASH_BYTES);
+            w->last_hlc = hd.hlc;
+        } else {
+            batch_free(b);
+        }
+    }
+    return 0;
+}
+
+int cap_writer_open(const cap_keys *keys, const cap_writer_opts *o, const uint8_t *id,
+                    cap_writer **out, uint8_t id_out[CAP_ID_BYTES]) {
+    if (!o || o->nreplicas == 0 || o->nreplicas > 16)
+        return ERR_USAGE;
+    int rc = cr_init();
+    if (rc)
+        return rc;
+    cap_writer *w = xcalloc(1, sizeof *w);
+    w->k = *keys;
+    w->o = *o;
+    w->f = o->f ? o->f : (unsigned)((o->nreplicas - 1) / 2);
+    w->journal_fd = -1;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv_work, NULL);
+    pthread_cond_init(&w->cv_done, NULL);
+    w->acked = xcalloc(o->nreplicas, sizeof *w->acked);
+    w->sent_upto = xcalloc(o->nreplicas, sizeof *w->sent_upto);
+    w->last_io = xcalloc(o->nreplicas, sizeof *w->last_io);
+    if (2 * w->f + 1 > o->nreplicas) {
+        rc = ERR_USAGE;
+        goto fail;
+    }
+    rc = cap_client_open(o->replicas, o->nreplicas, o->timeout_ms, &w->c);
+    if (rc)
+        goto fail;
+    if (o->journal) {
+        w->journal_fd = open(o->journal, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (w->journal_fd < 0) {
+            rc = -errno;
+            goto fail;
+        }
+    }
+    rc = id ? writer_resume(w, id) : writer_create(w);
+    if (rc)
+        goto fail;
+    w->next_seq = w->built_seq + 1;
+    if (pthread_create(&w->thr, NULL, committer, w) != 0) {
+        rc = ERR_NOMEM;
+        goto fail;
+    }
+    w->thr_started = true;
+    if (id_out)
+        memcpy(id_out, w->id, CAP_ID_BYTES);
+    *out = w;
+    return 0;
+fail:
+    CAP_IGNORE(cap_writer_close(w));
+    return rc;
+}
+
+static int submit(cap_writer *w, uint8_t kind, const void *payload, size_t len, uint64_t *seq) {
+    if (len > CAP_PAYLOAD_MAX)
+        return ERR_LIMIT;
+    pend *p = xmalloc(sizeof *p + len);
+    p->next = NULL;
+    p->kind = kind;
+    p->len = len;
+    if (len)
+        memcpy(p->data, payload, len);
+    pthread_mutex_lock(&w->mu);
+    if (w->failed || w->closing) {
+        int rc = w->failed ? w->failed : ERR_USAGE;
+        pthread_mutex_unlock(&w->mu);
+        free(p);
+        return rc;
+    }
+    if (w->qt)
+        w->qt->next = p;
+    else
+        w->qh = p;
+    w->qt = p;
+    *seq = w->next_seq++;
+    pthread_cond_signal(&w->cv_work);
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+int cap_append_submit(cap_writer *w, const void *payload, size_t len, uint64_t *seq) {
+    return submit(w, CAP_KIND_DATA, payload, len, seq);
+}
+
+int cap_wait_durable(cap_writer *w, uint64_t seq) {
+    pthread_mutex_lock(&w->mu);
+    while (w->durable_seq < seq && !w->failed)
+        pthread_cond_wait(&w->cv_done, &w->mu);
+    int rc = w->durable_seq >= seq ? 0 : w->failed;
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+int cap_append(cap_writer *w, const void *payload, size_t len, uint64_t *seq) {
+    uint64_t s;
+    int rc = cap_append_submit(w, payload, len, &s);
+    if (rc)
+        return rc;
+    if (seq)
+        *seq = s;
+    return cap_wait_durable(w, s);
+}
+
+int cap_checkpoint(cap_writer *w, const void *summary, size_t len, uint64_t *seq) {
+    uint64_t s;
+    int rc = submit(w, CAP_KIND_CHECKPOINT, summary, len, &s);
+    if (rc)
+        return rc;
+    if (seq)
+        *seq = s;
+    return cap_wait_durable(w, s);
+}
+
+void cap_writer_head(cap_writer *w, cap_head *h) {
+    pthread_mutex_lock(&w->mu);
+    *h = w->head;
+    pthread_mutex_unlock(&w->mu);
+}
+
+void cap_writer_stats_get(cap_writer *w, cap_writer_stats *s) {
+    pthread_mutex_lock(&w->mu);
+    *s = w->st;
+    pthread_mutex_unlock(&w->mu);
+}
+
+int cap_writer_close(cap_writer *w) {
+    if (!w)
+        return 0;
+    int rc = 0;
+    if (w->thr_started) {
+        pthread_mutex_lock(&w->mu);
+        w->closing = true;
+        pthread_cond_signal(&w->cv_work);
+        pthread_mutex_unlock(&w->mu);
+        pthread_join(w->thr, NULL);
+        rc = w->failed;
+    }
+    for (pend *p = w->qh, *nx; p; p = nx) {
+        nx = p->next;
+        free(p);
+    }
+    for (size_t k = 0; k < w->ncache; k++)
+        batch_free(w->cache[k]);
+    cap_client_close(w->c);
+    if (w->journal_fd >= 0)
+        close(w->journal_fd);
+    free(w->acked);
+    free(w->sent_upto);
+    free(w->last_io);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv_work);
+    pthread_cond_destroy(&w->cv_done);
+    cr_memzero(&w->k, sizeof w->k);
+    cr_memzero(w->dkey, sizeof w->dkey);
+    free(w);
+    return rc;
+}

@@ -1,0 +1,313 @@
+/* psl capsule: operator commands for DataCapsules (keygen, create, append, read, verify) and
+ * `psl bench capsule`. Everything goes through src/capsule; storage replicas are separate
+ * `psl storage` processes. */
+#include "cli/cli.h"
+
+#include "capsule/capsule.h"
+#include "crypto/crypto.h"
+#include "platform/platform.h"
+#include "storage/storage.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+
+
+void cmd_capsule_help(FILE *out) {
+    fprintf(out,
+            "usage: psl capsule keygen --keys FILE\n"
+            "       psl capsule create --replicas EP,EP,EP --keys FILE [--name NAME] [--journal FILE]\n"
+            "       psl capsule append --replicas LIST --keys FILE --capsule ID [--journal FILE]\n"
+            "                          [--stream N [--prefix P] [--window W]] [TEXT...]\n"
+            "       psl capsule read   --replicas LIST --keys FILE --capsule ID [--from N] [--to N]\n"
+            "       psl capsule verify --replicas LIST --capsule ID [--known-seq N]\n"
+            "Options shared by read/verify: --quorum Q (answers needed; default f+1).\n"
+            "create prints the capsule id. append prints 'SEQ TEXT' for each record once it is\n"
+            "durable on f+1 replicas. read prints 'SEQ<TAB>TEXT' for verified records. verify\n"
+            "prints the verified head. Tampering, truncation, rollback and forks are reported\n"
+            "with evidence on stderr and exit status 1. See docs/capsule.md.\n");
+}
+
+typedef struct copts {
+    const char *reps[16];
+    size_t nreps;
+    const char *keys, *capsule, *journal, *name, *prefix;
+    long long stream, window, from, to, quorum, known_seq;
+    int first_arg;
+} copts;
+
+static int parse(int argc, char **argv, copts *o) {
+    memset(o, 0, sizeof *o);
+    o->from = 1;
+    o->to = -1;
+    o->known_seq = -1;
+    o->window = 1;
+    o->prefix = "rec";
+    int i = 2;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (a[0] != '-' || a[1] != '-')
+            break;
+        if (i + 1 >= argc) {
+            cli_err("capsule: option %s needs a value", a);
+            return -1;
+        }
+        char *v = argv[++i];
+        if (!strcmp(a, "--replicas"))
+            o->nreps = cli_split_list(v, o->reps, 16);
+        else if (!strcmp(a, "--keys"))
+            o->keys = v;
+        else if (!strcmp(a, "--capsule"))
+            o->capsule = v;
+        else if (!strcmp(a, "--journal"))
+            o->journal = v;
+        else if (!strcmp(a, "--name"))
+            o->name = v;
+        else if (!strcmp(a, "--prefix"))
+            o->prefix = v;
+        else if (!strcmp(a, "--stream"))
+            o->stream = atoll(v);
+        else if (!strcmp(a, "--window"))
+            o->window = atoll(v) > 0 ? atoll(v) : 1;
+        else if (!strcmp(a, "--from"))
+            o->from = atoll(v);
+        else if (!strcmp(a, "--to"))
+            o->to = atoll(v);
+        else if (!strcmp(a, "--quorum"))
+            o->quorum = atoll(v);
+        else if (!strcmp(a, "--known-seq"))
+            o->known_seq = atoll(v);
+        else {
+            cli_err("capsule: unknown option %s (see psl help capsule)", a);
+            return -1;
+        }
+    }
+    o->first_arg = i;
+    return 0;
+}
+
+static int exit_for(int rc) {
+    switch (rc) {
+    case 0: return EXIT_OK;
+    case CAP_ERR_TAMPER:
+    case CAP_ERR_TRUNCATED:
+    case CAP_ERR_ROLLBACK:
+    case CAP_ERR_FORK:
+    case ERR_AUTH:
+    case ERR_INVALID: return EXIT_FAILED;
+    case ERR_USAGE: return EXIT_USAGE;
+    default: return EXIT_IO;
+    }
+}
+
+static int get_id(const copts *o, uint8_t id[CAP_ID_BYTES]) {
+    if (!o->capsule || cr_unhex(id, CAP_ID_BYTES, o->capsule, strlen(o->capsule)) != 0) {
+        cli_err("capsule: --capsule needs a 64-digit hex capsule id");
+        return -1;
+    }
+    return 0;
+}
+
+static int load_keys(const copts *o, cap_keys *k) {
+    if (!o->keys) {
+        cli_err("capsule: --keys FILE is required");
+        return -1;
+    }
+    int rc = cap_keys_load(k, o->keys);
+    if (rc) {
+        cli_err("capsule: cannot load keys from %s: %s", o->keys, cap_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+static void print_evidence(const cap_reader *r) {
+    size_t n;
+    const cap_evidence *e = cap_reader_evidence(r, &n);
+    for (size_t i = 0; i < n; i++) {
+        char line[600];
+        cap_evidence_format(&e[i], line, sizeof line);
+        fprintf(stderr, "psl: evidence: %s\n", line);
+    }
+}
+
+static int do_create(const copts *o) {
+    cap_keys k;
+    if (load_keys(o, &k))
+        return EXIT_USAGE;
+    cap_writer_opts wo = {.replicas = o->reps, .nreplicas = o->nreps, .name = o->name,
+                          .journal = o->journal};
+    cap_writer *w;
+    uint8_t id[CAP_ID_BYTES];
+    int rc = cap_writer_open(&k, &wo, NULL, &w, id);
+    cr_memzero(&k, sizeof k);
+    if (rc) {
+        cli_err("capsule create: %s", cap_strerror(rc));
+        return exit_for(rc);
+    }
+    rc = cap_writer_close(w);
+    char hex[65];
+    cr_hex(hex, id, CAP_ID_BYTES);
+    printf("%s\n", hex);
+    return exit_for(rc);
+}
+
+static int do_append(const copts *o, int argc, char **argv) {
+    cap_keys k;
+    uint8_t id[CAP_ID_BYTES];
+    if (load_keys(o, &k) || get_id(o, id))
+        return EXIT_USAGE;
+    cap_writer_opts wo = {.replicas = o->reps, .nreplicas = o->nreps, .journal = o->journal};
+    cap_writer *w;
+    int rc = cap_writer_open(&k, &wo, id, &w, NULL);
+    cr_memzero(&k, sizeof k);
+    if (rc) {
+        cli_err("capsule append: cannot open the writer: %s", cap_strerror(rc));
+        return exit_for(rc);
+    }
+    if (o->stream > 0) {
+        char buf[256];
+        uint64_t *seqs = xmalloc((size_t)o->window * sizeof *seqs);
+        for (long long i = 0; i < o->stream && rc == 0;) {
+            long long n = 0;
+            for (; n < o->window && i + n < o->stream && rc == 0; n++) {
+                int l = snprintf(buf, sizeof buf, "%s-%lld", o->prefix, i + n);
+                rc = cap_append_submit(w, buf, (size_t)l, &seqs[n]);
+            }
+            if (rc == 0 && n > 0)
+                rc = cap_wait_durable(w, seqs[n - 1]);
+            for (long long j = 0; rc == 0 && j < n; j++)
+                printf("%llu %s-%lld\n", (unsigned long long)seqs[j], o->prefix, i + j);
+            fflush(stdout);
+            i += n;
+        }
+        free(seqs);
+    } else {
+        for (int i = o->first_arg; i < argc && rc == 0; i++) {
+            uint64_t seq;
+            rc = cap_append(w, argv[i], strlen(argv[i]), &seq);
+            if (rc == 0) {
+                printf("%llu %s\n", (unsigned long long)seq, argv[i]);
+                fflush(stdout);
+            }
+        }
+    }
+    int rc2 = cap_writer_close(w);
+    if (rc == 0)
+        rc = rc2;
+    if (rc)
+        cli_err("capsule append: %s", cap_strerror(rc));
+    return exit_for(rc);
+}
+
+static int open_reader(const copts *o, const uint8_t *root, cap_client **c, cap_reader **r) {
+    uint8_t id[CAP_ID_BYTES];
+    if (get_id(o, id))
+        return ERR_USAGE;
+    if (o->nreps == 0) {
+        cli_err("capsule: --replicas is required");
+        return ERR_USAGE;
+    }
+    int rc = cap_client_open(o->reps, o->nreps, 2000, c);
+    if (rc)
+        return rc;
+    rc = cap_reader_open(*c, id, root, r);
+    if (rc)
+        return rc;
+    if (o->quorum > 0)
+        cap_reader_set_quorum(*r, (size_t)o->quorum);
+    if (o->known_seq >= 0) {
+        /* An operator-supplied floor: any served head below it is a rollback. Its signature is not
+         * known here, so only the seqno is compared. */
+        cap_head kh = {.seqno = (uint64_t)o->known_seq};
+        memcpy(kh.capsule, id, CAP_ID_BYTES);
+        cap_reader_set_known(*r, &kh);
+    }
+    return cap_reader_sync(*r);
+}
+
+static int print_rec(void *arg, uint64_t seq, int kind, const uint8_t *p, size_t len) {
+    (void)arg;
+    printf("%llu\t%s%.*s\n", (unsigned long long)seq, kind == CAP_KIND_CHECKPOINT ? "[checkpoint] " : "",
+           (int)len, (const char *)p);
+    return 0;
+}
+
+static int do_read(const copts *o, bool verify_only) {
+    cap_keys k;
+    if (!verify_only && load_keys(o, &k))
+        return EXIT_USAGE;
+    cap_client *c = NULL;
+    cap_reader *r = NULL;
+    int rc = open_reader(o, verify_only ? NULL : k.data_root, &c, &r);
+    if (!verify_only)
+        cr_memzero(&k, sizeof k);
+    if (rc == 0 && !verify_only) {
+        cap_head h;
+        cap_reader_head(r, &h);
+        uint64_t to = o->to < 0 || (uint64_t)o->to > h.seqno ? h.seqno : (uint64_t)o->to;
+        if (o->from >= 1 && (uint64_t)o->from <= to)
+            rc = cap_read_range(r, (uint64_t)o->from, to, print_rec, NULL);
+    }
+    if (rc == 0 && verify_only) {
+        cap_head h;
+        cap_reader_head(r, &h);
+        char hx[65];
+        cr_hex(hx, h.hash, 32);
+        const cap_meta *m = cap_reader_meta(r);
+        printf("capsule %s\nname %s\nf %u\nhead %llu %s\nverified ok\n", o->capsule, m->name,
+               m->f, (unsigned long long)h.seqno, hx);
+    }
+    if (r)
+        print_evidence(r);
+    if (rc)
+        cli_err("capsule %s: %s", verify_only ? "verify" : "read", cap_strerror(rc));
+    cap_reader_close(r);
+    cap_client_close(c);
+    return exit_for(rc);
+}
+
+int cmd_capsule(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        cmd_capsule_help(argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+    }
+    copts o;
+    if (parse(argc, argv, &o))
+        return EXIT_USAGE;
+    if (cr_init() != 0)
+        return EXIT_IO;
+    const char *sub = argv[1];
+    if (!strcmp(sub, "keygen")) {
+        if (!o.keys) {
+            cli_err("capsule keygen: --keys FILE is required");
+            return EXIT_USAGE;
+        }
+        cap_keys k;
+        cap_keys_generate(&k);
+        int rc = cap_keys_save(&k, o.keys);
+        cr_memzero(&k, sizeof k);
+        if (rc)
+            cli_err("capsule keygen: cannot write %s: %s", o.keys, cap_strerror(rc));
+        return rc ? EXIT_IO : EXIT_OK;
+    }
+    if (o.nreps == 0) {
+        cli_err("capsule %s: --replicas is required", sub);
+        return EXIT_USAGE;
+    }
+    if (!strcmp(sub, "create"))
+        return do_create(&o);
+    if (!strcmp(sub, "append"))
+        return do_append(&o, argc, argv);
+    if (!strcmp(sub, "read"))
+        return do_read(&o, false);
+    if (!strcmp(sub, "verify"))
+        return do_read(&o, true);
+    cli_err("capsule: unknown subcommand '%s' (see psl help capsule)", sub);
+    return EXIT_USAGE;
+}

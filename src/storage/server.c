@@ -1,0 +1,840 @@
+/* storage server: a keyless DataCapsule replica on LMDB, with group commit and anti-entropy.
+ * Invariant: every record stored for a capsule is linked to record 0 by prev hashes and covered by
+ * a stored head signature that verifies with the writer key named in record 0. */
+#include "storage/storage.h"
+
+#include "capsule/capsule_int.h"
+#include "crypto/crypto.h"
+#include "platform/platform.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zmq.h>
+
+#define READ_MAX_BYTES (16u << 20) /* largest read reply */
+#define APPEND_MAX_RECORDS 65536u
+#define GROUP_MAX 256              /* requests committed in one transaction */
+#define SCRUB_QUEUE 64
+
+typedef struct stg {
+    const stg_opts *o;
+    MDB_env *env;
+    MDB_dbi recs, sigs, heads;
+    void *zctx, *router;
+    volatile sig_atomic_t *stop;
+    pthread_mutex_t mu;
+    uint8_t scrubq[SCRUB_QUEUE][CAP_ID_BYTES];
+    size_t nscrub;
+} stg;
+
+static void logf_(const stg *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_(const stg *s, const char *fmt, ...) {
+    (void)s;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "psl storage: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static void mkkey(uint8_t k[CAP_ID_BYTES + 8], const uint8_t *id, uint64_t seq) {
+    memcpy(k, id, CAP_ID_BYTES);
+    for (int i = 0; i < 8; i++)
+        k[CAP_ID_BYTES + i] = (uint8_t)(seq >> (56 - 8 * i));
+}
+
+static int mdb_err(int rc) {
+    return rc == MDB_NOTFOUND ? ERR_NOTFOUND : rc == MDB_MAP_FULL ? ERR_LIMIT : ERR_IO;
+}
+
+static int get_head(stg *s, MDB_txn *t, const uint8_t *id, cap_head *h) {
+    MDB_val k = {CAP_ID_BYTES, (void *)id}, v;
+    int rc = mdb_get(t, s->heads, &k, &v);
+    if (rc)
+        return mdb_err(rc);
+    return cap_head_decode(v.mv_data, v.mv_size, h) ? ERR_CORRUPT : 0;
+}
+
+static int get_rec(stg *s, MDB_txn *t, const uint8_t *id, uint64_t seq, MDB_val *v) {
+    uint8_t kb[CAP_ID_BYTES + 8];
+    mkkey(kb, id, seq);
+    MDB_val k = {sizeof kb, kb};
+    int rc = mdb_get(t, s->recs, &k, v);
+    return rc ? mdb_err(rc) : 0;
+}
+
+static int put_rec(MDB_txn *t, MDB_dbi db, const uint8_t *id, uint64_t seq, const void *d,
+                   size_t n) {
+    uint8_t kb[CAP_ID_BYTES + 8];
+    mkkey(kb, id, seq);
+    MDB_val k = {sizeof kb, kb}, v = {n, (void *)d};
+    int rc = mdb_put(t, db, &k, &v, 0);
+    return rc ? mdb_err(rc) : 0;
+}
+
+/* The hash the stored chain requires at @p seq, walking back from the signed head. ERR_CORRUPT
+ * when the stored chain is itself broken above @p seq. */
+static int chain_expected(stg *s, MDB_txn *t, const cap_head *h, uint64_t seq,
+                          uint8_t out[CAP_HASH_BYTES]) {
+    uint8_t e[CAP_HASH_BYTES];
+    memcpy(e, h->hash, CAP_HASH_BYTES);
+    for (uint64_t k = h->seqno; k > seq; k--) {
+        MDB_val v;
+        uint8_t hh[CAP_HASH_BYTES];
+        cap_hdr hd;
+        if (get_rec(s, t, h->capsule, k, &v) != 0)
+            return ERR_CORRUPT;
+        cap_record_hash(v.mv_data, v.mv_size, hh);
+        if (memcmp(hh, e, CAP_HASH_BYTES) != 0 ||
+            cap_record_parse(v.mv_data, v.mv_size, &hd, NULL, NULL) != 0)
+            return ERR_CORRUPT;
+        memcpy(e, hd.prev, CAP_HASH_BYTES);
+    }
+    memcpy(out, e, CAP_HASH_BYTES);
+    return 0;
+}
+
+static void set_head_reply(Psl__CapReply *rep, const cap_head *h, uint8_t buf[CAP_HEAD_BYTES]) {
+    cap_head_encode(h, buf);
+    rep->has_head = true;
+    rep->have = h->seqno;
+    rep->head.data = buf;
+    rep->head.len = CAP_HEAD_BYTES;
+}
+
+/* Check and store one append inside transaction @p t. Returns the reply status; @p why says why.
+ * @p hb receives the head encoding the reply points to. */
+static int do_append(stg *s, MDB_txn *t, const uint8_t *id, uint64_t first,
+                     const ProtobufCBinaryData *recs, size_t n, const ProtobufCBinaryData *headb,
+                     Psl__CapReply *rep, uint8_t hb[CAP_HEAD_BYTES], char *why, size_t wl) {
+    cap_head cur, nh;
+    cap_meta m;
+    uint8_t mid[CAP_ID_BYTES];
+    int rc;
+    if (n == 0 || n > APPEND_MAX_RECORDS || first + n < first) {
+        snprintf(why, wl, "record count %zu out of range", n);
+        return ERR_LIMIT;
+    }
+    if (cap_head_decode(headb->data, headb->len, &nh) || memcmp(nh.capsule, id, CAP_ID_BYTES) ||
+        nh.seqno != first + n - 1) {
+        snprintf(why, wl, "head does not name the last record of the append");
+        return ERR_MALFORMED;
+    }
+    rc = get_head(s, t, id, &cur);
+    bool exists = rc == 0;
+    if (rc && rc != ERR_NOTFOUND)
+        return rc;
+    if (!exists && first != 0) {
+        snprintf(why, wl, "unknown capsule (send record 0 first)");
+        return ERR_NOTFOUND;
+    }
+    if (exists && first > cur.seqno + 1) {
+        set_head_reply(rep, &cur, hb);
+        snprintf(why, wl, "append starts at %llu, replica holds up to %llu",
+                 (unsigned long long)first, (unsigned long long)cur.seqno);
+        return CAP_ERR_GAP;
+    }
+    /* The writer key comes from record 0: from this append or from the store. */
+    if (first == 0) {
+        if (cap_meta_parse(recs[0].data, recs[0].len, &m, mid) != 0 ||
+            memcmp(mid, id, CAP_ID_BYTES) != 0) {
+            snprintf(why, wl, "record 0 is not a metadata record of this capsule id");
+            return ERR_INVALID;
+        }
+    } else {
+        MDB_val v;
+        if (get_rec(s, t, id, 0, &v) != 0 || cap_meta_parse(v.mv_data, v.mv_size, &m, mid) != 0) {
+            snprintf(why, wl, "stored record 0 is damaged (scrub pending)");
+            return ERR_CORRUPT;
+        }
+    }
+    uint8_t prev[CAP_HASH_BYTES];
+    uint64_t prev_hlc = 0;
+    if (first > 0) {
+        MDB_val v;
+        cap_hdr hd;
+        if (get_rec(s, t, id, first - 1, &v) != 0 ||
+            cap_record_parse(v.mv_data, v.mv_size, &hd, NULL, NULL) != 0) {
+            snprintf(why, wl, "stored record %llu is damaged (scrub pending)",
+                     (unsigned long long)(first - 1));
+            return ERR_CORRUPT;
+        }
+        cap_record_hash(v.mv_data, v.mv_size, prev);
+        prev_hlc = hd.hlc;
+    }
+    /* Chain links; overlap with stored records must be byte-identical (or a repair). */
+    uint8_t (*hashes)[CAP_HASH_BYTES] = xmalloc(n * CAP_HASH_BYTES);
+    bool *repair = xcalloc(n, 1);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t seq = first + i;
+        if (recs[i].len > CAP_RECORD_MAX) {
+            snprintf(why, wl, "record %llu too large", (unsigned long long)seq);
+            rc = ERR_LIMIT;
+            goto out;
+        }
+        if (seq > 0) {
+            rc = cap_record_check_link(recs[i].data, recs[i].len, id, seq, prev, prev_hlc);
+            if (rc) {
+                snprintf(why, wl, "record %llu: %s", (unsigned long long)seq,
+                         rc == ERR_MALFORMED ? "malformed" : "does not link to its predecessor");
+                goto out;
+            }
+        }
+        cap_hdr hd;
+        CAP_IGNORE(cap_record_parse(recs[i].data, recs[i].len, &hd, NULL, NULL));
+        prev_hlc = hd.hlc;
+        cap_record_hash(recs[i].data, recs[i].len, hashes[i]);
+        memcpy(prev, hashes[i], CAP_HASH_BYTES);
+        if (exists && seq <= cur.seqno) {
+            MDB_val v;
+            uint8_t sh[CAP_HASH_BYTES], want[CAP_HASH_BYTES];
+            rc = get_rec(s, t, id, seq, &v);
+            if (rc == 0)
+                cap_record_hash(v.mv_data, v.mv_size, sh);
+            if (rc == 0 && memcmp(sh, hashes[i], CAP_HASH_BYTES) == 0)
+                continue;
+            /* Different from our copy: a repair if our copy is what breaks our signed chain. */
+            rc = chain_expected(s, t, &cur, seq, want);
+            if (rc) {
+                snprintf(why, wl, "stored chain is damaged above %llu (scrub pending)",
+                         (unsigned long long)seq);
+                rc = ERR_CORRUPT;
+                goto out;
+            }
+            if (memcmp(want, hashes[i], CAP_HASH_BYTES) == 0) {
+                repair[i] = true;
+                continue;
+            }
+            set_head_reply(rep, &cur, hb);
+            rep->evidence.data = hb;
+            rep->evidence.len = CAP_HEAD_BYTES;
+            snprintf(why, wl, "a different signed record is stored at %llu",
+                     (unsigned long long)seq);
+            rc = CAP_ERR_CONFLICT;
+            goto out;
+        }
+    }
+    if (memcmp(nh.hash, hashes[n - 1], CAP_HASH_BYTES) != 0) {
+        snprintf(why, wl, "head hash does not match the last record");
+        rc = ERR_INVALID;
+        goto out;
+    }
+    if (cap_head_verify(&nh, m.writer_pk) != 0) {
+        snprintf(why, wl, "head signature does not verify with the writer key");
+        rc = ERR_AUTH;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t seq = first + i;
+        if (exists && seq <= cur.seqno && !repair[i])
+            continue;
+        rc = put_rec(t, s->recs, id, seq, recs[i].data, recs[i].len);
+        if (rc)
+            goto out;
+    }
+    rc = put_rec(t, s->sigs, id, nh.seqno, nh.sig, sizeof nh.sig);
+    if (rc)
+        goto out;
+    if (!exists || nh.seqno > cur.seqno) {
+        uint8_t e[CAP_HEAD_BYTES];
+        cap_head_encode(&nh, e);
+        MDB_val k = {CAP_ID_BYTES, (void *)id}, v = {CAP_HEAD_BYTES, e};
+        rc = mdb_put(t, s->heads, &k, &v, 0);
+        if (rc) {
+            rc = mdb_err(rc);
+            goto out;
+        }
+        cur = nh;
+    }
+    set_head_reply(rep, &cur, hb);
+    rc = 0;
+out:
+    free(hashes);
+    free(repair);
+    return rc;
+}
+
+/* Read: records from first, ending at a stored head signature when the range holds one (so the
+ * reply can be stored by a peer as is). Reply fields point into LMDB: pack before the txn ends. */
+static int do_read(stg *s, MDB_txn *t, const Psl__CapRead *r, Psl__CapReply *rep,
+                   uint8_t hb[CAP_HEAD_BYTES], uint8_t rh[CAP_HEAD_BYTES]) {
+    cap_head cur;
+    if (r->capsule.len != CAP_ID_BYTES)
+        return ERR_MALFORMED;
+    int rc = get_head(s, t, r->capsule.data, &cur);
+    if (rc)
+        return rc;
+    set_head_reply(rep, &cur, hb);
+    if (r->first > cur.seqno)
+        return 0;
+    uint64_t last = cur.seqno;
+    if (r->count && r->count - 1 < last - r->first)
+        last = r->first + r->count - 1;
+    size_t maxb = r->max_bytes && r->max_bytes < READ_MAX_BYTES ? r->max_bytes : READ_MAX_BYTES;
+    size_t cap = 64, bytes = 0;
+    rep->records = xmalloc(cap * sizeof *rep->records);
+    uint64_t sig_at = UINT64_MAX;
+    MDB_val sig = {0, NULL};
+    for (uint64_t seq = r->first; seq <= last; seq++) {
+        MDB_val v;
+        if (get_rec(s, t, r->capsule.data, seq, &v) != 0)
+            break;
+        if (rep->n_records > 0 && bytes + v.mv_size > maxb)
+            break;
+        if (rep->n_records == cap) {
+            cap *= 2;
+            rep->records = xrealloc(rep->records, cap * sizeof *rep->records);
+        }
+        rep->records[rep->n_records].data = v.mv_data;
+        rep->records[rep->n_records].len = v.mv_size;
+        rep->n_records++;
+        bytes += v.mv_size;
+        uint8_t kb[CAP_ID_BYTES + 8];
+        mkkey(kb, r->capsule.data, seq);
+        MDB_val k = {sizeof kb, kb}, sv;
+        if (mdb_get(t, s->sigs, &k, &sv) == 0 && sv.mv_size == 64) {
+            sig_at = seq;
+            sig = sv;
+        }
+    }
+    if (sig_at != UINT64_MAX) {
+        rep->n_records = (size_t)(sig_at - r->first + 1); /* end at a signed batch end */
+        cap_head h = {.seqno = sig_at};
+        memcpy(h.capsule, r->capsule.data, CAP_ID_BYTES);
+        ProtobufCBinaryData *lr = &rep->records[rep->n_records - 1];
+        cap_record_hash(lr->data, lr->len, h.hash);
+        memcpy(h.sig, sig.mv_data, 64);
+        cap_head_encode(&h, rh);
+        rep->records_head.data = rh;
+        rep->records_head.len = CAP_HEAD_BYTES;
+    }
+    return 0;
+}
+
+static int do_head(stg *s, MDB_txn *t, const Psl__CapGetHead *g, Psl__CapReply *rep,
+                   uint8_t hb[CAP_HEAD_BYTES]) {
+    cap_head cur;
+    if (g->capsule.len != CAP_ID_BYTES)
+        return ERR_MALFORMED;
+    int rc = get_head(s, t, g->capsule.data, &cur);
+    if (rc)
+        return rc;
+    if (g->at && g->seqno != cur.seqno) {
+        uint8_t kb[CAP_ID_BYTES + 8];
+        mkkey(kb, g->capsule.data, g->seqno);
+        MDB_val k = {sizeof kb, kb}, sv, v;
+        if (mdb_get(t, s->sigs, &k, &sv) != 0 || sv.mv_size != 64 ||
+            get_rec(s, t, g->capsule.data, g->seqno, &v) != 0)
+            return ERR_NOTFOUND;
+        cap_head h = {.seqno = g->seqno};
+        memcpy(h.capsule, g->capsule.data, CAP_ID_BYTES);
+        cap_record_hash(v.mv_data, v.mv_size, h.hash);
+        memcpy(h.sig, sv.mv_data, 64);
+        set_head_reply(rep, &h, hb);
+        rep->have = cur.seqno;
+        return 0;
+    }
+    set_head_reply(rep, &cur, hb);
+    return 0;
+}
+
+static int do_list(stg *s, MDB_txn *t, Psl__CapReply *rep) {
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t, s->heads, &c);
+    if (rc)
+        return mdb_err(rc);
+    size_t cap = 16;
+    rep->capsules = xmalloc(cap * sizeof *rep->capsules);
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (rep->n_capsules == cap) {
+            cap *= 2;
+            rep->capsules = xrealloc(rep->capsules, cap * sizeof *rep->capsules);
+        }
+        rep->capsules[rep->n_capsules].data = k.mv_data;
+        rep->capsules[rep->n_capsules].len = k.mv_size;
+        rep->n_capsules++;
+    }
+    mdb_cursor_close(c);
+    return 0;
+}
+
+static void queue_scrub(stg *s, const uint8_t *id) {
+    pthread_mutex_lock(&s->mu);
+    bool dup = false;
+    for (size_t i = 0; i < s->nscrub; i++)
+        dup |= memcmp(s->scrubq[i], id, CAP_ID_BYTES) == 0;
+    if (!dup && s->nscrub < SCRUB_QUEUE)
+        memcpy(s->scrubq[s->nscrub++], id, CAP_ID_BYTES);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- the request loop ---------------------------------------------------------------------- */
+typedef struct slot {
+    zmq_msg_t ident;
+    Psl__CapRequest *req;
+    Psl__CapReply rep;
+    char why[200];
+    uint8_t hb[CAP_HEAD_BYTES], rh[CAP_HEAD_BYTES];
+    uint8_t *out;
+    size_t outlen;
+    bool is_append;
+} slot;
+
+static void pack_reply(slot *sl) {
+    sl->rep.error = sl->why;
+    sl->outlen = psl__cap_reply__get_packed_size(&sl->rep);
+    sl->out = xmalloc(sl->outlen + 1);
+    psl__cap_reply__pack(&sl->rep, sl->out);
+    free(sl->rep.records);
+    free(sl->rep.capsules);
+    sl->rep.records = NULL;
+    sl->rep.capsules = NULL;
+    sl->rep.n_records = sl->rep.n_capsules = 0;
+}
+
+static void handle(stg *s, MDB_txn *t, slot *sl, const uint8_t *data, size_t len) {
+    psl__cap_reply__init(&sl->rep);
+    sl->why[0] = 0;
+    sl->req = psl__cap_request__unpack(NULL, len, data);
+    int st;
+    if (!sl->req) {
+        snprintf(sl->why, sizeof sl->why, "request does not decode");
+        st = ERR_MALFORMED;
+        goto done;
+    }
+    sl->rep.id = sl->req->id;
+    switch (sl->req->body_case) {
+    case PSL__CAP_REQUEST__BODY_APPEND: {
+        Psl__CapAppend *a = sl->req->append;
+        if (a->capsule.len != CAP_ID_BYTES) {
+            st = ERR_MALFORMED;
+            break;
+        }
+        MDB_txn *child;
+        st = mdb_txn_begin(s->env, t, 0, &child) ? ERR_IO : 0;
+        if (st)
+            break;
+        st = do_append(s, child, a->capsule.data, a->first, a->records, a->n_records, &a->head,
+                       &sl->rep, sl->hb, sl->why, sizeof sl->why);
+        if (st == 0) {
+            if (mdb_txn_commit(child) != 0)
+                st = ERR_IO;
+        } else {
+            mdb_txn_abort(child);
+        }
+        sl->is_append = true;
+        break;
+    }
+    case PSL__CAP_REQUEST__BODY_READ:
+        st = do_read(s, t, sl->req->read, &sl->rep, sl->hb, sl->rh);
+        break;
+    case PSL__CAP_REQUEST__BODY_HEAD:
+        st = do_head(s, t, sl->req->head, &sl->rep, sl->hb);
+        break;
+    case PSL__CAP_REQUEST__BODY_LIST:
+        st = do_list(s, t, &sl->rep);
+        break;
+    case PSL__CAP_REQUEST__BODY_SCRUB:
+        if (sl->req->scrub->capsule.len == CAP_ID_BYTES)
+            queue_scrub(s, sl->req->scrub->capsule.data);
+        st = 0;
+        break;
+    default:
+        snprintf(sl->why, sizeof sl->why, "unknown request");
+        st = ERR_MALFORMED;
+    }
+done:
+    sl->rep.status = st;
+    if (st && !sl->why[0])
+        snprintf(sl->why, sizeof sl->why, "%s", cap_strerror(st));
+    if (st && s->o->verbose)
+        logf_(s, "request failed: %s", sl->why);
+    pack_reply(sl);
+}
+
+static int serve_group(stg *s, slot *slots, zmq_msg_t *bodies, size_t n) {
+    MDB_txn *t;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &t);
+    if (rc) {
+        logf_(s, "cannot begin a transaction: %s", mdb_strerror(rc));
+        return ERR_IO;
+    }
+    for (size_t i = 0; i < n; i++)
+        handle(s, t, &slots[i], zmq_msg_data(&bodies[i]), zmq_msg_size(&bodies[i]));
+    rc = mdb_txn_commit(t); /* synchronous: the appends are durable when this returns */
+    if (rc) {
+        logf_(s, "commit failed: %s", mdb_strerror(rc));
+        for (size_t i = 0; i < n; i++) {
+            if (!slots[i].is_append)
+                continue;
+            free(slots[i].out);
+            psl__cap_reply__init(&slots[i].rep);
+            slots[i].rep.id = slots[i].req ? slots[i].req->id : 0;
+            slots[i].rep.status = ERR_IO;
+            snprintf(slots[i].why, sizeof slots[i].why, "commit failed: %s", mdb_strerror(rc));
+            pack_reply(&slots[i]);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        zmq_msg_send(&slots[i].ident, s->router, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+        zmq_send(s->router, slots[i].out, slots[i].outlen, ZMQ_DONTWAIT);
+        free(slots[i].out);
+        if (slots[i].req)
+            psl__cap_request__free_unpacked(slots[i].req, NULL);
+        zmq_msg_close(&slots[i].ident);
+    }
+    return 0;
+}
+
+/* ---- anti-entropy and scrub ---------------------------------------------------------------- */
+static int apply_append(stg *s, const uint8_t *id, uint64_t first, ProtobufCBinaryData *recs,
+                        size_t n, const ProtobufCBinaryData *head, char *why, size_t wl) {
+    MDB_txn *t;
+    if (mdb_txn_begin(s->env, NULL, 0, &t) != 0)
+        return ERR_IO;
+    Psl__CapReply rep = PSL__CAP_REPLY__INIT;
+    uint8_t hb[CAP_HEAD_BYTES];
+    int rc = do_append(s, t, id, first, recs, n, head, &rep, hb, why, wl);
+    if (rc == 0)
+        rc = mdb_txn_commit(t) ? ERR_IO : 0;
+    else
+        mdb_txn_abort(t);
+    return rc;
+}
+
+/* Pull what peer @p p has beyond our head. */
+static void pull(stg *s, cap_client *c, size_t p, const uint8_t *id) {
+    for (int round = 0; round < 10000 && !*s->stop; round++) {
+        MDB_txn *t;
+        cap_head cur;
+        if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t) != 0)
+            return;
+        int rc = get_head(s, t, id, &cur);
+        mdb_txn_abort(t);
+        uint64_t from = rc == 0 ? cur.seqno + 1 : 0;
+        Psl__CapReply *rep = NULL;
+        if (cap__read(c, p, id, from, 0, &rep) != 0)
+            return;
+        if (rep->n_records == 0 || rep->records_head.len != CAP_HEAD_BYTES) {
+            psl__cap_reply__free_unpacked(rep, NULL);
+            return;
+        }
+        char why[200] = "";
+        rc = apply_append(s, id, from, rep->records, rep->n_records, &rep->records_head, why,
+                          sizeof why);
+        size_t got = rep->n_records;
+        psl__cap_reply__free_unpacked(rep, NULL);
+        if (rc) {
+            logf_(s, "anti-entropy from %s rejected: %s", cap_client_endpoint(c, p),
+                  why[0] ? why : cap_strerror(rc));
+            return;
+        }
+        if (s->o->verbose)
+            logf_(s, "anti-entropy: pulled %zu records from %s", got, cap_client_endpoint(c, p));
+    }
+}
+
+/* Walk the stored chain back from the signed head and replace records that do not match it. */
+static void scrub(stg *s, cap_client *c, const uint8_t *id) {
+    MDB_txn *t;
+    cap_head cur;
+    if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t) != 0)
+        return;
+    if (get_head(s, t, id, &cur) != 0) {
+        mdb_txn_abort(t);
+        return;
+    }
+    uint8_t e[CAP_HASH_BYTES];
+    memcpy(e, cur.hash, CAP_HASH_BYTES);
+    size_t nfix = 0, capfix = 0;
+    struct fix {
+        uint64_t seq;
+        uint8_t *rec;
+        size_t len;
+    } *fix = NULL;
+    for (uint64_t k = cur.seqno + 1; k-- > 0;) {
+        MDB_val v;
+        uint8_t hh[CAP_HASH_BYTES];
+        cap_hdr hd;
+        bool ok = get_rec(s, t, id, k, &v) == 0;
+        if (ok) {
+            cap_record_hash(v.mv_data, v.mv_size, hh);
+            ok = memcmp(hh, e, CAP_HASH_BYTES) == 0 &&
+                 cap_record_parse(v.mv_data, v.mv_size, &hd, NULL, NULL) == 0;
+        }
+        if (ok) {
+            memcpy(e, hd.prev, CAP_HASH_BYTES);
+            continue;
+        }
+        logf_(s, "scrub: record %llu does not match the signed chain; repairing from peers",
+              (unsigned long long)k);
+        bool found = false;
+        for (size_t p = 0; c && p < cap_client_count(c) && !found; p++) {
+            Psl__CapReply *rep = NULL;
+            if (cap__read(c, p, id, k, 1, &rep) != 0)
+                continue;
+            if (rep->n_records >= 1) {
+                cap_record_hash(rep->records[0].data, rep->records[0].len, hh);
+                if (memcmp(hh, e, CAP_HASH_BYTES) == 0 &&
+                    cap_record_parse(rep->records[0].data, rep->records[0].len, &hd, NULL, NULL) ==
+                        0) {
+                    if (nfix == capfix) {
+                        capfix = capfix ? 2 * capfix : 8;
+                        fix = xrealloc(fix, capfix * sizeof *fix);
+                    }
+                    fix[nfix].seq = k;
+                    fix[nfix].len = rep->records[0].len;
+                    fix[nfix].rec = xmalloc(fix[nfix].len);
+                    memcpy(fix[nfix].rec, rep->records[0].data, fix[nfix].len);
+                    nfix++;
+                    memcpy(e, hd.prev, CAP_HASH_BYTES);
+                    found = true;
+                }
+            }
+            psl__cap_reply__free_unpacked(rep, NULL);
+        }
+        if (!found) {
+            logf_(s, "scrub: no peer holds a good copy of record %llu", (unsigned long long)k);
+            break;
+        }
+    }
+    mdb_txn_abort(t);
+    if (nfix) {
+        if (mdb_txn_begin(s->env, NULL, 0, &t) == 0) {
+            int rc = 0;
+            for (size_t i = 0; i < nfix && !rc; i++)
+                rc = put_rec(t, s->recs, id, fix[i].seq, fix[i].rec, fix[i].len);
+            if (rc == 0 && mdb_txn_commit(t) == 0)
+                logf_(s, "scrub: repaired %zu record(s)", nfix);
+            else if (rc)
+                mdb_txn_abort(t);
+        }
+    }
+    for (size_t i = 0; i < nfix; i++)
+        free(fix[i].rec);
+    free(fix);
+}
+
+static void local_ids(stg *s, uint8_t **ids, size_t *n) {
+    *ids = NULL;
+    *n = 0;
+    MDB_txn *t;
+    if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t) != 0)
+        return;
+    Psl__CapReply rep = PSL__CAP_REPLY__INIT;
+    if (do_list(s, t, &rep) == 0) {
+        *ids = xmalloc(rep.n_capsules * CAP_ID_BYTES + 1);
+        for (size_t i = 0; i < rep.n_capsules; i++)
+            memcpy(*ids + CAP_ID_BYTES * i, rep.capsules[i].data, CAP_ID_BYTES);
+        *n = rep.n_capsules;
+    }
+    free(rep.capsules);
+    mdb_txn_abort(t);
+}
+
+static void *ae_main(void *arg) {
+    stg *s = arg;
+    cap_client *c = NULL;
+    if (s->o->npeers && cap_client_open(s->o->peers, s->o->npeers, 1000, &c) != 0)
+        c = NULL;
+    int interval = s->o->ae_interval_ms == 0 ? 500 : s->o->ae_interval_ms;
+    uint64_t next = 0; /* run a full round (pull + scrub) at start */
+    while (!*s->stop) {
+        uint8_t q[SCRUB_QUEUE][CAP_ID_BYTES];
+        pthread_mutex_lock(&s->mu);
+        size_t nq = s->nscrub;
+        memcpy(q, s->scrubq, nq * CAP_ID_BYTES);
+        s->nscrub = 0;
+        pthread_mutex_unlock(&s->mu);
+        for (size_t i = 0; i < nq; i++)
+            scrub(s, c, q[i]);
+        if (interval > 0 && plat_now_ns() >= next) {
+            next = plat_now_ns() + (uint64_t)interval * 1000000u;
+            for (size_t p = 0; c && p < cap_client_count(c) && !*s->stop; p++) {
+                uint8_t *ids = NULL;
+                size_t n = 0;
+                if (cap_client_list(c, p, &ids, &n) != 0)
+                    continue;
+                for (size_t i = 0; i < n && !*s->stop; i++) {
+                    cap_head ph, cur;
+                    if (cap__get_head(c, p, ids + CAP_ID_BYTES * i, &ph) != 0)
+                        continue;
+                    MDB_txn *t;
+                    if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t) != 0)
+                        continue;
+                    int rc = get_head(s, t, ids + CAP_ID_BYTES * i, &cur);
+                    mdb_txn_abort(t);
+                    if (rc != 0 || ph.seqno > cur.seqno)
+                        pull(s, c, p, ids + CAP_ID_BYTES * i);
+                }
+                free(ids);
+            }
+            uint8_t *ids;
+            size_t n;
+            local_ids(s, &ids, &n);
+            for (size_t i = 0; i < n && !*s->stop; i++)
+                scrub(s, c, ids + CAP_ID_BYTES * i);
+            free(ids);
+        }
+        struct timespec ts = {0, 20000000};
+        nanosleep(&ts, NULL);
+    }
+    cap_client_close(c);
+    return NULL;
+}
+
+/* ---- setup --------------------------------------------------------------------------------- */
+static int env_open(const char *dir, size_t map, bool nosync, MDB_env **env, MDB_dbi *recs,
+                    MDB_dbi *sigs, MDB_dbi *heads) {
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return -errno;
+    int rc = mdb_env_create(env);
+    if (rc)
+        return ERR_IO;
+    mdb_env_set_maxdbs(*env, 4);
+    mdb_env_set_mapsize(*env, map ? map : (size_t)16 << 30);
+    rc = mdb_env_open(*env, dir, MDB_NOTLS | (nosync ? MDB_NOSYNC : 0), 0600);
+    if (rc)
+        goto fail;
+    MDB_txn *t;
+    rc = mdb_txn_begin(*env, NULL, 0, &t);
+    if (rc)
+        goto fail;
+    if ((rc = mdb_dbi_open(t, "recs", MDB_CREATE, recs)) ||
+        (rc = mdb_dbi_open(t, "sigs", MDB_CREATE, sigs)) ||
+        (rc = mdb_dbi_open(t, "heads", MDB_CREATE, heads))) {
+        mdb_txn_abort(t);
+        goto fail;
+    }
+    rc = mdb_txn_commit(t);
+    if (rc)
+        goto fail;
+    return 0;
+fail:
+    fprintf(stderr, "psl storage: LMDB at %s: %s\n", dir, mdb_strerror(rc));
+    mdb_env_close(*env);
+    *env = NULL;
+    return ERR_IO;
+}
+
+int stg_serve(const stg_opts *o, volatile sig_atomic_t *stop) {
+    stg s = {.o = o, .stop = stop};
+    pthread_mutex_init(&s.mu, NULL);
+    pthread_t ae;
+    bool ae_started = false;
+    slot *slots = xcalloc(GROUP_MAX, sizeof *slots);
+    zmq_msg_t *bodies = xcalloc(GROUP_MAX, sizeof *bodies);
+    int rc = cr_init();
+    if (rc)
+        goto out;
+    rc = env_open(o->data, o->map_size, o->nosync, &s.env, &s.recs, &s.sigs, &s.heads);
+    if (rc)
+        goto out;
+    s.zctx = zmq_ctx_new();
+    s.router = zmq_socket(s.zctx, ZMQ_ROUTER);
+    int zero = 0, hwm = 100000;
+    int64_t maxmsg = CAP_MAX_MSG;
+    zmq_setsockopt(s.router, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s.router, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s.router, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s.router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (zmq_bind(s.router, o->listen) != 0) {
+        fprintf(stderr, "psl storage: cannot listen on %s: %s\n", o->listen, zmq_strerror(errno));
+        rc = ERR_IO;
+        goto out;
+    }
+    if (pthread_create(&ae, NULL, ae_main, &s) == 0)
+        ae_started = true;
+    fprintf(stderr, "psl storage: serving %s from %s (%zu peers)\n", o->listen, o->data, o->npeers);
+    while (!*stop) {
+        zmq_pollitem_t it = {.socket = s.router, .events = ZMQ_POLLIN};
+        if (zmq_poll(&it, 1, 200) <= 0)
+            continue;
+        size_t n = 0;
+        while (n < GROUP_MAX) {
+            zmq_msg_init(&slots[n].ident);
+            if (zmq_msg_recv(&slots[n].ident, s.router, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&slots[n].ident);
+                break;
+            }
+            zmq_msg_init(&bodies[n]);
+            if (!zmq_msg_more(&slots[n].ident) || zmq_msg_recv(&bodies[n], s.router, 0) < 0) {
+                zmq_msg_close(&bodies[n]);
+                zmq_msg_close(&slots[n].ident);
+                continue;
+            }
+            while (zmq_msg_more(&bodies[n])) { /* extra frames: drop them, keep the first */
+                zmq_msg_t x;
+                zmq_msg_init(&x);
+                zmq_msg_recv(&x, s.router, 0);
+                int more = zmq_msg_more(&x);
+                zmq_msg_close(&x);
+                if (!more)
+                    break;
+            }
+            slots[n].is_append = false;
+            slots[n].req = NULL;
+            n++;
+        }
+        if (n == 0)
+            continue;
+        rc = serve_group(&s, slots, bodies, n);
+        for (size_t i = 0; i < n; i++)
+            zmq_msg_close(&bodies[i]);
+        if (rc)
+            break;
+    }
+    rc = 0;
+out:
+    *stop = 1;
+    if (ae_started)
+        pthread_join(ae, NULL);
+    if (s.router)
+        zmq_close(s.router);
+    if (s.zctx)
+        zmq_ctx_term(s.zctx);
+    if (s.env)
+        mdb_env_close(s.env);
+    free(slots);
+    free(bodies);
+    pthread_mutex_destroy(&s.mu);
+    return rc;
+}
+
+int stg_bench_lmdb(const char *dir, size_t n, size_t size, size_t batch, double *secs) {
+    MDB_env *env;
+    MDB_dbi recs, sigs, heads;
+    int rc = env_open(dir, 0, false, &env, &recs, &sigs, &heads);
+    if (rc)
+        return rc;
+    uint8_t id[CAP_ID_BYTES];
+    memset(id, 0x5a, sizeof id);
+    uint8_t *val = xcalloc(1, size);
+    uint64_t t0 = plat_now_ns();
+    for (size_t i = 0; i < n && rc == 0; i += batch) {
+        MDB_txn *t;
+        if (mdb_txn_begin(env, NULL, 0, &t) != 0) {
+            rc = ERR_IO;
+            break;
+        }
+        for (size_t k = i; k < i + batch && k < n && rc == 0; k++) {
+            val[0] = (uint8_t)k;
+            rc = put_rec(t, recs, id, k, val, size);
+        }
+        if (rc || mdb_txn_commit(t) != 0)
+            rc = rc ? rc : ERR_IO;
+    }
+    *secs = (double)(plat_now_ns() - t0) / 1e9;
+    free(val);
+    mdb_env_close(env);
+    return rc;
+}

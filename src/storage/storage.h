@@ -1,0 +1,52 @@
+/* storage: an untrusted DataCapsule replica on LMDB (`psl storage --listen ADDR --data DIR`).
+ *
+ * The server holds no key. It stores encoded records by (capsule id, seqno) and the writer's
+ * signed heads, and it can check everything a keyless party can: record 0 certifies the capsule
+ * id and names the writer's public key; every appended record must link to the one before it
+ * (capsule id, seqno, prev hash, increasing clock); every append ends with a head that the writer
+ * signed. So a forger cannot poison a replica, and a replica cannot forge: clients verify anyway.
+ *
+ * LMDB layout (one environment in DIR): "recs" (id || seqno big endian -> record), "sigs" (same
+ * key -> the 64-byte head signature at each batch end), "heads" (id -> latest signed head, 136
+ * bytes). A reply to an append is sent only after the LMDB transaction holding it has committed
+ * with a sync (durable). Requests that arrive together are committed in one transaction (group
+ * commit), each inside its own nested transaction, so a bad request changes nothing.
+ *
+ * Anti-entropy (a second thread): every interval it asks each peer for its capsules and heads,
+ * and pulls the records it misses, which it checks exactly like an append. A scrub walks a
+ * capsule's stored chain back from its signed head; a record whose hash does not match (bit rot, a
+ * tampered file) is replaced by a copy from a peer whose hash does. Scrubs run at start, every
+ * interval, and when a client sends a scrub hint.
+ *
+ * Errors: replies carry 0 or a negative code (base/err.h, capsule.h) and a one-line reason; bad
+ * input never stops the server. */
+#ifndef PSL_STORAGE_STORAGE_H
+#define PSL_STORAGE_STORAGE_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/base.h"
+
+typedef struct stg_opts {
+    const char *listen;          /* ZeroMQ endpoint, e.g. tcp://127.0.0.1:7101 */
+    const char *data;            /* directory for the LMDB environment (created 0700) */
+    const char *const *peers;    /* other replicas of the same capsules (anti-entropy) */
+    size_t npeers;
+    int ae_interval_ms;          /* 0 = 500; < 0 disables periodic anti-entropy (hints still work) */
+    size_t map_size;             /* LMDB map size, 0 = 16 GiB */
+    bool nosync;                 /* benchmarks of the raw limit only: commits are not durable */
+    bool verbose;
+} stg_opts;
+
+/** Serve until *@p stop becomes non-zero (signal handler) . @return 0, ERR_IO (cannot bind or open
+ * the environment; a reason was printed). */
+int stg_serve(const stg_opts *o, volatile sig_atomic_t *stop) WARN_UNUSED;
+
+/** Raw limit for benchmarks: put @p n records of @p size bytes in LMDB at @p dir, @p batch per
+ * durable transaction. @param[out] secs elapsed wall time. */
+int stg_bench_lmdb(const char *dir, size_t n, size_t size, size_t batch, double *secs) WARN_UNUSED;
+
+#endif
