@@ -2,6 +2,7 @@
  * (--invoke). Every failure ends in one line on stderr and a distinct exit status (cli.h); a
  * guest's proc_exit status passes through. */
 #include "cli/cli.h"
+#include "cli/tier.h"
 
 #include "base/base.h"
 #include "base/err.h"
@@ -35,6 +36,7 @@ void cmd_run_help(FILE *out) {
             "  --max-memory MIB    cap on linear memory size (default 4096)\n"
             "  --max-stack N       maximum nested wasm calls (default 10000)\n"
             "  --env NAME=VALUE    add a variable to the guest's environment (repeatable)\n"
+            CLI_TIER_HELP
             "  -h, --help          this help\n"
             "\n"
             "exit status:\n"
@@ -53,6 +55,8 @@ typedef struct run_opts {
     wasm_config cfg;
     int nenv;
     const char **env;
+    const char *tier;
+    bool no_cache;
 } run_opts;
 
 static wasm_store *volatile g_running; /* for the SIGINT handler */
@@ -93,6 +97,10 @@ static int parse_opts(int argc, char **argv, run_opts *o) {
             cmd_run_help(stdout);
             return 1;
         }
+        if (strcmp(a, "--no-cache") == 0) {
+            o->no_cache = true;
+            continue;
+        }
         /* Every other option takes a value. */
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) {
@@ -126,6 +134,8 @@ static int parse_opts(int argc, char **argv, run_opts *o) {
                 return -1;
             }
             o->cfg.max_call_depth = (uint32_t)n;
+        } else if (strcmp(a, "--tier") == 0) {
+            o->tier = v;
         } else if (strcmp(a, "--env") == 0) {
             if (!strchr(v, '=') || v[0] == '=') {
                 cli_err("run: --env wants NAME=VALUE, got '%s'", v);
@@ -344,6 +354,10 @@ int cmd_run(int argc, char **argv) {
     int prc = parse_opts(argc, argv, &o);
     if (prc) {
         status = prc > 0 ? EXIT_OK : EXIT_USAGE;
+        goto done;
+    }
+    if (cli_tier_setup("run", o.tier, !o.no_cache) != 0) {
+        status = EXIT_USAGE;
         goto done;
     }
     int rc = plat_read_file(o.file, &bytes, &len);

@@ -4,6 +4,7 @@
  * kinds and function types itself before the engine checks the rest. By default each file runs in
  * a child process so that an engine crash or hang is reported as that file's failure. */
 #include "cli/cli.h"
+#include "cli/tier.h"
 
 #include "base/base.h"
 #include "base/err.h"
@@ -36,6 +37,8 @@ void cmd_spectest_help(FILE *out) {
             "  --no-fork          run every file in this process (faster to debug; a crash in\n"
             "                     the engine then stops the whole run)\n"
             "  --timeout SECONDS  budget per wasm call (default 10) and, times 10, per file\n"
+            "  --tier T           interp, jit or auto (default $PSL_TIER, else interp)\n"
+            "  --no-cache         do not use the JIT code cache\n"
             "  -h, --help         this help\n"
             "\n"
             "exit status: 0 all passed, 1 a check failed, 120 usage, 121 I/O error\n");
@@ -859,7 +862,8 @@ static int collect(const char *path, path_list *l) {
 }
 
 int cmd_spectest(int argc, char **argv) {
-    bool verbose = false, fork_files = true;
+    bool verbose = false, fork_files = true, cache = true;
+    const char *tier = NULL;
     double timeout_s = 10;
     path_list files = {0};
     int status = EXIT_OK, i;
@@ -869,6 +873,10 @@ int cmd_spectest(int argc, char **argv) {
             verbose = true;
         } else if (!strcmp(a, "--no-fork")) {
             fork_files = false;
+        } else if (!strcmp(a, "--tier") && i + 1 < argc) {
+            tier = argv[++i];
+        } else if (!strcmp(a, "--no-cache")) {
+            cache = false;
         } else if (!strcmp(a, "--timeout") && i + 1 < argc) {
             char *end;
             timeout_s = strtod(argv[++i], &end);
@@ -891,6 +899,8 @@ int cmd_spectest(int argc, char **argv) {
         cli_err("spectest: no PATH given (see psl help spectest)");
         return EXIT_USAGE;
     }
+    if (cli_tier_setup("spectest", tier, cache) != 0)
+        return EXIT_USAGE;
     for (; i < argc; i++)
         if (collect(argv[i], &files) != 0) {
             status = EXIT_IO;

@@ -179,6 +179,23 @@ int wasm__interp_call(wasm_store *s, const wasm_func *f, wasm_val *sp) {
     return run(s, f, sp);
 }
 
+const wasm_tier_ops *wasm__tier;
+
+void wasm__tier_set(const wasm_tier_ops *ops) {
+    wasm__tier = ops;
+}
+
+int wasm__call_func(wasm_store *s, wasm_instance *caller, const wasm_func *f, wasm_val *sp) {
+    if (!f->host)
+        return run(s, f, sp);
+    if (UNLIKELY(s->depth >= s->cfg.max_call_depth))
+        return WASM_TRAP_STACK;
+    s->depth++;
+    int rc = call_host(s, caller, f, sp);
+    s->depth--;
+    return rc;
+}
+
 #define A ip[1].s.a
 #define B ip[1].s.b
 #define C ip[1].s.c
@@ -759,6 +776,20 @@ push_frame_saved:
     if (UNLIKELY(s->depth >= max_depth || fp + callee->nslots > s->stack_end)) {
         rc = WASM_TRAP_STACK;
         goto trap;
+    }
+    if (atomic_load_explicit(&callee->tier_entry, memory_order_acquire)) {
+        /* Compiled by the JIT tier: run it natively, then return as L_ret does. */
+        rc = wasm__tier->enter(s, inst, callee, fp);
+        if (rc)
+            goto trap;
+        const wasm_frame *fr = &frames[s->depth];
+        if (!fr->ret_ip)
+            return 0;
+        ip = fr->ret_ip;
+        fp = fr->fp;
+        inst = fr->inst;
+        RELOAD_MEM();
+        DISPATCH();
     }
     s->depth++;
     FUEL();

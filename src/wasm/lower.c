@@ -1609,6 +1609,8 @@ int wasm_module_load(const uint8_t *bytes, size_t len, wasm_module **out, wasm_e
         *out = NULL;
         return rc;
     }
+    if (wasm__tier && wasm__tier->module_loaded)
+        wasm__tier->module_loaded(m);
     *out = m;
     return 0;
 }
@@ -1616,6 +1618,8 @@ int wasm_module_load(const uint8_t *bytes, size_t len, wasm_module **out, wasm_e
 void wasm_module_free(wasm_module *m) {
     if (!m)
         return;
+    if (m->tier_data && wasm__tier && wasm__tier->module_freed)
+        wasm__tier->module_freed(m);
     wasm__module_clear(m);
     free(m);
 }

@@ -104,6 +104,10 @@ typedef struct wasm_code {
     wasm_cell *code;
     uint32_t ncode;
     uint32_t nslots; /* frame size in slots: params + locals + max operand depth + scratch */
+    /* Set by a compiling tier (src/jit) once this function's machine code is ready; read at every
+     * call. Opaque here: the interpreter hands it to wasm__tier->enter. */
+    _Atomic(void *) tier_entry;
+    void *tier_fn; /* the tier's native entry (used by compiled callers only) */
 } wasm_code;
 
 struct wasm_module {
@@ -144,6 +148,7 @@ struct wasm_module {
     uint32_t datacount;
 
     uint8_t *declared_funcs; /* nfuncs flags: may be used by ref.func (C.refs) */
+    void *tier_data;         /* owned by the compiling tier; released through module_freed */
 };
 
 /* Decoder: fills *m (zeroed by the caller) from bytes; does not validate function bodies (the
@@ -259,5 +264,23 @@ const void *const *wasm__interp_handlers(void);
 int64_t wasm__memory_grow(wasm_store *s, wasm_memory *m, uint32_t delta);
 int64_t wasm__table_grow(wasm_table *t, uint32_t delta, wasm_val init);
 uint64_t wasm__now_ns(void);
+/* Call f (host or wasm, any instance) from compiled code of instance caller: args at sp, results
+ * written over them, depth checked like an interpreted call. Returns 0 or a wasm_trap. */
+int wasm__call_func(wasm_store *s, wasm_instance *caller, const wasm_func *f, wasm_val *sp);
+
+/* Hooks of an optional compiling tier. src/wasm never links one: src/jit fills this table and
+ * registers it (wasm__tier_set) before modules are loaded; NULL means interpreter only. */
+typedef struct wasm_tier_ops {
+    /* After wasm_module_load validated and lowered m; may compile now or in the background. */
+    void (*module_loaded)(wasm_module *m);
+    /* Before m's memory is released; must wait for any background work on m. */
+    void (*module_freed)(wasm_module *m);
+    /* Run code (whose tier_entry is set) in inst with the interpreter's frame convention: params
+     * at fp[0..), results written to fp[0..). Returns 0 or a wasm_trap; on a trap s->depth is
+     * restored to its value at entry. */
+    int (*enter)(wasm_store *s, wasm_instance *inst, const wasm_code *code, wasm_val *fp);
+} wasm_tier_ops;
+extern const wasm_tier_ops *wasm__tier;
+void wasm__tier_set(const wasm_tier_ops *ops);
 
 #endif

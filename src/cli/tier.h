@@ -1,0 +1,19 @@
+/* Execution tier selection shared by psl run and psl spectest (--tier, --no-cache). Without the
+ * JIT in the build (-DPSL_JIT=OFF) only "interp" is accepted. */
+#ifndef PSL_CLI_TIER_H
+#define PSL_CLI_TIER_H
+
+#include <stdbool.h>
+
+/* Help text lines for the two options (each ends in a newline). */
+#define CLI_TIER_HELP                                                                              \
+    "  --tier T            interp, jit (compile each module with LLVM before running) or auto\n" \
+    "                      (start interpreted, compile in the background); default $PSL_TIER,\n" \
+    "                      else interp\n"                                                         \
+    "  --no-cache          do not use the JIT code cache ($PSL_CACHE_DIR, else ~/.cache/psl/jit)\n"
+
+/** Select the tier before any module is loaded. @p tier may be NULL (then $PSL_TIER or interp).
+ * Prints a one-line error and returns -1 on an unknown or unavailable tier; 0 otherwise. */
+int cli_tier_setup(const char *cmd, const char *tier, bool cache);
+
+#endif

@@ -1,0 +1,594 @@
+/* The JIT tier's run time: registration with src/wasm, entries from the interpreter, the helpers
+ * compiled code calls, linking objects with ORC LLJIT, the authenticated code cache and the
+ * background compiler of the auto tier. Invariant: a function's tier_entry is published (release)
+ * only after its module's object is linked and finalised read+execute. */
+#include "crypto/crypto.h"
+#include "jit/jit_int.h"
+#include "platform/platform.h"
+
+#include <llvm-c/Core.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/LLJIT.h>
+#include <llvm-c/Orc.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Bumped whenever generated code or the helpers' contract changes; part of the cache key. The
+ * build time is added so a rebuilt engine never trusts objects of an older build. */
+#define JIT_ENGINE_VERSION "psl-jit-1 " __DATE__ " " __TIME__
+
+static jit_config g_cfg;
+static char *g_cache_dir;
+static bool g_inited;
+static pthread_mutex_t g_stats_mu = PTHREAD_MUTEX_INITIALIZER;
+static jit_stats g_stats;
+static uint8_t g_cache_key[32];
+static bool g_cache_ok;
+
+typedef struct jit_mod {
+    wasm_module *m;
+    LLVMOrcLLJITRef lljit;
+    pthread_t thread;
+    bool has_thread;
+} jit_mod;
+
+/* ---- helpers called by compiled code ---- */
+
+_Noreturn void psl_jit_trap(jit_ctx *c, int32_t trap) {
+    siglongjmp(*c->jb, trap);
+}
+
+void psl_jit_budget(jit_ctx *c) {
+    wasm_store *s = c->store;
+    c->fuel = JIT_FUEL_PERIOD;
+    if (atomic_load_explicit(&s->interrupt, memory_order_relaxed)) {
+        atomic_store(&s->interrupt, 0);
+        psl_jit_trap(c, WASM_TRAP_INTERRUPTED);
+    }
+    if (s->deadline_ns && wasm__now_ns() >= s->deadline_ns)
+        psl_jit_trap(c, WASM_TRAP_TIMEOUT);
+}
+
+/* Call f with the interpreter's convention on free value-stack cells above the compiled
+ * activation; buf holds the arguments and receives the results. */
+static void call_func(jit_ctx *c, const wasm_func *f, wasm_val *buf) {
+    wasm_store *s = c->store;
+    const wasm_ftype *t = f->type;
+    uint32_t span = t->nparams > t->nresults ? t->nparams : t->nresults;
+    wasm_val *sp = c->scratch;
+    if (sp + span + 1 > s->stack_end)
+        psl_jit_trap(c, WASM_TRAP_STACK);
+    memcpy(sp, buf, t->nparams * sizeof *sp);
+    int rc = wasm__call_func(s, c->inst, f, sp);
+    if (rc)
+        psl_jit_trap(c, rc);
+    memcpy(buf, sp, t->nresults * sizeof *sp);
+}
+
+void psl_jit_call(jit_ctx *c, uint32_t funcidx, wasm_val *buf) {
+    call_func(c, c->inst->funcs[funcidx], buf);
+}
+
+void psl_jit_call_indirect(jit_ctx *c, uint32_t table, uint32_t typeidx, uint32_t elem,
+                           wasm_val *buf) {
+    const wasm_table *t = c->inst->tables[table];
+    if (elem >= t->lim.min)
+        psl_jit_trap(c, WASM_TRAP_UNDEF_ELEM);
+    const wasm_func *f = (const wasm_func *)(uintptr_t)t->elems[elem];
+    if (!f)
+        psl_jit_trap(c, WASM_TRAP_UNINIT_ELEM);
+    if (f->type_id != c->inst->type_ids[typeidx])
+        psl_jit_trap(c, WASM_TRAP_INDIRECT_TYPE);
+    call_func(c, f, buf);
+}
+
+uint32_t psl_jit_memory_grow(jit_ctx *c, uint32_t delta) {
+    return (uint32_t)wasm__memory_grow(c->store, c->inst->mem, delta);
+}
+
+void psl_jit_memory_init(jit_ctx *c, uint32_t d, uint32_t s, uint32_t n, uint32_t seg) {
+    wasm_instance *inst = c->inst;
+    const wasm_dataseg *ds = &inst->mod->datas[seg];
+    uint64_t len = inst->data_dropped[seg] ? 0 : ds->len;
+    uint64_t memsz = *c->memsize;
+    if ((uint64_t)s + n > len || (uint64_t)d + n > memsz)
+        psl_jit_trap(c, WASM_TRAP_MEM_OOB);
+    if (n)
+        memcpy(c->mem + d, ds->bytes + s, n);
+}
+
+void psl_jit_data_drop(jit_ctx *c, uint32_t seg) {
+    c->inst->data_dropped[seg] = true;
+}
+
+void psl_jit_elem_drop(jit_ctx *c, uint32_t seg) {
+    c->inst->elem_len[seg] = 0;
+}
+
+uint64_t psl_jit_table_get(jit_ctx *c, uint32_t t, uint32_t i) {
+    const wasm_table *tb = c->inst->tables[t];
+    if (i >= tb->lim.min)
+        psl_jit_trap(c, WASM_TRAP_TABLE_OOB);
+    return tb->elems[i];
+}
+
+void psl_jit_table_set(jit_ctx *c, uint32_t t, uint32_t i, uint64_t v) {
+    wasm_table *tb = c->inst->tables[t];
+    if (i >= tb->lim.min)
+        psl_jit_trap(c, WASM_TRAP_TABLE_OOB);
+    tb->elems[i] = v;
+}
+
+uint32_t psl_jit_table_size(jit_ctx *c, uint32_t t) {
+    return (uint32_t)c->inst->tables[t]->lim.min;
+}
+
+uint32_t psl_jit_table_grow(jit_ctx *c, uint32_t t, uint64_t init, uint32_t n) {
+    return (uint32_t)wasm__table_grow(c->inst->tables[t], n, init);
+}
+
+void psl_jit_table_fill(jit_ctx *c, uint32_t t, uint32_t i, uint64_t v, uint32_t n) {
+    wasm_table *tb = c->inst->tables[t];
+    if ((uint64_t)i + n > tb->lim.min)
+        psl_jit_trap(c, WASM_TRAP_TABLE_OOB);
+    for (uint64_t k = 0; k < n; k++)
+        tb->elems[i + k] = v;
+}
+
+void psl_jit_table_copy(jit_ctx *c, uint32_t td, uint32_t ts, uint32_t d, uint32_t s, uint32_t n) {
+    wasm_table *a = c->inst->tables[td], *b = c->inst->tables[ts];
+    if ((uint64_t)d + n > a->lim.min || (uint64_t)s + n > b->lim.min)
+        psl_jit_trap(c, WASM_TRAP_TABLE_OOB);
+    memmove(a->elems + d, b->elems + s, (size_t)n * sizeof(wasm_val));
+}
+
+void psl_jit_table_init(jit_ctx *c, uint32_t t, uint32_t seg, uint32_t d, uint32_t s, uint32_t n) {
+    wasm_instance *inst = c->inst;
+    wasm_table *tb = inst->tables[t];
+    if ((uint64_t)s + n > inst->elem_len[seg] || (uint64_t)d + n > tb->lim.min)
+        psl_jit_trap(c, WASM_TRAP_TABLE_OOB);
+    if (n)
+        memcpy(tb->elems + d, inst->elem_vals[seg] + s, (size_t)n * sizeof(wasm_val));
+}
+
+#define H(n) {#n, (void *)n}
+const jit_helper jit__helpers[] = {
+    H(psl_jit_trap),        H(psl_jit_budget),      H(psl_jit_call),
+    H(psl_jit_call_indirect), H(psl_jit_memory_grow), H(psl_jit_memory_init),
+    H(psl_jit_data_drop),   H(psl_jit_elem_drop),   H(psl_jit_table_get),
+    H(psl_jit_table_set),   H(psl_jit_table_size),  H(psl_jit_table_grow),
+    H(psl_jit_table_fill),  H(psl_jit_table_copy),  H(psl_jit_table_init),
+};
+#undef H
+const unsigned jit__nhelpers = sizeof jit__helpers / sizeof jit__helpers[0];
+
+/* ---- entering compiled code ---- */
+
+static _Thread_local uintptr_t t_stack_limit;
+
+static uintptr_t stack_limit(void) {
+    if (t_stack_limit)
+        return t_stack_limit;
+    pthread_attr_t a;
+    void *addr = NULL;
+    size_t size = 0;
+    uintptr_t lim = 1;
+    if (pthread_getattr_np(pthread_self(), &a) == 0) {
+        if (pthread_attr_getstack(&a, &addr, &size) == 0 && addr)
+            lim = (uintptr_t)addr + (size > 2 * JIT_STACK_RESERVE ? JIT_STACK_RESERVE : size / 4);
+        pthread_attr_destroy(&a);
+    }
+    t_stack_limit = lim;
+    return lim;
+}
+
+static const uint64_t g_zero_size = 0;
+
+static int tier_enter(wasm_store *s, wasm_instance *inst, const wasm_code *code, wasm_val *fp) {
+    jit_entry_fn fn = (jit_entry_fn)atomic_load_explicit(&code->tier_entry, memory_order_acquire);
+    sigjmp_buf jb;
+    jit_ctx c;
+    c.inst = inst;
+    c.store = s;
+    c.mem = inst->mem ? inst->mem->data : NULL;
+    c.memsize = inst->mem ? &inst->mem->size : &g_zero_size;
+    c.depth = &s->depth;
+    c.max_depth = s->cfg.max_call_depth;
+    c.fuel = JIT_FUEL_PERIOD;
+    c.stack_limit = stack_limit();
+    c.scratch = fp + code->nslots;
+    c.jb = &jb;
+    const uint32_t depth0 = s->depth;
+    int rc = sigsetjmp(jb, 0);
+    if (rc) {
+        s->depth = depth0;
+        return rc;
+    }
+    fn(&c, fp);
+    return 0;
+}
+
+/* ---- linking objects ---- */
+
+static void stat_add(uint64_t *field, uint64_t v) {
+    pthread_mutex_lock(&g_stats_mu);
+    *field += v;
+    pthread_mutex_unlock(&g_stats_mu);
+}
+
+void jit_get_stats(jit_stats *out) {
+    pthread_mutex_lock(&g_stats_mu);
+    *out = g_stats;
+    pthread_mutex_unlock(&g_stats_mu);
+}
+
+static int llvm_err(LLVMErrorRef e, const char *what, char *err, size_t errlen) {
+    char *m = LLVMGetErrorMessage(e);
+    snprintf(err, errlen, "%s: %s", what, m);
+    LLVMDisposeErrorMessage(m);
+    return ERR_INVALID;
+}
+
+/* Link obj into a fresh LLJIT and publish every function's entries. */
+static int load_object(jit_mod *jm, const uint8_t *obj, size_t len, char *err, size_t errlen) {
+    wasm_module *m = jm->m;
+    uint32_t nc = m->nfuncs - m->nimported_funcs;
+    LLVMOrcLLJITRef j = NULL;
+    LLVMErrorRef e = LLVMOrcCreateLLJIT(&j, LLVMOrcCreateLLJITBuilder());
+    if (e)
+        return llvm_err(e, "creating LLJIT", err, errlen);
+    LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(j);
+    LLVMOrcCSymbolMapPair pairs[32];
+    ASSERT(jit__nhelpers <= 32);
+    for (unsigned i = 0; i < jit__nhelpers; i++) {
+        pairs[i].Name = LLVMOrcLLJITMangleAndIntern(j, jit__helpers[i].name);
+        pairs[i].Sym.Address = (LLVMOrcExecutorAddress)(uintptr_t)jit__helpers[i].addr;
+        pairs[i].Sym.Flags.GenericFlags = LLVMJITSymbolGenericFlagsExported |
+                                          LLVMJITSymbolGenericFlagsCallable;
+        pairs[i].Sym.Flags.TargetFlags = 0;
+    }
+    e = LLVMOrcJITDylibDefine(jd, LLVMOrcAbsoluteSymbols(pairs, jit__nhelpers));
+    if (e) {
+        llvm_err(e, "defining helpers", err, errlen);
+        goto fail;
+    }
+    /* libc symbols the code generator may call (memmove, memset, libm fallbacks). */
+    LLVMOrcDefinitionGeneratorRef dg;
+    e = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&dg, LLVMOrcLLJITGetGlobalPrefix(j),
+                                                             NULL, NULL);
+    if (e) {
+        llvm_err(e, "process symbols", err, errlen);
+        goto fail;
+    }
+    LLVMOrcJITDylibAddGenerator(jd, dg);
+    LLVMMemoryBufferRef mb =
+        LLVMCreateMemoryBufferWithMemoryRangeCopy((const char *)obj, len, "wasm-object");
+    e = LLVMOrcLLJITAddObjectFile(j, jd, mb);
+    if (e) {
+        llvm_err(e, "adding object", err, errlen);
+        goto fail;
+    }
+    LLVMOrcExecutorAddress fa = 0, ea = 0;
+    e = LLVMOrcLLJITLookup(j, &fa, JIT_SYM_FNS);
+    if (!e)
+        e = LLVMOrcLLJITLookup(j, &ea, JIT_SYM_ENTRIES);
+    if (e) {
+        llvm_err(e, "linking object", err, errlen);
+        goto fail;
+    }
+    void *const *fns = (void *const *)(uintptr_t)fa;
+    void *const *entries = (void *const *)(uintptr_t)ea;
+    jm->lljit = j;
+    for (uint32_t k = 0; k < nc; k++) {
+        m->codes[k].tier_fn = fns[k];
+        atomic_store_explicit(&m->codes[k].tier_entry, entries[k], memory_order_release);
+    }
+    stat_add(&g_stats.functions, nc);
+    stat_add(&g_stats.code_bytes, len);
+    return 0;
+fail:
+    LLVMOrcDisposeLLJIT(j);
+    return ERR_INVALID;
+}
+
+/* ---- code cache ---- */
+
+#define CACHE_MAGIC "PSLJIT01"
+enum { HDR = 8 + 32 + 8, MAC = 32 };
+
+static void cache_key(const wasm_module *m, uint8_t out[32]) {
+    const char *cpu, *feat;
+    jit__host_cpu(&cpu, &feat);
+    cr_hash_state st;
+    cr_hash_init(&st, 32);
+    const char *parts[] = {JIT_ENGINE_VERSION, "O2", cpu, feat};
+    for (unsigned i = 0; i < 4; i++)
+        cr_hash_update(&st, parts[i], strlen(parts[i]) + 1);
+    cr_hash_update(&st, m->bytes, m->len);
+    cr_hash_final(&st, out);
+}
+
+static void cache_path(const uint8_t key[32], char *path, size_t n) {
+    char hex[65];
+    cr_hex(hex, key, 32);
+    snprintf(path, n, "%s/%s.obj", g_cache_dir, hex);
+}
+
+static int mkdir_p(const char *dir) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+                return ERR_IO;
+            *p = '/';
+        }
+    if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+        return ERR_IO;
+    return 0;
+}
+
+static int write_all(int fd, const void *p, size_t n) {
+    const uint8_t *b = p;
+    while (n) {
+        ssize_t w = write(fd, b, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return ERR_IO;
+        b += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* The MAC key lives in the cache directory (0600); created on first use. */
+static int cache_open(void) {
+    if (mkdir_p(g_cache_dir) != 0)
+        return ERR_IO;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/mac.key", g_cache_dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t r = read(fd, g_cache_key, sizeof g_cache_key);
+        close(fd);
+        return r == (ssize_t)sizeof g_cache_key ? 0 : ERR_CORRUPT;
+    }
+    uint8_t k[32];
+    cr_random(k, sizeof k);
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.%d", path, (int)getpid());
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return ERR_IO;
+    int rc = write_all(fd, k, sizeof k);
+    close(fd);
+    /* link() fails if another process created the key first: then use theirs. */
+    if (rc == 0 && link(tmp, path) != 0 && errno != EEXIST)
+        rc = ERR_IO;
+    unlink(tmp);
+    cr_memzero(k, sizeof k);
+    if (rc)
+        return rc;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return ERR_IO;
+    ssize_t r = read(fd, g_cache_key, sizeof g_cache_key);
+    close(fd);
+    return r == (ssize_t)sizeof g_cache_key ? 0 : ERR_CORRUPT;
+}
+
+/* Returns the object inside a verified entry (pointer into *file), or NULL. */
+static const uint8_t *cache_read(const uint8_t key[32], uint8_t **file, size_t *objlen) {
+    char path[4200];
+    cache_path(key, path, sizeof path);
+    size_t len;
+    *file = NULL;
+    if (plat_read_file(path, file, &len) != 0)
+        return NULL;
+    uint8_t mac[MAC];
+    uint64_t n = 0;
+    if (len < HDR + MAC || memcmp(*file, CACHE_MAGIC, 8) != 0)
+        goto bad;
+    memcpy(&n, *file + 40, 8);
+    if (n != len - HDR - MAC || memcmp(*file + 8, key, 32) != 0)
+        goto bad;
+    cr_hash_ex(mac, MAC, g_cache_key, sizeof g_cache_key, *file, HDR + n);
+    if (!cr_equal(mac, *file + HDR + n, MAC))
+        goto bad;
+    *objlen = n;
+    return *file + HDR;
+bad:
+    stat_add(&g_stats.cache_rejected, 1);
+    free(*file);
+    *file = NULL;
+    return NULL;
+}
+
+static void cache_write(const uint8_t key[32], const uint8_t *obj, size_t len) {
+    uint8_t *buf = xmalloc(HDR + len + MAC);
+    memcpy(buf, CACHE_MAGIC, 8);
+    memcpy(buf + 8, key, 32);
+    uint64_t n = len;
+    memcpy(buf + 40, &n, 8);
+    memcpy(buf + HDR, obj, len);
+    cr_hash_ex(buf + HDR + len, MAC, g_cache_key, sizeof g_cache_key, buf, HDR + len);
+    char path[4200], tmp[4300];
+    cache_path(key, path, sizeof path);
+    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        int rc = write_all(fd, buf, HDR + len + MAC);
+        close(fd);
+        if (rc != 0 || rename(tmp, path) != 0)
+            unlink(tmp);
+    }
+    free(buf);
+}
+
+/* ---- compiling a module ---- */
+
+static int compile_module(jit_mod *jm, char *err, size_t errlen) {
+    wasm_module *m = jm->m;
+    uint64_t t0 = plat_now_ns();
+    uint8_t key[32];
+    int rc;
+    if (g_cache_ok) {
+        cache_key(m, key);
+        uint8_t *file;
+        size_t n;
+        const uint8_t *obj = cache_read(key, &file, &n);
+        if (obj) {
+            rc = load_object(jm, obj, n, err, errlen);
+            free(file);
+            if (rc == 0) {
+                stat_add(&g_stats.cache_hits, 1);
+                stat_add(&g_stats.compile_ns, plat_now_ns() - t0);
+                return 0;
+            }
+            stat_add(&g_stats.cache_rejected, 1);
+        }
+    }
+    uint8_t *obj;
+    size_t n;
+    rc = jit__compile_object(m, g_cfg.verify, &obj, &n, err, errlen);
+    if (rc)
+        return rc;
+    rc = load_object(jm, obj, n, err, errlen);
+    if (rc == 0 && g_cache_ok)
+        cache_write(key, obj, n);
+    free(obj);
+    if (rc == 0) {
+        stat_add(&g_stats.modules_compiled, 1);
+        stat_add(&g_stats.compile_ns, plat_now_ns() - t0);
+    }
+    return rc;
+}
+
+static void report(const char *msg) {
+    fprintf(stderr, "psl: jit: %s (the module stays interpreted)\n", msg);
+}
+
+static void *compile_thread(void *arg) {
+    jit_mod *jm = arg;
+    char err[256];
+    if (compile_module(jm, err, sizeof err) != 0)
+        report(err);
+    return NULL;
+}
+
+static void module_loaded(wasm_module *m) {
+    if (m->nfuncs == m->nimported_funcs)
+        return;
+    jit_mod *jm = xcalloc(1, sizeof *jm);
+    jm->m = m;
+    m->tier_data = jm;
+    if (g_cfg.tier == JIT_TIER_AUTO) {
+        if (pthread_create(&jm->thread, NULL, compile_thread, jm) == 0) {
+            jm->has_thread = true;
+            return;
+        }
+    }
+    char err[256];
+    if (compile_module(jm, err, sizeof err) != 0)
+        report(err);
+}
+
+static void module_freed(wasm_module *m) {
+    jit_mod *jm = m->tier_data;
+    if (!jm)
+        return;
+    if (jm->has_thread)
+        pthread_join(jm->thread, NULL);
+    uint32_t nc = m->nfuncs - m->nimported_funcs;
+    for (uint32_t k = 0; k < nc; k++) {
+        atomic_store(&m->codes[k].tier_entry, NULL);
+        m->codes[k].tier_fn = NULL;
+    }
+    if (jm->lljit)
+        LLVMOrcDisposeLLJIT(jm->lljit);
+    free(jm);
+    m->tier_data = NULL;
+}
+
+static const wasm_tier_ops g_ops = {
+    .module_loaded = module_loaded,
+    .module_freed = module_freed,
+    .enter = tier_enter,
+};
+
+/* ---- public API ---- */
+
+int jit_tier_parse(const char *s, jit_tier *out) {
+    if (strcmp(s, "interp") == 0)
+        *out = JIT_TIER_INTERP;
+    else if (strcmp(s, "jit") == 0)
+        *out = JIT_TIER_JIT;
+    else if (strcmp(s, "auto") == 0)
+        *out = JIT_TIER_AUTO;
+    else
+        return ERR_INVALID;
+    return 0;
+}
+
+const char *jit_default_cache_dir(void) {
+    static char buf[4096];
+    const char *d = getenv("PSL_CACHE_DIR");
+    if (d && *d)
+        return d;
+    d = getenv("XDG_CACHE_HOME");
+    if (d && *d) {
+        snprintf(buf, sizeof buf, "%s/psl/jit", d);
+        return buf;
+    }
+    d = getenv("HOME");
+    if (d && *d) {
+        snprintf(buf, sizeof buf, "%s/.cache/psl/jit", d);
+        return buf;
+    }
+    return NULL;
+}
+
+int jit_init(const jit_config *cfg) {
+    g_cfg = *cfg;
+    g_cfg.cache_dir = NULL;
+    if (getenv("PSL_JIT_VERIFY"))
+        g_cfg.verify = true;
+    if (cfg->tier == JIT_TIER_INTERP) {
+        wasm__tier_set(NULL);
+        return 0;
+    }
+    jit__llvm_init();
+    free(g_cache_dir);
+    g_cache_dir = NULL;
+    g_cache_ok = false;
+    if (cfg->cache_dir && cr_init() == 0) {
+        g_cache_dir = strdup(cfg->cache_dir);
+        g_cache_ok = g_cache_dir && cache_open() == 0;
+        if (!g_cache_ok)
+            fprintf(stderr, "psl: jit: code cache at %s unusable; compiling every time\n",
+                    cfg->cache_dir);
+    }
+    g_inited = true;
+    wasm__tier_set(&g_ops);
+    return 0;
+}
+
+void jit_shutdown(void) {
+    if (!g_inited)
+        return;
+    wasm__tier_set(NULL);
+    free(g_cache_dir);
+    g_cache_dir = NULL;
+    g_cache_ok = false;
+    cr_memzero(g_cache_key, sizeof g_cache_key);
+    g_inited = false;
+}

@@ -1,0 +1,72 @@
+/* psl's JIT tier: WebAssembly functions compiled to machine code with LLVM 19 (ORC LLJIT).
+ *
+ * Design. The JIT translates the interpreter's lowered code (src/wasm's slot-based internal code,
+ * produced once by validation) rather than re-reading the binary: every frame slot becomes an
+ * LLVM alloca that mem2reg promotes to SSA, so both tiers execute the very same operator list and
+ * agree by construction on operand order, results and trap kinds. Each wasm function becomes a
+ * native function (context, i64 params...) -> results; calls inside a module are native calls;
+ * calls to imports, other instances and host functions go through C helpers that use the
+ * interpreter's calling convention. A module is compiled whole: one LLVM module, optimised with
+ * the new pass manager's default<O2> pipeline, emitted to an ELF object in memory by a
+ * TargetMachine for the host CPU, then linked into the process by LLJIT (JITLink). Its memory
+ * manager writes code into read-write pages and then makes them read+execute: pages are never
+ * writable and executable at once (W^X; see docs/jit.md for SGX2/EDMM).
+ *
+ * Semantics. Same instance, memory, table and global objects as the interpreter; explicit bounds
+ * checks on every memory and table access; traps unwind with siglongjmp to the innermost entry
+ * from the interpreter (only compiled wasm frames are crossed) and come back as the same wasm_trap
+ * codes; the call depth counter is the store's (s->depth), plus a native stack bound; function
+ * entries and loop back edges count fuel and poll the interrupt flag and the deadline, so the
+ * execution time budget stops compiled infinite loops.
+ *
+ * Tiers. jit_init() registers the tier with src/wasm (wasm__tier_set). JIT_TIER_JIT compiles each
+ * module when it is loaded (wasm_module_load returns after compilation); JIT_TIER_AUTO returns at
+ * once and compiles on a background thread; a function switches to compiled code at its next
+ * entry once its module is ready. JIT_TIER_INTERP registers nothing.
+ *
+ * Code cache. With a cache directory, the object bytes of a module are stored on disk keyed by
+ * BLAKE2b(module bytes, engine version, CPU name and features, options) and authenticated with a
+ * keyed BLAKE2b MAC under a key kept in the cache directory (mode 0600); a tampered or truncated
+ * entry fails the MAC, is ignored and recompiled. */
+#ifndef PSL_JIT_JIT_H
+#define PSL_JIT_JIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { JIT_TIER_INTERP = 0, JIT_TIER_JIT = 1, JIT_TIER_AUTO = 2 } jit_tier;
+
+typedef struct jit_config {
+    jit_tier tier;
+    const char *cache_dir; /* NULL: no code cache. Copied by jit_init. */
+    bool verify;           /* run LLVM's IR verifier before optimising (tests) */
+} jit_config;
+
+/** Parse "interp", "jit" or "auto". @return 0 or ERR_INVALID. */
+int jit_tier_parse(const char *s, jit_tier *out);
+
+/** Set the process-wide tier. Call once, before any module is loaded and before threads use
+ * src/wasm. @param[in] cfg copied. @return 0, or ERR_UNSUPPORTED when LLVM cannot target the host. */
+int jit_init(const jit_config *cfg);
+
+/** Stop background compilation and release LLVM state. Modules compiled earlier must already be
+ * freed. Safe to call when jit_init was not called. */
+void jit_shutdown(void);
+
+/* The default cache directory: $PSL_CACHE_DIR, else $XDG_CACHE_HOME/psl/jit, else
+ * $HOME/.cache/psl/jit. Returns a static buffer, NULL when none can be determined. */
+const char *jit_default_cache_dir(void);
+
+/* Counters for benchmarks and tests (process-wide, since jit_init). */
+typedef struct jit_stats {
+    uint64_t modules_compiled; /* LLVM ran */
+    uint64_t cache_hits;       /* loaded from the cache, LLVM codegen skipped */
+    uint64_t cache_rejected;   /* entries that failed the MAC or did not load */
+    uint64_t functions;        /* functions made native */
+    uint64_t compile_ns;       /* wall time in translation, optimisation, codegen and linking */
+    uint64_t code_bytes;       /* object bytes produced or loaded */
+} jit_stats;
+void jit_get_stats(jit_stats *out);
+
+#endif

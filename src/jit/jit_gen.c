@@ -1,0 +1,1330 @@
+/* Translation of a module's lowered code (wasm_ops.h) into LLVM IR, optimisation and object
+ * emission. Each frame slot is an i64 alloca holding the interpreter's slot bits (i32 and f32 in
+ * the low half, upper half zero); mem2reg/SROA turn them into SSA values. Invariant: every
+ * operator does exactly what its handler in interp.c does, trap kinds included. */
+#include "jit/jit_int.h"
+#include "wasm/wasm_ops.h"
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Core.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- operator table: handler address -> op, and operand formats ---- */
+
+enum { K_BIN, K_BIN_RI, K_BRCMP, K_BRCMP_RI, K_UN, K_LOAD, K_STORE, K_MISC };
+
+typedef struct hmap {
+    const void *h;
+    uint16_t op;
+} hmap;
+
+static hmap g_hmap[OP__COUNT];
+static uint8_t g_kind[OP__COUNT];
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static char *g_cpu, *g_features, *g_triple;
+
+static int hmap_cmp(const void *a, const void *b) {
+    const hmap *x = a, *y = b;
+    return x->h < y->h ? -1 : x->h > y->h;
+}
+
+static void init_once(void) {
+    const void *const *h = wasm__interp_handlers();
+    for (unsigned i = 0; i < OP__COUNT; i++) {
+        g_hmap[i].h = h[i];
+        g_hmap[i].op = (uint16_t)i;
+    }
+    qsort(g_hmap, OP__COUNT, sizeof *g_hmap, hmap_cmp);
+    unsigned i = 0;
+#define KB(n) g_kind[i++] = K_BIN, g_kind[i++] = K_BIN_RI;
+#define KC(n) g_kind[i++] = K_BRCMP, g_kind[i++] = K_BRCMP_RI;
+#define KU(n) g_kind[i++] = K_UN;
+#define KL(n) g_kind[i++] = K_LOAD;
+#define KS(n) g_kind[i++] = K_STORE;
+#define KM(n) g_kind[i++] = K_MISC;
+    WASM_BINOPS(KB) WASM_BRCMPOPS(KC) WASM_UNOPS(KU) WASM_LOADOPS(KL) WASM_STOREOPS(KS) WASM_MISCOPS(KM)
+#undef KB
+#undef KU
+#undef KC
+#undef KL
+#undef KS
+#undef KM
+    ASSERT(i == OP__COUNT);
+
+    LLVMInitializeNativeTarget();
+    LLVMInitializeNativeAsmPrinter();
+    g_triple = LLVMGetDefaultTargetTriple();
+    g_cpu = LLVMGetHostCPUName();
+    g_features = LLVMGetHostCPUFeatures();
+}
+
+void jit__llvm_init(void) {
+    pthread_once(&g_once, init_once);
+}
+
+void jit__host_cpu(const char **name, const char **features) {
+    jit__llvm_init();
+    *name = g_cpu;
+    *features = g_features;
+}
+
+static int op_of(const void *h) {
+    size_t lo = 0, hi = OP__COUNT;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (g_hmap[mid].h == h)
+            return g_hmap[mid].op;
+        if ((uintptr_t)g_hmap[mid].h < (uintptr_t)h)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+/* Cells taken by the instruction at ip (op already decoded). */
+static uint32_t op_len(int op, const wasm_cell *ip) {
+    switch (g_kind[op]) {
+    case K_BIN_RI:
+    case K_BRCMP: return 3;
+    case K_BRCMP_RI: return 4;
+    case K_MISC: break;
+    default: return 2;
+    }
+    switch (op) {
+    case OP_unreachable:
+    case OP_ret:
+    case OP_nop: return 1;
+    case OP_const:
+    case OP_br_if:
+    case OP_br_if_back:
+    case OP_br_unless:
+    case OP_brif_eqz:
+    case OP_call:
+    case OP_call_import:
+    case OP_call_indirect:
+    case OP_ref_func:
+    case OP_global_get:
+    case OP_global_set:
+    case OP_memory_init:
+    case OP_table_copy:
+    case OP_table_init: return 3;
+    case OP_br_table: return (uint32_t)(3 + ip[2].u64 + 1);
+    default: return 2;
+    }
+}
+
+/* ---- module-level generator state ---- */
+
+typedef struct gen {
+    const wasm_module *m;
+    LLVMContextRef cx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef b;
+    LLVMTypeRef i1, i8, i16, i32, i64, f32, f64, ptr, vd;
+    LLVMValueRef *fns;      /* native function per code */
+    LLVMTypeRef *fntys;
+    unsigned prof_kind;
+    LLVMValueRef unlikely_md;
+    /* helpers */
+    LLVMTypeRef t_trap, t_budget, t_call, t_calli, t_mgrow, t_minit, t_seg, t_tget, t_tset,
+        t_tsize, t_tgrow, t_tfill, t_tcopy, t_tinit;
+    LLVMValueRef h_trap, h_budget, h_call, h_calli, h_mgrow, h_minit, h_ddrop, h_tget, h_tset,
+        h_tsize, h_tgrow, h_tfill, h_tcopy, h_tinit, h_edrop;
+} gen;
+
+/* ---- per-function state ---- */
+
+typedef struct fgen {
+    gen *g;
+    const wasm_code *code;
+    const wasm_ftype *ft;
+    LLVMValueRef fn, ctx;
+    LLVMValueRef *slots;
+    LLVMValueRef memsize, lfuel, mem, inst, depthp, depth0, callbuf;
+    uint32_t callbuf_n;
+    LLVMBasicBlockRef *bbs; /* per cell: the block starting there, or NULL */
+    LLVMBasicBlockRef traps[WASM_TRAP_COUNT];
+    LLVMBasicBlockRef entry;
+    /* Slots known to hold a constant in the current block (kgen[slot] == gen). */
+    uint32_t *kgen, cur_gen;
+    uint64_t *kval;
+} fgen;
+
+#define B (f->g->b)
+#define G (f->g)
+
+static LLVMValueRef c32(gen *g, uint64_t v) {
+    return LLVMConstInt(g->i32, v, 0);
+}
+static LLVMValueRef c64(gen *g, uint64_t v) {
+    return LLVMConstInt(g->i64, v, 0);
+}
+
+static LLVMValueRef ctx_field(fgen *f, size_t off, LLVMTypeRef ty, const char *name) {
+    LLVMValueRef idx = c64(G, off);
+    LLVMValueRef p = LLVMBuildGEP2(B, G->i8, f->ctx, &idx, 1, "");
+    return LLVMBuildLoad2(B, ty, p, name);
+}
+
+static LLVMValueRef field_ptr(fgen *f, LLVMValueRef base, size_t off) {
+    LLVMValueRef idx = c64(G, off);
+    return LLVMBuildGEP2(B, G->i8, base, &idx, 1, "");
+}
+
+static LLVMValueRef intrinsic(gen *g, const char *name, LLVMTypeRef *tys, unsigned n) {
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    ASSERT(id != 0);
+    return LLVMGetIntrinsicDeclaration(g->mod, id, tys, n);
+}
+
+static LLVMValueRef call_intr(fgen *f, const char *name, LLVMTypeRef ty, LLVMValueRef *args,
+                              unsigned nargs) {
+    LLVMTypeRef tys[1] = {ty};
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(G->mod, id, tys, 1);
+    LLVMTypeRef fty = LLVMIntrinsicGetType(G->cx, id, tys, 1);
+    return LLVMBuildCall2(B, fty, fn, args, nargs, "");
+}
+
+/* Slot access in the slot representation. */
+static LLVMValueRef ld(fgen *f, uint32_t slot) {
+    ASSERT(slot < f->code->nslots);
+    return LLVMBuildLoad2(B, G->i64, f->slots[slot], "");
+}
+static void st(fgen *f, uint32_t slot, LLVMValueRef v) {
+    ASSERT(slot < f->code->nslots);
+    LLVMBuildStore(B, v, f->slots[slot]);
+    f->kgen[slot] = 0;
+}
+
+/* Is slot a constant whose use as an operand lets LLVM fold x+-0, x*+-1, x/+-1 or -0-x into x or
+ * -x? Such folds would skip the quieting of a signalling NaN that the hardware (and wasm)
+ * performs. */
+static bool nan_fold_bits(uint64_t v, bool d) {
+    if (d) {
+        v &= 0x7fffffffffffffffull;
+        return v == 0 || v == 0x3ff0000000000000ull;
+    }
+    v &= 0x7fffffffu;
+    return v == 0 || v == 0x3f800000u;
+}
+
+static bool nan_fold_const(fgen *f, uint32_t slot, bool d) {
+    return f->kgen[slot] == f->cur_gen && nan_fold_bits(f->kval[slot], d);
+}
+
+/* Conversions between slot bits (i64) and typed values. */
+static LLVMValueRef as_i32(fgen *f, LLVMValueRef v) {
+    return LLVMBuildTrunc(B, v, G->i32, "");
+}
+static LLVMValueRef as_f32(fgen *f, LLVMValueRef v) {
+    return LLVMBuildBitCast(B, as_i32(f, v), G->f32, "");
+}
+static LLVMValueRef as_f64(fgen *f, LLVMValueRef v) {
+    return LLVMBuildBitCast(B, v, G->f64, "");
+}
+static LLVMValueRef from_i32(fgen *f, LLVMValueRef v) {
+    return LLVMBuildZExt(B, v, G->i64, "");
+}
+static LLVMValueRef from_i1(fgen *f, LLVMValueRef v) {
+    return LLVMBuildZExt(B, v, G->i64, "");
+}
+static LLVMValueRef from_f32(fgen *f, LLVMValueRef v) {
+    return from_i32(f, LLVMBuildBitCast(B, v, G->i32, ""));
+}
+static LLVMValueRef from_f64(fgen *f, LLVMValueRef v) {
+    return LLVMBuildBitCast(B, v, G->i64, "");
+}
+
+static LLVMBasicBlockRef new_bb(fgen *f, const char *name) {
+    return LLVMAppendBasicBlockInContext(G->cx, f->fn, name);
+}
+
+static bool terminated(fgen *f) {
+    LLVMBasicBlockRef bb = LLVMGetInsertBlock(B);
+    return LLVMGetBasicBlockTerminator(bb) != NULL;
+}
+
+static LLVMBasicBlockRef trap_bb(fgen *f, int kind) {
+    if (f->traps[kind])
+        return f->traps[kind];
+    LLVMBasicBlockRef cur = LLVMGetInsertBlock(B);
+    LLVMBasicBlockRef bb = new_bb(f, "trap");
+    LLVMPositionBuilderAtEnd(B, bb);
+    LLVMValueRef args[2] = {f->ctx, c32(G, (uint64_t)kind)};
+    LLVMBuildCall2(B, G->t_trap, G->h_trap, args, 2, "");
+    LLVMBuildUnreachable(B);
+    LLVMPositionBuilderAtEnd(B, cur);
+    f->traps[kind] = bb;
+    return bb;
+}
+
+/* if (cond) trap(kind); continues in a fresh block. */
+static void trap_if(fgen *f, LLVMValueRef cond, int kind) {
+    LLVMBasicBlockRef ok = new_bb(f, "ok");
+    LLVMValueRef br = LLVMBuildCondBr(B, cond, trap_bb(f, kind), ok);
+    LLVMSetMetadata(br, G->prof_kind, G->unlikely_md);
+    LLVMPositionBuilderAtEnd(B, ok);
+}
+
+static void reload_memsize(fgen *f) {
+    LLVMValueRef p = ctx_field(f, offsetof(jit_ctx, memsize), G->ptr, "msp");
+    LLVMBuildStore(B, LLVMBuildLoad2(B, G->i64, p, "msz"), f->memsize);
+}
+
+/* Poll the budget every JIT_FUEL_PERIOD back edges of this activation. */
+static void loop_fuel(fgen *f) {
+    LLVMValueRef v = LLVMBuildLoad2(B, G->i32, f->lfuel, "");
+    LLVMValueRef n = LLVMBuildSub(B, v, c32(G, 1), "");
+    LLVMBuildStore(B, n, f->lfuel);
+    LLVMBasicBlockRef poll = new_bb(f, "poll"), ok = new_bb(f, "go");
+    LLVMValueRef br = LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, n, c32(G, 0), ""), poll, ok);
+    LLVMSetMetadata(br, G->prof_kind, G->unlikely_md);
+    LLVMPositionBuilderAtEnd(B, poll);
+    LLVMBuildStore(B, c32(G, JIT_FUEL_PERIOD), f->lfuel);
+    LLVMBuildCall2(B, G->t_budget, G->h_budget, &f->ctx, 1, "");
+    LLVMBuildBr(B, ok);
+    LLVMPositionBuilderAtEnd(B, ok);
+}
+
+static void jump(fgen *f, const wasm_cell *target, bool back) {
+    if (back)
+        loop_fuel(f);
+    LLVMBuildBr(B, f->bbs[target - f->code->code]);
+}
+
+/* Effective address of a memory access of n bytes: zext(addr) + offset, bounds checked. */
+static LLVMValueRef mem_addr(fgen *f, uint32_t addr_slot, uint32_t offset, uint32_t n) {
+    LLVMValueRef a = from_i32(f, as_i32(f, ld(f, addr_slot)));
+    LLVMValueRef ea = LLVMBuildAdd(B, a, c64(G, offset), "ea");
+    LLVMValueRef end = LLVMBuildAdd(B, ea, c64(G, n), "");
+    LLVMValueRef msz = LLVMBuildLoad2(B, G->i64, f->memsize, "");
+    trap_if(f, LLVMBuildICmp(B, LLVMIntUGT, end, msz, ""), WASM_TRAP_MEM_OOB);
+    return LLVMBuildGEP2(B, G->i8, f->mem, &ea, 1, "");
+}
+
+static LLVMValueRef fsel_nan(fgen *f, LLVMValueRef x, LLVMValueRef r) {
+    /* Rounding functions quiet a NaN input (x + x), as the interpreter does. */
+    LLVMValueRef uno = LLVMBuildFCmp(B, LLVMRealUNO, x, x, "");
+    return LLVMBuildSelect(B, uno, LLVMBuildFAdd(B, x, x, ""), r, "");
+}
+
+/* NaN-propagating min/max with -0 < +0: on equality combine the bit patterns (or: min, and: max). */
+static LLVMValueRef fminmax(fgen *f, LLVMValueRef x, LLVMValueRef y, bool is_min, bool d) {
+    LLVMTypeRef ft = d ? G->f64 : G->f32, it = d ? G->i64 : G->i32;
+    LLVMValueRef uno = LLVMBuildFCmp(B, LLVMRealUNO, x, y, "");
+    LLVMValueRef eq = LLVMBuildFCmp(B, LLVMRealOEQ, x, y, "");
+    LLVMValueRef xb = LLVMBuildBitCast(B, x, it, ""), yb = LLVMBuildBitCast(B, y, it, "");
+    LLVMValueRef comb = is_min ? LLVMBuildOr(B, xb, yb, "") : LLVMBuildAnd(B, xb, yb, "");
+    LLVMValueRef combf = LLVMBuildBitCast(B, comb, ft, "");
+    LLVMValueRef lt = LLVMBuildFCmp(B, is_min ? LLVMRealOLT : LLVMRealOGT, x, y, "");
+    LLVMValueRef r = LLVMBuildSelect(B, lt, x, y, "");
+    r = LLVMBuildSelect(B, eq, combf, r, "");
+    return LLVMBuildSelect(B, uno, LLVMBuildFAdd(B, x, y, ""), r, "");
+}
+
+/* An identity LLVM cannot see through (an empty inline asm that keeps the value in a vector
+ * register): applied to constants that would let LLVM fold away the quieting of a signalling NaN
+ * (x*1 -> x), and to the input of demote (demote(promote(x)) -> x). Costs no instruction. */
+static LLVMValueRef opaque_f(fgen *f, LLVMValueRef v, bool d) {
+    const char *cons = strncmp(g_triple, "x86_64", 6) == 0    ? "=x,0"
+                       : strncmp(g_triple, "aarch64", 7) == 0 ? "=w,0"
+                                                              : NULL;
+    if (!cons)
+        return v;
+    LLVMTypeRef t = d ? G->f64 : G->f32;
+    LLVMTypeRef fty = LLVMFunctionType(t, &t, 1, 0);
+    LLVMValueRef asmv = LLVMGetInlineAsm(fty, "", 0, cons, strlen(cons), 0, 0,
+                                         LLVMInlineAsmDialectATT, 0);
+    return LLVMBuildCall2(B, fty, asmv, &v, 1, "");
+}
+
+static LLVMValueRef opaque_bits(fgen *f, LLVMValueRef bits, bool d) {
+    if (d)
+        return from_f64(f, opaque_f(f, as_f64(f, bits), true));
+    return from_f32(f, opaque_f(f, as_f32(f, bits), false));
+}
+
+/* Binary operator on slot bits x, y; returns the result's slot bits. */
+static LLVMValueRef emit_bin(fgen *f, int op, LLVMValueRef x, LLVMValueRef y) {
+    LLVMValueRef a, c;
+    switch (op) {
+#define I32OP(o, EXPR)                                                                             \
+    case OP_##o:                                                                                   \
+        a = as_i32(f, x);                                                                          \
+        c = as_i32(f, y);                                                                          \
+        return from_i32(f, EXPR);
+#define I32CMP(o, P)                                                                               \
+    case OP_##o:                                                                                   \
+        return from_i1(f, LLVMBuildICmp(B, P, as_i32(f, x), as_i32(f, y), ""));
+#define I64CMP(o, P)                                                                               \
+    case OP_##o:                                                                                   \
+        return from_i1(f, LLVMBuildICmp(B, P, x, y, ""));
+#define F32CMP(o, P)                                                                               \
+    case OP_##o:                                                                                   \
+        return from_i1(f, LLVMBuildFCmp(B, P, as_f32(f, x), as_f32(f, y), ""));
+#define F64CMP(o, P)                                                                               \
+    case OP_##o:                                                                                   \
+        return from_i1(f, LLVMBuildFCmp(B, P, as_f64(f, x), as_f64(f, y), ""));
+#define F32OP(o, FN)                                                                               \
+    case OP_##o:                                                                                   \
+        return from_f32(f, FN(B, as_f32(f, x), as_f32(f, y), ""));
+#define F64OP(o, FN)                                                                               \
+    case OP_##o:                                                                                   \
+        return from_f64(f, FN(B, as_f64(f, x), as_f64(f, y), ""));
+        I32OP(i32_add, LLVMBuildAdd(B, a, c, ""))
+        I32OP(i32_sub, LLVMBuildSub(B, a, c, ""))
+        I32OP(i32_mul, LLVMBuildMul(B, a, c, ""))
+        I32OP(i32_and, LLVMBuildAnd(B, a, c, ""))
+        I32OP(i32_or, LLVMBuildOr(B, a, c, ""))
+        I32OP(i32_xor, LLVMBuildXor(B, a, c, ""))
+        I32OP(i32_shl, LLVMBuildShl(B, a, LLVMBuildAnd(B, c, c32(G, 31), ""), ""))
+        I32OP(i32_shr_s, LLVMBuildAShr(B, a, LLVMBuildAnd(B, c, c32(G, 31), ""), ""))
+        I32OP(i32_shr_u, LLVMBuildLShr(B, a, LLVMBuildAnd(B, c, c32(G, 31), ""), ""))
+        I32CMP(i32_eq, LLVMIntEQ)
+        I32CMP(i32_ne, LLVMIntNE)
+        I32CMP(i32_lt_s, LLVMIntSLT)
+        I32CMP(i32_lt_u, LLVMIntULT)
+        I32CMP(i32_gt_s, LLVMIntSGT)
+        I32CMP(i32_gt_u, LLVMIntUGT)
+        I32CMP(i32_le_s, LLVMIntSLE)
+        I32CMP(i32_le_u, LLVMIntULE)
+        I32CMP(i32_ge_s, LLVMIntSGE)
+        I32CMP(i32_ge_u, LLVMIntUGE)
+    case OP_i64_add: return LLVMBuildAdd(B, x, y, "");
+    case OP_i64_sub: return LLVMBuildSub(B, x, y, "");
+    case OP_i64_mul: return LLVMBuildMul(B, x, y, "");
+    case OP_i64_and: return LLVMBuildAnd(B, x, y, "");
+    case OP_i64_or: return LLVMBuildOr(B, x, y, "");
+    case OP_i64_xor: return LLVMBuildXor(B, x, y, "");
+    case OP_i64_shl: return LLVMBuildShl(B, x, LLVMBuildAnd(B, y, c64(G, 63), ""), "");
+    case OP_i64_shr_s: return LLVMBuildAShr(B, x, LLVMBuildAnd(B, y, c64(G, 63), ""), "");
+    case OP_i64_shr_u: return LLVMBuildLShr(B, x, LLVMBuildAnd(B, y, c64(G, 63), ""), "");
+        I64CMP(i64_eq, LLVMIntEQ)
+        I64CMP(i64_ne, LLVMIntNE)
+        I64CMP(i64_lt_s, LLVMIntSLT)
+        I64CMP(i64_lt_u, LLVMIntULT)
+        I64CMP(i64_gt_s, LLVMIntSGT)
+        I64CMP(i64_gt_u, LLVMIntUGT)
+        I64CMP(i64_le_s, LLVMIntSLE)
+        I64CMP(i64_le_u, LLVMIntULE)
+        I64CMP(i64_ge_s, LLVMIntSGE)
+        I64CMP(i64_ge_u, LLVMIntUGE)
+        F32CMP(f32_eq, LLVMRealOEQ)
+        F32CMP(f32_ne, LLVMRealUNE)
+        F32CMP(f32_lt, LLVMRealOLT)
+        F32CMP(f32_gt, LLVMRealOGT)
+        F32CMP(f32_le, LLVMRealOLE)
+        F32CMP(f32_ge, LLVMRealOGE)
+        F64CMP(f64_eq, LLVMRealOEQ)
+        F64CMP(f64_ne, LLVMRealUNE)
+        F64CMP(f64_lt, LLVMRealOLT)
+        F64CMP(f64_gt, LLVMRealOGT)
+        F64CMP(f64_le, LLVMRealOLE)
+        F64CMP(f64_ge, LLVMRealOGE)
+        F32OP(f32_add, LLVMBuildFAdd)
+        F32OP(f32_sub, LLVMBuildFSub)
+        F32OP(f32_mul, LLVMBuildFMul)
+        F32OP(f32_div, LLVMBuildFDiv)
+        F64OP(f64_add, LLVMBuildFAdd)
+        F64OP(f64_sub, LLVMBuildFSub)
+        F64OP(f64_mul, LLVMBuildFMul)
+        F64OP(f64_div, LLVMBuildFDiv)
+#undef I32OP
+#undef I32CMP
+#undef I64CMP
+#undef F32CMP
+#undef F64CMP
+#undef F32OP
+#undef F64OP
+    case OP_f32_min:
+    case OP_f32_max:
+        return from_f32(f, fminmax(f, as_f32(f, x), as_f32(f, y), op == OP_f32_min, false));
+    case OP_f64_min:
+    case OP_f64_max:
+        return from_f64(f, fminmax(f, as_f64(f, x), as_f64(f, y), op == OP_f64_min, true));
+    case OP_f32_copysign:
+        return LLVMBuildOr(B, LLVMBuildAnd(B, x, c64(G, 0x7fffffffu), ""),
+                           LLVMBuildAnd(B, y, c64(G, 0x80000000u), ""), "");
+    case OP_f64_copysign:
+        return LLVMBuildOr(B, LLVMBuildAnd(B, x, c64(G, 0x7fffffffffffffffull), ""),
+                           LLVMBuildAnd(B, y, c64(G, 0x8000000000000000ull), ""), "");
+    case OP_i32_rotl:
+    case OP_i32_rotr: {
+        LLVMValueRef args[3] = {as_i32(f, x), as_i32(f, x), as_i32(f, y)};
+        return from_i32(f, call_intr(f, op == OP_i32_rotl ? "llvm.fshl" : "llvm.fshr", G->i32,
+                                     args, 3));
+    }
+    case OP_i64_rotl:
+    case OP_i64_rotr: {
+        LLVMValueRef args[3] = {x, x, y};
+        return call_intr(f, op == OP_i64_rotl ? "llvm.fshl" : "llvm.fshr", G->i64, args, 3);
+    }
+    case OP_i32_div_s:
+    case OP_i32_div_u:
+    case OP_i32_rem_s:
+    case OP_i32_rem_u:
+    case OP_i64_div_s:
+    case OP_i64_div_u:
+    case OP_i64_rem_s:
+    case OP_i64_rem_u: {
+        bool w = op >= OP_i64_add;
+        LLVMTypeRef t = w ? G->i64 : G->i32;
+        a = w ? x : as_i32(f, x);
+        c = w ? y : as_i32(f, y);
+        LLVMValueRef zero = LLVMConstInt(t, 0, 0), m1 = LLVMConstAllOnes(t);
+        LLVMValueRef minv = LLVMConstInt(t, w ? 0x8000000000000000ull : 0x80000000u, 0);
+        trap_if(f, LLVMBuildICmp(B, LLVMIntEQ, c, zero, ""), WASM_TRAP_DIV_ZERO);
+        LLVMValueRef r;
+        switch (op) {
+        case OP_i32_div_s:
+        case OP_i64_div_s:
+            trap_if(f,
+                    LLVMBuildAnd(B, LLVMBuildICmp(B, LLVMIntEQ, a, minv, ""),
+                                 LLVMBuildICmp(B, LLVMIntEQ, c, m1, ""), ""),
+                    WASM_TRAP_INT_OVERFLOW);
+            r = LLVMBuildSDiv(B, a, c, "");
+            break;
+        case OP_i32_rem_s:
+        case OP_i64_rem_s: {
+            /* x % -1 is 0; srem would overflow for INT_MIN. */
+            LLVMValueRef ism1 = LLVMBuildICmp(B, LLVMIntEQ, c, m1, "");
+            LLVMValueRef safe = LLVMBuildSelect(B, ism1, LLVMConstInt(t, 1, 0), c, "");
+            r = LLVMBuildSelect(B, ism1, zero, LLVMBuildSRem(B, a, safe, ""), "");
+            break;
+        }
+        case OP_i32_div_u:
+        case OP_i64_div_u: r = LLVMBuildUDiv(B, a, c, ""); break;
+        default: r = LLVMBuildURem(B, a, c, ""); break;
+        }
+        return w ? r : from_i32(f, r);
+    }
+    default: break;
+    }
+    ASSERT(!"unhandled binary operator");
+    return NULL;
+}
+
+/* Trapping float-to-int conversion: NaN -> conversion trap; outside (lo, hi) -> overflow. */
+static LLVMValueRef emit_trunc(fgen *f, LLVMValueRef x, bool src64, bool dst64, bool sign,
+                               double lo, double hi) {
+    LLVMValueRef v = src64 ? as_f64(f, x) : as_f32(f, x);
+    LLVMValueRef d = src64 ? v : LLVMBuildFPExt(B, v, G->f64, "");
+    trap_if(f, LLVMBuildFCmp(B, LLVMRealUNO, d, d, ""), WASM_TRAP_CONVERSION);
+    LLVMValueRef inr = LLVMBuildAnd(B, LLVMBuildFCmp(B, LLVMRealOGT, d, LLVMConstReal(G->f64, lo), ""),
+                                    LLVMBuildFCmp(B, LLVMRealOLT, d, LLVMConstReal(G->f64, hi), ""),
+                                    "");
+    trap_if(f, LLVMBuildNot(B, inr, ""), WASM_TRAP_INT_OVERFLOW);
+    LLVMTypeRef t = dst64 ? G->i64 : G->i32;
+    LLVMValueRef r = sign ? LLVMBuildFPToSI(B, v, t, "") : LLVMBuildFPToUI(B, v, t, "");
+    return dst64 ? r : from_i32(f, r);
+}
+
+static LLVMValueRef emit_sat(fgen *f, LLVMValueRef x, bool src64, bool dst64, bool sign) {
+    LLVMValueRef v = src64 ? as_f64(f, x) : as_f32(f, x);
+    LLVMTypeRef tys[2] = {dst64 ? G->i64 : G->i32, src64 ? G->f64 : G->f32};
+    const char *name = sign ? "llvm.fptosi.sat" : "llvm.fptoui.sat";
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(G->mod, id, tys, 2);
+    LLVMValueRef r = LLVMBuildCall2(B, LLVMIntrinsicGetType(G->cx, id, tys, 2), fn, &v, 1, "");
+    return dst64 ? r : from_i32(f, r);
+}
+
+static LLVMValueRef emit_un(fgen *f, int op, LLVMValueRef x) {
+    LLVMValueRef fls = LLVMConstInt(G->i1, 0, 0);
+    switch (op) {
+    case OP_i32_eqz: return from_i1(f, LLVMBuildICmp(B, LLVMIntEQ, as_i32(f, x), c32(G, 0), ""));
+    case OP_i64_eqz: return from_i1(f, LLVMBuildICmp(B, LLVMIntEQ, x, c64(G, 0), ""));
+    case OP_ref_is_null: return from_i1(f, LLVMBuildICmp(B, LLVMIntEQ, x, c64(G, 0), ""));
+    case OP_i32_clz:
+    case OP_i32_ctz: {
+        LLVMValueRef args[2] = {as_i32(f, x), fls};
+        return from_i32(f, call_intr(f, op == OP_i32_clz ? "llvm.ctlz" : "llvm.cttz", G->i32,
+                                     args, 2));
+    }
+    case OP_i32_popcnt: {
+        LLVMValueRef a = as_i32(f, x);
+        return from_i32(f, call_intr(f, "llvm.ctpop", G->i32, &a, 1));
+    }
+    case OP_i64_clz:
+    case OP_i64_ctz: {
+        LLVMValueRef args[2] = {x, fls};
+        return call_intr(f, op == OP_i64_clz ? "llvm.ctlz" : "llvm.cttz", G->i64, args, 2);
+    }
+    case OP_i64_popcnt: return call_intr(f, "llvm.ctpop", G->i64, &x, 1);
+    case OP_f32_abs: return LLVMBuildAnd(B, x, c64(G, 0x7fffffffu), "");
+    case OP_f32_neg: return LLVMBuildXor(B, x, c64(G, 0x80000000u), "");
+    case OP_f64_abs: return LLVMBuildAnd(B, x, c64(G, 0x7fffffffffffffffull), "");
+    case OP_f64_neg: return LLVMBuildXor(B, x, c64(G, 0x8000000000000000ull), "");
+    case OP_f32_ceil:
+    case OP_f32_floor:
+    case OP_f32_trunc:
+    case OP_f32_nearest:
+    case OP_f64_ceil:
+    case OP_f64_floor:
+    case OP_f64_trunc:
+    case OP_f64_nearest: {
+        bool d = op >= OP_f64_abs;
+        LLVMValueRef v = d ? as_f64(f, x) : as_f32(f, x);
+        const char *n = (op == OP_f32_ceil || op == OP_f64_ceil)     ? "llvm.ceil"
+                        : (op == OP_f32_floor || op == OP_f64_floor) ? "llvm.floor"
+                        : (op == OP_f32_trunc || op == OP_f64_trunc) ? "llvm.trunc"
+                                                                     : "llvm.roundeven";
+        LLVMValueRef r = fsel_nan(f, v, call_intr(f, n, d ? G->f64 : G->f32, &v, 1));
+        return d ? from_f64(f, r) : from_f32(f, r);
+    }
+    case OP_f32_sqrt: {
+        LLVMValueRef v = as_f32(f, x);
+        return from_f32(f, call_intr(f, "llvm.sqrt", G->f32, &v, 1));
+    }
+    case OP_f64_sqrt: {
+        LLVMValueRef v = as_f64(f, x);
+        return from_f64(f, call_intr(f, "llvm.sqrt", G->f64, &v, 1));
+    }
+    case OP_i32_wrap_i64: return from_i32(f, as_i32(f, x));
+    case OP_i32_trunc_f32_s: return emit_trunc(f, x, false, false, true, -2147483904.0, 2147483648.0);
+    case OP_i32_trunc_f32_u: return emit_trunc(f, x, false, false, false, -1.0, 4294967296.0);
+    case OP_i32_trunc_f64_s: return emit_trunc(f, x, true, false, true, -2147483649.0, 2147483648.0);
+    case OP_i32_trunc_f64_u: return emit_trunc(f, x, true, false, false, -1.0, 4294967296.0);
+    case OP_i64_extend_i32_s: return LLVMBuildSExt(B, as_i32(f, x), G->i64, "");
+    case OP_i64_trunc_f32_s:
+        return emit_trunc(f, x, false, true, true, -9223373136366403584.0, 9223372036854775808.0);
+    case OP_i64_trunc_f32_u:
+        return emit_trunc(f, x, false, true, false, -1.0, 18446744073709551616.0);
+    case OP_i64_trunc_f64_s:
+        return emit_trunc(f, x, true, true, true, -9223372036854777856.0, 9223372036854775808.0);
+    case OP_i64_trunc_f64_u:
+        return emit_trunc(f, x, true, true, false, -1.0, 18446744073709551616.0);
+    case OP_f32_convert_i32_s: return from_f32(f, LLVMBuildSIToFP(B, as_i32(f, x), G->f32, ""));
+    case OP_f32_convert_i32_u: return from_f32(f, LLVMBuildUIToFP(B, as_i32(f, x), G->f32, ""));
+    case OP_f32_convert_i64_s: return from_f32(f, LLVMBuildSIToFP(B, x, G->f32, ""));
+    case OP_f32_convert_i64_u: return from_f32(f, LLVMBuildUIToFP(B, x, G->f32, ""));
+    case OP_f32_demote_f64:
+        return from_f32(f, LLVMBuildFPTrunc(B, opaque_f(f, as_f64(f, x), true), G->f32, ""));
+    case OP_f64_convert_i32_s: return from_f64(f, LLVMBuildSIToFP(B, as_i32(f, x), G->f64, ""));
+    case OP_f64_convert_i32_u: return from_f64(f, LLVMBuildUIToFP(B, as_i32(f, x), G->f64, ""));
+    case OP_f64_convert_i64_s: return from_f64(f, LLVMBuildSIToFP(B, x, G->f64, ""));
+    case OP_f64_convert_i64_u: return from_f64(f, LLVMBuildUIToFP(B, x, G->f64, ""));
+    case OP_f64_promote_f32: return from_f64(f, LLVMBuildFPExt(B, as_f32(f, x), G->f64, ""));
+    case OP_i32_extend8_s:
+        return from_i32(f, LLVMBuildSExt(B, LLVMBuildTrunc(B, x, G->i8, ""), G->i32, ""));
+    case OP_i32_extend16_s:
+        return from_i32(f, LLVMBuildSExt(B, LLVMBuildTrunc(B, x, G->i16, ""), G->i32, ""));
+    case OP_i64_extend8_s: return LLVMBuildSExt(B, LLVMBuildTrunc(B, x, G->i8, ""), G->i64, "");
+    case OP_i64_extend16_s: return LLVMBuildSExt(B, LLVMBuildTrunc(B, x, G->i16, ""), G->i64, "");
+    case OP_i64_extend32_s: return LLVMBuildSExt(B, LLVMBuildTrunc(B, x, G->i32, ""), G->i64, "");
+    case OP_i32_trunc_sat_f32_s: return emit_sat(f, x, false, false, true);
+    case OP_i32_trunc_sat_f32_u: return emit_sat(f, x, false, false, false);
+    case OP_i32_trunc_sat_f64_s: return emit_sat(f, x, true, false, true);
+    case OP_i32_trunc_sat_f64_u: return emit_sat(f, x, true, false, false);
+    case OP_i64_trunc_sat_f32_s: return emit_sat(f, x, false, true, true);
+    case OP_i64_trunc_sat_f32_u: return emit_sat(f, x, false, true, false);
+    case OP_i64_trunc_sat_f64_s: return emit_sat(f, x, true, true, true);
+    case OP_i64_trunc_sat_f64_u: return emit_sat(f, x, true, true, false);
+    default: break;
+    }
+    ASSERT(!"unhandled unary operator");
+    return NULL;
+}
+
+static void emit_load(fgen *f, int op, const wasm_cell *ip) {
+    uint32_t n;
+    LLVMTypeRef t;
+    switch (op) {
+    case OP_load32: n = 4, t = G->i32; break;
+    case OP_load64: n = 8, t = G->i64; break;
+    case OP_load8_s32: case OP_load8_u: case OP_load8_s64: n = 1, t = G->i8; break;
+    case OP_load16_s32: case OP_load16_u: case OP_load16_s64: n = 2, t = G->i16; break;
+    default: n = 4, t = G->i32; break; /* load32_s64 */
+    }
+    LLVMValueRef p = mem_addr(f, ip[1].s.b, ip[1].w.hi, n);
+    LLVMValueRef v = LLVMBuildLoad2(B, t, p, "");
+    LLVMSetAlignment(v, 1);
+    LLVMValueRef r;
+    switch (op) {
+    case OP_load64: r = v; break;
+    case OP_load8_s32: case OP_load16_s32:
+        r = from_i32(f, LLVMBuildSExt(B, v, G->i32, ""));
+        break;
+    case OP_load8_s64: case OP_load16_s64: case OP_load32_s64:
+        r = LLVMBuildSExt(B, v, G->i64, "");
+        break;
+    default: r = LLVMBuildZExt(B, v, G->i64, ""); break;
+    }
+    st(f, ip[1].s.a, r);
+}
+
+static void emit_store(fgen *f, int op, const wasm_cell *ip) {
+    uint32_t n;
+    LLVMTypeRef t;
+    switch (op) {
+    case OP_store8: n = 1, t = G->i8; break;
+    case OP_store16: n = 2, t = G->i16; break;
+    case OP_store32: n = 4, t = G->i32; break;
+    default: n = 8, t = G->i64; break;
+    }
+    LLVMValueRef p = mem_addr(f, ip[1].s.a, ip[1].w.hi, n);
+    LLVMValueRef v = ld(f, ip[1].s.b);
+    if (t != G->i64)
+        v = LLVMBuildTrunc(B, v, t, "");
+    LLVMValueRef s = LLVMBuildStore(B, v, p);
+    LLVMSetAlignment(s, 1);
+}
+
+static const wasm_ftype *code_type(const wasm_module *m, uint32_t k) {
+    return &m->types[m->func_types[m->nimported_funcs + k]];
+}
+
+static LLVMTypeRef ret_type(gen *g, const wasm_ftype *t) {
+    if (t->nresults == 0)
+        return g->vd;
+    if (t->nresults == 1)
+        return g->i64;
+    LLVMTypeRef *els = xmalloc(t->nresults * sizeof *els);
+    for (uint32_t i = 0; i < t->nresults; i++)
+        els[i] = g->i64;
+    LLVMTypeRef st = LLVMStructTypeInContext(g->cx, els, t->nresults, 0);
+    free(els);
+    return st;
+}
+
+/* Call through the helper buffer: args from slots base.., results back into them. */
+static void call_via_buf(fgen *f, uint32_t base, const wasm_ftype *t, LLVMTypeRef fty,
+                         LLVMValueRef fn, LLVMValueRef *args, unsigned nargs) {
+    for (uint32_t i = 0; i < t->nparams; i++) {
+        LLVMValueRef idx = c64(G, i);
+        LLVMBuildStore(B, ld(f, base + i), LLVMBuildGEP2(B, G->i64, f->callbuf, &idx, 1, ""));
+    }
+    LLVMBuildCall2(B, fty, fn, args, nargs, "");
+    for (uint32_t i = 0; i < t->nresults; i++) {
+        LLVMValueRef idx = c64(G, i);
+        st(f, base + i,
+           LLVMBuildLoad2(B, G->i64, LLVMBuildGEP2(B, G->i64, f->callbuf, &idx, 1, ""), ""));
+    }
+    reload_memsize(f);
+}
+
+static void emit_ret(fgen *f) {
+    LLVMBuildStore(B, f->depth0, f->depthp);
+    uint32_t nr = f->ft->nresults;
+    if (nr == 0) {
+        LLVMBuildRetVoid(B);
+    } else if (nr == 1) {
+        LLVMBuildRet(B, ld(f, 0));
+    } else {
+        LLVMValueRef *vals = xmalloc(nr * sizeof *vals);
+        for (uint32_t i = 0; i < nr; i++)
+            vals[i] = ld(f, i);
+        LLVMBuildAggregateRet(B, vals, nr);
+        free(vals);
+    }
+}
+
+static LLVMValueRef globals_ptr(fgen *f, uint64_t idx) {
+    LLVMValueRef arr = LLVMBuildLoad2(B, G->ptr, field_ptr(f, f->inst, offsetof(wasm_instance, globals)), "");
+    LLVMValueRef i = c64(G, idx);
+    LLVMValueRef g = LLVMBuildLoad2(B, G->ptr, LLVMBuildGEP2(B, G->ptr, arr, &i, 1, ""), "");
+    return field_ptr(f, g, offsetof(wasm_global, val));
+}
+
+static int emit_misc(fgen *f, int op, const wasm_cell *ip) {
+    const wasm_module *m = G->m;
+    uint16_t A = ip[1].s.a, Bs = ip[1].s.b, C = ip[1].s.c, D = ip[1].s.d;
+    switch (op) {
+    case OP_unreachable: LLVMBuildBr(B, trap_bb(f, WASM_TRAP_UNREACHABLE)); break;
+    case OP_nop: break;
+    case OP_copy: st(f, A, ld(f, Bs)); break;
+    case OP_copy2:
+        st(f, A, ld(f, Bs));
+        st(f, C, ld(f, D));
+        break;
+    case OP_const:
+        st(f, A, c64(G, ip[2].u64));
+        f->kgen[A] = f->cur_gen;
+        f->kval[A] = ip[2].u64;
+        break;
+    case OP_select: {
+        LLVMValueRef cond = LLVMBuildICmp(B, LLVMIntNE, as_i32(f, ld(f, D)), c32(G, 0), "");
+        st(f, A, LLVMBuildSelect(B, cond, ld(f, Bs), ld(f, C), ""));
+        break;
+    }
+    case OP_br:
+    case OP_br_back: jump(f, ip[1].target, ip[1].target <= ip); break;
+    case OP_br_if:
+    case OP_br_if_back:
+    case OP_br_unless:
+    case OP_brif_eqz: {
+        /* Every branch to an earlier cell may close a loop: it polls fuel. */
+        bool on_zero = op == OP_br_unless || op == OP_brif_eqz;
+        bool back = ip[2].target <= ip;
+        LLVMValueRef cond = LLVMBuildICmp(B, on_zero ? LLVMIntEQ : LLVMIntNE,
+                                          as_i32(f, ld(f, A)), c32(G, 0), "");
+        LLVMBasicBlockRef next = f->bbs[ip + 3 - f->code->code];
+        LLVMBasicBlockRef tgt = f->bbs[ip[2].target - f->code->code];
+        if (back) {
+            LLVMBasicBlockRef taken = new_bb(f, "back");
+            LLVMBuildCondBr(B, cond, taken, next);
+            LLVMPositionBuilderAtEnd(B, taken);
+            jump(f, ip[2].target, true);
+        } else {
+            LLVMBuildCondBr(B, cond, tgt, next);
+        }
+        break;
+    }
+    case OP_br_table: {
+        uint64_t n = ip[2].u64;
+        LLVMValueRef idx = as_i32(f, ld(f, A));
+        loop_fuel(f);
+        LLVMValueRef sw = LLVMBuildSwitch(B, idx, f->bbs[ip[3 + n].target - f->code->code],
+                                          (unsigned)n);
+        for (uint64_t i = 0; i < n; i++)
+            LLVMAddCase(sw, c32(G, i), f->bbs[ip[3 + i].target - f->code->code]);
+        break;
+    }
+    case OP_ret: emit_ret(f); break;
+    case OP_call: {
+        uint32_t k = (uint32_t)((const wasm_code *)ip[2].h - m->codes);
+        const wasm_ftype *t = code_type(m, k);
+        LLVMValueRef *args = xmalloc((t->nparams + 1) * sizeof *args);
+        args[0] = f->ctx;
+        for (uint32_t i = 0; i < t->nparams; i++)
+            args[i + 1] = ld(f, A + i);
+        LLVMValueRef r = LLVMBuildCall2(B, G->fntys[k], G->fns[k], args, t->nparams + 1, "");
+        free(args);
+        if (t->nresults == 1)
+            st(f, A, r);
+        else
+            for (uint32_t i = 0; i < t->nresults; i++)
+                st(f, A + i, LLVMBuildExtractValue(B, r, i, ""));
+        reload_memsize(f);
+        break;
+    }
+    case OP_call_import: {
+        uint32_t fi = (uint32_t)ip[2].u64;
+        const wasm_ftype *t = &m->types[m->func_types[fi]];
+        LLVMValueRef args[3] = {f->ctx, c32(G, fi), f->callbuf};
+        call_via_buf(f, A, t, G->t_call, G->h_call, args, 3);
+        break;
+    }
+    case OP_call_indirect: {
+        const wasm_ftype *t = &m->types[ip[2].u64];
+        LLVMValueRef args[5] = {f->ctx, c32(G, C), c32(G, ip[2].u64), as_i32(f, ld(f, Bs)),
+                                f->callbuf};
+        call_via_buf(f, A, t, G->t_calli, G->h_calli, args, 5);
+        break;
+    }
+    case OP_ref_func: {
+        LLVMValueRef arr =
+            LLVMBuildLoad2(B, G->ptr, field_ptr(f, f->inst, offsetof(wasm_instance, funcs)), "");
+        LLVMValueRef i = c64(G, ip[2].u64);
+        LLVMValueRef fp = LLVMBuildLoad2(B, G->ptr, LLVMBuildGEP2(B, G->ptr, arr, &i, 1, ""), "");
+        st(f, A, LLVMBuildPtrToInt(B, fp, G->i64, ""));
+        break;
+    }
+    case OP_global_get: st(f, A, LLVMBuildLoad2(B, G->i64, globals_ptr(f, ip[2].u64), "")); break;
+    case OP_global_set: LLVMBuildStore(B, ld(f, A), globals_ptr(f, ip[2].u64)); break;
+    case OP_memory_size: {
+        LLVMValueRef msz = LLVMBuildLoad2(B, G->i64, f->memsize, "");
+        st(f, A, LLVMBuildLShr(B, msz, c64(G, 16), ""));
+        break;
+    }
+    case OP_memory_grow: {
+        LLVMValueRef args[2] = {f->ctx, as_i32(f, ld(f, Bs))};
+        st(f, A, from_i32(f, LLVMBuildCall2(B, G->t_mgrow, G->h_mgrow, args, 2, "")));
+        reload_memsize(f);
+        break;
+    }
+    case OP_memory_fill:
+    case OP_memory_copy: {
+        LLVMValueRef d = from_i32(f, as_i32(f, ld(f, A))), n = from_i32(f, as_i32(f, ld(f, C)));
+        LLVMValueRef msz = LLVMBuildLoad2(B, G->i64, f->memsize, "");
+        LLVMValueRef oob = LLVMBuildICmp(B, LLVMIntUGT, LLVMBuildAdd(B, d, n, ""), msz, "");
+        LLVMValueRef s = NULL;
+        if (op == OP_memory_copy) {
+            s = from_i32(f, as_i32(f, ld(f, Bs)));
+            oob = LLVMBuildOr(B, oob,
+                              LLVMBuildICmp(B, LLVMIntUGT, LLVMBuildAdd(B, s, n, ""), msz, ""), "");
+        }
+        trap_if(f, oob, WASM_TRAP_MEM_OOB);
+        LLVMValueRef dp = LLVMBuildGEP2(B, G->i8, f->mem, &d, 1, "");
+        if (op == OP_memory_copy)
+            LLVMBuildMemMove(B, dp, 1, LLVMBuildGEP2(B, G->i8, f->mem, &s, 1, ""), 1, n);
+        else
+            LLVMBuildMemSet(B, dp, LLVMBuildTrunc(B, ld(f, Bs), G->i8, ""), n, 1);
+        break;
+    }
+    case OP_memory_init: {
+        LLVMValueRef args[5] = {f->ctx, as_i32(f, ld(f, A)), as_i32(f, ld(f, Bs)),
+                                as_i32(f, ld(f, C)), c32(G, ip[2].u64)};
+        LLVMBuildCall2(B, G->t_minit, G->h_minit, args, 5, "");
+        break;
+    }
+    case OP_data_drop:
+    case OP_elem_drop: {
+        LLVMValueRef args[2] = {f->ctx, c32(G, ip[1].u64)};
+        LLVMBuildCall2(B, G->t_seg, op == OP_data_drop ? G->h_ddrop : G->h_edrop, args, 2, "");
+        break;
+    }
+    case OP_table_get: {
+        LLVMValueRef args[3] = {f->ctx, c32(G, C), as_i32(f, ld(f, Bs))};
+        st(f, A, LLVMBuildCall2(B, G->t_tget, G->h_tget, args, 3, ""));
+        break;
+    }
+    case OP_table_set: {
+        LLVMValueRef args[4] = {f->ctx, c32(G, C), as_i32(f, ld(f, A)), ld(f, Bs)};
+        LLVMBuildCall2(B, G->t_tset, G->h_tset, args, 4, "");
+        break;
+    }
+    case OP_table_size: {
+        LLVMValueRef args[2] = {f->ctx, c32(G, Bs)};
+        st(f, A, from_i32(f, LLVMBuildCall2(B, G->t_tsize, G->h_tsize, args, 2, "")));
+        break;
+    }
+    case OP_table_grow: {
+        LLVMValueRef args[4] = {f->ctx, c32(G, D), ld(f, Bs), as_i32(f, ld(f, C))};
+        st(f, A, from_i32(f, LLVMBuildCall2(B, G->t_tgrow, G->h_tgrow, args, 4, "")));
+        break;
+    }
+    case OP_table_fill: {
+        LLVMValueRef args[5] = {f->ctx, c32(G, D), as_i32(f, ld(f, A)), ld(f, Bs),
+                                as_i32(f, ld(f, C))};
+        LLVMBuildCall2(B, G->t_tfill, G->h_tfill, args, 5, "");
+        break;
+    }
+    case OP_table_copy: {
+        LLVMValueRef args[6] = {f->ctx, c32(G, ip[2].w.lo), c32(G, ip[2].w.hi),
+                                as_i32(f, ld(f, A)), as_i32(f, ld(f, Bs)), as_i32(f, ld(f, C))};
+        LLVMBuildCall2(B, G->t_tcopy, G->h_tcopy, args, 6, "");
+        break;
+    }
+    case OP_table_init: {
+        LLVMValueRef args[6] = {f->ctx, c32(G, D), c32(G, ip[2].u64), as_i32(f, ld(f, A)),
+                                as_i32(f, ld(f, Bs)), as_i32(f, ld(f, C))};
+        LLVMBuildCall2(B, G->t_tinit, G->h_tinit, args, 6, "");
+        break;
+    }
+    default: return -1;
+    }
+    return 0;
+}
+
+/* Fused i32 compare-and-branch: [h][_, lhs, rhs][target] or [h][_, lhs][imm][target]. */
+static void emit_brcmp(fgen *f, int op, const wasm_cell *ip, uint32_t at) {
+    static const LLVMIntPredicate preds[10] = {LLVMIntEQ,  LLVMIntNE,  LLVMIntSLT, LLVMIntULT,
+                                               LLVMIntSGT, LLVMIntUGT, LLVMIntSLE, LLVMIntULE,
+                                               LLVMIntSGE, LLVMIntUGE};
+    bool ri = g_kind[op] == K_BRCMP_RI;
+    unsigned k = (unsigned)(op - OP_brif_i32_eq) / 2;
+    LLVMValueRef x = as_i32(f, ld(f, ip[1].s.b));
+    LLVMValueRef y = ri ? c32(G, (uint32_t)ip[2].u64) : as_i32(f, ld(f, ip[1].s.c));
+    const wasm_cell *target = ip[ri ? 3 : 2].target;
+    uint32_t len = ri ? 4 : 3;
+    LLVMValueRef cond = LLVMBuildICmp(B, preds[k], x, y, "");
+    LLVMBasicBlockRef next = f->bbs[at + len];
+    if (target - f->code->code <= at) {
+        LLVMBasicBlockRef taken = new_bb(f, "back");
+        LLVMBuildCondBr(B, cond, taken, next);
+        LLVMPositionBuilderAtEnd(B, taken);
+        jump(f, target, true);
+    } else {
+        LLVMBuildCondBr(B, cond, f->bbs[target - f->code->code], next);
+    }
+}
+
+static bool is_terminator(int op) {
+    return op == OP_br || op == OP_br_back || op == OP_br_table || op == OP_ret ||
+           op == OP_unreachable;
+}
+
+static int gen_func(gen *g, uint32_t k, char *err, size_t errlen) {
+    const wasm_module *m = g->m;
+    fgen fs, *f = &fs;
+    memset(f, 0, sizeof *f);
+    f->g = g;
+    f->code = &m->codes[k];
+    f->ft = code_type(m, k);
+    f->fn = g->fns[k];
+    f->ctx = LLVMGetParam(f->fn, 0);
+    const wasm_code *code = f->code;
+    uint32_t n = code->ncode;
+    int rc = 0;
+
+    /* Pass 1: block starts (branch targets, fall-through after terminators) and call buffer. */
+    bool *starts = xcalloc(n + 1, 1);
+    f->bbs = xcalloc(n + 1, sizeof *f->bbs);
+    for (uint32_t i = 0; i < n;) {
+        const wasm_cell *ip = &code->code[i];
+        int op = op_of(ip->h);
+        if (op < 0) {
+            snprintf(err, errlen, "function %u: unknown handler at cell %u", k, i);
+            rc = ERR_INVALID;
+            goto done;
+        }
+        uint32_t len = op_len(op, ip);
+        switch (op) {
+        case OP_br:
+        case OP_br_back: starts[ip[1].target - code->code] = true; break;
+        case OP_br_if:
+        case OP_br_if_back:
+        case OP_br_unless:
+        case OP_brif_eqz:
+            starts[ip[2].target - code->code] = true;
+            starts[i + len] = true;
+            break;
+        case OP_br_table:
+            for (uint64_t t = 0; t <= ip[2].u64; t++)
+                starts[ip[3 + t].target - code->code] = true;
+            break;
+        case OP_call_import:
+        case OP_call_indirect: {
+            const wasm_ftype *t = op == OP_call_import ? &m->types[m->func_types[ip[2].u64]]
+                                                       : &m->types[ip[2].u64];
+            uint32_t span = t->nparams > t->nresults ? t->nparams : t->nresults;
+            if (span == 0)
+                span = 1; /* the helper still takes a buffer */
+            if (span > f->callbuf_n)
+                f->callbuf_n = span;
+            break;
+        }
+        default:
+            if (g_kind[op] == K_BRCMP || g_kind[op] == K_BRCMP_RI) {
+                starts[ip[len - 1].target - code->code] = true;
+                starts[i + len] = true;
+            }
+            break;
+        }
+        if (is_terminator(op))
+            starts[i + len] = true;
+        i += len;
+    }
+
+    /* Entry: slots, prologue (stack and depth checks, fuel), parameters. */
+    f->entry = new_bb(f, "entry");
+    LLVMPositionBuilderAtEnd(g->b, f->entry);
+    f->slots = xmalloc(code->nslots * sizeof *f->slots);
+    f->kgen = xcalloc(code->nslots, sizeof *f->kgen);
+    f->kval = xcalloc(code->nslots, sizeof *f->kval);
+    f->cur_gen = 1;
+    for (uint32_t i = 0; i < code->nslots; i++)
+        f->slots[i] = LLVMBuildAlloca(B, g->i64, "");
+    f->memsize = LLVMBuildAlloca(B, g->i64, "memsize");
+    f->lfuel = LLVMBuildAlloca(B, g->i32, "lfuel");
+    if (f->callbuf_n)
+        f->callbuf = LLVMBuildArrayAlloca(B, g->i64, c32(g, f->callbuf_n), "callbuf");
+    f->inst = ctx_field(f, offsetof(jit_ctx, inst), g->ptr, "inst");
+    f->mem = ctx_field(f, offsetof(jit_ctx, mem), g->ptr, "mem");
+    f->depthp = ctx_field(f, offsetof(jit_ctx, depth), g->ptr, "depthp");
+
+    LLVMValueRef zero32 = c32(g, 0);
+    LLVMValueRef sp = LLVMBuildCall2(B, LLVMIntrinsicGetType(g->cx, LLVMLookupIntrinsicID("llvm.frameaddress", 17), &g->ptr, 1),
+                                     intrinsic(g, "llvm.frameaddress", &g->ptr, 1), &zero32, 1, "");
+    LLVMValueRef lim = ctx_field(f, offsetof(jit_ctx, stack_limit), g->i64, "");
+    trap_if(f, LLVMBuildICmp(B, LLVMIntULT, LLVMBuildPtrToInt(B, sp, g->i64, ""), lim, ""),
+            WASM_TRAP_STACK);
+    f->depth0 = LLVMBuildLoad2(B, g->i32, f->depthp, "depth");
+    LLVMValueRef maxd = ctx_field(f, offsetof(jit_ctx, max_depth), g->i32, "");
+    trap_if(f, LLVMBuildICmp(B, LLVMIntUGE, f->depth0, maxd, ""), WASM_TRAP_STACK);
+    LLVMBuildStore(B, LLVMBuildAdd(B, f->depth0, c32(g, 1), ""), f->depthp);
+    {
+        LLVMValueRef idx = c64(g, offsetof(jit_ctx, fuel));
+        LLVMValueRef fp = LLVMBuildGEP2(B, g->i8, f->ctx, &idx, 1, "");
+        LLVMValueRef v = LLVMBuildSub(B, LLVMBuildLoad2(B, g->i32, fp, ""), c32(g, 1), "");
+        LLVMBuildStore(B, v, fp);
+        LLVMBasicBlockRef poll = new_bb(f, "poll"), ok = new_bb(f, "body");
+        LLVMValueRef br =
+            LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, v, zero32, ""), poll, ok);
+        LLVMSetMetadata(br, g->prof_kind, g->unlikely_md);
+        LLVMPositionBuilderAtEnd(B, poll);
+        LLVMBuildCall2(B, g->t_budget, g->h_budget, &f->ctx, 1, "");
+        LLVMBuildBr(B, ok);
+        LLVMPositionBuilderAtEnd(B, ok);
+    }
+    LLVMBuildStore(B, c32(g, JIT_FUEL_PERIOD), f->lfuel);
+    reload_memsize(f);
+    for (uint32_t i = 0; i < code->nslots; i++)
+        st(f, i, i < f->ft->nparams ? LLVMGetParam(f->fn, i + 1) : c64(g, 0));
+
+    for (uint32_t i = 0; i <= n; i++)
+        if (starts[i] || i == n)
+            f->bbs[i] = new_bb(f, "");
+    /* The lowered code never falls off its end (the last instruction is ret or a branch); the
+     * block at n exists only as a fall-through target and is unreachable. */
+
+    for (uint32_t i = 0; i < n;) {
+        const wasm_cell *ip = &code->code[i];
+        if (f->bbs[i]) {
+            f->cur_gen++;
+            if (!terminated(f))
+                LLVMBuildBr(B, f->bbs[i]);
+            LLVMPositionBuilderAtEnd(B, f->bbs[i]);
+        }
+        int op = op_of(ip->h);
+        uint32_t len = op_len(op, ip);
+        switch (g_kind[op]) {
+        case K_BIN:
+        case K_BIN_RI: {
+            int bop = g_kind[op] == K_BIN ? op : op - 1;
+            bool d = bop >= OP_f64_add && bop <= OP_f64_div;
+            bool fl = d || (bop >= OP_f32_add && bop <= OP_f32_div);
+            LLVMValueRef x = ld(f, ip[1].s.b), y;
+            if (fl && nan_fold_const(f, ip[1].s.b, d))
+                x = opaque_bits(f, x, d);
+            if (g_kind[op] == K_BIN) {
+                y = ld(f, ip[1].s.c);
+                if (fl && nan_fold_const(f, ip[1].s.c, d))
+                    y = opaque_bits(f, y, d);
+            } else {
+                y = c64(g, ip[2].u64);
+                if (fl && nan_fold_bits(ip[2].u64, d))
+                    y = opaque_bits(f, y, d);
+            }
+            st(f, ip[1].s.a, emit_bin(f, bop, x, y));
+            break;
+        }
+        case K_BRCMP:
+        case K_BRCMP_RI: emit_brcmp(f, op, ip, i); break;
+        case K_UN: st(f, ip[1].s.a, emit_un(f, op, ld(f, ip[1].s.b))); break;
+        case K_LOAD: emit_load(f, op, ip); break;
+        case K_STORE: emit_store(f, op, ip); break;
+        default:
+            if (emit_misc(f, op, ip) != 0) {
+                snprintf(err, errlen, "function %u: unsupported operator %d", k, op);
+                rc = ERR_INVALID;
+                goto done;
+            }
+        }
+        i += len;
+    }
+    if (!terminated(f))
+        LLVMBuildBr(B, f->bbs[n]);
+    LLVMPositionBuilderAtEnd(B, f->bbs[n]);
+    LLVMBuildUnreachable(B);
+done:
+    free(starts);
+    free(f->bbs);
+    free(f->slots);
+    free(f->kgen);
+    free(f->kval);
+    return rc;
+}
+
+/* The interpreter-convention entry of function k: void e(ctx, fp). */
+static void gen_entry(gen *g, uint32_t k, LLVMValueRef e) {
+    const wasm_ftype *t = code_type(g->m, k);
+    LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(g->cx, e, "");
+    LLVMPositionBuilderAtEnd(g->b, bb);
+    LLVMValueRef ctx = LLVMGetParam(e, 0), fp = LLVMGetParam(e, 1);
+    LLVMValueRef *args = xmalloc((t->nparams + 1) * sizeof *args);
+    args[0] = ctx;
+    for (uint32_t i = 0; i < t->nparams; i++) {
+        LLVMValueRef idx = c64(g, i);
+        args[i + 1] = LLVMBuildLoad2(g->b, g->i64, LLVMBuildGEP2(g->b, g->i64, fp, &idx, 1, ""), "");
+    }
+    LLVMValueRef r = LLVMBuildCall2(g->b, g->fntys[k], g->fns[k], args, t->nparams + 1, "");
+    free(args);
+    for (uint32_t i = 0; i < t->nresults; i++) {
+        LLVMValueRef idx = c64(g, i);
+        LLVMValueRef v = t->nresults == 1 ? r : LLVMBuildExtractValue(g->b, r, i, "");
+        LLVMBuildStore(g->b, v, LLVMBuildGEP2(g->b, g->i64, fp, &idx, 1, ""));
+    }
+    LLVMBuildRetVoid(g->b);
+}
+
+static LLVMValueRef declare(gen *g, const char *name, LLVMTypeRef *ty, LLVMTypeRef ret,
+                            LLVMTypeRef *params, unsigned n) {
+    *ty = LLVMFunctionType(ret, params, n, 0);
+    LLVMValueRef fn = LLVMAddFunction(g->mod, name, *ty);
+    unsigned nu = LLVMGetEnumAttributeKindForName("nounwind", 8);
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(g->cx, nu, 0));
+    return fn;
+}
+
+static void add_attr(gen *g, LLVMValueRef fn, const char *name) {
+    unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(g->cx, kind, 0));
+}
+
+static void declare_helpers(gen *g) {
+    LLVMTypeRef P = g->ptr, I = g->i32, L = g->i64;
+    LLVMTypeRef p_trap[] = {P, I};
+    g->h_trap = declare(g, "psl_jit_trap", &g->t_trap, g->vd, p_trap, 2);
+    add_attr(g, g->h_trap, "noreturn");
+    add_attr(g, g->h_trap, "cold");
+    g->h_budget = declare(g, "psl_jit_budget", &g->t_budget, g->vd, &P, 1);
+    add_attr(g, g->h_budget, "cold");
+    LLVMTypeRef p_call[] = {P, I, P};
+    g->h_call = declare(g, "psl_jit_call", &g->t_call, g->vd, p_call, 3);
+    LLVMTypeRef p_calli[] = {P, I, I, I, P};
+    g->h_calli = declare(g, "psl_jit_call_indirect", &g->t_calli, g->vd, p_calli, 5);
+    LLVMTypeRef p_mgrow[] = {P, I};
+    g->h_mgrow = declare(g, "psl_jit_memory_grow", &g->t_mgrow, I, p_mgrow, 2);
+    LLVMTypeRef p_minit[] = {P, I, I, I, I};
+    g->h_minit = declare(g, "psl_jit_memory_init", &g->t_minit, g->vd, p_minit, 5);
+    LLVMTypeRef p_seg[] = {P, I};
+    g->h_ddrop = declare(g, "psl_jit_data_drop", &g->t_seg, g->vd, p_seg, 2);
+    g->h_edrop = declare(g, "psl_jit_elem_drop", &g->t_seg, g->vd, p_seg, 2);
+    LLVMTypeRef p_tget[] = {P, I, I};
+    g->h_tget = declare(g, "psl_jit_table_get", &g->t_tget, L, p_tget, 3);
+    LLVMTypeRef p_tset[] = {P, I, I, L};
+    g->h_tset = declare(g, "psl_jit_table_set", &g->t_tset, g->vd, p_tset, 4);
+    LLVMTypeRef p_tsize[] = {P, I};
+    g->h_tsize = declare(g, "psl_jit_table_size", &g->t_tsize, I, p_tsize, 2);
+    LLVMTypeRef p_tgrow[] = {P, I, L, I};
+    g->h_tgrow = declare(g, "psl_jit_table_grow", &g->t_tgrow, I, p_tgrow, 4);
+    LLVMTypeRef p_tfill[] = {P, I, I, L, I};
+    g->h_tfill = declare(g, "psl_jit_table_fill", &g->t_tfill, g->vd, p_tfill, 5);
+    LLVMTypeRef p_tcopy[] = {P, I, I, I, I, I};
+    g->h_tcopy = declare(g, "psl_jit_table_copy", &g->t_tcopy, g->vd, p_tcopy, 6);
+    LLVMTypeRef p_tinit[] = {P, I, I, I, I, I};
+    g->h_tinit = declare(g, "psl_jit_table_init", &g->t_tinit, g->vd, p_tinit, 6);
+}
+
+static LLVMValueRef fn_table(gen *g, const char *name, LLVMValueRef *fns, uint32_t n) {
+    LLVMTypeRef at = LLVMArrayType2(g->ptr, n);
+    LLVMValueRef gv = LLVMAddGlobal(g->mod, at, name);
+    LLVMSetInitializer(gv, LLVMConstArray2(g->ptr, fns, n));
+    LLVMSetGlobalConstant(gv, 1);
+    return gv;
+}
+
+int jit__compile_object(const wasm_module *m, bool verify, uint8_t **obj, size_t *len,
+                        char *err, size_t errlen) {
+    jit__llvm_init();
+    char dummy[8];
+    if (!err) {
+        err = dummy;
+        errlen = sizeof dummy;
+    }
+    err[0] = 0;
+    *obj = NULL;
+    *len = 0;
+    int rc = 0;
+    uint32_t nc = m->nfuncs - m->nimported_funcs;
+    gen gs, *g = &gs;
+    memset(g, 0, sizeof *g);
+    g->m = m;
+    g->cx = LLVMContextCreate();
+    g->mod = LLVMModuleCreateWithNameInContext("wasm", g->cx);
+    g->b = LLVMCreateBuilderInContext(g->cx);
+    g->i1 = LLVMInt1TypeInContext(g->cx);
+    g->i8 = LLVMInt8TypeInContext(g->cx);
+    g->i16 = LLVMInt16TypeInContext(g->cx);
+    g->i32 = LLVMInt32TypeInContext(g->cx);
+    g->i64 = LLVMInt64TypeInContext(g->cx);
+    g->f32 = LLVMFloatTypeInContext(g->cx);
+    g->f64 = LLVMDoubleTypeInContext(g->cx);
+    g->ptr = LLVMPointerTypeInContext(g->cx, 0);
+    g->vd = LLVMVoidTypeInContext(g->cx);
+    g->prof_kind = LLVMGetMDKindIDInContext(g->cx, "prof", 4);
+    {
+        LLVMMetadataRef md[3] = {
+            LLVMMDStringInContext2(g->cx, "branch_weights", 14),
+            LLVMValueAsMetadata(LLVMConstInt(g->i32, 1, 0)),
+            LLVMValueAsMetadata(LLVMConstInt(g->i32, 1u << 20, 0)),
+        };
+        g->unlikely_md = LLVMMetadataAsValue(g->cx, LLVMMDNodeInContext2(g->cx, md, 3));
+    }
+
+    LLVMTargetRef target;
+    char *msg = NULL;
+    LLVMTargetMachineRef tm = NULL;
+    LLVMPassBuilderOptionsRef pbo = NULL;
+    LLVMMemoryBufferRef buf = NULL;
+    if (LLVMGetTargetFromTriple(g_triple, &target, &msg)) {
+        snprintf(err, errlen, "no LLVM target for %s: %s", g_triple ? g_triple : "?", msg ? msg : "?");
+        rc = ERR_INVALID;
+        goto fail;
+    }
+    tm = LLVMCreateTargetMachine(target, g_triple, g_cpu, g_features, LLVMCodeGenLevelDefault,
+                                 LLVMRelocPIC, LLVMCodeModelSmall);
+    LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
+    LLVMSetModuleDataLayout(g->mod, td);
+    LLVMDisposeTargetData(td);
+    LLVMSetTarget(g->mod, g_triple);
+
+    declare_helpers(g);
+    g->fns = xcalloc(nc ? nc : 1, sizeof *g->fns);
+    g->fntys = xcalloc(nc ? nc : 1, sizeof *g->fntys);
+    LLVMValueRef *entries = xcalloc(nc ? nc : 1, sizeof *entries);
+    LLVMTypeRef ety;
+    {
+        LLVMTypeRef ep[2] = {g->ptr, g->ptr};
+        ety = LLVMFunctionType(g->vd, ep, 2, 0);
+    }
+    for (uint32_t k = 0; k < nc; k++) {
+        const wasm_ftype *t = code_type(m, k);
+        LLVMTypeRef *ps = xmalloc((t->nparams + 1) * sizeof *ps);
+        ps[0] = g->ptr;
+        for (uint32_t i = 0; i < t->nparams; i++)
+            ps[i + 1] = g->i64;
+        char name[32];
+        snprintf(name, sizeof name, "f%u", k);
+        g->fns[k] = declare(g, name, &g->fntys[k], ret_type(g, t), ps, t->nparams + 1);
+        LLVMSetLinkage(g->fns[k], LLVMInternalLinkage);
+        free(ps);
+        snprintf(name, sizeof name, "e%u", k);
+        entries[k] = LLVMAddFunction(g->mod, name, ety);
+        LLVMSetLinkage(entries[k], LLVMInternalLinkage);
+    }
+    for (uint32_t k = 0; k < nc && !rc; k++) {
+        rc = gen_func(g, k, err, errlen);
+        if (!rc)
+            gen_entry(g, k, entries[k]);
+    }
+    if (rc)
+        goto fail_tables;
+    fn_table(g, JIT_SYM_FNS, g->fns, nc);
+    fn_table(g, JIT_SYM_ENTRIES, entries, nc);
+
+    if (verify && LLVMVerifyModule(g->mod, LLVMReturnStatusAction, &msg)) {
+        snprintf(err, errlen, "IR verification failed: %.150s", msg);
+        rc = ERR_INVALID;
+        goto fail_tables;
+    }
+    if (msg) {
+        LLVMDisposeMessage(msg);
+        msg = NULL;
+    }
+    pbo = LLVMCreatePassBuilderOptions();
+    LLVMErrorRef e = LLVMRunPasses(g->mod, "default<O2>", tm, pbo);
+    if (e) {
+        char *em = LLVMGetErrorMessage(e);
+        snprintf(err, errlen, "optimisation failed: %s", em);
+        LLVMDisposeErrorMessage(em);
+        rc = ERR_INVALID;
+        goto fail_tables;
+    }
+    if (getenv("PSL_JIT_DUMP"))
+        LLVMPrintModuleToFile(g->mod, getenv("PSL_JIT_DUMP"), NULL);
+    if (LLVMTargetMachineEmitToMemoryBuffer(tm, g->mod, LLVMObjectFile, &msg, &buf)) {
+        snprintf(err, errlen, "code generation failed: %s", msg);
+        rc = ERR_INVALID;
+        goto fail_tables;
+    }
+    *len = LLVMGetBufferSize(buf);
+    *obj = xmalloc(*len ? *len : 1);
+    memcpy(*obj, LLVMGetBufferStart(buf), *len);
+    LLVMDisposeMemoryBuffer(buf);
+fail_tables:
+    free(entries);
+fail:
+    if (msg)
+        LLVMDisposeMessage(msg);
+    if (pbo)
+        LLVMDisposePassBuilderOptions(pbo);
+    if (tm)
+        LLVMDisposeTargetMachine(tm);
+    free(g->fns);
+    free(g->fntys);
+    LLVMDisposeBuilder(g->b);
+    LLVMDisposeModule(g->mod);
+    LLVMContextDispose(g->cx);
+    return rc;
+}

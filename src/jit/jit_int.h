@@ -1,0 +1,74 @@
+/* Private to src/jit: the run-time context compiled code receives, the C helpers it calls, and
+ * the translator's interface. Invariant: field offsets of jit_ctx are read by generated code
+ * through offsetof() at translation time, so this struct is the single source of its layout. */
+#ifndef PSL_JIT_JIT_INT_H
+#define PSL_JIT_JIT_INT_H
+
+#include "jit/jit.h"
+#include "wasm/wasm_int.h"
+
+#include <setjmp.h>
+
+#define JIT_FUEL_PERIOD 16384
+/* Bytes of native stack kept free below compiled code for helpers, host functions and libc. */
+#define JIT_STACK_RESERVE (256u * 1024u)
+
+/* One activation of compiled code entered from the interpreter (or wasm_call). Lives on the C
+ * stack of jit__enter; every compiled function of the same instance receives a pointer to it. */
+typedef struct jit_ctx {
+    wasm_instance *inst;
+    wasm_store *store;
+    uint8_t *mem;            /* memory 0 base (never moves), NULL without memory */
+    const uint64_t *memsize; /* &memory->size (re-read after calls and memory.grow) */
+    uint32_t *depth;         /* &store->depth */
+    uint32_t max_depth;
+    int32_t fuel;            /* function entries until the next budget poll */
+    uintptr_t stack_limit;   /* native stack pointer must stay above */
+    wasm_val *scratch;       /* free value-stack cells for calls into the interpreter or host */
+    sigjmp_buf *jb;          /* where traps unwind to; siglongjmp value = wasm_trap */
+} jit_ctx;
+
+/* Helpers called by generated code (resolved by name when the object is linked). All that can
+ * trap do so by siglongjmp to ctx->jb. */
+_Noreturn void psl_jit_trap(jit_ctx *c, int32_t trap);
+void psl_jit_budget(jit_ctx *c);
+void psl_jit_call(jit_ctx *c, uint32_t funcidx, wasm_val *buf);
+void psl_jit_call_indirect(jit_ctx *c, uint32_t table, uint32_t typeidx, uint32_t elem,
+                           wasm_val *buf);
+uint32_t psl_jit_memory_grow(jit_ctx *c, uint32_t delta);
+void psl_jit_memory_init(jit_ctx *c, uint32_t d, uint32_t s, uint32_t n, uint32_t seg);
+void psl_jit_data_drop(jit_ctx *c, uint32_t seg);
+uint64_t psl_jit_table_get(jit_ctx *c, uint32_t t, uint32_t i);
+void psl_jit_table_set(jit_ctx *c, uint32_t t, uint32_t i, uint64_t v);
+uint32_t psl_jit_table_size(jit_ctx *c, uint32_t t);
+uint32_t psl_jit_table_grow(jit_ctx *c, uint32_t t, uint64_t init, uint32_t n);
+void psl_jit_table_fill(jit_ctx *c, uint32_t t, uint32_t i, uint64_t v, uint32_t n);
+void psl_jit_table_copy(jit_ctx *c, uint32_t td, uint32_t ts, uint32_t d, uint32_t s, uint32_t n);
+void psl_jit_table_init(jit_ctx *c, uint32_t t, uint32_t seg, uint32_t d, uint32_t s, uint32_t n);
+void psl_jit_elem_drop(jit_ctx *c, uint32_t seg);
+
+typedef struct jit_helper {
+    const char *name;
+    void *addr;
+} jit_helper;
+extern const jit_helper jit__helpers[];
+extern const unsigned jit__nhelpers;
+
+/* Names of the two tables the object exports: native functions and interpreter-convention
+ * entries, one per defined function, in code order. */
+#define JIT_SYM_FNS "psl_jit_fns"
+#define JIT_SYM_ENTRIES "psl_jit_entries"
+
+/* Entry convention: params at fp[0..), results written to fp[0..). */
+typedef void (*jit_entry_fn)(jit_ctx *c, wasm_val *fp);
+
+/** Translate and compile m to an ELF object for the host (jit_gen.c).
+ * @param[out] obj, len  malloc'd object bytes, freed by the caller.
+ * @return 0 or ERR_LIMIT / ERR_INVALID with a message in err (err may be NULL). */
+int jit__compile_object(const wasm_module *m, bool verify, uint8_t **obj, size_t *len,
+                        char *err, size_t errlen);
+/* Host CPU name and features, for the cache key (static strings owned by jit_gen.c). */
+void jit__host_cpu(const char **name, const char **features);
+void jit__llvm_init(void);
+
+#endif
