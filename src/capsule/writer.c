@@ -291,7 +291,7 @@ static size_t count_acked(cap_writer *w, uint64_t seq) {
 static int replicate(cap_writer *w, wbatch *b) {
     int tmo = w->o.timeout_ms > 0 ? w->o.timeout_ms : 1000;
     for (size_t i = 0; i < w->c->n; i++)
-        if (w->acked[i] != UINT64_MAX && w->acked[i] + 1 >= b->first && w->sent_upto[i] + 1 >= b->first)
+        if (w->acked[i] != UINT64_MAX && w->sent_upto[i] + 1 >= b->first) /* pipelined */
             send_batch(w, i, b);
         else if (plat_now_ns() - w->last_io[i] > (uint64_t)tmo * 1000000u)
             resend(w, i);
