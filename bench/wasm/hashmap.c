@@ -115,9 +115,7 @@ int main(int argc, char **argv) {
             if (map_put(&m, k, (uint32_t)i))
                 return 1;
             break;
-        case 3:
-            dels += (uint32_t)map_del(&m, k);
-            break;
+        case 3: dels += (uint32_t)map_del(&m, k); break;
         default: {
             uint32_t *v = map_get(&m, k);
             if (v) {

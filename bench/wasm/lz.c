@@ -25,10 +25,11 @@ static uint32_t next(void) {
 }
 
 static size_t make_text(uint8_t *out, size_t n) {
-    static const char *words[] = {"the", "enclave", "function", "state", "replica", "capsule",
-                                  "record", "worker", "lock", "release", "acquire", "hash",
-                                  "chain", "signature", "quorum", "of", "and", "a", "to", "in",
-                                  "serverless", "consistency", "eventual", "storage", "key"};
+    static const char *words[] = {"the",        "enclave",     "function", "state",     "replica",
+                                  "capsule",    "record",      "worker",   "lock",      "release",
+                                  "acquire",    "hash",        "chain",    "signature", "quorum",
+                                  "of",         "and",         "a",        "to",        "in",
+                                  "serverless", "consistency", "eventual", "storage",   "key"};
     size_t pos = 0;
     while (pos < n) {
         const char *w = words[next() % (sizeof words / sizeof words[0])];

@@ -27,9 +27,9 @@ static void test_err_str_ok(void **state) {
  * fallback for unknown codes. */
 static void test_err_str_project_codes(void **state) {
     (void)state;
-    static const int codes[] = {ERR_NOTFOUND,   ERR_CORRUPT, ERR_AUTH,  ERR_TRAP, ERR_MALFORMED,
-                                ERR_INVALID,    ERR_LIMIT,   ERR_NOMEM, ERR_IO,   ERR_USAGE,
-                                ERR_UNLINKABLE, ERR_EXIT};
+    static const int codes[] = {ERR_NOTFOUND,  ERR_CORRUPT, ERR_AUTH,       ERR_TRAP,
+                                ERR_MALFORMED, ERR_INVALID, ERR_LIMIT,      ERR_NOMEM,
+                                ERR_IO,        ERR_USAGE,   ERR_UNLINKABLE, ERR_EXIT};
     const char *unknown = err_str(ERR_BASE - 9999);
     for (size_t i = 0; i < ARRAY_LEN(codes); i++) {
         const char *s = err_str(codes[i]);
