@@ -11,7 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FUEL_PERIOD 16384
+/* Fuel counts lowered code cells, an upper bound of the work done between two polls of the time
+ * budget: a backward branch charges the length of the loop body it closes, a function entry the
+ * length of the callee's code. Counting branches instead let a loop with a 400 KB body run 20x
+ * past its budget (16384 iterations between polls). */
+#define FUEL_PERIOD (1 << 18)
 /* Bulk memory and table operations of at least this many bytes check the time budget first:
  * each is one instruction with no back edge, so a straight run of them (memory.fill of 1 GiB,
  * twenty times) would otherwise outlast the budget by seconds. */
@@ -212,15 +216,18 @@ int wasm__call_func(wasm_store *s, wasm_instance *caller, const wasm_func *f, wa
         rc = (k);                                                                                  \
         goto trap;                                                                                 \
     } while (0)
-#define FUEL()                                                                                     \
+#define FUEL_N(n)                                                                                  \
     do {                                                                                           \
-        if (UNLIKELY(--fuel < 0)) {                                                                \
+        fuel -= (int64_t)(n);                                                                      \
+        if (UNLIKELY(fuel < 0)) {                                                                  \
             fuel = FUEL_PERIOD;                                                                    \
             int b_ = budget_check(s);                                                              \
             if (b_)                                                                                \
                 TRAP(b_);                                                                          \
         }                                                                                          \
     } while (0)
+/* A taken branch to target t: a backward one closes a loop of (ip - t) cells. */
+#define FUEL_BR(t) FUEL_N((t) < ip ? ip - (t) : 1)
 #define BULK_BUDGET(bytes)                                                                         \
     do {                                                                                           \
         if (UNLIKELY((bytes) >= BULK_CHECK_BYTES)) {                                               \
@@ -306,7 +313,7 @@ int wasm__call_func(wasm_store *s, wasm_instance *caller, const wasm_func *f, wa
     L_brif_i32_##name : {                                                                          \
         uint32_t x = (uint32_t)fp[B], y = (uint32_t)fp[C];                                         \
         if (EXPR) {                                                                                \
-            FUEL();                                                                                \
+            FUEL_BR(ip[2].target);                                                                 \
             ip = ip[2].target;                                                                     \
             DISPATCH();                                                                            \
         }                                                                                          \
@@ -315,7 +322,7 @@ int wasm__call_func(wasm_store *s, wasm_instance *caller, const wasm_func *f, wa
     L_brif_i32_##name##_ri : {                                                                     \
         uint32_t x = (uint32_t)fp[B], y = (uint32_t)ip[2].u64;                                     \
         if (EXPR) {                                                                                \
-            FUEL();                                                                                \
+            FUEL_BR(ip[3].target);                                                                 \
             ip = ip[3].target;                                                                     \
             DISPATCH();                                                                            \
         }                                                                                          \
@@ -342,7 +349,7 @@ static int run(wasm_store *s, const wasm_func *f, wasm_val *sp) {
     wasm_instance *inst = f->inst;
     uint8_t *mem;
     uint64_t memsz;
-    int fuel = FUEL_PERIOD;
+    int64_t fuel = FUEL_PERIOD;
     int rc = 0;
     const uint32_t entry_depth = s->depth;
     const uint32_t max_depth = s->cfg.max_call_depth;
@@ -514,7 +521,7 @@ static int run(wasm_store *s, const wasm_func *f, wasm_val *sp) {
     BRCMP(ge_u, x >= y)
 L_brif_eqz:
     if (!(uint32_t)fp[A]) {
-        FUEL();
+        FUEL_BR(ip[2].target);
         ip = ip[2].target;
         DISPATCH();
     }
@@ -666,7 +673,7 @@ L_br:
     ip = ip[1].target;
     DISPATCH();
 L_br_back:
-    FUEL();
+    FUEL_BR(ip[1].target);
     ip = ip[1].target;
     DISPATCH();
 L_br_if:
@@ -677,7 +684,7 @@ L_br_if:
     NEXT(3);
 L_br_if_back:
     if ((uint32_t)fp[A]) {
-        FUEL();
+        FUEL_BR(ip[2].target);
         ip = ip[2].target;
         DISPATCH();
     }
@@ -690,8 +697,9 @@ L_br_unless:
     NEXT(3);
 L_br_table: {
     uint64_t i = (uint32_t)fp[A], n = ip[2].u64;
-    FUEL();
-    ip = ip[3 + (i < n ? i : n)].target;
+    const wasm_cell *t = ip[3 + (i < n ? i : n)].target;
+    FUEL_BR(t);
+    ip = t;
     DISPATCH();
 }
 
@@ -792,7 +800,7 @@ push_frame_saved:
         DISPATCH();
     }
     s->depth++;
-    FUEL();
+    FUEL_N(callee->ncode);
     if (callee->nlocals)
         memset(fp + callee->nparams, 0, callee->nlocals * sizeof *fp);
     ip = callee->code;

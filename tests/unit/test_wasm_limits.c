@@ -191,6 +191,112 @@ static void test_timeout_stops_bulk(void **state) {
     fixture_free(f);
 }
 
+/* ---- a module with big function bodies, built in memory ---- */
+
+typedef struct bytes {
+    uint8_t *p;
+    size_t n, cap;
+} bytes;
+
+static void put(bytes *b, const void *src, size_t n) {
+    if (b->n + n > b->cap) {
+        b->cap = (b->n + n) * 2;
+        b->p = realloc(b->p, b->cap);
+        assert_non_null(b->p);
+    }
+    memcpy(b->p + b->n, src, n);
+    b->n += n;
+}
+
+static void put_u8(bytes *b, uint8_t v) {
+    put(b, &v, 1);
+}
+
+static void put_leb(bytes *b, uint32_t v) {
+    do {
+        uint8_t x = v & 0x7f;
+        v >>= 7;
+        put_u8(b, (uint8_t)(x | (v ? 0x80 : 0)));
+    } while (v);
+}
+
+/* Append section id with the contents of s (freed). */
+static void put_section(bytes *b, uint8_t id, bytes *s) {
+    put_u8(b, id);
+    put_leb(b, (uint32_t)s->n);
+    put(b, s->p, s->n);
+    free(s->p);
+    *s = (bytes){0};
+}
+
+/* (func (export "big_loop") (local i32) (loop $l [n x: local.get 0 i32.const 1 i32.add
+ *   local.set 0] br $l))
+ * (func $big (local i32) [n x the same])
+ * (func (export "call_loop") (loop $l call $big br $l)) */
+static bytes big_body_module(uint32_t n) {
+    static const uint8_t inc[] = {0x20, 0x00, 0x41, 0x01, 0x6a, 0x21, 0x00};
+    bytes m = {0}, s = {0}, f = {0};
+    put(&m, "\0asm\1\0\0\0", 8);
+    put(&s, (const uint8_t[]){0x01, 0x60, 0x00, 0x00}, 4);
+    put_section(&m, 1, &s);
+    put(&s, (const uint8_t[]){0x03, 0x00, 0x00, 0x00}, 4);
+    put_section(&m, 3, &s);
+    put_u8(&s, 2);
+    put(&s, "\x08" "big_loop" "\x00\x00", 11);
+    put(&s, "\x09" "call_loop" "\x00\x02", 12);
+    put_section(&m, 7, &s);
+    put_u8(&s, 3);
+    for (int k = 0; k < 2; k++) {
+        put(&f, (const uint8_t[]){0x01, 0x01, 0x7f}, 3);
+        if (k == 0)
+            put(&f, (const uint8_t[]){0x03, 0x40}, 2);
+        for (uint32_t i = 0; i < n; i++)
+            put(&f, inc, sizeof inc);
+        if (k == 0)
+            put(&f, (const uint8_t[]){0x0c, 0x00, 0x0b}, 3);
+        put_u8(&f, 0x0b);
+        put_leb(&s, (uint32_t)f.n);
+        put(&s, f.p, f.n);
+        f.n = 0;
+    }
+    free(f.p);
+    static const uint8_t call_loop[] = {0x09, 0x00, 0x03, 0x40, 0x10, 0x01, 0x0c, 0x00, 0x0b, 0x0b};
+    put(&s, call_loop, sizeof call_loop);
+    put_section(&m, 10, &s);
+    return m;
+}
+
+/* The budget is polled by work done, not by branches taken: a loop with a huge body, or a loop
+ * calling a huge function, stops close to its budget too. */
+static void test_timeout_big_bodies(void **state) {
+    (void)state;
+    bytes b = big_body_module(60000); /* 420 KB; 16384 iterations were 1G additions */
+    wasm_module *m = NULL;
+    wasm_error err;
+    if (wasm_module_load(b.p, b.n, &m, &err) != 0)
+        fail_msg("load: %s", err.msg);
+    free(b.p);
+    wasm_config cfg;
+    wasm_config_default(&cfg);
+    cfg.timeout_ns = 20u * 1000 * 1000;
+    wasm_store *s = wasm_store_new(&cfg);
+    wasm_instance *inst = NULL;
+    assert_int_equal(wasm_instance_new(s, m, NULL, 0, &inst, &err), 0);
+    const char *names[] = {"big_loop", "call_loop"};
+    for (int i = 0; i < 2; i++) {
+        wasm_extern e;
+        assert_int_equal(wasm_instance_export(inst, names[i], &e), 0);
+        uint64_t t0 = plat_now_ns();
+        assert_int_equal(wasm_call(s, e.u.func, NULL, NULL), ERR_TRAP);
+        uint64_t dt = plat_now_ns() - t0;
+        assert_int_equal(wasm_store_trap(s), WASM_TRAP_TIMEOUT);
+        if (dt > 500u * 1000 * 1000)
+            fail_msg("%s ran %.3f s on a 0.02 s budget", names[i], (double)dt / 1e9);
+    }
+    wasm_store_free(s);
+    wasm_module_free(m);
+}
+
 typedef struct interrupter {
     wasm_store *s;
     unsigned delay_ms;
@@ -449,6 +555,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_timeout_stops_loop),
         cmocka_unit_test(test_timeout_stops_bulk),
+        cmocka_unit_test(test_timeout_big_bodies),
         cmocka_unit_test(test_interrupt_from_thread),
         cmocka_unit_test(test_recursion_depth),
         cmocka_unit_test(test_value_stack_exhaustion),
