@@ -12,6 +12,7 @@
 #include "wasm/wasm_int.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* At most this many export calls per input, so an input of many looping exports cannot make one
  * execution take seconds (each call is bounded by the timeout). */
 #define FUZZ_MAX_CALLS 16u
+/* A call may overshoot its 20 ms budget by one poll period; one that runs this long means the
+ * engine let the guest bypass the budget, which is a bug like a crash. */
+#define FUZZ_CALL_LIMIT_NS (1000u * 1000 * 1000)
 
 /* Host stub: every result is zero (a valid value of every type, the null reference included).
  * ud carries the number of results. */
@@ -81,7 +85,14 @@ static void call_export(wasm_store *s, wasm_instance *inst, const wasm_module *m
     wasm_val *cells = calloc(n ? n : 1, sizeof *cells);
     if (!cells)
         abort();
+    uint64_t t0 = wasm__now_ns();
     int rc = wasm_call(s, f, cells, cells);
+    uint64_t dt = wasm__now_ns() - t0;
+    if (dt > FUZZ_CALL_LIMIT_NS) {
+        fprintf(stderr, "fuzz_wasm: export %u ran %.3f s on a %.3f s budget\n", i,
+                (double)dt / 1e9, (double)FUZZ_TIMEOUT_NS / 1e9);
+        abort();
+    }
     if (rc != 0 && rc != ERR_TRAP && rc != ERR_EXIT)
         abort();
     if (rc == ERR_TRAP && wasm_store_trap(s) == WASM_TRAP_NONE)
@@ -118,7 +129,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             goto done;
 
     wasm_instance *inst = NULL;
+    uint64_t t0 = wasm__now_ns();
     rc = wasm_instance_new(s, m, imports, nimports, &inst, &err);
+    if (wasm__now_ns() - t0 > FUZZ_CALL_LIMIT_NS) {
+        fprintf(stderr, "fuzz_wasm: instantiation (start function) ran past its budget\n");
+        abort();
+    }
     if (rc != 0 && rc != ERR_TRAP && rc != ERR_EXIT && rc != ERR_LIMIT && rc != ERR_UNLINKABLE)
         abort();
     if ((rc == 0) != (inst != NULL) && rc != ERR_TRAP && rc != ERR_EXIT)
