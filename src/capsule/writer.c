@@ -275,6 +275,11 @@ static int pump(cap_writer *w, int wait_ms) {
             }
             psl__cap_reply__free_unpacked(rep, NULL);
         }
+        /* A replica that answered everything we sent but misses newer batches (it was slow to
+         * answer record 0, or came back) is caught up at once rather than at the next timeout. */
+        if (w->ncache && w->acked[i] != UINT64_MAX && w->acked[i] >= w->sent_upto[i] &&
+            w->sent_upto[i] < w->cache[w->ncache - 1]->last)
+            resend(w, i);
     }
     return 0;
 }
@@ -409,6 +414,12 @@ static void *committer(void *arg) {
         }
         mark_durable(w, b, nrec, bytes);
     }
+    /* Closing: give lagging replicas a moment to acknowledge the tail, so that a short-lived
+     * writer (the CLI) leaves all 2f+1 copies, not only f+1 (anti-entropy would fix it later). */
+    uint64_t until = plat_now_ns() + 500000000u;
+    while (count_acked(w, w->built_seq) < w->c->n && plat_now_ns() < until && !w->failed)
+        if (pump(w, 10))
+            break;
     return NULL;
 }
 

@@ -1,0 +1,296 @@
+/* capsule unit tests: format v1 (records, metadata, heads, keys) with tampering and truncation,
+ * and the reader's rollback and fork detection against real storage servers run in threads on
+ * loopback (a forked chain is built with the writer's key and pushed to a fourth replica). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "capsule/capsule_int.h"
+#include "crypto/crypto.h"
+#include "storage/storage.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static cap_keys K;
+
+static void t_meta(void **st) {
+    (void)st;
+    uint8_t *rec, id[32], id2[32];
+    size_t len;
+    assert_int_equal(cap_meta_build(&K, "unit", 1, &rec, &len, id), 0);
+    cap_meta m;
+    assert_int_equal(cap_meta_parse(rec, len, &m, id2), 0);
+    assert_memory_equal(id, id2, 32);
+    assert_memory_equal(m.writer_pk, K.sign_pk, 32);
+    assert_string_equal(m.name, "unit");
+    assert_int_equal(m.f, 1);
+    rec[CAP_HDR_BYTES + 9] ^= 1; /* another writer key: the id no longer matches */
+    assert_int_equal(cap_meta_parse(rec, len, &m, id2), ERR_AUTH);
+    rec[CAP_HDR_BYTES + 9] ^= 1;
+    assert_int_equal(cap_meta_parse(rec, len - 1, &m, id2), ERR_MALFORMED); /* truncated */
+    rec[2] = 1; /* flags must be zero */
+    assert_int_equal(cap_meta_parse(rec, len, &m, id2), ERR_MALFORMED);
+    free(rec);
+}
+
+static void t_record(void **st) {
+    (void)st;
+    uint8_t key[32], id[32], prev[32], hash[32], hash2[32], out[64];
+    cr_random(key, 32);
+    cr_random(id, 32);
+    cr_random(prev, 32);
+    cap_hdr h = {.version = CAP_VERSION, .kind = CAP_KIND_DATA, .payload_len = 5, .seqno = 7,
+                 .hlc = 100};
+    memcpy(h.capsule, id, 32);
+    memcpy(h.prev, prev, 32);
+    uint8_t *rec;
+    size_t len;
+    assert_int_equal(cap_record_build(key, &h, "hello", &rec, &len, hash), 0);
+    assert_int_equal(len, CAP_HDR_BYTES + 5 + CAP_AEAD_OVERHEAD);
+    cap_record_hash(rec, len, hash2);
+    assert_memory_equal(hash, hash2, 32);
+    assert_int_equal(cap_record_open(key, rec, len, out), 0);
+    assert_memory_equal(out, "hello", 5);
+    /* chain links */
+    assert_int_equal(cap_record_check_link(rec, len, id, 7, prev, 99), 0);
+    assert_int_equal(cap_record_check_link(rec, len, id, 8, prev, 99), ERR_INVALID);
+    assert_int_equal(cap_record_check_link(rec, len, id, 7, hash, 99), ERR_INVALID);
+    assert_int_equal(cap_record_check_link(rec, len, id, 7, prev, 100), ERR_INVALID); /* clock */
+    assert_int_equal(cap_record_check_link(rec, len - 1, id, 7, prev, 99), ERR_MALFORMED);
+    /* tampering: every byte of the ciphertext and of the header changes the hash; the tag
+     * rejects any change to the body or to the header (associated data). */
+    for (size_t i = 0; i < len; i++) {
+        rec[i] ^= 0x40;
+        cap_record_hash(rec, len, hash2);
+        assert_memory_not_equal(hash, hash2, 32);
+        cap_hdr x;
+        if (cap_record_parse(rec, len, &x, NULL, NULL) == 0 && x.kind != CAP_KIND_META)
+            assert_int_not_equal(cap_record_open(key, rec, len, out), 0);
+        rec[i] ^= 0x40;
+    }
+    free(rec);
+}
+
+static void t_head(void **st) {
+    (void)st;
+    cap_head h = {.seqno = 42};
+    cr_random(h.capsule, 32);
+    cr_random(h.hash, 32);
+    cap_head_sign(&h, K.sign_sk);
+    assert_int_equal(cap_head_verify(&h, K.sign_pk), 0);
+    uint8_t enc[CAP_HEAD_BYTES];
+    cap_head_encode(&h, enc);
+    cap_head d;
+    assert_int_equal(cap_head_decode(enc, sizeof enc, &d), 0);
+    assert_int_equal(cap_head_verify(&d, K.sign_pk), 0);
+    assert_int_equal(cap_head_decode(enc, sizeof enc - 1, &d), ERR_MALFORMED);
+    d.seqno = 41; /* a rolled-back seqno under the old signature */
+    assert_int_equal(cap_head_verify(&d, K.sign_pk), ERR_AUTH);
+    cap_keys other;
+    cap_keys_generate(&other);
+    assert_int_equal(cap_head_verify(&h, other.sign_pk), ERR_AUTH);
+}
+
+static void t_keys(void **st) {
+    (void)st;
+    char path[] = "/tmp/psl-capkeys-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    unlink(path);
+    assert_int_equal(cap_keys_save(&K, path), 0);
+    cap_keys k2;
+    assert_int_equal(cap_keys_load(&k2, path), 0);
+    assert_memory_equal(&k2, &K, sizeof K);
+    assert_int_not_equal(cap_keys_save(&K, path), 0); /* never overwrites */
+    unlink(path);
+}
+
+/* ---- against real replicas ---------------------------------------------------------------- */
+typedef struct srv {
+    stg_opts o;
+    char ep[64], dir[64];
+    volatile sig_atomic_t stop;
+    pthread_t th;
+} srv;
+
+static void *srv_main(void *a) {
+    srv *s = a;
+    if (stg_serve(&s->o, &s->stop)) {
+    }
+    return NULL;
+}
+
+static void srv_start(srv *s, int port) {
+    memset(s, 0, sizeof *s);
+    snprintf(s->ep, sizeof s->ep, "tcp://127.0.0.1:%d", port);
+    snprintf(s->dir, sizeof s->dir, "/tmp/psl-captest-XXXXXX");
+    assert_non_null(mkdtemp(s->dir));
+    s->o.listen = s->ep;
+    s->o.data = s->dir;
+    s->o.ae_interval_ms = -1;
+    pthread_create(&s->th, NULL, srv_main, s);
+}
+
+static void srv_stop(srv *s) {
+    s->stop = 1;
+    pthread_join(s->th, NULL);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Push records [first..] + a head with raw appends. */
+static int push(cap_client *c, size_t i, const uint8_t *id, uint64_t first, uint8_t **recs,
+                size_t *lens, size_t n, const cap_head *h) {
+    Psl__CapAppend a = PSL__CAP_APPEND__INIT;
+    ProtobufCBinaryData rv[64];
+    for (size_t k = 0; k < n; k++)
+        rv[k] = (ProtobufCBinaryData){.data = recs[k], .len = lens[k]};
+    uint8_t hb[CAP_HEAD_BYTES];
+    cap_head_encode(h, hb);
+    a.capsule = (ProtobufCBinaryData){.data = (uint8_t *)id, .len = 32};
+    a.first = first;
+    a.n_records = n;
+    a.records = rv;
+    a.head = (ProtobufCBinaryData){.data = hb, .len = sizeof hb};
+    Psl__CapRequest req = PSL__CAP_REQUEST__INIT;
+    req.body_case = PSL__CAP_REQUEST__BODY_APPEND;
+    req.append = &a;
+    Psl__CapReply *rep;
+    int rc = cap__call(c, i, &req, &rep);
+    if (rc)
+        return rc;
+    rc = rep->status;
+    if (getenv("CAPTEST_DEBUG"))
+        fprintf(stderr, "push: status %d have %llu: %s\n", rc, (unsigned long long)rep->have, rep->error);
+    psl__cap_reply__free_unpacked(rep, NULL);
+    return rc;
+}
+
+static void t_replicas(void **st) {
+    (void)st;
+    int base = 31000 + (int)(getpid() % 2000) * 4;
+    srv s[4];
+    for (int i = 0; i < 4; i++)
+        srv_start(&s[i], base + i);
+    const char *eps3[3] = {s[0].ep, s[1].ep, s[2].ep};
+    cap_writer_opts wo = {.replicas = eps3, .nreplicas = 3, .name = "t"};
+    cap_writer *w;
+    uint8_t id[32];
+    assert_int_equal(cap_writer_open(&K, &wo, NULL, &w, id), 0);
+    for (int i = 0; i < 10; i++) {
+        char b[16];
+        uint64_t seq;
+        int l = snprintf(b, sizeof b, "r%d", i);
+        assert_int_equal(cap_append(w, b, (size_t)l, &seq), 0);
+        assert_int_equal(seq, (uint64_t)i + 1);
+    }
+    uint64_t cseq;
+    assert_int_equal(cap_checkpoint(w, "summary", 7, &cseq), 0);
+    assert_int_equal(cap_writer_close(w), 0);
+
+    cap_client *c;
+    assert_int_equal(cap_client_open(eps3, 3, 2000, &c), 0);
+    cap_reader *r;
+    assert_int_equal(cap_reader_open(c, id, K.data_root, &r), 0);
+    assert_int_equal(cap_reader_sync(r), 0);
+    cap_head h;
+    cap_reader_head(r, &h);
+    assert_int_equal(h.seqno, 11);
+    uint8_t *p;
+    size_t len;
+    int kind;
+    assert_int_equal(cap_read(r, 3, &p, &len, &kind), 0);
+    assert_int_equal(len, 2);
+    assert_memory_equal(p, "r2", 2);
+    free(p);
+    assert_int_equal(cap_read(r, 11, &p, &len, &kind), 0);
+    assert_int_equal(kind, CAP_KIND_CHECKPOINT);
+    free(p);
+    /* Rollback: a head newer than any replica serves was seen before. */
+    cap_head known = h;
+    known.seqno = 20;
+    cap_reader_set_known(r, &known);
+    assert_int_equal(cap_reader_sync(r), CAP_ERR_ROLLBACK);
+    size_t nev;
+    const cap_evidence *ev = cap_reader_evidence(r, &nev);
+    assert_true(nev >= 1);
+    assert_int_equal(ev[nev - 1].kind, CAP_EV_ROLLBACK);
+    cap_reader_close(r);
+
+    /* A forger without the key cannot poison a replica: wrong signature, broken link. */
+    const char *eps4[3] = {s[0].ep, s[1].ep, s[3].ep};
+    cap_client *c4;
+    assert_int_equal(cap_client_open(eps4, 3, 2000, &c4), 0);
+    uint8_t *m0 = NULL;
+    size_t m0len;
+    cap_meta meta;
+    assert_int_equal(cap__fetch_meta(c4, id, &meta, &m0, &m0len), 0);
+    uint8_t dkey[32], prev[32];
+    cap_data_key(K.data_root, id, dkey);
+    uint8_t *recs[12];
+    size_t lens[12];
+    recs[0] = m0;
+    lens[0] = m0len;
+    cap_record_hash(m0, m0len, prev);
+    cap_hdr mh;
+    assert_int_equal(cap_record_parse(m0, m0len, &mh, NULL, NULL), 0);
+    for (int i = 1; i <= 11; i++) {
+        cap_hdr hd = {.version = 1, .kind = CAP_KIND_DATA, .payload_len = 4, .seqno = (uint64_t)i,
+                      .hlc = mh.hlc + (uint64_t)i};
+        memcpy(hd.capsule, id, 32);
+        memcpy(hd.prev, prev, 32);
+        assert_int_equal(cap_record_build(dkey, &hd, "FORK", &recs[i], &lens[i], prev), 0);
+    }
+    cap_head fh = {.seqno = 11};
+    memcpy(fh.capsule, id, 32);
+    memcpy(fh.hash, prev, 32);
+    cap_keys forger;
+    cap_keys_generate(&forger);
+    cap_head_sign(&fh, forger.sign_sk);
+    assert_int_equal(push(c4, 2, id, 0, recs, lens, 12, &fh), ERR_AUTH);
+    cap_head_sign(&fh, K.sign_sk);
+    assert_int_equal(push(c4, 2, id, 1, recs + 1, lens + 1, 11, &fh), ERR_NOTFOUND);
+    /* The real writer's key signing a second history is a fork: replica 4 accepts it (it has
+     * nothing else), a replica with the first history refuses it with evidence, and a reader that
+     * sees both reports a fork. */
+    assert_int_equal(push(c4, 2, id, 0, recs, lens, 12, &fh), 0);
+    assert_int_equal(push(c4, 0, id, 1, recs + 1, lens + 1, 11, &fh), CAP_ERR_CONFLICT);
+    assert_int_equal(cap_reader_open(c4, id, K.data_root, &r), 0);
+    assert_int_equal(cap_reader_sync(r), CAP_ERR_FORK);
+    ev = cap_reader_evidence(r, &nev);
+    assert_true(nev >= 1);
+    assert_int_equal(ev[nev - 1].kind, CAP_EV_FORK);
+    assert_int_equal(cap_head_verify(&ev[nev - 1].a, K.sign_pk), 0);
+    assert_int_equal(cap_head_verify(&ev[nev - 1].b, K.sign_pk), 0);
+    cap_reader_close(r);
+    for (int i = 1; i <= 11; i++)
+        free(recs[i]);
+    free(m0);
+    cap_client_close(c4);
+    cap_client_close(c);
+    for (int i = 0; i < 4; i++)
+        srv_stop(&s[i]);
+}
+
+int main(void) {
+    if (cr_init() != 0)
+        return 1;
+    cap_keys_generate(&K);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(t_meta),
+        cmocka_unit_test(t_record),
+        cmocka_unit_test(t_head),
+        cmocka_unit_test(t_keys),
+        cmocka_unit_test(t_replicas),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
