@@ -1,6 +1,7 @@
 /* libFuzzer target over the whole engine: decode + validate + lower, instantiate with every
  * import satisfied by a host stub of the right type, then call every exported function with zero
- * arguments under small limits. Whatever the input, the engine must return an error code or a
+ * arguments under small limits. Imports from wasi_snapshot_preview1 are bound to the real WASI
+ * host (wasi.c, with in-memory streams), so its checks of guest pointers are fuzzed too. Whatever the input, the engine must return an error code or a
  * trap: never crash, leak, hang or read out of bounds (ASan + UBSan check the last part).
  *
  * Built two ways: with -fsanitize=fuzzer (PSL_FUZZ, `make fuzz`) and, without libFuzzer, linked
@@ -8,6 +9,7 @@
  * import types of tables, memories and globals are not in wasm.h, so this white-box harness reads
  * them from the decoded module (wasm_int.h). */
 #include "base/err.h"
+#include "wasm/wasi.h"
 #include "wasm/wasm.h"
 #include "wasm/wasm_int.h"
 
@@ -43,9 +45,14 @@ static int stub_fn(wasm_store *s, wasm_instance *caller, void *ud, const wasm_va
     return 0;
 }
 
-/* Build a fresh extern matching import i; false when it cannot be satisfied under the limits. */
-static bool make_import(wasm_store *s, const wasm_module *m, uint32_t i, wasm_extern *ex) {
+/* Build a fresh extern matching import i; false when it cannot be satisfied under the limits.
+ * A WASI function the WASI host does not accept (a wrong signature) gets a stub instead. */
+static bool make_import(wasm_store *s, wasi_ctx *w, const wasm_module *m, uint32_t i,
+                        wasm_extern *ex) {
     const wasm_import *im = &m->imports[i];
+    wasm_error err;
+    if (wasi_resolve_import(w, s, m, i, ex, &err) == 0)
+        return true;
     ex->kind = im->kind;
     switch (im->kind) {
     case WASM_EXTERN_FUNC: {
@@ -119,13 +126,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     cfg.stack_slots = FUZZ_STACK_SLOTS;
     cfg.timeout_ns = FUZZ_TIMEOUT_NS;
     wasm_store *s = wasm_store_new(&cfg);
+    static const char *const argv[] = {"fuzz", "--flag", ""};
+    static const char *const envp[] = {"HOME=/nowhere", "EMPTY="};
+    static const uint8_t stdin_bytes[] = "line one\nline two\n";
+    wasi_config wc = {
+        .argc = 3,
+        .argv = argv,
+        .envc = 2,
+        .envp = envp,
+        .in = {.kind = WASI_IO_BUFFER, .data = stdin_bytes, .len = sizeof stdin_bytes - 1},
+        .out = {.kind = WASI_IO_BUFFER, .cap = 4096},
+        .err = {.kind = WASI_IO_BUFFER, .cap = 4096},
+    };
+    wasi_ctx *w = wasi_new(&wc);
+    /* Sleeps in poll_oneoff end at the deadline; it is refreshed before each call below. */
+    wasi_set_deadline(w, wasm__now_ns() + FUZZ_TIMEOUT_NS);
 
     uint32_t nimports = wasm_module_num_imports(m);
     wasm_extern *imports = calloc(nimports ? nimports : 1, sizeof *imports);
     if (!imports)
         abort();
     for (uint32_t i = 0; i < nimports; i++)
-        if (!make_import(s, m, i, &imports[i]))
+        if (!make_import(s, w, m, i, &imports[i]))
             goto done;
 
     wasm_instance *inst = NULL;
@@ -151,6 +173,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         wasm_module_export(m, i, &name, &kind);
         if (kind != WASM_EXTERN_FUNC)
             continue;
+        wasi_set_deadline(w, wasm__now_ns() + FUZZ_TIMEOUT_NS);
         call_export(s, inst, m, i);
         calls++;
     }
@@ -158,6 +181,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 done:
     free(imports);
     wasm_store_free(s);
+    wasi_free(w);
     wasm_module_free(m);
     return 0;
 }
