@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Bumped whenever generated code or the helpers' contract changes; part of the cache key. The
@@ -37,6 +39,11 @@ typedef struct jit_mod {
     LLVMOrcLLJITRef lljit;
     pthread_t thread;
     bool has_thread;
+    /* auto tier: the compiler runs in a forked child so that freeing the module (the end of a
+     * short run) can stop it at once instead of waiting for LLVM. */
+    pthread_mutex_t mu;
+    pid_t child;
+    bool cancel;
 } jit_mod;
 
 /* ---- helpers called by compiled code ---- */
@@ -436,6 +443,78 @@ static void cache_write(const uint8_t key[32], const uint8_t *obj, size_t len) {
 
 /* ---- compiling a module ---- */
 
+static int read_all(int fd, void *p, size_t n) {
+    uint8_t *b = p;
+    while (n) {
+        ssize_t r = read(fd, b, n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return ERR_IO;
+        b += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+/* Run jit__compile_object in a child process; the object comes back through a pipe. */
+static int compile_in_child(jit_mod *jm, uint8_t **obj, size_t *len, char *err, size_t errlen) {
+    int fds[2];
+    *obj = NULL;
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        return ERR_IO;
+    }
+    pthread_mutex_lock(&jm->mu);
+    pid_t pid = jm->cancel ? -1 : fork();
+    if (pid == 0) {
+        close(fds[0]);
+        uint8_t *o = NULL;
+        size_t n = 0;
+        char e[256];
+        int rc = jit__compile_object(jm->m, g_cfg.verify, &o, &n, e, sizeof e);
+        uint64_t hdr = rc ? UINT64_MAX : n;
+        if (write_all(fds[1], &hdr, 8) == 0)
+            (void)(rc ? write_all(fds[1], e, sizeof e) : write_all(fds[1], o, n));
+        _exit(rc ? 1 : 0);
+    }
+    jm->child = pid > 0 ? pid : 0;
+    pthread_mutex_unlock(&jm->mu);
+    close(fds[1]);
+    int rc = ERR_IO;
+    uint64_t n = 0;
+    if (pid < 0) {
+        snprintf(err, errlen, "%s", jm->cancel ? "cancelled" : "fork failed");
+    } else if (read_all(fds[0], &n, 8) != 0) {
+        snprintf(err, errlen, "compiler process ended early");
+    } else if (n == UINT64_MAX) {
+        char e[256];
+        if (read_all(fds[0], e, sizeof e) == 0)
+            snprintf(err, errlen, "%.200s", e);
+        rc = ERR_INVALID;
+    } else {
+        *obj = xmalloc(n ? n : 1);
+        rc = read_all(fds[0], *obj, n);
+        if (rc == 0)
+            *len = n;
+        else
+            snprintf(err, errlen, "compiler process ended early");
+    }
+    close(fds[0]);
+    if (pid > 0) {
+        pthread_mutex_lock(&jm->mu);
+        jm->child = 0;
+        pthread_mutex_unlock(&jm->mu);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+    }
+    if (rc) {
+        free(*obj);
+        *obj = NULL;
+    }
+    return rc;
+}
+
 static int compile_module(jit_mod *jm, char *err, size_t errlen) {
     wasm_module *m = jm->m;
     uint64_t t0 = plat_now_ns();
@@ -459,16 +538,30 @@ static int compile_module(jit_mod *jm, char *err, size_t errlen) {
     }
     uint8_t *obj;
     size_t n;
-    rc = jit__compile_object(m, g_cfg.verify, &obj, &n, err, errlen);
+    if (jm->has_thread)
+        rc = compile_in_child(jm, &obj, &n, err, errlen);
+    else
+        rc = jit__compile_object(m, g_cfg.verify, &obj, &n, err, errlen);
     if (rc)
         return rc;
+    pthread_mutex_lock(&jm->mu);
+    bool cancelled = jm->cancel;
+    pthread_mutex_unlock(&jm->mu);
+    if (cancelled) {
+        free(obj);
+        return ERR_IO;
+    }
     rc = load_object(jm, obj, n, err, errlen);
     if (rc == 0 && g_cache_ok)
         cache_write(key, obj, n);
     free(obj);
     if (rc == 0) {
+        uint64_t dt = plat_now_ns() - t0;
         stat_add(&g_stats.modules_compiled, 1);
-        stat_add(&g_stats.compile_ns, plat_now_ns() - t0);
+        stat_add(&g_stats.compile_ns, dt);
+        if (getenv("PSL_JIT_STATS"))
+            fprintf(stderr, "psl: jit: compiled %u functions (%zu bytes of wasm, %zu of object) in %.1f ms\n",
+                    m->nfuncs - m->nimported_funcs, m->len, n, (double)dt / 1e6);
     }
     return rc;
 }
@@ -480,7 +573,7 @@ static void report(const char *msg) {
 static void *compile_thread(void *arg) {
     jit_mod *jm = arg;
     char err[256];
-    if (compile_module(jm, err, sizeof err) != 0)
+    if (compile_module(jm, err, sizeof err) != 0 && !jm->cancel)
         report(err);
     return NULL;
 }
@@ -490,12 +583,14 @@ static void module_loaded(wasm_module *m) {
         return;
     jit_mod *jm = xcalloc(1, sizeof *jm);
     jm->m = m;
+    pthread_mutex_init(&jm->mu, NULL);
     m->tier_data = jm;
     if (g_cfg.tier == JIT_TIER_AUTO) {
-        if (pthread_create(&jm->thread, NULL, compile_thread, jm) == 0) {
-            jm->has_thread = true;
+        /* has_thread is set before the thread starts: compile_module reads it. */
+        jm->has_thread = true;
+        if (pthread_create(&jm->thread, NULL, compile_thread, jm) == 0)
             return;
-        }
+        jm->has_thread = false;
     }
     char err[256];
     if (compile_module(jm, err, sizeof err) != 0)
@@ -506,8 +601,15 @@ static void module_freed(wasm_module *m) {
     jit_mod *jm = m->tier_data;
     if (!jm)
         return;
-    if (jm->has_thread)
+    if (jm->has_thread) {
+        pthread_mutex_lock(&jm->mu);
+        jm->cancel = true;
+        if (jm->child > 0)
+            kill(jm->child, SIGKILL);
+        pthread_mutex_unlock(&jm->mu);
         pthread_join(jm->thread, NULL);
+    }
+    pthread_mutex_destroy(&jm->mu);
     uint32_t nc = m->nfuncs - m->nimported_funcs;
     for (uint32_t k = 0; k < nc; k++) {
         atomic_store(&m->codes[k].tier_entry, NULL);

@@ -1048,7 +1048,8 @@ static int gen_func(gen *g, uint32_t k, char *err, size_t errlen) {
     }
     LLVMBuildStore(B, c32(g, JIT_FUEL_PERIOD), f->lfuel);
     reload_memsize(f);
-    for (uint32_t i = 0; i < code->nslots; i++)
+    /* Parameters, then zeroed locals; operand slots are always written before being read. */
+    for (uint32_t i = 0; i < f->ft->nparams + code->nlocals && i < code->nslots; i++)
         st(f, i, i < f->ft->nparams ? LLVMGetParam(f->fn, i + 1) : c64(g, 0));
 
     for (uint32_t i = 0; i <= n; i++)
@@ -1293,7 +1294,8 @@ int jit__compile_object(const wasm_module *m, bool verify, uint8_t **obj, size_t
         msg = NULL;
     }
     pbo = LLVMCreatePassBuilderOptions();
-    LLVMErrorRef e = LLVMRunPasses(g->mod, "default<O2>", tm, pbo);
+    const char *pipeline = getenv("PSL_JIT_PASSES");
+    LLVMErrorRef e = LLVMRunPasses(g->mod, pipeline ? pipeline : "default<O2>", tm, pbo);
     if (e) {
         char *em = LLVMGetErrorMessage(e);
         snprintf(err, errlen, "optimisation failed: %s", em);
