@@ -515,6 +515,25 @@ static int compile_in_child(jit_mod *jm, uint8_t **obj, size_t *len, char *err, 
     return rc;
 }
 
+/* Load m's object from the code cache. 0 on a hit. */
+static int cache_load(jit_mod *jm, const uint8_t key[32], char *err, size_t errlen) {
+    uint64_t t0 = plat_now_ns();
+    uint8_t *file;
+    size_t n;
+    const uint8_t *obj = cache_read(key, &file, &n);
+    if (!obj)
+        return ERR_NOTFOUND;
+    int rc = load_object(jm, obj, n, err, errlen);
+    free(file);
+    if (rc == 0) {
+        stat_add(&g_stats.cache_hits, 1);
+        stat_add(&g_stats.compile_ns, plat_now_ns() - t0);
+        return 0;
+    }
+    stat_add(&g_stats.cache_rejected, 1);
+    return rc;
+}
+
 static int compile_module(jit_mod *jm, char *err, size_t errlen) {
     wasm_module *m = jm->m;
     uint64_t t0 = plat_now_ns();
@@ -522,19 +541,8 @@ static int compile_module(jit_mod *jm, char *err, size_t errlen) {
     int rc;
     if (g_cache_ok) {
         cache_key(m, key);
-        uint8_t *file;
-        size_t n;
-        const uint8_t *obj = cache_read(key, &file, &n);
-        if (obj) {
-            rc = load_object(jm, obj, n, err, errlen);
-            free(file);
-            if (rc == 0) {
-                stat_add(&g_stats.cache_hits, 1);
-                stat_add(&g_stats.compile_ns, plat_now_ns() - t0);
-                return 0;
-            }
-            stat_add(&g_stats.cache_rejected, 1);
-        }
+        if (!jm->has_thread && cache_load(jm, key, err, errlen) == 0)
+            return 0;
     }
     uint8_t *obj;
     size_t n;
@@ -586,6 +594,14 @@ static void module_loaded(wasm_module *m) {
     pthread_mutex_init(&jm->mu, NULL);
     m->tier_data = jm;
     if (g_cfg.tier == JIT_TIER_AUTO) {
+        /* A cache hit costs a link (milliseconds): take it now, compile in the background. */
+        uint8_t key[32];
+        char e[256];
+        if (g_cache_ok) {
+            cache_key(m, key);
+            if (cache_load(jm, key, e, sizeof e) == 0)
+                return;
+        }
         /* has_thread is set before the thread starts: compile_module reads it. */
         jm->has_thread = true;
         if (pthread_create(&jm->thread, NULL, compile_thread, jm) == 0)
