@@ -10,7 +10,7 @@ REQUIRED="build-essential cmake pkg-config
 clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 libclang-rt-19-dev clang-format-19
 libcmocka-dev wabt llvm-19-dev
 libsodium-dev libzmq3-dev liblmdb-dev protobuf-c-compiler libprotobuf-c-dev
-libmicrohttpd-dev libcjson-dev libseccomp-dev hyperfine"
+libmicrohttpd-dev libcjson-dev libcurl4-openssl-dev libseccomp-dev hyperfine"
 
 # Only the benchmarks use these; the build and tests do not.
 OPTIONAL="nodejs"

@@ -57,6 +57,28 @@ int cmd_bench_capsule(int argc, char **argv);
 /* Split a comma-separated list in place into @p out (at most @p max entries). */
 size_t cli_split_list(char *s, const char **out, size_t max);
 
+/* Cluster (cmd_cluster.c): the coordinator daemon, psl up/down/status, gateway clients */
+int cmd_coordinator(int argc, char **argv);
+void cmd_coordinator_help(FILE *out);
+int cmd_up(int argc, char **argv);
+void cmd_up_help(FILE *out);
+int cmd_down(int argc, char **argv);
+void cmd_down_help(FILE *out);
+int cmd_status(int argc, char **argv);
+void cmd_status_help(FILE *out);
+int cmd_deploy(int argc, char **argv);
+void cmd_deploy_help(FILE *out);
+int cmd_invoke(int argc, char **argv);
+void cmd_invoke_help(FILE *out);
+int cmd_list(int argc, char **argv);
+void cmd_list_help(FILE *out);
+int cmd_remove(int argc, char **argv);
+void cmd_remove_help(FILE *out);
+int cmd_logs(int argc, char **argv);
+void cmd_logs_help(FILE *out);
+int cmd_kv(int argc, char **argv);
+void cmd_kv_help(FILE *out);
+
 /* Print "psl: " + message + newline to stderr. */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -24,6 +24,17 @@ static const cli_cmd cli_cmds[] = {
      cmd_keymgr_help},
     {"capsule", cmd_capsule, "DataCapsules: keygen, create, append, read, verify", cmd_capsule_help},
     {"storage", cmd_storage, "run an untrusted DataCapsule storage replica (LMDB)", cmd_storage_help},
+    {"coordinator", cmd_coordinator, "run the coordinator and its HTTP gateway (daemon)",
+     cmd_coordinator_help},
+    {"up", cmd_up, "start a local cluster on loopback in the background", cmd_up_help},
+    {"down", cmd_down, "stop the local cluster", cmd_down_help},
+    {"status", cmd_status, "show the local cluster's processes and workers", cmd_status_help},
+    {"deploy", cmd_deploy, "deploy a function to the cluster", cmd_deploy_help},
+    {"invoke", cmd_invoke, "invoke a deployed function", cmd_invoke_help},
+    {"list", cmd_list, "list deployed functions", cmd_list_help},
+    {"remove", cmd_remove, "remove a deployed function", cmd_remove_help},
+    {"logs", cmd_logs, "print a function's recent log lines", cmd_logs_help},
+    {"kv", cmd_kv, "get, put or delete a key (owner admin path)", cmd_kv_help},
     {"bench", cmd_bench, "benchmarks: channel (secure channel vs plain ZeroMQ)", cmd_bench_help},
 };
 

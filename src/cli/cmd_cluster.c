@@ -1,0 +1,1035 @@
+/* Cluster subcommands: the coordinator daemon, `psl up/down/status` for a local cluster on
+ * loopback, and the client commands that talk to the HTTP gateway (deploy, invoke, list, remove,
+ * logs, kv). The gateway is found with --gateway URL, else $PSL_GATEWAY, else DIR/cluster.json
+ * (DIR = --dir, else $PSL_DIR, else ./psl-data), which `psl up` writes. */
+#include "cli/cli.h"
+
+#include "base/base.h"
+#include "base/err.h"
+#include "coord/coord.h"
+#include "platform/platform.h"
+
+#include <cjson/cJSON.h>
+#define CURL_DISABLE_TYPECHECK 1
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t g_stop;
+static void on_stop(int sig) {
+    (void)sig;
+    g_stop = 1;
+}
+
+/* ---- psl coordinator --------------------------------------------------------------------- */
+
+void cmd_coordinator_help(FILE *out) {
+    fprintf(out,
+            "usage: psl coordinator --listen ENDPOINT --http PORT --dir DIR --policy FILE\n"
+            "                       [--http-addr IP] [--dead-ms MS] [--lease-ms MS]\n"
+            "  Run the coordinator: function registry (kept in DIR/functions), worker membership\n"
+            "  and scheduling, lock server, key manager, and the HTTP gateway on IP:PORT\n"
+            "  (default 127.0.0.1). Workers connect to ENDPOINT (e.g. tcp://127.0.0.1:7700) over\n"
+            "  the attested channel and must pass the policy FILE. --dead-ms: silence after which\n"
+            "  a worker is dead (2000); --lease-ms: lock lease (10000). See docs/deploy.md and\n"
+            "  docs/gateway.md.\n");
+}
+
+static bool parse_u32(const char *s, uint32_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (!*s || *end || errno || v > UINT32_MAX)
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+int cmd_coordinator(int argc, char **argv) {
+    co_opts o;
+    memset(&o, 0, sizeof o);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        uint32_t u;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            cmd_coordinator_help(stdout);
+            return EXIT_OK;
+        }
+        if (!v) {
+            cli_err("coordinator: %s needs a value (see psl help coordinator)", a);
+            return EXIT_USAGE;
+        }
+        if (strcmp(a, "--listen") == 0)
+            o.listen = v;
+        else if (strcmp(a, "--http") == 0 && parse_u32(v, &u) && u < 65536)
+            o.http_port = u;
+        else if (strcmp(a, "--http-addr") == 0)
+            o.http_addr = v;
+        else if (strcmp(a, "--dir") == 0)
+            o.dir = v;
+        else if (strcmp(a, "--policy") == 0)
+            o.policy = v;
+        else if (strcmp(a, "--dead-ms") == 0 && parse_u32(v, &u))
+            o.dead_ms = u;
+        else if (strcmp(a, "--lease-ms") == 0 && parse_u32(v, &u))
+            o.lease_ms = u;
+        else {
+            cli_err("coordinator: bad option %s %s (see psl help coordinator)", a, v);
+            return EXIT_USAGE;
+        }
+        i++;
+    }
+    if (!o.listen || !o.dir || !o.policy) {
+        cmd_coordinator_help(stderr);
+        return EXIT_USAGE;
+    }
+    signal(SIGTERM, on_stop);
+    signal(SIGINT, on_stop);
+    int rc = co_run(&o, &g_stop);
+    if (rc == 0)
+        return EXIT_OK;
+    return rc == ERR_USAGE ? EXIT_USAGE : EXIT_IO;
+}
+
+/* ---- the HTTP client ------------------------------------------------------------------------ */
+
+typedef struct hbuf {
+    uint8_t *b;
+    size_t n;
+} hbuf;
+
+static size_t on_data(char *p, size_t sz, size_t nm, void *ud) {
+    hbuf *h = ud;
+    size_t n = sz * nm;
+    h->b = xrealloc(h->b, h->n + n + 1);
+    memcpy(h->b + h->n, p, n);
+    h->n += n;
+    h->b[h->n] = 0;
+    return n;
+}
+
+/* One request. @return 0 and *status, or -1 when the gateway cannot be reached (printed). */
+static int http(const char *method, const char *url, const void *body, size_t blen, long *status,
+                hbuf *out, bool quiet) {
+    CURL *h = curl_easy_init();
+    if (!h)
+        return -1;
+    out->b = xmalloc(1);
+    out->b[0] = 0;
+    out->n = 0;
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
+    struct curl_slist *hd = curl_slist_append(NULL, "Expect:");
+    hd = curl_slist_append(hd, "Content-Type: application/octet-stream");
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+    if (body) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, blen ? body : "");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+    }
+    CURLcode cc = curl_easy_perform(h);
+    int rc = 0;
+    if (cc != CURLE_OK) {
+        if (!quiet)
+            cli_err("cannot reach the gateway at %s: %s", url, curl_easy_strerror(cc));
+        rc = -1;
+    } else {
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+    }
+    curl_slist_free_all(hd);
+    curl_easy_cleanup(h);
+    return rc;
+}
+
+/* Print the gateway's JSON error and map it to psl's exit statuses (docs/cli.md). */
+static int http_fail(long status, const hbuf *o) {
+    cJSON *j = cJSON_ParseWithLength((const char *)o->b, o->n);
+    const cJSON *code = j ? cJSON_GetObjectItemCaseSensitive(j, "code") : NULL;
+    const cJSON *msg = j ? cJSON_GetObjectItemCaseSensitive(j, "message") : NULL;
+    const char *cw = cJSON_IsString(code) ? code->valuestring : "";
+    if (cJSON_IsString(msg))
+        cli_err("%s (HTTP %ld %s)", msg->valuestring, status, cw);
+    else
+        cli_err("HTTP %ld: %.*s", status, (int)o->n, (const char *)o->b);
+    int ex = EXIT_FAILED;
+    if (status == 404)
+        ex = EXIT_NOTFOUND;
+    else if (status == 400)
+        ex = EXIT_MALFORMED;
+    else if (status == 413)
+        ex = EXIT_LIMIT;
+    else if (strcmp(cw, "TRAP") == 0)
+        ex = EXIT_TRAP;
+    else if (strcmp(cw, "TIMEOUT") == 0)
+        ex = EXIT_TIMEOUT;
+    else if (strcmp(cw, "LIMIT") == 0)
+        ex = EXIT_LIMIT;
+    else if (status >= 502)
+        ex = EXIT_IO;
+    cJSON_Delete(j);
+    return ex;
+}
+
+/* ---- cluster file and options --------------------------------------------------------------- */
+
+typedef struct copts {
+    const char *dir;
+    const char *gateway;
+    const char *data;
+    bool data_set;
+    const char *pos[4];
+    int npos;
+    uint32_t workers, replicas, threads, timeout_ms, max_memory_mb, max_request, max_response;
+    const char *durability;
+    const char *worker_bin;
+    bool json;
+} copts;
+
+static const char *default_dir(const copts *o) {
+    if (o->dir)
+        return o->dir;
+    const char *e = getenv("PSL_DIR");
+    return e && *e ? e : "./psl-data";
+}
+
+static cJSON *read_cluster(const char *dir) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/cluster.json", dir);
+    uint8_t *b;
+    size_t n;
+    if (plat_read_file(path, &b, &n) != 0)
+        return NULL;
+    cJSON *j = cJSON_ParseWithLength((const char *)b, n);
+    free(b);
+    return j;
+}
+
+/* The gateway's base URL, malloc'd, or NULL (printed). */
+static char *gateway_url(const copts *o) {
+    if (o->gateway)
+        return xstrdup(o->gateway);
+    const char *e = getenv("PSL_GATEWAY");
+    if (e && *e)
+        return xstrdup(e);
+    cJSON *j = read_cluster(default_dir(o));
+    const cJSON *g = j ? cJSON_GetObjectItemCaseSensitive(j, "gateway") : NULL;
+    char *u = cJSON_IsString(g) ? xstrdup(g->valuestring) : NULL;
+    cJSON_Delete(j);
+    if (!u)
+        cli_err("no cluster found: run `psl up` first, or give --gateway URL (or PSL_GATEWAY)");
+    return u;
+}
+
+static int parse_common(int argc, char **argv, copts *o, int maxpos) {
+    memset(o, 0, sizeof *o);
+    o->workers = 2;
+    o->replicas = 3;
+    o->threads = 2;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (a[0] != '-' || strcmp(a, "-") == 0) {
+            if (o->npos >= maxpos) {
+                cli_err("%s: unexpected argument '%s'", argv[0], a);
+                return EXIT_USAGE;
+            }
+            o->pos[o->npos++] = a;
+            continue;
+        }
+        if (strcmp(a, "--json") == 0) {
+            o->json = true;
+            continue;
+        }
+        if (!v) {
+            cli_err("%s: %s needs a value", argv[0], a);
+            return EXIT_USAGE;
+        }
+        bool ok = true;
+        if (strcmp(a, "--dir") == 0)
+            o->dir = v;
+        else if (strcmp(a, "--gateway") == 0)
+            o->gateway = v;
+        else if (strcmp(a, "--data") == 0 || strcmp(a, "-d") == 0)
+            o->data = v, o->data_set = true;
+        else if (strcmp(a, "--workers") == 0)
+            ok = parse_u32(v, &o->workers) && o->workers >= 1 && o->workers <= 64;
+        else if (strcmp(a, "--replicas") == 0)
+            ok = parse_u32(v, &o->replicas) && o->replicas >= 1 && o->replicas % 2 == 1 &&
+                 o->replicas <= 15;
+        else if (strcmp(a, "--threads") == 0)
+            ok = parse_u32(v, &o->threads) && o->threads >= 1;
+        else if (strcmp(a, "--timeout-ms") == 0)
+            ok = parse_u32(v, &o->timeout_ms);
+        else if (strcmp(a, "--max-memory-mb") == 0)
+            ok = parse_u32(v, &o->max_memory_mb);
+        else if (strcmp(a, "--max-request") == 0)
+            ok = parse_u32(v, &o->max_request);
+        else if (strcmp(a, "--max-response") == 0)
+            ok = parse_u32(v, &o->max_response);
+        else if (strcmp(a, "--durability") == 0)
+            o->durability = v;
+        else if (strcmp(a, "--worker-bin") == 0)
+            o->worker_bin = v;
+        else
+            ok = false;
+        if (!ok) {
+            cli_err("%s: bad option %s %s (see psl help %s)", argv[0], a, v, argv[0]);
+            return EXIT_USAGE;
+        }
+        i++;
+    }
+    return 0;
+}
+
+/* ---- psl up / down / status ----------------------------------------------------------------- */
+
+void cmd_up_help(FILE *out) {
+    fprintf(out,
+            "usage: psl up [--workers N] [--replicas R] [--dir DIR] [--threads T]\n"
+            "  Start a local cluster on loopback in the background: R storage replicas (odd,\n"
+            "  default 3: f = (R-1)/2 failures tolerated), the forwarder, the coordinator with\n"
+            "  its HTTP gateway, and N workers (default 2). Writes DIR/cluster.json (pids and\n"
+            "  endpoints; DIR defaults to ./psl-data), waits until every worker has joined, and\n"
+            "  prints the gateway URL. Logs go to DIR/logs/. Stop with `psl down`.\n"
+            "  --worker-bin PATH runs PATH instead of `psl worker` (same arguments).\n");
+}
+
+static unsigned free_port(void) {
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return 0;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    unsigned port = 0;
+    if (bind(s, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        getsockname(s, (struct sockaddr *)&sa, &sl) == 0)
+        port = ntohs(sa.sin_port);
+    close(s);
+    return port;
+}
+
+static char g_self[4096];
+
+static const char *self_exe(void) {
+    if (!g_self[0]) {
+        ssize_t n = readlink("/proc/self/exe", g_self, sizeof g_self - 1);
+        if (n <= 0)
+            snprintf(g_self, sizeof g_self, "psl");
+        else
+            g_self[n] = 0;
+    }
+    return g_self;
+}
+
+/* Does this psl build have subcommand @p name? (`psl help NAME` exits 0.) */
+static bool have_cmd(const char *name) {
+    pid_t p = fork();
+    if (p < 0)
+        return false;
+    if (p == 0) {
+        int fd = open("/dev/null", O_RDWR);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execl(self_exe(), "psl", "help", name, (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    waitpid(p, &st, 0);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+/* Start argv in the background: own session, stdin /dev/null, output appended to @p log. */
+static pid_t spawn(char *const argv[], const char *log) {
+    pid_t p = fork();
+    if (p < 0)
+        return -1;
+    if (p == 0) {
+        setsid();
+        int in = open("/dev/null", O_RDONLY);
+        int out = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (in >= 0)
+            dup2(in, 0);
+        if (out >= 0) {
+            dup2(out, 1);
+            dup2(out, 2);
+        }
+        execv(argv[0], argv);
+        fprintf(stderr, "psl up: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    return p;
+}
+
+static bool pid_alive(pid_t p) {
+    if (p <= 0)
+        return false;
+    int st;
+    if (waitpid(p, &st, WNOHANG) == p)
+        return false; /* our own child that exited */
+    if (kill(p, 0) != 0)
+        return false;
+    /* A zombie still answers kill(0): look at its state. */
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)p);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *rp = strrchr(buf, ')');
+    return !(rp && rp[1] == ' ' && rp[2] == 'Z');
+}
+
+typedef struct proc {
+    char role[32];
+    pid_t pid;
+    char log[4400];
+} proc;
+
+static void tail_log(const char *path) {
+    uint8_t *b;
+    size_t n;
+    if (plat_read_file(path, &b, &n) != 0)
+        return;
+    size_t start = n > 2000 ? n - 2000 : 0;
+    fprintf(stderr, "--- last lines of %s ---\n%.*s", path, (int)(n - start),
+            (const char *)b + start);
+    free(b);
+}
+
+static void stop_procs(proc *ps, int n, int wait_ms) {
+    for (int i = n - 1; i >= 0; i--)
+        if (pid_alive(ps[i].pid))
+            kill(ps[i].pid, SIGTERM);
+    uint64_t deadline = plat_now_ns() + (uint64_t)wait_ms * 1000000u;
+    for (;;) {
+        bool any = false;
+        for (int i = 0; i < n; i++)
+            any |= pid_alive(ps[i].pid);
+        if (!any)
+            return;
+        if (plat_now_ns() > deadline)
+            break;
+        usleep(20000);
+    }
+    for (int i = 0; i < n; i++) {
+        if (pid_alive(ps[i].pid)) {
+            cli_err("%s (pid %d) did not stop in time: killed", ps[i].role, (int)ps[i].pid);
+            kill(ps[i].pid, SIGKILL);
+        }
+    }
+}
+
+static int write_file(const char *path, const char *text) {
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    fputs(text, f);
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        fclose(f);
+        return -1;
+    }
+    fclose(f);
+    return rename(tmp, path);
+}
+
+/* GET /healthz: the number of live workers, or -1 when the gateway does not answer. */
+static int live_workers(const char *gw) {
+    char url[600];
+    snprintf(url, sizeof url, "%s/healthz", gw);
+    long st = 0;
+    hbuf o;
+    if (http("GET", url, NULL, 0, &st, &o, true) != 0) {
+        free(o.b);
+        return -1;
+    }
+    cJSON *j = cJSON_ParseWithLength((const char *)o.b, o.n);
+    const cJSON *w = j ? cJSON_GetObjectItemCaseSensitive(j, "workers") : NULL;
+    int n = cJSON_IsNumber(w) ? (int)w->valuedouble : -1;
+    cJSON_Delete(j);
+    free(o.b);
+    return n;
+}
+
+#define MAX_PROCS 96
+
+int cmd_up(int argc, char **argv) {
+    copts o;
+    int rc = parse_common(argc, argv, &o, 0);
+    if (rc)
+        return rc;
+    const char *dir = default_dir(&o);
+    cJSON *old = read_cluster(dir);
+    if (old) {
+        const cJSON *ps = cJSON_GetObjectItemCaseSensitive(old, "processes");
+        const cJSON *p;
+        bool running = false;
+        cJSON_ArrayForEach(p, ps) {
+            const cJSON *pid = cJSON_GetObjectItemCaseSensitive(p, "pid");
+            if (cJSON_IsNumber(pid) && pid_alive((pid_t)pid->valuedouble))
+                running = true;
+        }
+        cJSON_Delete(old);
+        if (running) {
+            cli_err("up: a cluster from %s/cluster.json is running: `psl down` first", dir);
+            return EXIT_USAGE;
+        }
+    }
+    char path[4300], logs[4096];
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        cli_err("up: cannot create %s: %s", dir, strerror(errno));
+        return EXIT_IO;
+    }
+    snprintf(logs, sizeof logs, "%s/logs", dir);
+    (void)mkdir(logs, 0700);
+    /* Development policy: sim enclaves of any measurement. A cluster file for real machines pins
+     * measurements and platform keys (docs/deploy.md). */
+    char policy[4300];
+    snprintf(policy, sizeof policy, "%s/policy.txt", dir);
+    if (access(policy, F_OK) != 0 &&
+        write_file(policy, "# psl up: development policy (sim backend, any measurement)\n"
+                           "allow_sim: yes\nmeasurement: any\nmax_age: 300\n") != 0) {
+        cli_err("up: cannot write %s", policy);
+        return EXIT_IO;
+    }
+    const char *exe = self_exe();
+    bool have_storage = have_cmd("storage"), have_fwd = have_cmd("forwarder");
+    const char *worker = o.worker_bin;
+    if (!worker && !have_cmd("worker")) {
+        cli_err("up: this psl has no `worker` command yet (give --worker-bin PATH)");
+        return EXIT_USAGE;
+    }
+    proc ps[MAX_PROCS];
+    int np = 0;
+    char coord_ep[64], xsub[64], xpub[64], storage_eps[1024] = "";
+    unsigned http_port = free_port(), cport = free_port();
+    snprintf(coord_ep, sizeof coord_ep, "tcp://127.0.0.1:%u", cport);
+    snprintf(xsub, sizeof xsub, "tcp://127.0.0.1:%u", free_port());
+    snprintf(xpub, sizeof xpub, "tcp://127.0.0.1:%u", free_port());
+    cJSON *cj = cJSON_CreateObject();
+    cJSON *jp = cJSON_CreateArray();
+    char gw[64];
+    snprintf(gw, sizeof gw, "http://127.0.0.1:%u", http_port);
+    cJSON_AddStringToObject(cj, "gateway", gw);
+    cJSON_AddStringToObject(cj, "coordinator", coord_ep);
+    cJSON_AddStringToObject(cj, "forwarder_pub", xsub);
+    cJSON_AddStringToObject(cj, "forwarder_sub", xpub);
+    cJSON_AddNumberToObject(cj, "workers", o.workers);
+    cJSON_AddNumberToObject(cj, "replicas", o.replicas);
+
+#define ADD_PROC(ROLE, ARGV)                                                                      \
+    do {                                                                                          \
+        snprintf(ps[np].role, sizeof ps[np].role, "%s", ROLE);                                    \
+        snprintf(ps[np].log, sizeof ps[np].log, "%s/%s.log", logs, ROLE);                         \
+        ps[np].pid = spawn(ARGV, ps[np].log);                                                     \
+        cJSON *e_ = cJSON_CreateObject();                                                         \
+        cJSON_AddStringToObject(e_, "role", ROLE);                                                \
+        cJSON_AddNumberToObject(e_, "pid", ps[np].pid);                                           \
+        cJSON_AddStringToObject(e_, "log", ps[np].log);                                           \
+        cJSON_AddItemToArray(jp, e_);                                                             \
+        np++;                                                                                     \
+    } while (0)
+
+    if (have_storage) {
+        for (uint32_t k = 0; k < o.replicas; k++) {
+            char ep[64], data[4300], role[32];
+            snprintf(ep, sizeof ep, "tcp://127.0.0.1:%u", free_port());
+            snprintf(data, sizeof data, "%s/storage-%u", dir, k);
+            snprintf(role, sizeof role, "storage-%u", k);
+            char *av[] = {(char *)exe, "storage", "--listen", ep, "--data", data, NULL};
+            ADD_PROC(role, av);
+            size_t l = strlen(storage_eps);
+            snprintf(storage_eps + l, sizeof storage_eps - l, "%s%s", l ? "," : "", ep);
+        }
+    } else {
+        cli_err("up: note: this psl has no `storage` command yet: no storage replicas started");
+    }
+    cJSON_AddStringToObject(cj, "storage", storage_eps);
+    if (have_fwd) {
+        char *av[] = {(char *)exe, "forwarder", "--xsub", xsub, "--xpub", xpub, NULL};
+        ADD_PROC("forwarder", av);
+    } else {
+        cli_err("up: note: this psl has no `forwarder` command yet: no forwarder started");
+    }
+    {
+        char hp[16], cdir[4300];
+        snprintf(hp, sizeof hp, "%u", http_port);
+        snprintf(cdir, sizeof cdir, "%s/coordinator", dir);
+        char *av[] = {(char *)exe, "coordinator", "--listen", coord_ep, "--http", hp,
+                      "--dir",     cdir,          "--policy", policy,   NULL};
+        ADD_PROC("coordinator", av);
+    }
+    for (uint32_t i = 0; i < o.workers; i++) {
+        char id[16], wdir[4300], th[16], role[32];
+        snprintf(id, sizeof id, "%u", i + 1);
+        snprintf(wdir, sizeof wdir, "%s/worker-%u", dir, i + 1);
+        snprintf(th, sizeof th, "%u", o.threads);
+        snprintf(role, sizeof role, "worker-%u", i + 1);
+        char *av[24];
+        int k = 0;
+        if (worker) {
+            av[k++] = (char *)worker;
+        } else {
+            av[k++] = (char *)exe;
+            av[k++] = "worker";
+        }
+        av[k++] = "--coordinator", av[k++] = coord_ep, av[k++] = "--id", av[k++] = id;
+        av[k++] = "--dir", av[k++] = wdir, av[k++] = "--policy", av[k++] = policy;
+        if (storage_eps[0])
+            av[k++] = "--storage", av[k++] = storage_eps;
+        if (have_fwd)
+            av[k++] = "--forwarder-pub", av[k++] = xsub, av[k++] = "--forwarder-sub",
+            av[k++] = xpub;
+        av[k++] = "--threads", av[k++] = th;
+        av[k] = NULL;
+        ADD_PROC(role, av);
+    }
+#undef ADD_PROC
+    cJSON_AddItemToObject(cj, "processes", jp);
+    char *text = cJSON_Print(cj);
+    cJSON_Delete(cj);
+    snprintf(path, sizeof path, "%s/cluster.json", dir);
+    if (write_file(path, text) != 0) {
+        free(text);
+        cli_err("up: cannot write %s", path);
+        stop_procs(ps, np, 5000);
+        return EXIT_IO;
+    }
+    free(text);
+    /* Wait until every worker has joined. */
+    uint64_t deadline = plat_now_ns() + 60ull * 1000000000u;
+    int live = -1;
+    for (;;) {
+        for (int i = 0; i < np; i++) {
+            if (!pid_alive(ps[i].pid)) {
+                cli_err("up: %s (pid %d) exited during start-up", ps[i].role, (int)ps[i].pid);
+                tail_log(ps[i].log);
+                stop_procs(ps, np, 5000);
+                unlink(path);
+                return EXIT_FAILED;
+            }
+        }
+        live = live_workers(gw);
+        if (live >= (int)o.workers)
+            break;
+        if (plat_now_ns() > deadline) {
+            cli_err("up: only %d of %u workers joined within 60 s (logs in %s)", live < 0 ? 0 : live,
+                    o.workers, logs);
+            stop_procs(ps, np, 5000);
+            unlink(path);
+            return EXIT_FAILED;
+        }
+        usleep(50000);
+    }
+    printf("%s\n", gw);
+    fprintf(stderr, "psl up: %u worker(s), %s storage replica(s), gateway %s (data in %s)\n",
+            o.workers, have_storage ? "" : "no", gw, dir);
+    return EXIT_OK;
+}
+
+static int load_procs(const char *dir, proc *ps, int max) {
+    cJSON *j = read_cluster(dir);
+    if (!j)
+        return -1;
+    int n = 0;
+    const cJSON *p;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(j, "processes")) {
+        if (n >= max)
+            break;
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(p, "role");
+        const cJSON *pid = cJSON_GetObjectItemCaseSensitive(p, "pid");
+        if (!cJSON_IsString(r) || !cJSON_IsNumber(pid))
+            continue;
+        snprintf(ps[n].role, sizeof ps[n].role, "%s", r->valuestring);
+        ps[n].pid = (pid_t)pid->valuedouble;
+        ps[n].log[0] = 0;
+        n++;
+    }
+    cJSON_Delete(j);
+    return n;
+}
+
+void cmd_down_help(FILE *out) {
+    fprintf(out, "usage: psl down [--dir DIR]\n"
+                 "  Stop the cluster that `psl up` started from DIR (SIGTERM, then SIGKILL after\n"
+                 "  10 s) and wait until every process has exited. The data stays in DIR.\n");
+}
+
+int cmd_down(int argc, char **argv) {
+    copts o;
+    int rc = parse_common(argc, argv, &o, 0);
+    if (rc)
+        return rc;
+    const char *dir = default_dir(&o);
+    proc ps[MAX_PROCS];
+    int n = load_procs(dir, ps, MAX_PROCS);
+    if (n < 0) {
+        cli_err("down: no cluster in %s (no cluster.json)", dir);
+        return EXIT_NOTFOUND;
+    }
+    /* Workers first (they may still write to storage), then the coordinator, then the rest:
+     * stop_procs signals in reverse start order, which is exactly that. */
+    stop_procs(ps, n, 10000);
+    char path[4300];
+    snprintf(path, sizeof path, "%s/cluster.json", dir);
+    unlink(path);
+    fprintf(stderr, "psl down: stopped %d process(es)\n", n);
+    return EXIT_OK;
+}
+
+void cmd_status_help(FILE *out) {
+    fprintf(out, "usage: psl status [--dir DIR] [--gateway URL]\n"
+                 "  Show the local cluster's processes, the gateway's health and the workers.\n");
+}
+
+int cmd_status(int argc, char **argv) {
+    copts o;
+    int rc = parse_common(argc, argv, &o, 0);
+    if (rc)
+        return rc;
+    const char *dir = default_dir(&o);
+    proc ps[MAX_PROCS];
+    int n = load_procs(dir, ps, MAX_PROCS);
+    if (n >= 0) {
+        for (int i = 0; i < n; i++)
+            printf("%-12s pid %-7d %s\n", ps[i].role, (int)ps[i].pid,
+                   pid_alive(ps[i].pid) ? "running" : "stopped");
+    } else if (!o.gateway && !getenv("PSL_GATEWAY")) {
+        printf("no cluster in %s\n", dir);
+        return EXIT_NOTFOUND;
+    }
+    char *gw = gateway_url(&o);
+    if (!gw)
+        return EXIT_NOTFOUND;
+    char url[700];
+    snprintf(url, sizeof url, "%s/system/workers", gw);
+    long st = 0;
+    hbuf b;
+    if (http("GET", url, NULL, 0, &st, &b, false) != 0) {
+        free(b.b);
+        free(gw);
+        return EXIT_IO;
+    }
+    printf("gateway %s: %d live worker(s)\n", gw, live_workers(gw));
+    cJSON *j = cJSON_ParseWithLength((const char *)b.b, b.n);
+    const cJSON *w;
+    cJSON_ArrayForEach(w, j) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(w, "id");
+        const cJSON *al = cJSON_GetObjectItemCaseSensitive(w, "alive");
+        const cJSON *inv = cJSON_GetObjectItemCaseSensitive(w, "invocations");
+        const cJSON *inf = cJSON_GetObjectItemCaseSensitive(w, "inflight");
+        printf("  worker %-3.0f %-5s invocations %-8.0f in flight %.0f\n",
+               cJSON_IsNumber(id) ? id->valuedouble : 0, cJSON_IsTrue(al) ? "live" : "dead",
+               cJSON_IsNumber(inv) ? inv->valuedouble : 0,
+               cJSON_IsNumber(inf) ? inf->valuedouble : 0);
+    }
+    cJSON_Delete(j);
+    free(b.b);
+    free(gw);
+    return EXIT_OK;
+}
+
+/* ---- client commands ------------------------------------------------------------------------ */
+
+/* Run one request against the gateway; prints errors. @return exit status; *out on success. */
+static int call(const copts *o, const char *method, const char *path, const void *body,
+                size_t blen, hbuf *out) {
+    char *gw = gateway_url(o);
+    if (!gw)
+        return EXIT_NOTFOUND;
+    size_t ul = strlen(gw) + strlen(path) + 1;
+    char *url = xmalloc(ul);
+    snprintf(url, ul, "%s%s", gw, path);
+    free(gw);
+    long st = 0;
+    int rc = http(method, url, body, blen, &st, out, false);
+    free(url);
+    if (rc != 0)
+        return EXIT_IO;
+    if (st >= 400) {
+        int ex = http_fail(st, out);
+        if (out->n && ex == EXIT_FAILED) {
+            /* nothing more to print */
+        }
+        return ex;
+    }
+    return EXIT_OK;
+}
+
+static char *escape(const char *s) {
+    CURL *h = curl_easy_init();
+    char *e = h ? curl_easy_escape(h, s, 0) : NULL;
+    char *r = xstrdup(e ? e : s);
+    curl_free(e);
+    if (h)
+        curl_easy_cleanup(h);
+    return r;
+}
+
+void cmd_deploy_help(FILE *out) {
+    fprintf(out, "usage: psl deploy NAME FILE [--timeout-ms MS] [--max-memory-mb MB]\n"
+                 "                  [--max-request BYTES] [--max-response BYTES]\n"
+                 "                  [--durability sync|async] [--gateway URL] [--dir DIR]\n"
+                 "  Deploy (or replace) function NAME from the WebAssembly module FILE.\n");
+}
+
+int cmd_deploy(int argc, char **argv) {
+    copts o;
+    int rc = parse_common(argc, argv, &o, 2);
+    if (rc)
+        return rc;
+    if (o.npos != 2) {
+        cmd_deploy_help(stderr);
+        return EXIT_USAGE;
+    }
+    uint8_t *code;
+    size_t len;
+    rc = plat_read_file(o.pos[1], &code, &len);
+    if (rc) {
+        cli_err("deploy: cannot read %s: %s", o.pos[1], err_str(rc));
+        return rc == -ENOENT ? EXIT_NOTFOUND : EXIT_IO;
+    }
+    char path[1024], q[64];
+    char *name = escape(o.pos[0]);
+    snprintf(path, sizeof path, "/system/functions/%s?", name);
+    free(name);
+#define QARG(field, key)                                                                          \
+    if (o.field) {                                                                                \
+        snprintf(q, sizeof q, "%s=%u&", key, o.field);                                            \
+        strncat(path, q, sizeof path - strlen(path) - 1);                                         \
+    }
+    QARG(timeout_ms, "timeout_ms")
+    QARG(max_memory_mb, "max_memory_mb")
+    QARG(max_request, "max_request")
+    QARG(max_response, "max_response")
+#undef QARG
+    if (o.durability) {
+        snprintf(q, sizeof q, "durability=%s&", o.durability);
+        strncat(path, q, sizeof path - strlen(path) - 1);
+    }
+    path[strlen(path) - 1] = 0; /* the trailing '?' or '&' */
+    hbuf out;
+    rc = call(&o, "POST", path, code, len, &out);
+    free(code);
+    if (rc == EXIT_OK) {
+        cJSON *j = cJSON_ParseWithLength((const char *)out.b, out.n);
+        const cJSON *h = j ? cJSON_GetObjectItemCaseSensitive(j, "hash") : NULL;
+        const cJSON *v = j ? cJSON_GetObjectItemCaseSensitive(j, "version") : NULL;
+        printf("deployed %s (version %.0f, code %.16s...)\n", o.pos[0],
+               cJSON_IsNumber(v) ? v->valuedouble : 0, cJSON_IsString(h) ? h->valuestring : "?");
+        cJSON_Delete(j);
+    }
+    free(out.b);
+    return rc;
+}
+
+void cmd_invoke_help(FILE *out) {
+    fprintf(out, "usage: psl invoke NAME [--data STRING | < FILE] [--gateway URL] [--dir DIR]\n"
+                 "  Invoke function NAME with the request body STRING (or standard input) and\n"
+                 "  write its response to standard output.\n");
+}
+
+int cmd_invoke(int argc, char **argv) {
+    copts o;
+    int rc = parse_common(argc, argv, &o, 1);
+    if (rc)
+        return rc;
+    if (o.npos != 1) {
+        cmd_invoke_help(stderr);
+        return EXIT_USAGE;
+    }
+    uint8_t *body = NULL;
+    size_t blen = 0;
+    if (o.data_set) {
+        body = (uint8_t *)xstrdup(o.data);
+        blen = strlen(o.data);
+    } else if (isatty(0)) {
+        body = xmalloc(1);
+    } else if ((rc = plat_read_fd(0, 64u << 20, &body, &blen)) != 0) {
+        cli_err("invoke: cannot read standard input: %s", err_str(rc));
+        return EXIT_IO;
+    }
+    char *name = escape(o.pos[0]);
+    size_t pl = strlen(name) + 16;
+    char *path = xmalloc(pl);
+    snprintf(path, pl, "/function/%s", name);
+    free(name);
+    hbuf out;
+    rc = call(&o, "POST", path, body, blen, &out);
+    free(path);
+    free(body);
+    if (rc == EXIT_OK && out.n && fwrite(out.b, 1, out.n, stdout) != out.n)
+        rc = EXIT_IO;
+    free(out.b);
+    return rc;
+}
+
+void cmd_list_help(FILE *out) {
+    fprintf(out, "usage: psl list [--json] [--gateway URL] [--dir DIR]\n"
+                 "  List the deployed functions.\n");
+}
+
+int cmd_list(int argc, char **argv) {
+    copts o;
+    int rc = parse_common(argc, argv, &o, 0);
+    if (rc)
+        return rc;
+    hbuf out;
+    rc = call(&o, "GET", "/system/functions", NULL, 0, &out);
+    if (rc == EXIT_OK) {
+        if (o.json) {
+            fwrite(out.b, 1, out.n, stdout);
+        } else {
+            cJSON *j = cJSON_ParseWithLength((const char *)out.b, out.n);
+            printf("%-24s %7s %9s %11s %9s  %s\n", "NAME", "VERSION", "SIZE", "INVOCATIONS",
+                   "TIMEOUT", "CODE");
+            const cJSON *f;
+            cJSON_ArrayForEach(f, j) {
+                const cJSON *nm = cJSON_GetObjectItemCaseSensitive(f, "name");
+                const cJSON *h = cJSON_GetObjectItemCaseSensitive(f, "hash");
+                printf("%-24s %7.0f %9.0f %11.0f %7.0fms  %.16s\n",
+                       cJSON_IsString(nm) ? nm->valuestring : "?",
+                       cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(f, "version")),
+                       cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(f, "size")),
+                       cJSON_GetNumberValue(
+                           cJSON_GetObjectItemCaseSensitive(f, "invocationCount")),
+                       cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(f, "timeout_ms")),
+                       cJSON_IsString(h) ? h->valuestring : "?");
+            }
+            cJSON_Delete(j);
+        }
+    }
+    free(out.b);
+    return rc;
+}
+
+void cmd_remove_help(FILE *out) {
+    fprintf(out, "usage: psl remove NAME [--gateway URL] [--dir DIR]\n"
+                 "  Remove function NAME from the registry and from every worker.\n");
+}
+
+int cmd_remove(int argc, char **argv) {
+    copts o;
+    int rc = parse_common(argc, argv, &o, 1);
+    if (rc)
+        return rc;
+    if (o.npos != 1) {
+        cmd_remove_help(stderr);
+        return EXIT_USAGE;
+    }
+    char *name = escape(o.pos[0]);
+    size_t pl = strlen(name) + 32;
+    char *path = xmalloc(pl);
+    snprintf(path, pl, "/system/functions/%s", name);
+    free(name);
+    hbuf out;
+    rc = call(&o, "DELETE", path, NULL, 0, &out);
+    free(path);
+    if (rc == EXIT_OK)
+        printf("removed %s\n", o.pos[0]);
+    free(out.b);
+    return rc;
+}
+
+void cmd_logs_help(FILE *out) {
+    fprintf(out, "usage: psl logs NAME [--gateway URL] [--dir DIR]\n"
+                 "  Print the recent log lines (psl_log) of function NAME.\n");
+}
+
+int cmd_logs(int argc, char **argv) {
+    copts o;
+    int rc = parse_common(argc, argv, &o, 1);
+    if (rc)
+        return rc;
+    if (o.npos != 1) {
+        cmd_logs_help(stderr);
+        return EXIT_USAGE;
+    }
+    char *name = escape(o.pos[0]);
+    size_t pl = strlen(name) + 32;
+    char *path = xmalloc(pl);
+    snprintf(path, pl, "/system/logs?name=%s", name);
+    free(name);
+    hbuf out;
+    rc = call(&o, "GET", path, NULL, 0, &out);
+    free(path);
+    if (rc == EXIT_OK && out.n)
+        fwrite(out.b, 1, out.n, stdout);
+    free(out.b);
+    return rc;
+}
+
+void cmd_kv_help(FILE *out) {
+    fprintf(out, "usage: psl kv get KEY | psl kv put KEY [VALUE | < FILE] | psl kv del KEY\n"
+                 "       [--gateway URL] [--dir DIR]\n"
+                 "  The owner's admin path to the deployment's key-value store (through a\n"
+                 "  worker's replica). get prints the value; a missing key exits 127.\n");
+}
+
+int cmd_kv(int argc, char **argv) {
+    copts o;
+    int rc = parse_common(argc, argv, &o, 3);
+    if (rc)
+        return rc;
+    if (o.npos < 2) {
+        cmd_kv_help(stderr);
+        return EXIT_USAGE;
+    }
+    const char *op = o.pos[0];
+    const char *method = strcmp(op, "get") == 0   ? "GET"
+                         : strcmp(op, "put") == 0 ? "PUT"
+                         : strcmp(op, "del") == 0 || strcmp(op, "delete") == 0 ? "DELETE"
+                                                                                 : NULL;
+    if (!method || (strcmp(method, "PUT") != 0 && o.npos != 2)) {
+        cmd_kv_help(stderr);
+        return EXIT_USAGE;
+    }
+    uint8_t *val = NULL;
+    size_t vlen = 0;
+    if (strcmp(method, "PUT") == 0) {
+        if (o.npos == 3) {
+            val = (uint8_t *)xstrdup(o.pos[2]);
+            vlen = strlen(o.pos[2]);
+        } else if ((rc = plat_read_fd(0, 1u << 20, &val, &vlen)) != 0) {
+            cli_err("kv put: cannot read standard input: %s", err_str(rc));
+            return EXIT_IO;
+        }
+    }
+    char *key = escape(o.pos[1]);
+    size_t pl = strlen(key) + 16;
+    char *path = xmalloc(pl);
+    snprintf(path, pl, "/system/kv/%s", key);
+    free(key);
+    hbuf out;
+    rc = call(&o, method, path, val, vlen, &out);
+    free(path);
+    free(val);
+    if (rc == EXIT_OK && strcmp(method, "GET") == 0) {
+        fwrite(out.b, 1, out.n, stdout);
+        if (isatty(1))
+            fputc('\n', stdout);
+    }
+    free(out.b);
+    return rc;
+}
