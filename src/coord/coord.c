@@ -343,14 +343,19 @@ static void on_invoke_result(coord *c, co_worker *w, const Psl__InvokeResult *m)
         r->out = xmalloc(m->body.len ? m->body.len : 1);
         memcpy(r->out, m->body.data, m->body.len);
         r->outlen = m->body.len;
+        /* The worker's message may repeat the status ("exit status N: stderr..."). */
+        char pre[48];
+        snprintf(pre, sizeof pre, "exit status %d: ", m->exit_code);
+        if (strncmp(msg, pre, strlen(pre)) == 0)
+            msg += strlen(pre);
         req_done(r, 500, "EXIT", "function '%s' exited with status %d%s%s", r->name,
-                 m->exit_code, msg[0] ? ": " : "", msg);
-    } else if (m->status == ERR_TRAP) {
-        req_done(r, 500, "TRAP", "%s", msg[0] ? msg : "the function trapped");
-    } else if (m->status == ERR_LIMIT || m->status == -ETIMEDOUT) {
-        bool timeout = m->status == -ETIMEDOUT || strstr(msg, "timeout") || strstr(msg, "time");
-        req_done(r, timeout ? 500 : 500, timeout ? "TIMEOUT" : "LIMIT", "%s",
-                 msg[0] ? msg : err_str(m->status));
+                 m->exit_code, msg[0] ? "; stderr: " : "", msg);
+    } else if (m->status == ERR_TRAP || m->status == ERR_LIMIT || m->status == -ETIMEDOUT) {
+        /* The engine reports a spent time budget as a trap; clients see it as a timeout. */
+        bool timeout = m->status == -ETIMEDOUT || strstr(msg, "time budget") ||
+                       strstr(msg, "timeout") || strstr(msg, "timed out");
+        const char *code = timeout ? "TIMEOUT" : m->status == ERR_TRAP ? "TRAP" : "LIMIT";
+        req_done(r, 500, code, "%s", msg[0] ? msg : err_str(m->status));
     } else if (m->status == ERR_NOTFOUND) {
         req_done(r, 404, "NOTFOUND", "function '%s' is not deployed on worker %" PRIu64 "%s%s",
                  r->name, w->id, msg[0] ? ": " : "", msg);
