@@ -356,6 +356,20 @@ static bool have_cmd(const char *name) {
     return WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
+/* Does `psl help CMD` mention @p opt? (Options of daemons that are still growing.) */
+static bool cmd_has_opt(const char *cmd, const char *opt) {
+    char line[4200];
+    snprintf(line, sizeof line, "'%s' help %s 2>/dev/null", self_exe(), cmd);
+    FILE *p = popen(line, "r");
+    if (!p)
+        return false;
+    bool found = false;
+    while (fgets(line, sizeof line, p))
+        found |= strstr(line, opt) != NULL;
+    pclose(p);
+    return found;
+}
+
 /* Start argv in the background: own session, stdin /dev/null, output appended to @p log. */
 static pid_t spawn(char *const argv[], const char *log) {
     pid_t p = fork();
@@ -580,6 +594,12 @@ int cmd_up(int argc, char **argv) {
                       "--dir",     cdir,          "--policy", policy,   NULL};
         ADD_PROC("coordinator", av);
     }
+    /* A worker given --worker-bin takes every option; psl's own says which it knows. */
+    bool w_storage = worker || cmd_has_opt("worker", "--storage");
+    bool w_fwd = worker || cmd_has_opt("worker", "--forwarder-pub");
+    if (!w_storage || !w_fwd)
+        cli_err("up: note: this psl worker takes no --storage/--forwarder options yet: workers "
+                "run without capsules and multicast");
     for (uint32_t i = 0; i < o.workers; i++) {
         char id[16], wdir[4300], th[16], role[32];
         snprintf(id, sizeof id, "%u", i + 1);
@@ -596,9 +616,9 @@ int cmd_up(int argc, char **argv) {
         }
         av[k++] = "--coordinator", av[k++] = coord_ep, av[k++] = "--id", av[k++] = id;
         av[k++] = "--dir", av[k++] = wdir, av[k++] = "--policy", av[k++] = policy;
-        if (storage_eps[0])
+        if (storage_eps[0] && w_storage)
             av[k++] = "--storage", av[k++] = storage_eps;
-        if (have_fwd)
+        if (have_fwd && w_fwd)
             av[k++] = "--forwarder-pub", av[k++] = xsub, av[k++] = "--forwarder-sub",
             av[k++] = xpub;
         av[k++] = "--threads", av[k++] = th;
@@ -643,8 +663,8 @@ int cmd_up(int argc, char **argv) {
         usleep(50000);
     }
     printf("%s\n", gw);
-    fprintf(stderr, "psl up: %u worker(s), %s storage replica(s), gateway %s (data in %s)\n",
-            o.workers, have_storage ? "" : "no", gw, dir);
+    fprintf(stderr, "psl up: %u worker(s), %u storage replica(s), gateway %s (data in %s)\n",
+            o.workers, have_storage ? o.replicas : 0, gw, dir);
     return EXIT_OK;
 }
 
@@ -716,7 +736,7 @@ int cmd_status(int argc, char **argv) {
             printf("%-12s pid %-7d %s\n", ps[i].role, (int)ps[i].pid,
                    pid_alive(ps[i].pid) ? "running" : "stopped");
     } else if (!o.gateway && !getenv("PSL_GATEWAY")) {
-        printf("no cluster in %s\n", dir);
+        printf("no cluster in %s (no cluster.json)\n", dir);
         return EXIT_NOTFOUND;
     }
     char *gw = gateway_url(&o);
