@@ -70,6 +70,8 @@ demo: $(BUILD)/CMakeCache.txt
 	@echo "hello through stdin" | $(PSL) run $(EX)/echo.wasm
 	@echo '$$ psl run examples/primes.wasm 1000000'
 	@$(PSL) run $(EX)/primes.wasm 1000000
+	@echo '# a local cluster: stateful functions deployed and invoked, then a full restart'
+	@sh scripts/demo-cluster.sh $(PSL) $(EX) $(BUILD)/demo-cluster
 
 bench-wasm: build
 	bash bench/wasm/run.sh

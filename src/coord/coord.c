@@ -476,6 +476,9 @@ static void on_message(coord *c, uint64_t peer, const uint8_t *msg, size_t len) 
         return; /* the doorbell: the queue is drained at the top of the loop */
     co_worker *w = worker_by_peer(c, peer);
     Psl__ClusterMsg *m = psl__cluster_msg__unpack(NULL, len, msg);
+    if (getenv("PSL_COORD_TRACE"))
+        clog_("msg from %" PRIu64 " (%s): %zu bytes, case %d", peer, w ? w->name : "?", len,
+              m ? (int)m->m_case : -1);
     bool cluster = m && m->m_case >= PSL__CLUSTER_MSG__M_HELLO &&
                    m->m_case <= PSL__CLUSTER_MSG__M_KV_RESULT && (w || m->m_case == PSL__CLUSTER_MSG__M_HELLO);
     if (!cluster) {
