@@ -289,9 +289,17 @@ static void welcome(coord *c, uint64_t peer) {
     Psl__ClusterMsg m = PSL__CLUSTER_MSG__INIT;
     m.m_case = PSL__CLUSTER_MSG__M_WELCOME;
     m.welcome = &wm;
+    /* A worker may accept only NET_MAX_MSG_DEFAULT per message: when everything does not fit in
+     * one Welcome, send an empty Welcome and then one Deploy per function. */
+    bool split = psl__cluster_msg__get_packed_size(&m) + NET_FRAME_OVERHEAD > NET_MAX_MSG_DEFAULT;
+    if (split)
+        wm.n_functions = 0;
     int rc = send_msg(c, peer, &m);
     if (rc)
         clog_("welcome to session %" PRIu64 " failed: %s", peer, err_str(rc));
+    for (co_fn *f = c->fns; split && !rc && f; f = f->next)
+        if ((rc = send_deploy(c, peer, f, 0)) != 0)
+            clog_("deploy of '%s' to session %" PRIu64 " failed: %s", f->name, peer, err_str(rc));
     free(ds);
     free(dp);
     free(ls);
