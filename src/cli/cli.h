@@ -57,6 +57,12 @@ int cmd_bench_capsule(int argc, char **argv);
 /* Split a comma-separated list in place into @p out (at most @p max entries). */
 size_t cli_split_list(char *s, const char **out, size_t max);
 
+/* Daemons of src/worker (cmd_worker.c) */
+int cmd_worker(int argc, char **argv);
+void cmd_worker_help(FILE *out);
+int cmd_forwarder(int argc, char **argv);
+void cmd_forwarder_help(FILE *out);
+
 /* Cluster (cmd_cluster.c): the coordinator daemon, psl up/down/status, gateway clients */
 int cmd_coordinator(int argc, char **argv);
 void cmd_coordinator_help(FILE *out);

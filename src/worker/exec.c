@@ -87,6 +87,21 @@ static void pinst_free(pinst *p) {
 static int host_invoke(void *ud, const char *name, size_t nlen, const uint8_t *in, size_t inlen,
                        bool async, uint8_t **out, size_t *outlen);
 
+static int pi_lock(void *ud, const char *name, size_t len) {
+    const host_services *svc = &((pinst *)ud)->f->ex->svc;
+    return svc->lock(svc->ud, name, len);
+}
+
+static int pi_unlock(void *ud, const char *name, size_t len) {
+    const host_services *svc = &((pinst *)ud)->f->ex->svc;
+    return svc->unlock(svc->ud, name, len);
+}
+
+static void pi_log(void *ud, const char *msg, size_t len) {
+    const host_services *svc = &((pinst *)ud)->f->ex->svc;
+    svc->log(svc->ud, msg, len);
+}
+
 static int pinst_new(fn *f, pinst **out, char *msg, size_t msglen) {
     *out = NULL;
     pinst *p = xcalloc(1, sizeof *p);
@@ -105,13 +120,13 @@ static int pinst_new(fn *f, pinst **out, char *msg, size_t msglen) {
         .err = {.kind = WASI_IO_BUFFER, .cap = 64 * 1024},
     };
     p->wasi = wasi_new(&wc);
+    /* The services get this instance as ud; the trampolines pass the worker's own ud on. */
     p->host.kv = f->ex->kv;
-    p->host.svc = f->ex->svc;
-    p->host.svc.invoke = host_invoke;
     p->host.svc.ud = p;
-    p->host.svc.lock = f->ex->svc.lock;
-    p->host.svc.unlock = f->ex->svc.unlock;
-    p->host.svc.log = f->ex->svc.log;
+    p->host.svc.invoke = host_invoke;
+    p->host.svc.lock = f->ex->svc.lock ? pi_lock : NULL;
+    p->host.svc.unlock = f->ex->svc.unlock ? pi_unlock : NULL;
+    p->host.svc.log = f->ex->svc.log ? pi_log : NULL;
 
     uint32_t n = wasm_module_num_imports(f->mod);
     wasm_extern *imps = xcalloc(n ? n : 1, sizeof *imps);

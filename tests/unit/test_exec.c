@@ -28,13 +28,16 @@ static uint8_t *load(const char *path, size_t *len) {
 
 /* A minimal lock service: one process-wide mutex per name would do; one global is enough here. */
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static int g_svc_tag;
 static int t_lock(void *ud, const char *name, size_t len) {
-    (void)ud, (void)name, (void)len;
+    (void)name, (void)len;
+    assert_ptr_equal(ud, &g_svc_tag); /* services get the ud they were registered with */
     pthread_mutex_lock(&g_lock);
     return 0;
 }
 static int t_unlock(void *ud, const char *name, size_t len) {
-    (void)ud, (void)name, (void)len;
+    (void)name, (void)len;
+    assert_ptr_equal(ud, &g_svc_tag);
     pthread_mutex_unlock(&g_lock);
     return 0;
 }
@@ -136,7 +139,7 @@ static void *mover(void *arg) {
 static void test_bank_concurrent(void **state) {
     (void)state;
     kvs *kv = kvs_new(1);
-    host_services svc = {.lock = t_lock, .unlock = t_unlock};
+    host_services svc = {.ud = &g_svc_tag, .lock = t_lock, .unlock = t_unlock};
     executor *ex = ex_new(kv, &svc);
     size_t len;
     uint8_t *wasm = load(EXAMPLES_DIR "/bank.wasm", &len);

@@ -1,0 +1,110 @@
+/* psl worker and psl forwarder: the daemons of src/worker. */
+#include "cli.h"
+
+#include "base/err.h"
+#include "worker/worker.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void cmd_worker_help(FILE *out) {
+    fprintf(out,
+            "usage: psl worker --coordinator EP --id N --policy FILE [options]\n"
+            "\n"
+            "Run a worker enclave: connect to the coordinator over the attested channel, deploy\n"
+            "the functions it sends, run invocations, hold a replica of the key-value state.\n"
+            "\n"
+            "  --coordinator EP  the coordinator's channel endpoint (tcp://HOST:PORT)\n"
+            "  --id N            worker id (> 0), also its writer id in the key-value store\n"
+            "  --policy FILE     attestation policy the coordinator must pass (psl policy)\n"
+            "  --dir DIR         private data folder (default ./psl-data/worker-N)\n"
+            "  --home DIR        enclave home holding the platform key (default $PSL_HOME or\n"
+            "                    ./psl-data)\n"
+            "  --threads T       invocation threads (default 2)\n"
+            "  --name NAME       name used in logs (default worker-N)\n"
+            "Stops cleanly on SIGINT or SIGTERM.\n");
+}
+
+void cmd_forwarder_help(FILE *out) {
+    fprintf(out, "usage: psl forwarder --xsub EP --xpub EP\n"
+                 "\n"
+                 "Relay multicast between workers: publishers connect to the XSUB endpoint,\n"
+                 "subscribers to the XPUB endpoint. Untrusted: it only sees encrypted, signed\n"
+                 "records. Stops on SIGINT or SIGTERM.\n");
+}
+
+static const char *arg_value(int argc, char **argv, int *i) {
+    if (*i + 1 >= argc) {
+        cli_err("%s needs a value", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+int cmd_worker(int argc, char **argv) {
+    worker_opts o = {0};
+    char dir[512];
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            cmd_worker_help(stdout);
+            return EXIT_OK;
+        }
+        if (!(v = arg_value(argc, argv, &i)))
+            return EXIT_USAGE;
+        if (!strcmp(a, "--coordinator"))
+            o.coordinator = v;
+        else if (!strcmp(a, "--id"))
+            o.id = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--policy"))
+            o.policy = v;
+        else if (!strcmp(a, "--dir"))
+            o.dir = v;
+        else if (!strcmp(a, "--home"))
+            o.home = v;
+        else if (!strcmp(a, "--threads"))
+            o.threads = (unsigned)strtoul(v, NULL, 10);
+        else if (!strcmp(a, "--name"))
+            o.name = v;
+        else {
+            cli_err("worker: unknown option %s (see psl worker --help)", a);
+            return EXIT_USAGE;
+        }
+    }
+    if (!o.coordinator || !o.policy || !o.id) {
+        cli_err("worker: --coordinator, --policy and --id are required (see psl worker --help)");
+        return EXIT_USAGE;
+    }
+    if (!o.dir) {
+        snprintf(dir, sizeof dir, "psl-data/worker-%llu", (unsigned long long)o.id);
+        o.dir = dir;
+    }
+    int rc = worker_run(&o);
+    return rc == 0 ? EXIT_OK : rc == ERR_USAGE ? EXIT_USAGE : EXIT_FAILED;
+}
+
+int cmd_forwarder(int argc, char **argv) {
+    const char *xsub = NULL, *xpub = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            cmd_forwarder_help(stdout);
+            return EXIT_OK;
+        }
+        if (!(v = arg_value(argc, argv, &i)))
+            return EXIT_USAGE;
+        if (!strcmp(a, "--xsub"))
+            xsub = v;
+        else if (!strcmp(a, "--xpub"))
+            xpub = v;
+        else {
+            cli_err("forwarder: unknown option %s", a);
+            return EXIT_USAGE;
+        }
+    }
+    if (!xsub || !xpub) {
+        cli_err("forwarder: --xsub and --xpub are required");
+        return EXIT_USAGE;
+    }
+    return forwarder_run(xsub, xpub) == 0 ? EXIT_OK : EXIT_IO;
+}

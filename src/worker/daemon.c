@@ -1,0 +1,589 @@
+/* The worker daemon; see worker.h. The I/O thread owns the secure channel and a PULL socket
+ * (the outbox); invocation threads each own a PUSH socket into the outbox. Invariant: only the
+ * I/O thread touches the channel. */
+#include "worker/worker.h"
+
+#include "abi/psl_abi.h"
+#include "base/base.h"
+#include "base/err.h"
+#include "net/net.h"
+#include "platform/platform.h"
+#include "proto/cluster.pb-c.h"
+#include "tee/tee.h"
+#include "worker/exec.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#define HEARTBEAT_MS 200
+#define LOCK_WAIT_MS 30000
+#define MAX_WAITERS 256
+#define OUTBOX "inproc://psl-worker-outbox"
+
+typedef struct job {
+    struct job *next;
+    uint64_t req_id;
+    char *fn;
+    uint8_t *body;
+    size_t len;
+} job;
+
+typedef struct waiter {
+    bool used, done;
+    uint64_t lock_req;
+    int status;
+} waiter;
+
+typedef struct wk {
+    const worker_opts *o;
+    char name[64];
+    void *zctx;
+    kvs *kv;
+    executor *ex;
+    /* job queue */
+    pthread_mutex_t qlock;
+    pthread_cond_t qcond;
+    job *head, *tail;
+    bool stopping;
+    atomic_uint inflight;
+    atomic_ullong invocations, errors;
+    /* lock waiters */
+    pthread_mutex_t wlock;
+    pthread_cond_t wcond;
+    waiter waiters[MAX_WAITERS];
+    atomic_ullong next_lock_req;
+} wk;
+
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig) {
+    (void)sig;
+    g_stop = 1;
+}
+
+static void wlog(const wk *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void wlog(const wk *w, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", w->name);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* ---- outgoing messages ---- */
+
+/* Each invocation thread owns one PUSH socket into the outbox. */
+static _Thread_local void *t_push;
+static _Thread_local const char *t_function; /* function running on this thread (for logs) */
+/* Locks the running invocation holds; released for it if it ends (or traps) still holding them. */
+#define MAX_HELD 16
+static _Thread_local char t_held[MAX_HELD][PSL_MAX_LOCK_NAME + 1];
+static _Thread_local int t_nheld;
+
+static void send_msg_on(void *sock, const Psl__ClusterMsg *m) {
+    size_t n = psl__cluster_msg__get_packed_size(m);
+    uint8_t *buf = xmalloc(n ? n : 1);
+    psl__cluster_msg__pack(m, buf);
+    zmq_send(sock, buf, n, 0);
+    free(buf);
+}
+
+/* ---- locks (host services; run on invocation threads) ---- */
+
+static int svc_lock(void *ud, const char *name, size_t len) {
+    wk *w = ud;
+    if (!t_push)
+        return PSL_EUNAVAIL;
+    uint64_t req = atomic_fetch_add(&w->next_lock_req, 1) + 1;
+    pthread_mutex_lock(&w->wlock);
+    waiter *slot = NULL;
+    for (int i = 0; i < MAX_WAITERS && !slot; i++)
+        if (!w->waiters[i].used)
+            slot = &w->waiters[i];
+    if (!slot) {
+        pthread_mutex_unlock(&w->wlock);
+        return PSL_EUNAVAIL;
+    }
+    *slot = (waiter){.used = true, .lock_req = req};
+    pthread_mutex_unlock(&w->wlock);
+
+    char nm[PSL_MAX_LOCK_NAME + 1];
+    memcpy(nm, name, len);
+    nm[len] = 0;
+    Psl__LockAcquire la = PSL__LOCK_ACQUIRE__INIT;
+    la.lock_req = req;
+    la.name = nm;
+    Psl__ClusterMsg m = PSL__CLUSTER_MSG__INIT;
+    m.m_case = PSL__CLUSTER_MSG__M_LOCK_ACQUIRE;
+    m.lock_acquire = &la;
+    send_msg_on(t_push, &m);
+
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += LOCK_WAIT_MS / 1000;
+    pthread_mutex_lock(&w->wlock);
+    int rc = 0;
+    while (!slot->done && rc != ETIMEDOUT && !w->stopping)
+        rc = pthread_cond_timedwait(&w->wcond, &w->wlock, &until);
+    int status = slot->done ? slot->status : PSL_EUNAVAIL;
+    slot->used = false;
+    pthread_mutex_unlock(&w->wlock);
+    if (status != 0)
+        return status < 0 && status > -100 ? status : PSL_ELOCK;
+    if (t_nheld < MAX_HELD)
+        snprintf(t_held[t_nheld++], sizeof t_held[0], "%s", nm);
+    return 0;
+}
+
+static int svc_unlock(void *ud, const char *name, size_t len) {
+    (void)ud;
+    if (!t_push)
+        return PSL_EUNAVAIL;
+    char nm[PSL_MAX_LOCK_NAME + 1];
+    memcpy(nm, name, len);
+    nm[len] = 0;
+    int held = -1;
+    for (int i = 0; i < t_nheld && held < 0; i++)
+        if (!strcmp(t_held[i], nm))
+            held = i;
+    if (held < 0)
+        return PSL_ELOCK; /* not held by this invocation */
+    memmove(t_held[held], t_held[held + 1], (size_t)(t_nheld - held - 1) * sizeof t_held[0]);
+    t_nheld--;
+    Psl__LockRelease lr = PSL__LOCK_RELEASE__INIT;
+    lr.name = nm;
+    Psl__ClusterMsg m = PSL__CLUSTER_MSG__INIT;
+    m.m_case = PSL__CLUSTER_MSG__M_LOCK_RELEASE;
+    m.lock_release = &lr;
+    send_msg_on(t_push, &m);
+    return 0;
+}
+
+static void svc_log(void *ud, const char *msg, size_t len) {
+    (void)ud;
+    if (!t_push)
+        return;
+    char *line = xmalloc(len + 1);
+    memcpy(line, msg, len);
+    line[len] = 0;
+    Psl__LogLine ll = PSL__LOG_LINE__INIT;
+    ll.function = (char *)(t_function ? t_function : "");
+    ll.line = line;
+    Psl__ClusterMsg m = PSL__CLUSTER_MSG__INIT;
+    m.m_case = PSL__CLUSTER_MSG__M_LOG;
+    m.log = &ll;
+    send_msg_on(t_push, &m);
+    free(line);
+}
+
+static void lock_granted(wk *w, const Psl__LockGranted *g) {
+    pthread_mutex_lock(&w->wlock);
+    for (int i = 0; i < MAX_WAITERS; i++)
+        if (w->waiters[i].used && w->waiters[i].lock_req == g->lock_req) {
+            w->waiters[i].done = true;
+            w->waiters[i].status = g->status;
+        }
+    pthread_cond_broadcast(&w->wcond);
+    pthread_mutex_unlock(&w->wlock);
+}
+
+/* ---- invocation threads ---- */
+
+static void *invoker(void *arg) {
+    wk *w = arg;
+    t_push = zmq_socket(w->zctx, ZMQ_PUSH);
+    int linger = 0;
+    zmq_setsockopt(t_push, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_connect(t_push, OUTBOX);
+    for (;;) {
+        pthread_mutex_lock(&w->qlock);
+        while (!w->head && !w->stopping)
+            pthread_cond_wait(&w->qcond, &w->qlock);
+        if (!w->head) {
+            pthread_mutex_unlock(&w->qlock);
+            break;
+        }
+        job *j = w->head;
+        w->head = j->next;
+        if (!w->head)
+            w->tail = NULL;
+        pthread_mutex_unlock(&w->qlock);
+
+        ex_result r;
+        t_function = j->fn;
+        t_nheld = 0;
+        ex_invoke(w->ex, j->fn, j->body, j->len, 0, &r);
+        while (t_nheld > 0) {
+            wlog(w, "%s ended holding lock '%s': released for it", j->fn, t_held[t_nheld - 1]);
+            svc_unlock(w, t_held[t_nheld - 1], strlen(t_held[t_nheld - 1]));
+        }
+        t_function = NULL;
+        atomic_fetch_add(&w->invocations, 1);
+        if (r.status || r.exit_code)
+            atomic_fetch_add(&w->errors, 1);
+        Psl__InvokeResult ir = PSL__INVOKE_RESULT__INIT;
+        ir.req_id = j->req_id;
+        ir.status = r.status;
+        ir.exit_code = r.exit_code;
+        ir.body.data = r.out;
+        ir.body.len = r.outlen;
+        ir.msg = r.msg;
+        ir.ns = r.ns;
+        Psl__ClusterMsg m = PSL__CLUSTER_MSG__INIT;
+        m.m_case = PSL__CLUSTER_MSG__M_INVOKE_RESULT;
+        m.invoke_result = &ir;
+        send_msg_on(t_push, &m);
+        atomic_fetch_sub(&w->inflight, 1);
+        free(r.out);
+        free(j->fn);
+        free(j->body);
+        free(j);
+    }
+    zmq_close(t_push);
+    t_push = NULL;
+    return NULL;
+}
+
+static void enqueue(wk *w, const Psl__Invoke *iv) {
+    job *j = xcalloc(1, sizeof *j);
+    j->req_id = iv->req_id;
+    j->fn = xstrdup(iv->function ? iv->function : "");
+    j->len = iv->body.len;
+    j->body = xmalloc(j->len ? j->len : 1);
+    if (j->len)
+        memcpy(j->body, iv->body.data, j->len);
+    atomic_fetch_add(&w->inflight, 1);
+    pthread_mutex_lock(&w->qlock);
+    if (w->tail)
+        w->tail->next = j;
+    else
+        w->head = j;
+    w->tail = j;
+    pthread_cond_signal(&w->qcond);
+    pthread_mutex_unlock(&w->qlock);
+}
+
+/* ---- the I/O thread ---- */
+
+static int chan_send_msg(net_chan *c, const Psl__ClusterMsg *m) {
+    size_t n = psl__cluster_msg__get_packed_size(m);
+    uint8_t *buf = xmalloc(n ? n : 1);
+    psl__cluster_msg__pack(m, buf);
+    int rc = net_chan_send(c, buf, n);
+    free(buf);
+    return rc;
+}
+
+static void deploy(wk *w, net_chan *c, const Psl__Deploy *d) {
+    ex_limits lim;
+    ex_limits_default(&lim);
+    if (d->limits) {
+        if (d->limits->timeout_ms)
+            lim.timeout_ms = d->limits->timeout_ms;
+        if (d->limits->max_memory_mb)
+            lim.max_memory_mb = d->limits->max_memory_mb;
+        if (d->limits->max_request)
+            lim.max_request = d->limits->max_request;
+        if (d->limits->max_response)
+            lim.max_response = d->limits->max_response;
+        lim.sync = d->limits->sync;
+    }
+    char msg[256] = {0};
+    int rc = ex_deploy(w->ex, d->name ? d->name : "", d->code.data, d->code.len, &lim, msg,
+                       sizeof msg);
+    if (rc)
+        wlog(w, "deploy %s failed: %s", d->name, msg);
+    if (!c || !d->req_id)
+        return;
+    Psl__DeployResult dr = PSL__DEPLOY_RESULT__INIT;
+    dr.req_id = d->req_id;
+    dr.status = rc;
+    dr.msg = msg;
+    Psl__ClusterMsg m = PSL__CLUSTER_MSG__INIT;
+    m.m_case = PSL__CLUSTER_MSG__M_DEPLOY_RESULT;
+    m.deploy_result = &dr;
+    if (chan_send_msg(c, &m) != 0)
+        wlog(w, "cannot send a deploy result: %s", net_chan_error(c));
+}
+
+static void kv_op(wk *w, net_chan *c, const Psl__KvOp *op) {
+    Psl__KvResult kr = PSL__KV_RESULT__INIT;
+    kr.req_id = op->req_id;
+    uint8_t *val = NULL;
+    if (op->op == 0) {
+        size_t vlen = 0;
+        kr.status = kvs_get(w->kv, op->key.data, op->key.len, NULL, 0, &vlen, NULL);
+        if (kr.status == 0) {
+            val = xmalloc(vlen ? vlen : 1);
+            size_t again;
+            kr.status = kvs_get(w->kv, op->key.data, op->key.len, val, vlen, &again, NULL);
+            kr.value.data = val;
+            kr.value.len = again < vlen ? again : vlen;
+        }
+    } else if (op->op == 1) {
+        kr.status = kvs_put(w->kv, op->key.data, op->key.len, op->value.data, op->value.len);
+    } else if (op->op == 2) {
+        kr.status = kvs_delete(w->kv, op->key.data, op->key.len);
+    } else {
+        kr.status = ERR_USAGE;
+    }
+    Psl__ClusterMsg m = PSL__CLUSTER_MSG__INIT;
+    m.m_case = PSL__CLUSTER_MSG__M_KV_RESULT;
+    m.kv_result = &kr;
+    if (chan_send_msg(c, &m) != 0)
+        wlog(w, "cannot send a kv result: %s", net_chan_error(c));
+    free(val);
+}
+
+static void dispatch(wk *w, net_chan *c, const uint8_t *data, size_t len) {
+    Psl__ClusterMsg *m = psl__cluster_msg__unpack(NULL, len, data);
+    if (!m) {
+        wlog(w, "undecodable message from the coordinator (%zu bytes) ignored", len);
+        return;
+    }
+    switch (m->m_case) {
+    case PSL__CLUSTER_MSG__M_WELCOME:
+        for (size_t i = 0; i < m->welcome->n_functions; i++)
+            deploy(w, NULL, m->welcome->functions[i]);
+        wlog(w, "welcomed by the coordinator: %zu functions", m->welcome->n_functions);
+        break;
+    case PSL__CLUSTER_MSG__M_DEPLOY:
+        deploy(w, c, m->deploy);
+        break;
+    case PSL__CLUSTER_MSG__M_REMOVE:
+        ex_remove(w->ex, m->remove->name ? m->remove->name : "");
+        break;
+    case PSL__CLUSTER_MSG__M_INVOKE:
+        enqueue(w, m->invoke);
+        break;
+    case PSL__CLUSTER_MSG__M_LOCK_GRANTED:
+        lock_granted(w, m->lock_granted);
+        break;
+    case PSL__CLUSTER_MSG__M_KV_OP:
+        kv_op(w, c, m->kv_op);
+        break;
+    default:
+        wlog(w, "unexpected message kind %d from the coordinator ignored", (int)m->m_case);
+        break;
+    }
+    psl__cluster_msg__free_unpacked(m, NULL);
+}
+
+static int send_hello(wk *w, net_chan *c) {
+    Psl__Hello h = PSL__HELLO__INIT;
+    h.worker_id = w->o->id;
+    h.threads = w->o->threads ? w->o->threads : 2;
+    h.name = w->name;
+    Psl__ClusterMsg m = PSL__CLUSTER_MSG__INIT;
+    m.m_case = PSL__CLUSTER_MSG__M_HELLO;
+    m.hello = &h;
+    return chan_send_msg(c, &m);
+}
+
+static int send_heartbeat(wk *w, net_chan *c) {
+    kvs_stats st;
+    kvs_get_stats(w->kv, &st);
+    Psl__Heartbeat hb = PSL__HEARTBEAT__INIT;
+    hb.inflight = atomic_load(&w->inflight);
+    hb.invocations = atomic_load(&w->invocations);
+    hb.errors = atomic_load(&w->errors);
+    hb.kv_reads = st.gets;
+    hb.kv_writes = st.puts + st.deletes;
+    Psl__ClusterMsg m = PSL__CLUSTER_MSG__INIT;
+    m.m_case = PSL__CLUSTER_MSG__M_HEARTBEAT;
+    m.heartbeat = &hb;
+    return chan_send_msg(c, &m);
+}
+
+/* Serve one connection until it breaks or a stop is requested. */
+static void serve(wk *w, net_chan *c, void *pull) {
+    uint64_t next_hb = 0;
+    while (!g_stop) {
+        uint64_t now = plat_now_ns();
+        if (now >= next_hb) {
+            if (send_heartbeat(w, c) != 0)
+                return;
+            next_hb = now + (uint64_t)HEARTBEAT_MS * 1000000u;
+        }
+        zmq_pollitem_t items[2] = {{net_chan_socket(c), 0, ZMQ_POLLIN, 0},
+                                   {pull, 0, ZMQ_POLLIN, 0}};
+        long wait_ms = (long)((next_hb - now) / 1000000u) + 1;
+        if (zmq_poll(items, 2, wait_ms) < 0 && errno != EINTR)
+            return;
+        if (items[1].revents & ZMQ_POLLIN) {
+            for (;;) {
+                zmq_msg_t zm;
+                zmq_msg_init(&zm);
+                if (zmq_msg_recv(&zm, pull, ZMQ_DONTWAIT) < 0) {
+                    zmq_msg_close(&zm);
+                    break;
+                }
+                int rc = net_chan_send(c, zmq_msg_data(&zm), zmq_msg_size(&zm));
+                zmq_msg_close(&zm);
+                if (rc != 0) {
+                    wlog(w, "channel to the coordinator failed: %s", net_chan_error(c));
+                    return;
+                }
+            }
+        }
+        if (items[0].revents & ZMQ_POLLIN) {
+            for (;;) {
+                uint8_t *msg;
+                size_t len;
+                int rc = net_chan_recv(c, 0, &msg, &len);
+                if (rc == -ETIMEDOUT)
+                    break;
+                if (rc != 0) {
+                    wlog(w, "channel to the coordinator failed: %s", net_chan_error(c));
+                    return;
+                }
+                dispatch(w, c, msg, len);
+                free(msg);
+            }
+        }
+    }
+}
+
+int worker_run(const worker_opts *o) {
+    wk w;
+    memset(&w, 0, sizeof w);
+    w.o = o;
+    if (o->name)
+        snprintf(w.name, sizeof w.name, "%s", o->name);
+    else
+        snprintf(w.name, sizeof w.name, "worker-%llu", (unsigned long long)o->id);
+    if (!o->coordinator || !o->policy || o->id == 0) {
+        wlog(&w, "needs --coordinator, --policy and a non-zero --id");
+        return ERR_USAGE;
+    }
+    tee_opts to = {.home = o->home};
+    tee_enclave *t = NULL;
+    int rc = tee_open(&to, &t);
+    if (rc) {
+        wlog(&w, "cannot open the enclave: %s", err_str(rc));
+        return rc;
+    }
+    tee_policy pol;
+    char why[256];
+    if (tee_policy_load(o->policy, &pol, why, sizeof why) != 0) {
+        wlog(&w, "bad policy %s: %s", o->policy, why);
+        tee_close(t);
+        return ERR_USAGE;
+    }
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    w.zctx = zmq_ctx_new();
+    w.kv = kvs_new(o->id);
+    host_services svc = {.ud = &w, .lock = svc_lock, .unlock = svc_unlock, .log = svc_log};
+    w.ex = ex_new(w.kv, &svc);
+    pthread_mutex_init(&w.qlock, NULL);
+    pthread_cond_init(&w.qcond, NULL);
+    pthread_mutex_init(&w.wlock, NULL);
+    pthread_cond_init(&w.wcond, NULL);
+    void *pull = zmq_socket(w.zctx, ZMQ_PULL);
+    zmq_bind(pull, OUTBOX);
+    unsigned nthreads = o->threads ? o->threads : 2;
+    pthread_t *threads = xcalloc(nthreads, sizeof *threads);
+    for (unsigned i = 0; i < nthreads; i++)
+        pthread_create(&threads[i], NULL, invoker, &w);
+
+    net_auth a = {.tee = t, .peer = &pol, .name = w.name};
+    unsigned backoff_ms = 50, failures = 0;
+    while (!g_stop) {
+        net_chan *c = NULL;
+        rc = net_chan_connect(w.zctx, o->coordinator, &a, &c, why, sizeof why);
+        if (rc != 0) {
+            /* Say why on the first failure and then every 30th, not on every retry. */
+            if (failures++ % 30 == 0)
+                wlog(&w, "cannot connect to the coordinator at %s: %s", o->coordinator,
+                     rc == ERR_AUTH ? why : err_str(rc));
+            struct timespec ts = {0, (long)backoff_ms * 1000000L};
+            nanosleep(&ts, NULL);
+            backoff_ms = backoff_ms < 1000 ? backoff_ms * 2 : 1000;
+            continue;
+        }
+        backoff_ms = 50;
+        failures = 0;
+        if (send_hello(&w, c) == 0) {
+            wlog(&w, "connected to %s", o->coordinator);
+            serve(&w, c, pull);
+        }
+        net_chan_close(c);
+    }
+
+    pthread_mutex_lock(&w.qlock);
+    w.stopping = true;
+    pthread_cond_broadcast(&w.qcond);
+    pthread_mutex_unlock(&w.qlock);
+    pthread_mutex_lock(&w.wlock);
+    pthread_cond_broadcast(&w.wcond);
+    pthread_mutex_unlock(&w.wlock);
+    for (unsigned i = 0; i < nthreads; i++)
+        pthread_join(threads[i], NULL);
+    free(threads);
+    zmq_close(pull);
+    ex_free(w.ex);
+    kvs_free(w.kv);
+    zmq_ctx_term(w.zctx);
+    tee_policy_fini(&pol);
+    tee_close(t);
+    wlog(&w, "stopped");
+    return 0;
+}
+
+int forwarder_run(const char *xsub, const char *xpub) {
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    void *ctx = zmq_ctx_new();
+    void *in = zmq_socket(ctx, ZMQ_XSUB), *out = zmq_socket(ctx, ZMQ_XPUB);
+    if (zmq_bind(in, xsub) != 0 || zmq_bind(out, xpub) != 0) {
+        fprintf(stderr, "psl: forwarder: cannot bind %s / %s: %s\n", xsub, xpub,
+                zmq_strerror(errno));
+        zmq_close(in);
+        zmq_close(out);
+        zmq_ctx_term(ctx);
+        return ERR_IO;
+    }
+    fprintf(stderr, "forwarder: XSUB %s -> XPUB %s (untrusted relay of encrypted records)\n", xsub,
+            xpub);
+    /* A steerable proxy would need a control socket; polling both sides ourselves lets a signal
+     * end the loop. */
+    while (!g_stop) {
+        zmq_pollitem_t items[2] = {{in, 0, ZMQ_POLLIN, 0}, {out, 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, 2, 200) < 0)
+            continue;
+        for (int k = 0; k < 2; k++) {
+            if (!(items[k].revents & ZMQ_POLLIN))
+                continue;
+            void *from = k ? out : in, *to = k ? in : out;
+            for (;;) {
+                zmq_msg_t m;
+                zmq_msg_init(&m);
+                if (zmq_msg_recv(&m, from, ZMQ_DONTWAIT) < 0) {
+                    zmq_msg_close(&m);
+                    break;
+                }
+                int more = zmq_msg_more(&m);
+                zmq_msg_send(&m, to, more ? ZMQ_SNDMORE : 0);
+            }
+        }
+    }
+    zmq_close(in);
+    zmq_close(out);
+    zmq_ctx_term(ctx);
+    return 0;
+}

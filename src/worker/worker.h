@@ -1,0 +1,37 @@
+/* The worker daemon (`psl worker`): an enclave that runs functions for a coordinator.
+ *
+ * It connects to the coordinator over the attested secure channel (src/net) as a client, says
+ * Hello, and from then on deploys what it is sent (Welcome, Deploy, Remove), runs Invoke requests
+ * on a pool of invocation threads (src/worker/exec.h), answers key-value admin operations, sends a
+ * Heartbeat every 200 ms, and forwards guest lock calls (LockAcquire/LockRelease) and log lines.
+ *
+ * Threads: one I/O thread owns the channel (a net_chan is single-threaded); invocation threads
+ * hand it their outgoing messages through a ZeroMQ inproc PUSH/PULL pair, so no lock is held
+ * across network I/O. A broken channel is reconnected with a fresh handshake; invocations in
+ * flight then finish and their results are dropped (the coordinator has failed them already).
+ *
+ * State: the deployment's memtable (src/kvs) with this worker's id as writer id. */
+#ifndef PSL_WORKER_WORKER_H
+#define PSL_WORKER_WORKER_H
+
+#include <stdint.h>
+
+typedef struct worker_opts {
+    const char *coordinator; /* endpoint of the coordinator's channel, e.g. tcp://127.0.0.1:7100 */
+    uint64_t id;             /* > 0; the kvs writer id */
+    const char *name;        /* for logs; NULL = "worker-ID" */
+    const char *dir;         /* private data folder */
+    const char *home;        /* tee home (platform key); NULL = tee default */
+    const char *policy;      /* policy file the coordinator's report must pass */
+    unsigned threads;        /* invocation threads; 0 = 2 */
+} worker_opts;
+
+/** Run until SIGINT/SIGTERM. @return 0 on a clean stop, or an ERR_* code (printed) when it could
+ * not start (bad policy, enclave). */
+int worker_run(const worker_opts *o);
+
+/** `psl forwarder --xsub EP --xpub EP`: the untrusted multicast relay (a ZeroMQ XSUB/XPUB proxy)
+ * that carries encrypted update records between workers. Runs until SIGINT/SIGTERM. */
+int forwarder_run(const char *xsub, const char *xpub);
+
+#endif
