@@ -33,7 +33,7 @@
 #define PSL_EDEPTH (-8)    /* invoke: nesting too deep */
 
 #define PSL_MAX_KEY 4096
-#define PSL_MAX_VALUE (16 << 20)
+#define PSL_MAX_VALUE (1 << 20)
 #define PSL_MAX_LOCK_NAME 256
 
 #endif

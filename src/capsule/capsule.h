@@ -178,6 +178,12 @@ typedef struct cap_writer_opts {
     size_t max_batch_records;    /* 0 = 4096 */
     size_t max_batch_bytes;      /* 0 = 4 MiB */
     int timeout_ms;              /* a replica silent for this long is retried (0 = 1000) */
+    /* Called on the writer's thread each time a batch becomes durable, with its records exactly
+     * as the replicas store them and the signed head covering them (CAP_HEAD_BYTES), e.g. to
+     * multicast the same bytes to peers. Must not block for long; may be NULL. */
+    void (*on_durable)(void *ud, const uint8_t *const *recs, const size_t *lens, size_t n,
+                       const uint8_t *head);
+    void *on_durable_ud;
 } cap_writer_opts;
 
 /** Create a new capsule (record 0 durable on f+1 replicas) or resume one (@p id non-NULL): the

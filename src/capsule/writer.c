@@ -413,6 +413,9 @@ static void *committer(void *arg) {
             break;
         }
         mark_durable(w, b, nrec, bytes);
+        if (w->o.on_durable)
+            w->o.on_durable(w->o.on_durable_ud, (const uint8_t *const *)b->recs, b->lens, b->n,
+                            b->head);
     }
     /* Closing: give lagging replicas a moment to acknowledge the tail, so that a short-lived
      * writer (the CLI) leaves all 2f+1 copies, not only f+1 (anti-entropy would fix it later). */

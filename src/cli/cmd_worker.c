@@ -22,6 +22,13 @@ void cmd_worker_help(FILE *out) {
             "                    ./psl-data)\n"
             "  --threads T       invocation threads (default 2)\n"
             "  --name NAME       name used in logs (default worker-N)\n"
+            "  --storage EPS     comma-separated storage replicas (2f+1): the worker fetches the\n"
+            "                    deployment keys from the coordinator's key manager, keeps its\n"
+            "                    writes in its own DataCapsule there, and recovers all state from\n"
+            "                    the capsules at start. Without it, state lives in memory only.\n"
+            "  --forwarder-pub EP  the forwarder's XSUB endpoint: multicast our updates there\n"
+            "  --forwarder-sub EP  the forwarder's XPUB endpoint: receive peers' updates there\n"
+            "  --deployment NAME   key manager deployment (default \"default\")\n"
             "Stops cleanly on SIGINT or SIGTERM.\n");
 }
 
@@ -66,6 +73,14 @@ int cmd_worker(int argc, char **argv) {
             o.threads = (unsigned)strtoul(v, NULL, 10);
         else if (!strcmp(a, "--name"))
             o.name = v;
+        else if (!strcmp(a, "--storage"))
+            o.storage = v;
+        else if (!strcmp(a, "--forwarder-pub"))
+            o.fwd_pub = v;
+        else if (!strcmp(a, "--forwarder-sub"))
+            o.fwd_sub = v;
+        else if (!strcmp(a, "--deployment"))
+            o.deployment = v;
         else {
             cli_err("worker: unknown option %s (see psl worker --help)", a);
             return EXIT_USAGE;

@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #define KVS_MAX_KEY 4096u
-#define KVS_MAX_VALUE (16u << 20)
+#define KVS_MAX_VALUE (1u << 20) /* so that one write always fits one capsule record */
 
 typedef struct kvs_version {
     uint64_t hlc;
@@ -56,10 +56,11 @@ int kvs_delete(kvs *k, const void *key, size_t klen);
 int kvs_merge(kvs *k, const void *key, size_t klen, const void *val, size_t vlen, bool tomb,
               kvs_version ver);
 
-/** Take the pending batch of local writes (encoded; see docs/kvs.md).
+/** Take pending local writes, oldest first, as one encoded batch of at most about @p max bytes
+ * (at least one write when any is pending; 0 = no bound). The rest stays pending.
  * @param[out] data malloc'd, caller frees; NULL with *len 0 when nothing is pending.
  * @param[out] nupdates number of writes in it. */
-void kvs_take_batch(kvs *k, uint8_t **data, size_t *len, uint32_t *nupdates);
+void kvs_take_batch(kvs *k, size_t max, uint8_t **data, size_t *len, uint32_t *nupdates);
 /* Number of local writes waiting in the pending batch. */
 uint32_t kvs_pending(kvs *k);
 

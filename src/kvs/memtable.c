@@ -216,7 +216,9 @@ uint32_t kvs_pending(kvs *k) {
     return n;
 }
 
-void kvs_take_batch(kvs *k, uint8_t **data, size_t *len, uint32_t *nupdates) {
+static size_t skip_update(const uint8_t *p, const uint8_t *end);
+
+void kvs_take_batch(kvs *k, size_t max, uint8_t **data, size_t *len, uint32_t *nupdates) {
     pthread_rwlock_wrlock(&k->lock);
     if (!k->pend_count) {
         pthread_rwlock_unlock(&k->lock);
@@ -225,18 +227,29 @@ void kvs_take_batch(kvs *k, uint8_t **data, size_t *len, uint32_t *nupdates) {
         *nupdates = 0;
         return;
     }
+    /* Cut after whole updates, at least one, within max bytes when possible. */
+    size_t cut = 0;
+    uint32_t n = 0;
+    while (n < k->pend_count) {
+        size_t u = skip_update(k->pend + cut, k->pend + k->npend);
+        if (max && n > 0 && cut + u > max)
+            break;
+        cut += u;
+        n++;
+    }
     uint8_t hdr[1 + 10];
     size_t h = 0;
     hdr[h++] = BATCH_FORMAT;
-    h += put_varint(hdr + h, k->pend_count);
-    uint8_t *out = xmalloc(h + k->npend);
+    h += put_varint(hdr + h, n);
+    uint8_t *out = xmalloc(h + cut);
     memcpy(out, hdr, h);
-    memcpy(out + h, k->pend, k->npend);
+    memcpy(out + h, k->pend, cut);
     *data = out;
-    *len = h + k->npend;
-    *nupdates = k->pend_count;
-    k->npend = 0;
-    k->pend_count = 0;
+    *len = h + cut;
+    *nupdates = n;
+    memmove(k->pend, k->pend + cut, k->npend - cut);
+    k->npend -= cut;
+    k->pend_count -= n;
     pthread_rwlock_unlock(&k->lock);
 }
 
@@ -301,6 +314,15 @@ static bool rd_update(rd *r, upd *u) {
         r->p += u->vlen;
     }
     return true;
+}
+
+/* Length of one well-formed pending update (we encoded it ourselves). */
+static size_t skip_update(const uint8_t *p, const uint8_t *end) {
+    rd r = {p, end, false};
+    upd u;
+    bool ok = rd_update(&r, &u);
+    ASSERT(ok);
+    return (size_t)(r.p - p);
 }
 
 int kvs_apply_batch(kvs *k, const uint8_t *data, size_t len) {

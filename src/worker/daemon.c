@@ -6,11 +6,13 @@
 #include "abi/psl_abi.h"
 #include "base/base.h"
 #include "base/err.h"
+#include "coord/keymgr.h"
 #include "net/net.h"
 #include "platform/platform.h"
 #include "proto/cluster.pb-c.h"
 #include "tee/tee.h"
 #include "worker/exec.h"
+#include "worker/repl.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -35,10 +37,14 @@ typedef struct job {
     size_t len;
 } job;
 
+#define MAX_VEC 64
+
 typedef struct waiter {
     bool used, done;
     uint64_t lock_req;
     int status;
+    uint32_t nvec;
+    uint64_t vec_writer[MAX_VEC], vec_seq[MAX_VEC];
 } waiter;
 
 typedef struct wk {
@@ -59,6 +65,7 @@ typedef struct wk {
     pthread_cond_t wcond;
     waiter waiters[MAX_WAITERS];
     atomic_ullong next_lock_req;
+    repl *rp; /* NULL without storage */
 } wk;
 
 static volatile sig_atomic_t g_stop;
@@ -134,17 +141,34 @@ static int svc_lock(void *ud, const char *name, size_t len) {
     while (!slot->done && rc != ETIMEDOUT && !w->stopping)
         rc = pthread_cond_timedwait(&w->wcond, &w->wlock, &until);
     int status = slot->done ? slot->status : PSL_EUNAVAIL;
+    waiter got = *slot;
     slot->used = false;
     pthread_mutex_unlock(&w->wlock);
     if (status != 0)
         return status < 0 && status > -100 ? status : PSL_ELOCK;
+    /* Release consistency: see every write published by earlier holders before going on. */
+    for (uint32_t i = 0; w->rp && i < got.nvec; i++) {
+        int wr = repl_wait_for(w->rp, got.vec_writer[i], got.vec_seq[i], 10000);
+        if (wr != 0) {
+            wlog(w, "lock %s: cannot apply writer %llu up to %llu (%s): lock given back", nm,
+                 (unsigned long long)got.vec_writer[i], (unsigned long long)got.vec_seq[i],
+                 wr == -ETIMEDOUT ? "timeout" : err_str(wr));
+            Psl__LockRelease lr = PSL__LOCK_RELEASE__INIT;
+            lr.name = nm;
+            Psl__ClusterMsg rm = PSL__CLUSTER_MSG__INIT;
+            rm.m_case = PSL__CLUSTER_MSG__M_LOCK_RELEASE;
+            rm.lock_release = &lr;
+            send_msg_on(t_push, &rm);
+            return PSL_EUNAVAIL;
+        }
+    }
     if (t_nheld < MAX_HELD)
         snprintf(t_held[t_nheld++], sizeof t_held[0], "%s", nm);
     return 0;
 }
 
 static int svc_unlock(void *ud, const char *name, size_t len) {
-    (void)ud;
+    wk *w = ud;
     if (!t_push)
         return PSL_EUNAVAIL;
     char nm[PSL_MAX_LOCK_NAME + 1];
@@ -158,13 +182,29 @@ static int svc_unlock(void *ud, const char *name, size_t len) {
         return PSL_ELOCK; /* not held by this invocation */
     memmove(t_held[held], t_held[held + 1], (size_t)(t_nheld - held - 1) * sizeof t_held[0]);
     t_nheld--;
+    /* Our writes are durable and published before anyone else may take the lock. */
+    Psl__VecEntry ve = PSL__VEC_ENTRY__INIT, *vp = &ve;
+    int rc = 0;
+    if (w->rp) {
+        uint64_t seq = 0;
+        rc = repl_flush(w->rp, true, &seq);
+        if (rc)
+            wlog(w, "lock %s released, but the holder's writes are not durable: %s", nm,
+                 err_str(rc));
+        ve.writer = w->o->id;
+        ve.seqno = seq;
+    }
     Psl__LockRelease lr = PSL__LOCK_RELEASE__INIT;
     lr.name = nm;
+    if (w->rp && !rc) {
+        lr.n_vector = 1;
+        lr.vector = &vp;
+    }
     Psl__ClusterMsg m = PSL__CLUSTER_MSG__INIT;
     m.m_case = PSL__CLUSTER_MSG__M_LOCK_RELEASE;
     m.lock_release = &lr;
     send_msg_on(t_push, &m);
-    return 0;
+    return rc ? PSL_EUNAVAIL : 0;
 }
 
 static void svc_log(void *ud, const char *msg, size_t len) {
@@ -188,8 +228,14 @@ static void lock_granted(wk *w, const Psl__LockGranted *g) {
     pthread_mutex_lock(&w->wlock);
     for (int i = 0; i < MAX_WAITERS; i++)
         if (w->waiters[i].used && w->waiters[i].lock_req == g->lock_req) {
-            w->waiters[i].done = true;
-            w->waiters[i].status = g->status;
+            waiter *wt = &w->waiters[i];
+            wt->done = true;
+            wt->status = g->status;
+            wt->nvec = 0;
+            for (size_t k = 0; k < g->n_vector && wt->nvec < MAX_VEC; k++) {
+                wt->vec_writer[wt->nvec] = g->vector[k]->writer;
+                wt->vec_seq[wt->nvec++] = g->vector[k]->seqno;
+            }
         }
     pthread_cond_broadcast(&w->wcond);
     pthread_mutex_unlock(&w->wlock);
@@ -226,6 +272,14 @@ static void *invoker(void *arg) {
             svc_unlock(w, t_held[t_nheld - 1], strlen(t_held[t_nheld - 1]));
         }
         t_function = NULL;
+        if (w->rp) {
+            /* Every invocation's writes go to the capsule now; sync functions wait for f+1. */
+            int fr = repl_flush(w->rp, r.sync, NULL);
+            if (fr && r.sync && r.status == 0) {
+                r.status = ERR_IO;
+                snprintf(r.msg, sizeof r.msg, "writes not durable: %s", err_str(fr));
+            }
+        }
         atomic_fetch_add(&w->invocations, 1);
         if (r.status || r.exit_code)
             atomic_fetch_add(&w->errors, 1);
@@ -335,6 +389,8 @@ static void kv_op(wk *w, net_chan *c, const Psl__KvOp *op) {
     } else {
         kr.status = ERR_USAGE;
     }
+    if ((op->op == 1 || op->op == 2) && kr.status == 0 && w->rp)
+        kr.status = repl_flush(w->rp, true, NULL);
     Psl__ClusterMsg m = PSL__CLUSTER_MSG__INIT;
     m.m_case = PSL__CLUSTER_MSG__M_KV_RESULT;
     m.kv_result = &kr;
@@ -397,6 +453,12 @@ static int send_heartbeat(wk *w, net_chan *c) {
     hb.errors = atomic_load(&w->errors);
     hb.kv_reads = st.gets;
     hb.kv_writes = st.puts + st.deletes;
+    if (w->rp) {
+        repl_stats rs;
+        repl_get_stats(w->rp, &rs);
+        hb.capsule_appends = rs.appends;
+        hb.applied_seqno = rs.own_seq;
+    }
     Psl__ClusterMsg m = PSL__CLUSTER_MSG__INIT;
     m.m_case = PSL__CLUSTER_MSG__M_HEARTBEAT;
     m.heartbeat = &hb;
@@ -516,6 +578,39 @@ int worker_run(const worker_opts *o) {
         }
         backoff_ms = 50;
         failures = 0;
+        if (o->storage && !w.rp) {
+            /* The deployment's keys come from the key manager, to this attested worker only. */
+            km_secrets *sec = NULL;
+            const char *dep = o->deployment ? o->deployment : "default";
+            rc = km_fetch(c, dep, w.name, &sec, why, sizeof why);
+            if (rc) {
+                wlog(&w, "key manager refused deployment '%s': %s", dep,
+                     rc == ERR_AUTH ? why : err_str(rc));
+                net_chan_close(c);
+                rc = ERR_AUTH;
+                break;
+            }
+            repl_opts ro = {.writer = o->id,
+                            .dir = o->dir,
+                            .storage = o->storage,
+                            .fwd_pub = o->fwd_pub,
+                            .fwd_sub = o->fwd_sub,
+                            .data_root = sec->capsule_key,
+                            .sign_seed = sec->sign_seed,
+                            .zctx = w.zctx,
+                            .kv = w.kv,
+                            .name = w.name};
+            rc = repl_open(&ro, &w.rp, why, sizeof why);
+            km_secrets_free(sec);
+            if (rc) {
+                wlog(&w, "cannot start replication: %s", why);
+                net_chan_close(c);
+                break;
+            }
+            kvs_stats ks;
+            kvs_get_stats(w.kv, &ks);
+            wlog(&w, "state recovered from storage: %llu keys", (unsigned long long)ks.keys);
+        }
         if (send_hello(&w, c) == 0) {
             wlog(&w, "connected to %s", o->coordinator);
             serve(&w, c, pull);
@@ -533,6 +628,7 @@ int worker_run(const worker_opts *o) {
     for (unsigned i = 0; i < nthreads; i++)
         pthread_join(threads[i], NULL);
     free(threads);
+    repl_close(w.rp);
     zmq_close(pull);
     ex_free(w.ex);
     kvs_free(w.kv);
@@ -540,7 +636,7 @@ int worker_run(const worker_opts *o) {
     tee_policy_fini(&pol);
     tee_close(t);
     wlog(&w, "stopped");
-    return 0;
+    return rc == ERR_AUTH || (rc && !g_stop) ? rc : 0;
 }
 
 int forwarder_run(const char *xsub, const char *xpub) {

@@ -307,6 +307,7 @@ static void run(executor *ex, fn *f, const uint8_t *in, size_t inlen, uint32_t d
              f->lim.max_request);
         return;
     }
+    res->sync = f->lim.sync;
     pinst *p = NULL;
     pthread_mutex_lock(&f->lock);
     if (f->nidle)

@@ -39,6 +39,7 @@ typedef struct ex_result {
     size_t outlen;
     char msg[256];  /* why, when status != 0 or exit_code != 0 */
     uint64_t ns;    /* wall time of the run */
+    bool sync;      /* the function's durability is sync: reply after its writes are durable */
 } ex_result;
 
 typedef struct executor executor;

@@ -10,7 +10,11 @@
  * across network I/O. A broken channel is reconnected with a fresh handshake; invocations in
  * flight then finish and their results are dropped (the coordinator has failed them already).
  *
- * State: the deployment's memtable (src/kvs) with this worker's id as writer id. */
+ * State: the deployment's memtable (src/kvs) with this worker's id as writer id. With --storage,
+ * the worker first fetches the deployment's keys from the coordinator's key manager (released
+ * only to an attested worker), then replicates through its DataCapsule and the forwarder
+ * (src/worker/repl.h): writes become durable before a sync function replies and before a lock is
+ * released, and a lock acquire applies the release vector before the guest continues. */
 #ifndef PSL_WORKER_WORKER_H
 #define PSL_WORKER_WORKER_H
 
@@ -24,6 +28,10 @@ typedef struct worker_opts {
     const char *home;        /* tee home (platform key); NULL = tee default */
     const char *policy;      /* policy file the coordinator's report must pass */
     unsigned threads;        /* invocation threads; 0 = 2 */
+    const char *storage;     /* comma-separated storage replicas; NULL: state lives in memory only */
+    const char *fwd_pub;     /* forwarder XSUB endpoint (publish updates there) */
+    const char *fwd_sub;     /* forwarder XPUB endpoint (receive peers' updates there) */
+    const char *deployment;  /* key manager deployment (NULL = "default") */
 } worker_opts;
 
 /** Run until SIGINT/SIGTERM. @return 0 on a clean stop, or an ERR_* code (printed) when it could

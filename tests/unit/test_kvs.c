@@ -140,8 +140,8 @@ static void test_convergence_any_order(void **state) {
     uint8_t *b1, *b2;
     size_t l1, l2;
     uint32_t n1, n2;
-    kvs_take_batch(w1, &b1, &l1, &n1);
-    kvs_take_batch(w2, &b2, &l2, &n2);
+    kvs_take_batch(w1, 0, &b1, &l1, &n1);
+    kvs_take_batch(w2, 0, &b2, &l2, &n2);
     assert_int_equal(n1, 50);
     assert_int_equal(kvs_pending(w1), 0);
     kvs *r1 = kvs_new(3), *r2 = kvs_new(4);
@@ -169,6 +169,40 @@ static void test_convergence_any_order(void **state) {
     kvs_free(r2);
 }
 
+static void test_bounded_batches(void **state) {
+    (void)state;
+    kvs *w = kvs_new(1), *r = kvs_new(2);
+    char val[300];
+    memset(val, 'v', sizeof val);
+    for (int i = 0; i < 100; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        assert_int_equal(kvs_put(w, key, strlen(key), val, sizeof val), 0);
+    }
+    uint32_t total = 0, batches = 0;
+    for (;;) {
+        uint8_t *b;
+        size_t len;
+        uint32_t n;
+        kvs_take_batch(w, 4096, &b, &len, &n);
+        if (!b)
+            break;
+        assert_true(len <= 4096 + 16);
+        assert_true(n >= 1);
+        assert_int_equal(kvs_apply_batch(r, b, len), (int)n);
+        total += n;
+        batches++;
+        free(b);
+    }
+    assert_int_equal(total, 100);
+    assert_true(batches > 5);
+    kvs_stats st;
+    kvs_get_stats(r, &st);
+    assert_int_equal(st.keys, 100);
+    kvs_free(w);
+    kvs_free(r);
+}
+
 static void test_corrupt_batch(void **state) {
     (void)state;
     kvs *w = kvs_new(1);
@@ -177,7 +211,7 @@ static void test_corrupt_batch(void **state) {
     uint8_t *b;
     size_t len;
     uint32_t n;
-    kvs_take_batch(w, &b, &len, &n);
+    kvs_take_batch(w, 0, &b, &len, &n);
     kvs *r = kvs_new(2);
     /* Every truncation is rejected and leaves the memtable empty. */
     for (size_t cut = 0; cut < len; cut++)
@@ -203,6 +237,7 @@ int main(void) {
         cmocka_unit_test(test_hlc_monotonic),
         cmocka_unit_test(test_put_get_delete),
         cmocka_unit_test(test_convergence_any_order),
+        cmocka_unit_test(test_bounded_batches),
         cmocka_unit_test(test_corrupt_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,544 @@
+/* Replication of the memtable through DataCapsules and multicast; see repl.h.
+ * Invariant: for every peer capsule, records 1 .. next_seq-1 have been verified and applied here,
+ * and prev_hash is the hash of record next_seq-1. All peer state is guarded by r->mu. */
+#include "worker/repl.h"
+
+#include "base/base.h"
+#include "base/err.h"
+#include "capsule/capsule.h"
+#include "crypto/crypto.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <zmq.h>
+
+#define NAME_PREFIX "psl-worker-"
+
+typedef struct pcap {
+    struct pcap *next;
+    uint8_t id[CAP_ID_BYTES];
+    uint64_t writer; /* from the metadata name; 0 when it is not a worker capsule */
+    uint8_t pk[32];
+    uint8_t dkey[32];
+    uint64_t next_seq;
+    uint8_t prev_hash[CAP_HASH_BYTES];
+    uint64_t prev_hlc;
+    cap_reader *rd;
+    bool known; /* metadata read and verified */
+    bool bad;   /* cannot be decrypted with our key: not our deployment */
+} pcap;
+
+struct repl {
+    uint64_t writer;
+    char name[64];
+    kvs *kv;
+    uint8_t data_root[32];
+    cap_keys keys;
+    char **eps;
+    size_t neps;
+    cap_client *cl;
+    cap_writer *w;
+    uint8_t own_id[CAP_ID_BYTES];
+    void *zctx, *pub, *sub;
+    pthread_t rx;
+    bool rx_started;
+    atomic_bool stop;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pcap *caps;
+    pthread_mutex_t flush_mu;
+    uint64_t last_seq;
+    repl_stats st;
+};
+
+static void rlog(const repl *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void rlog(const repl *r, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", r->name);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* ---- peer capsules (under r->mu) ---- */
+
+static pcap *find_cap(repl *r, const uint8_t id[CAP_ID_BYTES]) {
+    for (pcap *c = r->caps; c; c = c->next)
+        if (memcmp(c->id, id, CAP_ID_BYTES) == 0)
+            return c;
+    pcap *c = xcalloc(1, sizeof *c);
+    memcpy(c->id, id, CAP_ID_BYTES);
+    c->next_seq = 1;
+    c->next = r->caps;
+    r->caps = c;
+    return c;
+}
+
+static pcap *cap_of_writer(repl *r, uint64_t writer) {
+    for (pcap *c = r->caps; c; c = c->next)
+        if (c->known && c->writer == writer)
+            return c;
+    return NULL;
+}
+
+typedef struct apply_ctx {
+    repl *r;
+    int rc;
+} apply_ctx;
+
+static int apply_payload(void *arg, uint64_t seq, int kind, const uint8_t *p, size_t len) {
+    apply_ctx *a = arg;
+    (void)seq;
+    if (kind != CAP_KIND_DATA)
+        return 0; /* checkpoints and metadata carry no writes */
+    int rc = kvs_apply_batch(a->r->kv, p, len);
+    if (rc < 0) {
+        a->rc = rc;
+        return rc;
+    }
+    a->r->st.applied_batches++;
+    return 0;
+}
+
+/* Catch capsule c up from storage, verifying everything (the capsule reader does). */
+static int catch_up(repl *r, pcap *c) {
+    if (c->bad)
+        return ERR_AUTH;
+    int rc;
+    if (!c->rd && (rc = cap_reader_open(r->cl, c->id, r->data_root, &c->rd)) != 0)
+        return rc;
+    if ((rc = cap_reader_sync(c->rd)) != 0)
+        return rc;
+    if (!c->known) {
+        const cap_meta *m = cap_reader_meta(c->rd);
+        memcpy(c->pk, m->writer_pk, 32);
+        if (strncmp(m->name, NAME_PREFIX, strlen(NAME_PREFIX)) == 0)
+            c->writer = strtoull(m->name + strlen(NAME_PREFIX), NULL, 10);
+        cap_data_key(r->data_root, c->id, c->dkey);
+        c->known = true;
+    }
+    cap_head h;
+    cap_reader_head(c->rd, &h);
+    if (h.seqno >= c->next_seq) {
+        apply_ctx a = {r, 0};
+        rc = cap_read_range(c->rd, c->next_seq, h.seqno, apply_payload, &a);
+        if (rc == ERR_AUTH) {
+            c->bad = true;
+            rlog(r, "capsule %02x%02x%02x%02x... is not readable with this deployment's key: "
+                    "skipped", c->id[0], c->id[1], c->id[2], c->id[3]);
+            return rc;
+        }
+        if (rc)
+            return rc;
+        c->next_seq = h.seqno + 1;
+        r->st.repaired++;
+    }
+    if (c->next_seq == h.seqno + 1) {
+        /* The next multicast record must link to the verified head (record 0 included). */
+        memcpy(c->prev_hash, h.hash, CAP_HASH_BYTES);
+        c->prev_hlc = 0; /* unknown here: the next link check accepts any later clock */
+    }
+    pthread_cond_broadcast(&r->cv);
+    return 0;
+}
+
+/* Learn every capsule the replicas hold and catch each one up. */
+static int recover_all(repl *r) {
+    uint8_t *ids = NULL;
+    size_t n = 0;
+    int rc = ERR_IO;
+    for (size_t i = 0; i < cap_client_count(r->cl) && rc; i++)
+        rc = cap_client_list(r->cl, i, &ids, &n);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        pcap *c = find_cap(r, ids + i * CAP_ID_BYTES);
+        if (c->bad)
+            continue;
+        int crc = catch_up(r, c);
+        if (crc && crc != ERR_AUTH)
+            rlog(r, "recovering capsule of writer %llu: %s", (unsigned long long)c->writer,
+                 cap_strerror(crc));
+    }
+    free(ids);
+    return 0;
+}
+
+/* ---- multicast ---- */
+
+/* Writer thread: a batch is durable; send the same bytes to the peers. */
+static void publish(void *ud, const uint8_t *const *recs, const size_t *lens, size_t n,
+                    const uint8_t *head) {
+    repl *r = ud;
+    if (!r->pub)
+        return;
+    uint8_t hdr[8 + CAP_ID_BYTES];
+    for (int i = 0; i < 8; i++)
+        hdr[i] = (uint8_t)(r->writer >> (8 * i));
+    memcpy(hdr + 8, r->own_id, CAP_ID_BYTES);
+    zmq_send(r->pub, hdr, sizeof hdr, ZMQ_SNDMORE);
+    zmq_send(r->pub, head, CAP_HEAD_BYTES, n ? ZMQ_SNDMORE : 0);
+    for (size_t i = 0; i < n; i++)
+        zmq_send(r->pub, recs[i], lens[i], i + 1 < n ? ZMQ_SNDMORE : 0);
+}
+
+/* Verify a multicast batch against capsule c's state, then apply it. Returns 0, or an error after
+ * which the caller repairs from storage. */
+static int apply_multicast(repl *r, pcap *c, zmq_msg_t *frames, size_t nf) {
+    cap_head head;
+    if (nf < 3 || cap_head_decode(zmq_msg_data(&frames[1]), zmq_msg_size(&frames[1]), &head))
+        return ERR_MALFORMED;
+    /* Skip what we already have; a gap means we lost a multicast. */
+    size_t first = 2;
+    uint64_t seq = 0;
+    for (; first < nf; first++) {
+        cap_hdr h;
+        const uint8_t *body;
+        size_t bl;
+        if (cap_record_parse(zmq_msg_data(&frames[first]), zmq_msg_size(&frames[first]), &h,
+                             &body, &bl))
+            return ERR_MALFORMED;
+        if (h.seqno >= c->next_seq) {
+            seq = h.seqno;
+            break;
+        }
+    }
+    if (first == nf)
+        return 0; /* nothing new */
+    if (seq != c->next_seq)
+        return CAP_ERR_GAP;
+    /* Verify the whole run before applying any of it: links, head hash, head signature. */
+    uint8_t prev[CAP_HASH_BYTES];
+    memcpy(prev, c->prev_hash, CAP_HASH_BYTES);
+    uint64_t prev_hlc = c->prev_hlc;
+    for (size_t i = first; i < nf; i++, seq++) {
+        const uint8_t *rec = zmq_msg_data(&frames[i]);
+        size_t len = zmq_msg_size(&frames[i]);
+        cap_hdr h;
+        const uint8_t *body;
+        size_t bl;
+        if (cap_record_check_link(rec, len, c->id, seq, prev, prev_hlc) ||
+            cap_record_parse(rec, len, &h, &body, &bl))
+            return ERR_CORRUPT;
+        cap_record_hash(rec, len, prev);
+        prev_hlc = h.hlc;
+    }
+    if (head.seqno != seq - 1 || memcmp(head.capsule, c->id, CAP_ID_BYTES) != 0 ||
+        !cr_equal(head.hash, prev, CAP_HASH_BYTES) || cap_head_verify(&head, c->pk) != 0)
+        return ERR_AUTH;
+    for (size_t i = first; i < nf; i++) {
+        const uint8_t *rec = zmq_msg_data(&frames[i]);
+        size_t len = zmq_msg_size(&frames[i]);
+        cap_hdr h;
+        const uint8_t *body;
+        size_t bl;
+        if (cap_record_parse(rec, len, &h, &body, &bl))
+            return ERR_MALFORMED;
+        uint8_t *pt = xmalloc(h.payload_len ? h.payload_len : 1);
+        int rc = cap_record_open(c->dkey, rec, len, pt);
+        if (rc == 0 && h.kind == CAP_KIND_DATA)
+            rc = kvs_apply_batch(r->kv, pt, h.payload_len) < 0 ? ERR_CORRUPT : 0;
+        free(pt);
+        if (rc)
+            return rc; /* the chain was signed, so this is a key problem: repair reports it */
+        c->next_seq = h.seqno + 1;
+        r->st.applied_batches++;
+    }
+    memcpy(c->prev_hash, prev, CAP_HASH_BYTES);
+    c->prev_hlc = prev_hlc;
+    return 0;
+}
+
+static void *rx_main(void *arg) {
+    repl *r = arg;
+    enum { MAXF = 4100 };
+    zmq_msg_t *frames = xcalloc(MAXF, sizeof *frames);
+    while (!atomic_load(&r->stop)) {
+        zmq_pollitem_t it = {r->sub, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 200) <= 0)
+            continue;
+        size_t nf = 0;
+        int more = 1;
+        while (more) {
+            zmq_msg_t m;
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, r->sub, 0) < 0) {
+                zmq_msg_close(&m);
+                break;
+            }
+            more = zmq_msg_more(&m);
+            if (nf < MAXF)
+                frames[nf++] = m;
+            else
+                zmq_msg_close(&m);
+        }
+        if (nf >= 2 && zmq_msg_size(&frames[0]) == 8 + CAP_ID_BYTES) {
+            const uint8_t *id = (const uint8_t *)zmq_msg_data(&frames[0]) + 8;
+            if (memcmp(id, r->own_id, CAP_ID_BYTES) != 0) {
+                pthread_mutex_lock(&r->mu);
+                r->st.multicast_in++;
+                pcap *c = find_cap(r, id);
+                int rc = 0;
+                if (!c->known)
+                    rc = catch_up(r, c); /* learn its key and history from storage */
+                if (!rc && !c->bad) {
+                    rc = apply_multicast(r, c, frames, nf);
+                    if (rc) {
+                        if (rc != CAP_ERR_GAP) {
+                            r->st.rejected++;
+                            rlog(r, "multicast batch of writer %llu rejected (%s): repairing "
+                                    "from storage",
+                                 (unsigned long long)c->writer, cap_strerror(rc));
+                        }
+                        rc = catch_up(r, c);
+                        if (rc)
+                            rlog(r, "repair of writer %llu from storage failed: %s",
+                                 (unsigned long long)c->writer, cap_strerror(rc));
+                    }
+                }
+                pthread_cond_broadcast(&r->cv);
+                pthread_mutex_unlock(&r->mu);
+            }
+        }
+        for (size_t i = 0; i < nf; i++)
+            zmq_msg_close(&frames[i]);
+    }
+    free(frames);
+    return NULL;
+}
+
+/* ---- opening ---- */
+
+static int split_endpoints(repl *r, const char *list) {
+    char *copy = xstrdup(list);
+    for (char *t = strtok(copy, ","); t; t = strtok(NULL, ",")) {
+        r->eps = xrealloc(r->eps, (r->neps + 1) * sizeof *r->eps);
+        r->eps[r->neps++] = xstrdup(t);
+    }
+    free(copy);
+    return r->neps ? 0 : ERR_USAGE;
+}
+
+int repl_open(const repl_opts *o, repl **out, char *why, size_t whylen) {
+    *out = NULL;
+    repl *r = xcalloc(1, sizeof *r);
+    r->writer = o->writer;
+    snprintf(r->name, sizeof r->name, "%s", o->name ? o->name : "repl");
+    r->kv = o->kv;
+    r->zctx = o->zctx;
+    memcpy(r->data_root, o->data_root, 32);
+    cr_sign_seed_keypair(r->keys.sign_pk, r->keys.sign_sk, o->sign_seed);
+    memcpy(r->keys.data_root, o->data_root, 32);
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    pthread_mutex_init(&r->flush_mu, NULL);
+    atomic_init(&r->stop, false);
+    int rc = split_endpoints(r, o->storage ? o->storage : "");
+    if (rc) {
+        snprintf(why, whylen, "no storage endpoints");
+        goto fail;
+    }
+    if ((rc = cap_client_open((const char *const *)r->eps, r->neps, 2000, &r->cl)) != 0) {
+        snprintf(why, whylen, "storage client: %s", cap_strerror(rc));
+        goto fail;
+    }
+    if (o->fwd_pub) {
+        r->pub = zmq_socket(r->zctx, ZMQ_PUB);
+        int linger = 1000;
+        zmq_setsockopt(r->pub, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_connect(r->pub, o->fwd_pub);
+    }
+
+    /* Our own capsule: resume it when its id is on disk, else create it. */
+    mkdir(o->dir, 0700);
+    char idpath[1024], jpath[1024], cname[64];
+    snprintf(idpath, sizeof idpath, "%s/capsule.id", o->dir);
+    snprintf(jpath, sizeof jpath, "%s/capsule.journal", o->dir);
+    snprintf(cname, sizeof cname, NAME_PREFIX "%llu", (unsigned long long)o->writer);
+    cap_writer_opts wo = {.replicas = (const char *const *)r->eps,
+                          .nreplicas = r->neps,
+                          .name = cname,
+                          .journal = jpath,
+                          .on_durable = publish,
+                          .on_durable_ud = r};
+    FILE *fp = fopen(idpath, "r");
+    if (fp) {
+        char hex[2 * CAP_ID_BYTES + 2] = {0};
+        bool ok = fgets(hex, sizeof hex, fp) != NULL;
+        fclose(fp);
+        if (!ok || cr_unhex(r->own_id, CAP_ID_BYTES, hex, 2 * CAP_ID_BYTES) != 0) {
+            snprintf(why, whylen, "%s is damaged", idpath);
+            rc = ERR_CORRUPT;
+            goto fail;
+        }
+        rc = cap_writer_open(&r->keys, &wo, r->own_id, &r->w, NULL);
+    } else {
+        rc = cap_writer_open(&r->keys, &wo, NULL, &r->w, r->own_id);
+        if (!rc) {
+            char hex[2 * CAP_ID_BYTES + 1];
+            cr_hex(hex, r->own_id, CAP_ID_BYTES);
+            fp = fopen(idpath, "w");
+            if (!fp || fprintf(fp, "%s\n", hex) < 0 || fclose(fp) != 0) {
+                snprintf(why, whylen, "cannot write %s", idpath);
+                rc = ERR_IO;
+                goto fail;
+            }
+        }
+    }
+    if (rc) {
+        snprintf(why, whylen, "capsule writer: %s", cap_strerror(rc));
+        goto fail;
+    }
+    cap_head h;
+    cap_writer_head(r->w, &h);
+    r->last_seq = h.seqno;
+
+    /* Rebuild the key space from every capsule (ours too: a restart starts empty). */
+    pthread_mutex_lock(&r->mu);
+    pcap *own = find_cap(r, r->own_id);
+    (void)own;
+    rc = recover_all(r);
+    pthread_mutex_unlock(&r->mu);
+    if (rc) {
+        snprintf(why, whylen, "recovery from storage: %s", cap_strerror(rc));
+        goto fail;
+    }
+    if (o->fwd_sub) {
+        r->sub = zmq_socket(r->zctx, ZMQ_SUB);
+        zmq_setsockopt(r->sub, ZMQ_SUBSCRIBE, "", 0);
+        int linger = 0;
+        zmq_setsockopt(r->sub, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_connect(r->sub, o->fwd_sub);
+        if (pthread_create(&r->rx, NULL, rx_main, r) == 0)
+            r->rx_started = true;
+    }
+    *out = r;
+    return 0;
+fail:
+    repl_close(r);
+    return rc;
+}
+
+void repl_close(repl *r) {
+    if (!r)
+        return;
+    atomic_store(&r->stop, true);
+    if (r->rx_started)
+        pthread_join(r->rx, NULL);
+    if (r->w) {
+        (void)repl_flush(r, true, NULL);
+        int rc = cap_writer_close(r->w);
+        if (rc)
+            rlog(r, "closing the capsule writer: %s", cap_strerror(rc));
+    }
+    if (r->sub)
+        zmq_close(r->sub);
+    if (r->pub)
+        zmq_close(r->pub);
+    for (pcap *c = r->caps, *nx; c; c = nx) {
+        nx = c->next;
+        cap_reader_close(c->rd);
+        free(c);
+    }
+    cap_client_close(r->cl);
+    for (size_t i = 0; i < r->neps; i++)
+        free(r->eps[i]);
+    free(r->eps);
+    cr_memzero(&r->keys, sizeof r->keys);
+    cr_memzero(r->data_root, sizeof r->data_root);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->flush_mu);
+    free(r);
+}
+
+/* ---- flushing and waiting ---- */
+
+int repl_flush(repl *r, bool wait, uint64_t *seq) {
+    pthread_mutex_lock(&r->flush_mu);
+    int rc = 0;
+    for (;;) {
+        uint8_t *data;
+        size_t len;
+        uint32_t n;
+        kvs_take_batch(r->kv, CAP_PAYLOAD_MAX - 64, &data, &len, &n);
+        if (!data)
+            break;
+        uint64_t s;
+        rc = cap_append_submit(r->w, data, len, &s);
+        free(data);
+        if (rc)
+            break;
+        r->last_seq = s;
+        r->st.appends++;
+    }
+    uint64_t last = r->last_seq;
+    pthread_mutex_unlock(&r->flush_mu);
+    if (!rc && wait && last)
+        rc = cap_wait_durable(r->w, last);
+    if (seq)
+        *seq = last;
+    return rc;
+}
+
+int repl_wait_for(repl *r, uint64_t writer, uint64_t seqno, int timeout_ms) {
+    if (writer == r->writer || seqno == 0)
+        return 0;
+    struct timespec end;
+    clock_gettime(CLOCK_REALTIME, &end);
+    end.tv_sec += timeout_ms / 1000;
+    end.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (end.tv_nsec >= 1000000000L) {
+        end.tv_sec++;
+        end.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&r->mu);
+    int rc = 0;
+    for (int round = 0;; round++) {
+        pcap *c = cap_of_writer(r, writer);
+        if (c && c->next_seq > seqno)
+            break;
+        /* Give multicast a moment, then pull from storage. */
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        if (t.tv_sec > end.tv_sec || (t.tv_sec == end.tv_sec && t.tv_nsec >= end.tv_nsec)) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        if (round > 0) {
+            if (c)
+                (void)catch_up(r, c);
+            else
+                (void)recover_all(r);
+            c = cap_of_writer(r, writer);
+            if (c && c->next_seq > seqno)
+                break;
+        }
+        t.tv_nsec += 20000000L;
+        if (t.tv_nsec >= 1000000000L) {
+            t.tv_sec++;
+            t.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&r->cv, &r->mu, &t);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+void repl_get_stats(repl *r, repl_stats *s) {
+    pthread_mutex_lock(&r->mu);
+    *s = r->st;
+    pthread_mutex_unlock(&r->mu);
+    pthread_mutex_lock(&r->flush_mu);
+    s->own_seq = r->last_seq;
+    s->appends = r->st.appends;
+    pthread_mutex_unlock(&r->flush_mu);
+}
