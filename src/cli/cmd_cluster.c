@@ -7,6 +7,8 @@
 #include "base/base.h"
 #include "base/err.h"
 #include "coord/coord.h"
+#include "crypto/crypto.h"
+#include "tee/tee.h"
 #include "platform/platform.h"
 
 #include <cjson/cJSON.h>
@@ -38,13 +40,14 @@ static void on_stop(int sig) {
 void cmd_coordinator_help(FILE *out) {
     fprintf(out,
             "usage: psl coordinator --listen ENDPOINT --http PORT --dir DIR --policy FILE\n"
-            "                       [--http-addr IP] [--dead-ms MS] [--lease-ms MS]\n"
+            "                       [--home DIR] [--http-addr IP] [--dead-ms MS] [--lease-ms MS]\n"
             "  Run the coordinator: function registry (kept in DIR/functions), worker membership\n"
             "  and scheduling, lock server, key manager, and the HTTP gateway on IP:PORT\n"
             "  (default 127.0.0.1). Workers connect to ENDPOINT (e.g. tcp://127.0.0.1:7700) over\n"
             "  the attested channel and must pass the policy FILE. --dead-ms: silence after which\n"
             "  a worker is dead (2000); --lease-ms: lock lease (10000). See docs/deploy.md and\n"
-            "  docs/gateway.md.\n");
+            "  docs/gateway.md. --home: enclave home (platform key, sealed key manager state;\n"
+            "  default $PSL_HOME, else DIR).\n");
 }
 
 static bool parse_u32(const char *s, uint32_t *out) {
@@ -80,6 +83,8 @@ int cmd_coordinator(int argc, char **argv) {
             o.http_addr = v;
         else if (strcmp(a, "--dir") == 0)
             o.dir = v;
+        else if (strcmp(a, "--home") == 0)
+            o.home = v;
         else if (strcmp(a, "--policy") == 0)
             o.policy = v;
         else if (strcmp(a, "--dead-ms") == 0 && parse_u32(v, &u))
@@ -517,15 +522,33 @@ int cmd_up(int argc, char **argv) {
     }
     snprintf(logs, sizeof logs, "%s/logs", dir);
     (void)mkdir(logs, 0700);
-    /* Development policy: sim enclaves of any measurement. A cluster file for real machines pins
-     * measurements and platform keys (docs/deploy.md). */
+    /* Every trusted process of the cluster shares DIR as its enclave home, hence one platform
+     * key, created here once so that concurrent starts never race to create it. */
+    tee_enclave *tee = NULL;
+    tee_opts to = {.home = dir, .quiet = true};
+    if (tee_open(&to, &tee) != 0) {
+        cli_err("up: cannot open the enclave home %s", dir);
+        return EXIT_IO;
+    }
+    uint8_t pk[TEE_KEY_BYTES];
+    tee_platform_key(tee, pk);
+    tee_close(tee);
+    setenv("PSL_HOME", dir, 1);
+    /* Development policy: sim enclaves of any measurement, on this machine's platform key. A
+     * deployment across machines pins measurements too (docs/deploy.md). */
     char policy[4300];
     snprintf(policy, sizeof policy, "%s/policy.txt", dir);
-    if (access(policy, F_OK) != 0 &&
-        write_file(policy, "# psl up: development policy (sim backend, any measurement)\n"
-                           "allow_sim: yes\nmeasurement: any\nmax_age: 300\n") != 0) {
-        cli_err("up: cannot write %s", policy);
-        return EXIT_IO;
+    if (access(policy, F_OK) != 0) {
+        char hex[2 * TEE_KEY_BYTES + 1], text[512];
+        cr_hex(hex, pk, sizeof pk);
+        snprintf(text, sizeof text,
+                 "# psl up: development policy (sim backend, any measurement, this platform)\n"
+                 "allow_sim: yes\nmeasurement: any\nplatform_key: %s\nmax_age: 300\n",
+                 hex);
+        if (write_file(policy, text) != 0) {
+            cli_err("up: cannot write %s", policy);
+            return EXIT_IO;
+        }
     }
     const char *exe = self_exe();
     bool have_storage = have_cmd("storage"), have_fwd = have_cmd("forwarder");

@@ -332,6 +332,14 @@ static void on_hello(coord *c, uint64_t peer, const Psl__Hello *h) {
     welcome(c, peer);
 }
 
+/* A malloc'd copy (never NULL; protobuf gives NULL data for empty bytes). */
+static uint8_t *dup_bytes(const uint8_t *p, size_t n) {
+    uint8_t *b = xmalloc(n ? n : 1);
+    if (n)
+        memcpy(b, p, n);
+    return b;
+}
+
 static void on_invoke_result(coord *c, co_worker *w, const Psl__InvokeResult *m) {
     co_req *r = pending_find(c, m->req_id);
     if (!r || r->kind != CO_INVOKE || r->peer != w->peer)
@@ -342,14 +350,12 @@ static void on_invoke_result(coord *c, co_worker *w, const Psl__InvokeResult *m)
     r->worker = w->id;
     const char *msg = m->msg ? m->msg : "";
     if (m->status == 0 && m->exit_code == 0) {
-        r->out = xmalloc(m->body.len ? m->body.len : 1);
-        memcpy(r->out, m->body.data, m->body.len);
+        r->out = dup_bytes(m->body.data, m->body.len);
         r->outlen = m->body.len;
         req_done(r, 200, NULL, NULL);
     } else if (m->status == 0) {
         /* Non-zero exit: the body carries what the function wrote; msg its stderr excerpt. */
-        r->out = xmalloc(m->body.len ? m->body.len : 1);
-        memcpy(r->out, m->body.data, m->body.len);
+        r->out = dup_bytes(m->body.data, m->body.len);
         r->outlen = m->body.len;
         /* The worker's message may repeat the status ("exit status N: stderr..."). */
         char pre[48];
@@ -428,8 +434,7 @@ static void on_kv_result(coord *c, co_worker *w, const Psl__KvResult *m) {
         w->inflight--;
     r->worker = w->id;
     if (m->status == 0) {
-        r->out = xmalloc(m->value.len ? m->value.len : 1);
-        memcpy(r->out, m->value.data, m->value.len);
+        r->out = dup_bytes(m->value.data, m->value.len);
         r->outlen = m->value.len;
         req_done(r, 200, NULL, NULL);
     } else if (m->status == ERR_NOTFOUND) {
@@ -867,11 +872,22 @@ int co_run(const co_opts *o, volatile sig_atomic_t *stop) {
         fprintf(stderr, "psl coordinator: policy %s: %s\n", o->policy, why);
         goto fail;
     }
-    tee_opts to = {.home = o->dir, .quiet = true};
+    const char *home = o->home;
+    if (!home)
+        home = getenv("PSL_HOME") && *getenv("PSL_HOME") ? getenv("PSL_HOME") : o->dir;
+    tee_opts to = {.home = home, .quiet = true};
     rc = tee_open(&to, &c.tee);
     if (rc)
         goto fail;
-    tee_measure_extend(c.tee, "config", o->listen, strlen(o->listen));
+    /* The measurement covers what decides whom the coordinator trusts (the worker policy), not
+     * where it listens: sealed key-manager state must survive a restart on another port. */
+    {
+        uint8_t *pt = NULL;
+        size_t pn = 0;
+        if (plat_read_file(o->policy, &pt, &pn) == 0)
+            tee_measure_extend(c.tee, "config:worker-policy", pt, pn);
+        free(pt);
+    }
     tee_policy_for(c.tee, false, &c.self_pol);
     cr_sign_keypair(c.bell_pk, c.bell_sk);
     tee_policy_add_client(&c.wpol, c.bell_pk);

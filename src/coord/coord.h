@@ -41,7 +41,9 @@ typedef struct co_opts {
     const char *listen;      /* ZeroMQ endpoint for workers, e.g. tcp://127.0.0.1:7700 */
     const char *http_addr;   /* address the gateway binds (NULL = 127.0.0.1) */
     unsigned http_port;      /* gateway port (0 = do not start the gateway) */
-    const char *dir;         /* state directory (registry, key manager, tee home) */
+    const char *dir;         /* state directory (registry) */
+    const char *home;        /* enclave home: platform key, counters, sealed key manager state
+                              * (NULL = $PSL_HOME when set, else dir) */
     const char *policy;      /* worker attestation policy file */
     uint32_t dead_ms;        /* silence after which a worker is dead (0 = 2000) */
     uint32_t lease_ms;       /* lock lease (0 = 10000) */
