@@ -8,7 +8,11 @@ EX=$2
 export PSL_DIR=$3
 rm -rf "$PSL_DIR"
 run() {
-    echo "\$ psl $*"
+    line="\$ psl"
+    for a in "$@"; do
+        case $a in *" "*) line="$line \"$a\"" ;; *) line="$line $a" ;; esac
+    done
+    echo "$line"
     "$PSL" "$@"
 }
 trap '"$PSL" down >/dev/null 2>&1 || true' EXIT
