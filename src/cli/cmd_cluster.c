@@ -575,17 +575,17 @@ int cmd_up(int argc, char **argv) {
     cJSON_AddNumberToObject(cj, "workers", o.workers);
     cJSON_AddNumberToObject(cj, "replicas", o.replicas);
 
-#define ADD_PROC(ROLE, ARGV)                                                                      \
-    do {                                                                                          \
-        snprintf(ps[np].role, sizeof ps[np].role, "%s", ROLE);                                    \
-        snprintf(ps[np].log, sizeof ps[np].log, "%s/%s.log", logs, ROLE);                         \
-        ps[np].pid = spawn(ARGV, ps[np].log);                                                     \
-        cJSON *e_ = cJSON_CreateObject();                                                         \
-        cJSON_AddStringToObject(e_, "role", ROLE);                                                \
-        cJSON_AddNumberToObject(e_, "pid", ps[np].pid);                                           \
-        cJSON_AddStringToObject(e_, "log", ps[np].log);                                           \
-        cJSON_AddItemToArray(jp, e_);                                                             \
-        np++;                                                                                     \
+#define ADD_PROC(ROLE, ARGV)                                                                       \
+    do {                                                                                           \
+        snprintf(ps[np].role, sizeof ps[np].role, "%s", ROLE);                                     \
+        snprintf(ps[np].log, sizeof ps[np].log, "%s/%s.log", logs, ROLE);                          \
+        ps[np].pid = spawn(ARGV, ps[np].log);                                                      \
+        cJSON *e_ = cJSON_CreateObject();                                                          \
+        cJSON_AddStringToObject(e_, "role", ROLE);                                                 \
+        cJSON_AddNumberToObject(e_, "pid", ps[np].pid);                                            \
+        cJSON_AddStringToObject(e_, "log", ps[np].log);                                            \
+        cJSON_AddItemToArray(jp, e_);                                                              \
+        np++;                                                                                      \
     } while (0)
 
     if (have_storage) {
@@ -677,8 +677,8 @@ int cmd_up(int argc, char **argv) {
         if (live >= (int)o.workers)
             break;
         if (plat_now_ns() > deadline) {
-            cli_err("up: only %d of %u workers joined within 60 s (logs in %s)", live < 0 ? 0 : live,
-                    o.workers, logs);
+            cli_err("up: only %d of %u workers joined within 60 s (logs in %s)",
+                    live < 0 ? 0 : live, o.workers, logs);
             stop_procs(ps, np, 5000);
             unlink(path);
             return EXIT_FAILED;
@@ -796,8 +796,8 @@ int cmd_status(int argc, char **argv) {
 /* ---- client commands ------------------------------------------------------------------------ */
 
 /* Run one request against the gateway; prints errors. @return exit status; *out on success. */
-static int call(const copts *o, const char *method, const char *path, const void *body,
-                size_t blen, hbuf *out) {
+static int call(const copts *o, const char *method, const char *path, const void *body, size_t blen,
+                hbuf *out) {
     char *gw = gateway_url(o);
     if (!gw)
         return EXIT_NOTFOUND;
@@ -857,10 +857,10 @@ int cmd_deploy(int argc, char **argv) {
     char *name = escape(o.pos[0]);
     snprintf(path, sizeof path, "/system/functions/%s?", name);
     free(name);
-#define QARG(field, key)                                                                          \
-    if (o.field) {                                                                                \
-        snprintf(q, sizeof q, "%s=%u&", key, o.field);                                            \
-        strncat(path, q, sizeof path - strlen(path) - 1);                                         \
+#define QARG(field, key)                                                                           \
+    if (o.field) {                                                                                 \
+        snprintf(q, sizeof q, "%s=%u&", key, o.field);                                             \
+        strncat(path, q, sizeof path - strlen(path) - 1);                                          \
     }
     QARG(timeout_ms, "timeout_ms")
     QARG(max_memory_mb, "max_memory_mb")
@@ -955,8 +955,7 @@ int cmd_list(int argc, char **argv) {
                        cJSON_IsString(nm) ? nm->valuestring : "?",
                        cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(f, "version")),
                        cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(f, "size")),
-                       cJSON_GetNumberValue(
-                           cJSON_GetObjectItemCaseSensitive(f, "invocationCount")),
+                       cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(f, "invocationCount")),
                        cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(f, "timeout_ms")),
                        cJSON_IsString(h) ? h->valuestring : "?");
             }
@@ -1040,10 +1039,10 @@ int cmd_kv(int argc, char **argv) {
         return EXIT_USAGE;
     }
     const char *op = o.pos[0];
-    const char *method = strcmp(op, "get") == 0   ? "GET"
-                         : strcmp(op, "put") == 0 ? "PUT"
+    const char *method = strcmp(op, "get") == 0                                ? "GET"
+                         : strcmp(op, "put") == 0                              ? "PUT"
                          : strcmp(op, "del") == 0 || strcmp(op, "delete") == 0 ? "DELETE"
-                                                                                 : NULL;
+                                                                               : NULL;
     if (!method || (strcmp(method, "PUT") != 0 && o.npos != 2)) {
         cmd_kv_help(stderr);
         return EXIT_USAGE;

@@ -36,7 +36,8 @@ static void clog_(const char *fmt, ...) {
     va_end(ap);
 }
 
-/* ---- sending ---------------------------------------------------------------------------------- */
+/* ---- sending ----------------------------------------------------------------------------------
+ */
 
 static int send_msg(coord *c, uint64_t peer, const Psl__ClusterMsg *m) {
     size_t n = psl__cluster_msg__get_packed_size(m);
@@ -103,7 +104,8 @@ static void send_grant(coord *c, const co_grant *g) {
     free(ents);
 }
 
-/* ---- requests ----------------------------------------------------------------------------------- */
+/* ---- requests -----------------------------------------------------------------------------------
+ */
 
 static void req_done(co_req *r, int http, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -159,7 +161,8 @@ void co_req_fini(co_req *r) {
     r->wait_peers = NULL;
 }
 
-/* ---- workers ------------------------------------------------------------------------------------ */
+/* ---- workers ------------------------------------------------------------------------------------
+ */
 
 static co_worker *worker_by_peer(coord *c, uint64_t peer) {
     for (co_worker *w = c->workers; w; w = w->next)
@@ -225,8 +228,8 @@ static void worker_dead(coord *c, co_worker *w, const char *why) {
         return;
     w->alive = false;
     c->workers_died++;
-    clog_("worker %" PRIu64 " (%s) is dead: %s; %u request(s) in flight fail", w->id, w->name,
-          why, w->inflight);
+    clog_("worker %" PRIu64 " (%s) is dead: %s; %u request(s) in flight fail", w->id, w->name, why,
+          w->inflight);
     uint64_t now = plat_now_ns();
     for (co_req *r = c->pending, *nx; r; r = nx) {
         nx = r->next;
@@ -362,8 +365,8 @@ static void on_invoke_result(coord *c, co_worker *w, const Psl__InvokeResult *m)
         snprintf(pre, sizeof pre, "exit status %d: ", m->exit_code);
         if (strncmp(msg, pre, strlen(pre)) == 0)
             msg += strlen(pre);
-        req_done(r, 500, "EXIT", "function '%s' exited with status %d%s%s", r->name,
-                 m->exit_code, msg[0] ? "; stderr: " : "", msg);
+        req_done(r, 500, "EXIT", "function '%s' exited with status %d%s%s", r->name, m->exit_code,
+                 msg[0] ? "; stderr: " : "", msg);
     } else if (m->status == ERR_TRAP || m->status == ERR_LIMIT || m->status == -ETIMEDOUT) {
         /* The engine reports a spent time budget as a trap; clients see it as a timeout. */
         bool timeout = m->status == -ETIMEDOUT || strstr(msg, "time budget") ||
@@ -493,7 +496,8 @@ static void on_message(coord *c, uint64_t peer, const uint8_t *msg, size_t len) 
         clog_("msg from %" PRIu64 " (%s): %zu bytes, case %d", peer, w ? w->name : "?", len,
               m ? (int)m->m_case : -1);
     bool cluster = m && m->m_case >= PSL__CLUSTER_MSG__M_HELLO &&
-                   m->m_case <= PSL__CLUSTER_MSG__M_KV_RESULT && (w || m->m_case == PSL__CLUSTER_MSG__M_HELLO);
+                   m->m_case <= PSL__CLUSTER_MSG__M_KV_RESULT &&
+                   (w || m->m_case == PSL__CLUSTER_MSG__M_HELLO);
     if (!cluster) {
         /* Not a worker message: a key request (workers ask for their deployment's secrets
          * before or after Hello; keymgr.h). km_handle always answers. */
@@ -528,7 +532,8 @@ static void on_message(coord *c, uint64_t peer, const uint8_t *msg, size_t len) 
     psl__cluster_msg__free_unpacked(m, NULL);
 }
 
-/* ---- requests from the gateway ------------------------------------------------------------------ */
+/* ---- requests from the gateway ------------------------------------------------------------------
+ */
 
 static void start_invoke(coord *c, co_req *r) {
     co_fn *f = co_fn_find(c->fns, r->name);
@@ -811,7 +816,8 @@ void co_submit(coord *c, co_req *r) {
     pthread_cond_destroy(&r->cv);
 }
 
-/* ---- life cycle --------------------------------------------------------------------------------- */
+/* ---- life cycle ---------------------------------------------------------------------------------
+ */
 
 static void coord_free(coord *c) {
     if (c->bell)
@@ -930,8 +936,8 @@ int co_run(const co_opts *o, volatile sig_atomic_t *stop) {
             goto fail;
     }
     clog_("ready: workers at %s, gateway http://%s:%u, %zu function(s) loaded from %s",
-          net_server_endpoint(c.srv), o->http_addr ? o->http_addr : "127.0.0.1", o->http_port,
-          nf, o->dir);
+          net_server_endpoint(c.srv), o->http_addr ? o->http_addr : "127.0.0.1", o->http_port, nf,
+          o->dir);
     while (!*stop)
         usleep(50000);
     clog_("stopping");

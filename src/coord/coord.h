@@ -38,17 +38,17 @@
 #include "base/err.h"
 
 typedef struct co_opts {
-    const char *listen;      /* ZeroMQ endpoint for workers, e.g. tcp://127.0.0.1:7700 */
-    const char *http_addr;   /* address the gateway binds (NULL = 127.0.0.1) */
-    unsigned http_port;      /* gateway port (0 = do not start the gateway) */
-    const char *dir;         /* state directory (registry) */
-    const char *home;        /* enclave home: platform key, counters, sealed key manager state
-                              * (NULL = $PSL_HOME when set, else dir) */
-    const char *policy;      /* worker attestation policy file */
-    uint32_t dead_ms;        /* silence after which a worker is dead (0 = 2000) */
-    uint32_t lease_ms;       /* lock lease (0 = 10000) */
-    uint32_t log_lines;      /* log lines kept per function (0 = 512) */
-    const char *deployment;  /* key manager deployment created at start (NULL = "default") */
+    const char *listen;     /* ZeroMQ endpoint for workers, e.g. tcp://127.0.0.1:7700 */
+    const char *http_addr;  /* address the gateway binds (NULL = 127.0.0.1) */
+    unsigned http_port;     /* gateway port (0 = do not start the gateway) */
+    const char *dir;        /* state directory (registry) */
+    const char *home;       /* enclave home: platform key, counters, sealed key manager state
+                             * (NULL = $PSL_HOME when set, else dir) */
+    const char *policy;     /* worker attestation policy file */
+    uint32_t dead_ms;       /* silence after which a worker is dead (0 = 2000) */
+    uint32_t lease_ms;      /* lock lease (0 = 10000) */
+    uint32_t log_lines;     /* log lines kept per function (0 = 512) */
+    const char *deployment; /* key manager deployment created at start (NULL = "default") */
 } co_opts;
 
 /** Run the coordinator until *stop becomes non-zero (set it from a signal handler).

@@ -15,8 +15,8 @@
 #include "tee/tee.h"
 
 #define CO_NAME_MAX 64
-#define CO_MAX_MODULE (16u << 20)  /* largest module accepted by deploy */
-#define CO_MAX_MSG (64u << 20)     /* largest channel message (Welcome carries every module) */
+#define CO_MAX_MODULE (16u << 20) /* largest module accepted by deploy */
+#define CO_MAX_MSG (64u << 20)    /* largest channel message (Welcome carries every module) */
 
 typedef struct co_limits {
     uint32_t timeout_ms, max_memory_mb, max_request, max_response;
@@ -104,9 +104,9 @@ typedef struct co_worker {
     uint32_t threads;
     bool alive;
     uint64_t joined_ns, last_ns;
-    uint32_t inflight;          /* requests the coordinator has outstanding on it */
-    uint64_t sent;              /* invocations scheduled to it */
-    uint32_t hb_inflight;       /* from its last heartbeat */
+    uint32_t inflight;    /* requests the coordinator has outstanding on it */
+    uint64_t sent;        /* invocations scheduled to it */
+    uint32_t hb_inflight; /* from its last heartbeat */
     uint64_t hb_invocations, hb_errors, hb_kv_reads, hb_kv_writes, hb_appends, hb_seqno;
     struct co_worker *next;
 } co_worker;
@@ -124,12 +124,12 @@ typedef struct co_req {
     const uint8_t *key;
     size_t klen;
     /* output: set by the I/O thread before done */
-    int http;          /* HTTP status */
-    const char *code;  /* error code word (static), NULL on success */
-    char *msg;         /* malloc'd message (errors) */
-    uint8_t *out;      /* malloc'd response body */
+    int http;         /* HTTP status */
+    const char *code; /* error code word (static), NULL on success */
+    char *msg;        /* malloc'd message (errors) */
+    uint8_t *out;     /* malloc'd response body */
     size_t outlen;
-    uint64_t worker;   /* worker id that ran it */
+    uint64_t worker; /* worker id that ran it */
     bool done;
     pthread_cond_t cv;
     /* I/O thread bookkeeping */
@@ -138,7 +138,7 @@ typedef struct co_req {
     uint32_t nwait;
     co_fn *fn_new, *fn_old; /* deploy: the new version, and the one it replaces */
     bool fn_replaced;
-    char *deploy_err;       /* deploy: first refusal by a worker */
+    char *deploy_err; /* deploy: first refusal by a worker */
     struct co_req *next, *prev;
 } co_req;
 
@@ -147,8 +147,8 @@ typedef struct co_req {
 typedef struct coord {
     co_opts o;
     tee_enclave *tee;
-    tee_policy wpol;       /* worker policy + the doorbell identity */
-    tee_policy self_pol;   /* accepts this coordinator (the doorbell checks its server) */
+    tee_policy wpol;     /* worker policy + the doorbell identity */
+    tee_policy self_pol; /* accepts this coordinator (the doorbell checks its server) */
     net_server *srv;
     km *km;
     uint8_t bell_pk[32], bell_sk[64];
@@ -163,8 +163,8 @@ typedef struct coord {
     co_fn *fns;
     co_worker *workers;
     co_lock *locks;
-    co_req *qhead, *qtail;   /* submitted, not yet taken by the I/O thread */
-    co_req *pending;         /* sent to workers, waiting for their answer */
+    co_req *qhead, *qtail; /* submitted, not yet taken by the I/O thread */
+    co_req *pending;       /* sent to workers, waiting for their answer */
     uint64_t next_req;
     /* gateway metrics */
     uint64_t http_requests, invocations, inv_errors;

@@ -27,9 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-const double co_lat_bounds[CO_LAT_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                              0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
-                                              1.0,    5.0};
+const double co_lat_bounds[CO_LAT_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                              0.025,  0.05,    0.1,    0.25,  0.5,    1.0,   5.0};
 
 #define KV_MAX_BODY (1u << 20)
 #define SMALL_BODY (64u << 10)
@@ -43,9 +42,8 @@ typedef struct conn {
 
 static enum MHD_Result reply(struct MHD_Connection *mc, unsigned status, const char *ctype,
                              void *body, size_t len) {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, body ? body : (void *)"", body ? MHD_RESPMEM_MUST_FREE
-                                                                            : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        len, body ? body : (void *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!r) {
         free(body);
         return MHD_NO;
@@ -106,7 +104,8 @@ static cJSON *fn_json(const co_fn *f) {
     return j;
 }
 
-/* ---- read-only endpoints ---------------------------------------------------------------------- */
+/* ---- read-only endpoints ----------------------------------------------------------------------
+ */
 
 static enum MHD_Result do_list(coord *c, struct MHD_Connection *mc) {
     cJSON *a = cJSON_CreateArray();
@@ -225,8 +224,8 @@ static enum MHD_Result do_metrics(coord *c, struct MHD_Connection *mc) {
     sb_printf(&s, "# HELP psl_gateway_invocation_errors_total Invocations answered with an error.\n"
                   "# TYPE psl_gateway_invocation_errors_total counter\n");
     for (co_fn *f = c->fns; f; f = f->next)
-        sb_printf(&s, "psl_gateway_invocation_errors_total{function=\"%s\"} %" PRIu64 "\n",
-                  f->name, f->errors);
+        sb_printf(&s, "psl_gateway_invocation_errors_total{function=\"%s\"} %" PRIu64 "\n", f->name,
+                  f->errors);
     sb_printf(&s, "# HELP psl_gateway_invocation_seconds Invocation latency through the gateway.\n"
                   "# TYPE psl_gateway_invocation_seconds histogram\n");
     uint64_t cum = 0;
@@ -277,9 +276,9 @@ static enum MHD_Result reply_req(struct MHD_Connection *mc, co_req *r) {
     if (r->http < 400) {
         uint8_t *out = r->out;
         r->out = NULL;
-        struct MHD_Response *resp = MHD_create_response_from_buffer(
-            r->outlen, out ? (void *)out : (void *)"",
-            out ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+        struct MHD_Response *resp =
+            MHD_create_response_from_buffer(r->outlen, out ? (void *)out : (void *)"",
+                                            out ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
         if (!resp) {
             free(out);
             return MHD_NO;
@@ -371,8 +370,8 @@ static enum MHD_Result do_deploy(coord *c, struct MHD_Connection *mc, const char
     int rc = wasm_module_load(cn->buf, cn->len, &m, &we);
     if (rc) {
         if (we.offset != SIZE_MAX)
-            return reply_err(mc, 400, "INVALID", "invalid module: %s: at byte %zu: %s",
-                             err_str(rc), we.offset, we.msg);
+            return reply_err(mc, 400, "INVALID", "invalid module: %s: at byte %zu: %s", err_str(rc),
+                             we.offset, we.msg);
         return reply_err(mc, 400, "INVALID", "invalid module: %s: %s", err_str(rc), we.msg);
     }
     wasm_module_free(m);
@@ -500,9 +499,9 @@ static enum MHD_Result route(coord *c, struct MHD_Connection *mc, const char *ur
         return reply_err(mc, 405, "METHOD", "unsupported method %s", method);
     }
     if (strcmp(url, "/system/logs") == 0 || strncmp(url, "/system/logs/", 13) == 0) {
-        const char *name = url[12] == '/' ? url + 13
-                                          : MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND,
-                                                                        "name");
+        const char *name = url[12] == '/'
+                               ? url + 13
+                               : MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND, "name");
         if (!name)
             return reply_err(mc, 400, "USAGE", "GET /system/logs?name=NAME");
         return do_logs(c, mc, name);
@@ -515,9 +514,8 @@ static enum MHD_Result route(coord *c, struct MHD_Connection *mc, const char *ur
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls) {
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls) {
     (void)version;
     coord *c = cls;
     conn *cn = *con_cls;

@@ -124,7 +124,9 @@ static void sync_dir(const char *dir) {
     }
 }
 
-static void fn_dir(char *out, size_t n, const char *dir) { snprintf(out, n, "%s/functions", dir); }
+static void fn_dir(char *out, size_t n, const char *dir) {
+    snprintf(out, n, "%s/functions", dir);
+}
 
 int co_registry_save(const char *dir, const co_fn *f) {
     char d[4096], path[4200];

@@ -25,7 +25,9 @@ static net_chan *g_ch;
 static uint64_t g_last_hb;
 
 /* Wall-clock milliseconds, so that the events of several clients can be ordered. */
-static uint64_t ms(void) { return plat_realtime_ns() / 1000000u; }
+static uint64_t ms(void) {
+    return plat_realtime_ns() / 1000000u;
+}
 
 static int send_msg(const Psl__ClusterMsg *m) {
     size_t n = psl__cluster_msg__get_packed_size(m);

@@ -78,7 +78,8 @@ static void test_lock_drop_waiters(void **state) {
     assert_false(co_lock_acquire(l, 2, 4, 0, &g));
     assert_false(co_lock_acquire(l, 4, 5, 0, &g));
     assert_int_equal(co_lock_drop_waiters(l, 2), 2);
-    assert_int_equal(co_lock_drop_waiters(l, 4), 1); /* the tail: a later acquire must still queue */
+    assert_int_equal(co_lock_drop_waiters(l, 4),
+                     1); /* the tail: a later acquire must still queue */
     assert_false(co_lock_acquire(l, 5, 6, 0, &g));
     assert_int_equal(co_lock_release(l, 1, NULL, 0, 0, &g), 1);
     assert_int_equal(g.peer, 3);
