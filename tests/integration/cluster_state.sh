@@ -1,0 +1,89 @@
+#!/bin/sh
+# Shared state across a real local cluster (psl up: 2 workers, 3 storage replicas, forwarder,
+# coordinator): concurrent writers converge, transfers under locks preserve the total on every
+# observation, state survives a full restart, and nothing acknowledged with sync durability is
+# lost when a worker is killed with SIGKILL mid-stream.
+# usage: cluster_state.sh PSL EXAMPLES_DIR
+set -u
+PSL=${1:?} EX=${2:?}
+T=$(mktemp -d /tmp/psl-state-test.XXXXXX)
+D="$T/cluster"
+FAILS=0 PASSES=0
+cleanup() { "$PSL" down --dir "$D" >/dev/null 2>&1; [ -n "${KEEP:-}" ] || rm -rf "$T"; }
+trap cleanup EXIT INT TERM
+ok() { echo "ok:   $*"; PASSES=$((PASSES + 1)); }
+bad() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
+inv() { "$PSL" invoke "$1" --data "$2" --dir "$D" 2>>"$T/client.err"; }
+kvget() { "$PSL" kv get "$1" --dir "$D" 2>>"$T/client.err"; }
+
+"$PSL" up --workers 2 --dir "$D" >"$T/up.out" 2>&1 || { cat "$T/up.out"; bad "psl up"; exit 1; }
+"$PSL" deploy counter "$EX/counter.wasm" --dir "$D" >/dev/null &&
+"$PSL" deploy bank "$EX/bank.wasm" --dir "$D" >/dev/null &&
+"$PSL" deploy scounter "$EX/counter.wasm" --durability sync --dir "$D" >/dev/null ||
+    { bad "deploy"; exit 1; }
+
+# 1. Concurrent writers on both workers, then quiescence: every read agrees (sequential requests
+#    alternate between the two workers).
+inv bank "open a 100" >/dev/null; inv bank "open b 100" >/dev/null
+for c in 1 2 3 4; do
+    ( for i in 1 2 3 4 5 6 7 8 9 10; do inv counter "shared 1" >/dev/null; done ) &
+done
+for c in 1 2 3; do
+    ( for i in 1 2 3 4 5 6 7 8; do inv bank "move a b 3" >/dev/null; inv bank "move b a 2" >/dev/null;
+        inv bank "total a b" >>"$T/totals"; done ) &
+done
+wait
+sleep 1
+v1=$(kvget counter/shared) v2=$(kvget counter/shared) v3=$(kvget counter/shared) v4=$(kvget counter/shared)
+if [ -n "$v1" ] && [ "$v1" = "$v2" ] && [ "$v2" = "$v3" ] && [ "$v3" = "$v4" ]; then
+    ok "concurrent increments from both workers converge (counter/shared=$v1 on every read)"
+else
+    bad "replicas disagree after quiescence: $v1 $v2 $v3 $v4"
+fi
+nt=$(wc -l < "$T/totals")
+if [ "$nt" -eq 24 ] && ! grep -v '^total 200$' "$T/totals" >/dev/null; then
+    ok "24 totals observed under the lock during concurrent transfers: all 200"
+else
+    bad "totals under the lock: $(sort "$T/totals" | uniq -c | tr '\n' ' ')"
+fi
+a1=$(kvget bank/a) a2=$(kvget bank/a) b1=$(kvget bank/b) b2=$(kvget bank/b)
+if [ "$a1" = "$a2" ] && [ "$b1" = "$b2" ] && [ $((a1 + b1)) -eq 200 ]; then
+    ok "balances agree on both workers: a=$a1 b=$b1"
+else
+    bad "balances: a=$a1/$a2 b=$b1/$b2"
+fi
+
+# 2. A full restart recovers the same state from the capsules.
+"$PSL" down --dir "$D" >/dev/null 2>&1
+"$PSL" up --workers 2 --dir "$D" >"$T/up2.out" 2>&1 || { cat "$T/up2.out"; bad "psl up again"; exit 1; }
+r1=$(kvget counter/shared) r2=$(kvget counter/shared) ra=$(kvget bank/a) rb=$(kvget bank/b)
+if [ "$r1" = "$v1" ] && [ "$r2" = "$v1" ] && [ "$ra" = "$a1" ] && [ "$rb" = "$b1" ]; then
+    ok "after psl down / psl up both workers hold the same state (shared=$r1 a=$ra b=$rb)"
+else
+    bad "after restart: shared=$r1/$r2 (was $v1) a=$ra (was $a1) b=$rb (was $b1)"
+fi
+
+# 3. sync durability: acknowledged writes survive SIGKILL of a worker mid-stream.
+W1=$(tr -d '\n\t ' < "$D/cluster.json" | sed 's/.*"role":"worker-1","pid":\([0-9]*\).*/\1/')
+( for i in $(seq 1 60); do
+      out=$(inv scounter "u$i 1") && echo "u$i" >>"$T/acked"
+  done ) &
+LOOP=$!
+sleep 0.7
+kill -9 "$W1" 2>/dev/null && echo "      (killed worker-1, pid $W1, mid-stream)"
+wait "$LOOP"
+sleep 1
+"$PSL" down --dir "$D" >/dev/null 2>&1
+"$PSL" up --workers 2 --dir "$D" >"$T/up3.out" 2>&1 || { cat "$T/up3.out"; bad "psl up after kill"; exit 1; }
+lost=0 nack=0
+for k in $(cat "$T/acked" 2>/dev/null); do
+    nack=$((nack + 1))
+    [ "$(kvget "counter/$k")" = "1" ] || { lost=$((lost + 1)); echo "      lost: $k"; }
+done
+if [ "$nack" -gt 20 ] && [ "$lost" -eq 0 ]; then
+    ok "all $nack acknowledged sync invocations are durable after a worker was killed"
+else
+    bad "$lost of $nack acknowledged sync writes lost"
+fi
+echo "$PASSES passed, $FAILS failed"
+[ "$FAILS" -eq 0 ]
