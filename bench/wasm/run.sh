@@ -18,6 +18,7 @@
 #   BENCH_TIMEOUT=S    kill a run after S seconds (default 600)
 #   BUILD=dir          CMake build folder with psl and examples (default build)
 #   PSL, NODE, CC_NATIVE, CC_WASM, BENCH_OUT   tools and the output folder
+#   BENCH_SNAPSHOT=0   time $PSL in place instead of a copy taken at the start
 #
 # Adding a column: add a case to column_cmd below (and a name to BENCH_COLUMNS).
 set -u -o pipefail
@@ -128,6 +129,14 @@ done
 if [ "$build_failed" = 1 ]; then
     echo "run.sh: building the kernels failed" >&2
     exit 1
+fi
+
+# Time a private copy of psl: other people rebuilding build/ during a long run would otherwise
+# swap the binary under the benchmark (or make it briefly unexecutable). BENCH_SNAPSHOT=0 skips it.
+if [ "$QUICK" = 0 ] && [ "${BENCH_SNAPSHOT:-1}" != 0 ] && [ -x "$PSL" ]; then
+    cp "$PSL" "$BENCH_OUT/psl.snapshot.$$" && mv -f "$BENCH_OUT/psl.snapshot.$$" "$BENCH_OUT/psl"
+    echo "(timing a copy of $PSL taken at $(date -u +%Y-%m-%dT%H:%M:%SZ): $BENCH_OUT/psl)"
+    PSL=$BENCH_OUT/psl
 fi
 
 # ---- run ----
