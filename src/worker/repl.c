@@ -257,11 +257,32 @@ static int apply_multicast(repl *r, pcap *c, zmq_msg_t *frames, size_t nf) {
     return 0;
 }
 
+static uint64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Receives peers' multicast; every ANTI_ENTROPY_MS it also pulls from storage whatever multicast
+ * lost (the forwarder is untrusted and may drop anything), so replicas converge without it. */
+#define ANTI_ENTROPY_MS 1000
 static void *rx_main(void *arg) {
     repl *r = arg;
     enum { MAXF = 4100 };
     zmq_msg_t *frames = xcalloc(MAXF, sizeof *frames);
+    uint64_t next_sync = now_ms() + ANTI_ENTROPY_MS;
     while (!atomic_load(&r->stop)) {
+        if (now_ms() >= next_sync) {
+            pthread_mutex_lock(&r->mu);
+            (void)recover_all(r);
+            pthread_mutex_unlock(&r->mu);
+            next_sync = now_ms() + ANTI_ENTROPY_MS;
+        }
+        if (!r->sub) {
+            struct timespec ts = {0, 200000000L};
+            nanosleep(&ts, NULL);
+            continue;
+        }
         zmq_pollitem_t it = {r->sub, 0, ZMQ_POLLIN, 0};
         if (zmq_poll(&it, 1, 200) <= 0)
             continue;
@@ -417,9 +438,9 @@ int repl_open(const repl_opts *o, repl **out, char *why, size_t whylen) {
         int linger = 0;
         zmq_setsockopt(r->sub, ZMQ_LINGER, &linger, sizeof linger);
         zmq_connect(r->sub, o->fwd_sub);
-        if (pthread_create(&r->rx, NULL, rx_main, r) == 0)
-            r->rx_started = true;
     }
+    if (pthread_create(&r->rx, NULL, rx_main, r) == 0)
+        r->rx_started = true;
     *out = r;
     return 0;
 fail:

@@ -6,7 +6,9 @@
  * and the signed head covering them are multicast to the other workers through the untrusted
  * forwarder. A peer verifies before applying: the chain link of every record, the head's hash and
  * its Ed25519 signature against the capsule's metadata, then the AEAD of each payload. A gap (lost
- * multicast) or an unknown capsule is repaired from storage with a verifying capsule reader.
+ * multicast) or an unknown capsule is repaired from storage with a verifying capsule reader, and
+ * once a second every capsule's head is checked on storage (anti-entropy), so replicas converge
+ * even when the untrusted forwarder drops everything.
  *
  * Recovery: at start every capsule on the storage replicas is read and verified from its first
  * record (ours included), so a new or restarted worker rebuilds the whole key space. Capsules it

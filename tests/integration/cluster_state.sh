@@ -85,5 +85,27 @@ if [ "$nack" -gt 20 ] && [ "$lost" -eq 0 ]; then
 else
     bad "$lost of $nack acknowledged sync writes lost"
 fi
+# 4. The forwarder is untrusted: with it killed, writes still reach the other worker (from
+#    storage), and locks still give every holder the previous holders' writes.
+FW=$(tr -d '\n\t ' < "$D/cluster.json" | sed 's/.*"role":"forwarder","pid":\([0-9]*\).*/\1/')
+kill -9 "$FW" 2>/dev/null && echo "      (killed the forwarder, pid $FW)"
+rm -f "$T/totals"
+for c in 1 2; do
+    ( for i in 1 2 3 4 5; do inv bank "move a b 4" >/dev/null; inv bank "total a b" >>"$T/totals";
+        inv counter "nofwd 1" >/dev/null; done ) &
+done
+wait
+if [ "$(wc -l < "$T/totals")" -eq 10 ] && ! grep -v '^total 200$' "$T/totals" >/dev/null; then
+    ok "without the forwarder, totals under the lock stay 200 (vectors pulled from storage)"
+else
+    bad "without the forwarder: $(sort "$T/totals" | uniq -c | tr '\n' ' ')"
+fi
+sleep 2.5
+n1=$(kvget counter/nofwd) n2=$(kvget counter/nofwd) n3=$(kvget counter/nofwd)
+if [ -n "$n1" ] && [ "$n1" = "$n2" ] && [ "$n2" = "$n3" ]; then
+    ok "without the forwarder, replicas converge through storage (counter/nofwd=$n1)"
+else
+    bad "without the forwarder, replicas disagree: $n1 $n2 $n3"
+fi
 echo "$PASSES passed, $FAILS failed"
 [ "$FAILS" -eq 0 ]
