@@ -896,17 +896,18 @@ int co_run(const co_opts *o, volatile sig_atomic_t *stop) {
     }
     tee_policy_for(c.tee, false, &c.self_pol);
     cr_sign_keypair(c.bell_pk, c.bell_sk);
+    /* The deployment's sealed worker policy is the file's, without the doorbell identity. */
+    c.km = km_new(c.tee);
+    rc = km_deployment_create(c.km, c.o.deployment, &c.wpol, why, sizeof why);
+    if (rc && rc != ERR_INVALID) {
+        fprintf(stderr, "psl coordinator: deployment '%s': %s\n", c.o.deployment, why);
+        goto fail;
+    }
     tee_policy_add_client(&c.wpol, c.bell_pk);
     net_auth sa = {.tee = c.tee, .peer = &c.wpol, .max_msg = CO_MAX_MSG, .name = "coordinator"};
     rc = net_server_open(NULL, o->listen, &sa, &c.srv);
     if (rc) {
         fprintf(stderr, "psl coordinator: cannot listen on %s: %s\n", o->listen, err_str(rc));
-        goto fail;
-    }
-    c.km = km_new(c.tee);
-    rc = km_deployment_create(c.km, c.o.deployment, &c.wpol, why, sizeof why);
-    if (rc && rc != ERR_INVALID) {
-        fprintf(stderr, "psl coordinator: deployment '%s': %s\n", c.o.deployment, why);
         goto fail;
     }
     rc = co_registry_load(o->dir, &c.fns, c.o.log_lines);

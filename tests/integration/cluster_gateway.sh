@@ -20,7 +20,7 @@ fail() {
     for f in "$PSL_DIR"/logs/*.log; do echo "--- $f"; tail -20 "$f"; done
     exit 1
 }
-for w in trap loop exit3; do wat2wasm "$WAT/$w.wat" -o "$T/$w.wasm" || fail "wat2wasm $w"; done
+for w in trap loop exit3 logger; do wat2wasm "$WAT/$w.wat" -o "$T/$w.wasm" || fail "wat2wasm $w"; done
 printf '\0asm\1\0\0\0\1\5' > "$T/bad.wasm"
 printf 'this is not wasm' > "$T/junk.wasm"
 
@@ -97,7 +97,11 @@ echo "cli 3" | "$PSL" invoke counter | grep -q "cli=" || fail "psl invoke < stdi
 "$PSL" remove trap >/dev/null || fail "psl remove"
 req POST /function/trap -d x; expect 404 NOTFOUND "invoke after remove"
 req DELETE /system/functions/trap; expect 404 NOTFOUND "remove twice"
-"$PSL" logs counter >/dev/null || fail "psl logs"
+"$PSL" deploy logger "$T/logger.wasm" >/dev/null || fail "deploy logger"
+"$PSL" invoke logger >/dev/null || fail "invoke logger"
+"$PSL" invoke logger >/dev/null || fail "invoke logger"
+[ "$("$PSL" logs logger | grep -c 'worker-[0-9] logger ran$')" -eq 2 ] || fail "psl logs logger"
+echo "ok: psl_log lines reach psl logs"
 req GET /metrics; expect 200 "" "metrics"
 for m in psl_gateway_invocations_total psl_gateway_invocation_seconds_bucket \
          psl_kv_reads_total psl_capsule_appends_total psl_workers_live; do
