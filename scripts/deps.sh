@@ -8,12 +8,14 @@ set -eu
 
 REQUIRED="build-essential cmake pkg-config
 clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 libclang-rt-19-dev clang-format-19
+libc++-19-dev-wasm32 libc++abi-19-dev-wasm32 rustc libstd-rust-dev-wasm32
 libcmocka-dev wabt llvm-19-dev
 libsodium-dev libzmq3-dev liblmdb-dev protobuf-c-compiler libprotobuf-c-dev
 libmicrohttpd-dev libcjson-dev libcurl4-openssl-dev libseccomp-dev hyperfine"
 
-# Only the benchmarks use these; the build and tests do not.
-OPTIONAL="nodejs"
+# The benchmarks use node; the AssemblyScript guest example needs node and npm (its build and
+# test say SKIP loudly without them). Nothing else does.
+OPTIONAL="nodejs npm"
 
 if [ "$(id -u)" -eq 0 ]; then
     SUDO=""
@@ -62,8 +64,8 @@ fi
 
 opt=$(missing_of "$OPTIONAL")
 if [ -n "$opt" ]; then
-    if command -v node >/dev/null 2>&1; then
-        : # a node is already on PATH (not from Debian): the benchmarks use it
+    if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+        : # node and npm are already on PATH (not from Debian): use them
     elif [ "$SUDO" != "__none__" ]; then
         echo "deps.sh: installing optional:$opt"
         apt_update_once
