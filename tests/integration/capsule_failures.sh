@@ -129,5 +129,13 @@ done
 "$PSL" capsule verify --replicas "$R" --capsule "$ID" >/dev/null 2>"$T/verify_c2.err" ||
     fail "C: final verify: $(cat "$T/verify_c2.err")"
 echo "C: ok (writer resumed at the durable head; $NC + 50 acknowledged appends readable; no fork)"
+# Clean shutdown of the replicas (SIGTERM), so that a sanitizer build also runs its leak check, and
+# no process may have reported a sanitizer error on the way (a replica killed by -9 still has its
+# earlier reports in its log).
+for n in 1 2 3; do eval "kill -TERM \$PID$n"; eval "wait \$PID$n" || fail "replica $n exit status $?"; done
+if grep -l -E "Sanitizer|runtime error:" "$T"/*.log "$T"/*.err 2>/dev/null; then
+    for f in $(grep -l -E "Sanitizer|runtime error:" "$T"/*.log "$T"/*.err); do cat "$f" >&2; done
+    fail "sanitizer reports"
+fi
 cleanup
 echo "capsule_failures: all passed"
