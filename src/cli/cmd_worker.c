@@ -29,6 +29,8 @@ void cmd_worker_help(FILE *out) {
             "  --forwarder-pub EP  the forwarder's XSUB endpoint: multicast our updates there\n"
             "  --forwarder-sub EP  the forwarder's XPUB endpoint: receive peers' updates there\n"
             "  --deployment NAME   key manager deployment (default \"default\")\n"
+            "  --no-sandbox      do not install the seccomp allow-list (debugging only; by\n"
+            "                    default the worker may only use sockets, files and threads)\n"
             "Stops cleanly on SIGINT or SIGTERM.\n");
 }
 
@@ -56,6 +58,10 @@ int cmd_worker(int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             cmd_worker_help(stdout);
             return EXIT_OK;
+        }
+        if (!strcmp(a, "--no-sandbox")) {
+            o.no_sandbox = true;
+            continue;
         }
         if (!(v = arg_value(argc, argv, &i)))
             return EXIT_USAGE;

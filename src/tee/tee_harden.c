@@ -78,6 +78,21 @@ int tee_sandbox_install(unsigned flags) {
             rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
         if (!rc)
             rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(sched_setaffinity), 0);
+        /* Thread libraries (ZeroMQ's I/O threads) read their scheduling parameters and name
+         * their threads: allow exactly that, not the rest of prctl. */
+        if (!rc)
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(sched_getparam), 0);
+        if (!rc)
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(sched_getscheduler), 0);
+        if (!rc) /* ZeroMQ re-applies the default policy to its threads: only that one */
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(sched_setscheduler), 1,
+                                  SCMP_A1(SCMP_CMP_EQ, SCHED_OTHER));
+        if (!rc)
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+                                  SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME));
+        if (!rc)
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+                                  SCMP_A0(SCMP_CMP_EQ, PR_GET_NAME));
     }
     if (!rc)
         rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);

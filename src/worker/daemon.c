@@ -545,6 +545,8 @@ int worker_run(const worker_opts *o) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if (tee_harden_process() != 0)
+        wlog(&w, "warning: process hardening failed");
 
     w.zctx = zmq_ctx_new();
     w.kv = kvs_new(o->id);
@@ -561,6 +563,13 @@ int worker_run(const worker_opts *o) {
     for (unsigned i = 0; i < nthreads; i++)
         pthread_create(&threads[i], NULL, invoker, &w);
 
+    /* From here on the worker needs only sockets, its files and threads: anything else (exec,
+     * fork, ptrace, mount...) kills it. */
+    if (!o->no_sandbox) {
+        rc = tee_sandbox_install(TEE_SB_NET | TEE_SB_FILES | TEE_SB_THREADS);
+        if (rc)
+            wlog(&w, "warning: cannot install the seccomp sandbox: %s", err_str(rc));
+    }
     net_auth a = {.tee = t, .peer = &pol, .name = w.name};
     unsigned backoff_ms = 50, failures = 0;
     while (!g_stop) {

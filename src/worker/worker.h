@@ -18,6 +18,7 @@
 #ifndef PSL_WORKER_WORKER_H
 #define PSL_WORKER_WORKER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct worker_opts {
@@ -32,6 +33,7 @@ typedef struct worker_opts {
     const char *fwd_pub;     /* forwarder XSUB endpoint (publish updates there) */
     const char *fwd_sub;     /* forwarder XPUB endpoint (receive peers' updates there) */
     const char *deployment;  /* key manager deployment (NULL = "default") */
+    bool no_sandbox;         /* skip the seccomp allow-list (debugging only) */
 } worker_opts;
 
 /** Run until SIGINT/SIGTERM. @return 0 on a clean stop, or an ERR_* code (printed) when it could
