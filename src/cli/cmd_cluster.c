@@ -41,13 +41,15 @@ void cmd_coordinator_help(FILE *out) {
     fprintf(out,
             "usage: psl coordinator --listen ENDPOINT --http PORT --dir DIR --policy FILE\n"
             "                       [--home DIR] [--http-addr IP] [--dead-ms MS] [--lease-ms MS]\n"
+            "                       [--token-file FILE]\n"
             "  Run the coordinator: function registry (kept in DIR/functions), worker membership\n"
             "  and scheduling, lock server, key manager, and the HTTP gateway on IP:PORT\n"
             "  (default 127.0.0.1). Workers connect to ENDPOINT (e.g. tcp://127.0.0.1:7700) over\n"
             "  the attested channel and must pass the policy FILE. --dead-ms: silence after which\n"
             "  a worker is dead (2000); --lease-ms: lock lease (10000). See docs/deploy.md and\n"
             "  docs/gateway.md. --home: enclave home (platform key, sealed key manager state;\n"
-            "  default $PSL_HOME, else DIR).\n");
+            "  default $PSL_HOME, else DIR). --token-file: every /system/* request must carry\n"
+            "  'Authorization: Bearer TOKEN' with the token in FILE (psl up creates one).\n");
 }
 
 static bool parse_u32(const char *s, uint32_t *out) {
@@ -85,6 +87,8 @@ int cmd_coordinator(int argc, char **argv) {
             o.dir = v;
         else if (strcmp(a, "--home") == 0)
             o.home = v;
+        else if (strcmp(a, "--token-file") == 0)
+            o.token_file = v;
         else if (strcmp(a, "--policy") == 0)
             o.policy = v;
         else if (strcmp(a, "--dead-ms") == 0 && parse_u32(v, &u))
@@ -110,6 +114,8 @@ int cmd_coordinator(int argc, char **argv) {
 }
 
 /* ---- the HTTP client ------------------------------------------------------------------------ */
+
+static char *g_token; /* owner token sent with every request (NULL: none) */
 
 typedef struct hbuf {
     uint8_t *b;
@@ -143,6 +149,13 @@ static int http(const char *method, const char *url, const void *body, size_t bl
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
     struct curl_slist *hd = curl_slist_append(NULL, "Expect:");
     hd = curl_slist_append(hd, "Content-Type: application/octet-stream");
+    if (g_token) {
+        size_t n = strlen(g_token) + 32;
+        char *auth = xmalloc(n);
+        snprintf(auth, n, "Authorization: Bearer %s", g_token);
+        hd = curl_slist_append(hd, auth);
+        free(auth);
+    }
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
     if (body) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, blen ? body : "");
@@ -179,6 +192,8 @@ static int http_fail(long status, const hbuf *o) {
         ex = EXIT_MALFORMED;
     else if (status == 413)
         ex = EXIT_LIMIT;
+    else if (status == 401)
+        ex = EXIT_USAGE;
     else if (strcmp(cw, "TRAP") == 0)
         ex = EXIT_TRAP;
     else if (strcmp(cw, "TIMEOUT") == 0)
@@ -196,6 +211,7 @@ static int http_fail(long status, const hbuf *o) {
 typedef struct copts {
     const char *dir;
     const char *gateway;
+    const char *token;
     const char *data;
     bool data_set;
     const char *pos[4];
@@ -225,8 +241,32 @@ static cJSON *read_cluster(const char *dir) {
     return j;
 }
 
-/* The gateway's base URL, malloc'd, or NULL (printed). */
+/* The owner token: --token, else $PSL_TOKEN, else DIR/admin.token when it exists. */
+static void load_token(const copts *o) {
+    free(g_token);
+    g_token = NULL;
+    const char *e = getenv("PSL_TOKEN");
+    if (o->token || (e && *e)) {
+        g_token = xstrdup(o->token ? o->token : e);
+        return;
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/admin.token", default_dir(o));
+    uint8_t *b;
+    size_t n;
+    if (plat_read_file(path, &b, &n) != 0)
+        return;
+    while (n && (b[n - 1] == '\n' || b[n - 1] == '\r' || b[n - 1] == ' '))
+        n--;
+    g_token = xmalloc(n + 1);
+    memcpy(g_token, b, n);
+    g_token[n] = 0;
+    free(b);
+}
+
+/* The gateway's base URL, malloc'd, or NULL (printed). Loads the owner token too. */
 static char *gateway_url(const copts *o) {
+    load_token(o);
     if (o->gateway)
         return xstrdup(o->gateway);
     const char *e = getenv("PSL_GATEWAY");
@@ -270,6 +310,8 @@ static int parse_common(int argc, char **argv, copts *o, int maxpos) {
             o->dir = v;
         else if (strcmp(a, "--gateway") == 0)
             o->gateway = v;
+        else if (strcmp(a, "--token") == 0)
+            o->token = v;
         else if (strcmp(a, "--data") == 0 || strcmp(a, "-d") == 0)
             o->data = v, o->data_set = true;
         else if (strcmp(a, "--workers") == 0)
@@ -550,6 +592,27 @@ int cmd_up(int argc, char **argv) {
             return EXIT_IO;
         }
     }
+    /* The owner's token for the gateway's /system/ endpoints (the CLI reads it from here). */
+    char token_file[4300];
+    snprintf(token_file, sizeof token_file, "%s/admin.token", dir);
+    if (access(token_file, F_OK) != 0) {
+        uint8_t raw[32];
+        char hex[2 * sizeof raw + 2];
+        cr_random(raw, sizeof raw);
+        cr_hex(hex, raw, sizeof raw);
+        cr_memzero(raw, sizeof raw);
+        int fd = open(token_file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        size_t hl = strlen(hex);
+        hex[hl] = '\n';
+        bool ok = fd >= 0 && write(fd, hex, hl + 1) == (ssize_t)(hl + 1) && fsync(fd) == 0;
+        if (fd >= 0)
+            close(fd);
+        cr_memzero(hex, sizeof hex);
+        if (!ok) {
+            cli_err("up: cannot write %s", token_file);
+            return EXIT_IO;
+        }
+    }
     const char *exe = self_exe();
     bool have_storage = have_cmd("storage"), have_fwd = have_cmd("forwarder");
     const char *worker = o.worker_bin;
@@ -613,8 +676,9 @@ int cmd_up(int argc, char **argv) {
         char hp[16], cdir[4300];
         snprintf(hp, sizeof hp, "%u", http_port);
         snprintf(cdir, sizeof cdir, "%s/coordinator", dir);
-        char *av[] = {(char *)exe, "coordinator", "--listen", coord_ep, "--http", hp,
-                      "--dir",     cdir,          "--policy", policy,   NULL};
+        char *av[] = {(char *)exe, "coordinator", "--listen", coord_ep, "--http",       hp,
+                      "--dir",     cdir,          "--policy", policy,   "--token-file", token_file,
+                      NULL};
         ADD_PROC("coordinator", av);
     }
     /* A worker given --worker-bin takes every option; psl's own says which it knows. */

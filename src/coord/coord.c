@@ -842,6 +842,10 @@ static void coord_free(coord *c) {
     if (c->tee)
         tee_close(c->tee);
     cr_memzero(c->bell_sk, sizeof c->bell_sk);
+    if (c->token) {
+        cr_memzero(c->token, strlen(c->token));
+        free(c->token);
+    }
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->bell_mu);
 }
@@ -909,6 +913,28 @@ int co_run(const co_opts *o, volatile sig_atomic_t *stop) {
     if (rc) {
         fprintf(stderr, "psl coordinator: cannot listen on %s: %s\n", o->listen, err_str(rc));
         goto fail;
+    }
+    if (o->token_file) {
+        uint8_t *tk = NULL;
+        size_t tn = 0;
+        if (plat_read_file(o->token_file, &tk, &tn) != 0) {
+            fprintf(stderr, "psl coordinator: cannot read the token file %s\n", o->token_file);
+            rc = ERR_IO;
+            goto fail;
+        }
+        while (tn && (tk[tn - 1] == '\n' || tk[tn - 1] == '\r' || tk[tn - 1] == ' '))
+            tn--;
+        c.token = xmalloc(tn + 1);
+        memcpy(c.token, tk, tn);
+        c.token[tn] = 0;
+        cr_memzero(tk, tn);
+        free(tk);
+        if (tn < 16) {
+            fprintf(stderr, "psl coordinator: the token in %s is shorter than 16 characters\n",
+                    o->token_file);
+            rc = ERR_USAGE;
+            goto fail;
+        }
     }
     rc = co_registry_load(o->dir, &c.fns, c.o.log_lines);
     if (rc)

@@ -49,6 +49,7 @@ typedef struct co_opts {
     uint32_t lease_ms;      /* lock lease (0 = 10000) */
     uint32_t log_lines;     /* log lines kept per function (0 = 512) */
     const char *deployment; /* key manager deployment created at start (NULL = "default") */
+    const char *token_file; /* owner token for the /system/ paths (NULL = none) */
 } co_opts;
 
 /** Run the coordinator until *stop becomes non-zero (set it from a signal handler).

@@ -157,6 +157,7 @@ typedef struct coord {
     pthread_t io;
     bool io_started;
     void *mhd;
+    char *token; /* owner token required on the /system/ paths (NULL: none); wiped at exit */
 
     pthread_mutex_t mu;
     bool stopping;

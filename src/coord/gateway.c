@@ -457,6 +457,34 @@ static size_t body_limit(coord *c, const char *url) {
     return SMALL_BODY;
 }
 
+/* The owner's token, as "Authorization: Bearer TOKEN" (compared in constant time). */
+static bool authorized(coord *c, struct MHD_Connection *mc) {
+    const char *h = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncmp(h, "Bearer ", 7) != 0)
+        return false;
+    h += 7;
+    size_t n = strlen(c->token);
+    return strlen(h) == n && cr_equal(h, c->token, n);
+}
+
+static enum MHD_Result reply_unauthorized(struct MHD_Connection *mc) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "code", "UNAUTHORIZED");
+    cJSON_AddStringToObject(j, "message",
+                            "/system/* needs the owner's token: Authorization: Bearer TOKEN");
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_COPY);
+    cJSON_free(s);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    enum MHD_Result ret = MHD_queue_response(mc, 401, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 static enum MHD_Result route(coord *c, struct MHD_Connection *mc, const char *url,
                              const char *method, conn *cn) {
     bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0,
@@ -477,6 +505,8 @@ static enum MHD_Result route(coord *c, struct MHD_Connection *mc, const char *ur
         }
         return do_invoke(c, mc, name, cn);
     }
+    if (strncmp(url, "/system/", 8) == 0 && c->token && !authorized(c, mc))
+        return reply_unauthorized(mc);
     if (cn->too_large)
         return reply_err(mc, 413, "TOOLARGE", "request body larger than %zu bytes", cn->limit);
     if (strcmp(url, "/healthz") == 0)

@@ -27,8 +27,15 @@ printf 'this is not wasm' > "$T/junk.wasm"
 GW=$("$PSL" up --workers 2) || fail "psl up"
 echo "gateway $GW"
 
-# req METHOD PATH [curl args...] -> prints "STATUS BODY" into $T/r
+# req METHOD PATH [curl args...] -> "STATUS BODY" in $T/r; the owner's token goes with it
 req() {
+    m=$1; p=$2; shift 2
+    code=$(curl -s -o "$T/body" -w '%{http_code}' -X "$m" \
+        -H "Authorization: Bearer $(cat "$PSL_DIR/admin.token")" "$@" "$GW$p")
+    echo "$code $(cat "$T/body")" > "$T/r"
+}
+# noauth METHOD PATH [curl args...]: the same without the token
+noauth() {
     m=$1; p=$2; shift 2
     code=$(curl -s -o "$T/body" -w '%{http_code}' -X "$m" "$@" "$GW$p")
     echo "$code $(cat "$T/body")" > "$T/r"
@@ -39,6 +46,11 @@ expect() { # expect STATUS CODEWORD what
     echo "ok: $3 -> $(head -1 "$T/r" | cut -c1-110)"
 }
 
+noauth POST /system/functions/counter --data-binary "@$EX/counter.wasm"
+expect 401 UNAUTHORIZED "deploy without the owner's token"
+noauth GET /system/functions -H "Authorization: Bearer 00000000000000000000"
+expect 401 UNAUTHORIZED "list with a wrong token"
+noauth GET /system/kv/x; expect 401 UNAUTHORIZED "kv without the token"
 req GET /healthz; expect 200 "" "healthz"
 grep -q '"workers":2' "$T/r" || fail "healthz does not count 2 workers"
 req POST /system/functions/counter --data-binary "@$EX/counter.wasm"; expect 201 "" "deploy counter"
@@ -72,6 +84,7 @@ req POST /function/exit3 -d 0123456789abcdefXYZ; expect 413 TOOLARGE "body over 
 head -c 20000000 /dev/zero > "$T/big"
 req POST /system/functions/big --data-binary "@$T/big"; expect 413 TOOLARGE "module over 16 MiB"
 req GET /nowhere; expect 404 NOROUTE "unknown path"
+noauth POST /function/counter -d "open"; expect 200 "" "invoke needs no token"
 
 # Workers stay up: trap/loop interleaved with good invocations all answer correctly.
 i=0
