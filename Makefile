@@ -17,8 +17,8 @@ CLANG_FORMAT ?= $(shell command -v clang-format-19 || command -v clang-format)
 PSL := $(BUILD)/psl
 EX := $(BUILD)/examples
 
-.PHONY: all build configure test test-build test-asan deps demo bench bench-wasm fuzz format \
-        format-check clean
+.PHONY: all build configure test test-build test-asan deps demo bench bench-wasm bench-gateway \
+        fuzz format format-check clean
 
 all: build
 
@@ -76,8 +76,12 @@ demo: $(BUILD)/CMakeCache.txt
 bench-wasm: build
 	bash bench/wasm/run.sh
 
+# Invocation latency and throughput through the HTTP gateway and the CLI (a local cluster).
+bench-gateway: build
+	sh bench/gateway/run.sh $(BUILD)
+
 # Every benchmark suite of the project; add new ones here.
-bench: bench-wasm
+bench: bench-wasm bench-gateway
 
 # libFuzzer over the wasm decoder, validator and a bounded run (tests/fuzz/fuzz_wasm.c).
 # FUZZ_TIME=seconds; one process on one core. New inputs go to $(FUZZ_BUILD)/corpus, crashes to
