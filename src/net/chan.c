@@ -17,9 +17,8 @@
 #include "platform/platform.h"
 #include "proto/chan.pb-c.h"
 
-#define CHAN_VERSION 1u
+#define CHAN_VERSION 2u /* 2: binary data frames (docs/protocols.md) */
 #define SID_BYTES 16u
-#define AD_BYTES (12u + 1u + SID_BYTES + 8u + 4u)
 
 /* One side of an established (or half-open, server side) session. */
 typedef struct sess {
@@ -88,6 +87,16 @@ static int zsend(void *sock, const void *rid, size_t rid_len, const void *b, siz
         return -errno;
     if (zmq_send(sock, b, n, 0) < 0)
         return -errno;
+    return 0;
+}
+
+/* Send (and consume) @p m, after the routing id on a ROUTER. @return 0 or -errno. */
+static int zsend_msg(void *sock, const void *rid, size_t rid_len, zmq_msg_t *m) {
+    if ((rid && zmq_send(sock, rid, rid_len, ZMQ_SNDMORE) < 0) || zmq_msg_send(m, sock, 0) < 0) {
+        int e = -zmq_errno();
+        zmq_msg_close(m);
+        return e;
+    }
     return 0;
 }
 
@@ -304,93 +313,120 @@ static void sess_clear(sess *s) {
 
 /* ---- frames -------------------------------------------------------------------------------- */
 
-static void frame_ad(uint8_t ad[AD_BYTES], char dir, const uint8_t id[SID_BYTES], uint64_t seq,
-                     uint32_t len) {
-    memcpy(ad, "psl-frame-v1", 12);
-    ad[12] = (uint8_t)dir;
-    memcpy(ad + 13, id, SID_BYTES);
+/* Wire format version 2 (docs/protocols.md): a data frame is a fixed binary header followed by
+ * the ciphertext, in one ZeroMQ message part, sealed straight into the zmq_msg that is sent and
+ * opened straight from the one received (no envelope, no intermediate copies). The header is
+ * the AEAD's associated data, so every header byte is authenticated. */
+#define FRAME_KIND 0xD2u /* never the first byte of a protobuf Envelope (field keys 0x0a..0x2a) */
+#define FRAME_HDR (1u + 1u + SID_BYTES + 8u + 4u)
+
+static void frame_hdr(uint8_t h[FRAME_HDR], char dir, const uint8_t id[SID_BYTES], uint64_t seq,
+                      uint32_t len) {
+    h[0] = FRAME_KIND;
+    h[1] = (uint8_t)dir;
+    memcpy(h + 2, id, SID_BYTES);
     for (int i = 0; i < 8; i++)
-        ad[13 + SID_BYTES + i] = (uint8_t)(seq >> (8 * i));
+        h[2 + SID_BYTES + i] = (uint8_t)(seq >> (8 * i));
     for (int i = 0; i < 4; i++)
-        ad[21 + SID_BYTES + i] = (uint8_t)(len >> (8 * i));
+        h[10 + SID_BYTES + i] = (uint8_t)(len >> (8 * i));
 }
 
-/* Seal @p len bytes as the session's next frame; returns the packed envelope. */
-static int frame_seal(sess *s, const void *pt, size_t len, uint8_t **out, size_t *outlen) {
-    uint8_t ad[AD_BYTES];
+static bool is_frame(const zmq_msg_t *m) {
+    return zmq_msg_size((zmq_msg_t *)m) > 0 &&
+           ((const uint8_t *)zmq_msg_data((zmq_msg_t *)m))[0] == FRAME_KIND;
+}
+
+/* Seal @p len bytes as the session's next frame into @p out (initialised here; the caller sends
+ * or closes it). */
+static int frame_seal(sess *s, const void *pt, size_t len, zmq_msg_t *out) {
+    if (zmq_msg_init_size(out, FRAME_HDR + len + CR_STREAM_TAG) != 0)
+        return -ENOMEM;
+    uint8_t *b = zmq_msg_data(out);
     uint64_t seq = cr_stream_seq(s->tx);
-    frame_ad(ad, s->tx_dir, s->id, seq, (uint32_t)len);
-    uint8_t *ct = xmalloc(len + CR_STREAM_TAG);
-    int rc = cr_stream_seal(s->tx, ad, sizeof ad, pt, len, ct, &seq);
-    if (rc) {
-        free(ct);
-        return rc;
-    }
-    Psl__Frame f = PSL__FRAME__INIT;
-    Psl__Envelope e = PSL__ENVELOPE__INIT;
-    f.session.data = s->id;
-    f.session.len = SID_BYTES;
-    f.seq = seq;
-    f.len = (uint32_t)len;
-    f.ct.data = ct;
-    f.ct.len = len + CR_STREAM_TAG;
-    e.body_case = PSL__ENVELOPE__BODY_FRAME;
-    e.frame = &f;
-    *out = pack_env(&e, outlen);
-    free(ct);
-    return 0;
+    frame_hdr(b, s->tx_dir, s->id, seq, (uint32_t)len);
+    int rc = cr_stream_seal(s->tx, b, FRAME_HDR, pt, len, b + FRAME_HDR, NULL);
+    if (rc)
+        zmq_msg_close(out);
+    return rc;
 }
 
-/* Check and decrypt one frame for session @p s. */
-static int frame_open(sess *s, const Psl__Frame *f, size_t maxm, uint8_t **msg, size_t *len,
-                      char *why, size_t whylen) {
+static uint64_t get_le(const uint8_t *p, int n) {
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* Check and decrypt one frame (@p n wire bytes at @p b, already size-checked) for session @p s.
+ * @param[out] msg malloc'd plaintext (NULL when @p msg is NULL: the caller wants none). */
+static int frame_open(sess *s, const uint8_t *b, size_t n, size_t maxm, uint8_t **msg,
+                      size_t *len, char *why, size_t whylen) {
+    if (n < FRAME_HDR) {
+        fmt(why, whylen, "truncated message (%zu bytes, shorter than the %u-byte frame header)", n,
+            FRAME_HDR);
+        return ERR_MALFORMED;
+    }
     uint64_t want = cr_stream_seq(s->rx);
-    if (f->session.len != SID_BYTES || !cr_equal(f->session.data, s->id, SID_BYTES)) {
+    uint64_t seq = get_le(b + 2 + SID_BYTES, 8);
+    uint32_t flen = (uint32_t)get_le(b + 10 + SID_BYTES, 4);
+    if (b[1] != (uint8_t)s->rx_dir) {
+        fmt(why, whylen, "message for the other direction (reflected frame)");
+        return ERR_AUTH;
+    }
+    if (!cr_equal(b + 2, s->id, SID_BYTES)) {
         fmt(why, whylen, "message from an old or unknown session (session id mismatch)");
         return ERR_AUTH;
     }
-    if (f->seq < want) {
+    if (seq < want) {
         fmt(why, whylen, "replayed message (seq %" PRIu64 " already received; expecting %" PRIu64
-                         ")", (uint64_t)f->seq, want);
+                         ")", seq, want);
         return ERR_AUTH;
     }
-    if (f->seq > want) {
+    if (seq > want) {
         fmt(why, whylen, "reordered or missing message (got seq %" PRIu64 ", expecting %" PRIu64
-                         ")", (uint64_t)f->seq, want);
+                         ")", seq, want);
         return ERR_AUTH;
     }
-    if (f->len > maxm) {
-        fmt(why, whylen, "oversized message (%" PRIu32 " bytes > limit %zu)", f->len, maxm);
+    if (flen > maxm) {
+        fmt(why, whylen, "oversized message (%" PRIu32 " bytes > limit %zu)", flen, maxm);
         return ERR_LIMIT;
     }
-    if (f->ct.len != (size_t)f->len + CR_STREAM_TAG) {
+    if (n - FRAME_HDR != (size_t)flen + CR_STREAM_TAG) {
         fmt(why, whylen, "truncated message (ciphertext %zu bytes, header says %" PRIu32 " + tag)",
-            f->ct.len, f->len);
+            n - FRAME_HDR, flen);
         return ERR_MALFORMED;
     }
-    uint8_t ad[AD_BYTES];
-    frame_ad(ad, s->rx_dir, s->id, f->seq, f->len);
-    uint8_t *pt = xmalloc(f->len ? f->len : 1);
-    if (cr_stream_open(s->rx, f->seq, ad, sizeof ad, f->ct.data, f->ct.len, pt) != 0) {
+    uint8_t *pt = xmalloc(flen ? flen : 1);
+    if (cr_stream_open(s->rx, seq, b, FRAME_HDR, b + FRAME_HDR, n - FRAME_HDR, pt) != 0) {
         free(pt);
-        fmt(why, whylen, "tampered message (authentication failed at seq %" PRIu64 ")",
-            (uint64_t)f->seq);
+        fmt(why, whylen, "tampered message (authentication failed at seq %" PRIu64 ")", seq);
         return ERR_AUTH;
     }
-    *msg = pt;
-    *len = f->len;
+    if (msg)
+        *msg = pt;
+    else
+        free(pt);
+    if (len)
+        *len = flen;
     return 0;
 }
 
-/* Decode a wire message after the size check. */
+/* The size check every received message passes first, before any parsing. */
+static int size_ok(const net_auth *a, const zmq_msg_t *m, char *why, size_t whylen) {
+    size_t n = zmq_msg_size((zmq_msg_t *)m);
+    if (n > max_frame(a)) {
+        fmt(why, whylen, "oversized frame (%zu bytes > limit %zu)", n, max_frame(a));
+        return ERR_LIMIT;
+    }
+    return 0;
+}
+
+/* Decode a handshake or Close message (protobuf Envelope) after the size check. */
 static Psl__Envelope *decode(const net_auth *a, zmq_msg_t *m, char *why, size_t whylen,
                              int *rc) {
     size_t n = zmq_msg_size(m);
-    if (n > max_frame(a)) {
-        fmt(why, whylen, "oversized frame (%zu bytes > limit %zu)", n, max_frame(a));
-        *rc = ERR_LIMIT;
+    if ((*rc = size_ok(a, m, why, whylen)) != 0)
         return NULL;
-    }
     Psl__Envelope *e = psl__envelope__unpack(NULL, n, zmq_msg_data(m));
     if (!e || e->body_case == PSL__ENVELOPE__BODY__NOT_SET) {
         if (e)
@@ -582,33 +618,31 @@ int net_chan_connect(void *zctx, const char *endpoint, const net_auth *a, net_ch
         goto fail;
     }
     have_m = true;
-    e = decode(a, &m, r, sizeof r, &rc);
-    if (!e) {
-        fmt(why, whylen, "bad confirmation: %s", r);
-        goto fail_tell;
-    }
-    if (e->body_case == PSL__ENVELOPE__BODY_CLOSE) {
-        fmt(why, whylen, "server refused us: %s", e->close->reason);
-        rc = ERR_AUTH;
-        goto fail;
-    }
-    if (e->body_case != PSL__ENVELOPE__BODY_FRAME) {
+    if (is_frame(&m)) {
+        rc = size_ok(a, &m, r, sizeof r);
+        if (!rc)
+            rc = frame_open(&c->s, zmq_msg_data(&m), zmq_msg_size(&m), 0, NULL, NULL, r,
+                            sizeof r);
+        if (rc) {
+            fmt(why, whylen, "bad confirmation: %s", r);
+            goto fail_tell;
+        }
+    } else {
+        e = decode(a, &m, r, sizeof r, &rc);
+        if (!e) {
+            fmt(why, whylen, "bad confirmation: %s", r);
+            goto fail_tell;
+        }
+        if (e->body_case == PSL__ENVELOPE__BODY_CLOSE) {
+            fmt(why, whylen, "server refused us: %s", e->close->reason);
+            rc = ERR_AUTH;
+            goto fail;
+        }
         fmt(why, whylen, "bad confirmation: not a frame");
         snprintf(r, sizeof r, "%s", why);
         rc = ERR_MALFORMED;
         goto fail_tell;
     }
-    {
-        uint8_t *pt = NULL;
-        size_t pl = 0;
-        rc = frame_open(&c->s, e->frame, 0, &pt, &pl, r, sizeof r);
-        free(pt);
-        if (rc) {
-            fmt(why, whylen, "bad confirmation: %s", r);
-            goto fail_tell;
-        }
-    }
-    psl__envelope__free_unpacked(e, NULL);
     zmq_msg_close(&m);
     cr_secure_free(eph_sk);
     free(ch);
@@ -634,14 +668,11 @@ int net_chan_send(net_chan *c, const void *msg, size_t len) {
         return ERR_AUTH;
     if (len > max_msg(&c->auth))
         return ERR_LIMIT;
-    uint8_t *b;
-    size_t n;
-    int rc = frame_seal(&c->s, msg, len, &b, &n);
+    zmq_msg_t m;
+    int rc = frame_seal(&c->s, msg, len, &m);
     if (rc)
         return rc;
-    rc = zsend(c->sock, NULL, 0, b, n);
-    free(b);
-    return rc ? ERR_IO : 0;
+    return zsend_msg(c->sock, NULL, 0, &m) ? ERR_IO : 0;
 }
 
 int net_chan_recv(net_chan *c, int timeout_ms, uint8_t **msg, size_t *len) {
@@ -656,7 +687,14 @@ int net_chan_recv(net_chan *c, int timeout_ms, uint8_t **msg, size_t *len) {
     if (rc)
         return ERR_IO;
     char r[300];
-    Psl__Envelope *e = decode(&c->auth, &m, r, sizeof r, &rc);
+    rc = size_ok(&c->auth, &m, r, sizeof r);
+    if (!rc && is_frame(&m)) {
+        rc = frame_open(&c->s, zmq_msg_data(&m), zmq_msg_size(&m), max_msg(&c->auth), msg, len,
+                        r, sizeof r);
+        zmq_msg_close(&m);
+        return rc ? chan_fail(c, rc, r, true) : 0;
+    }
+    Psl__Envelope *e = rc ? NULL : decode(&c->auth, &m, r, sizeof r, &rc);
     zmq_msg_close(&m);
     if (!e)
         return chan_fail(c, rc, r, true);
@@ -665,16 +703,8 @@ int net_chan_recv(net_chan *c, int timeout_ms, uint8_t **msg, size_t *len) {
         psl__envelope__free_unpacked(e, NULL);
         return chan_fail(c, ERR_AUTH, r, false);
     }
-    if (e->body_case != PSL__ENVELOPE__BODY_FRAME) {
-        psl__envelope__free_unpacked(e, NULL);
-        return chan_fail(c, ERR_MALFORMED, "unexpected handshake message on an open channel",
-                         true);
-    }
-    rc = frame_open(&c->s, e->frame, max_msg(&c->auth), msg, len, r, sizeof r);
     psl__envelope__free_unpacked(e, NULL);
-    if (rc)
-        return chan_fail(c, rc, r, true);
-    return 0;
+    return chan_fail(c, ERR_MALFORMED, "unexpected handshake message on an open channel", true);
 }
 
 const char *net_chan_error(const net_chan *c) {
@@ -833,12 +863,9 @@ static void on_auth(net_server *s, const uint8_t *rid, size_t rn, const Psl__Cli
         return;
     }
     t->open = true;
-    uint8_t *b;
-    size_t n;
-    if (frame_seal(t, NULL, 0, &b, &n) == 0) { /* key confirmation */
-        (void)zsend(s->sock, rid, rn, b, n);
-        free(b);
-    }
+    zmq_msg_t m;
+    if (frame_seal(t, NULL, 0, &m) == 0) /* key confirmation */
+        (void)zsend_msg(s->sock, rid, rn, &m);
 }
 
 int net_server_recv(net_server *s, int timeout_ms, uint64_t *peer, uint8_t **msg, size_t *len) {
@@ -859,7 +886,25 @@ int net_server_recv(net_server *s, int timeout_ms, uint64_t *peer, uint8_t **msg
             return ERR_IO;
         char r[300];
         sess *t = find_rid(s, rid, rn);
-        Psl__Envelope *e = decode(&s->auth, &m, r, sizeof r, &rc);
+        rc = size_ok(&s->auth, &m, r, sizeof r);
+        if (!rc && is_frame(&m)) {
+            if (!t || !t->open) {
+                zmq_msg_close(&m);
+                reject(s, rid, rn, t,
+                       "message from an old or unknown session (no open session for this peer)");
+                continue;
+            }
+            rc = frame_open(t, zmq_msg_data(&m), zmq_msg_size(&m), max_msg(&s->auth), msg, len, r,
+                            sizeof r);
+            zmq_msg_close(&m);
+            if (rc) {
+                reject(s, rid, rn, t, r);
+                continue;
+            }
+            *peer = t->handle;
+            return 0;
+        }
+        Psl__Envelope *e = rc ? NULL : decode(&s->auth, &m, r, sizeof r, &rc);
         if (!e) {
             zmq_msg_close(&m);
             reject(s, rid, rn, t, r);
@@ -874,21 +919,6 @@ int net_server_recv(net_server *s, int timeout_ms, uint64_t *peer, uint8_t **msg
             if (t)
                 unlink_sess(s, t);
             break;
-        case PSL__ENVELOPE__BODY_FRAME:
-            if (!t || !t->open) {
-                reject(s, rid, rn, t,
-                       "message from an old or unknown session (no open session for this peer)");
-                break;
-            }
-            rc = frame_open(t, e->frame, max_msg(&s->auth), msg, len, r, sizeof r);
-            if (rc) {
-                reject(s, rid, rn, t, r);
-                break;
-            }
-            *peer = t->handle;
-            psl__envelope__free_unpacked(e, NULL);
-            zmq_msg_close(&m);
-            return 0;
         default: reject(s, rid, rn, t, "unexpected message type from a client"); break;
         }
         psl__envelope__free_unpacked(e, NULL);
@@ -909,14 +939,11 @@ int net_server_send(net_server *s, uint64_t peer, const void *msg, size_t len) {
         return ERR_NOTFOUND;
     if (len > max_msg(&s->auth))
         return ERR_LIMIT;
-    uint8_t *b;
-    size_t n;
-    int rc = frame_seal(t, msg, len, &b, &n);
+    zmq_msg_t m;
+    int rc = frame_seal(t, msg, len, &m);
     if (rc)
         return rc;
-    rc = zsend(s->sock, t->rid, t->rid_len, b, n);
-    free(b);
-    return rc ? ERR_IO : 0;
+    return zsend_msg(s->sock, t->rid, t->rid_len, &m) ? ERR_IO : 0;
 }
 
 void net_server_drop(net_server *s, uint64_t peer, const char *reason) {

@@ -12,12 +12,15 @@
  * Each report or signature binds the sender's ephemeral key and the whole transcript so far, so a
  * report cannot be replayed into another handshake and the AEAD choice cannot be downgraded.
  *
- * Frames: AEAD with one key per direction; the nonce is a per-direction counter carried in the
- * frame and checked before decryption. The receiving side rejects, with a one-line reason, and
+ * Frames (protocol version 2): a fixed 30-byte binary header {0xD2, direction, session id, seq,
+ * len} and the ciphertext, sealed into and opened from the ZeroMQ message itself (no protobuf,
+ * no intermediate copy); the header is the AEAD's associated data. AEAD with one key per
+ * direction; the nonce is a per-direction counter carried in the frame and checked before
+ * decryption. The receiving side rejects, with a one-line reason, and
  * closes the session (sticky failure): an oversized frame (checked before parsing), a message it
  * cannot decode (truncated or garbage), a frame from another (old) session, a replayed or
- * reordered frame (seq below / above the expected one), a truncated ciphertext, a bad tag
- * (tampered). The detecting side logs the reason on stderr and sends an unauthenticated Close
+ * reordered frame (seq below / above the expected one), a reflected frame (wrong direction), a
+ * truncated ciphertext, a bad tag (tampered). The detecting side logs the reason on stderr and sends an unauthenticated Close
  * with the reason, so the other side can say why the channel closed. Nothing aborts the process.
  *
  * Sockets: a client is one ZeroMQ DEALER; a server is one ROUTER holding a session per peer.

@@ -5,7 +5,9 @@
  *   pass       forward unchanged
  *   tamper     flip one ciphertext bit
  *   truncate   drop the last 5 ciphertext bytes (header unchanged)
- *   cut        cut the encoded message in half (undecodable)
+ *   cut        keep only the first 20 bytes (inside the 30-byte frame header)
+ *   garbage    replace it with 64 bytes that are neither a frame nor a protobuf message
+ *   reflect    (s2c) forward it, and also send it back to the server as if the client sent it
  *   replay     forward it twice
  *   reorder    hold it and forward it after the next frame
  *   oversize   replace it with --size bytes of junk
@@ -13,7 +15,9 @@
  *              connection just before frame SEQ
  *   badsig     flip a bit in the attestation report signature of the handshake
  *              (ServerHello for s2c, ClientAuth for c2s)
- * It prints one line per action on stderr. */
+ * It prints one line per action on stderr. Data frames are binary (protocol version 2,
+ * docs/protocols.md): 0xD2, direction, session (16), seq (u64 LE), len (u32 LE), ct || tag;
+ * handshake and Close messages are protobuf Envelopes. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +26,8 @@
 #include "proto/chan.pb-c.h"
 
 #define MAXC 16
+#define FRAME_KIND 0xD2
+#define FRAME_HDR 30u
 
 typedef struct conn {
     uint8_t rid[256];
@@ -64,15 +70,27 @@ static void repack(void *front, conn *c, int s2c, Psl__Envelope *e) {
     free(b);
 }
 
+static uint64_t frame_seq(const uint8_t *b) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | b[18 + i];
+    return v;
+}
+
 /* Decide what to do with one message in one direction. */
 static void handle(void *front, conn *c, int s2c, uint8_t *b, size_t n) {
     int ours = s2c == g_s2c;
-    Psl__Envelope *e = psl__envelope__unpack(NULL, n, b);
-    if (!ours || !e) {
+    int frame = n >= FRAME_HDR && b[0] == FRAME_KIND;
+    Psl__Envelope *e = frame ? NULL : psl__envelope__unpack(NULL, n, b);
+    if (!ours || (!e && !frame)) {
         fwd(front, c, s2c, b, n);
         goto out;
     }
     if (strcmp(g_mode, "badsig") == 0) {
+        if (!e) {
+            fwd(front, c, s2c, b, n);
+            goto out;
+        }
         Psl__Auth *a = NULL;
         if (e->body_case == PSL__ENVELOPE__BODY_SERVER_HELLO)
             a = e->server_hello->auth;
@@ -87,18 +105,19 @@ static void handle(void *front, conn *c, int s2c, uint8_t *b, size_t n) {
         fwd(front, c, s2c, b, n);
         goto out;
     }
-    if (e->body_case != PSL__ENVELOPE__BODY_FRAME) {
+    if (!frame) {
         fwd(front, c, s2c, b, n);
         goto out;
     }
-    Psl__Frame *f = e->frame;
+    uint64_t seq = frame_seq(b);
+    size_t ctlen = n - FRAME_HDR;
     if (strcmp(g_mode, "oldsession") == 0) {
         if (!g_old) {
             g_old = malloc(n);
             memcpy(g_old, b, n);
             g_old_len = n;
             g_old_from = c;
-        } else if (c != g_old_from && f->seq == g_at) {
+        } else if (c != g_old_from && seq == g_at) {
             fprintf(stderr, "mitm: injected a frame from an earlier session\n");
             fwd(front, c, s2c, g_old, g_old_len);
         }
@@ -108,31 +127,39 @@ static void handle(void *front, conn *c, int s2c, uint8_t *b, size_t n) {
     if (c->held) { /* reorder: release the held frame after this one */
         fwd(front, c, s2c, b, n);
         fwd(front, c, s2c, c->held, c->held_len);
-        fprintf(stderr, "mitm: reordered frames %llu and %llu\n", (unsigned long long)f->seq - 1,
-                (unsigned long long)f->seq);
+        fprintf(stderr, "mitm: reordered frames %llu and %llu\n", (unsigned long long)seq - 1,
+                (unsigned long long)seq);
         free(c->held);
         c->held = NULL;
         goto out;
     }
-    if (f->seq != g_at || strcmp(g_mode, "pass") == 0) {
+    if (seq != g_at || strcmp(g_mode, "pass") == 0) {
         fwd(front, c, s2c, b, n);
         goto out;
     }
     if (strcmp(g_mode, "tamper") == 0) {
-        f->ct.data[f->ct.len / 2] ^= 0x04;
-        fprintf(stderr, "mitm: tampered with frame %llu\n", (unsigned long long)f->seq);
-        repack(front, c, s2c, e);
+        b[FRAME_HDR + ctlen / 2] ^= 0x04;
+        fprintf(stderr, "mitm: tampered with frame %llu\n", (unsigned long long)seq);
+        fwd(front, c, s2c, b, n);
     } else if (strcmp(g_mode, "truncate") == 0) {
-        f->ct.len = f->ct.len > 5 ? f->ct.len - 5 : 0;
-        fprintf(stderr, "mitm: truncated frame %llu\n", (unsigned long long)f->seq);
-        repack(front, c, s2c, e);
+        fprintf(stderr, "mitm: truncated frame %llu\n", (unsigned long long)seq);
+        fwd(front, c, s2c, b, ctlen > 5 ? n - 5 : FRAME_HDR);
     } else if (strcmp(g_mode, "cut") == 0) {
-        fprintf(stderr, "mitm: cut frame %llu in half\n", (unsigned long long)f->seq);
-        fwd(front, c, s2c, b, n / 2);
+        fprintf(stderr, "mitm: cut frame %llu inside its header\n", (unsigned long long)seq);
+        fwd(front, c, s2c, b, 20);
+    } else if (strcmp(g_mode, "garbage") == 0) {
+        uint8_t junk[64];
+        memset(junk, 0xff, sizeof junk);
+        fprintf(stderr, "mitm: replaced frame %llu with garbage\n", (unsigned long long)seq);
+        fwd(front, c, s2c, junk, sizeof junk);
+    } else if (strcmp(g_mode, "reflect") == 0) {
+        fwd(front, c, s2c, b, n);
+        fwd(front, c, !s2c, b, n);
+        fprintf(stderr, "mitm: reflected frame %llu\n", (unsigned long long)seq);
     } else if (strcmp(g_mode, "replay") == 0) {
         fwd(front, c, s2c, b, n);
         fwd(front, c, s2c, b, n);
-        fprintf(stderr, "mitm: replayed frame %llu\n", (unsigned long long)f->seq);
+        fprintf(stderr, "mitm: replayed frame %llu\n", (unsigned long long)seq);
     } else if (strcmp(g_mode, "reorder") == 0) {
         c->held = malloc(n);
         memcpy(c->held, b, n);

@@ -40,6 +40,7 @@ sleep 0.3
 # run_case NAME MODE DIR AT SIDE TEXT [client args...]
 #   SIDE = server: TEXT must appear in the server's log (and the client must fail)
 #   SIDE = client: TEXT must appear in the client's output (and the client must fail)
+#   SIDE = serverlog: TEXT must appear in the server's log (the client may have finished first)
 #   SIDE = none:   the client must succeed
 run_case() {
     name=$1 mode=$2 dir=$3 at=$4 side=$5 text=$6
@@ -77,6 +78,12 @@ run_case() {
         else
             fail "$name: rc=$rc server log: $newlog client: $out"
         fi ;;
+    serverlog)
+        if printf '%s' "$newlog" | grep -q -- "$text"; then
+            pass "$name: server says: $(printf '%s' "$newlog" | grep -- "$text" | head -1)"
+        else
+            fail "$name: server log: $newlog client: $out"
+        fi ;;
     client)
         if [ $rc -ne 0 ] && printf '%s' "$out" | grep -q -- "$text"; then
             pass "$name: client says: $(printf '%s' "$out" | head -1)"
@@ -91,7 +98,10 @@ run_case tamper_c2s    tamper     c2s 1 server "tampered message"
 run_case tamper_s2c    tamper     s2c 1 client "tampered message"
 run_case truncate_c2s  truncate   c2s 1 server "truncated message"
 run_case truncate_s2c  truncate   s2c 2 client "truncated message"
-run_case cut_c2s       cut        c2s 2 server "malformed or truncated message"
+run_case cut_c2s       cut        c2s 2 server "truncated message"
+run_case garbage_c2s   garbage    c2s 1 server "malformed or truncated message"
+run_case garbage_s2c   garbage    s2c 1 client "malformed or truncated message"
+run_case reflect_s2c   reflect    s2c 1 serverlog "message for the other direction"
 run_case replay_c2s    replay     c2s 1 server "replayed message"
 run_case replay_s2c    replay     s2c 1 client "replayed message"
 run_case reorder_c2s   reorder    c2s 1 server "reordered or missing message"
