@@ -736,7 +736,11 @@ static LLVMValueRef globals_ptr(fgen *f, uint64_t idx) {
 
 static int emit_misc(fgen *f, int op, const wasm_cell *ip) {
     const wasm_module *m = G->m;
-    uint16_t A = ip[1].s.a, Bs = ip[1].s.b, C = ip[1].s.c, D = ip[1].s.d;
+    /* unreachable, nop and ret are one cell long: do not read past the end of the code. */
+    wasm_cell ops = {0};
+    if (op != OP_unreachable && op != OP_nop && op != OP_ret)
+        ops = ip[1];
+    uint16_t A = ops.s.a, Bs = ops.s.b, C = ops.s.c, D = ops.s.d;
     switch (op) {
     case OP_unreachable: LLVMBuildBr(B, trap_bb(f, WASM_TRAP_UNREACHABLE)); break;
     case OP_nop: break;
