@@ -385,6 +385,15 @@ static void deploy_finish(coord *c, co_req *r) {
     pending_del(c, r);
     co_fn *nf = r->fn_new, *old = r->fn_old;
     r->fn_new = r->fn_old = NULL;
+    if (!nf) {
+        /* A later deploy (or a remove) of the same name took this version over. */
+        co_fn_free(old);
+        if (r->deploy_err)
+            req_done(r, 400, "INVALID", "%s", r->deploy_err);
+        else
+            req_done(r, r->fn_replaced ? 200 : 201, NULL, NULL);
+        return;
+    }
     if (!r->deploy_err) {
         co_fn_free(old);
         req_done(r, r->fn_replaced ? 200 : 201, NULL, NULL);
@@ -612,6 +621,10 @@ static void start_deploy(coord *c, co_req *r) {
         req_done(r, 500, "IO", "could not store the function under %s/functions", c->o.dir);
         return;
     }
+    /* A deploy of this name still waiting for workers hands its version over to this one. */
+    for (co_req *p = c->pending; old && p; p = p->next)
+        if (p->kind == CO_DEPLOY && p->fn_new == old)
+            p->fn_new = NULL;
     if (old) {
         for (co_fn **pp = &c->fns; *pp; pp = &(*pp)->next) {
             if (*pp == old) {
