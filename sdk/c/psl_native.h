@@ -38,7 +38,12 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Guests build with -I abi; the worker includes this file as "sdk/c/psl_native.h" from the root. */
+#if defined(__has_include) && !__has_include("psl_abi.h")
+#include "abi/psl_abi.h"
+#else
 #include "psl_abi.h"
+#endif
 
 #ifdef __cplusplus
 extern "C" {

@@ -93,13 +93,21 @@ inline int unlock(std::string_view name) {
 class lock_guard {
   public:
     explicit lock_guard(std::string_view name) : name_(name), status_(lock(name_)) {}
-    ~lock_guard() { release(); }
+    ~lock_guard() {
+        release();
+    }
     lock_guard(const lock_guard &) = delete;
     lock_guard &operator=(const lock_guard &) = delete;
 
-    bool ok() const { return status_ == PSL_OK && held_; }
-    explicit operator bool() const { return ok(); }
-    int status() const { return status_; }
+    bool ok() const {
+        return status_ == PSL_OK && held_;
+    }
+    explicit operator bool() const {
+        return ok();
+    }
+    int status() const {
+        return status_;
+    }
     /* Release early; returns unlock's result (0 when not held). */
     int release() {
         if (!held_ || status_ != PSL_OK)

@@ -1,5 +1,7 @@
 /* The invocation executor; see exec.h. Invariant: a pooled instance in a function's idle list is
- * always in its instantiation state (reset), and belongs to that function's current module. */
+ * always in its instantiation state (reset), and belongs to that function's current module.
+ * A native function (an ELF shared object, sdk/c/psl_native.h) has no module and no pool: its
+ * handler is called directly, with a psl_native_api whose functions mirror src/host. */
 #include "worker/exec.h"
 
 #include "base/base.h"
@@ -8,14 +10,20 @@
 #include "crypto/crypto.h"
 #include "platform/platform.h"
 #include "abi/psl_abi.h"
+#include "sdk/c/psl_native.h"
 #include "wasm/wasi.h"
 
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define EX_MAX_DEPTH 8
 #define EX_MAX_ASYNC 64
@@ -25,7 +33,9 @@ typedef struct pinst pinst;
 
 struct fn {
     char *name;
-    wasm_module *mod;
+    wasm_module *mod;          /* NULL for a native function */
+    void *so;                  /* dlopen handle of a native function */
+    psl_native_main_fn native; /* its entry point */
     ex_limits lim;
     uint8_t hash[32];
     atomic_int refs; /* the registry's, plus one per running invocation */
@@ -86,6 +96,9 @@ static void pinst_free(pinst *p) {
 
 static int host_invoke(void *ud, const char *name, size_t nlen, const uint8_t *in, size_t inlen,
                        bool async, uint8_t **out, size_t *outlen);
+static int nested_invoke(executor *ex, uint32_t depth, const char *name, size_t nlen,
+                         const uint8_t *in, size_t inlen, bool async, uint8_t **out,
+                         size_t *outlen);
 
 static int pi_lock(void *ud, const char *name, size_t len) {
     const host_services *svc = &((pinst *)ud)->f->ex->svc;
@@ -175,6 +188,8 @@ static void fn_unref(fn *f) {
     free(f->idle);
     pthread_mutex_destroy(&f->lock);
     wasm_module_free(f->mod);
+    if (f->so)
+        dlclose(f->so);
     free(f->name);
     free(f);
 }
@@ -231,6 +246,69 @@ static bool valid_name(const char *name) {
     return true;
 }
 
+/* Publish f under its name, replacing (and unreferencing) an older function of that name. */
+static int fn_register(executor *ex, fn *f) {
+    pthread_rwlock_wrlock(&ex->reg_lock);
+    fn *old = map_put(&ex->reg, f->name, strlen(f->name), f);
+    pthread_rwlock_unlock(&ex->reg_lock);
+    if (old)
+        fn_unref(old);
+    return 0;
+}
+
+/* Load a native function: the bytes go to a fresh file in a private (0700) directory, which is
+ * dlopen()ed with RTLD_LOCAL (its symbols never serve other objects) and removed at once; the
+ * mapping keeps the code. Every deploy gets its own file, so a redeploy loads a new copy. */
+static int native_load(fn *f, const uint8_t *so, size_t len, char *msg, size_t msglen) {
+    const char *tmp = getenv("TMPDIR");
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s/psl-native-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
+    if (!mkdtemp(dir)) {
+        msgf(msg, msglen, "native function: cannot create a private directory in %s: %s",
+             tmp && tmp[0] ? tmp : "/tmp", strerror(errno));
+        return ERR_IO;
+    }
+    snprintf(path, sizeof path, "%s/%s.so", dir, f->name);
+    int rc = 0;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0500);
+    size_t off = 0;
+    while (fd >= 0 && off < len) {
+        ssize_t n = write(fd, so + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        off += (size_t)n;
+    }
+    if (fd < 0 || off < len || close(fd) != 0) {
+        msgf(msg, msglen, "native function: cannot write %s: %s", path, strerror(errno));
+        rc = ERR_IO;
+        if (fd >= 0 && off < len)
+            close(fd);
+        goto done;
+    }
+    f->so = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!f->so) {
+        const char *e = dlerror();
+        msgf(msg, msglen, "native function: not a loadable shared object: %s", e ? e : "dlopen");
+        rc = ERR_INVALID;
+        goto done;
+    }
+    /* POSIX leaves object-to-function pointer conversion to the platform; dlsym relies on it. */
+    void *sym = dlsym(f->so, PSL_NATIVE_ENTRY);
+    if (!sym) {
+        msgf(msg, msglen, "native function: the shared object exports no %s (sdk/c/psl_native.h)",
+             PSL_NATIVE_ENTRY);
+        rc = ERR_UNLINKABLE;
+        goto done;
+    }
+    memcpy(&f->native, &sym, sizeof f->native);
+done:
+    unlink(path);
+    rmdir(dir);
+    return rc;
+}
+
 int ex_deploy(executor *ex, const char *name, const uint8_t *wasm, size_t len,
               const ex_limits *lim, char *msg, size_t msglen) {
     if (!valid_name(name)) {
@@ -247,6 +325,15 @@ int ex_deploy(executor *ex, const char *name, const uint8_t *wasm, size_t len,
     atomic_init(&f->refs, 1);
     pthread_mutex_init(&f->lock, NULL);
     cr_hash(f->hash, wasm, len);
+    static const uint8_t elf_magic[4] = {0x7f, 'E', 'L', 'F'};
+    if (len >= sizeof elf_magic && memcmp(wasm, elf_magic, sizeof elf_magic) == 0) {
+        int nrc = native_load(f, wasm, len, msg, msglen);
+        if (nrc) {
+            fn_unref(f);
+            return nrc;
+        }
+        return fn_register(ex, f);
+    }
     wasm_error err = {.offset = SIZE_MAX};
     int rc = wasm_module_load(wasm, len, &f->mod, &err);
     if (rc) {
@@ -267,12 +354,7 @@ int ex_deploy(executor *ex, const char *name, const uint8_t *wasm, size_t len,
     }
     f->idle = xcalloc(f->lim.max_pool ? f->lim.max_pool : 1, sizeof *f->idle);
     f->idle[f->nidle++] = p;
-    pthread_rwlock_wrlock(&ex->reg_lock);
-    fn *old = map_put(&ex->reg, f->name, strlen(f->name), f);
-    pthread_rwlock_unlock(&ex->reg_lock);
-    if (old)
-        fn_unref(old);
-    return 0;
+    return fn_register(ex, f);
 }
 
 int ex_remove(executor *ex, const char *name) {
@@ -296,6 +378,184 @@ void ex_list(executor *ex,
     pthread_rwlock_unlock(&ex->reg_lock);
 }
 
+/* ---- native functions ---- */
+
+typedef struct ncall {
+    fn *f;
+    uint32_t depth;
+    uint8_t *out, *err;
+    size_t outlen, outcap, errlen;
+    bool overflow; /* the handler wrote past max_response */
+} ncall;
+
+#define NATIVE_MAX_STDERR (64 * 1024)
+
+static int n_get(void *ctx, const void *key, size_t klen, void *buf, size_t cap) {
+    kvs *kv = ((ncall *)ctx)->f->ex->kv;
+    if (klen > PSL_MAX_KEY)
+        return PSL_ETOOBIG;
+    if (!key || (!buf && cap))
+        return PSL_EFAULT;
+    if (!kv)
+        return PSL_EUNAVAIL;
+    size_t vlen;
+    if (kvs_get(kv, key, klen, buf, cap, &vlen, NULL) == ERR_NOTFOUND)
+        return PSL_ENOTFOUND;
+    return (int)vlen; /* values are at most PSL_MAX_VALUE bytes */
+}
+
+static int n_put(void *ctx, const void *key, size_t klen, const void *val, size_t vlen) {
+    kvs *kv = ((ncall *)ctx)->f->ex->kv;
+    if (klen > PSL_MAX_KEY || vlen > PSL_MAX_VALUE)
+        return PSL_ETOOBIG;
+    if (!key || (!val && vlen))
+        return PSL_EFAULT;
+    if (!kv)
+        return PSL_EUNAVAIL;
+    return kvs_put(kv, key, klen, val, vlen) == 0 ? PSL_OK : PSL_ETOOBIG;
+}
+
+static int n_del(void *ctx, const void *key, size_t klen) {
+    kvs *kv = ((ncall *)ctx)->f->ex->kv;
+    if (klen > PSL_MAX_KEY)
+        return PSL_ETOOBIG;
+    if (!key)
+        return PSL_EFAULT;
+    if (!kv)
+        return PSL_EUNAVAIL;
+    return kvs_delete(kv, key, klen) == 0 ? PSL_OK : PSL_ETOOBIG;
+}
+
+static int n_lock_common(void *ctx, const char *name, size_t nlen, bool acquire) {
+    const host_services *svc = &((ncall *)ctx)->f->ex->svc;
+    if (!name)
+        return PSL_EFAULT;
+    if (nlen == 0 || nlen > PSL_MAX_LOCK_NAME)
+        return PSL_ETOOBIG;
+    int (*lk)(void *, const char *, size_t) = acquire ? svc->lock : svc->unlock;
+    return lk ? lk(svc->ud, name, nlen) : PSL_EUNAVAIL;
+}
+
+static int n_lock(void *ctx, const char *name, size_t nlen) {
+    return n_lock_common(ctx, name, nlen, true);
+}
+
+static int n_unlock(void *ctx, const char *name, size_t nlen) {
+    return n_lock_common(ctx, name, nlen, false);
+}
+
+static int n_invoke(void *ctx, const char *fname, size_t fnlen, const void *in, size_t inlen,
+                    void *out, size_t cap) {
+    ncall *c = ctx;
+    if (!fname || (!in && inlen) || (!out && cap))
+        return PSL_EFAULT;
+    uint8_t *resp = NULL;
+    size_t rlen = 0;
+    int rc = nested_invoke(c->f->ex, c->depth, fname, fnlen, in, inlen, false, &resp, &rlen);
+    if (rc == 0) {
+        if (rlen)
+            memcpy(out, resp, rlen < cap ? rlen : cap);
+        rc = rlen > 0x7fffffff ? PSL_ETOOBIG : (int)rlen;
+    }
+    free(resp);
+    return rc;
+}
+
+static int n_invoke_async(void *ctx, const char *fname, size_t fnlen, const void *in,
+                          size_t inlen) {
+    ncall *c = ctx;
+    if (!fname || (!in && inlen))
+        return PSL_EFAULT;
+    return nested_invoke(c->f->ex, c->depth, fname, fnlen, in, inlen, true, NULL, NULL);
+}
+
+static void n_log(void *ctx, const char *msg, size_t len) {
+    const host_services *svc = &((ncall *)ctx)->f->ex->svc;
+    if (msg && svc->log)
+        svc->log(svc->ud, msg, len > 4096 ? 4096 : len); /* truncated, never refused */
+}
+
+static int n_write_output(void *ctx, const void *data, size_t len) {
+    ncall *c = ctx;
+    if (!data && len)
+        return PSL_EFAULT;
+    if (c->overflow || len > c->f->lim.max_response - c->outlen) {
+        c->overflow = true;
+        return PSL_ETOOBIG;
+    }
+    if (c->outlen + len > c->outcap) {
+        size_t cap = c->outcap ? c->outcap : 4096;
+        while (cap < c->outlen + len)
+            cap *= 2;
+        c->out = xrealloc(c->out, cap);
+        c->outcap = cap;
+    }
+    if (len)
+        memcpy(c->out + c->outlen, data, len);
+    c->outlen += len;
+    return 0;
+}
+
+static int n_write_error(void *ctx, const void *data, size_t len) {
+    ncall *c = ctx;
+    if (!data || c->errlen >= NATIVE_MAX_STDERR)
+        return 0;
+    if (len > NATIVE_MAX_STDERR - c->errlen)
+        len = NATIVE_MAX_STDERR - c->errlen;
+    if (!c->err)
+        c->err = xmalloc(NATIVE_MAX_STDERR);
+    memcpy(c->err + c->errlen, data, len);
+    c->errlen += len;
+    return 0;
+}
+
+/* Native code runs on the calling thread and cannot be preempted: the timeout is checked when
+ * the handler returns and reported as -ETIMEDOUT (its writes stand, as a wasm guest's writes made
+ * before a timeout do). Memory is not capped. */
+static void run_native(fn *f, const uint8_t *in, size_t inlen, uint32_t depth, ex_result *res) {
+    ncall c = {.f = f, .depth = depth};
+    psl_native_api api = {
+        .abi_version = PSL_ABI_VERSION,
+        .size = sizeof api,
+        .ctx = &c,
+        .get = n_get,
+        .put = n_put,
+        .del = n_del,
+        .lock = n_lock,
+        .unlock = n_unlock,
+        .invoke = n_invoke,
+        .invoke_async = n_invoke_async,
+        .log = n_log,
+        .write_output = n_write_output,
+        .write_error = n_write_error,
+    };
+    static const uint8_t empty[1];
+    uint64_t t0 = plat_now_ns();
+    int status = f->native(&api, inlen ? in : empty, inlen);
+    res->ns = plat_now_ns() - t0;
+    if (c.overflow) {
+        res->status = ERR_LIMIT;
+        msgf(res->msg, sizeof res->msg, "response exceeds the limit of %u bytes",
+             f->lim.max_response);
+    } else if (f->lim.timeout_ms && res->ns > (uint64_t)f->lim.timeout_ms * 1000000u) {
+        res->status = -ETIMEDOUT;
+        msgf(res->msg, sizeof res->msg,
+             "native function ran %" PRIu64 " ms, past its timeout of %u ms (native code is not "
+             "interrupted; the timeout is only reported)",
+             res->ns / 1000000u, f->lim.timeout_ms);
+    } else {
+        res->exit_code = status;
+        res->out = c.out ? c.out : xmalloc(1);
+        res->outlen = c.outlen;
+        c.out = NULL;
+        if (status)
+            msgf(res->msg, sizeof res->msg, "exit status %d%s%.*s", status, c.errlen ? ": " : "",
+                 (int)(c.errlen > 200 ? 200 : c.errlen), c.err ? (const char *)c.err : "");
+    }
+    free(c.out);
+    free(c.err);
+}
+
 /* ---- invocation ---- */
 
 static void run(executor *ex, fn *f, const uint8_t *in, size_t inlen, uint32_t depth,
@@ -308,6 +568,10 @@ static void run(executor *ex, fn *f, const uint8_t *in, size_t inlen, uint32_t d
         return;
     }
     res->sync = f->lim.sync;
+    if (f->native) {
+        run_native(f, in, inlen, depth, res);
+        return;
+    }
     pinst *p = NULL;
     pthread_mutex_lock(&f->lock);
     if (f->nidle)
@@ -408,8 +672,14 @@ static void *async_main(void *arg) {
 static int host_invoke(void *ud, const char *name, size_t nlen, const uint8_t *in, size_t inlen,
                        bool async, uint8_t **out, size_t *outlen) {
     pinst *p = ud;
-    executor *ex = p->f->ex;
-    if (p->depth + 1 >= EX_MAX_DEPTH)
+    return nested_invoke(p->f->ex, p->depth, name, nlen, in, inlen, async, out, outlen);
+}
+
+/* A call made by a guest running at nesting level depth (wasm or native). */
+static int nested_invoke(executor *ex, uint32_t depth, const char *name, size_t nlen,
+                         const uint8_t *in, size_t inlen, bool async, uint8_t **out,
+                         size_t *outlen) {
+    if (depth + 1 >= EX_MAX_DEPTH)
         return PSL_EDEPTH;
     if (nlen == 0 || nlen > 64)
         return PSL_ENOFUNC;
@@ -434,7 +704,7 @@ static int host_invoke(void *ud, const char *name, size_t nlen, const uint8_t *i
         a->in = xmalloc(inlen ? inlen : 1);
         memcpy(a->in, in, inlen);
         a->inlen = inlen;
-        a->depth = p->depth + 1;
+        a->depth = depth + 1;
         pthread_t t;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
@@ -453,7 +723,7 @@ static int host_invoke(void *ud, const char *name, size_t nlen, const uint8_t *i
         return 0;
     }
     ex_result r;
-    ex_invoke(ex, fname, in, inlen, p->depth + 1, &r);
+    ex_invoke(ex, fname, in, inlen, depth + 1, &r);
     if (r.status == ERR_NOTFOUND)
         return PSL_ENOFUNC;
     if (r.status || r.exit_code) {

@@ -51,8 +51,12 @@ void ex_free(executor *ex);
 
 /** Deploy (or replace) function @p name from a WebAssembly binary. The module is validated and
  * one instance is created at once so a broken module is refused at deploy time.
- * @return 0, ERR_MALFORMED / ERR_INVALID / ERR_UNLINKABLE / ERR_LIMIT (msg says why) or
- * ERR_USAGE (bad name). */
+ * Bytes that start with the ELF magic are a native function instead (sdk/c/psl_native.h): trusted
+ * code, written to a private file, dlopen()ed (RTLD_LOCAL) and run on the invoking thread with the
+ * same request/response limits; its timeout can only be reported after it returns (status
+ * -ETIMEDOUT), and memory is not capped. docs/guests.md explains the trust difference.
+ * @return 0, ERR_MALFORMED / ERR_INVALID / ERR_UNLINKABLE / ERR_LIMIT (msg says why),
+ * ERR_IO (native: the private file could not be written) or ERR_USAGE (bad name). */
 int ex_deploy(executor *ex, const char *name, const uint8_t *wasm, size_t len,
               const ex_limits *lim, char *msg, size_t msglen);
 /** @return 0 or ERR_NOTFOUND. */
