@@ -215,8 +215,10 @@ void cmd_bench_help(FILE *out) {
     fprintf(out, "usage: psl bench channel [--messages N] [--round-trips N] [--window N]\n"
                  "                         [--handshakes N] [--home DIR]\n"
                  "       psl bench capsule [--seconds S] [--writers N] [--port P]\n"
+                 "       psl bench ycsb [--target redis,psl-fn,...] [--workload a,c] ... (--help)\n"
                  "channel: 1 KiB messages over the attested secure channel vs plain ZeroMQ.\n"
-                 "capsule: DataCapsule appends to 3 local storage replicas, reads, raw limits.\n");
+                 "capsule: DataCapsule appends to 3 local storage replicas, reads, raw limits.\n"
+                 "ycsb: YCSB core workloads against psl (in-function, client) and Redis.\n");
 }
 
 int cmd_bench(int argc, char **argv) {
@@ -224,6 +226,8 @@ int cmd_bench(int argc, char **argv) {
         return cmd_bench_channel(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "capsule") == 0) /* cmd_capsule.c */
         return cmd_bench_capsule(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "ycsb") == 0) /* cmd_ycsb.c */
+        return cmd_bench_ycsb(argc - 1, argv + 1);
     cmd_bench_help(stderr);
     return EXIT_USAGE;
 }

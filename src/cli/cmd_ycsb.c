@@ -1,0 +1,1318 @@
+/* psl bench ycsb: the YCSB core workloads against psl and Redis with one generator
+ * (bench/ycsb/ycsb.c) and one report, measured side by side in one run.
+ *
+ * Targets: "redis" (a redis-server started here on a loopback port without persistence, driven
+ * through hiredis, one connection per client thread); "psl-fn" (in-function mode: THREADS
+ * concurrent invocations of the YCSB function each run the generator inside a worker against the
+ * host API, bench/ycsb/fn.c); "psl-client" (client mode: every operation is one invocation of the
+ * YCSB function through the HTTP gateway, one keep-alive connection per client thread and one
+ * operation in flight on it). psl targets take a durability suffix (":sync"; default async). The
+ * psl cluster is started here (psl up in a temporary directory) unless --dir names a running one.
+ *
+ * Every thread draws its own operation and key sequence; a run has a warm-up, then a measured
+ * window of --duration seconds (or --ops operations per thread). Reads check that the record
+ * returned is the one of the key asked for (ycsb_value_check). */
+#include "cli/cli.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "base/err.h"
+#include "bench/ycsb/ycsb.h"
+#include "platform/platform.h"
+
+enum { T_REDIS, T_PSL_FN, T_PSL_CLIENT };
+
+#define MAX_TARGETS 8
+#define MAX_LIST 16
+
+typedef struct target {
+    int kind;
+    bool sync;
+    char label[32];
+} target;
+
+typedef struct yopts {
+    target targets[MAX_TARGETS];
+    int ntargets;
+    char workloads[MAX_LIST];
+    int nworkloads;
+    bool dist_set;
+    ycsb_dist dist;
+    uint32_t threads[MAX_LIST];
+    int nthreads;
+    uint64_t records, ops, seed;
+    double warmup, duration;
+    int runs, workers, load_threads;
+    uint32_t chunk_ms; /* in-function mode: milliseconds per invocation (0: one per run) */
+    const char *dir, *fn_path, *csv, *plot;
+    int redis_port;
+    bool check, quiet;
+} yopts;
+
+/* A psl cluster or a redis-server owned by this run. */
+typedef struct env {
+    char tmpdir[256];  /* our psl cluster's directory ("" when --dir was given) */
+    char gateway[256]; /* psl gateway base URL */
+    const char *dir;   /* the cluster's directory */
+    pid_t redis_pid;   /* 0 when not started by us */
+    int redis_port;
+    char self[4096]; /* this binary */
+    bool psl_loaded, redis_loaded;
+} env;
+
+typedef struct result {
+    const target *t;
+    char workload;
+    ycsb_dist dist;
+    uint32_t threads;
+    double secs, tput;
+    ycsb_stats *st;
+} result;
+
+static atomic_ullong g_progress;
+static volatile sig_atomic_t g_stop;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    g_stop = 1;
+}
+
+static double now_s(void) {
+    return (double)plat_now_ns() / 1e9;
+}
+
+/* ---------- small process helpers ---------- */
+
+static int run_wait(char *const argv[], bool quiet) {
+    pid_t p = fork();
+    if (p < 0)
+        return -errno;
+    if (p == 0) {
+        if (quiet) {
+            FILE *f = freopen("/dev/null", "w", stdout);
+            (void)f;
+        }
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int st;
+    while (waitpid(p, &st, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static int free_port(void) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    if (s < 0)
+        return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t l = sizeof a;
+    int port = -1;
+    if (bind(s, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(s, (struct sockaddr *)&a, &l) == 0)
+        port = ntohs(a.sin_port);
+    close(s);
+    return port;
+}
+
+/* ---------- HTTP (libcurl) ---------- */
+
+typedef struct hbuf {
+    uint8_t *p;
+    size_t n, cap;
+} hbuf;
+
+static size_t hbuf_write(char *data, size_t sz, size_t nm, void *ud) {
+    hbuf *b = ud;
+    size_t n = sz * nm;
+    if (b->n + n + 1 > b->cap) {
+        size_t c = b->cap ? b->cap : 4096;
+        while (c < b->n + n + 1)
+            c *= 2;
+        b->p = xrealloc(b->p, c);
+        b->cap = c;
+    }
+    memcpy(b->p + b->n, data, n);
+    b->n += n;
+    b->p[b->n] = 0;
+    return n;
+}
+
+typedef struct http {
+    CURL *c;
+    struct curl_slist *hdr;
+    hbuf out;
+    char url[512];
+} http;
+
+static int http_open(http *h, const char *url, long timeout_s) {
+    memset(h, 0, sizeof *h);
+    h->c = curl_easy_init();
+    if (!h->c)
+        return ERR_NOMEM;
+    snprintf(h->url, sizeof h->url, "%s", url);
+    h->hdr = curl_slist_append(NULL, "Content-Type: application/octet-stream");
+    h->hdr = curl_slist_append(h->hdr, "Expect:");
+    curl_easy_setopt(h->c, CURLOPT_URL, h->url);
+    curl_easy_setopt(h->c, CURLOPT_HTTPHEADER, h->hdr);
+    curl_easy_setopt(h->c, CURLOPT_WRITEFUNCTION, hbuf_write);
+    curl_easy_setopt(h->c, CURLOPT_WRITEDATA, &h->out);
+    curl_easy_setopt(h->c, CURLOPT_TIMEOUT, timeout_s);
+    curl_easy_setopt(h->c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h->c, CURLOPT_TCP_NODELAY, 1L);
+    return 0;
+}
+
+static void http_close(http *h) {
+    if (h->c)
+        curl_easy_cleanup(h->c);
+    curl_slist_free_all(h->hdr);
+    free(h->out.p);
+    memset(h, 0, sizeof *h);
+}
+
+/* POST (or PUT when put) body; the answer is in h->out. @return the HTTP status, or -1. */
+static long http_send(http *h, const void *body, size_t len, bool put) {
+    h->out.n = 0;
+    curl_easy_setopt(h->c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h->c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(h->c, CURLOPT_CUSTOMREQUEST, put ? "PUT" : NULL);
+    if (curl_easy_perform(h->c) != CURLE_OK)
+        return -1;
+    long code = 0;
+    curl_easy_getinfo(h->c, CURLINFO_RESPONSE_CODE, &code);
+    return code;
+}
+
+/* ---------- targets: setup ---------- */
+
+static const char *fn_name(bool sync) {
+    return sync ? "ycsb_sync" : "ycsb";
+}
+
+/* Deploy through `psl deploy` (which carries the cluster owner's credentials). */
+static int psl_deploy(env *e, const yopts *o, bool sync) {
+    if (access(o->fn_path, R_OK) != 0) {
+        cli_err("bench ycsb: cannot read the YCSB function %s (build it: cmake --build build)",
+                o->fn_path);
+        return EXIT_IO;
+    }
+    char tmo[32];
+    snprintf(tmo, sizeof tmo, "%u", (unsigned)((o->warmup + o->duration) * 1000) + 120000);
+    char *av[] = {e->self,
+                  "deploy",
+                  (char *)fn_name(sync),
+                  (char *)o->fn_path,
+                  "--timeout-ms",
+                  tmo,
+                  "--durability",
+                  sync ? "sync" : "async",
+                  "--dir",
+                  (char *)e->dir,
+                  NULL};
+    if (run_wait(av, true) != 0) {
+        cli_err("bench ycsb: psl deploy %s failed", fn_name(sync));
+        return EXIT_FAILED;
+    }
+    return 0;
+}
+
+static int psl_start(env *e, const yopts *o) {
+    uint32_t maxthr = 1;
+    for (int i = 0; i < o->nthreads; i++)
+        if (o->threads[i] > maxthr)
+            maxthr = o->threads[i];
+    if (o->dir) {
+        e->dir = o->dir;
+    } else {
+        snprintf(e->tmpdir, sizeof e->tmpdir, "/tmp/psl-ycsb.XXXXXX");
+        if (!mkdtemp(e->tmpdir)) {
+            cli_err("bench ycsb: mkdtemp: %s", strerror(errno));
+            e->tmpdir[0] = 0;
+            return EXIT_IO;
+        }
+        e->dir = e->tmpdir;
+        char workers[16], threads[16];
+        snprintf(workers, sizeof workers, "%d", o->workers);
+        /* Every in-function invocation holds a worker thread for the whole run. */
+        uint32_t per = (maxthr + (uint32_t)o->workers - 1) / (uint32_t)o->workers;
+        snprintf(threads, sizeof threads, "%u", per < 2 ? 2 : per);
+        char *av[] = {e->self, "up",    "--workers",    workers, "--threads",
+                      threads, "--dir", (char *)e->dir, NULL};
+        if (!o->quiet)
+            fprintf(stderr, "ycsb: psl up --workers %s --threads %s --dir %s\n", workers, threads,
+                    e->dir);
+        if (run_wait(av, true) != 0) {
+            cli_err("bench ycsb: psl up failed (logs in %s/logs)", e->dir);
+            return EXIT_FAILED;
+        }
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/cluster.json", e->dir);
+    uint8_t *b;
+    size_t n;
+    if (plat_read_file(path, &b, &n) != 0) {
+        cli_err("bench ycsb: no cluster in %s", e->dir);
+        return EXIT_FAILED;
+    }
+    cJSON *j = cJSON_ParseWithLength((const char *)b, n);
+    free(b);
+    const cJSON *g = j ? cJSON_GetObjectItemCaseSensitive(j, "gateway") : NULL;
+    if (!cJSON_IsString(g)) {
+        cJSON_Delete(j);
+        cli_err("bench ycsb: %s has no gateway", path);
+        return EXIT_FAILED;
+    }
+    snprintf(e->gateway, sizeof e->gateway, "%s", g->valuestring);
+    cJSON_Delete(j);
+    if (psl_deploy(e, o, false) != 0 || psl_deploy(e, o, true) != 0)
+        return EXIT_FAILED;
+    return 0;
+}
+
+static void psl_stop(env *e) {
+    if (!e->tmpdir[0])
+        return;
+    char *down[] = {e->self, "down", "--dir", e->tmpdir, NULL};
+    run_wait(down, true);
+    if (!getenv("PSL_YCSB_KEEP")) {
+        char *rm[] = {"/bin/rm", "-rf", e->tmpdir, NULL};
+        run_wait(rm, true);
+    }
+    e->tmpdir[0] = 0;
+}
+
+static redisContext *redis_connect(int port) {
+    struct timeval tv = {5, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    if (!c || c->err) {
+        if (c)
+            redisFree(c);
+        return NULL;
+    }
+    return c;
+}
+
+static int redis_start(env *e, const yopts *o) {
+    if (o->redis_port) {
+        e->redis_port = o->redis_port;
+    } else {
+        e->redis_port = free_port();
+        if (e->redis_port <= 0)
+            return EXIT_FAILED;
+        char port[16];
+        snprintf(port, sizeof port, "%d", e->redis_port);
+        pid_t p = fork();
+        if (p < 0)
+            return EXIT_FAILED;
+        if (p == 0) {
+            FILE *f = freopen("/dev/null", "w", stdout);
+            (void)f;
+            execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save",
+                   "", "--appendonly", "no", "--protected-mode", "no", "--daemonize", "no",
+                   (char *)NULL);
+            fprintf(stderr, "psl: bench ycsb: cannot run redis-server (Debian package "
+                            "redis-server; scripts/deps.sh installs it)\n");
+            _exit(127);
+        }
+        e->redis_pid = p;
+        if (!o->quiet)
+            fprintf(stderr, "ycsb: redis-server --port %s --save '' --appendonly no (pid %d)\n",
+                    port, (int)p);
+    }
+    for (int i = 0; i < 100; i++) {
+        redisContext *c = redis_connect(e->redis_port);
+        if (c) {
+            redisReply *r = redisCommand(c, "PING");
+            bool ok = r && r->type == REDIS_REPLY_STATUS;
+            freeReplyObject(r);
+            redisFree(c);
+            if (ok)
+                return 0;
+        }
+        int st;
+        if (e->redis_pid && waitpid(e->redis_pid, &st, WNOHANG) == e->redis_pid) {
+            e->redis_pid = 0;
+            break;
+        }
+        usleep(50000);
+    }
+    cli_err("bench ycsb: redis-server on port %d did not answer", e->redis_port);
+    return EXIT_FAILED;
+}
+
+static void redis_stop(env *e) {
+    if (e->redis_pid > 0) {
+        kill(e->redis_pid, SIGTERM);
+        waitpid(e->redis_pid, NULL, 0);
+        e->redis_pid = 0;
+    }
+}
+
+/* ---------- one client thread (redis and psl client mode) ---------- */
+
+typedef struct conn {
+    int kind;
+    uint64_t records;
+    bool sync;
+    redisContext *rc;
+    http h;
+} conn;
+
+static int conn_open(conn *c, const env *e, const target *t, uint64_t records) {
+    memset(c, 0, sizeof *c);
+    c->kind = t->kind;
+    c->sync = t->sync;
+    c->records = records;
+    if (t->kind == T_REDIS) {
+        c->rc = redis_connect(e->redis_port);
+        return c->rc ? 0 : ERR_IO;
+    }
+    char url[512];
+    snprintf(url, sizeof url, "%s/function/%s", e->gateway, fn_name(t->sync));
+    return http_open(&c->h, url, 60);
+}
+
+static void conn_close(conn *c) {
+    if (c->rc)
+        redisFree(c->rc);
+    http_close(&c->h);
+}
+
+/* Read key number k: 0 with *got set (false: absent), or a negative error. The record is checked
+ * into st->bad. */
+static int conn_read(conn *c, uint64_t k, ycsb_stats *st) {
+    char key[YCSB_KEY_MAX + 2];
+    size_t kl = ycsb_key_name(k, key + 2);
+    const uint8_t *v = NULL;
+    size_t vl = 0;
+    int rc = 0;
+    redisReply *r = NULL;
+    if (c->kind == T_REDIS) {
+        r = redisCommand(c->rc, "GET %b", key + 2, kl);
+        if (!r)
+            return ERR_IO;
+        if (r->type == REDIS_REPLY_STRING)
+            v = (const uint8_t *)r->str, vl = r->len;
+        else if (r->type != REDIS_REPLY_NIL)
+            rc = ERR_IO;
+    } else {
+        key[0] = 'r', key[1] = ' ';
+        long code = http_send(&c->h, key, kl + 2, false);
+        if (code != 200)
+            return ERR_IO;
+        v = c->h.out.p, vl = c->h.out.n;
+    }
+    if (rc == 0) {
+        if (vl == 0 && k >= c->records)
+            st->stale++;
+        else if (vl == 0)
+            st->notfound++;
+        else if (!ycsb_value_check(v, vl, k))
+            st->bad++;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+static int conn_write(conn *c, uint64_t k, uint8_t *msg, size_t off) {
+    char key[YCSB_KEY_MAX];
+    size_t kl = ycsb_key_name(k, key);
+    if (c->kind == T_REDIS) {
+        redisReply *r = redisCommand(c->rc, "SET %b %b", key, kl, msg + off, YCSB_VALUE_LEN);
+        int rc = r && r->type == REDIS_REPLY_STATUS ? 0 : ERR_IO;
+        freeReplyObject(r);
+        return rc;
+    }
+    /* "w KEY\nRECORD": the record already sits at msg + off; the header goes right before it. */
+    size_t hl = 2 + kl + 1;
+    uint8_t *p = msg + off - hl;
+    p[0] = 'w', p[1] = ' ';
+    memcpy(p + 2, key, kl);
+    p[2 + kl] = '\n';
+    long code = http_send(&c->h, p, hl + YCSB_VALUE_LEN, false);
+    return code == 200 ? 0 : ERR_IO;
+}
+
+typedef struct job {
+    const env *e;
+    const target *t;
+    const yopts *o;
+    ycsb_workload w;
+    uint32_t thread, nthreads;
+    double t_measure, t_end; /* absolute (now_s) */
+    uint64_t maxops;
+    ycsb_stats *st;
+    double finished;          /* the thread ended */
+    double finished_measured; /* in-function: the last measured invocation answered */
+    int rc;
+    /* load */
+    uint64_t from, to;
+    /* in-function: elapsed inside the function */
+    double fn_secs;
+    char err[256];
+} job;
+
+#define MSG_OFF 64
+
+static void *client_thread(void *arg) {
+    job *j = arg;
+    conn c;
+    uint8_t *msg = xmalloc(MSG_OFF + YCSB_VALUE_LEN);
+    uint8_t *rec = msg + MSG_OFF;
+    if (conn_open(&c, j->e, j->t, j->o->records) != 0) {
+        snprintf(j->err, sizeof j->err, "cannot connect");
+        j->rc = ERR_IO;
+        goto out;
+    }
+    ycsb_rng vr;
+    ycsb_rng_seed(&vr, j->o->seed + j->thread + 1);
+    ycsb_value_init(rec, &vr);
+    if (j->to > j->from) { /* load phase */
+        for (uint64_t k = j->from; k < j->to && !g_stop; k++) {
+            ycsb_value_stamp(rec, k, 0);
+            if (conn_write(&c, k, msg, MSG_OFF) != 0)
+                j->st->errors[YCSB_INSERT]++;
+            j->st->ops[YCSB_INSERT]++;
+            atomic_fetch_add_explicit(&g_progress, 1, memory_order_relaxed);
+        }
+        goto out;
+    }
+    ycsb_gen g;
+    ycsb_gen_init(&g, &j->w, j->o->records, j->thread, j->o->seed, 0, -1);
+    uint32_t version = (uint32_t)j->o->seed;
+    bool measuring = false;
+    uint64_t measured = 0;
+    ycsb_stats *st = j->st;
+    ycsb_stats *warm = xcalloc(1, sizeof *warm);
+    for (;;) {
+        uint64_t b = plat_now_ns();
+        double t = (double)b / 1e9;
+        if (!measuring && t >= j->t_measure) {
+            measuring = true;
+            memset(st, 0, sizeof *st);
+        }
+        if (g_stop || (measuring && (t >= j->t_end || (j->maxops && measured >= j->maxops))))
+            break;
+        ycsb_stats *s = measuring ? st : warm; /* warm-up reads check records too, unreported */
+        ycsb_op op = ycsb_gen_op(&g);
+        int rc = 0;
+        switch (op) {
+        case YCSB_READ: rc = conn_read(&c, ycsb_gen_key(&g), s); break;
+        case YCSB_UPDATE:
+        case YCSB_INSERT: {
+            uint64_t k = op == YCSB_UPDATE ? ycsb_gen_key(&g) : ycsb_gen_insert_key(&g);
+            ycsb_value_stamp(rec, k, ++version);
+            rc = conn_write(&c, k, msg, MSG_OFF);
+            break;
+        }
+        case YCSB_RMW: {
+            uint64_t k = ycsb_gen_key(&g);
+            rc = conn_read(&c, k, s);
+            if (rc == 0) {
+                ycsb_value_stamp(rec, k, ++version);
+                rc = conn_write(&c, k, msg, MSG_OFF);
+            }
+            break;
+        }
+        default: break;
+        }
+        uint64_t e2 = plat_now_ns();
+        if (measuring) {
+            st->ops[op]++;
+            if (rc != 0)
+                st->errors[op]++;
+            ycsb_hist_add(&st->hist[op], e2 - b);
+            measured++;
+        }
+        atomic_fetch_add_explicit(&g_progress, 1, memory_order_relaxed);
+    }
+    free(warm);
+out:
+    j->finished = now_s();
+    conn_close(&c);
+    free(msg);
+    return NULL;
+}
+
+/* ---------- in-function mode ---------- */
+
+static uint64_t total_ops(const ycsb_stats *s) {
+    uint64_t t = 0;
+    for (int op = 0; op < YCSB_NOPS; op++)
+        t += s->ops[op];
+    return t;
+}
+
+/* Parse the YCSB function's run answer (bench/ycsb/fn.c) into st. */
+static int parse_fn_answer(const char *s, ycsb_stats *st, double *secs, uint64_t *inserted,
+                           double *zetan) {
+    unsigned long long el, nf, stale, bad, ins;
+    if (sscanf(s, "elapsed_ns %llu notfound %llu stale %llu bad %llu inserted %llu zetan %lf", &el,
+               &nf, &stale, &bad, &ins, zetan) != 6)
+        return ERR_MALFORMED;
+    st->stale += stale;
+    *secs = (double)el / 1e9;
+    *inserted = ins;
+    st->notfound += nf;
+    st->bad += bad;
+    const char *p = strchr(s, '\n');
+    while (p && *++p) {
+        int op;
+        unsigned long long ops, errs, n, sum, max;
+        if (sscanf(p, "op %d %llu %llu %llu %llu %llu", &op, &ops, &errs, &n, &sum, &max) != 6 ||
+            op < 0 || op >= YCSB_NOPS)
+            return ERR_MALFORMED;
+        st->ops[op] += ops;
+        st->errors[op] += errs;
+        ycsb_hist *h = &st->hist[op];
+        h->n += n;
+        h->sum_ns += sum;
+        if (max > h->max_ns)
+            h->max_ns = max;
+        p = strchr(p, '\n');
+        if (!p || p[1] != 'b')
+            return ERR_MALFORMED;
+        char *q = (char *)p + 2;
+        for (;;) {
+            char *end;
+            unsigned long b = strtoul(q, &end, 10);
+            if (end == q)
+                break;
+            unsigned long cnt = strtoul(end, &q, 10);
+            if (q == end || b >= YCSB_HIST_BUCKETS)
+                return ERR_MALFORMED;
+            h->b[b] += (uint32_t)cnt;
+        }
+        p = strchr(q, '\n');
+    }
+    return 0;
+}
+
+/* One invocation of the YCSB function; its answer lands in j->st (or scratch during warm-up). */
+static int fn_call(job *j, http *h, const char *req, ycsb_stats *into, uint64_t *inserted,
+                   double *zetan) {
+    long code = http_send(h, req, strlen(req), false);
+    const char *ans = h->out.p ? (const char *)h->out.p : "";
+    if (code != 200) {
+        snprintf(j->err, sizeof j->err, "HTTP %ld: %.200s", code, ans);
+        return ERR_IO;
+    }
+    if (parse_fn_answer(ans, into, &j->fn_secs, inserted, zetan) != 0) {
+        snprintf(j->err, sizeof j->err, "malformed answer: %.200s", ans);
+        return ERR_MALFORMED;
+    }
+    return 0;
+}
+
+/* In-function mode. With --fn-chunk-ms 0 the whole run (warm-up included) is one invocation;
+ * otherwise the thread invokes the function again and again for chunks of that many
+ * milliseconds, continuing its generator (inserts and "latest" zeta), so that every invocation
+ * ends (and its writes are flushed to the capsule) within the chunk. */
+static void *fn_thread(void *arg) {
+    job *j = arg;
+    const yopts *o = j->o;
+    char url[512], req[768];
+    snprintf(url, sizeof url, "%s/function/%s", j->e->gateway, fn_name(j->t->sync));
+    http h;
+    if (http_open(&h, url, (long)(o->warmup + o->duration) + 120) != 0) {
+        j->rc = ERR_NOMEM;
+        return NULL;
+    }
+    if (j->to > j->from) {
+        snprintf(req, sizeof req, "load from=%llu to=%llu seed=%llu", (unsigned long long)j->from,
+                 (unsigned long long)j->to, (unsigned long long)o->seed);
+        long code = http_send(&h, req, strlen(req), false);
+        const char *ans = h.out.p ? (const char *)h.out.p : "";
+        unsigned long long n, errs;
+        if (code != 200) {
+            snprintf(j->err, sizeof j->err, "HTTP %ld: %.200s", code, ans);
+            j->rc = ERR_IO;
+        } else if (sscanf(ans, "loaded %llu errors %llu", &n, &errs) != 2) {
+            j->rc = ERR_MALFORMED;
+        } else {
+            j->st->ops[YCSB_INSERT] += n + errs;
+            j->st->errors[YCSB_INSERT] += errs;
+        }
+        goto out;
+    }
+    uint64_t inserted = 0;
+    double zetan = j->w.dist == YCSB_LATEST ? ycsb_zeta(o->records, YCSB_THETA) : 0;
+    if (o->chunk_ms == 0) {
+        snprintf(req, sizeof req,
+                 "run w=%c d=%s records=%llu thread=%u seed=%llu warmup_ms=%llu duration_ms=%llu "
+                 "ops=%llu zetan=%.17g",
+                 j->w.name, ycsb_dist_name(j->w.dist), (unsigned long long)o->records, j->thread,
+                 (unsigned long long)o->seed, (unsigned long long)(o->warmup * 1000),
+                 (unsigned long long)(o->duration * 1000), (unsigned long long)j->maxops, zetan);
+        j->rc = fn_call(j, &h, req, j->st, &inserted, &zetan);
+        j->finished_measured = now_s();
+        goto out;
+    }
+    ycsb_stats *scratch = xcalloc(1, sizeof *scratch);
+    uint64_t measured = 0;
+    for (uint32_t chunk = 0; !g_stop; chunk++) {
+        double now = now_s();
+        bool meas = now >= j->t_measure;
+        if (now >= j->t_end || (j->maxops && measured >= j->maxops))
+            break;
+        double left = (meas ? j->t_end : j->t_measure) - now;
+        uint64_t ms = (uint64_t)(left * 1000);
+        if (ms > o->chunk_ms)
+            ms = o->chunk_ms;
+        if (ms == 0)
+            ms = 1;
+        snprintf(req, sizeof req,
+                 "run w=%c d=%s records=%llu thread=%u seed=%llu warmup_ms=0 duration_ms=%llu "
+                 "ops=%llu inserted=%llu zetan=%.17g",
+                 j->w.name, ycsb_dist_name(j->w.dist), (unsigned long long)o->records, j->thread,
+                 (unsigned long long)(o->seed + chunk * 7919u), (unsigned long long)ms,
+                 (unsigned long long)(meas && j->maxops ? j->maxops - measured : 0),
+                 (unsigned long long)inserted, zetan);
+        ycsb_stats *into = meas ? j->st : scratch;
+        uint64_t before = total_ops(into);
+        if (!meas)
+            memset(scratch, 0, sizeof *scratch);
+        if ((j->rc = fn_call(j, &h, req, into, &inserted, &zetan)) != 0)
+            break;
+        uint64_t got = total_ops(into) - (meas ? before : 0);
+        atomic_fetch_add_explicit(&g_progress, got, memory_order_relaxed);
+        if (meas) {
+            measured += got;
+            j->finished_measured = now_s();
+        }
+    }
+    free(scratch);
+out:
+    j->finished = now_s();
+    http_close(&h);
+    return NULL;
+}
+
+/* ---------- phases ---------- */
+
+static void progress(const char *what, double t0, double total, bool tty) {
+    static unsigned long long last_n;
+    static double last_t;
+    double t = now_s();
+    unsigned long long n = atomic_load(&g_progress);
+    if (tty && t > last_t) {
+        double rate = last_t > 0 ? (double)(n - last_n) / (t - last_t) : 0;
+        if (total > 0)
+            fprintf(stderr, "\r\033[K%s  %5.1f / %.0f s  %10.0f ops/s", what, t - t0, total, rate);
+        else
+            fprintf(stderr, "\r\033[K%s  %5.1f s  %10llu ops", what, t - t0, n);
+        fflush(stderr);
+    }
+    last_n = n;
+    last_t = t;
+}
+
+/* Run njobs jobs on threads, with a progress line, and wait for them. */
+static int run_jobs(job *jobs, uint32_t njobs, void *(*fn)(void *), const char *what,
+                    double total) {
+    pthread_t *th = xcalloc(njobs, sizeof *th);
+    bool tty = isatty(STDERR_FILENO);
+    atomic_store(&g_progress, 0);
+    double t0 = now_s();
+    for (uint32_t i = 0; i < njobs; i++)
+        pthread_create(&th[i], NULL, fn, &jobs[i]);
+    for (;;) {
+        bool done = true;
+        for (uint32_t i = 0; i < njobs; i++)
+            if (jobs[i].finished == 0 && jobs[i].rc == 0)
+                done = false;
+        if (done)
+            break;
+        usleep(100000);
+        progress(what, t0, total, tty);
+    }
+    for (uint32_t i = 0; i < njobs; i++)
+        pthread_join(th[i], NULL);
+    if (tty)
+        fprintf(stderr, "\r\033[K");
+    free(th);
+    int rc = 0;
+    for (uint32_t i = 0; i < njobs; i++)
+        if (jobs[i].rc != 0) {
+            cli_err("bench ycsb: %s thread %u: %s", what, i,
+                    jobs[i].err[0] ? jobs[i].err : err_str(jobs[i].rc));
+            rc = jobs[i].rc;
+        }
+    return rc;
+}
+
+static int load(env *e, const yopts *o, const target *t) {
+    uint32_t n = (uint32_t)o->load_threads;
+    job *jobs = xcalloc(n, sizeof *jobs);
+    ycsb_stats *st = xcalloc(n, sizeof *st);
+    if (t->kind == T_REDIS) {
+        redisContext *c = redis_connect(e->redis_port);
+        if (c) {
+            freeReplyObject(redisCommand(c, "FLUSHALL"));
+            redisFree(c);
+        }
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        jobs[i] = (job){.e = e, .t = t, .o = o, .thread = i, .nthreads = n, .st = &st[i]};
+        jobs[i].from = o->records * i / n;
+        jobs[i].to = o->records * (i + 1) / n;
+    }
+    char what[64];
+    snprintf(what, sizeof what, "load %s %llu records", t->kind == T_REDIS ? "redis" : "psl",
+             (unsigned long long)o->records);
+    double t0 = now_s();
+    int rc = run_jobs(jobs, n, t->kind == T_REDIS ? client_thread : fn_thread, what, 0);
+    uint64_t ok = 0, errs = 0;
+    for (uint32_t i = 0; i < n; i++)
+        ok += st[i].ops[YCSB_INSERT] - st[i].errors[YCSB_INSERT], errs += st[i].errors[YCSB_INSERT];
+    if (!o->quiet)
+        fprintf(stderr, "ycsb: loaded %llu records into %s in %.1f s (%llu errors)\n",
+                (unsigned long long)ok, t->kind == T_REDIS ? "redis" : "psl", now_s() - t0,
+                (unsigned long long)errs);
+    if (rc == 0 && (errs || ok != o->records)) {
+        cli_err("bench ycsb: load: %llu of %llu records stored", (unsigned long long)ok,
+                (unsigned long long)o->records);
+        rc = ERR_IO;
+    }
+    free(jobs);
+    free(st);
+    return rc;
+}
+
+static int run_once(env *e, const yopts *o, const target *t, const ycsb_workload *w,
+                    uint32_t nthreads, result *res) {
+    job *jobs = xcalloc(nthreads, sizeof *jobs);
+    ycsb_stats *st = xcalloc(nthreads, sizeof *st);
+    double start = now_s();
+    bool fn = t->kind == T_PSL_FN;
+    for (uint32_t i = 0; i < nthreads; i++) {
+        jobs[i] = (job){.e = e,
+                        .t = t,
+                        .o = o,
+                        .w = *w,
+                        .thread = i,
+                        .nthreads = nthreads,
+                        .st = &st[i],
+                        .maxops = o->ops};
+        jobs[i].t_measure = start + o->warmup;
+        jobs[i].t_end = start + o->warmup + o->duration;
+    }
+    char what[96];
+    snprintf(what, sizeof what, "%s %c/%s x%u", t->label, w->name, ycsb_dist_name(w->dist),
+             nthreads);
+    int rc =
+        run_jobs(jobs, nthreads, fn ? fn_thread : client_thread, what, o->warmup + o->duration);
+    res->t = t;
+    res->workload = w->name;
+    res->dist = w->dist;
+    res->threads = nthreads;
+    res->st = xcalloc(1, sizeof *res->st);
+    double last = 0, lastm = 0, fnmax = 0, t_measure = start + o->warmup;
+    for (uint32_t i = 0; i < nthreads; i++) {
+        ycsb_stats_merge(res->st, &st[i]);
+        if (jobs[i].finished > last)
+            last = jobs[i].finished;
+        if (jobs[i].finished_measured > lastm)
+            lastm = jobs[i].finished_measured;
+        if (jobs[i].fn_secs > fnmax)
+            fnmax = jobs[i].fn_secs;
+    }
+    /* The measured window. Client threads: from the end of the warm-up to the end of the window
+     * (or to the last thread's end when --ops stopped them early). In-function, one invocation per
+     * run: the function's own measured interval (they overlap; the longest counts). In-function,
+     * chunked: from the end of the warm-up to the last measured invocation's answer, so the
+     * invocations' overhead and their flushes count against psl. */
+    double secs;
+    if (!fn)
+        secs = (last < t_measure + o->duration ? last : t_measure + o->duration) - t_measure;
+    else if (o->chunk_ms == 0)
+        secs = fnmax;
+    else
+        secs = lastm - t_measure;
+    uint64_t total = 0;
+    for (int op = 0; op < YCSB_NOPS; op++)
+        total += res->st->ops[op];
+    res->secs = secs;
+    res->tput = secs > 0 ? (double)total / secs : 0;
+    free(jobs);
+    free(st);
+    return rc;
+}
+
+/* ---------- output ---------- */
+
+static void print_header(void) {
+    printf("%-18s %-2s %-8s %4s %10s  %-6s %9s %7s %8s %8s %8s %8s %6s\n", "target", "wl", "dist",
+           "thr", "ops/s", "op", "count", "avg us", "p50 us", "p95 us", "p99 us", "p99.9 us",
+           "errs");
+}
+
+static void print_result(const result *r) {
+    bool first = true;
+    for (int op = 0; op < YCSB_NOPS; op++) {
+        const ycsb_hist *h = &r->st->hist[op];
+        if (!r->st->ops[op])
+            continue;
+        if (first)
+            printf("%-18s %-2c %-8s %4u %10.0f  ", r->t->label, r->workload,
+                   ycsb_dist_name(r->dist), r->threads, r->tput);
+        else
+            printf("%-18s %-2s %-8s %4s %10s  ", "", "", "", "", "");
+        first = false;
+        printf("%-6s %9llu %7.1f %8.1f %8.1f %8.1f %8.1f %6llu\n", ycsb_op_name((ycsb_op)op),
+               (unsigned long long)r->st->ops[op],
+               h->n ? (double)h->sum_ns / (double)h->n / 1e3 : 0,
+               (double)ycsb_hist_quantile(h, 0.50) / 1e3, (double)ycsb_hist_quantile(h, 0.95) / 1e3,
+               (double)ycsb_hist_quantile(h, 0.99) / 1e3,
+               (double)ycsb_hist_quantile(h, 0.999) / 1e3, (unsigned long long)r->st->errors[op]);
+    }
+    if (r->st->notfound || r->st->bad || r->st->stale)
+        printf("%-18s   reads: %llu of absent records, %llu wrong or short, %llu of a fresh insert "
+               "not yet visible\n",
+               "", (unsigned long long)r->st->notfound, (unsigned long long)r->st->bad,
+               (unsigned long long)r->st->stale);
+    fflush(stdout);
+}
+
+static int write_csv(const char *path, const result *rs, int n) {
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        cli_err("bench ycsb: %s: %s", path, strerror(errno));
+        return EXIT_IO;
+    }
+    fprintf(f, "target,workload,distribution,threads,seconds,ops_per_s,op,count,errors,avg_us,"
+               "p50_us,p95_us,p99_us,p999_us,max_us,notfound,bad,stale\n");
+    for (int i = 0; i < n; i++) {
+        const result *r = &rs[i];
+        ycsb_hist all;
+        memset(&all, 0, sizeof all);
+        for (int op = 0; op <= YCSB_NOPS; op++) {
+            const ycsb_hist *h = op < YCSB_NOPS ? &r->st->hist[op] : &all;
+            uint64_t cnt = op < YCSB_NOPS ? r->st->ops[op] : total_ops(r->st), errs = 0;
+            if (op < YCSB_NOPS) {
+                errs = r->st->errors[op];
+                ycsb_hist_merge(&all, h);
+            } else {
+                for (int k = 0; k < YCSB_NOPS; k++)
+                    errs += r->st->errors[k];
+            }
+            if (!cnt)
+                continue;
+            fprintf(f,
+                    "%s,%c,%s,%u,%.3f,%.1f,%s,%llu,%llu,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%llu,%llu,"
+                    "%llu\n",
+                    r->t->label, r->workload, ycsb_dist_name(r->dist), r->threads, r->secs, r->tput,
+                    op < YCSB_NOPS ? ycsb_op_name((ycsb_op)op) : "ALL", (unsigned long long)cnt,
+                    (unsigned long long)errs, h->n ? (double)h->sum_ns / (double)h->n / 1e3 : 0,
+                    (double)ycsb_hist_quantile(h, 0.5) / 1e3,
+                    (double)ycsb_hist_quantile(h, 0.95) / 1e3,
+                    (double)ycsb_hist_quantile(h, 0.99) / 1e3,
+                    (double)ycsb_hist_quantile(h, 0.999) / 1e3, (double)h->max_ns / 1e3,
+                    (unsigned long long)r->st->notfound, (unsigned long long)r->st->bad,
+                    (unsigned long long)r->st->stale);
+        }
+    }
+    int rc = fclose(f) == 0 ? 0 : EXIT_IO;
+    if (rc == 0)
+        fprintf(stderr, "ycsb: wrote %s\n", path);
+    return rc;
+}
+
+/* Throughput and p99 latency (all operations) against threads, one line per target and workload,
+ * drawn by gnuplot (Debian gnuplot-nox) into a PNG. */
+static int write_plot(const char *png, const result *rs, int n, uint64_t records) {
+    char dat[] = "/tmp/psl-ycsb-plot.XXXXXX";
+    int fd = mkstemp(dat);
+    if (fd < 0)
+        return EXIT_IO;
+    FILE *f = fdopen(fd, "w");
+    char series[64][48];
+    int ns = 0;
+    for (int i = 0; i < n; i++) {
+        char name[48];
+        snprintf(name, sizeof name, "%s %c", rs[i].t->label, rs[i].workload);
+        int k;
+        for (k = 0; k < ns; k++)
+            if (strcmp(series[k], name) == 0)
+                break;
+        if (k == ns && ns < 64)
+            snprintf(series[ns++], sizeof series[0], "%s", name);
+    }
+    for (int k = 0; k < ns; k++) {
+        fprintf(f, "# %s\n", series[k]);
+        for (int i = 0; i < n; i++) {
+            char name[48];
+            snprintf(name, sizeof name, "%s %c", rs[i].t->label, rs[i].workload);
+            if (strcmp(name, series[k]) != 0)
+                continue;
+            ycsb_hist all;
+            memset(&all, 0, sizeof all);
+            for (int op = 0; op < YCSB_NOPS; op++)
+                ycsb_hist_merge(&all, &rs[i].st->hist[op]);
+            fprintf(f, "%u %.1f %.2f\n", rs[i].threads, rs[i].tput,
+                    (double)ycsb_hist_quantile(&all, 0.99) / 1e3);
+        }
+        fprintf(f, "\n\n");
+    }
+    fclose(f);
+    char gp[] = "/tmp/psl-ycsb-gp.XXXXXX";
+    fd = mkstemp(gp);
+    if (fd < 0) {
+        unlink(dat);
+        return EXIT_IO;
+    }
+    f = fdopen(fd, "w");
+    fprintf(f, "set terminal pngcairo size 1200,500 noenhanced\nset output '%s'\n", png);
+    fprintf(f, "set multiplot layout 1,2 title 'psl bench ycsb (%llu records of %d bytes)'\n",
+            (unsigned long long)records, YCSB_VALUE_LEN);
+    fprintf(f, "set key left top\nset grid\nset logscale x 2\nset xlabel 'connections'\n");
+    fprintf(f, "set ylabel 'ops/s'\nset title 'throughput'\nplot ");
+    for (int k = 0; k < ns; k++)
+        fprintf(f, "%s'%s' index %d using 1:2 with linespoints title '%s'", k ? ", " : "", dat, k,
+                series[k]);
+    fprintf(f,
+            "\nset ylabel 'us'\nset logscale y\nset title 'p99 latency (all operations)'\nplot ");
+    for (int k = 0; k < ns; k++)
+        fprintf(f, "%s'%s' index %d using 1:3 with linespoints title '%s'", k ? ", " : "", dat, k,
+                series[k]);
+    fprintf(f, "\nunset multiplot\n");
+    fclose(f);
+    char *av[] = {"/usr/bin/gnuplot", gp, NULL};
+    int rc = access(av[0], X_OK) == 0 ? run_wait(av, false) : 127;
+    unlink(dat);
+    unlink(gp);
+    if (rc != 0) {
+        cli_err("bench ycsb: gnuplot failed (Debian package gnuplot-nox)");
+        return EXIT_FAILED;
+    }
+    fprintf(stderr, "ycsb: wrote %s\n", png);
+    return 0;
+}
+
+/* ---------- options ---------- */
+
+static void ycsb_help(FILE *out) {
+    fprintf(out,
+            "usage: psl bench ycsb [--target LIST] [--workload LIST] [--threads LIST]\n"
+            "                      [--records N] [--warmup S] [--duration S] [--ops N]\n"
+            "                      [--distribution zipfian|uniform|latest] [--runs R]\n"
+            "                      [--workers N] [--dir DIR] [--fn FILE] [--redis-port P]\n"
+            "                      [--csv FILE] [--plot FILE.png] [--seed N] [--check]\n"
+            "  YCSB core workloads (a b c d f) against redis and psl, side by side.\n"
+            "  --target: comma list of redis, psl-fn, psl-fn:sync, psl-client, psl-client:sync\n"
+            "    (psl = psl-fn; default redis,psl-fn). psl-fn runs the YCSB function inside the\n"
+            "    workers (in-function mode); psl-client sends each operation to the function\n"
+            "    through the HTTP gateway (keep-alive, one operation in flight per connection).\n"
+            "  --threads (alias --connections): comma list of client threads (default 16).\n"
+            "  --records (default 100000) records of 10 x 100 bytes; --warmup (2) and\n"
+            "  --duration (10) seconds; --ops N stops each thread after N operations.\n"
+            "  --runs R runs each point R times and reports the run of median throughput.\n"
+            "  --fn-chunk-ms MS: in-function threads invoke the function for MS ms at a time\n"
+            "    (default 100); 0 runs warm-up and run in one invocation per thread.\n"
+            "  psl: a cluster of --workers (2) is started in a temporary directory unless --dir\n"
+            "  names a running one. redis: redis-server is started on a free loopback port\n"
+            "  without persistence unless --redis-port names a running one.\n"
+            "  --check: exit 1 unless every operation succeeded, every read returned the record\n"
+            "  of its key and the counts add up.\n");
+}
+
+static int parse_list_u32(char *s, uint32_t *out, int max) {
+    const char *parts[MAX_LIST];
+    size_t n = cli_split_list(s, parts, MAX_LIST);
+    int k = 0;
+    for (size_t i = 0; i < n && k < max; i++) {
+        char *end;
+        unsigned long v = strtoul(parts[i], &end, 10);
+        if (*end || v == 0 || v > 4096)
+            return -1;
+        out[k++] = (uint32_t)v;
+    }
+    return k;
+}
+
+static int parse_targets(char *s, yopts *o) {
+    const char *parts[MAX_LIST];
+    size_t n = cli_split_list(s, parts, MAX_LIST);
+    o->ntargets = 0;
+    for (size_t i = 0; i < n && o->ntargets < MAX_TARGETS; i++) {
+        target *t = &o->targets[o->ntargets];
+        memset(t, 0, sizeof *t);
+        const char *p = parts[i];
+        const char *colon = strchr(p, ':');
+        size_t bl = colon ? (size_t)(colon - p) : strlen(p);
+        if (colon && strcmp(colon + 1, "sync") == 0)
+            t->sync = true;
+        else if (colon && strcmp(colon + 1, "async") != 0)
+            return -1;
+        if (bl == 5 && strncmp(p, "redis", 5) == 0 && !colon)
+            t->kind = T_REDIS;
+        else if ((bl == 3 && strncmp(p, "psl", 3) == 0) ||
+                 (bl == 6 && strncmp(p, "psl-fn", 6) == 0))
+            t->kind = T_PSL_FN;
+        else if (bl == 10 && strncmp(p, "psl-client", 10) == 0)
+            t->kind = T_PSL_CLIENT;
+        else
+            return -1;
+        snprintf(t->label, sizeof t->label, "%s%s",
+                 t->kind == T_REDIS    ? "redis"
+                 : t->kind == T_PSL_FN ? "psl-fn"
+                                       : "psl-client",
+                 t->kind == T_REDIS ? ""
+                 : t->sync          ? ":sync"
+                                    : ":async");
+        o->ntargets++;
+    }
+    return o->ntargets ? 0 : -1;
+}
+
+static int parse_opts(int argc, char **argv, yopts *o) {
+    memset(o, 0, sizeof *o);
+    o->records = 100000;
+    o->warmup = 2;
+    o->duration = 10;
+    o->runs = 1;
+    o->workers = 2;
+    o->seed = 1;
+    o->load_threads = 4;
+    o->chunk_ms = 100;
+    o->workloads[0] = 'a', o->workloads[1] = 'c', o->nworkloads = 2;
+    o->threads[0] = 16, o->nthreads = 1;
+    char dflt[] = "redis,psl-fn";
+    parse_targets(dflt, o);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            ycsb_help(stdout);
+            return 1;
+        }
+        if (strcmp(a, "--check") == 0) {
+            o->check = true;
+            continue;
+        }
+        if (strcmp(a, "--quiet") == 0) {
+            o->quiet = true;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            cli_err("bench ycsb: %s needs a value", a);
+            return -1;
+        }
+        char *v = argv[++i];
+        bool ok = true;
+        if (strcmp(a, "--target") == 0 || strcmp(a, "--targets") == 0) {
+            ok = parse_targets(v, o) == 0;
+        } else if (strcmp(a, "--workload") == 0 || strcmp(a, "--workloads") == 0) {
+            const char *parts[MAX_LIST];
+            size_t n = cli_split_list(v, parts, MAX_LIST);
+            o->nworkloads = 0;
+            for (size_t k = 0; k < n; k++) {
+                ycsb_workload w;
+                if (strlen(parts[k]) != 1 || ycsb_workload_get(parts[k][0], &w) != 0)
+                    ok = false;
+                else
+                    o->workloads[o->nworkloads++] = w.name;
+            }
+            ok = ok && o->nworkloads > 0;
+        } else if (strcmp(a, "--threads") == 0 || strcmp(a, "--connections") == 0) {
+            o->nthreads = parse_list_u32(v, o->threads, MAX_LIST);
+            ok = o->nthreads > 0;
+        } else if (strcmp(a, "--distribution") == 0) {
+            ok = ycsb_dist_parse(v, &o->dist) == 0;
+            o->dist_set = true;
+        } else if (strcmp(a, "--records") == 0) {
+            o->records = strtoull(v, NULL, 10);
+            ok = o->records > 0 && o->records < YCSB_INSERT_STRIDE;
+        } else if (strcmp(a, "--ops") == 0) {
+            o->ops = strtoull(v, NULL, 10);
+        } else if (strcmp(a, "--seed") == 0) {
+            o->seed = strtoull(v, NULL, 10);
+        } else if (strcmp(a, "--warmup") == 0) {
+            o->warmup = atof(v);
+            ok = o->warmup >= 0;
+        } else if (strcmp(a, "--duration") == 0) {
+            o->duration = atof(v);
+            ok = o->duration > 0;
+        } else if (strcmp(a, "--runs") == 0) {
+            o->runs = atoi(v);
+            ok = o->runs >= 1 && o->runs <= 99;
+        } else if (strcmp(a, "--workers") == 0) {
+            o->workers = atoi(v);
+            ok = o->workers >= 1 && o->workers <= 64;
+        } else if (strcmp(a, "--load-threads") == 0) {
+            o->load_threads = atoi(v);
+            ok = o->load_threads >= 1 && o->load_threads <= 256;
+        } else if (strcmp(a, "--fn-chunk-ms") == 0) {
+            o->chunk_ms = (uint32_t)strtoul(v, NULL, 10);
+        } else if (strcmp(a, "--redis-port") == 0) {
+            o->redis_port = atoi(v);
+            ok = o->redis_port > 0 && o->redis_port < 65536;
+        } else if (strcmp(a, "--dir") == 0) {
+            o->dir = v;
+        } else if (strcmp(a, "--fn") == 0) {
+            o->fn_path = v;
+        } else if (strcmp(a, "--csv") == 0) {
+            o->csv = v;
+        } else if (strcmp(a, "--plot") == 0) {
+            o->plot = v;
+        } else {
+            cli_err("bench ycsb: unknown option %s", a);
+            return -1;
+        }
+        if (!ok) {
+            cli_err("bench ycsb: bad value for %s: %s", a, v);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int cmp_tput(const void *a, const void *b) {
+    const result *x = a, *y = b;
+    return x->tput < y->tput ? -1 : x->tput > y->tput;
+}
+
+/* Counts add up, nothing failed, every read found the record of its key. */
+static bool check_result(const result *r, const yopts *o) {
+    bool ok = r->st->notfound == 0 && r->st->bad == 0;
+    uint64_t total = 0;
+    for (int op = 0; op < YCSB_NOPS; op++) {
+        ok = ok && r->st->errors[op] == 0 && r->st->hist[op].n == r->st->ops[op];
+        total += r->st->ops[op];
+    }
+    if (o->ops)
+        ok = ok && total == o->ops * r->threads;
+    else
+        ok = ok && total > 0;
+    if (!ok)
+        cli_err("bench ycsb: check failed for %s %c x%u: %llu ops (expected %llu), %llu absent, "
+                "%llu wrong records",
+                r->t->label, r->workload, r->threads, (unsigned long long)total,
+                (unsigned long long)(o->ops * r->threads), (unsigned long long)r->st->notfound,
+                (unsigned long long)r->st->bad);
+    return ok;
+}
+
+int cmd_bench_ycsb(int argc, char **argv) {
+    yopts o;
+    int prc = parse_opts(argc, argv, &o);
+    if (prc != 0)
+        return prc > 0 ? EXIT_OK : EXIT_USAGE;
+    env e;
+    memset(&e, 0, sizeof e);
+    ssize_t sl = readlink("/proc/self/exe", e.self, sizeof e.self - 1);
+    if (sl <= 0) {
+        cli_err("bench ycsb: cannot find this binary");
+        return EXIT_FAILED;
+    }
+    e.self[sl] = 0;
+    char fnpath[4200];
+    if (!o.fn_path) {
+        char *slash = strrchr(e.self, '/');
+        snprintf(fnpath, sizeof fnpath, "%.*s/bench/ycsb.wasm", (int)(slash - e.self), e.self);
+        o.fn_path = fnpath;
+    }
+    bool want_redis = false, want_psl = false;
+    for (int i = 0; i < o.ntargets; i++)
+        if (o.targets[i].kind == T_REDIS)
+            want_redis = true;
+        else
+            want_psl = true;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    struct sigaction sa = {.sa_handler = on_sigint};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int nres = 0, rc = EXIT_OK;
+    result *rs =
+        xcalloc((size_t)o.nworkloads * (size_t)o.nthreads * (size_t)o.ntargets, sizeof *rs);
+    result *tries = xcalloc((size_t)o.runs, sizeof *tries);
+    if (want_redis && (rc = redis_start(&e, &o)) != 0)
+        goto out;
+    if (want_psl && (rc = psl_start(&e, &o)) != 0)
+        goto out;
+    for (int i = 0; i < o.ntargets && !g_stop; i++) {
+        const target *t = &o.targets[i];
+        bool *loaded = t->kind == T_REDIS ? &e.redis_loaded : &e.psl_loaded;
+        if (!*loaded) {
+            if (load(&e, &o, t) != 0) {
+                rc = EXIT_FAILED;
+                goto out;
+            }
+            *loaded = true;
+        }
+    }
+    if (!o.quiet)
+        fprintf(stderr,
+                "ycsb: %llu records, warm-up %.0f s, %s%.0f s per point, %d run(s) each, "
+                "seed %llu\n",
+                (unsigned long long)o.records, o.warmup, o.ops ? "at most " : "", o.duration,
+                o.runs, (unsigned long long)o.seed);
+    print_header();
+    /* Side by side: for each workload and thread count, every target in turn. */
+    for (int wi = 0; wi < o.nworkloads && !g_stop; wi++) {
+        ycsb_workload w;
+        ycsb_workload_get(o.workloads[wi], &w);
+        if (o.dist_set)
+            w.dist = o.dist;
+        for (int ti = 0; ti < o.nthreads && !g_stop; ti++) {
+            for (int k = 0; k < o.ntargets && !g_stop; k++) {
+                int ok = 0;
+                for (int r = 0; r < o.runs && !g_stop; r++) {
+                    if (run_once(&e, &o, &o.targets[k], &w, o.threads[ti], &tries[ok]) != 0) {
+                        free(tries[ok].st);
+                        rc = EXIT_FAILED;
+                        continue;
+                    }
+                    ok++;
+                }
+                if (!ok)
+                    continue;
+                qsort(tries, (size_t)ok, sizeof *tries, cmp_tput);
+                rs[nres] = tries[ok / 2];
+                for (int r = 0; r < ok; r++)
+                    if (r != ok / 2)
+                        free(tries[r].st);
+                print_result(&rs[nres]);
+                if (o.check && !check_result(&rs[nres], &o))
+                    rc = EXIT_FAILED;
+                nres++;
+            }
+        }
+    }
+    if (g_stop)
+        rc = EXIT_INTERRUPTED;
+    if (o.csv && nres && write_csv(o.csv, rs, nres) != 0)
+        rc = EXIT_IO;
+    if (o.plot && nres && write_plot(o.plot, rs, nres, o.records) != 0)
+        rc = EXIT_FAILED;
+out:
+    redis_stop(&e);
+    psl_stop(&e);
+    for (int i = 0; i < nres; i++)
+        free(rs[i].st);
+    free(rs);
+    free(tries);
+    curl_global_cleanup();
+    return rc;
+}
