@@ -2,7 +2,8 @@
 # A short YCSB run (not timed) against Redis and psl, in-function and client modes, async and
 # sync: psl bench ycsb --check fails unless every operation succeeded, every read returned the
 # record of the key it asked for (the load wrote it, or an update after it), and the counts add
-# up (threads x --ops operations, one histogram entry each). Skips when redis-server is absent.
+# up (threads x --ops operations, one histogram entry each); every target must print its row.
+# Skips when redis-server is absent.
 # usage: test_ycsb.sh PSL YCSB_WASM
 set -u
 PSL=${1:?} FN=${2:?}
@@ -10,14 +11,32 @@ if ! command -v redis-server >/dev/null 2>&1; then
     echo "SKIP: redis-server not installed (Debian package redis-server; scripts/deps.sh)"
     exit 0
 fi
+T=$(mktemp -d /tmp/psl-ycsb-test.XXXXXX)
+trap 'rm -rf "$T"' EXIT INT TERM
 st=0
+rows() { # FILE WORKLOAD TARGET...: each target printed its result row
+    f=$1 w=$2
+    shift 2
+    for t in "$@"; do
+        grep -q "^$t  *$w " "$f" || { echo "FAIL: no result row for $t on workload $w"; st=1; }
+    done
+}
 for w in a d f; do
     "$PSL" bench ycsb --quiet --check --fn "$FN" --records 2000 --workload "$w" --threads 3 \
         --ops 300 --warmup 0.2 --duration 30 --workers 2 \
-        --target redis,psl-fn,psl-fn:sync,psl-client,psl-client:sync || st=1
+        --target redis,psl-fn,psl-fn:sync,psl-client,psl-client:sync >"$T/out" 2>"$T/err" ||
+        { echo "FAIL: workload $w"; st=1; }
+    cat "$T/out" "$T/err"
+    rows "$T/out" "$w" redis psl-fn:async psl-fn:sync psl-client:async psl-client:sync
 done
-# Uniform keys on workload c: every record read at least once is likely; no writes.
+# Uniform keys on workload c with few records: most records are read at least once.
 "$PSL" bench ycsb --quiet --check --fn "$FN" --records 500 --workload c --distribution uniform \
-    --threads 2 --ops 1000 --warmup 0 --duration 30 --target redis,psl-client || st=1
+    --threads 2 --ops 1000 --warmup 0 --duration 30 --target redis,psl-client \
+    --csv "$T/c.csv" >"$T/out" 2>"$T/err" || { echo "FAIL: workload c"; st=1; }
+cat "$T/out" "$T/err"
+rows "$T/out" c redis psl-client:async
+# CSV: a header and READ plus ALL rows for both targets, 2000 reads each.
+n=$(grep -c ',2000,0,' "$T/c.csv" 2>/dev/null || echo 0)
+[ "$n" -eq 4 ] || { echo "FAIL: CSV has $n rows of 2000 reads (want 4)"; cat "$T/c.csv"; st=1; }
 [ $st -eq 0 ] && echo "ok: ycsb short runs against redis and psl: counts add up, reads return the records written"
 exit $st
