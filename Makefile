@@ -18,6 +18,7 @@ PSL := $(BUILD)/psl
 EX := $(BUILD)/examples
 
 .PHONY: all build configure test test-build test-asan deps demo bench bench-wasm bench-gateway \
+        bench-ycsb \
         fuzz format format-check clean
 
 all: build
@@ -80,8 +81,13 @@ bench-wasm: build
 bench-gateway: build
 	sh bench/gateway/run.sh $(BUILD)
 
+# YCSB: psl (in-function and client mode, async and sync) against Redis, workloads C and A,
+# 1/4/16 connections, median of 3 runs (bench/ycsb/run.sh; results in $(BUILD)/bench/ycsb-results).
+bench-ycsb: build
+	sh bench/ycsb/run.sh
+
 # Every benchmark suite of the project; add new ones here.
-bench: bench-wasm bench-gateway
+bench: bench-wasm bench-gateway bench-ycsb
 
 # libFuzzer over the wasm decoder, validator and a bounded run (tests/fuzz/fuzz_wasm.c).
 # FUZZ_TIME=seconds; one process on one core. New inputs go to $(FUZZ_BUILD)/corpus, crashes to
