@@ -219,6 +219,8 @@ typedef struct copts {
     uint32_t workers, replicas, threads, timeout_ms, max_memory_mb, max_request, max_response;
     const char *durability;
     const char *worker_bin;
+    const char *cluster; /* psl up --cluster FILE */
+    const char *host;    /* psl up --host NAME */
     bool json;
 } copts;
 
@@ -333,6 +335,10 @@ static int parse_common(int argc, char **argv, copts *o, int maxpos) {
             o->durability = v;
         else if (strcmp(a, "--worker-bin") == 0)
             o->worker_bin = v;
+        else if (strcmp(a, "--cluster") == 0)
+            o->cluster = v;
+        else if (strcmp(a, "--host") == 0)
+            o->host = v;
         else
             ok = false;
         if (!ok) {
@@ -354,7 +360,10 @@ void cmd_up_help(FILE *out) {
             "  its HTTP gateway, and N workers (default 2). Writes DIR/cluster.json (pids and\n"
             "  endpoints; DIR defaults to ./psl-data), waits until every worker has joined, and\n"
             "  prints the gateway URL. Logs go to DIR/logs/. Stop with `psl down`.\n"
-            "  --worker-bin PATH runs PATH instead of `psl worker` (same arguments).\n");
+            "  --worker-bin PATH runs PATH instead of `psl worker` (same arguments).\n"
+            "usage: psl up --cluster FILE [--host NAME] [--dir DIR]\n"
+            "  Start the roles that the cluster file assigns to host NAME (default: this\n"
+            "  machine's hostname), with their data under DIR. See docs/deploy.md.\n");
 }
 
 static unsigned free_port(void) {
@@ -535,12 +544,266 @@ static int live_workers(const char *gw) {
 
 #define MAX_PROCS 96
 
+/* ---- psl up --cluster FILE: the roles of one host ----------------------------------------------
+ */
+
+static const char *jstr(const cJSON *j, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static bool jnum_u32(const cJSON *j, const char *k, uint32_t *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
+    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > UINT32_MAX)
+        return false;
+    *out = (uint32_t)v->valuedouble;
+    return true;
+}
+
+/* Is role object @p r assigned to @p host? */
+static bool on_host(const cJSON *r, const char *host) {
+    const char *h = jstr(r, "host");
+    return h && strcmp(h, host) == 0;
+}
+
+static bool running_in(const char *dir) {
+    cJSON *old = read_cluster(dir);
+    bool running = false;
+    const cJSON *p;
+    const cJSON *procs = old ? cJSON_GetObjectItemCaseSensitive(old, "processes") : NULL;
+    cJSON_ArrayForEach(p, procs) {
+        const cJSON *pid = cJSON_GetObjectItemCaseSensitive(p, "pid");
+        if (cJSON_IsNumber(pid) && pid_alive((pid_t)pid->valuedouble))
+            running = true;
+    }
+    cJSON_Delete(old);
+    return running;
+}
+
+static int up_from_file(const copts *o, const char *dir) {
+    char hostbuf[256];
+    const char *host = o->host;
+    if (!host) {
+        if (gethostname(hostbuf, sizeof hostbuf) != 0)
+            return EXIT_IO;
+        hostbuf[sizeof hostbuf - 1] = 0;
+        host = hostbuf;
+    }
+    uint8_t *text;
+    size_t tlen;
+    if (plat_read_file(o->cluster, &text, &tlen) != 0) {
+        cli_err("up: cannot read the cluster file %s", o->cluster);
+        return EXIT_IO;
+    }
+    cJSON *cf = cJSON_ParseWithLength((const char *)text, tlen);
+    free(text);
+    const char *policy = cf ? jstr(cf, "policy") : NULL;
+    const cJSON *co = cf ? cJSON_GetObjectItemCaseSensitive(cf, "coordinator") : NULL;
+    const cJSON *fw = cf ? cJSON_GetObjectItemCaseSensitive(cf, "forwarder") : NULL;
+    const cJSON *st = cf ? cJSON_GetObjectItemCaseSensitive(cf, "storage") : NULL;
+    const cJSON *wk = cf ? cJSON_GetObjectItemCaseSensitive(cf, "workers") : NULL;
+    const char *co_ep = co ? jstr(co, "endpoint") : NULL;
+    if (!cf || !policy || !co_ep || !jstr(co, "host") || !cJSON_IsArray(wk)) {
+        cli_err("up: %s: a cluster file needs \"policy\", \"coordinator\" {host, endpoint, "
+                "http} and \"workers\" [{host, id}] (docs/deploy.md)",
+                o->cluster);
+        cJSON_Delete(cf);
+        return EXIT_USAGE;
+    }
+    if (running_in(dir)) {
+        cli_err("up: processes from %s/cluster.json are running: `psl down` first", dir);
+        cJSON_Delete(cf);
+        return EXIT_USAGE;
+    }
+    char logs[4096];
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        cli_err("up: cannot create %s: %s", dir, strerror(errno));
+        cJSON_Delete(cf);
+        return EXIT_IO;
+    }
+    snprintf(logs, sizeof logs, "%s/logs", dir);
+    (void)mkdir(logs, 0700);
+    tee_enclave *tee = NULL;
+    tee_opts to = {.home = dir, .quiet = true};
+    if (tee_open(&to, &tee) != 0) {
+        cli_err("up: cannot open the enclave home %s", dir);
+        cJSON_Delete(cf);
+        return EXIT_IO;
+    }
+    tee_close(tee);
+    setenv("PSL_HOME", dir, 1);
+
+    /* Endpoints everyone connects to: storage list, forwarder. */
+    char storage_eps[2048] = "";
+    const cJSON *r;
+    cJSON_ArrayForEach(r, st) {
+        const char *ep = jstr(r, "endpoint");
+        size_t l = strlen(storage_eps);
+        if (ep)
+            snprintf(storage_eps + l, sizeof storage_eps - l, "%s%s", l ? "," : "", ep);
+    }
+    const char *xsub = fw ? jstr(fw, "xsub") : NULL, *xpub = fw ? jstr(fw, "xpub") : NULL;
+    const char *exe = self_exe();
+    proc ps[MAX_PROCS];
+    int np = 0;
+    cJSON *cj = cJSON_CreateObject();
+    cJSON *jp = cJSON_CreateArray();
+    cJSON_AddStringToObject(cj, "cluster_file", o->cluster);
+    cJSON_AddStringToObject(cj, "host", host);
+    char gw[300] = "";
+    uint32_t hport = 0;
+    if (jnum_u32(co, "http", &hport)) {
+        const char *ha = jstr(co, "http_addr");
+        snprintf(gw, sizeof gw, "http://%s:%u", ha ? ha : "127.0.0.1", hport);
+        const char *g = jstr(cf, "gateway");
+        cJSON_AddStringToObject(cj, "gateway", g ? g : gw);
+    }
+
+#define START(ROLE, ARGV)                                                                          \
+    do {                                                                                           \
+        if (np == MAX_PROCS)                                                                       \
+            break;                                                                                 \
+        snprintf(ps[np].role, sizeof ps[np].role, "%s", ROLE);                                     \
+        snprintf(ps[np].log, sizeof ps[np].log, "%s/%s.log", logs, ROLE);                          \
+        ps[np].pid = spawn(ARGV, ps[np].log);                                                      \
+        cJSON *e_ = cJSON_CreateObject();                                                          \
+        cJSON_AddStringToObject(e_, "role", ROLE);                                                 \
+        cJSON_AddNumberToObject(e_, "pid", ps[np].pid);                                            \
+        cJSON_AddStringToObject(e_, "log", ps[np].log);                                            \
+        cJSON_AddItemToArray(jp, e_);                                                              \
+        np++;                                                                                      \
+    } while (0)
+
+    int k = 0;
+    cJSON_ArrayForEach(r, st) {
+        const char *ep = jstr(r, "endpoint"), *lis = jstr(r, "listen");
+        if (ep && on_host(r, host)) {
+            char data[4300], role[32];
+            snprintf(data, sizeof data, "%s/storage-%d", dir, k);
+            snprintf(role, sizeof role, "storage-%d", k);
+            char *av[] = {(char *)exe, "storage", "--listen", (char *)(lis ? lis : ep),
+                          "--data",    data,      NULL};
+            START(role, av);
+        }
+        k++;
+    }
+    if (fw && on_host(fw, host) && xsub && xpub) {
+        const char *ls = jstr(fw, "listen_xsub"), *lp = jstr(fw, "listen_xpub");
+        char *av[] = {(char *)exe, "forwarder",
+                      "--xsub",    (char *)(ls ? ls : xsub),
+                      "--xpub",    (char *)(lp ? lp : xpub),
+                      NULL};
+        START("forwarder", av);
+    }
+    if (on_host(co, host)) {
+        char hp[16], cdir[4300];
+        const char *lis = jstr(co, "listen"), *ha = jstr(co, "http_addr"),
+                   *tf = jstr(co, "token_file");
+        snprintf(hp, sizeof hp, "%u", hport);
+        snprintf(cdir, sizeof cdir, "%s/coordinator", dir);
+        char *av[16];
+        int n = 0;
+        av[n++] = (char *)exe, av[n++] = "coordinator", av[n++] = "--listen";
+        av[n++] = (char *)(lis ? lis : co_ep);
+        av[n++] = "--http", av[n++] = hp, av[n++] = "--dir", av[n++] = cdir;
+        av[n++] = "--policy", av[n++] = (char *)policy;
+        if (ha)
+            av[n++] = "--http-addr", av[n++] = (char *)ha;
+        if (tf)
+            av[n++] = "--token-file", av[n++] = (char *)tf;
+        av[n] = NULL;
+        START("coordinator", av);
+    }
+    bool w_storage = o->worker_bin || cmd_has_opt("worker", "--storage");
+    bool w_fwd = o->worker_bin || cmd_has_opt("worker", "--forwarder-pub");
+    cJSON_ArrayForEach(r, wk) {
+        uint32_t id = 0, threads = 2;
+        if (!on_host(r, host) || !jnum_u32(r, "id", &id) || id == 0)
+            continue;
+        (void)jnum_u32(r, "threads", &threads);
+        char ids[16], wdir[4300], th[16], role[32];
+        snprintf(ids, sizeof ids, "%u", id);
+        snprintf(wdir, sizeof wdir, "%s/worker-%u", dir, id);
+        snprintf(th, sizeof th, "%u", threads ? threads : 2);
+        snprintf(role, sizeof role, "worker-%u", id);
+        char *av[24];
+        int n = 0;
+        if (o->worker_bin) {
+            av[n++] = (char *)o->worker_bin;
+        } else {
+            av[n++] = (char *)exe;
+            av[n++] = "worker";
+        }
+        av[n++] = "--coordinator", av[n++] = (char *)co_ep, av[n++] = "--id", av[n++] = ids;
+        av[n++] = "--dir", av[n++] = wdir, av[n++] = "--policy", av[n++] = (char *)policy;
+        if (storage_eps[0] && w_storage)
+            av[n++] = "--storage", av[n++] = storage_eps;
+        if (xsub && xpub && w_fwd)
+            av[n++] = "--forwarder-pub", av[n++] = (char *)xsub, av[n++] = "--forwarder-sub",
+            av[n++] = (char *)xpub;
+        av[n++] = "--threads", av[n++] = th;
+        av[n] = NULL;
+        START(role, av);
+    }
+#undef START
+    cJSON_AddItemToObject(cj, "processes", jp);
+    char *out = cJSON_Print(cj);
+    cJSON_Delete(cj);
+    char path[4300];
+    snprintf(path, sizeof path, "%s/cluster.json", dir);
+    int rc = write_file(path, out);
+    free(out);
+    bool local_coord = on_host(co, host);
+    cJSON_Delete(cf);
+    if (rc != 0) {
+        cli_err("up: cannot write %s", path);
+        stop_procs(ps, np, 5000);
+        return EXIT_IO;
+    }
+    if (np == 0) {
+        cli_err("up: the cluster file assigns no role to host '%s'", host);
+        unlink(path);
+        return EXIT_USAGE;
+    }
+    /* Local processes must survive their start; a local gateway must answer. */
+    uint64_t deadline = plat_now_ns() + 30ull * 1000000000u;
+    uint64_t settle = plat_now_ns() + 1000000000u;
+    for (;;) {
+        for (int i = 0; i < np; i++) {
+            if (!pid_alive(ps[i].pid)) {
+                cli_err("up: %s (pid %d) exited during start-up", ps[i].role, (int)ps[i].pid);
+                tail_log(ps[i].log);
+                stop_procs(ps, np, 5000);
+                unlink(path);
+                return EXIT_FAILED;
+            }
+        }
+        bool ready = plat_now_ns() > settle && (!local_coord || live_workers(gw) >= 0);
+        if (ready)
+            break;
+        if (plat_now_ns() > deadline) {
+            cli_err("up: the gateway %s did not answer within 30 s (logs in %s)", gw, logs);
+            stop_procs(ps, np, 5000);
+            unlink(path);
+            return EXIT_FAILED;
+        }
+        usleep(50000);
+    }
+    if (local_coord)
+        printf("%s\n", gw);
+    fprintf(stderr, "psl up: host %s: %d process(es) started from %s (data in %s)\n", host, np,
+            o->cluster, dir);
+    return EXIT_OK;
+}
+
 int cmd_up(int argc, char **argv) {
     copts o;
     int rc = parse_common(argc, argv, &o, 0);
     if (rc)
         return rc;
     const char *dir = default_dir(&o);
+    if (o.cluster)
+        return up_from_file(&o, dir);
     cJSON *old = read_cluster(dir);
     if (old) {
         const cJSON *ps = cJSON_GetObjectItemCaseSensitive(old, "processes");
