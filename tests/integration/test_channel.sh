@@ -6,9 +6,11 @@
 # Usage: test_channel.sh BINDIR   (BINDIR holds chan_peer and chan_mitm)
 set -u
 BIN=${1:?usage: test_channel.sh BINDIR}
-PEER="$BIN/chan_peer"
-MITM="$BIN/chan_mitm"
 T=$(mktemp -d /tmp/psl-chan-test.XXXXXX)
+# Private copies: the measurement covers the binary, and others may relink build/ mid-run.
+cp "$BIN/chan_peer" "$BIN/chan_mitm" "$T/" || { echo "cannot copy the test binaries"; exit 1; }
+PEER="$T/chan_peer"
+MITM="$T/chan_mitm"
 BASE=$((20000 + $$ % 20000))
 FAILS=0
 PIDS=""
