@@ -2,7 +2,10 @@
  * One committer thread owns the chain state (seqno, prev hash, hlc) and the replica sockets;
  * appenders only queue payloads under the mutex. A batch is journaled (fdatasync) before it is
  * sent, so a writer that crashes mid-batch resends exactly the same signed bytes on restart and
- * never signs a second, different record at a seqno some replica may already hold (a fork). */
+ * never signs a second, different record at a seqno some replica may already hold (a fork).
+ * Up to MAX_INFLIGHT batches are on their way at once (pipelining): the next batch is built,
+ * signed and journaled while the replicas commit the previous ones, and batches become durable
+ * strictly in order. Each batch is packed once; all replicas are sent the same bytes. */
 #include "capsule/capsule_int.h"
 
 #include "crypto/crypto.h"
@@ -10,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,15 +28,26 @@ typedef struct pend {
     uint8_t data[];
 } pend;
 
+/* A packed append message, shared by the batch and every ZeroMQ message sending it. */
+typedef struct wire {
+    int refs;
+    size_t len;
+    uint8_t data[];
+} wire;
+
 typedef struct wbatch {
     uint64_t first, last;
     size_t n, bytes;
     uint8_t **recs;
     size_t *lens;
     uint8_t head[CAP_HEAD_BYTES];
+    wire *wire; /* packed CapAppend, made on first send */
 } wbatch;
 
 #define CACHE_MAX 64
+#define MAX_INFLIGHT 4             /* batches sent but not yet durable */
+#define JOURNAL_WRAP (16u << 20)   /* journal bytes after which the pipeline drains and it restarts */
+#define JOURNAL_WRAP_RECS 32768u   /* same, in records (a resumed journal is resent as one append) */
 
 struct cap_writer {
     cap_keys k;
@@ -46,7 +61,9 @@ struct cap_writer {
     pthread_t thr;
     bool thr_started;
     pthread_mutex_t mu;
-    pthread_cond_t cv_work, cv_done;
+    pthread_cond_t cv_done;
+    int wake[2];  /* pipe: appenders wake the committer out of zmq_poll when it is idle */
+    bool idle;    /* the committer waits for work (under mu) */
     pend *qh, *qt;
     uint64_t next_seq;    /* seqno the next submit gets */
     uint64_t durable_seq; /* highest seqno durable on f+1 replicas */
@@ -64,7 +81,21 @@ struct cap_writer {
     uint64_t *acked;     /* per replica: highest stored seqno it reported */
     uint64_t *sent_upto; /* per replica: highest seqno sent since the last (re)sync */
     uint64_t *last_io;   /* per replica: when we last sent or resent (ns) */
+    uint64_t *gap_from;  /* per replica: where the last resend started */
+    wbatch *infl[MAX_INFLIGHT]; /* sent, not yet durable, oldest first (owned by the cache) */
+    size_t ninfl;
+    uint64_t joff;   /* journal: where the next batch goes (0 when nothing is in flight) */
+    size_t jrecs;    /* records journaled since offset 0 */
 };
+
+static void wire_unref(wire *x) {
+    if (x && __atomic_sub_fetch(&x->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        free(x);
+}
+static void wire_zmq_free(void *data, void *hint) {
+    (void)data;
+    wire_unref(hint);
+}
 
 static void batch_free(wbatch *b) {
     if (!b)
@@ -73,6 +104,7 @@ static void batch_free(wbatch *b) {
         free(b->recs[i]);
     free(b->recs);
     free(b->lens);
+    wire_unref(b->wire);
     free(b);
 }
 
@@ -93,10 +125,18 @@ static void fail_sticky(cap_writer *w, int rc, const char *why) {
     pthread_mutex_unlock(&w->mu);
 }
 
-/* ---- journal: [u32 "PSJ1"][u64 n][head 136][u32 len, record]* , rewritten per batch --------- */
+/* ---- journal: entries [u32 "PSJ1"][u64 n][head 136][u32 len, record]* -----------------------
+ * Each batch is written after the previous ones still in flight, or at offset 0 when none is; the
+ * file is never truncated (fdatasync then has no size change to commit). On load, entries are read
+ * from offset 0 while each continues the chain of the one before; what follows (a torn write, or
+ * older entries of an earlier lap) is ignored. */
 static int journal_write(cap_writer *w, const wbatch *b) {
     if (w->journal_fd < 0)
         return 0;
+    if (w->ninfl == 0) {
+        w->joff = 0;
+        w->jrecs = 0;
+    }
     size_t n = 12 + CAP_HEAD_BYTES + 4 * b->n + b->bytes;
     uint8_t *buf = xmalloc(n), *p = buf;
     memcpy(p, "PSJ1", 4);
@@ -111,94 +151,134 @@ static int journal_write(cap_writer *w, const wbatch *b) {
         p += 4 + l;
     }
     int rc = 0;
-    if (pwrite(w->journal_fd, buf, n, 0) != (ssize_t)n || ftruncate(w->journal_fd, (off_t)n) ||
-        fdatasync(w->journal_fd))
+    if (pwrite(w->journal_fd, buf, n, (off_t)w->joff) != (ssize_t)n || fdatasync(w->journal_fd))
         rc = ERR_IO;
+    w->joff += n;
+    w->jrecs += b->n;
     free(buf);
     return rc;
 }
 
-/* Load the journal and check it is a chain of this capsule ending at a valid signed head. */
+/* Parse one journal entry at @p d (n bytes): a chain of this capsule ending at its valid signed
+ * head, continuing @p prev_last / @p prev_hash when @p cont. Appends its records to @p b.
+ * @return bytes consumed, or 0 when the entry is missing, torn or does not continue the chain. */
+static size_t journal_entry(cap_writer *w, const uint8_t *d, size_t n, wbatch *b, bool cont,
+                            uint8_t hash[CAP_HASH_BYTES]) {
+    uint64_t cnt;
+    cap_head h;
+    if (n < 12 + CAP_HEAD_BYTES || memcmp(d, "PSJ1", 4) != 0)
+        return 0;
+    memcpy(&cnt, d + 4, 8);
+    if (cnt == 0 || cnt > 1000000 || cap_head_decode(d + 12, CAP_HEAD_BYTES, &h) ||
+        memcmp(h.capsule, w->id, CAP_ID_BYTES) != 0 || cap_head_verify(&h, w->k.sign_pk) != 0)
+        return 0;
+    /* Check the whole entry before taking any of it. */
+    size_t off = 12 + CAP_HEAD_BYTES;
+    uint8_t hh[CAP_HASH_BYTES];
+    memcpy(hh, hash, CAP_HASH_BYTES);
+    uint64_t last = b->last;
+    for (uint64_t i = 0; i < cnt; i++) {
+        uint32_t l;
+        cap_hdr hd;
+        if (off + 4 > n)
+            return 0;
+        memcpy(&l, d + off, 4);
+        if (l > n - off - 4 || cap_record_parse(d + off + 4, l, &hd, NULL, NULL))
+            return 0;
+        if ((i > 0 || cont) && (hd.seqno != last + 1 || memcmp(hd.prev, hh, CAP_HASH_BYTES) != 0))
+            return 0;
+        last = hd.seqno;
+        cap_record_hash(d + off + 4, l, hh);
+        off += 4 + l;
+    }
+    if (last != h.seqno || memcmp(hh, h.hash, CAP_HASH_BYTES) != 0)
+        return 0;
+    b->recs = xrealloc(b->recs, (b->n + cnt) * sizeof *b->recs);
+    b->lens = xrealloc(b->lens, (b->n + cnt) * sizeof *b->lens);
+    size_t o = 12 + CAP_HEAD_BYTES;
+    for (uint64_t i = 0; i < cnt; i++) {
+        uint32_t l;
+        memcpy(&l, d + o, 4);
+        if (b->n == 0) {
+            cap_hdr hd;
+            CAP_IGNORE(cap_record_parse(d + o + 4, l, &hd, NULL, NULL));
+            b->first = hd.seqno;
+        }
+        b->recs[b->n] = xmalloc(l);
+        memcpy(b->recs[b->n], d + o + 4, l);
+        b->lens[b->n] = l;
+        b->n++;
+        b->bytes += l;
+        o += 4 + l;
+    }
+    b->last = last;
+    memcpy(b->head, d + 12, CAP_HEAD_BYTES);
+    memcpy(hash, hh, CAP_HASH_BYTES);
+    return off;
+}
+
+/* Load the journal: its chained entries from offset 0, merged into one batch that ends at the
+ * last entry's signed head (a replica accepts it as one append). *out = NULL when empty. */
 static int journal_load(cap_writer *w, wbatch **out) {
     *out = NULL;
     uint8_t *d = NULL;
     size_t n = 0;
     if (lseek(w->journal_fd, 0, SEEK_SET) < 0 || plat_read_fd(w->journal_fd, 1u << 30, &d, &n))
         return ERR_IO;
-    int rc = 0;
-    wbatch *b = NULL;
-    if (n == 0)
-        goto done; /* no journal yet */
-    uint64_t cnt;
-    cap_head h;
-    if (n < 12 + CAP_HEAD_BYTES || memcmp(d, "PSJ1", 4) != 0)
-        goto done; /* torn write of a batch that was never sent: ignore */
-    memcpy(&cnt, d + 4, 8);
-    if (cnt == 0 || cnt > 1000000 || cap_head_decode(d + 12, CAP_HEAD_BYTES, &h) ||
-        memcmp(h.capsule, w->id, CAP_ID_BYTES) != 0 || cap_head_verify(&h, w->k.sign_pk) != 0)
-        goto done;
-    b = xcalloc(1, sizeof *b);
-    b->recs = xcalloc(cnt, sizeof *b->recs);
-    b->lens = xcalloc(cnt, sizeof *b->lens);
-    memcpy(b->head, d + 12, CAP_HEAD_BYTES);
-    size_t off = 12 + CAP_HEAD_BYTES;
-    uint8_t hash[CAP_HASH_BYTES];
-    for (uint64_t i = 0; i < cnt; i++) {
-        uint32_t l;
-        cap_hdr hd;
-        if (off + 4 > n)
-            goto torn;
-        memcpy(&l, d + off, 4);
-        if (l > n - off - 4 || cap_record_parse(d + off + 4, l, &hd, NULL, NULL))
-            goto torn;
-        if (i > 0 && (hd.seqno != b->last + 1 || memcmp(hd.prev, hash, CAP_HASH_BYTES) != 0))
-            goto torn;
-        if (i == 0)
-            b->first = hd.seqno;
-        b->last = hd.seqno;
-        b->recs[i] = xmalloc(l);
-        memcpy(b->recs[i], d + off + 4, l);
-        b->lens[i] = l;
-        b->n++;
-        b->bytes += l;
-        cap_record_hash(d + off + 4, l, hash);
-        off += 4 + l;
-    }
-    if (b->last != h.seqno || memcmp(hash, h.hash, CAP_HASH_BYTES) != 0)
-        goto torn;
-    *out = b;
-    b = NULL;
-    goto done;
-torn:
-    rc = 0; /* a batch whose journal write did not finish was never sent */
-done:
-    batch_free(b);
+    wbatch *b = xcalloc(1, sizeof *b);
+    uint8_t hash[CAP_HASH_BYTES] = {0};
+    size_t off = 0, used;
+    while (off < n && (used = journal_entry(w, d + off, n - off, b, b->n > 0, hash)) > 0)
+        off += used;
     free(d);
-    return rc;
+    if (b->n == 0) {
+        batch_free(b); /* no journal, or a torn first entry: that batch was never sent */
+        return 0;
+    }
+    *out = b;
+    return 0;
 }
 
 /* ---- sending ------------------------------------------------------------------------------- */
-static void send_batch(cap_writer *w, size_t i, const wbatch *b) {
-    Psl__CapAppend a = PSL__CAP_APPEND__INIT;
-    a.capsule.data = w->id;
-    a.capsule.len = CAP_ID_BYTES;
-    a.first = b->first;
-    a.n_records = b->n;
-    ProtobufCBinaryData *rv = xmalloc(b->n * sizeof *rv);
-    for (size_t k = 0; k < b->n; k++) {
-        rv[k].data = b->recs[k];
-        rv[k].len = b->lens[k];
+static void send_batch(cap_writer *w, size_t i, wbatch *b) {
+    if (!b->wire) {
+        Psl__CapAppend a = PSL__CAP_APPEND__INIT;
+        a.capsule.data = w->id;
+        a.capsule.len = CAP_ID_BYTES;
+        a.first = b->first;
+        a.n_records = b->n;
+        ProtobufCBinaryData *rv = xmalloc(b->n * sizeof *rv);
+        for (size_t k = 0; k < b->n; k++) {
+            rv[k].data = b->recs[k];
+            rv[k].len = b->lens[k];
+        }
+        a.records = rv;
+        a.head.data = (uint8_t *)b->head;
+        a.head.len = CAP_HEAD_BYTES;
+        Psl__CapRequest req = PSL__CAP_REQUEST__INIT;
+        req.body_case = PSL__CAP_REQUEST__BODY_APPEND;
+        req.append = &a;
+        /* Append replies are matched by the replica's head, not by id: one id serves all. */
+        req.id = __atomic_fetch_add(&w->c->next_id, 1, __ATOMIC_RELAXED);
+        size_t n = psl__cap_request__get_packed_size(&req);
+        b->wire = xmalloc(sizeof *b->wire + n);
+        b->wire->refs = 1;
+        b->wire->len = n;
+        psl__cap_request__pack(&req, b->wire->data);
+        free(rv);
     }
-    a.records = rv;
-    a.head.data = (uint8_t *)b->head;
-    a.head.len = CAP_HEAD_BYTES;
-    Psl__CapRequest req = PSL__CAP_REQUEST__INIT;
-    req.body_case = PSL__CAP_REQUEST__BODY_APPEND;
-    req.append = &a;
-    if (cap__send(w->c, i, &req, NULL) == 0 && b->last > w->sent_upto[i])
+    /* Zero copy: the message points at the shared packed bytes and drops its reference when
+     * ZeroMQ has sent it. */
+    zmq_msg_t m;
+    __atomic_add_fetch(&b->wire->refs, 1, __ATOMIC_ACQ_REL);
+    if (zmq_msg_init_data(&m, b->wire->data, b->wire->len, wire_zmq_free, b->wire) != 0) {
+        wire_unref(b->wire);
+    } else if (zmq_msg_send(&m, w->c->socks[i], ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&m);
+    } else if (b->last > w->sent_upto[i]) {
         w->sent_upto[i] = b->last;
+    }
     w->last_io[i] = plat_now_ns();
-    free(rv);
 }
 
 /* Bring replica i up to date from the cache, starting after what it acknowledged. */
@@ -206,6 +286,7 @@ static void resend(cap_writer *w, size_t i) {
     uint64_t a = w->acked[i] == UINT64_MAX ? 0 : w->acked[i];
     bool sent = false;
     w->sent_upto[i] = a;
+    w->gap_from[i] = a;
     w->last_io[i] = plat_now_ns();
     for (size_t k = 0; k < w->ncache; k++) {
         wbatch *b = w->cache[k];
@@ -242,13 +323,19 @@ static void cache_add(cap_writer *w, wbatch *b) {
 /* Handle every reply that is waiting (or wait up to @p wait_ms for one). */
 static int pump(cap_writer *w, int wait_ms) {
     size_t n = w->c->n;
-    zmq_pollitem_t items[16];
+    zmq_pollitem_t items[17];
     ASSERT(n <= 16);
     for (size_t i = 0; i < n; i++)
         items[i] = (zmq_pollitem_t){.socket = w->c->socks[i], .events = ZMQ_POLLIN};
-    int r = zmq_poll(items, (int)n, wait_ms);
+    items[n] = (zmq_pollitem_t){.socket = NULL, .fd = w->wake[0], .events = ZMQ_POLLIN};
+    int r = zmq_poll(items, (int)n + (w->wake[0] >= 0), wait_ms);
     if (r < 0)
         return errno == EINTR ? 0 : -errno;
+    if (w->wake[0] >= 0 && (items[n].revents & ZMQ_POLLIN)) {
+        char junk[64];
+        while (read(w->wake[0], junk, sizeof junk) > 0) {
+        }
+    }
     for (size_t i = 0; i < n; i++) {
         if (!(items[i].revents & ZMQ_POLLIN))
             continue;
@@ -259,7 +346,9 @@ static int pump(cap_writer *w, int wait_ms) {
                     w->acked[i] = rep->have;
             } else if (rep->status == CAP_ERR_GAP && rep->has_head) {
                 w->acked[i] = rep->have;
-                if (plat_now_ns() - w->last_io[i] > 20000000u || w->sent_upto[i] > rep->have)
+                /* Several pipelined batches report the same gap: resend once for it. */
+                if (plat_now_ns() - w->last_io[i] > 20000000u ||
+                    (w->sent_upto[i] > rep->have && w->gap_from[i] != rep->have))
                     resend(w, i);
             } else if (rep->status == ERR_NOTFOUND) {
                 w->acked[i] = 0; /* the replica lost or never had record 0 */
@@ -334,93 +423,142 @@ static void mark_durable(cap_writer *w, const wbatch *b, size_t nrec, size_t byt
     pthread_mutex_unlock(&w->mu);
 }
 
+/* Take the next batch off the queue (up to the limits; a checkpoint always ends its batch), then
+ * encrypt, chain and sign it. Called with w->mu held and w->qh non-NULL; returns with it released. */
+static wbatch *build_batch(cap_writer *w, size_t maxr, size_t maxb, size_t *nrec_out,
+                           size_t *bytes_out) {
+    pend *take = w->qh, *last = NULL;
+    size_t nrec = 0, bytes = 0;
+    for (pend *p = w->qh; p; p = p->next) {
+        if (nrec > 0 && (nrec >= maxr || bytes + p->len > maxb))
+            break;
+        last = p;
+        nrec++;
+        bytes += p->len;
+        if (p->kind == CAP_KIND_CHECKPOINT)
+            break;
+    }
+    w->qh = last->next;
+    if (!w->qh)
+        w->qt = NULL;
+    last->next = NULL;
+    pthread_mutex_unlock(&w->mu);
+
+    wbatch *b = xcalloc(1, sizeof *b);
+    b->recs = xcalloc(nrec, sizeof *b->recs);
+    b->lens = xcalloc(nrec, sizeof *b->lens);
+    b->first = w->built_seq + 1;
+    for (pend *p = take, *nx; p; p = nx) {
+        nx = p->next;
+        cap_hdr h = {.version = CAP_VERSION, .kind = p->kind, .payload_len = (uint32_t)p->len,
+                     .seqno = w->built_seq + 1, .hlc = hlc_next(w)};
+        memcpy(h.capsule, w->id, CAP_ID_BYTES);
+        memcpy(h.prev, w->prev, CAP_HASH_BYTES);
+        int rc = cap_record_build(w->dkey, &h, p->data, &b->recs[b->n], &b->lens[b->n], w->prev);
+        ASSERT(rc == 0);
+        b->bytes += b->lens[b->n];
+        b->n++;
+        w->built_seq++;
+        free(p);
+    }
+    b->last = w->built_seq;
+    cap_head hd = {.seqno = b->last};
+    memcpy(hd.capsule, w->id, CAP_ID_BYTES);
+    memcpy(hd.hash, w->prev, CAP_HASH_BYTES);
+    cap_head_sign(&hd, w->k.sign_sk);
+    cap_head_encode(&hd, b->head);
+    *nrec_out = nrec;
+    *bytes_out = bytes;
+    return b;
+}
+
+/* Report the in-flight batches that f+1 replicas now hold, oldest first. */
+static void complete_durable(cap_writer *w) {
+    while (w->ninfl && count_acked(w, w->infl[0]->last) >= w->f + 1) {
+        wbatch *b = w->infl[0];
+        size_t plain = 0;
+        for (size_t i = 0; i < b->n; i++)
+            plain += b->lens[i] - CAP_HDR_BYTES - CAP_AEAD_OVERHEAD;
+        mark_durable(w, b, b->n, plain);
+        if (w->o.on_durable)
+            w->o.on_durable(w->o.on_durable_ud, (const uint8_t *const *)b->recs, b->lens, b->n,
+                            b->head);
+        memmove(w->infl, w->infl + 1, (w->ninfl - 1) * sizeof *w->infl);
+        w->ninfl--;
+    }
+}
+
 static void *committer(void *arg) {
     cap_writer *w = arg;
     size_t maxr = w->o.max_batch_records ? w->o.max_batch_records : 4096;
     size_t maxb = w->o.max_batch_bytes ? w->o.max_batch_bytes : (4u << 20);
+    int tmo = w->o.timeout_ms > 0 ? w->o.timeout_ms : 1000;
     for (;;) {
         pthread_mutex_lock(&w->mu);
-        while (!w->qh && !w->closing) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 20000000;
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
-            }
-            pthread_cond_timedwait(&w->cv_work, &w->mu, &ts);
-            if (!w->qh && !w->closing) {
-                pthread_mutex_unlock(&w->mu);
-                (void)pump(w, 0); /* late acks keep the per-replica state fresh */
-                pthread_mutex_lock(&w->mu);
-            }
-        }
-        if (!w->qh) {
+        bool closing = w->closing, failed = w->failed != 0;
+        /* A long journal drains the pipeline so that the next batch can restart it at 0. */
+        bool wrap = w->ninfl > 0 && (w->joff >= JOURNAL_WRAP || w->jrecs >= JOURNAL_WRAP_RECS);
+        if (failed) {
             pthread_mutex_unlock(&w->mu);
             break;
         }
-        /* Take a batch: up to the limits, and a checkpoint always ends its batch. */
-        pend *take = w->qh, *last = NULL;
-        size_t nrec = 0, bytes = 0;
-        for (pend *p = w->qh; p; p = p->next) {
-            if (nrec > 0 && (nrec >= maxr || bytes + p->len > maxb))
+        if (w->qh && w->ninfl < MAX_INFLIGHT && !wrap) {
+            size_t nrec, bytes;
+            wbatch *b = build_batch(w, maxr, maxb, &nrec, &bytes); /* releases mu */
+            int rc = journal_write(w, b);
+            if (rc) {
+                batch_free(b);
+                fail_sticky(w, rc, "journal write failed");
                 break;
-            last = p;
-            nrec++;
-            bytes += p->len;
-            if (p->kind == CAP_KIND_CHECKPOINT)
+            }
+            cache_add(w, b);
+            w->infl[w->ninfl++] = b;
+            for (size_t i = 0; i < w->c->n; i++)
+                if (w->acked[i] != UINT64_MAX && w->sent_upto[i] + 1 >= b->first) /* in step */
+                    send_batch(w, i, b);
+                else if (plat_now_ns() - w->last_io[i] > (uint64_t)tmo * 1000000u)
+                    resend(w, i);
+            rc = pump(w, 0);
+            if (rc) {
+                fail_sticky(w, rc, "replication failed");
                 break;
+            }
+            complete_durable(w);
+            continue;
         }
-        w->qh = last->next;
-        if (!w->qh)
-            w->qt = NULL;
-        last->next = NULL;
-        pthread_mutex_unlock(&w->mu);
-
-        wbatch *b = xcalloc(1, sizeof *b);
-        b->recs = xcalloc(nrec, sizeof *b->recs);
-        b->lens = xcalloc(nrec, sizeof *b->lens);
-        b->first = w->built_seq + 1;
-        for (pend *p = take, *nx; p; p = nx) {
-            nx = p->next;
-            cap_hdr h = {.version = CAP_VERSION, .kind = p->kind, .payload_len = (uint32_t)p->len,
-                         .seqno = w->built_seq + 1, .hlc = hlc_next(w)};
-            memcpy(h.capsule, w->id, CAP_ID_BYTES);
-            memcpy(h.prev, w->prev, CAP_HASH_BYTES);
-            int rc = cap_record_build(w->dkey, &h, p->data, &b->recs[b->n], &b->lens[b->n], w->prev);
-            ASSERT(rc == 0);
-            b->bytes += b->lens[b->n];
-            b->n++;
-            w->built_seq++;
-            free(p);
-        }
-        b->last = w->built_seq;
-        cap_head hd = {.seqno = b->last};
-        memcpy(hd.capsule, w->id, CAP_ID_BYTES);
-        memcpy(hd.hash, w->prev, CAP_HASH_BYTES);
-        cap_head_sign(&hd, w->k.sign_sk);
-        cap_head_encode(&hd, b->head);
-        int rc = journal_write(w, b);
-        if (rc) {
-            batch_free(b);
-            fail_sticky(w, rc, "journal write failed");
+        if (!w->qh && closing && w->ninfl == 0) {
+            pthread_mutex_unlock(&w->mu);
             break;
         }
-        cache_add(w, b);
-        rc = replicate(w, b);
+        w->idle = !w->qh;
+        pthread_mutex_unlock(&w->mu);
+        /* Wait for acks, or (idle) for new appends; the pipe wakes us from zmq_poll. */
+        int rc = pump(w, w->ninfl ? 5 : 20);
+        pthread_mutex_lock(&w->mu);
+        w->idle = false;
+        pthread_mutex_unlock(&w->mu);
         if (rc) {
             fail_sticky(w, rc, "replication failed");
             break;
         }
-        mark_durable(w, b, nrec, bytes);
-        if (w->o.on_durable)
-            w->o.on_durable(w->o.on_durable_ud, (const uint8_t *const *)b->recs, b->lens, b->n,
-                            b->head);
+        complete_durable(w);
+        if (w->ninfl) {
+            wbatch *b = w->infl[0];
+            uint64_t now = plat_now_ns();
+            for (size_t i = 0; i < w->c->n; i++)
+                if ((w->acked[i] == UINT64_MAX || w->acked[i] < b->last) &&
+                    now - w->last_io[i] > (uint64_t)tmo * 1000000u) {
+                    if (w->acked[i] == UINT64_MAX)
+                        w->acked[i] = 0;
+                    resend(w, i);
+                }
+        }
     }
     /* Closing: give lagging replicas a moment to acknowledge the tail, so that a short-lived
      * writer (the CLI) leaves all 2f+1 copies, not only f+1 (anti-entropy would fix it later). */
     uint64_t until = plat_now_ns() + 500000000u;
-    while (count_acked(w, w->built_seq) < w->c->n && plat_now_ns() < until && !w->failed)
+    while (!w->failed && w->ninfl == 0 && count_acked(w, w->built_seq) < w->c->n &&
+           plat_now_ns() < until)
         if (pump(w, 10))
             break;
     return NULL;
@@ -583,11 +721,14 @@ int cap_writer_open(const cap_keys *keys, const cap_writer_opts *o, const uint8_
     w->f = o->f ? o->f : (unsigned)((o->nreplicas - 1) / 2);
     w->journal_fd = -1;
     pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cv_work, NULL);
+    w->wake[0] = w->wake[1] = -1;
     pthread_cond_init(&w->cv_done, NULL);
     w->acked = xcalloc(o->nreplicas, sizeof *w->acked);
     w->sent_upto = xcalloc(o->nreplicas, sizeof *w->sent_upto);
     w->last_io = xcalloc(o->nreplicas, sizeof *w->last_io);
+    w->gap_from = xcalloc(o->nreplicas, sizeof *w->gap_from);
+    for (size_t i = 0; i < o->nreplicas; i++)
+        w->gap_from[i] = UINT64_MAX;
     if (2 * w->f + 1 > o->nreplicas) {
         rc = ERR_USAGE;
         goto fail;
@@ -595,6 +736,17 @@ int cap_writer_open(const cap_keys *keys, const cap_writer_opts *o, const uint8_
     rc = cap_client_open(o->replicas, o->nreplicas, o->timeout_ms, &w->c);
     if (rc)
         goto fail;
+    if (pipe(w->wake) != 0) {
+        w->wake[0] = w->wake[1] = -1;
+        rc = -errno;
+        goto fail;
+    }
+    for (int k = 0; k < 2; k++)
+        if (fcntl(w->wake[k], F_SETFL, O_NONBLOCK) != 0 ||
+            fcntl(w->wake[k], F_SETFD, FD_CLOEXEC) != 0) {
+            rc = -errno;
+            goto fail;
+        }
     if (o->journal) {
         w->journal_fd = open(o->journal, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (w->journal_fd < 0) {
@@ -642,8 +794,11 @@ static int submit(cap_writer *w, uint8_t kind, const void *payload, size_t len, 
         w->qh = p;
     w->qt = p;
     *seq = w->next_seq++;
-    pthread_cond_signal(&w->cv_work);
+    bool wake = w->idle;
+    w->idle = false;
     pthread_mutex_unlock(&w->mu);
+    if (wake)
+        CAP_IGNORE(write(w->wake[1], "w", 1) < 0); /* full pipe: a wakeup is pending anyway */
     return 0;
 }
 
@@ -699,8 +854,8 @@ int cap_writer_close(cap_writer *w) {
     if (w->thr_started) {
         pthread_mutex_lock(&w->mu);
         w->closing = true;
-        pthread_cond_signal(&w->cv_work);
         pthread_mutex_unlock(&w->mu);
+        CAP_IGNORE(write(w->wake[1], "c", 1) < 0);
         pthread_join(w->thr, NULL);
         rc = w->failed;
     }
@@ -716,8 +871,11 @@ int cap_writer_close(cap_writer *w) {
     free(w->acked);
     free(w->sent_upto);
     free(w->last_io);
+    free(w->gap_from);
     pthread_mutex_destroy(&w->mu);
-    pthread_cond_destroy(&w->cv_work);
+    for (int k = 0; k < 2; k++)
+        if (w->wake[k] >= 0)
+            close(w->wake[k]);
     pthread_cond_destroy(&w->cv_done);
     cr_memzero(&w->k, sizeof w->k);
     cr_memzero(w->dkey, sizeof w->dkey);

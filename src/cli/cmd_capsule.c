@@ -350,8 +350,52 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* CPU seconds (user + system) and bytes written to storage by process @p pid (0 = this one), from
+ * /proc: the cost per record of the writer and the replicas together, which on a shared machine
+ * says more than records/s alone. */
+static void proc_usage(pid_t pid, double *cpu, double *wbytes) {
+    char path[64], buf[1024];
+    *cpu = *wbytes = 0;
+    snprintf(path, sizeof path, pid ? "/proc/%d/stat" : "/proc/self/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        buf[n] = 0;
+        fclose(f);
+        char *p = strrchr(buf, ')');
+        unsigned long ut = 0, st = 0;
+        /* after "pid (comm)": state ppid pgrp session tty tpgid flags minflt cminflt majflt
+         * cmajflt utime stime */
+        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
+            *cpu = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+    }
+    snprintf(path, sizeof path, pid ? "/proc/%d/io" : "/proc/self/io", (int)pid);
+    f = fopen(path, "r");
+    if (f) {
+        unsigned long long wb;
+        while (fgets(buf, sizeof buf, f))
+            if (sscanf(buf, "write_bytes: %llu", &wb) == 1)
+                *wbytes = (double)wb;
+        fclose(f);
+    }
+}
+
+static pid_t bench_pids[3];
+
+static void bench_usage(double *cpu, double *wbytes) {
+    double c, b;
+    proc_usage(0, cpu, wbytes);
+    for (int i = 0; i < 3; i++) {
+        proc_usage(bench_pids[i], &c, &b);
+        *cpu += c;
+        *wbytes += b;
+    }
+}
+
 static int bench_run(cap_writer *w, size_t writers, size_t size, size_t window, double secs,
                      const char *label) {
+    double cpu0, wb0, cpu1, wb1;
+    bench_usage(&cpu0, &wb0);
     bench_ctx *ctx = xcalloc(writers, sizeof *ctx);
     pthread_t *th = xcalloc(writers, sizeof *th);
     cap_writer_stats s0, s1;
@@ -373,6 +417,7 @@ static int bench_run(cap_writer *w, size_t writers, size_t size, size_t window, 
             rc = ctx[i].rc;
     }
     double el = (double)(plat_now_ns() - t0) / 1e9;
+    bench_usage(&cpu1, &wb1);
     cap_writer_stats_get(w, &s1);
     double *all = xmalloc((nl + 1) * sizeof *all);
     size_t k = 0;
@@ -384,9 +429,11 @@ static int bench_run(cap_writer *w, size_t writers, size_t size, size_t window, 
     qsort(all, nl, sizeof *all, cmp_double);
     double p50 = nl ? all[nl / 2] : 0, p99 = nl ? all[(size_t)((double)nl * 0.99)] : 0;
     uint64_t batches = s1.batches - s0.batches;
-    printf("%-34s %4zu %6zu %10.0f %8.1f %9.0f %9.0f %8.1f\n", label, writers, window,
+    printf("%-34s %4zu %6zu %10.0f %8.1f %9.0f %9.0f %8.1f %7.1f %7.2f\n", label, writers, window,
            (double)recs / el, (double)recs * (double)size / el / 1e6, p50, p99,
-           batches ? (double)(s1.records - s0.records) / (double)batches : 0.0);
+           batches ? (double)(s1.records - s0.records) / (double)batches : 0.0,
+           recs ? (cpu1 - cpu0) * 1e6 / (double)recs : 0.0,
+           recs ? (wb1 - wb0) / 1024.0 / (double)recs : 0.0);
     fflush(stdout);
     free(all);
     free(ctx);
@@ -405,7 +452,7 @@ static int bench_read_cb(void *arg, uint64_t seq, int kind, const uint8_t *p, si
 int cmd_bench_capsule(int argc, char **argv) {
     double secs = 3;
     size_t writers = 64;
-    int base = 27100;
+    int base = 27100, only = 0; /* only: run just that row of the append table (1-4) */
     for (int i = 1; i < argc; i++) {
         if (i + 1 < argc && !strcmp(argv[i], "--seconds"))
             secs = atof(argv[++i]);
@@ -413,8 +460,11 @@ int cmd_bench_capsule(int argc, char **argv) {
             writers = (size_t)atol(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--port"))
             base = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--only"))
+            only = atoi(argv[++i]);
         else {
-            cli_err("bench capsule: usage: psl bench capsule [--seconds S] [--writers N] [--port P]");
+            cli_err("bench capsule: usage: psl bench capsule [--seconds S] [--writers N] [--port P] "
+                    "[--only ROW]");
             return EXIT_USAGE;
         }
     }
@@ -457,14 +507,18 @@ int cmd_bench_capsule(int argc, char **argv) {
     }
     printf("psl bench capsule: 3 local replicas (psl storage, LMDB, durable commits), f = 1, "
            "writer journal on; %.0f s per row\n", secs);
-    printf("%-34s %4s %6s %10s %8s %9s %9s %8s\n", "workload", "thr", "window", "records/s",
-           "MB/s", "p50 us", "p99 us", "rec/batch");
-    rc = bench_run(w, writers, 1024, 1, secs, "1 KiB, blocking appends");
-    if (!rc)
+    printf("%-34s %4s %6s %10s %8s %9s %9s %8s %7s %7s\n", "workload", "thr", "window",
+           "records/s", "MB/s", "p50 us", "p99 us", "rec/batch", "cpu us", "disk KB");
+    printf("%-34s (cpu us and disk KB: per record, writer and the 3 replicas together)\n", "");
+    for (int i = 0; i < 3; i++)
+        bench_pids[i] = pids[i];
+    if (!only || only == 1)
+        rc = bench_run(w, writers, 1024, 1, secs, "1 KiB, blocking appends");
+    if (!rc && (!only || only == 2))
         rc = bench_run(w, 4, 1024, 512, secs, "1 KiB, pipelined (window/thread)");
-    if (!rc)
+    if (!rc && (!only || only == 3))
         rc = bench_run(w, 4, 64, 1024, secs, "64 B, pipelined (window/thread)");
-    if (!rc)
+    if (!rc && (!only || only == 4))
         rc = bench_run(w, 1, 1024, 1, secs, "1 KiB, one writer, blocking");
     if (rc) {
         cli_err("bench capsule: %s", cap_strerror(rc));

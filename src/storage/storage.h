@@ -15,8 +15,11 @@
  * Anti-entropy (a second thread): every interval it asks each peer for its capsules and heads,
  * and pulls the records it misses, which it checks exactly like an append. A scrub walks a
  * capsule's stored chain back from its signed head; a record whose hash does not match (bit rot, a
- * tampered file) is replaced by a copy from a peer whose hash does. Scrubs run at start, every
- * interval, and when a client sends a scrub hint.
+ * tampered file) is replaced by a copy from a peer whose hash does. When a client sends a scrub
+ * hint (a reader found a bad copy here), a full pass runs at once. Otherwise scrubbing is a
+ * background pass that resumes where it stopped, hashing at most scrub_bytes_per_s: a full pass
+ * over every capsule at each interval would cost O(stored bytes) of hashing twice a second and
+ * starve the appends. The first pass starts when the server starts.
  *
  * Errors: replies carry 0 or a negative code (base/err.h, capsule.h) and a one-line reason; bad
  * input never stops the server. */
@@ -30,6 +33,8 @@
 
 #include "base/base.h"
 
+#define STG_SCRUB_RATE (8u << 20) /* bytes of stored records hashed per second by the scrub */
+
 typedef struct stg_opts {
     const char *listen;          /* ZeroMQ endpoint, e.g. tcp://127.0.0.1:7101 */
     const char *data;            /* directory for the LMDB environment (created 0700) */
@@ -37,6 +42,7 @@ typedef struct stg_opts {
     size_t npeers;
     int ae_interval_ms;          /* 0 = 500; < 0 disables periodic anti-entropy (hints still work) */
     size_t map_size;             /* LMDB map size, 0 = 16 GiB */
+    size_t scrub_bytes_per_s;    /* background scrub rate, 0 = STG_SCRUB_RATE */
     bool nosync;                 /* benchmarks of the raw limit only: commits are not durable */
     bool verbose;
 } stg_opts;

@@ -129,6 +129,47 @@ done
 "$PSL" capsule verify --replicas "$R" --capsule "$ID" >/dev/null 2>"$T/verify_c2.err" ||
     fail "C: final verify: $(cat "$T/verify_c2.err")"
 echo "C: ok (writer resumed at the durable head; $NC + 50 acknowledged appends readable; no fork)"
+
+# ---- E: writer killed with several batches in flight, none durable ----------------------------
+# Once appends flow, two replicas are frozen (SIGSTOP), so no later batch gets its second ack: the
+# writer's pipeline fills with journaled, signed batches that only replica 1 holds. On restart the
+# writer must resend all of them (the journal holds several entries); signing anything else at
+# those seqnos would be a fork.
+"$PSL" capsule append --replicas "$R" --keys "$T/keys" --capsule "$ID" --journal "$T/journal" \
+    --stream 100000 --window 400 --prefix e >"$T/acked_e" 2>/dev/null &
+APID=$!
+i=0
+while [ "$(wc -l <"$T/acked_e")" -lt 400 ]; do
+    i=$((i + 1)); [ $i -gt 200 ] && fail "E: appends do not progress"
+    sleep 0.05
+done
+kill -STOP "$PID2" "$PID3"
+sleep 1
+kill -9 $APID
+wait $APID 2>/dev/null
+NA=$(wc -l <"$T/acked_e")
+kill -CONT "$PID2" "$PID3"
+"$PSL" capsule append --replicas "$R" --keys "$T/keys" --capsule "$ID" --journal "$T/journal" \
+    --stream 20 --prefix f >"$T/acked_f" 2>"$T/append_f.err" || fail "E: resume failed: $(cat "$T/append_f.err")"
+"$PSL" capsule read --replicas "$R" --keys "$T/keys" --capsule "$ID" >"$T/read_e" 2>"$T/read_e.err" ||
+    fail "E: read: $(cat "$T/read_e.err")"
+grep -q evidence "$T/read_e.err" && fail "E: evidence after resume: $(cat "$T/read_e.err")"
+NE=$(grep -c "	e-" "$T/read_e")
+[ "$NE" -gt "$NA" ] || fail "E: the journaled batches were not resent ($NE records, $NA acknowledged)"
+tr '\t' ' ' <"$T/read_e" | sort >"$T/read_e.sorted"
+for f in acked_e acked_f; do
+    missing=$(sort "$T/$f" | comm -23 - "$T/read_e.sorted" | wc -l)
+    [ "$missing" -eq 0 ] || fail "E: $missing appends of $f lost"
+done
+HEAD=$(awk '$1 ~ /^[0-9]+$/ {h=$1} END {print h}' "$T/read_e")
+for n in 1 2 3; do
+    i=0
+    while [ "$(head_of $n)" != "$HEAD" ]; do
+        i=$((i + 1)); [ $i -gt 100 ] && fail "E: replica $n at $(head_of $n), expected $HEAD"
+        sleep 0.1
+    done
+done
+echo "E: ok (writer killed with $((NE - NA)) unacknowledged journaled records; resent on restart, no fork)"
 # Clean shutdown of the replicas (SIGTERM), so that a sanitizer build also runs its leak check, and
 # no process may have reported a sanitizer error on the way (a replica killed by -9 still has its
 # earlier reports in its log).
