@@ -307,6 +307,11 @@ static void test_native_limits(void **state) {
     ex_invoke(ex, "bad", (const uint8_t *)"", 0, 0, &r);
     assert_int_equal(r.status, ERR_NOTFOUND);
     free(so);
+    /* A loadable object without the entry point. */
+    so = load(NOENTRY_SO, &len);
+    assert_int_equal(ex_deploy(ex, "noentry", so, len, NULL, msg, sizeof msg), ERR_UNLINKABLE);
+    assert_non_null(strstr(msg, "exports no psl_native_main"));
+    free(so);
     ex_free(ex);
     kvs_free(kv);
 }
