@@ -82,4 +82,7 @@ code=$(curl -s -o "$T/b" -w '%{http_code}' "$GW/healthz")
 [ "$code" = 503 ] || fail "healthz with no worker: $code"
 echo "ok: no live worker -> 503 NOWORKER; /healthz 503"
 "$PSL" down >/dev/null || fail "psl down"
+if grep -lE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$PSL_DIR"/logs/*.log >/dev/null 2>&1; then
+    fail "sanitizer report in $(grep -lE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$PSL_DIR"/logs/*.log)"
+fi
 echo "all failover checks passed"

@@ -63,4 +63,7 @@ until curl -s "$GW/healthz" | grep -q '"workers":0'; do
 done
 "$PSL" down --dir "$T/h1" >/dev/null || fail "psl down h1"
 curl -s "$GW/healthz" >/dev/null && fail "the gateway still answers after psl down h1"
+if grep -lE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$T"/h*/logs/*.log >/dev/null 2>&1; then
+    fail "sanitizer report in $(grep -lE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$T"/h*/logs/*.log)"
+fi
 echo "all cluster file checks passed"

@@ -128,4 +128,7 @@ req GET /system/function/counter; expect 200 "" "counter is still deployed after
 req POST /function/counter -d "again"; expect 200 "" "invoke after restart"
 "$PSL" down >/dev/null || fail "psl down"
 [ ! -f "$PSL_DIR/cluster.json" ] || fail "cluster.json left behind"
+if grep -lE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$PSL_DIR"/logs/*.log >/dev/null 2>&1; then
+    fail "sanitizer report in $(grep -lE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$PSL_DIR"/logs/*.log)"
+fi
 echo "all gateway checks passed"

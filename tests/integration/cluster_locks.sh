@@ -94,4 +94,9 @@ grep -q "lock 'N': worker 6 held it past its lease (1000 ms): lock released" "$T
 [ $el -le 3000 ] || fail "N was released after $el ms (lease 1000 ms)"
 echo "ok: lease expiry released N after ${el} ms (lease 1000 ms) and granted it to G"
 wait $PID_F
+for p in $PIDS; do kill "$p" 2>/dev/null; done
+wait
+if grep -lE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$T"/coord*.log "$T"/*.out >/dev/null 2>&1; then
+    fail "sanitizer report in $(grep -lE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$T"/coord*.log "$T"/*.out)"
+fi
 echo "all lock server checks passed"
