@@ -11,6 +11,9 @@
  *   insert sequence of an earlier run of the same thread (workload D across invocations).
  *     load from=A to=B seed=S
  *   writes records A .. B-1 (the load phase) and answers "loaded N errors E".
+ *     count from=A to=B
+ *   answers "present N": how many of records A .. B-1 this worker holds (after a load, the
+ *   driver waits until every worker holds them all: replication is eventually consistent).
  *
  *   client mode (one operation per invocation, as a YCSB client's request):
  *     "r KEY"            answers the record, or nothing when the key is absent;
@@ -187,6 +190,20 @@ static int load(const char *line) {
     return 0;
 }
 
+/* How many of records A .. B-1 this worker holds, complete and of the right key. */
+static int count(const char *line) {
+    uint64_t from = arg(line, "from", 0), to = arg(line, "to", 0), present = 0;
+    for (uint64_t k = from; k < to; k++) {
+        char key[YCSB_KEY_MAX];
+        size_t kl = ycsb_key_name(k, key);
+        int n = psl_get(key, kl, rbuf, sizeof rbuf);
+        if (n >= 0 && ycsb_value_check(rbuf, (size_t)n, k))
+            present++;
+    }
+    printf("present %llu\n", (unsigned long long)present);
+    return 0;
+}
+
 int main(void) {
     size_t n = fread(req, 1, sizeof req - 1, stdin);
     req[n] = 0;
@@ -220,6 +237,8 @@ int main(void) {
         return run(req);
     if (strncmp(req, "load ", 5) == 0)
         return load(req);
+    if (strncmp(req, "count ", 6) == 0)
+        return count(req);
     fprintf(stderr, "unknown request (run ..., load ..., r KEY, w KEY\\nRECORD)\n");
     return 2;
 }

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -162,7 +163,23 @@ typedef struct http {
     struct curl_slist *hdr;
     hbuf out;
     char url[512];
+    char worker[64]; /* X-Psl-Worker of the last answer: the worker that ran the invocation */
 } http;
+
+static size_t http_header(char *data, size_t sz, size_t nm, void *ud) {
+    http *h = ud;
+    size_t n = sz * nm;
+    static const char name[] = "x-psl-worker:";
+    if (n > sizeof name - 1 && strncasecmp(data, name, sizeof name - 1) == 0) {
+        size_t i = sizeof name - 1, k = 0;
+        while (i < n && data[i] == ' ')
+            i++;
+        while (i < n && data[i] != '\r' && data[i] != '\n' && k + 1 < sizeof h->worker)
+            h->worker[k++] = data[i++];
+        h->worker[k] = 0;
+    }
+    return n;
+}
 
 static int http_open(http *h, const char *url, long timeout_s) {
     memset(h, 0, sizeof *h);
@@ -176,6 +193,8 @@ static int http_open(http *h, const char *url, long timeout_s) {
     curl_easy_setopt(h->c, CURLOPT_HTTPHEADER, h->hdr);
     curl_easy_setopt(h->c, CURLOPT_WRITEFUNCTION, hbuf_write);
     curl_easy_setopt(h->c, CURLOPT_WRITEDATA, &h->out);
+    curl_easy_setopt(h->c, CURLOPT_HEADERFUNCTION, http_header);
+    curl_easy_setopt(h->c, CURLOPT_HEADERDATA, h);
     curl_easy_setopt(h->c, CURLOPT_TIMEOUT, timeout_s);
     curl_easy_setopt(h->c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h->c, CURLOPT_TCP_NODELAY, 1L);
@@ -193,6 +212,7 @@ static void http_close(http *h) {
 /* POST (or PUT when put) body; the answer is in h->out. @return the HTTP status, or -1. */
 static long http_send(http *h, const void *body, size_t len, bool put) {
     h->out.n = 0;
+    h->worker[0] = 0;
     curl_easy_setopt(h->c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(h->c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     curl_easy_setopt(h->c, CURLOPT_CUSTOMREQUEST, put ? "PUT" : NULL);
@@ -556,6 +576,8 @@ out:
 
 /* ---------- in-function mode ---------- */
 
+#define LOAD_SLICE 1000 /* records per load invocation */
+
 static uint64_t total_ops(const ycsb_stats *s) {
     uint64_t t = 0;
     for (int op = 0; op < YCSB_NOPS; op++)
@@ -639,19 +661,26 @@ static void *fn_thread(void *arg) {
         return NULL;
     }
     if (j->to > j->from) {
-        snprintf(req, sizeof req, "load from=%llu to=%llu seed=%llu", (unsigned long long)j->from,
-                 (unsigned long long)j->to, (unsigned long long)o->seed);
-        long code = http_send(&h, req, strlen(req), false);
-        const char *ans = h.out.p ? (const char *)h.out.p : "";
-        unsigned long long n, errs;
-        if (code != 200) {
-            snprintf(j->err, sizeof j->err, "HTTP %ld: %.200s", code, ans);
-            j->rc = ERR_IO;
-        } else if (sscanf(ans, "loaded %llu errors %llu", &n, &errs) != 2) {
-            j->rc = ERR_MALFORMED;
-        } else {
+        /* The load phase in slices, so every invocation's writes stay a small capsule flush. */
+        for (uint64_t from = j->from; from < j->to && !g_stop; from += LOAD_SLICE) {
+            uint64_t to = from + LOAD_SLICE < j->to ? from + LOAD_SLICE : j->to;
+            snprintf(req, sizeof req, "load from=%llu to=%llu seed=%llu", (unsigned long long)from,
+                     (unsigned long long)to, (unsigned long long)o->seed);
+            long code = http_send(&h, req, strlen(req), false);
+            const char *ans = h.out.p ? (const char *)h.out.p : "";
+            unsigned long long n, errs;
+            if (code != 200) {
+                snprintf(j->err, sizeof j->err, "HTTP %ld: %.200s", code, ans);
+                j->rc = ERR_IO;
+                break;
+            }
+            if (sscanf(ans, "loaded %llu errors %llu", &n, &errs) != 2) {
+                j->rc = ERR_MALFORMED;
+                break;
+            }
             j->st->ops[YCSB_INSERT] += n + errs;
             j->st->errors[YCSB_INSERT] += errs;
+            atomic_fetch_add_explicit(&g_progress, n + errs, memory_order_relaxed);
         }
         goto out;
     }
@@ -761,6 +790,52 @@ static int run_jobs(job *jobs, uint32_t njobs, void *(*fn)(void *), const char *
     return rc;
 }
 
+/* After the load: wait until every worker holds every record (replication between workers is
+ * eventually consistent; a run must not start on a worker that has not received the load).
+ * Asks the YCSB function to count the records, until each of --workers workers (told apart by
+ * X-Psl-Worker) has answered with all of them. */
+static int psl_settle(env *e, const yopts *o) {
+    char url[512], req[128], seen[64][64];
+    int nseen = 0;
+    snprintf(url, sizeof url, "%s/function/%s", e->gateway, fn_name(false));
+    snprintf(req, sizeof req, "count from=0 to=%llu", (unsigned long long)o->records);
+    http h;
+    if (http_open(&h, url, 120) != 0)
+        return ERR_NOMEM;
+    double t0 = now_s();
+    int rc = ERR_IO;
+    unsigned long long present = 0;
+    while (!g_stop && now_s() - t0 < 300) {
+        long code = http_send(&h, req, strlen(req), false);
+        if (code != 200 || sscanf(h.out.p ? (char *)h.out.p : "", "present %llu", &present) != 1) {
+            cli_err("bench ycsb: count: HTTP %ld %s", code, h.out.p ? (char *)h.out.p : "");
+            break;
+        }
+        if (present == o->records && h.worker[0]) {
+            int k;
+            for (k = 0; k < nseen; k++)
+                if (strcmp(seen[k], h.worker) == 0)
+                    break;
+            if (k == nseen && nseen < 64)
+                snprintf(seen[nseen++], sizeof seen[0], "%s", h.worker);
+            if (nseen >= o->workers) {
+                rc = 0;
+                break;
+            }
+        } else if (present != o->records) {
+            usleep(200000);
+        }
+    }
+    if (rc == 0 && !o->quiet)
+        fprintf(stderr, "ycsb: every worker (%d) holds the %llu records after %.1f s\n", nseen,
+                (unsigned long long)o->records, now_s() - t0);
+    else if (rc != 0)
+        cli_err("bench ycsb: after the load, %d of %d workers hold every record (last count %llu)",
+                nseen, o->workers, present);
+    http_close(&h);
+    return rc;
+}
+
 static int load(env *e, const yopts *o, const target *t) {
     uint32_t n = (uint32_t)o->load_threads;
     job *jobs = xcalloc(n, sizeof *jobs);
@@ -794,6 +869,8 @@ static int load(env *e, const yopts *o, const target *t) {
                 (unsigned long long)o->records);
         rc = ERR_IO;
     }
+    if (rc == 0 && t->kind != T_REDIS)
+        rc = psl_settle(e, o);
     free(jobs);
     free(st);
     return rc;
@@ -1030,8 +1107,9 @@ static void ycsb_help(FILE *out) {
             "  --fn-chunk-ms MS: in-function threads invoke the function for MS ms at a time\n"
             "    (default 100); 0 runs warm-up and run in one invocation per thread.\n"
             "  psl: a cluster of --workers (2) is started in a temporary directory unless --dir\n"
-            "  names a running one. redis: redis-server is started on a free loopback port\n"
-            "  without persistence unless --redis-port names a running one.\n"
+            "  names a running one (of --workers workers): after the load, the run waits until\n"
+            "  every worker holds every record. redis: redis-server is started on a free\n"
+            "  loopback port without persistence unless --redis-port names a running one.\n"
             "  --check: exit 1 unless every operation succeeded, every read returned the record\n"
             "  of its key and the counts add up.\n");
 }
