@@ -200,11 +200,10 @@ static int do_append(stg *s, MDB_txn *t, const uint8_t *id, uint64_t first,
         memcpy(prev, hashes[i], CAP_HASH_BYTES);
         if (exists && seq <= cur.seqno) {
             MDB_val v;
-            uint8_t sh[CAP_HASH_BYTES], want[CAP_HASH_BYTES];
+            uint8_t want[CAP_HASH_BYTES];
             rc = get_rec(s, t, id, seq, &v);
-            if (rc == 0)
-                cap_record_hash(v.mv_data, v.mv_size, sh);
-            if (rc == 0 && memcmp(sh, hashes[i], CAP_HASH_BYTES) == 0)
+            /* The same bytes (a resend, or a pull racing the writer): nothing to hash or store. */
+            if (rc == 0 && v.mv_size == recs[i].len && memcmp(v.mv_data, recs[i].data, v.mv_size) == 0)
                 continue;
             /* Different from our copy: a repair if our copy is what breaks our signed chain. */
             rc = chain_expected(s, t, &cur, seq, want);
@@ -554,6 +553,9 @@ static void pull(stg *s, cap_client *c, size_t p, const uint8_t *id) {
  * Records below the cursor never change except by repair, so resuming later is sound. */
 typedef struct scrub_cur {
     uint8_t id[CAP_ID_BYTES];
+    uint64_t seen;  /* our head at the previous anti-entropy round (+1; 0 = none) */
+    uint64_t round; /* the round that set seen */
+    bool advanced;  /* our head moved between the last two rounds */
     bool active;
     uint64_t next;                 /* next seqno to check (walking down) */
     uint8_t want[CAP_HASH_BYTES];  /* the hash record `next` must have */
@@ -700,7 +702,7 @@ static void *ae_main(void *arg) {
     size_t rate = s->o->scrub_bytes_per_s ? s->o->scrub_bytes_per_s : STG_SCRUB_RATE;
     scrub_cur *curs = NULL;
     size_t ncurs = 0, capcurs = 0;
-    uint64_t next = 0; /* run a round (pull + scrub slice) at start */
+    uint64_t next = 0, round = 0; /* run a round (pull + scrub slice) at start */
     while (!*s->stop) {
         uint8_t q[SCRUB_QUEUE][CAP_ID_BYTES];
         pthread_mutex_lock(&s->mu);
@@ -715,6 +717,7 @@ static void *ae_main(void *arg) {
         }
         if (interval > 0 && plat_now_ns() >= next) {
             next = plat_now_ns() + (uint64_t)interval * 1000000u;
+            round++;
             for (size_t p = 0; c && p < cap_client_count(c) && !*s->stop; p++) {
                 uint8_t *ids = NULL;
                 size_t n = 0;
@@ -729,7 +732,17 @@ static void *ae_main(void *arg) {
                         continue;
                     int rc = get_head(s, t, ids + CAP_ID_BYTES * i, &cur);
                     mdb_txn_abort(t);
-                    if (rc != 0 || ph.seqno > cur.seqno)
+                    /* A replica that is behind but advanced since the last round is being fed
+                     * by the writer: pulling the same records as well would double its work and
+                     * keep it behind. Pull when it is stuck (or knows nothing of the capsule). */
+                    scrub_cur *sc = scrub_find(&curs, &ncurs, &capcurs, ids + CAP_ID_BYTES * i);
+                    uint64_t now_seen = rc == 0 ? cur.seqno + 1 : 0;
+                    if (sc->round != round) {
+                        sc->round = round;
+                        sc->advanced = now_seen > sc->seen && sc->seen != 0;
+                        sc->seen = now_seen;
+                    }
+                    if ((rc != 0 || ph.seqno > cur.seqno) && !sc->advanced)
                         pull(s, c, p, ids + CAP_ID_BYTES * i);
                 }
                 free(ids);

@@ -13,13 +13,14 @@
  * commit), each inside its own nested transaction, so a bad request changes nothing.
  *
  * Anti-entropy (a second thread): every interval it asks each peer for its capsules and heads,
- * and pulls the records it misses, which it checks exactly like an append. A scrub walks a
- * capsule's stored chain back from its signed head; a record whose hash does not match (bit rot, a
- * tampered file) is replaced by a copy from a peer whose hash does. When a client sends a scrub
- * hint (a reader found a bad copy here), a full pass runs at once. Otherwise scrubbing is a
- * background pass that resumes where it stopped, hashing at most scrub_bytes_per_s: a full pass
- * over every capsule at each interval would cost O(stored bytes) of hashing twice a second and
- * starve the appends. The first pass starts when the server starts.
+ * and pulls the records it misses, which it checks exactly like an append (not while its own head
+ * is advancing: then a writer is feeding it, and pulling the same records would double the work).
+ * A scrub walks a capsule's stored chain back from its signed head; a record whose hash does not
+ * match (bit rot, a tampered file) is replaced by a copy from a peer whose hash does. When a
+ * client sends a scrub hint (a reader found a bad copy here), a full pass runs at once. Otherwise
+ * scrubbing is a background pass that resumes where it stopped, hashing at most
+ * scrub_bytes_per_s: a full pass over every capsule at each interval would cost O(stored bytes)
+ * of hashing twice a second and starve the appends. The first pass starts with the server.
  *
  * Errors: replies carry 0 or a negative code (base/err.h, capsule.h) and a one-line reason; bad
  * input never stops the server. */
@@ -33,7 +34,7 @@
 
 #include "base/base.h"
 
-#define STG_SCRUB_RATE (8u << 20) /* bytes of stored records hashed per second by the scrub */
+#define STG_SCRUB_RATE (4u << 20) /* bytes of stored records hashed per second by the scrub */
 
 typedef struct stg_opts {
     const char *listen;          /* ZeroMQ endpoint, e.g. tcp://127.0.0.1:7101 */
