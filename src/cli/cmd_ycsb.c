@@ -667,6 +667,15 @@ static void *fn_thread(void *arg) {
             snprintf(req, sizeof req, "load from=%llu to=%llu seed=%llu", (unsigned long long)from,
                      (unsigned long long)to, (unsigned long long)o->seed);
             long code = http_send(&h, req, strlen(req), false);
+            /* A slice is idempotent (it writes the same records again): retry it when the worker
+             * running it was lost or none was live for a moment. */
+            for (int retry = 0; (code == 502 || code == 503) && retry < 10 && !g_stop; retry++) {
+                if (!o->quiet)
+                    fprintf(stderr, "ycsb: load slice %llu..%llu: HTTP %ld, retrying\n",
+                            (unsigned long long)from, (unsigned long long)to, code);
+                sleep(1);
+                code = http_send(&h, req, strlen(req), false);
+            }
             const char *ans = h.out.p ? (const char *)h.out.p : "";
             unsigned long long n, errs;
             if (code != 200) {
