@@ -857,11 +857,13 @@ static void on_auth(net_server *s, const uint8_t *rid, size_t rn, const Psl__Cli
         reject(s, rid, rn, t, "unexpected ClientAuth (no handshake in progress)");
         return;
     }
+    unsigned aead = t->peer.aead; /* set by derive(); check_auth() clears the whole record */
     if (check_auth(&s->auth, 'c', t->peer_eph, t->th2, ca->auth, &t->peer, r, sizeof r) != 0) {
         snprintf(r2, sizeof r2, "client rejected: %s", r);
         reject(s, rid, rn, t, r2);
         return;
     }
+    t->peer.aead = aead;
     t->open = true;
     zmq_msg_t m;
     if (frame_seal(t, NULL, 0, &m) == 0) /* key confirmation */
