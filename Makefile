@@ -18,7 +18,7 @@ PSL := $(BUILD)/psl
 EX := $(BUILD)/examples
 
 .PHONY: all build configure test test-build test-asan deps demo bench bench-wasm bench-gateway \
-        bench-ycsb \
+        bench-ycsb fuzz-capsule \
         fuzz format format-check clean
 
 all: build
@@ -102,6 +102,18 @@ fuzz:
 	$(FUZZ_BUILD)/tests/fuzz_wasm -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=4096 \
 		-print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/ \
 		$(FUZZ_BUILD)/corpus $(wildcard tests/fuzz/corpus tests/regress)
+
+# libFuzzer over the DataCapsule parsers and a storage replica (tests/fuzz/fuzz_capsule.c); same
+# knobs. New inputs go to $(FUZZ_BUILD)/corpus-capsule, crashes to $(FUZZ_BUILD)/capsule-*; keep
+# one in tests/regress/capsule/.
+fuzz-capsule:
+	$(CMAKE) -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang-19 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DPSL_FUZZ=ON -DPSL_WERROR=OFF
+	$(CMAKE_BUILD) $(FUZZ_BUILD) -j$(JOBS) --target fuzz_capsule
+	mkdir -p $(FUZZ_BUILD)/corpus-capsule
+	$(FUZZ_BUILD)/tests/fuzz_capsule -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=4096 \
+		-print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/capsule- \
+		$(FUZZ_BUILD)/corpus-capsule tests/fuzz/corpus-capsule tests/regress/capsule
 
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h')
 

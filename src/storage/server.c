@@ -912,3 +912,64 @@ int stg_bench_lmdb(const char *dir, size_t n, size_t size, size_t batch, double 
     mdb_env_close(env);
     return rc;
 }
+
+/* ---- one request without ZeroMQ (tests, fuzzing) ------------------------------------------- */
+struct stg_db {
+    stg s;
+    stg_opts o;
+};
+
+int stg_db_open(const char *dir, size_t map_size, bool nosync, stg_db **out) {
+    int rc = cr_init();
+    if (rc)
+        return rc;
+    stg_db *d = xcalloc(1, sizeof *d);
+    d->s.o = &d->o;
+    rc = env_open(dir, map_size, nosync, &d->s.env, &d->s.recs, &d->s.sigs, &d->s.heads);
+    if (rc) {
+        free(d);
+        return rc;
+    }
+    pthread_mutex_init(&d->s.mu, NULL);
+    *out = d;
+    return 0;
+}
+
+void stg_db_close(stg_db *d) {
+    if (!d)
+        return;
+    mdb_env_close(d->s.env);
+    pthread_mutex_destroy(&d->s.mu);
+    free(d);
+}
+
+int stg_db_clear(stg_db *d) {
+    MDB_txn *t;
+    if (mdb_txn_begin(d->s.env, NULL, 0, &t) != 0)
+        return ERR_IO;
+    if (mdb_drop(t, d->s.recs, 0) || mdb_drop(t, d->s.sigs, 0) || mdb_drop(t, d->s.heads, 0)) {
+        mdb_txn_abort(t);
+        return ERR_IO;
+    }
+    d->s.nscrub = 0;
+    return mdb_txn_commit(t) ? ERR_IO : 0;
+}
+
+int stg_db_request(stg_db *d, const uint8_t *req, size_t len, uint8_t **reply, size_t *rlen) {
+    MDB_txn *t;
+    if (mdb_txn_begin(d->s.env, NULL, 0, &t) != 0)
+        return ERR_IO;
+    slot sl;
+    memset(&sl, 0, sizeof sl);
+    handle(&d->s, t, &sl, req, len);
+    int rc = mdb_txn_commit(t) ? ERR_IO : 0;
+    if (sl.req)
+        psl__cap_request__free_unpacked(sl.req, NULL);
+    if (rc) {
+        free(sl.out);
+        return rc;
+    }
+    *reply = sl.out;
+    *rlen = sl.outlen;
+    return 0;
+}

@@ -56,4 +56,19 @@ int stg_serve(const stg_opts *o, volatile sig_atomic_t *stop) WARN_UNUSED;
  * durable transaction. @param[out] secs elapsed wall time. */
 int stg_bench_lmdb(const char *dir, size_t n, size_t size, size_t batch, double *secs) WARN_UNUSED;
 
+/* ---- one request at a time, without ZeroMQ (tests and fuzzing) ------------------------------- */
+typedef struct stg_db stg_db;
+/** Open (create) the LMDB environment of a replica at @p dir, as stg_serve does. @p map_size 0 =
+ * 16 GiB. @return 0, ERR_IO or a negative errno. */
+int stg_db_open(const char *dir, size_t map_size, bool nosync, stg_db **out) WARN_UNUSED;
+/** NULL is fine. */
+void stg_db_close(stg_db *d);
+/** Delete every capsule. @return 0 or ERR_IO. */
+int stg_db_clear(stg_db *d) WARN_UNUSED;
+/** Serve one packed CapRequest exactly as a request of stg_serve (decode, check, store in its own
+ * committed transaction) and return the packed CapReply. Scrub hints are queued and never run.
+ * @param[out] reply malloc'd. @return 0, or ERR_IO when the transaction cannot commit. */
+int stg_db_request(stg_db *d, const uint8_t *req, size_t len, uint8_t **reply, size_t *rlen)
+    WARN_UNUSED;
+
 #endif
