@@ -486,10 +486,36 @@ static void tail_log(const char *path) {
     free(b);
 }
 
+/* Is @p pid still the process psl up started as @p role? cluster.json may be older than the
+ * last reboot, and a pid may have been reused: only signal a process whose command line names
+ * the role's subcommand (workers name the coordinator they joined). */
+static bool still_ours(pid_t pid, const char *role) {
+    if (!pid_alive(pid))
+        return false;
+    char path[64], buf[8192];
+    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    for (size_t i = 0; i < n; i++)
+        if (buf[i] == 0)
+            buf[i] = ' ';
+    buf[n] = 0;
+    const char *word = strncmp(role, "storage", 7) == 0     ? "storage"
+                       : strncmp(role, "forwarder", 9) == 0 ? "forwarder"
+                                                            : "coordinator";
+    return strstr(buf, word) != NULL;
+}
+
 static void stop_procs(proc *ps, int n, int wait_ms) {
-    for (int i = n - 1; i >= 0; i--)
-        if (pid_alive(ps[i].pid))
+    for (int i = n - 1; i >= 0; i--) {
+        if (!still_ours(ps[i].pid, ps[i].role))
+            ps[i].pid = 0; /* gone, or the pid now belongs to someone else */
+        else
             kill(ps[i].pid, SIGTERM);
+    }
     uint64_t deadline = plat_now_ns() + (uint64_t)wait_ms * 1000000u;
     for (;;) {
         bool any = false;

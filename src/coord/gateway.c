@@ -450,7 +450,7 @@ static size_t body_limit(coord *c, const char *url) {
         pthread_mutex_unlock(&c->mu);
         return lim;
     }
-    if (strncmp(url, "/system/functions/", 18) == 0)
+    if (strncmp(url, "/system/functions/", 18) == 0 || strncmp(url, "/system/function/", 17) == 0)
         return CO_MAX_MODULE;
     if (strncmp(url, "/system/kv/", 11) == 0)
         return KV_MAX_BODY;
