@@ -105,6 +105,9 @@ int cmd_coordinator(int argc, char **argv) {
         cmd_coordinator_help(stderr);
         return EXIT_USAGE;
     }
+    /* A trusted role: no core dumps, not attachable (as the key manager and the workers). */
+    if (tee_harden_process() != 0)
+        cli_err("coordinator: warning: process hardening (prctl) failed");
     signal(SIGTERM, on_stop);
     signal(SIGINT, on_stop);
     int rc = co_run(&o, &g_stop);
