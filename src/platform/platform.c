@@ -118,3 +118,11 @@ int plat_random(void *buf, size_t len) {
     }
     return 0;
 }
+
+int plat_sanitizer_build(void) {
+#if defined(__SANITIZE_ADDRESS__)
+    return 1;
+#else
+    return 0;
+#endif
+}

@@ -26,6 +26,9 @@ void plat_vm_release(void *p, size_t len);
 int plat_read_file(const char *path, uint8_t **data, size_t *len);
 /** Read all of a file descriptor (e.g. stdin) up to max bytes. -EFBIG when larger. */
 int plat_read_fd(int fd, size_t max, uint8_t **data, size_t *len);
+/* True in AddressSanitizer builds: their leak checker forks a tracer at exit, which a seccomp
+ * allow-list without fork would kill, so sandboxes stay off there. */
+int plat_sanitizer_build(void);
 /* Fill buf with cryptographically secure random bytes (getrandom). 0 or -errno. */
 int plat_random(void *buf, size_t len);
 

@@ -565,7 +565,9 @@ int worker_run(const worker_opts *o) {
 
     /* From here on the worker needs only sockets, its files and threads: anything else (exec,
      * fork, ptrace, mount...) kills it. */
-    if (!o->no_sandbox) {
+    if (!o->no_sandbox && plat_sanitizer_build()) {
+        wlog(&w, "sanitizer build: the seccomp sandbox stays off (the leak checker forks)");
+    } else if (!o->no_sandbox) {
         rc = tee_sandbox_install(TEE_SB_NET | TEE_SB_FILES | TEE_SB_THREADS);
         if (rc)
             wlog(&w, "warning: cannot install the seccomp sandbox: %s", err_str(rc));
