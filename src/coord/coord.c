@@ -476,6 +476,8 @@ static void on_lock_release(coord *c, co_worker *w, const Psl__LockRelease *m) {
     co_grant g;
     int rc = co_lock_release(l, w->peer, v, m->n_vector, plat_now_ns(), &g);
     free(v);
+    if (m->n_vector)
+        c->locks_dirty = true;
     if (rc < 0)
         clog_("lock '%s': release from worker %" PRIu64 " which does not hold it (its lease "
               "expired?); its vector was merged",
@@ -729,6 +731,12 @@ static void tick(coord *c) {
             lock_handoff(c, l, rc, &g);
         }
     }
+    if (c->locks_dirty) {
+        /* At most one write per tick (50 ms): a restart loses at most that much of the vectors. */
+        if (co_locks_save(c->o.dir, c->locks) != 0)
+            clog_("could not write %s/locks.json", c->o.dir);
+        c->locks_dirty = false;
+    }
     for (co_req *r = c->pending, *nx; r; r = nx) {
         nx = r->next;
         if (now < r->deadline_ns)
@@ -766,6 +774,8 @@ static void *io_main(void *arg) {
             q = nx;
         }
         if (stopping) {
+            if (c->locks_dirty && co_locks_save(c->o.dir, c->locks) != 0)
+                clog_("could not write %s/locks.json", c->o.dir);
             while (c->pending) {
                 co_req *r = c->pending;
                 pending_del(c, r);
@@ -952,6 +962,11 @@ int co_run(const co_opts *o, volatile sig_atomic_t *stop) {
     rc = co_registry_load(o->dir, &c.fns, c.o.log_lines);
     if (rc)
         goto fail;
+    rc = co_locks_load(o->dir, &c.locks);
+    if (rc) {
+        fprintf(stderr, "psl coordinator: %s/locks.json: %s\n", o->dir, err_str(rc));
+        goto fail;
+    }
     size_t nf = 0;
     for (co_fn *f = c.fns; f; f = f->next)
         nf++;

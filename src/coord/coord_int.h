@@ -95,6 +95,11 @@ int co_lock_revoke(co_lock *l, uint64_t now, co_grant *g);
 /** Drop @p peer's waiters from @p l. @return how many. */
 size_t co_lock_drop_waiters(co_lock *l, uint64_t peer);
 void co_locks_free(co_lock *list);
+/** Lock vectors at rest (dir/locks.json, written atomically): after a coordinator restart an
+ * acquirer still learns what earlier holders published. */
+int co_locks_save(const char *dir, const co_lock *list) WARN_UNUSED;
+/** @return 0 (also when there is no file), ERR_IO, ERR_CORRUPT. */
+int co_locks_load(const char *dir, co_lock **list) WARN_UNUSED;
 
 /* ---- workers and requests (coord.c) ---- */
 typedef struct co_worker {
@@ -172,6 +177,7 @@ typedef struct coord {
     uint64_t lat_bucket[CO_LAT_BUCKETS + 1];
     double lat_sum;
     uint64_t lock_grants, lock_forced, workers_died;
+    bool locks_dirty; /* a vector changed since locks.json was written */
 } coord;
 
 extern const double co_lat_bounds[CO_LAT_BUCKETS];

@@ -253,3 +253,73 @@ int co_registry_load(const char *dir, co_fn **list, uint32_t log_lines) {
     closedir(dh);
     return 0;
 }
+
+/* ---- lock vectors at rest ---- */
+
+int co_locks_save(const char *dir, const co_lock *list) {
+    cJSON *a = cJSON_CreateArray();
+    for (const co_lock *l = list; l; l = l->next) {
+        if (!l->nvec)
+            continue;
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "name", l->name);
+        cJSON *v = cJSON_CreateArray();
+        for (size_t i = 0; i < l->nvec; i++) {
+            /* Decimal strings: seqnos and writer ids are 64-bit, JSON numbers are doubles. */
+            char w[24], q[24];
+            snprintf(w, sizeof w, "%" PRIu64, l->vec[i].writer);
+            snprintf(q, sizeof q, "%" PRIu64, l->vec[i].seqno);
+            cJSON *e = cJSON_CreateArray();
+            cJSON_AddItemToArray(e, cJSON_CreateString(w));
+            cJSON_AddItemToArray(e, cJSON_CreateString(q));
+            cJSON_AddItemToArray(v, e);
+        }
+        cJSON_AddItemToObject(j, "vector", v);
+        cJSON_AddItemToArray(a, j);
+    }
+    char *s = cJSON_PrintUnformatted(a);
+    cJSON_Delete(a);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/locks.json", dir);
+    int rc = write_atomic(path, s, strlen(s));
+    cJSON_free(s);
+    return rc ? ERR_IO : 0;
+}
+
+int co_locks_load(const char *dir, co_lock **list) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/locks.json", dir);
+    uint8_t *b = NULL;
+    size_t n = 0;
+    int rc = plat_read_file(path, &b, &n);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc)
+        return ERR_IO;
+    cJSON *a = cJSON_ParseWithLength((const char *)b, n);
+    free(b);
+    if (!cJSON_IsArray(a)) {
+        cJSON_Delete(a);
+        return ERR_CORRUPT;
+    }
+    const cJSON *j;
+    cJSON_ArrayForEach(j, a) {
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(j, "name");
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "vector");
+        if (!cJSON_IsString(nm) || !cJSON_IsArray(v))
+            continue;
+        co_lock *l = co_lock_get(list, nm->valuestring);
+        const cJSON *e;
+        cJSON_ArrayForEach(e, v) {
+            const cJSON *w = cJSON_GetArrayItem(e, 0), *q = cJSON_GetArrayItem(e, 1);
+            if (!cJSON_IsString(w) || !cJSON_IsString(q))
+                continue;
+            co_vec one = {strtoull(w->valuestring, NULL, 10), strtoull(q->valuestring, NULL, 10)};
+            co_grant g;
+            /* Merging through a release by nobody keeps the max-per-writer rule in one place. */
+            (void)co_lock_release(l, UINT64_MAX, &one, 1, 0, &g);
+        }
+    }
+    cJSON_Delete(a);
+    return 0;
+}

@@ -28,13 +28,14 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 printf 'allow_sim: yes\nmeasurement: any\n' > "$T/policy"
 start_coord() { # start_coord LOG EXTRA-OPTIONS...
     log=$1; shift
+    n0=$(grep -c ': ready' "$T/$log" 2>/dev/null) || n0=0
     EP="tcp://127.0.0.1:$(port)"
     "$PSL" coordinator --listen "$EP" --http "$(port)" --dir "$T/coord-$log" \
-        --policy "$T/policy" "$@" > "$T/$log" 2>&1 &
+        --policy "$T/policy" "$@" >> "$T/$log" 2>&1 &
     COORD=$!
     PIDS="$PIDS $!"
     i=0
-    until grep -q "ready" "$T/$log" 2>/dev/null; do
+    until [ "$(grep -c ': ready' "$T/$log" 2>/dev/null)" -gt "$n0" ]; do
         i=$((i + 1)); [ $i -gt 100 ] && fail "coordinator did not start"; sleep 0.1
     done
 }
@@ -79,6 +80,15 @@ grep -q "lock 'M': holder worker 4 is dead: lock released" "$T/coord.log" ||
     fail "the coordinator did not log the release of M"
 [ $el -ge 1500 ] && [ $el -le 6000 ] || fail "M was released after $el ms (dead timeout 2000 ms)"
 echo "ok: lock of a killed worker released after ${el} ms and granted to the next waiter"
+
+# ---- 2b. the vectors survive a restart of the coordinator (same state directory).
+kill $COORD
+wait $COORD 2>/dev/null
+start_coord coord.log
+lc H 8 acquire:L:44 wait:44 release:L sleep:100
+wait $PID_H || fail "H never got lock L after the restart"
+grep -q "granted 44 1:5,2:9$" "$T/H.out" || fail "L's vector was lost in the restart"
+echo "ok: after a coordinator restart, L is granted with its vector 1:5,2:9"
 
 # ---- 3. lease: a second coordinator with a 1 s lease. F keeps N (heartbeating) for 4 s with a 1 s lease; G gets N after ~1 s.
 kill $COORD
