@@ -1068,10 +1068,10 @@ static int write_plot(const char *png, const result *rs, int n, uint64_t records
         return EXIT_IO;
     }
     f = fdopen(fd, "w");
-    fprintf(f, "set terminal pngcairo size 1200,500 noenhanced\nset output '%s'\n", png);
+    fprintf(f, "set terminal pngcairo size 1200,600 noenhanced\nset output '%s'\n", png);
     fprintf(f, "set multiplot layout 1,2 title 'psl bench ycsb (%llu records of %d bytes)'\n",
             (unsigned long long)records, YCSB_VALUE_LEN);
-    fprintf(f, "set key left top\nset grid\nset logscale x 2\nset xlabel 'connections'\n");
+    fprintf(f, "set key below\nset grid\nset logscale x 2\nset xlabel 'connections'\n");
     fprintf(f, "set ylabel 'ops/s'\nset title 'throughput'\nplot ");
     for (int k = 0; k < ns; k++)
         fprintf(f, "%s'%s' index %d using 1:2 with linespoints title '%s'", k ? ", " : "", dat, k,
