@@ -1,5 +1,6 @@
 /* psl worker and psl forwarder: the daemons of src/worker. */
 #include "cli.h"
+#include "cli/tier.h"
 
 #include "base/err.h"
 #include "worker/worker.h"
@@ -29,6 +30,10 @@ void cmd_worker_help(FILE *out) {
             "  --forwarder-pub EP  the forwarder's XSUB endpoint: multicast our updates there\n"
             "  --forwarder-sub EP  the forwarder's XPUB endpoint: receive peers' updates there\n"
             "  --deployment NAME   key manager deployment (default \"default\")\n"
+            "  --tier T          interp (default, or $PSL_TIER) or jit: compile each deployed\n"
+            "                    module with LLVM at deploy time (cached on disk, keyed by the\n"
+            "                    module hash); auto is refused here, its background compiler\n"
+            "                    forks, which the worker's sandbox forbids\n"
             "  --no-sandbox      do not install the seccomp allow-list (debugging only; by\n"
             "                    default the worker may only use sockets, files and threads)\n"
             "Stops cleanly on SIGINT or SIGTERM.\n");
@@ -53,6 +58,7 @@ static const char *arg_value(int argc, char **argv, int *i) {
 int cmd_worker(int argc, char **argv) {
     worker_opts o = {0};
     char dir[512];
+    const char *tier = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -87,6 +93,8 @@ int cmd_worker(int argc, char **argv) {
             o.fwd_sub = v;
         else if (!strcmp(a, "--deployment"))
             o.deployment = v;
+        else if (!strcmp(a, "--tier"))
+            tier = v;
         else {
             cli_err("worker: unknown option %s (see psl worker --help)", a);
             return EXIT_USAGE;
@@ -100,6 +108,15 @@ int cmd_worker(int argc, char **argv) {
         snprintf(dir, sizeof dir, "psl-data/worker-%llu", (unsigned long long)o.id);
         o.dir = dir;
     }
+    if (!tier)
+        tier = getenv("PSL_TIER");
+    if (tier && !strcmp(tier, "auto") && !o.no_sandbox) {
+        cli_err("worker: --tier auto compiles in a forked child, which the sandbox forbids: use "
+                "jit or interp");
+        return EXIT_USAGE;
+    }
+    if (cli_tier_setup("worker", tier, true) != 0)
+        return EXIT_USAGE;
     int rc = worker_run(&o);
     return rc == 0 ? EXIT_OK : rc == ERR_USAGE ? EXIT_USAGE : EXIT_FAILED;
 }

@@ -66,7 +66,20 @@ typedef struct wk {
     waiter waiters[MAX_WAITERS];
     atomic_ullong next_lock_req;
     repl *rp; /* NULL without storage */
+    /* Deploys run on their own thread (a JIT compile takes seconds; heartbeats must go on). */
+    pthread_mutex_t dlock;
+    pthread_cond_t dcond;   /* a deploy was queued, or one finished */
+    struct djob *dhead, *dtail;
+    char **pending;         /* names queued or being deployed */
+    size_t npending;
 } wk;
+
+typedef struct djob {
+    struct djob *next;
+    Psl__ClusterMsg *msg; /* owns the unpacked message holding the Deploy */
+    const Psl__Deploy *d;
+    bool reply;
+} djob;
 
 static volatile sig_atomic_t g_stop;
 
@@ -243,6 +256,8 @@ static void lock_granted(wk *w, const Psl__LockGranted *g) {
 
 /* ---- invocation threads ---- */
 
+static void wait_deployed(wk *w, const char *name);
+
 static void *invoker(void *arg) {
     wk *w = arg;
     t_push = zmq_socket(w->zctx, ZMQ_PUSH);
@@ -266,6 +281,7 @@ static void *invoker(void *arg) {
         ex_result r;
         t_function = j->fn;
         t_nheld = 0;
+        wait_deployed(w, j->fn); /* its deploy may still be compiling */
         ex_invoke(w->ex, j->fn, j->body, j->len, 0, &r);
         while (t_nheld > 0) {
             wlog(w, "%s ended holding lock '%s': released for it", j->fn, t_held[t_nheld - 1]);
@@ -336,7 +352,7 @@ static int chan_send_msg(net_chan *c, const Psl__ClusterMsg *m) {
     return rc;
 }
 
-static void deploy(wk *w, net_chan *c, const Psl__Deploy *d) {
+static void deploy(wk *w, const Psl__Deploy *d, bool reply) {
     ex_limits lim;
     ex_limits_default(&lim);
     if (d->limits) {
@@ -355,7 +371,7 @@ static void deploy(wk *w, net_chan *c, const Psl__Deploy *d) {
                        sizeof msg);
     if (rc)
         wlog(w, "deploy %s failed: %s", d->name, msg);
-    if (!c || !d->req_id)
+    if (!reply || !d->req_id)
         return;
     Psl__DeployResult dr = PSL__DEPLOY_RESULT__INIT;
     dr.req_id = d->req_id;
@@ -364,8 +380,83 @@ static void deploy(wk *w, net_chan *c, const Psl__Deploy *d) {
     Psl__ClusterMsg m = PSL__CLUSTER_MSG__INIT;
     m.m_case = PSL__CLUSTER_MSG__M_DEPLOY_RESULT;
     m.deploy_result = &dr;
-    if (chan_send_msg(c, &m) != 0)
-        wlog(w, "cannot send a deploy result: %s", net_chan_error(c));
+    send_msg_on(t_push, &m);
+}
+
+static bool is_pending(wk *w, const char *name) {
+    for (size_t i = 0; i < w->npending; i++)
+        if (!strcmp(w->pending[i], name))
+            return true;
+    return false;
+}
+
+/* Queue a deploy; the message is owned by the job from now on. */
+static void queue_deploy(wk *w, Psl__ClusterMsg *msg, const Psl__Deploy *d, bool reply) {
+    djob *j = xcalloc(1, sizeof *j);
+    j->msg = msg;
+    j->d = d;
+    j->reply = reply;
+    pthread_mutex_lock(&w->dlock);
+    w->pending = xrealloc(w->pending, (w->npending + 1) * sizeof *w->pending);
+    w->pending[w->npending++] = xstrdup(d->name ? d->name : "");
+    if (w->dtail)
+        w->dtail->next = j;
+    else
+        w->dhead = j;
+    w->dtail = j;
+    pthread_cond_broadcast(&w->dcond);
+    pthread_mutex_unlock(&w->dlock);
+}
+
+/* Wait until no deploy of @p name is queued or running (bounded). */
+static void wait_deployed(wk *w, const char *name) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 120;
+    pthread_mutex_lock(&w->dlock);
+    int rc = 0;
+    while (is_pending(w, name) && rc != ETIMEDOUT && !w->stopping)
+        rc = pthread_cond_timedwait(&w->dcond, &w->dlock, &until);
+    pthread_mutex_unlock(&w->dlock);
+}
+
+static void *deployer(void *arg) {
+    wk *w = arg;
+    t_push = zmq_socket(w->zctx, ZMQ_PUSH);
+    int linger = 0;
+    zmq_setsockopt(t_push, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_connect(t_push, OUTBOX);
+    for (;;) {
+        pthread_mutex_lock(&w->dlock);
+        while (!w->dhead && !w->stopping)
+            pthread_cond_wait(&w->dcond, &w->dlock);
+        djob *j = w->dhead;
+        if (j) {
+            w->dhead = j->next;
+            if (!w->dhead)
+                w->dtail = NULL;
+        }
+        pthread_mutex_unlock(&w->dlock);
+        if (!j)
+            break;
+        deploy(w, j->d, j->reply);
+        pthread_mutex_lock(&w->dlock);
+        for (size_t i = 0; i < w->npending; i++)
+            if (!strcmp(w->pending[i], j->d->name ? j->d->name : "")) {
+                free(w->pending[i]);
+                w->pending[i] = w->pending[--w->npending];
+                break;
+            }
+        pthread_cond_broadcast(&w->dcond);
+        pthread_mutex_unlock(&w->dlock);
+        /* The message may hold several deploys (Welcome): free it with its last job. */
+        if (j->msg)
+            psl__cluster_msg__free_unpacked(j->msg, NULL);
+        free(j);
+    }
+    zmq_close(t_push);
+    t_push = NULL;
+    return NULL;
 }
 
 static void kv_op(wk *w, net_chan *c, const Psl__KvOp *op) {
@@ -406,14 +497,18 @@ static void dispatch(wk *w, net_chan *c, const uint8_t *data, size_t len) {
         return;
     }
     switch (m->m_case) {
-    case PSL__CLUSTER_MSG__M_WELCOME:
-        for (size_t i = 0; i < m->welcome->n_functions; i++)
-            deploy(w, NULL, m->welcome->functions[i]);
-        wlog(w, "welcomed by the coordinator: %zu functions", m->welcome->n_functions);
+    case PSL__CLUSTER_MSG__M_WELCOME: {
+        size_t n = m->welcome->n_functions;
+        wlog(w, "welcomed by the coordinator: %zu functions", n);
+        for (size_t i = 0; i < n; i++) /* the last job frees the message */
+            queue_deploy(w, i + 1 == n ? m : NULL, m->welcome->functions[i], false);
+        if (n)
+            return;
         break;
+    }
     case PSL__CLUSTER_MSG__M_DEPLOY:
-        deploy(w, c, m->deploy);
-        break;
+        queue_deploy(w, m, m->deploy, true);
+        return;
     case PSL__CLUSTER_MSG__M_REMOVE:
         ex_remove(w->ex, m->remove->name ? m->remove->name : "");
         break;
@@ -556,12 +651,16 @@ int worker_run(const worker_opts *o) {
     pthread_cond_init(&w.qcond, NULL);
     pthread_mutex_init(&w.wlock, NULL);
     pthread_cond_init(&w.wcond, NULL);
+    pthread_mutex_init(&w.dlock, NULL);
+    pthread_cond_init(&w.dcond, NULL);
     void *pull = zmq_socket(w.zctx, ZMQ_PULL);
     zmq_bind(pull, OUTBOX);
     unsigned nthreads = o->threads ? o->threads : 2;
     pthread_t *threads = xcalloc(nthreads, sizeof *threads);
     for (unsigned i = 0; i < nthreads; i++)
         pthread_create(&threads[i], NULL, invoker, &w);
+    pthread_t dthread;
+    pthread_create(&dthread, NULL, deployer, &w);
 
     /* From here on the worker needs only sockets, its files and threads: anything else (exec,
      * fork, ptrace, mount...) kills it. */
@@ -636,8 +735,21 @@ int worker_run(const worker_opts *o) {
     pthread_mutex_lock(&w.wlock);
     pthread_cond_broadcast(&w.wcond);
     pthread_mutex_unlock(&w.wlock);
+    pthread_mutex_lock(&w.dlock);
+    pthread_cond_broadcast(&w.dcond);
+    pthread_mutex_unlock(&w.dlock);
     for (unsigned i = 0; i < nthreads; i++)
         pthread_join(threads[i], NULL);
+    pthread_join(dthread, NULL);
+    for (djob *j = w.dhead, *nx; j; j = nx) {
+        nx = j->next;
+        if (j->msg)
+            psl__cluster_msg__free_unpacked(j->msg, NULL);
+        free(j);
+    }
+    for (size_t i = 0; i < w.npending; i++)
+        free(w.pending[i]);
+    free(w.pending);
     free(threads);
     repl_close(w.rp);
     zmq_close(pull);
