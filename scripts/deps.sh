@@ -11,7 +11,7 @@ clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 libclang-rt-19-dev clang-for
 libc++-19-dev-wasm32 libc++abi-19-dev-wasm32 rustc libstd-rust-dev-wasm32
 libcmocka-dev wabt llvm-19-dev
 libsodium-dev libzmq3-dev liblmdb-dev protobuf-c-compiler libprotobuf-c-dev
-libmicrohttpd-dev libcjson-dev libcurl4-openssl-dev libssl-dev libseccomp-dev hyperfine
+libmicrohttpd-dev libcjson-dev libcurl4-openssl-dev libgcrypt20-dev libseccomp-dev hyperfine
 redis-server libhiredis-dev gnuplot-nox curl python3"
 
 # The benchmarks use node; the AssemblyScript guest example needs node and npm (its build and

@@ -1,7 +1,11 @@
 /* psl bench channel: 1 KiB messages over the attested secure channel against plain ZeroMQ
  * (same sockets, same echo loop, same process layout) in one run: handshake time (including
  * report creation and verification on both sides), round trips with one message in flight, and
- * throughput with many in flight. The echo server runs in a thread of this process. */
+ * throughput with many in flight. The echo server runs in a thread of this process. Both echo
+ * loops receive the same way (a non-blocking try first, zmq_poll only when nothing is queued).
+ * Besides wall-clock rates it reports the process CPU time per message of the throughput phase
+ * (all threads: client, server, ZeroMQ I/O), which is what a loaded machine makes scarce, and
+ * with --repeat N it alternates plain and secure N times and prints medians. */
 #include "cli/cli.h"
 
 #include <errno.h>
@@ -11,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 #include "base/err.h"
@@ -61,13 +66,17 @@ static void *srv_main(void *arg) {
     zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, b->endpoint, &el);
     atomic_store(&b->ready, 1);
     while (!atomic_load(&b->stop)) {
-        zmq_pollitem_t it = {.socket = sock, .events = ZMQ_POLLIN};
-        if (zmq_poll(&it, 1, 100) <= 0)
-            continue;
         zmq_msg_t id, m;
         zmq_msg_init(&id);
         zmq_msg_init(&m);
-        zmq_msg_recv(&id, sock, 0);
+        if (zmq_msg_recv(&id, sock, ZMQ_DONTWAIT) < 0) {
+            zmq_pollitem_t it = {.socket = sock, .events = ZMQ_POLLIN};
+            if (zmq_poll(&it, 1, 100) <= 0 || zmq_msg_recv(&id, sock, 0) < 0) {
+                zmq_msg_close(&id);
+                zmq_msg_close(&m);
+                continue;
+            }
+        }
         zmq_msg_recv(&m, sock, 0);
         zmq_msg_send(&id, sock, ZMQ_SNDMORE);
         zmq_msg_send(&m, sock, 0);
@@ -79,8 +88,14 @@ static void *srv_main(void *arg) {
 }
 
 typedef struct bench_res {
-    double rtt_us, tput, hs_us;
+    double rtt_us, tput, hs_us, cpu_us; /* cpu_us: process CPU per message, throughput phase */
 } bench_res;
+
+static double cpu_now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
 
 static int c_send(bool secure, net_chan *c, void *sock, const uint8_t *b, size_t n) {
     if (secure)
@@ -140,6 +155,7 @@ static int run_one(bool secure, const net_auth *auth, size_t size, int rtts, int
         }
         res->rtt_us = (double)(plat_now_ns() - t0) / 1e3 / rtts;
         t0 = plat_now_ns();
+        double c0 = cpu_now_us();
         int sent = 0, got = 0;
         while (!rc && got < msgs) {
             while (sent < msgs && sent - got < window && !rc)
@@ -148,6 +164,7 @@ static int run_one(bool secure, const net_auth *auth, size_t size, int rtts, int
                 rc = c_recv(secure, c, sock), got++;
         }
         res->tput = (double)msgs / ((double)(plat_now_ns() - t0) / 1e9);
+        res->cpu_us = (cpu_now_us() - c0) / msgs;
     }
     if (rc)
         cli_err("bench channel (%s): %s", secure ? "secure" : "plain",
@@ -162,8 +179,21 @@ static int run_one(bool secure, const net_auth *auth, size_t size, int rtts, int
     return rc;
 }
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Median of @p n values (sorts a copy). */
+static double median(const double *v, int n) {
+    double tmp[64];
+    memcpy(tmp, v, (size_t)n * sizeof *v);
+    qsort(tmp, (size_t)n, sizeof *tmp, cmp_double);
+    return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
+}
+
 static int cmd_bench_channel(int argc, char **argv) {
-    int msgs = 100000, rtts = 20000, window = 64, hs = 200;
+    int msgs = 100000, rtts = 20000, window = 64, hs = 200, repeat = 1;
     const char *home = NULL;
     for (int i = 1; i < argc; i++) {
         if (i + 1 < argc && strcmp(argv[i], "--messages") == 0)
@@ -176,12 +206,14 @@ static int cmd_bench_channel(int argc, char **argv) {
             hs = atoi(argv[++i]);
         else if (i + 1 < argc && strcmp(argv[i], "--home") == 0)
             home = argv[++i];
+        else if (i + 1 < argc && strcmp(argv[i], "--repeat") == 0)
+            repeat = atoi(argv[++i]);
         else {
             cli_err("bench channel: unknown option %s", argv[i]);
             return EXIT_USAGE;
         }
     }
-    if (msgs <= 0 || rtts <= 0 || window <= 0 || hs <= 0)
+    if (msgs <= 0 || rtts <= 0 || window <= 0 || hs <= 0 || repeat <= 0 || repeat > 64)
         return EXIT_USAGE;
     tee_opts to = {.home = home};
     tee_enclave *t;
@@ -190,19 +222,46 @@ static int cmd_bench_channel(int argc, char **argv) {
     tee_policy p;
     tee_policy_for(t, false, &p);
     net_auth a = {.tee = t, .peer = &p, .name = "bench"};
-    bench_res plain, sec;
-    int rc = run_one(false, &a, 1024, rtts, msgs, window, hs, &plain);
-    if (!rc)
-        rc = run_one(true, &a, 1024, rtts, msgs, window, hs, &sec);
+    /* Columns: 0 plain rtt, 1 plain tput, 2 plain cpu, 3 secure rtt, 4 secure tput, 5 secure cpu,
+     * 6 handshake, 7 tput ratio, 8 cpu ratio (plain cpu / secure cpu). */
+    double col[9][64];
+    int rc = 0;
+    printf("psl bench channel: 1 KiB messages, loopback TCP, echo server in a thread\n");
+    printf("AEAD: %s; window %d, %d messages, %d round trips, %d handshakes per run\n",
+           cr_aead_name(cr_aead_pick(cr_aead_supported())), window, msgs, rtts, hs);
+    if (repeat > 1)
+        printf("%-4s %12s %12s %10s %12s %12s %10s %10s %7s %7s\n", "run", "plain rtt us",
+               "plain msg/s", "plain cpu", "secure rtt", "secure msg/s", "secure cpu", "hs us",
+               "tput %", "cpu %");
+    for (int r = 0; r < repeat && !rc; r++) {
+        bench_res plain, sec;
+        rc = run_one(false, &a, 1024, rtts, msgs, window, hs, &plain);
+        if (!rc)
+            rc = run_one(true, &a, 1024, rtts, msgs, window, hs, &sec);
+        if (rc)
+            break;
+        double v[9] = {plain.rtt_us, plain.tput, plain.cpu_us, sec.rtt_us, sec.tput, sec.cpu_us,
+                       sec.hs_us, 100.0 * sec.tput / plain.tput, 100.0 * plain.cpu_us / sec.cpu_us};
+        for (int k = 0; k < 9; k++)
+            col[k][r] = v[k];
+        if (repeat > 1) {
+            printf("%-4d %12.1f %12.0f %10.2f %12.1f %12.0f %10.2f %10.1f %7.1f %7.1f\n", r + 1,
+                   v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]);
+            fflush(stdout);
+        }
+    }
     if (!rc) {
-        printf("psl bench channel: 1 KiB messages, loopback TCP, echo server in a thread\n");
-        printf("AEAD: %s\n", cr_aead_name(cr_aead_pick(cr_aead_supported())));
-        printf("%-16s %14s %18s %14s\n", "transport", "round trip us", "throughput msg/s",
-               "handshake us");
-        printf("%-16s %14.1f %18.0f %14s\n", "plain zeromq", plain.rtt_us, plain.tput, "-");
-        printf("%-16s %14.1f %18.0f %14.1f\n", "secure channel", sec.rtt_us, sec.tput, sec.hs_us);
-        printf("secure/plain throughput: %.1f%% (window %d, %d messages)\n",
-               100.0 * sec.tput / plain.tput, window, msgs);
+        double m[9];
+        for (int k = 0; k < 9; k++)
+            m[k] = median(col[k], repeat);
+        if (repeat > 1)
+            printf("medians of %d runs:\n", repeat);
+        printf("%-16s %14s %18s %14s %14s\n", "transport", "round trip us", "throughput msg/s",
+               "CPU us/msg", "handshake us");
+        printf("%-16s %14.1f %18.0f %14.2f %14s\n", "plain zeromq", m[0], m[1], m[2], "-");
+        printf("%-16s %14.1f %18.0f %14.2f %14.1f\n", "secure channel", m[3], m[4], m[5], m[6]);
+        printf("secure/plain throughput: %.1f%%%s; CPU per message plain/secure: %.1f%%\n", m[7],
+               repeat > 1 ? " (median of the per-run ratios)" : "", m[8]);
     }
     tee_policy_fini(&p);
     tee_close(t);
@@ -213,7 +272,7 @@ static int cmd_bench_channel(int argc, char **argv) {
  * ...) add a branch here. */
 void cmd_bench_help(FILE *out) {
     fprintf(out, "usage: psl bench channel [--messages N] [--round-trips N] [--window N]\n"
-                 "                         [--handshakes N] [--home DIR]\n"
+                 "                         [--handshakes N] [--repeat N] [--home DIR]\n"
                  "       psl bench capsule [--seconds S] [--writers N] [--port P]\n"
                  "       psl bench ycsb [--target redis,psl-fn,...] [--workload a,c] ... (--help)\n"
                  "channel: 1 KiB messages over the attested secure channel vs plain ZeroMQ.\n"
