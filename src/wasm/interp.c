@@ -356,6 +356,7 @@ static int run(wasm_store *s, const wasm_func *f, wasm_val *sp) {
     wasm_frame *const frames = s->frames;
     const wasm_code *callee = f->code;
     const wasm_cell *ret_ip = NULL;
+    const wasm_func *fn = NULL; /* callee of call_import / call_indirect */
 
     ip = callee->code;
     RELOAD_MEM();
@@ -709,42 +710,24 @@ L_call:
     fp += A;
     goto push_frame;
 
-L_call_import: {
-    const wasm_func *fn = inst->funcs[ip[2].u64];
-    ret_ip = ip + 3;
-    wasm_val *nfp = fp + A;
-    if (fn->host) {
-        if (UNLIKELY(s->depth >= max_depth))
-            TRAP(WASM_TRAP_STACK);
-        s->depth++;
-        int hr = call_host(s, inst, fn, nfp);
-        s->depth--;
-        if (hr)
-            TRAP(hr);
-        RELOAD_MEM();
-        ip = ret_ip;
-        DISPATCH();
-    }
-    frames[s->depth].ret_ip = ret_ip;
-    frames[s->depth].fp = fp;
-    frames[s->depth].inst = inst;
-    fp = nfp;
-    inst = fn->inst;
-    callee = fn->code;
-    RELOAD_MEM();
-    goto push_frame_saved;
-}
+L_call_import:
+    fn = inst->funcs[ip[2].u64];
+    goto call_func;
 
 L_call_indirect: {
     const wasm_table *t = inst->tables[C];
     uint32_t i = (uint32_t)fp[B];
     if (UNLIKELY(i >= t->lim.min))
         TRAP(WASM_TRAP_UNDEF_ELEM);
-    const wasm_func *fn = (const wasm_func *)(uintptr_t)t->elems[i];
+    fn = (const wasm_func *)(uintptr_t)t->elems[i];
     if (UNLIKELY(!fn))
         TRAP(WASM_TRAP_UNINIT_ELEM);
     if (UNLIKELY(fn->type_id != inst->type_ids[ip[2].u64]))
         TRAP(WASM_TRAP_INDIRECT_TYPE);
+}
+    /* fall through */
+call_func: {
+    /* A call through a function object: a host function, or wasm code of any instance. */
     ret_ip = ip + 3;
     wasm_val *nfp = fp + A;
     if (fn->host) {

@@ -108,6 +108,15 @@ static _Thread_local const char *t_function; /* function running on this thread 
 static _Thread_local char t_held[MAX_HELD][PSL_MAX_LOCK_NAME + 1];
 static _Thread_local int t_nheld;
 
+/* A PUSH socket into the outbox, for the calling thread only. */
+static void *open_push(wk *w) {
+    void *sock = zmq_socket(w->zctx, ZMQ_PUSH);
+    int linger = 0;
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_connect(sock, OUTBOX);
+    return sock;
+}
+
 static void send_msg_on(void *sock, const Psl__ClusterMsg *m) {
     size_t n = psl__cluster_msg__get_packed_size(m);
     uint8_t *buf = xmalloc(n ? n : 1);
@@ -260,10 +269,7 @@ static void wait_deployed(wk *w, const char *name);
 
 static void *invoker(void *arg) {
     wk *w = arg;
-    t_push = zmq_socket(w->zctx, ZMQ_PUSH);
-    int linger = 0;
-    zmq_setsockopt(t_push, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_connect(t_push, OUTBOX);
+    t_push = open_push(w);
     for (;;) {
         pthread_mutex_lock(&w->qlock);
         while (!w->head && !w->stopping)
@@ -422,10 +428,7 @@ static void wait_deployed(wk *w, const char *name) {
 
 static void *deployer(void *arg) {
     wk *w = arg;
-    t_push = zmq_socket(w->zctx, ZMQ_PUSH);
-    int linger = 0;
-    zmq_setsockopt(t_push, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_connect(t_push, OUTBOX);
+    t_push = open_push(w);
     for (;;) {
         pthread_mutex_lock(&w->dlock);
         while (!w->dhead && !w->stopping)
