@@ -711,6 +711,20 @@ static uint32_t pop_operands(lower *c, const uint8_t *types, uint32_t n, uint32_
     return d;
 }
 
+/* Pop three i32 operands and emit @p op with their slots (and @p d as the fourth slot field).
+ * Returns false in dead code or after an error (nothing emitted); the caller then adds its
+ * immediate cells only when it returns true. */
+static bool emit_three_i32(lower *c, wasm_op op, uint32_t d) {
+    static const uint8_t ts[3] = {WASM_I32, WASM_I32, WASM_I32};
+    uint32_t sl[3];
+    pop_operands(c, ts, 3, sl);
+    if (dead(c) || c->fail)
+        return false;
+    emit_op(c, op);
+    emit_slots(c, sl[0], sl[1], sl[2], d);
+    return true;
+}
+
 static void check_table(lower *c, uint32_t t) {
     if (t >= c->m->ntables)
         INVALID("unknown table %u", t);
@@ -1377,14 +1391,8 @@ static int lower_body(lower *c) {
                 if (!need_memory(c))
                     break;
                 check_data(c, x);
-                uint8_t ts[3] = {I32, I32, I32};
-                uint32_t s[3];
-                pop_operands(c, ts, 3, s);
-                if (!dead(c) && !c->fail) {
-                    emit_op(c, OP_memory_init);
-                    emit_slots(c, s[0], s[1], s[2], 0);
+                if (emit_three_i32(c, OP_memory_init, 0))
                     emit_u64(c, x);
-                }
                 break;
             }
             case 9: { /* data.drop */
@@ -1409,13 +1417,7 @@ static int lower_body(lower *c) {
                     return MALFORMED("zero byte expected");
                 if (!need_memory(c))
                     break;
-                uint8_t ts[3] = {I32, I32, I32};
-                uint32_t s[3];
-                pop_operands(c, ts, 3, s);
-                if (!dead(c) && !c->fail) {
-                    emit_op(c, sub == 10 ? OP_memory_copy : OP_memory_fill);
-                    emit_slots(c, s[0], s[1], s[2], 0);
-                }
+                emit_three_i32(c, sub == 10 ? OP_memory_copy : OP_memory_fill, 0);
                 break;
             }
             case 12: { /* table.init elem table */
@@ -1429,14 +1431,8 @@ static int lower_body(lower *c) {
                     break;
                 if (m->elems[e].elemtype != m->tables[t].elemtype)
                     return INVALID("type mismatch: table.init element type");
-                uint8_t ts[3] = {I32, I32, I32};
-                uint32_t s[3];
-                pop_operands(c, ts, 3, s);
-                if (!dead(c) && !c->fail) {
-                    emit_op(c, OP_table_init);
-                    emit_slots(c, s[0], s[1], s[2], t);
+                if (emit_three_i32(c, OP_table_init, t))
                     emit_u64(c, e);
-                }
                 break;
             }
             case 13: { /* elem.drop */
@@ -1461,12 +1457,7 @@ static int lower_body(lower *c) {
                     break;
                 if (m->tables[td].elemtype != m->tables[ts_].elemtype)
                     return INVALID("type mismatch: table.copy element types");
-                uint8_t ts[3] = {I32, I32, I32};
-                uint32_t s[3];
-                pop_operands(c, ts, 3, s);
-                if (!dead(c) && !c->fail) {
-                    emit_op(c, OP_table_copy);
-                    emit_slots(c, s[0], s[1], s[2], 0);
+                if (emit_three_i32(c, OP_table_copy, 0)) {
                     wasm_cell v;
                     v.w.lo = td;
                     v.w.hi = ts_;
