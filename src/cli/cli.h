@@ -56,6 +56,8 @@ void cmd_storage_help(FILE *out);
 int cmd_bench_capsule(int argc, char **argv);
 /* YCSB against psl and Redis (cmd_ycsb.c, bench/ycsb/) */
 int cmd_bench_ycsb(int argc, char **argv);
+/* Distributed MLP training on Fashion-MNIST (cmd_dnn.c, examples/dnn/) */
+int cmd_bench_dnn(int argc, char **argv);
 /* Split a comma-separated list in place into @p out (at most @p max entries). */
 size_t cli_split_list(char *s, const char **out, size_t max);
 
