@@ -277,7 +277,9 @@ void cmd_bench_help(FILE *out) {
                  "       psl bench ycsb [--target redis,psl-fn,...] [--workload a,c] ... (--help)\n"
                  "channel: 1 KiB messages over the attested secure channel vs plain ZeroMQ.\n"
                  "capsule: DataCapsule appends to 3 local storage replicas, reads, raw limits.\n"
-                 "ycsb: YCSB core workloads against psl (in-function, client) and Redis.\n");
+                 "       psl bench dnn [--lambdas 1,2,4] [--mode sync,async] ... (--help)\n"
+                 "ycsb: YCSB core workloads against psl (in-function, client) and Redis.\n"
+                 "dnn: data-parallel MLP training on Fashion-MNIST across lambdas.\n");
 }
 
 int cmd_bench(int argc, char **argv) {
@@ -287,6 +289,8 @@ int cmd_bench(int argc, char **argv) {
         return cmd_bench_capsule(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "ycsb") == 0) /* cmd_ycsb.c */
         return cmd_bench_ycsb(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "dnn") == 0) /* cmd_dnn.c */
+        return cmd_bench_dnn(argc - 1, argv + 1);
     cmd_bench_help(stderr);
     return EXIT_USAGE;
 }
