@@ -104,6 +104,8 @@ static double now_s(void) {
 /* ---------- small process helpers ---------- */
 
 static int run_wait(char *const argv[], bool quiet) {
+    fflush(stdout); /* the child must not write our buffered output again */
+    fflush(stderr);
     pid_t p = fork();
     if (p < 0)
         return -errno;
@@ -341,6 +343,8 @@ static int redis_start(env *e, const yopts *o) {
             return EXIT_FAILED;
         char port[16];
         snprintf(port, sizeof port, "%d", e->redis_port);
+        fflush(stdout);
+        fflush(stderr);
         pid_t p = fork();
         if (p < 0)
             return EXIT_FAILED;
