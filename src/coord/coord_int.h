@@ -15,7 +15,9 @@
 #include "tee/tee.h"
 
 #define CO_NAME_MAX 64
-#define CO_MAX_MODULE (16u << 20) /* largest module accepted by deploy */
+/* Largest module accepted by deploy: one Deploy message must fit in what a worker's channel
+ * accepts by default (NET_MAX_MSG_DEFAULT); a larger one would close the worker's channel. */
+#define CO_MAX_MODULE (NET_MAX_MSG_DEFAULT - 4096u)
 #define CO_MAX_MSG (64u << 20)    /* largest channel message (Welcome carries every module) */
 
 typedef struct co_limits {
