@@ -158,9 +158,14 @@ static void stream_props(unsigned alg) {
     assert_int_equal(cr_stream_seq(rx), 0);
     /* tampered: refused, stream unchanged */
     ct[0][3] ^= 1;
+    memset(out, 0x77, sizeof out);
     assert_int_equal(cr_stream_open(rx, 0, "h", 1, ct[0], 32, out), ERR_AUTH);
+    for (size_t i = 0; i < sizeof out; i++) /* no plaintext left behind, whatever the AEAD */
+        assert_true(out[i] == 0x77 || out[i] == 0);
+    assert_memory_not_equal(out, "0123456789abcde", 16);
     ct[0][3] ^= 1;
     assert_int_equal(cr_stream_open(rx, 0, "x", 1, ct[0], 32, out), ERR_AUTH); /* AD bound */
+    assert_memory_not_equal(out, "0123456789abcde", 16);
     assert_int_equal(cr_stream_open(rx, 0, "h", 1, ct[0], 32, out), 0);
     assert_memory_equal(out, "0123456789abcde", 16);
     /* replayed: refused */
