@@ -229,6 +229,15 @@ void cap_reader_set_quorum(cap_reader *r, size_t q);
 /** Fetch the newest signed head from f+1 replicas and verify every record up to it.
  * @return 0 or CAP_ERR_{TAMPER,TRUNCATED,ROLLBACK,FORK,QUORUM}, ERR_* (the evidence says why). */
 int cap_reader_sync(cap_reader *r) WARN_UNUSED;
+/** Like cap_reader_sync, but the first sync of a reader verifies only the chain from the newest
+ * checkpoint record to the newest signed head (walking back from the head until it meets a
+ * checkpoint), not from record 1: replay starts at the checkpoint's summary. Records before it stay
+ * unverified and cap_read refuses them (ERR_NOTFOUND). Later syncs extend the verified range
+ * forward as cap_reader_sync does. @param[out] checkpoint the checkpoint's seqno, 0 when the
+ * capsule has none after record 0 (then everything was verified); may be NULL. Same errors. */
+int cap_reader_sync_from_checkpoint(cap_reader *r, uint64_t *checkpoint) WARN_UNUSED;
+/** First seqno cap_read serves: 1, or the checkpoint of cap_reader_sync_from_checkpoint. */
+uint64_t cap_reader_first(const cap_reader *r);
 /** Head verified by the last sync. */
 void cap_reader_head(const cap_reader *r, cap_head *h);
 const cap_meta *cap_reader_meta(const cap_reader *r);

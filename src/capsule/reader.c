@@ -18,7 +18,9 @@ struct cap_reader {
     cap_meta meta;
     bool has_meta;
     uint8_t (*hashes)[CAP_HASH_BYTES]; /* verified hashes, index = seqno */
-    uint64_t nverified;                /* records 0..nverified-1 are verified */
+    uint64_t nverified;                /* records base..nverified-1 (and 0) are verified */
+    uint64_t base;                     /* first verified data record (a checkpoint), 0 = all */
+    bool from_ckpt;                    /* the first sync may start at the newest checkpoint */
     size_t hcap;
     cap_head head;
     uint64_t head_hlc;
@@ -78,6 +80,20 @@ void cap_reader_close(cap_reader *r) {
 void cap_reader_set_known(cap_reader *r, const cap_head *known) {
     r->known = *known;
     r->has_known = true;
+}
+
+int cap_reader_sync_from_checkpoint(cap_reader *r, uint64_t *checkpoint) {
+    if (!r->has_head)
+        r->from_ckpt = true;
+    int rc = cap_reader_sync(r);
+    r->from_ckpt = false;
+    if (checkpoint)
+        *checkpoint = r->base;
+    return rc;
+}
+
+uint64_t cap_reader_first(const cap_reader *r) {
+    return r->base ? r->base : 1;
 }
 
 void cap_reader_set_quorum(cap_reader *r, size_t q) {
@@ -158,7 +174,148 @@ typedef struct tmp_rec {
     uint8_t prev[CAP_HASH_BYTES];
     uint64_t hlc;
     int from; /* replica that served it */
+    int kind;
 } tmp_rec;
+
+/* Fetch records [lo, lo+cnt) into tmp (hash, prev, clock, kind of each), from replica r->pref
+ * first. CAP_ERR_TRUNCATED (with evidence) when no replica serves one of them. */
+static int fetch_range(cap_reader *r, uint64_t lo, uint64_t cnt, tmp_rec *tmp, const cap_head *H) {
+    size_t n = r->c->n, tries = 0;
+    uint64_t got = 0;
+    while (got < cnt) {
+        size_t i = (r->pref + tries) % n;
+        Psl__CapReply *rep = NULL;
+        uint64_t before = got;
+        if (cap__read(r->c, i, r->id, lo + got, cnt - got, &rep) == 0) {
+            for (size_t k = 0; k < rep->n_records && got < cnt; k++) {
+                cap_hdr h;
+                const uint8_t *rec = rep->records[k].data;
+                size_t len = rep->records[k].len;
+                tmp_rec *t = &tmp[got];
+                cap_record_hash(rec, len, t->hash);
+                if (cap_record_parse(rec, len, &h, NULL, NULL) != 0 || h.seqno != lo + got ||
+                    memcmp(h.capsule, r->id, CAP_ID_BYTES) != 0) {
+                    memset(t->prev, 0, sizeof t->prev); /* fails the chain walk: refetched */
+                    t->hlc = 0;
+                    t->kind = -1;
+                } else {
+                    memcpy(t->prev, h.prev, CAP_HASH_BYTES);
+                    t->hlc = h.hlc;
+                    t->kind = h.kind;
+                }
+                t->from = (int)i;
+                got++;
+            }
+            psl__cap_reply__free_unpacked(rep, NULL);
+        }
+        if (got == before && ++tries >= n) {
+            cap_evidence *e = ev_add(r, CAP_EV_TRUNCATION, -1, lo + got,
+                                     "no replica serves this record although a signed head covers it");
+            e->b = *H;
+            return CAP_ERR_TRUNCATED;
+        }
+        if (got > before)
+            tries = 0;
+    }
+    return 0;
+}
+
+/* Check tmp[k] against the hash its successor names (@p expect), repairing it from another
+ * replica when the copy served is bad; then set @p expect to its prev. */
+static int walk_one(cap_reader *r, tmp_rec *t, uint64_t seq, uint8_t expect[CAP_HASH_BYTES]) {
+    if (memcmp(t->hash, expect, CAP_HASH_BYTES) != 0) {
+        cap_evidence *e = ev_add(r, CAP_EV_TAMPER, t->from, seq,
+                                 "record does not match the signed chain");
+        memcpy(e->expected, expect, CAP_HASH_BYTES);
+        memcpy(e->got, t->hash, CAP_HASH_BYTES);
+        cap__scrub_hint(r->c, (size_t)t->from, r->id);
+        uint8_t *rec = NULL;
+        size_t len = 0, from = 0;
+        int rc = fetch_good(r, seq, expect, (size_t)t->from, &rec, &len, &from);
+        if (rc)
+            return rc;
+        cap_hdr h;
+        CAP_IGNORE(cap_record_parse(rec, len, &h, NULL, NULL)); /* hash matched: it parses */
+        memcpy(t->hash, expect, CAP_HASH_BYTES);
+        memcpy(t->prev, h.prev, CAP_HASH_BYTES);
+        t->hlc = h.hlc;
+        t->kind = h.kind;
+        t->from = (int)from;
+        free(rec);
+    }
+    memcpy(expect, t->prev, CAP_HASH_BYTES);
+    return 0;
+}
+
+/* First sync of a checkpoint reader: walk back from the signed head @p H in chunks until a
+ * checkpoint record (or record 1), verifying every record on the way. The records at and after
+ * it become the verified range; nothing before the checkpoint is fetched. */
+static int sync_tail(cap_reader *r, const cap_head *H) {
+    enum { CHUNK = 4096 };
+    uint64_t hi = H->seqno, base = 1;
+    uint8_t expect[CAP_HASH_BYTES];
+    memcpy(expect, H->hash, CAP_HASH_BYTES);
+    tmp_rec *chunk = xcalloc(CHUNK, sizeof *chunk);
+    tmp_rec *rev = NULL; /* rev[i] is record H->seqno - i */
+    size_t nrev = 0, caprev = 0;
+    int rc = 0;
+    bool found = false;
+    while (hi >= 1 && !found) {
+        uint64_t lo = hi >= CHUNK ? hi - CHUNK + 1 : 1;
+        rc = fetch_range(r, lo, hi - lo + 1, chunk, H);
+        if (rc)
+            goto out;
+        for (uint64_t k = hi + 1; k-- > lo;) {
+            tmp_rec *t = &chunk[k - lo];
+            rc = walk_one(r, t, k, expect);
+            if (rc)
+                goto out;
+            if (nrev == caprev) {
+                caprev = caprev ? 2 * caprev : CHUNK;
+                rev = xrealloc(rev, caprev * sizeof *rev);
+            }
+            rev[nrev++] = *t;
+            if (t->kind == CAP_KIND_CHECKPOINT) {
+                base = k;
+                found = true;
+                break;
+            }
+        }
+        hi = lo - 1;
+    }
+    if (!found && memcmp(expect, r->hashes[0], CAP_HASH_BYTES) != 0) {
+        cap_evidence *e = ev_add(r, CAP_EV_FORK, -1, 0,
+                                 "the signed chain does not lead back to record 0");
+        e->b = *H;
+        memcpy(e->expected, r->hashes[0], CAP_HASH_BYTES);
+        memcpy(e->got, expect, CAP_HASH_BYTES);
+        rc = CAP_ERR_FORK;
+        goto out;
+    }
+    /* The clock increases along the verified part (from the checkpoint, or from record 0). */
+    uint64_t ph = found ? rev[nrev - 1].hlc : r->head_hlc;
+    for (size_t i = found ? nrev - 1 : nrev; i-- > 0;) {
+        if (rev[i].hlc <= ph) {
+            ev_add(r, CAP_EV_TAMPER, -1, H->seqno - i,
+                   "clock does not increase along the signed chain");
+            rc = ERR_INVALID;
+            goto out;
+        }
+        ph = rev[i].hlc;
+    }
+    hashes_reserve(r, H->seqno + 1);
+    for (size_t i = 0; i < nrev; i++)
+        memcpy(r->hashes[H->seqno - i], rev[i].hash, CAP_HASH_BYTES);
+    r->base = found ? base : 0;
+    r->nverified = H->seqno + 1;
+    r->head = *H;
+    r->head_hlc = ph;
+    r->has_head = true;
+out:
+    free(chunk);
+    free(rev);
+    return rc;
+}
 
 int cap_reader_sync(cap_reader *r) {
     int rc;
@@ -209,7 +366,7 @@ int cap_reader_sync(cap_reader *r) {
                 rc = CAP_ERR_FORK;
                 goto out;
             }
-        if (heads[i].seqno < r->nverified &&
+        if (heads[i].seqno < r->nverified && (heads[i].seqno >= r->base || heads[i].seqno == 0) &&
             memcmp(heads[i].hash, r->hashes[heads[i].seqno], CAP_HASH_BYTES) != 0) {
             cap_evidence *e = ev_add(r, CAP_EV_FORK, (int)i, heads[i].seqno,
                                      "signed head differs from the verified chain");
@@ -258,71 +415,24 @@ int cap_reader_sync(cap_reader *r) {
         rc = 0;
         goto out;
     }
+    r->pref = (size_t)best;
+    if (r->from_ckpt && !r->has_head && r->nverified == 1) {
+        rc = sync_tail(r, &H);
+        goto out;
+    }
     /* 4. Fetch [nverified, H.seqno], hashing each record, from the freshest replica first. */
     uint64_t lo = r->nverified, cnt = H.seqno + 1 - lo;
     tmp = xcalloc(cnt, sizeof *tmp);
-    uint64_t got = 0;
-    r->pref = (size_t)best;
-    size_t tries = 0;
-    while (got < cnt) {
-        size_t i = (r->pref + tries) % n;
-        Psl__CapReply *rep = NULL;
-        uint64_t before = got;
-        if (cap__read(r->c, i, r->id, lo + got, cnt - got, &rep) == 0) {
-            for (size_t k = 0; k < rep->n_records && got < cnt; k++) {
-                cap_hdr h;
-                const uint8_t *rec = rep->records[k].data;
-                size_t len = rep->records[k].len;
-                tmp_rec *t = &tmp[got];
-                cap_record_hash(rec, len, t->hash);
-                if (cap_record_parse(rec, len, &h, NULL, NULL) != 0 || h.seqno != lo + got ||
-                    memcmp(h.capsule, r->id, CAP_ID_BYTES) != 0) {
-                    memset(t->prev, 0, sizeof t->prev); /* fails the chain walk: refetched */
-                    t->hlc = 0;
-                } else {
-                    memcpy(t->prev, h.prev, CAP_HASH_BYTES);
-                    t->hlc = h.hlc;
-                }
-                t->from = (int)i;
-                got++;
-            }
-            psl__cap_reply__free_unpacked(rep, NULL);
-        }
-        if (got == before && ++tries >= n) {
-            cap_evidence *e = ev_add(r, CAP_EV_TRUNCATION, -1, lo + got,
-                                     "no replica serves this record although a signed head covers it");
-            e->b = H;
-            rc = CAP_ERR_TRUNCATED;
-            goto out;
-        }
-        if (got > before)
-            tries = 0;
-    }
+    rc = fetch_range(r, lo, cnt, tmp, &H);
+    if (rc)
+        goto out;
     /* 5. Walk back from the signed head: each record must hash to what its successor names. */
     uint8_t expect[CAP_HASH_BYTES];
     memcpy(expect, H.hash, CAP_HASH_BYTES);
     for (uint64_t k = cnt; k-- > 0;) {
-        tmp_rec *t = &tmp[k];
-        if (memcmp(t->hash, expect, CAP_HASH_BYTES) != 0) {
-            cap_evidence *e = ev_add(r, CAP_EV_TAMPER, t->from, lo + k,
-                                     "record does not match the signed chain");
-            memcpy(e->expected, expect, CAP_HASH_BYTES);
-            memcpy(e->got, t->hash, CAP_HASH_BYTES);
-            cap__scrub_hint(r->c, (size_t)t->from, r->id);
-            uint8_t *rec = NULL;
-            size_t len = 0, from = 0;
-            rc = fetch_good(r, lo + k, expect, (size_t)t->from, &rec, &len, &from);
-            if (rc)
-                goto out;
-            cap_hdr h;
-            CAP_IGNORE(cap_record_parse(rec, len, &h, NULL, NULL)); /* hash matched: it parses */
-            memcpy(t->hash, expect, CAP_HASH_BYTES);
-            memcpy(t->prev, h.prev, CAP_HASH_BYTES);
-            t->hlc = h.hlc;
-            t->from = (int)from;
-            free(rec);
-        }
-        memcpy(expect, t->prev, CAP_HASH_BYTES);
+        rc = walk_one(r, &tmp[k], lo + k, expect);
+        if (rc)
+            goto out;
     }
     if (memcmp(expect, r->hashes[lo - 1], CAP_HASH_BYTES) != 0) {
         cap_evidence *e = ev_add(r, CAP_EV_FORK, best, lo - 1,
@@ -399,7 +509,7 @@ int cap_read_range(cap_reader *r, uint64_t first, uint64_t last,
                    void *arg) {
     if (!r->has_key)
         return ERR_USAGE;
-    if (first == 0 || last < first || last >= r->nverified)
+    if (first == 0 || first < r->base || last < first || last >= r->nverified)
         return ERR_NOTFOUND;
     uint64_t seq = first;
     size_t tries = 0;

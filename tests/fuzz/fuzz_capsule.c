@@ -302,12 +302,12 @@ static void op_query(in *x) {
     Psl__CapRead r = PSL__CAP_READ__INIT;
     Psl__CapGetHead g = PSL__CAP_GET_HEAD__INIT;
     Psl__CapList l = PSL__CAP_LIST__INIT;
-    uint8_t id[CAP_ID_BYTES];
-    memcpy(id, g_id, sizeof id);
+    uint8_t id[40] = {0}; /* room for the longer ids below */
+    memcpy(id, g_id, CAP_ID_BYTES);
     uint8_t sel = take(x);
     if (sel & 8)
         id[0] ^= 1;
-    ProtobufCBinaryData idb = {.data = id, .len = (sel & 16) ? take(x) % 40 : CAP_ID_BYTES};
+    ProtobufCBinaryData idb = {.data = id, .len = (sel & 16) ? take(x) % (sizeof id + 1) : CAP_ID_BYTES};
     req.id = 2;
     switch (sel % 3) {
     case 0:
