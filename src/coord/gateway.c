@@ -30,7 +30,14 @@
 const double co_lat_bounds[CO_LAT_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                                               0.025,  0.05,    0.1,    0.25,  0.5,    1.0,   5.0};
 
-#define KV_MAX_BODY (1u << 20)
+/* Invoke bodies and kv values travel in one channel message to a worker, whose default limit is
+ * NET_MAX_MSG_DEFAULT: larger ones are refused here (413) instead of closing its channel. */
+#define CHAN_MAX_BODY (NET_MAX_MSG_DEFAULT - 4096u)
+#define KV_MAX_BODY CHAN_MAX_BODY
+
+static size_t invoke_limit(const co_fn *f) {
+    return f->lim.max_request < CHAN_MAX_BODY ? f->lim.max_request : CHAN_MAX_BODY;
+}
 #define SMALL_BODY (64u << 10)
 
 typedef struct conn {
@@ -446,7 +453,7 @@ static size_t body_limit(coord *c, const char *url) {
     if (strncmp(url, "/function/", 10) == 0) {
         pthread_mutex_lock(&c->mu);
         co_fn *f = co_fn_find(c->fns, url + 10);
-        size_t lim = f ? f->lim.max_request : SMALL_BODY;
+        size_t lim = f ? invoke_limit(f) : SMALL_BODY;
         pthread_mutex_unlock(&c->mu);
         return lim;
     }
@@ -496,12 +503,14 @@ static enum MHD_Result route(coord *c, struct MHD_Connection *mc, const char *ur
         if (cn->too_large) {
             pthread_mutex_lock(&c->mu);
             co_fn *f = co_fn_find(c->fns, name);
-            unsigned lim = f ? f->lim.max_request : 0;
+            size_t lim = f ? invoke_limit(f) : 0;
             pthread_mutex_unlock(&c->mu);
             if (!f)
                 return reply_err(mc, 404, "NOTFOUND", "function '%s' is not deployed", name);
             return reply_err(mc, 413, "TOOLARGE",
-                             "request body larger than the function's max_request (%u bytes)", lim);
+                             "request body larger than %zu bytes (the function's max_request, at "
+                             "most %u)",
+                             lim, CHAN_MAX_BODY);
         }
         return do_invoke(c, mc, name, cn);
     }

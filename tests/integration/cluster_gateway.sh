@@ -82,6 +82,7 @@ grep -q "status 3" "$T/r" && grep -q "bad input: no account" "$T/r" ||
     fail "exit status or stderr excerpt missing"
 req POST /function/exit3 -d 0123456789abcdefXYZ; expect 413 TOOLARGE "body over max_request"
 head -c 1048576 /dev/zero > "$T/big"
+req POST /function/counter --data-binary "@$T/big"; expect 413 TOOLARGE "invoke body over the channel limit"
 req POST /system/functions/big --data-binary "@$T/big"; expect 413 TOOLARGE "module over the 1 MiB limit"
 req GET /nowhere; expect 404 NOROUTE "unknown path"
 noauth POST /function/counter -d "open"; expect 200 "" "invoke needs no token"
