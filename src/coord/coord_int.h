@@ -18,7 +18,7 @@
 /* Largest module accepted by deploy: one Deploy message must fit in what a worker's channel
  * accepts by default (NET_MAX_MSG_DEFAULT); a larger one would close the worker's channel. */
 #define CO_MAX_MODULE (NET_MAX_MSG_DEFAULT - 4096u)
-#define CO_MAX_MSG (64u << 20)    /* largest channel message (Welcome carries every module) */
+#define CO_MAX_MSG (64u << 20) /* largest channel message (Welcome carries every module) */
 
 typedef struct co_limits {
     uint32_t timeout_ms, max_memory_mb, max_request, max_response;
