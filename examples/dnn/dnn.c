@@ -36,6 +36,12 @@
 static unsigned long long g_get, g_put; /* bytes through the KVS by this invocation */
 static unsigned g_locks;
 
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static int kv_get(const char *key, void *buf, size_t cap) {
     int n = psl_get(key, strlen(key), buf, cap);
     if (n > 0)
@@ -296,6 +302,7 @@ static int cmd_train(const char *run, int sync, int K, int k, int epoch, long N,
         order[j] = t;
     }
     float x[NIN], h[NHID], p[NOUT];
+    double t_start = now_s(), t_comp = 0, t_wait = 0;
     for (long s = 0; s < steps; s++) {
         if (!sync) {
             /* Hogwild: current parameters = initial + every lambda's published delta, as far
@@ -313,6 +320,7 @@ static int cmd_train(const char *run, int sync, int K, int k, int epoch, long N,
                     w[i] += d[i];
             }
         }
+        double t0 = now_s();
         memset(g, 0, NPARAM * sizeof(float));
         for (int b = 0; b < B; b++) {
             const uint8_t *rec = data + (size_t)order[s * B + b] * REC;
@@ -321,10 +329,15 @@ static int cmd_train(const char *run, int sync, int K, int k, int epoch, long N,
             backward(w, x, rec[0], h, p, g);
         }
         float scale = lr / (float)B;
+        t_comp += now_s() - t0;
         if (sync) {
             snprintf(pre, sizeof pre, "dnn/%s/g/%ld/%d", run, s & 1, k);
-            if (put_vec(pre, g) != 0 || barrier(run, K, (long)epoch * steps + s) != 0)
+            if (put_vec(pre, g) != 0)
                 goto done;
+            t0 = now_s();
+            if (barrier(run, K, (long)epoch * steps + s) != 0)
+                goto done;
+            t_wait += now_s() - t0;
             /* Every lambda sums the same K gradients in the same order: identical parameters. */
             for (int j = 0; j < K; j++) {
                 const float *gj = g;
@@ -350,8 +363,12 @@ static int cmd_train(const char *run, int sync, int K, int k, int epoch, long N,
             snprintf(pre, sizeof pre, "dnn/%s/d/%d", run, k);
             char pub[128];
             snprintf(pub, sizeof pub, "dnn/%s/pub/%d", run, k);
-            if (put_vec(pre, own) != 0 || sync_point(pub) != 0)
+            if (put_vec(pre, own) != 0)
                 goto done;
+            t0 = now_s();
+            if (sync_point(pub) != 0)
+                goto done;
+            t_wait += now_s() - t0;
         }
     }
     if (sync && k == 0) {
@@ -361,8 +378,10 @@ static int cmd_train(const char *run, int sync, int K, int k, int epoch, long N,
     }
     if (sync_point(ep) != 0)
         goto done;
-    printf("ok steps=%ld images=%ld loss=%.6f get=%llu put=%llu locks=%u\n", steps, steps * B,
-           loss / (double)(steps * B), g_get, g_put, g_locks);
+    printf("ok steps=%ld images=%ld loss=%.6f get=%llu put=%llu locks=%u compute_s=%.3f "
+           "wait_s=%.3f steps_s=%.3f\n",
+           steps, steps * B, loss / (double)(steps * B), g_get, g_put, g_locks, t_comp, t_wait,
+           now_s() - t_start);
     rc = 0;
 done:
     free(w);

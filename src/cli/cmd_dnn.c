@@ -50,7 +50,7 @@ typedef struct dopts {
     unsigned seed;
     const char *dir, *fn_path, *data_dir, *csv, *plot, *tier;
     double min_acc; /* exit 1 when a run's final accuracy is below (0: no check) */
-    bool quiet;
+    bool quiet, verbose;
 } dopts;
 
 typedef struct epoch_row {
@@ -357,7 +357,8 @@ static int train_run(const denv *e, const dopts *o, bool sync, uint32_t K, run_r
         for (uint32_t k = 0; k < K; k++) {
             jobs[k] = (lambda_job){.url = e->url};
             snprintf(jobs[k].req, sizeof jobs[k].req, "train %s %s %u %u %d %ld %d %g", run,
-                     sync ? "sync" : "async", K, k, ep, o->train, o->batch, o->lr);
+                     sync ? "sync" : "async", K, k, ep, o->train, o->batch,
+                     sync ? o->lr * K : o->lr);
             if (pthread_create(&th[k], NULL, lambda_main, &jobs[k]) != 0) {
                 jobs[k].rc = -1;
                 th[k] = 0;
@@ -376,6 +377,9 @@ static int train_run(const denv *e, const dopts *o, bool sync, uint32_t K, run_r
                         jobs[k].ans ? jobs[k].ans : "?");
                 bad = 1;
             } else {
+                if (o->verbose)
+                    fprintf(stderr, "dnn: %s K=%u lambda %u epoch %d: %s\n",
+                            sync ? "sync" : "async", K, k, ep + 1, jobs[k].ans);
                 row->steps += (long)field(jobs[k].ans, "steps");
                 row->images += (long)field(jobs[k].ans, "images");
                 loss += field(jobs[k].ans, "loss");
@@ -484,22 +488,26 @@ static void dnn_help(FILE *out) {
             "usage: psl bench dnn [--lambdas LIST] [--mode sync,async] [--epochs E] [--train N]\n"
             "                     [--test N] [--batch B] [--lr X] [--workers W] [--dir DIR]\n"
             "                     [--tier interp|jit] [--fn FILE] [--data DIR] [--seed N]\n"
-            "                     [--csv FILE] [--plot FILE.png] [--min-accuracy X] [--quiet]\n"
+            "                     [--csv FILE] [--plot FILE.png] [--min-accuracy X]\n"
+            "                     [--quiet|--verbose]\n"
             "  Trains a 784-128-10 MLP on Fashion-MNIST (Debian package " DNN_PKG ")\n"
             "  across K concurrent invocations of the dnn function, exchanging gradients\n"
             "  (sync: a barrier per step on psl locks) or parameter deltas (async, Hogwild)\n"
             "  through the key-value store, and reports per epoch the test accuracy and loss,\n"
             "  mean training loss, epoch time, steps/s and KVS bytes moved.\n"
             "  --lambdas: comma list of K (default 1,2,4); --mode (default sync,async);\n"
-            "  --epochs (3); --train (12000) first training images, split into K shards;\n"
-            "  --test (2000) first test images; --batch (32) per lambda and step; --lr (0.1).\n"
+            "  --epochs (5); --train (10000) first training images, split into K shards;\n"
+            "  --test (2000) first test images; --batch (32) per lambda and step; --lr (0.1):\n"
+            "  sync mode averages K gradients of B images and steps with K x lr (linear\n"
+            "  scaling: the same step per image as K=1); async lambdas step with lr each.\n"
             "  A cluster of --workers (2) is started in a temporary directory unless --dir\n"
             "  names a running one; --tier sets its workers' PSL_TIER (default interp).\n"
-            "  --min-accuracy X: exit 1 unless every run ends with test accuracy >= X (0..1).\n");
+            "  --min-accuracy X: exit 1 unless every run ends with test accuracy >= X (0..1).\n"
+            "  --verbose: print every lambda's answer (compute and wait seconds, bytes).\n");
 }
 
 static int parse_opts(int argc, char **argv, dopts *o) {
-    *o = (dopts){.epochs = 3, .batch = 32, .workers = 2, .train = 12000, .test = 2000,
+    *o = (dopts){.epochs = 5, .batch = 32, .workers = 2, .train = 10000, .test = 2000,
                  .lr = 0.1, .seed = 1, .data_dir = DNN_DATA_DIR};
     o->lambdas[0] = 1, o->lambdas[1] = 2, o->lambdas[2] = 4, o->nlambdas = 3;
     o->modes[0] = o->modes[1] = true;
@@ -509,8 +517,8 @@ static int parse_opts(int argc, char **argv, dopts *o) {
             dnn_help(stdout);
             return -1;
         }
-        if (!strcmp(a, "--quiet")) {
-            o->quiet = true;
+        if (!strcmp(a, "--quiet") || !strcmp(a, "--verbose")) {
+            *(a[2] == 'q' ? &o->quiet : &o->verbose) = true;
             continue;
         }
         if (!v) {
@@ -637,7 +645,7 @@ int cmd_bench_dnn(int argc, char **argv) {
         fprintf(stderr, "dnn: loaded %ld training and %ld test images into the store in %.1f s\n",
                 o.train, o.test, now_s() - t0);
     printf("# psl bench dnn: MLP 784-128-10, %ld training images (split in K shards), %ld test "
-           "images, batch %d per lambda, lr %g, %d epochs\n",
+           "images, batch %d per lambda, lr %g (x K in sync mode), %d epochs\n",
            o.train, o.test, o.batch, o.lr, o.epochs);
     printf("%-5s %2s %5s %9s %9s %10s %8s %8s %8s %10s\n", "mode", "K", "epoch", "test_acc",
            "test_loss", "train_loss", "epoch_s", "cum_s", "steps/s", "kvs_MB");
