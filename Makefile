@@ -18,7 +18,7 @@ PSL := $(BUILD)/psl
 EX := $(BUILD)/examples
 
 .PHONY: all build configure test test-build test-asan deps demo bench bench-wasm bench-gateway \
-        bench-ycsb fuzz-capsule \
+        bench-ycsb bench-dnn fuzz-capsule \
         fuzz format format-check clean
 
 all: build
@@ -86,8 +86,13 @@ bench-gateway: build
 bench-ycsb: build
 	sh bench/ycsb/run.sh
 
+# Distributed MLP training on Fashion-MNIST: K = 1, 2, 4 lambdas, sync and async (docs/dnn.md).
+bench-dnn: build
+	$(PSL) bench dnn --lambdas 1,2,4 --mode sync,async --csv $(BUILD)/dnn.csv \
+	    --plot $(BUILD)/dnn.png
+
 # Every benchmark suite of the project; add new ones here.
-bench: bench-wasm bench-gateway bench-ycsb
+bench: bench-wasm bench-gateway bench-ycsb bench-dnn
 
 # libFuzzer over the wasm decoder, validator and a bounded run (tests/fuzz/fuzz_wasm.c).
 # FUZZ_TIME=seconds; one process on one core. New inputs go to $(FUZZ_BUILD)/corpus, crashes to
