@@ -100,7 +100,12 @@ uint32_t psl_jit_memory_grow(jit_ctx *c, uint32_t delta) {
     return (uint32_t)wasm__memory_grow(c->store, c->inst->mem, delta);
 }
 
+/* Bulk operations of 1 MiB or more poll the time budget first, as the interpreter does. */
+#define JIT_BULK_BYTES (1u << 20)
+
 void psl_jit_memory_init(jit_ctx *c, uint32_t d, uint32_t s, uint32_t n, uint32_t seg) {
+    if (n >= JIT_BULK_BYTES)
+        psl_jit_budget(c);
     wasm_instance *inst = c->inst;
     const wasm_dataseg *ds = &inst->mod->datas[seg];
     uint64_t len = inst->data_dropped[seg] ? 0 : ds->len;
@@ -142,6 +147,8 @@ uint32_t psl_jit_table_grow(jit_ctx *c, uint32_t t, uint64_t init, uint32_t n) {
 }
 
 void psl_jit_table_fill(jit_ctx *c, uint32_t t, uint32_t i, uint64_t v, uint32_t n) {
+    if ((uint64_t)n * sizeof(wasm_val) >= JIT_BULK_BYTES)
+        psl_jit_budget(c);
     wasm_table *tb = c->inst->tables[t];
     if ((uint64_t)i + n > tb->lim.min)
         psl_jit_trap(c, WASM_TRAP_TABLE_OOB);
@@ -150,6 +157,8 @@ void psl_jit_table_fill(jit_ctx *c, uint32_t t, uint32_t i, uint64_t v, uint32_t
 }
 
 void psl_jit_table_copy(jit_ctx *c, uint32_t td, uint32_t ts, uint32_t d, uint32_t s, uint32_t n) {
+    if ((uint64_t)n * sizeof(wasm_val) >= JIT_BULK_BYTES)
+        psl_jit_budget(c);
     wasm_table *a = c->inst->tables[td], *b = c->inst->tables[ts];
     if ((uint64_t)d + n > a->lim.min || (uint64_t)s + n > b->lim.min)
         psl_jit_trap(c, WASM_TRAP_TABLE_OOB);
@@ -157,6 +166,8 @@ void psl_jit_table_copy(jit_ctx *c, uint32_t td, uint32_t ts, uint32_t d, uint32
 }
 
 void psl_jit_table_init(jit_ctx *c, uint32_t t, uint32_t seg, uint32_t d, uint32_t s, uint32_t n) {
+    if ((uint64_t)n * sizeof(wasm_val) >= JIT_BULK_BYTES)
+        psl_jit_budget(c);
     wasm_instance *inst = c->inst;
     wasm_table *tb = inst->tables[t];
     if ((uint64_t)s + n > inst->elem_len[seg] || (uint64_t)d + n > tb->lim.min)

@@ -279,10 +279,10 @@ static void reload_memsize(fgen *f) {
     LLVMBuildStore(B, LLVMBuildLoad2(B, G->i64, p, "msz"), f->memsize);
 }
 
-/* Poll the budget every JIT_FUEL_PERIOD back edges of this activation. */
-static void loop_fuel(fgen *f) {
+/* Charge @p cost cells of work; poll the budget when this activation's fuel runs out. */
+static void loop_fuel(fgen *f, uint32_t cost) {
     LLVMValueRef v = LLVMBuildLoad2(B, G->i32, f->lfuel, "");
-    LLVMValueRef n = LLVMBuildSub(B, v, c32(G, 1), "");
+    LLVMValueRef n = LLVMBuildSub(B, v, c32(G, cost ? cost : 1), "");
     LLVMBuildStore(B, n, f->lfuel);
     LLVMBasicBlockRef poll = new_bb(f, "poll"), ok = new_bb(f, "go");
     LLVMValueRef br = LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, n, c32(G, 0), ""), poll, ok);
@@ -294,9 +294,10 @@ static void loop_fuel(fgen *f) {
     LLVMPositionBuilderAtEnd(B, ok);
 }
 
-static void jump(fgen *f, const wasm_cell *target, bool back) {
+/* A backward jump from @p from costs the loop body's length in cells. */
+static void jump(fgen *f, const wasm_cell *from, const wasm_cell *target, bool back) {
     if (back)
-        loop_fuel(f);
+        loop_fuel(f, (uint32_t)(from - target));
     LLVMBuildBr(B, f->bbs[target - f->code->code]);
 }
 
@@ -760,7 +761,7 @@ static int emit_misc(fgen *f, int op, const wasm_cell *ip) {
         break;
     }
     case OP_br:
-    case OP_br_back: jump(f, ip[1].target, ip[1].target <= ip); break;
+    case OP_br_back: jump(f, ip, ip[1].target, ip[1].target <= ip); break;
     case OP_br_if:
     case OP_br_if_back:
     case OP_br_unless:
@@ -776,7 +777,7 @@ static int emit_misc(fgen *f, int op, const wasm_cell *ip) {
             LLVMBasicBlockRef taken = new_bb(f, "back");
             LLVMBuildCondBr(B, cond, taken, next);
             LLVMPositionBuilderAtEnd(B, taken);
-            jump(f, ip[2].target, true);
+            jump(f, ip, ip[2].target, true);
         } else {
             LLVMBuildCondBr(B, cond, tgt, next);
         }
@@ -785,7 +786,11 @@ static int emit_misc(fgen *f, int op, const wasm_cell *ip) {
     case OP_br_table: {
         uint64_t n = ip[2].u64;
         LLVMValueRef idx = as_i32(f, ld(f, A));
-        loop_fuel(f);
+        uint32_t cost = 1; /* the longest backward target, as a bound */
+        for (uint64_t i = 0; i <= n; i++)
+            if (ip[3 + i].target <= ip && (uint32_t)(ip - ip[3 + i].target) > cost)
+                cost = (uint32_t)(ip - ip[3 + i].target);
+        loop_fuel(f, cost);
         LLVMValueRef sw = LLVMBuildSwitch(B, idx, f->bbs[ip[3 + n].target - f->code->code],
                                           (unsigned)n);
         for (uint64_t i = 0; i < n; i++)
@@ -855,6 +860,17 @@ static int emit_misc(fgen *f, int op, const wasm_cell *ip) {
             s = from_i32(f, as_i32(f, ld(f, Bs)));
             oob = LLVMBuildOr(B, oob,
                               LLVMBuildICmp(B, LLVMIntUGT, LLVMBuildAdd(B, s, n, ""), msz, ""), "");
+        }
+        {
+            /* 1 MiB or more: poll the time budget first, as the interpreter does. */
+            LLVMBasicBlockRef poll = new_bb(f, "bulkpoll"), go = new_bb(f, "bulk");
+            LLVMValueRef big = LLVMBuildICmp(B, LLVMIntUGE, n, c64(G, 1u << 20), "");
+            LLVMValueRef br = LLVMBuildCondBr(B, big, poll, go);
+            LLVMSetMetadata(br, G->prof_kind, G->unlikely_md);
+            LLVMPositionBuilderAtEnd(B, poll);
+            LLVMBuildCall2(B, G->t_budget, G->h_budget, &f->ctx, 1, "");
+            LLVMBuildBr(B, go);
+            LLVMPositionBuilderAtEnd(B, go);
         }
         trap_if(f, oob, WASM_TRAP_MEM_OOB);
         LLVMValueRef dp = LLVMBuildGEP2(B, G->i8, f->mem, &d, 1, "");
@@ -936,7 +952,7 @@ static void emit_brcmp(fgen *f, int op, const wasm_cell *ip, uint32_t at) {
         LLVMBasicBlockRef taken = new_bb(f, "back");
         LLVMBuildCondBr(B, cond, taken, next);
         LLVMPositionBuilderAtEnd(B, taken);
-        jump(f, target, true);
+        jump(f, f->code->code + at, target, true);
     } else {
         LLVMBuildCondBr(B, cond, f->bbs[target - f->code->code], next);
     }
@@ -1039,7 +1055,9 @@ static int gen_func(gen *g, uint32_t k, char *err, size_t errlen) {
     {
         LLVMValueRef idx = c64(g, offsetof(jit_ctx, fuel));
         LLVMValueRef fp = LLVMBuildGEP2(B, g->i8, f->ctx, &idx, 1, "");
-        LLVMValueRef v = LLVMBuildSub(B, LLVMBuildLoad2(B, g->i32, fp, ""), c32(g, 1), "");
+        /* A call costs the callee's length, as in the interpreter. */
+        LLVMValueRef v = LLVMBuildSub(B, LLVMBuildLoad2(B, g->i32, fp, ""),
+                                      c32(g, code->ncode ? code->ncode : 1), "");
         LLVMBuildStore(B, v, fp);
         LLVMBasicBlockRef poll = new_bb(f, "poll"), ok = new_bb(f, "body");
         LLVMValueRef br =

@@ -9,7 +9,9 @@
 
 #include <setjmp.h>
 
-#define JIT_FUEL_PERIOD 16384
+/* Fuel is counted in cells of lowered code, as in the interpreter: a backward branch costs its
+ * loop body's length, a call its callee's length. */
+#define JIT_FUEL_PERIOD (1 << 18)
 /* Bytes of native stack kept free below compiled code for helpers, host functions and libc. */
 #define JIT_STACK_RESERVE (256u * 1024u)
 
