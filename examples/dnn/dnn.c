@@ -23,9 +23,9 @@
 #define NIN 784
 #define NHID 128
 #define NOUT 10
-#define REC (1 + NIN)      /* a stored image: label byte, then 784 pixel bytes */
-#define PER_KEY 1024       /* images per data key (803,840 bytes < PSL_MAX_VALUE) */
-#define DNN_CHUNK 16384    /* floats per parameter key: 64 KiB */
+#define REC (1 + NIN)   /* a stored image: label byte, then 784 pixel bytes */
+#define PER_KEY 1024    /* images per data key (803,840 bytes < PSL_MAX_VALUE) */
+#define DNN_CHUNK 16384 /* floats per parameter key: 64 KiB */
 #define OFF_W1 0
 #define OFF_B1 (OFF_W1 + NHID * NIN)
 #define OFF_W2 (OFF_B1 + NHID)
@@ -273,7 +273,8 @@ static int cmd_train(const char *run, int sync, int K, int k, int epoch, long N,
     double loss = 0;
     int rc = 1;
     if (!w || !g || !tmp || !order || steps < 1) {
-        fprintf(stderr, "error shard of %ld images, batch %d: no step (or out of memory)\n", per, B);
+        fprintf(stderr, "error shard of %ld images, batch %d: no step (or out of memory)\n", per,
+                B);
         goto done;
     }
     snprintf(ep, sizeof ep, "dnn/%s/ep", run);
@@ -461,8 +462,8 @@ int main(void) {
     memcpy(line, req, hlen);
     line[hlen] = 0;
     char a[9][128];
-    int n = sscanf(line, "%127s %127s %127s %127s %127s %127s %127s %127s %127s", a[0], a[1],
-                   a[2], a[3], a[4], a[5], a[6], a[7], a[8]);
+    int n = sscanf(line, "%127s %127s %127s %127s %127s %127s %127s %127s %127s", a[0], a[1], a[2],
+                   a[3], a[4], a[5], a[6], a[7], a[8]);
     int rc = 64;
     if (n == 2 && !strcmp(a[0], "put") && nl)
         rc = cmd_put(a[1], nl + 1, len - hlen - 1);
@@ -477,7 +478,7 @@ int main(void) {
         rc = cmd_eval(a[1], !strcmp(a[2], "sync"), atoi(a[3]), atol(a[4]));
     if (rc == 64)
         fprintf(stderr, "error usage: put KEY | init RUN SEED | train RUN MODE K k EPOCH N B LR | "
-               "eval RUN MODE K N\n");
+                        "eval RUN MODE K N\n");
     free(req);
     return rc;
 }

@@ -273,8 +273,8 @@ static int cluster_start(denv *e, const dopts *o, uint32_t maxk) {
             setenv("PSL_TIER", o->tier, 1);
         char *av[] = {e->self, "up", "--workers", w, "--threads", t, "--dir", e->tmpdir, NULL};
         if (!o->quiet)
-            fprintf(stderr, "dnn: psl up --workers %s --threads %s --dir %s%s%s\n", w, t,
-                    e->tmpdir, o->tier ? " (PSL_TIER=" : "", o->tier ? o->tier : "");
+            fprintf(stderr, "dnn: psl up --workers %s --threads %s --dir %s%s%s\n", w, t, e->tmpdir,
+                    o->tier ? " (PSL_TIER=" : "", o->tier ? o->tier : "");
         if (run_wait(av, true) != 0) {
             cli_err("bench dnn: psl up failed (logs in %s/logs)", e->tmpdir);
             return EXIT_FAILED;
@@ -298,9 +298,9 @@ static int cluster_start(denv *e, const dopts *o, uint32_t maxk) {
     }
     snprintf(e->url, sizeof e->url, "%s/function/dnn", g->valuestring);
     cJSON_Delete(j);
-    char *av[] = {e->self,     "deploy", "dnn",     (char *)o->fn_path, "--timeout-ms",
-                  "7200000",   "--max-memory-mb", "512", "--max-request", "2097152",
-                  "--dir",     (char *)e->dir,    NULL};
+    char *av[] = {e->self,   "deploy",          "dnn", (char *)o->fn_path, "--timeout-ms",
+                  "7200000", "--max-memory-mb", "512", "--max-request",    "2097152",
+                  "--dir",   (char *)e->dir,    NULL};
     if (run_wait(av, true) != 0) {
         cli_err("bench dnn: psl deploy dnn %s failed", o->fn_path);
         return EXIT_FAILED;
@@ -383,8 +383,8 @@ static int train_run(const denv *e, const dopts *o, bool sync, uint32_t K, run_r
                 row->steps += (long)field(jobs[k].ans, "steps");
                 row->images += (long)field(jobs[k].ans, "images");
                 loss += field(jobs[k].ans, "loss");
-                row->bytes += (unsigned long long)(field(jobs[k].ans, "get") +
-                                                   field(jobs[k].ans, "put"));
+                row->bytes +=
+                    (unsigned long long)(field(jobs[k].ans, "get") + field(jobs[k].ans, "put"));
             }
             free(jobs[k].ans);
         }
@@ -406,9 +406,8 @@ static int train_run(const denv *e, const dopts *o, bool sync, uint32_t K, run_r
         free(ans);
         r->nepochs = ep + 1;
         printf("%-5s %2u %5d %8.2f%% %9.4f %10.4f %8.2f %8.2f %8.2f %10.1f\n",
-               sync ? "sync" : "async", K, ep + 1, row->acc * 100, row->test_loss,
-               row->train_loss, row->secs, cum, (double)row->steps / row->secs,
-               (double)row->bytes / 1e6);
+               sync ? "sync" : "async", K, ep + 1, row->acc * 100, row->test_loss, row->train_loss,
+               row->secs, cum, (double)row->steps / row->secs, (double)row->bytes / 1e6);
         fflush(stdout);
     }
     return 0;
@@ -465,8 +464,8 @@ static int write_plot(const char *png, const run_result *rs, int n) {
     fprintf(f, "set key bottom right\nset grid\nset xlabel 'training time (s)'\n"
                "set ylabel 'test accuracy (%%)'\nset yrange [0:100]\nplot ");
     for (int i = 0; i < n; i++)
-        fprintf(f, "%s'%s' index %d using 1:2 with linespoints title '%s K=%u'", i ? ", " : "",
-                dat, i, rs[i].sync ? "sync" : "async", rs[i].K);
+        fprintf(f, "%s'%s' index %d using 1:2 with linespoints title '%s K=%u'", i ? ", " : "", dat,
+                i, rs[i].sync ? "sync" : "async", rs[i].K);
     fprintf(f, "\n");
     fclose(f);
     char *av[] = {"/usr/bin/gnuplot", gp, NULL};
@@ -507,8 +506,14 @@ static void dnn_help(FILE *out) {
 }
 
 static int parse_opts(int argc, char **argv, dopts *o) {
-    *o = (dopts){.epochs = 5, .batch = 32, .workers = 2, .train = 10000, .test = 2000,
-                 .lr = 0.1, .seed = 1, .data_dir = DNN_DATA_DIR};
+    *o = (dopts){.epochs = 5,
+                 .batch = 32,
+                 .workers = 2,
+                 .train = 10000,
+                 .test = 2000,
+                 .lr = 0.1,
+                 .seed = 1,
+                 .data_dir = DNN_DATA_DIR};
     o->lambdas[0] = 1, o->lambdas[1] = 2, o->lambdas[2] = 4, o->nlambdas = 3;
     o->modes[0] = o->modes[1] = true;
     for (int i = 1; i < argc; i++) {
@@ -585,16 +590,18 @@ static int parse_opts(int argc, char **argv, dopts *o) {
             return EXIT_USAGE;
         }
     }
-    if (o->epochs < 1 || o->epochs > MAX_EPOCHS || o->batch < 1 || o->workers < 1 ||
-        o->train < 1 || o->train > 60000 || o->test < 1 || o->test > 10000 || !(o->lr > 0)) {
+    if (o->epochs < 1 || o->epochs > MAX_EPOCHS || o->batch < 1 || o->workers < 1 || o->train < 1 ||
+        o->train > 60000 || o->test < 1 || o->test > 10000 || !(o->lr > 0)) {
         cli_err("bench dnn: bad sizes (epochs 1..%d, train 1..60000, test 1..10000, batch, "
-                "workers and lr > 0)", MAX_EPOCHS);
+                "workers and lr > 0)",
+                MAX_EPOCHS);
         return EXIT_USAGE;
     }
     for (int k = 0; k < o->nlambdas; k++)
         if (o->train / o->lambdas[k] < o->batch) {
             cli_err("bench dnn: %ld training images give lambda shards smaller than a batch "
-                    "of %d at K=%u", o->train, o->batch, o->lambdas[k]);
+                    "of %d at K=%u",
+                    o->train, o->batch, o->lambdas[k]);
             return EXIT_USAGE;
         }
     return 0;
@@ -659,7 +666,8 @@ int cmd_bench_dnn(int argc, char **argv) {
         }
     }
     if (nr > 0) {
-        printf("\n# summary: mean epoch time, speed-up over K=1 of the same mode, final accuracy\n");
+        printf(
+            "\n# summary: mean epoch time, speed-up over K=1 of the same mode, final accuracy\n");
         printf("%-5s %2s %10s %8s %9s %12s\n", "mode", "K", "epoch_s", "speedup", "final_acc",
                "MB/epoch");
         for (int i = 0; i < nr; i++) {
@@ -676,8 +684,8 @@ int cmd_bench_dnn(int argc, char **argv) {
             char sp[16] = "-";
             if (base > 0)
                 snprintf(sp, sizeof sp, "%.2fx", base / s);
-            printf("%-5s %2u %10.2f %8s %8.2f%% %12.1f\n", rs[i].sync ? "sync" : "async",
-                   rs[i].K, s, sp, rs[i].e[rs[i].nepochs - 1].acc * 100, mb / rs[i].nepochs);
+            printf("%-5s %2u %10.2f %8s %8.2f%% %12.1f\n", rs[i].sync ? "sync" : "async", rs[i].K,
+                   s, sp, rs[i].e[rs[i].nepochs - 1].acc * 100, mb / rs[i].nepochs);
         }
     }
     if (o.min_acc > 0)
