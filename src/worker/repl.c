@@ -54,8 +54,10 @@ struct repl {
     pthread_cond_t cv;
     pcap *caps;
     pthread_mutex_t flush_mu;
-    uint64_t last_seq;
-    repl_stats st;
+    _Atomic uint64_t last_seq;
+    /* Counters are atomics: the heartbeat reads them without waiting for a lock that storage
+     * I/O may hold for seconds. */
+    _Atomic uint64_t appends, applied_batches, multicast_in, repaired, rejected;
 };
 
 static void rlog(const repl *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -104,7 +106,7 @@ static int apply_payload(void *arg, uint64_t seq, int kind, const uint8_t *p, si
         a->rc = rc;
         return rc;
     }
-    a->r->st.applied_batches++;
+    atomic_fetch_add(&a->r->applied_batches, 1);
     return 0;
 }
 
@@ -139,7 +141,7 @@ static int catch_up(repl *r, pcap *c) {
         if (rc)
             return rc;
         c->next_seq = h.seqno + 1;
-        r->st.repaired++;
+        atomic_fetch_add(&r->repaired, 1);
     }
     if (c->next_seq == h.seqno + 1) {
         /* The next multicast record must link to the verified head (record 0 included). */
@@ -250,7 +252,7 @@ static int apply_multicast(repl *r, pcap *c, zmq_msg_t *frames, size_t nf) {
         if (rc)
             return rc; /* the chain was signed, so this is a key problem: repair reports it */
         c->next_seq = h.seqno + 1;
-        r->st.applied_batches++;
+        atomic_fetch_add(&r->applied_batches, 1);
     }
     memcpy(c->prev_hash, prev, CAP_HASH_BYTES);
     c->prev_hlc = prev_hlc;
@@ -305,7 +307,7 @@ static void *rx_main(void *arg) {
             const uint8_t *id = (const uint8_t *)zmq_msg_data(&frames[0]) + 8;
             if (memcmp(id, r->own_id, CAP_ID_BYTES) != 0) {
                 pthread_mutex_lock(&r->mu);
-                r->st.multicast_in++;
+                atomic_fetch_add(&r->multicast_in, 1);
                 pcap *c = find_cap(r, id);
                 int rc = 0;
                 if (!c->known)
@@ -314,7 +316,7 @@ static void *rx_main(void *arg) {
                     rc = apply_multicast(r, c, frames, nf);
                     if (rc) {
                         if (rc != CAP_ERR_GAP) {
-                            r->st.rejected++;
+                            atomic_fetch_add(&r->rejected, 1);
                             rlog(r, "multicast batch of writer %llu rejected (%s): repairing "
                                     "from storage",
                                  (unsigned long long)c->writer, cap_strerror(rc));
@@ -499,7 +501,7 @@ int repl_flush(repl *r, bool wait, uint64_t *seq) {
         if (rc)
             break;
         r->last_seq = s;
-        r->st.appends++;
+        atomic_fetch_add(&r->appends, 1);
     }
     uint64_t last = r->last_seq;
     pthread_mutex_unlock(&r->flush_mu);
@@ -555,11 +557,10 @@ int repl_wait_for(repl *r, uint64_t writer, uint64_t seqno, int timeout_ms) {
 }
 
 void repl_get_stats(repl *r, repl_stats *s) {
-    pthread_mutex_lock(&r->mu);
-    *s = r->st;
-    pthread_mutex_unlock(&r->mu);
-    pthread_mutex_lock(&r->flush_mu);
-    s->own_seq = r->last_seq;
-    s->appends = r->st.appends;
-    pthread_mutex_unlock(&r->flush_mu);
+    s->appends = atomic_load(&r->appends);
+    s->own_seq = atomic_load(&r->last_seq);
+    s->applied_batches = atomic_load(&r->applied_batches);
+    s->multicast_in = atomic_load(&r->multicast_in);
+    s->repaired = atomic_load(&r->repaired);
+    s->rejected = atomic_load(&r->rejected);
 }
