@@ -4,14 +4,14 @@
  * Invariants.
  * - Record n = header {version, kind, payload length, capsule id, seqno n, prev = hash(n-1), hlc}
  *   followed by a body: for data and checkpoint records AEAD(payload) with the header as associated
- *   data, for record 0 (metadata) the plaintext creation parameters. hash(n) = BLAKE2b-256(header ||
- *   body). The capsule id is BLAKE2b-256 over the metadata body, which holds the writer's Ed25519
+ *   data, for record 0 (metadata) the plaintext creation parameters. hash(n) = BLAKE2b-256(header
+ * || body). The capsule id is BLAKE2b-256 over the metadata body, which holds the writer's Ed25519
  *   public key, so record 0 certifies itself and names the only key whose heads count.
- * - A head is the writer's signature over (capsule id, seqno, hash); through the prev links one head
- *   covers every earlier record, so a batch of records costs one signature.
+ * - A head is the writer's signature over (capsule id, seqno, hash); through the prev links one
+ * head covers every earlier record, so a batch of records costs one signature.
  * - Replicas hold no key. They check chain links and head signatures before storing, so a forger
- *   cannot poison them, but they are never trusted: the reader verifies the chain from a signed head,
- *   the signature, and the AEAD tag before it releases any plaintext.
+ *   cannot poison them, but they are never trusted: the reader verifies the chain from a signed
+ * head, the signature, and the AEAD tag before it releases any plaintext.
  *
  * Writer (cap_writer): single writer per capsule. Appends from any number of threads are grouped
  * into batches (group commit): one thread encrypts, chains and signs a batch, journals it (so a
@@ -103,8 +103,8 @@ int cap_head_decode(const uint8_t *in, size_t len, cap_head *h) WARN_UNUSED;
 int cap_head_verify(const cap_head *h, const uint8_t writer_pk[32]) WARN_UNUSED;
 /** Parse record 0: checks the header (seqno 0, zero prev, kind META) and that the capsule id is
  * the hash of the metadata body. @return 0, ERR_MALFORMED or ERR_AUTH (id mismatch). */
-int cap_meta_parse(const uint8_t *rec, size_t len, cap_meta *m, uint8_t id[CAP_ID_BYTES])
-    WARN_UNUSED;
+int cap_meta_parse(const uint8_t *rec, size_t len, cap_meta *m,
+                   uint8_t id[CAP_ID_BYTES]) WARN_UNUSED;
 /** Check that @p rec may follow a record with hash @p prev_hash, seqno @p seqno - 1 and clock
  * @p prev_hlc in capsule @p id. @return 0, ERR_MALFORMED or ERR_INVALID (wrong link). */
 int cap_record_check_link(const uint8_t *rec, size_t len, const uint8_t id[CAP_ID_BYTES],
@@ -121,7 +121,8 @@ typedef struct cap_keys {
 } cap_keys;
 
 void cap_keys_generate(cap_keys *k);
-/** Key file: 128 bytes of hex lines ("sign-seed", "data-root"); mode 0600. 0, ERR_IO, ERR_MALFORMED. */
+/** Key file: 128 bytes of hex lines ("sign-seed", "data-root"); mode 0600. 0, ERR_IO,
+ * ERR_MALFORMED. */
 int cap_keys_save(const cap_keys *k, const char *path) WARN_UNUSED;
 int cap_keys_load(cap_keys *k, const char *path) WARN_UNUSED;
 
@@ -133,8 +134,8 @@ int cap_record_build(const uint8_t data_key[32], const cap_hdr *h, const void *p
                      uint8_t **rec, size_t *len, uint8_t hash[CAP_HASH_BYTES]) WARN_UNUSED;
 /** Decrypt a data/checkpoint record (header = AD). @p out holds hdr.payload_len bytes.
  * @return 0, ERR_MALFORMED or ERR_AUTH. */
-int cap_record_open(const uint8_t data_key[32], const uint8_t *rec, size_t len, uint8_t *out)
-    WARN_UNUSED;
+int cap_record_open(const uint8_t data_key[32], const uint8_t *rec, size_t len,
+                    uint8_t *out) WARN_UNUSED;
 void cap_data_key(const uint8_t root[32], const uint8_t id[CAP_ID_BYTES], uint8_t out[32]);
 void cap_head_sign(cap_head *h, const uint8_t sign_sk[64]);
 
@@ -142,8 +143,8 @@ void cap_head_sign(cap_head *h, const uint8_t sign_sk[64]);
 enum { CAP_EV_TAMPER = 1, CAP_EV_TRUNCATION, CAP_EV_ROLLBACK, CAP_EV_FORK, CAP_EV_BADSIG };
 
 typedef struct cap_evidence {
-    int kind;      /* CAP_EV_* */
-    int replica;   /* index into the replica list, -1 if not one replica's doing */
+    int kind;    /* CAP_EV_* */
+    int replica; /* index into the replica list, -1 if not one replica's doing */
     uint64_t seqno;
     uint8_t expected[CAP_HASH_BYTES]; /* hash the signed chain requires (tamper) */
     uint8_t got[CAP_HASH_BYTES];      /* hash of what was served */
@@ -158,8 +159,8 @@ void cap_evidence_format(const cap_evidence *e, char *out, size_t cap);
 typedef struct cap_client cap_client;
 /** Connect (lazily; ZeroMQ reconnects by itself) to @p n replica endpoints ("tcp://host:port").
  * Strings are copied. @p timeout_ms bounds each wait for replies (0 = 2000). */
-int cap_client_open(const char *const *endpoints, size_t n, int timeout_ms, cap_client **out)
-    WARN_UNUSED;
+int cap_client_open(const char *const *endpoints, size_t n, int timeout_ms,
+                    cap_client **out) WARN_UNUSED;
 void cap_client_close(cap_client *c);
 size_t cap_client_count(const cap_client *c);
 const char *cap_client_endpoint(const cap_client *c, size_t i);
@@ -172,12 +173,12 @@ typedef struct cap_writer cap_writer;
 typedef struct cap_writer_opts {
     const char *const *replicas; /* 2f+1 endpoints */
     size_t nreplicas;
-    unsigned f;                  /* 0 = (nreplicas - 1) / 2 */
-    const char *name;            /* create only */
-    const char *journal;         /* file for the in-flight batch; NULL = resume needs all replicas */
-    size_t max_batch_records;    /* 0 = 4096 */
-    size_t max_batch_bytes;      /* 0 = 4 MiB */
-    int timeout_ms;              /* a replica silent for this long is retried (0 = 1000) */
+    unsigned f;               /* 0 = (nreplicas - 1) / 2 */
+    const char *name;         /* create only */
+    const char *journal;      /* file for the in-flight batch; NULL = resume needs all replicas */
+    size_t max_batch_records; /* 0 = 4096 */
+    size_t max_batch_bytes;   /* 0 = 4 MiB */
+    int timeout_ms;           /* a replica silent for this long is retried (0 = 1000) */
     /* Called on the writer's thread each time a batch becomes durable, with its records exactly
      * as the replicas store them and the signed head covering them (CAP_HEAD_BYTES), e.g. to
      * multicast the same bytes to peers. Must not block for long; may be NULL. */

@@ -157,7 +157,8 @@ static int fetch_good(cap_reader *r, uint64_t seq, const uint8_t want[CAP_HASH_B
             memcpy(*rec, rep->records[0].data, *len);
             *from = i;
         } else if (rep->n_records >= 1) {
-            cap_evidence *e = ev_add(r, CAP_EV_TAMPER, (int)i, seq, "record does not match the signed chain");
+            cap_evidence *e =
+                ev_add(r, CAP_EV_TAMPER, (int)i, seq, "record does not match the signed chain");
             memcpy(e->expected, want, CAP_HASH_BYTES);
             memcpy(e->got, h, CAP_HASH_BYTES);
             cap__scrub_hint(r->c, i, r->id);
@@ -209,8 +210,9 @@ static int fetch_range(cap_reader *r, uint64_t lo, uint64_t cnt, tmp_rec *tmp, c
             psl__cap_reply__free_unpacked(rep, NULL);
         }
         if (got == before && ++tries >= n) {
-            cap_evidence *e = ev_add(r, CAP_EV_TRUNCATION, -1, lo + got,
-                                     "no replica serves this record although a signed head covers it");
+            cap_evidence *e =
+                ev_add(r, CAP_EV_TRUNCATION, -1, lo + got,
+                       "no replica serves this record although a signed head covers it");
             e->b = *H;
             return CAP_ERR_TRUNCATED;
         }
@@ -224,8 +226,8 @@ static int fetch_range(cap_reader *r, uint64_t lo, uint64_t cnt, tmp_rec *tmp, c
  * replica when the copy served is bad; then set @p expect to its prev. */
 static int walk_one(cap_reader *r, tmp_rec *t, uint64_t seq, uint8_t expect[CAP_HASH_BYTES]) {
     if (memcmp(t->hash, expect, CAP_HASH_BYTES) != 0) {
-        cap_evidence *e = ev_add(r, CAP_EV_TAMPER, t->from, seq,
-                                 "record does not match the signed chain");
+        cap_evidence *e =
+            ev_add(r, CAP_EV_TAMPER, t->from, seq, "record does not match the signed chain");
         memcpy(e->expected, expect, CAP_HASH_BYTES);
         memcpy(e->got, t->hash, CAP_HASH_BYTES);
         cap__scrub_hint(r->c, (size_t)t->from, r->id);
@@ -284,8 +286,8 @@ static int sync_tail(cap_reader *r, const cap_head *H) {
         hi = lo - 1;
     }
     if (!found && memcmp(expect, r->hashes[0], CAP_HASH_BYTES) != 0) {
-        cap_evidence *e = ev_add(r, CAP_EV_FORK, -1, 0,
-                                 "the signed chain does not lead back to record 0");
+        cap_evidence *e =
+            ev_add(r, CAP_EV_FORK, -1, 0, "the signed chain does not lead back to record 0");
         e->b = *H;
         memcpy(e->expected, r->hashes[0], CAP_HASH_BYTES);
         memcpy(e->got, expect, CAP_HASH_BYTES);
@@ -380,8 +382,8 @@ int cap_reader_sync(cap_reader *r) {
     }
     if (best < 0) {
         rc = r->has_head ? CAP_ERR_ROLLBACK : CAP_ERR_TRUNCATED;
-        cap_evidence *e = ev_add(r, rc == CAP_ERR_ROLLBACK ? CAP_EV_ROLLBACK : CAP_EV_TRUNCATION, -1,
-                                 0, "no replica serves a valid signed head");
+        cap_evidence *e = ev_add(r, rc == CAP_ERR_ROLLBACK ? CAP_EV_ROLLBACK : CAP_EV_TRUNCATION,
+                                 -1, 0, "no replica serves a valid signed head");
         e->a = r->head;
         goto out;
     }
@@ -393,8 +395,9 @@ int cap_reader_sync(cap_reader *r) {
     else if (r->has_head)
         seen = &r->head;
     if (seen && H.seqno < seen->seqno) {
-        cap_evidence *e = ev_add(r, CAP_EV_ROLLBACK, best, H.seqno,
-                                 "newest head served by the replicas is older than one seen before");
+        cap_evidence *e =
+            ev_add(r, CAP_EV_ROLLBACK, best, H.seqno,
+                   "newest head served by the replicas is older than one seen before");
         e->a = *seen;
         e->b = H;
         rc = CAP_ERR_ROLLBACK;
@@ -476,7 +479,8 @@ static int deliver(cap_reader *r, uint64_t seq, const uint8_t *rec, size_t len, 
     cap_record_hash(rec, len, h);
     uint8_t *good = NULL;
     if (memcmp(h, r->hashes[seq], CAP_HASH_BYTES) != 0) {
-        cap_evidence *e = ev_add(r, CAP_EV_TAMPER, (int)from, seq, "record does not match the signed chain");
+        cap_evidence *e =
+            ev_add(r, CAP_EV_TAMPER, (int)from, seq, "record does not match the signed chain");
         memcpy(e->expected, r->hashes[seq], CAP_HASH_BYTES);
         memcpy(e->got, h, CAP_HASH_BYTES);
         cap__scrub_hint(r->c, from, r->id);
@@ -496,7 +500,8 @@ static int deliver(cap_reader *r, uint64_t seq, const uint8_t *rec, size_t len, 
     if (rc == 0)
         rc = fn(arg, seq, hd.kind, pt, hd.payload_len);
     else
-        ev_add(r, CAP_EV_TAMPER, (int)from, seq, "AEAD tag of a chained record is wrong (writer bug?)");
+        ev_add(r, CAP_EV_TAMPER, (int)from, seq,
+               "AEAD tag of a chained record is wrong (writer bug?)");
     cr_memzero(pt, hd.payload_len);
     free(pt);
 out:

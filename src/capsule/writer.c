@@ -45,9 +45,11 @@ typedef struct wbatch {
 } wbatch;
 
 #define CACHE_MAX 64
-#define MAX_INFLIGHT 4             /* batches sent but not yet durable */
-#define JOURNAL_WRAP (16u << 20)   /* journal bytes after which the pipeline drains and it restarts */
-#define JOURNAL_WRAP_RECS 32768u   /* same, in records (a resumed journal is resent as one append) */
+#define MAX_INFLIGHT 4           /* batches sent but not yet durable */
+#define JOURNAL_WRAP (16u << 20) /* journal bytes after which the pipeline drains and it restarts  \
+                                  */
+#define JOURNAL_WRAP_RECS 32768u /* same, in records (a resumed journal is resent as one append)   \
+                                  */
 
 struct cap_writer {
     cap_keys k;
@@ -62,8 +64,8 @@ struct cap_writer {
     bool thr_started;
     pthread_mutex_t mu;
     pthread_cond_t cv_done;
-    int wake[2];  /* pipe: appenders wake the committer out of zmq_poll when it is idle */
-    bool idle;    /* the committer waits for work (under mu) */
+    int wake[2]; /* pipe: appenders wake the committer out of zmq_poll when it is idle */
+    bool idle;   /* the committer waits for work (under mu) */
     pend *qh, *qt;
     uint64_t next_seq;    /* seqno the next submit gets */
     uint64_t durable_seq; /* highest seqno durable on f+1 replicas */
@@ -78,14 +80,14 @@ struct cap_writer {
     uint64_t built_seq; /* last seqno put into a batch */
     wbatch *cache[CACHE_MAX];
     size_t ncache;
-    uint64_t *acked;     /* per replica: highest stored seqno it reported */
-    uint64_t *sent_upto; /* per replica: highest seqno sent since the last (re)sync */
-    uint64_t *last_io;   /* per replica: when we last sent or resent (ns) */
-    uint64_t *gap_from;  /* per replica: where the last resend started */
+    uint64_t *acked;            /* per replica: highest stored seqno it reported */
+    uint64_t *sent_upto;        /* per replica: highest seqno sent since the last (re)sync */
+    uint64_t *last_io;          /* per replica: when we last sent or resent (ns) */
+    uint64_t *gap_from;         /* per replica: where the last resend started */
     wbatch *infl[MAX_INFLIGHT]; /* sent, not yet durable, oldest first (owned by the cache) */
     size_t ninfl;
-    uint64_t joff;   /* journal: where the next batch goes (0 when nothing is in flight) */
-    size_t jrecs;    /* records journaled since offset 0 */
+    uint64_t joff; /* journal: where the next batch goes (0 when nothing is in flight) */
+    size_t jrecs;  /* records journaled since offset 0 */
 };
 
 static void wire_unref(wire *x) {
@@ -424,7 +426,8 @@ static void mark_durable(cap_writer *w, const wbatch *b, size_t nrec, size_t byt
 }
 
 /* Take the next batch off the queue (up to the limits; a checkpoint always ends its batch), then
- * encrypt, chain and sign it. Called with w->mu held and w->qh non-NULL; returns with it released. */
+ * encrypt, chain and sign it. Called with w->mu held and w->qh non-NULL; returns with it released.
+ */
 static wbatch *build_batch(cap_writer *w, size_t maxr, size_t maxb, size_t *nrec_out,
                            size_t *bytes_out) {
     pend *take = w->qh, *last = NULL;
@@ -450,8 +453,11 @@ static wbatch *build_batch(cap_writer *w, size_t maxr, size_t maxb, size_t *nrec
     b->first = w->built_seq + 1;
     for (pend *p = take, *nx; p; p = nx) {
         nx = p->next;
-        cap_hdr h = {.version = CAP_VERSION, .kind = p->kind, .payload_len = (uint32_t)p->len,
-                     .seqno = w->built_seq + 1, .hlc = hlc_next(w)};
+        cap_hdr h = {.version = CAP_VERSION,
+                     .kind = p->kind,
+                     .payload_len = (uint32_t)p->len,
+                     .seqno = w->built_seq + 1,
+                     .hlc = hlc_next(w)};
         memcpy(h.capsule, w->id, CAP_ID_BYTES);
         memcpy(h.prev, w->prev, CAP_HASH_BYTES);
         int rc = cap_record_build(w->dkey, &h, p->data, &b->recs[b->n], &b->lens[b->n], w->prev);

@@ -19,7 +19,7 @@
 
 #define READ_MAX_BYTES (16u << 20) /* largest read reply */
 #define APPEND_MAX_RECORDS 65536u
-#define GROUP_MAX 256              /* requests committed in one transaction */
+#define GROUP_MAX 256 /* requests committed in one transaction */
 #define SCRUB_QUEUE 64
 
 typedef struct stg {
@@ -176,7 +176,7 @@ static int do_append(stg *s, MDB_txn *t, const uint8_t *id, uint64_t first,
         prev_hlc = hd.hlc;
     }
     /* Chain links; overlap with stored records must be byte-identical (or a repair). */
-    uint8_t (*hashes)[CAP_HASH_BYTES] = xmalloc(n * CAP_HASH_BYTES);
+    uint8_t(*hashes)[CAP_HASH_BYTES] = xmalloc(n * CAP_HASH_BYTES);
     bool *repair = xcalloc(n, 1);
     for (size_t i = 0; i < n; i++) {
         uint64_t seq = first + i;
@@ -203,7 +203,8 @@ static int do_append(stg *s, MDB_txn *t, const uint8_t *id, uint64_t first,
             uint8_t want[CAP_HASH_BYTES];
             rc = get_rec(s, t, id, seq, &v);
             /* The same bytes (a resend, or a pull racing the writer): nothing to hash or store. */
-            if (rc == 0 && v.mv_size == recs[i].len && memcmp(v.mv_data, recs[i].data, v.mv_size) == 0)
+            if (rc == 0 && v.mv_size == recs[i].len &&
+                memcmp(v.mv_data, recs[i].data, v.mv_size) == 0)
                 continue;
             /* Different from our copy: a repair if our copy is what breaks our signed chain. */
             rc = chain_expected(s, t, &cur, seq, want);
@@ -442,20 +443,14 @@ static void handle(stg *s, MDB_txn *t, slot *sl, const uint8_t *data, size_t len
     case PSL__CAP_REQUEST__BODY_READ:
         st = do_read(s, t, sl->req->read, &sl->rep, sl->hb, sl->rh);
         break;
-    case PSL__CAP_REQUEST__BODY_HEAD:
-        st = do_head(s, t, sl->req->head, &sl->rep, sl->hb);
-        break;
-    case PSL__CAP_REQUEST__BODY_LIST:
-        st = do_list(s, t, &sl->rep);
-        break;
+    case PSL__CAP_REQUEST__BODY_HEAD: st = do_head(s, t, sl->req->head, &sl->rep, sl->hb); break;
+    case PSL__CAP_REQUEST__BODY_LIST: st = do_list(s, t, &sl->rep); break;
     case PSL__CAP_REQUEST__BODY_SCRUB:
         if (sl->req->scrub->capsule.len == CAP_ID_BYTES)
             queue_scrub(s, sl->req->scrub->capsule.data);
         st = 0;
         break;
-    default:
-        snprintf(sl->why, sizeof sl->why, "unknown request");
-        st = ERR_MALFORMED;
+    default: snprintf(sl->why, sizeof sl->why, "unknown request"); st = ERR_MALFORMED;
     }
 done:
     sl->rep.status = st;
@@ -553,12 +548,13 @@ static void pull(stg *s, cap_client *c, size_t p, const uint8_t *id) {
  * Records below the cursor never change except by repair, so resuming later is sound. */
 typedef struct scrub_cur {
     uint8_t id[CAP_ID_BYTES];
-    uint64_t seen;  /* our head at the previous anti-entropy round (+1; 0 = none) */
-    uint64_t round; /* the round that set seen */
-    bool advanced;  /* our head moved between the last two rounds */
+    uint64_t seen;    /* our head at the previous anti-entropy round (+1; 0 = none) */
+    uint64_t round;   /* the round that set seen */
+    bool advanced;    /* our head moved between the last two rounds */
+    uint64_t done_ns; /* when the last background pass ended (0 = never) */
     bool active;
-    uint64_t next;                 /* next seqno to check (walking down) */
-    uint8_t want[CAP_HASH_BYTES];  /* the hash record `next` must have */
+    uint64_t next;                /* next seqno to check (walking down) */
+    uint8_t want[CAP_HASH_BYTES]; /* the hash record `next` must have */
 } scrub_cur;
 
 /* Walk capsule @p sc->id's stored chain down from the cursor (or from the signed head when the
@@ -753,9 +749,15 @@ static void *ae_main(void *arg) {
             size_t n;
             local_ids(s, &ids, &n);
             size_t budget = (size_t)((double)rate * interval / 1000.0);
-            for (size_t i = 0; i < n && !*s->stop; i++)
-                scrub(s, c, scrub_find(&curs, &ncurs, &capcurs, ids + CAP_ID_BYTES * i),
-                      budget / n + 1);
+            uint64_t now = plat_now_ns();
+            for (size_t i = 0; i < n && !*s->stop; i++) {
+                scrub_cur *sc = scrub_find(&curs, &ncurs, &capcurs, ids + CAP_ID_BYTES * i);
+                if (!sc->active && sc->done_ns && now - sc->done_ns < STG_SCRUB_PAUSE_NS)
+                    continue; /* a full pass ended recently */
+                scrub(s, c, sc, budget / n + 1);
+                if (!sc->active)
+                    sc->done_ns = plat_now_ns();
+            }
             free(ids);
         }
         struct timespec ts = {0, 20000000};

@@ -19,8 +19,9 @@
  * match (bit rot, a tampered file) is replaced by a copy from a peer whose hash does. When a
  * client sends a scrub hint (a reader found a bad copy here), a full pass runs at once. Otherwise
  * scrubbing is a background pass that resumes where it stopped, hashing at most
- * scrub_bytes_per_s: a full pass over every capsule at each interval would cost O(stored bytes)
- * of hashing twice a second and starve the appends. The first pass starts with the server.
+ * scrub_bytes_per_s; a capsule's next pass starts STG_SCRUB_PAUSE_NS after its last one ended.
+ * (A full pass over every capsule at each interval would cost O(stored bytes) of hashing twice a
+ * second and starve the appends.) The first pass starts with the server.
  *
  * Errors: replies carry 0 or a negative code (base/err.h, capsule.h) and a one-line reason; bad
  * input never stops the server. */
@@ -35,16 +36,17 @@
 #include "base/base.h"
 
 #define STG_SCRUB_RATE (4u << 20) /* bytes of stored records hashed per second by the scrub */
+#define STG_SCRUB_PAUSE_NS (60ull * 1000000000u) /* between two background passes of a capsule */
 
 typedef struct stg_opts {
-    const char *listen;          /* ZeroMQ endpoint, e.g. tcp://127.0.0.1:7101 */
-    const char *data;            /* directory for the LMDB environment (created 0700) */
-    const char *const *peers;    /* other replicas of the same capsules (anti-entropy) */
+    const char *listen;       /* ZeroMQ endpoint, e.g. tcp://127.0.0.1:7101 */
+    const char *data;         /* directory for the LMDB environment (created 0700) */
+    const char *const *peers; /* other replicas of the same capsules (anti-entropy) */
     size_t npeers;
-    int ae_interval_ms;          /* 0 = 500; < 0 disables periodic anti-entropy (hints still work) */
-    size_t map_size;             /* LMDB map size, 0 = 16 GiB */
-    size_t scrub_bytes_per_s;    /* background scrub rate, 0 = STG_SCRUB_RATE */
-    bool nosync;                 /* benchmarks of the raw limit only: commits are not durable */
+    int ae_interval_ms;       /* 0 = 500; < 0 disables periodic anti-entropy (hints still work) */
+    size_t map_size;          /* LMDB map size, 0 = 16 GiB */
+    size_t scrub_bytes_per_s; /* background scrub rate, 0 = STG_SCRUB_RATE */
+    bool nosync;              /* benchmarks of the raw limit only: commits are not durable */
     bool verbose;
 } stg_opts;
 
@@ -68,7 +70,7 @@ int stg_db_clear(stg_db *d) WARN_UNUSED;
 /** Serve one packed CapRequest exactly as a request of stg_serve (decode, check, store in its own
  * committed transaction) and return the packed CapReply. Scrub hints are queued and never run.
  * @param[out] reply malloc'd. @return 0, or ERR_IO when the transaction cannot commit. */
-int stg_db_request(stg_db *d, const uint8_t *req, size_t len, uint8_t **reply, size_t *rlen)
-    WARN_UNUSED;
+int stg_db_request(stg_db *d, const uint8_t *req, size_t len, uint8_t **reply,
+                   size_t *rlen) WARN_UNUSED;
 
 #endif

@@ -72,9 +72,9 @@ static void init_once(void) {
     uint8_t *h = g_meta, *b = g_meta + CAP_HDR_BYTES;
     size_t bl = CAP_META_FIXED + 2;
     memset(g_meta, 0, sizeof g_meta);
-    b[0] = 1;           /* metadata version */
-    b[1] = 1;           /* f */
-    b[2] = 2;           /* name length */
+    b[0] = 1; /* metadata version */
+    b[1] = 1; /* f */
+    b[2] = 2; /* name length */
     memcpy(b + 8, g_pk, 32);
     memcpy(b + CAP_META_FIXED, "fz", 2);
     static const char label[] = "psl-capsule-id-v1";
@@ -191,7 +191,7 @@ static Psl__CapReply *serve_msg(Psl__CapRequest *req) {
 typedef struct chain {
     uint8_t hash[MAXC][CAP_HASH_BYTES]; /* of the records the harness last sent at each seqno */
     uint64_t hlc[MAXC];
-    uint64_t n;                         /* seqnos 0..n-1 known */
+    uint64_t n; /* seqnos 0..n-1 known */
 } chain;
 
 /* Build and send one append from the input (see the file comment). */
@@ -219,7 +219,7 @@ static void op_append(in *x, chain *c) {
             memcpy(recs[k], g_meta, lens[k]);
             if ((flags & 1) && k == which)
                 recs[k][CAP_HDR_BYTES + 8 + take(x) % 32] ^= 1; /* another writer key */
-            phlc = (uint64_t)1 << 16; /* record 0's clock */
+            phlc = (uint64_t)1 << 16;                           /* record 0's clock */
         } else {
             uint32_t pl = take(x) % 48;
             uint8_t kind = (take(x) & 1) ? CAP_KIND_CHECKPOINT : CAP_KIND_DATA;
@@ -307,7 +307,8 @@ static void op_query(in *x) {
     uint8_t sel = take(x);
     if (sel & 8)
         id[0] ^= 1;
-    ProtobufCBinaryData idb = {.data = id, .len = (sel & 16) ? take(x) % (sizeof id + 1) : CAP_ID_BYTES};
+    ProtobufCBinaryData idb = {.data = id,
+                               .len = (sel & 16) ? take(x) % (sizeof id + 1) : CAP_ID_BYTES};
     req.id = 2;
     switch (sel % 3) {
     case 0:
@@ -325,9 +326,7 @@ static void op_query(in *x) {
         req.body_case = PSL__CAP_REQUEST__BODY_HEAD;
         req.head = &g;
         break;
-    default:
-        req.body_case = PSL__CAP_REQUEST__BODY_LIST;
-        req.list = &l;
+    default: req.body_case = PSL__CAP_REQUEST__BODY_LIST; req.list = &l;
     }
     Psl__CapReply *rep = serve_msg(&req);
     if (!rep)
@@ -413,11 +412,8 @@ static void fuzz_replica(const uint8_t *d, size_t n) {
             break;
         }
         case 1:
-        case 2:
-            op_append(&x, &c);
-            break;
-        default:
-            op_query(&x);
+        case 2: op_append(&x, &c); break;
+        default: op_query(&x);
         }
     }
     check_store();

@@ -35,7 +35,7 @@ static void t_meta(void **st) {
     assert_int_equal(cap_meta_parse(rec, len, &m, id2), ERR_AUTH);
     rec[CAP_HDR_BYTES + 9] ^= 1;
     assert_int_equal(cap_meta_parse(rec, len - 1, &m, id2), ERR_MALFORMED); /* truncated */
-    rec[2] = 1; /* flags must be zero */
+    rec[2] = 1;                                                             /* flags must be zero */
     assert_int_equal(cap_meta_parse(rec, len, &m, id2), ERR_MALFORMED);
     free(rec);
 }
@@ -46,8 +46,8 @@ static void t_record(void **st) {
     cr_random(key, 32);
     cr_random(id, 32);
     cr_random(prev, 32);
-    cap_hdr h = {.version = CAP_VERSION, .kind = CAP_KIND_DATA, .payload_len = 5, .seqno = 7,
-                 .hlc = 100};
+    cap_hdr h = {
+        .version = CAP_VERSION, .kind = CAP_KIND_DATA, .payload_len = 5, .seqno = 7, .hlc = 100};
     memcpy(h.capsule, id, 32);
     memcpy(h.prev, prev, 32);
     uint8_t *rec;
@@ -170,7 +170,8 @@ static int push(cap_client *c, size_t i, const uint8_t *id, uint64_t first, uint
         return rc;
     rc = rep->status;
     if (getenv("CAPTEST_DEBUG"))
-        fprintf(stderr, "push: status %d have %llu: %s\n", rc, (unsigned long long)rep->have, rep->error);
+        fprintf(stderr, "push: status %d have %llu: %s\n", rc, (unsigned long long)rep->have,
+                rep->error);
     psl__cap_reply__free_unpacked(rep, NULL);
     return rc;
 }
@@ -244,7 +245,10 @@ static void t_replicas(void **st) {
     cap_hdr mh;
     assert_int_equal(cap_record_parse(m0, m0len, &mh, NULL, NULL), 0);
     for (int i = 1; i <= 11; i++) {
-        cap_hdr hd = {.version = 1, .kind = CAP_KIND_DATA, .payload_len = 4, .seqno = (uint64_t)i,
+        cap_hdr hd = {.version = 1,
+                      .kind = CAP_KIND_DATA,
+                      .payload_len = 4,
+                      .seqno = (uint64_t)i,
                       .hlc = mh.hlc + (uint64_t)i};
         memcpy(hd.capsule, id, 32);
         memcpy(hd.prev, prev, 32);
@@ -291,8 +295,8 @@ static void t_checkpoint(void **st) {
     const char *eps[3] = {s[0].ep, s[1].ep, s[2].ep};
     char jpath[128];
     snprintf(jpath, sizeof jpath, "%s/journal", s[0].dir);
-    cap_writer_opts wo = {.replicas = eps, .nreplicas = 3, .name = "ck", .journal = jpath,
-                          .max_batch_records = 3};
+    cap_writer_opts wo = {
+        .replicas = eps, .nreplicas = 3, .name = "ck", .journal = jpath, .max_batch_records = 3};
     cap_writer *w;
     uint8_t id[32];
     assert_int_equal(cap_writer_open(&K, &wo, NULL, &w, id), 0);
@@ -376,12 +380,8 @@ int main(void) {
         return 1;
     cap_keys_generate(&K);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(t_meta),
-        cmocka_unit_test(t_record),
-        cmocka_unit_test(t_head),
-        cmocka_unit_test(t_keys),
-        cmocka_unit_test(t_replicas),
-        cmocka_unit_test(t_checkpoint),
+        cmocka_unit_test(t_meta), cmocka_unit_test(t_record),   cmocka_unit_test(t_head),
+        cmocka_unit_test(t_keys), cmocka_unit_test(t_replicas), cmocka_unit_test(t_checkpoint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
