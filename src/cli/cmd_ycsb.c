@@ -757,9 +757,16 @@ static void progress(const char *what, double t0, double total, bool tty) {
     static double last_t;
     double t = now_s();
     unsigned long long n = atomic_load(&g_progress);
-    if (tty && t > last_t) {
-        double rate = last_t > 0 ? (double)(n - last_n) / (t - last_t) : 0;
-        if (total > 0)
+    if (last_t < t0) /* a new phase: the counter restarted at 0 */
+        last_t = t0, last_n = 0;
+    if (t - last_t < 0.5)
+        return; /* a rate over at least half a second */
+    if (tty) {
+        double rate = (double)(n - last_n) / (t - last_t);
+        if (total > 0 && n == 0) /* one invocation per thread: counts come at its end */
+            fprintf(stderr, "\r\033[K%s  %5.1f / %.0f s  (running inside the workers)", what,
+                    t - t0, total);
+        else if (total > 0)
             fprintf(stderr, "\r\033[K%s  %5.1f / %.0f s  %10.0f ops/s", what, t - t0, total, rate);
         else
             fprintf(stderr, "\r\033[K%s  %5.1f s  %10llu ops", what, t - t0, n);
