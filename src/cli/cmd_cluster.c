@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 #define CURL_DISABLE_TYPECHECK 1
 #include <curl/curl.h>
+#include "cli/http_lazy.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>

@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 
 #include <curl/curl.h>
+#include "cli/http_lazy.h"
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>

@@ -16,6 +16,7 @@
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include "cli/http_lazy.h"
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <math.h>

@@ -1,7 +1,10 @@
 /* Linux implementation of the platform interface. */
 #include "platform/platform.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <stdio.h>
+#include <string.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -125,4 +128,30 @@ int plat_sanitizer_build(void) {
 #else
     return 0;
 #endif
+}
+
+int plat_exe_dir(char *buf, size_t len) {
+    ssize_t n = readlink("/proc/self/exe", buf, len - 1);
+    if (n < 0)
+        return -errno;
+    if ((size_t)n >= len - 1)
+        return -ENAMETOOLONG;
+    buf[n] = 0;
+    char *slash = strrchr(buf, '/');
+    if (slash)
+        *slash = 0;
+    return 0;
+}
+
+void *plat_module_open(const char *path, char *why, size_t whylen) {
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h && why && whylen) {
+        const char *e = dlerror();
+        snprintf(why, whylen, "%s", e ? e : "unknown loader error");
+    }
+    return h;
+}
+
+void *plat_module_sym(void *module, const char *name) {
+    return dlsym(module, name);
 }

@@ -26,6 +26,14 @@ void plat_vm_release(void *p, size_t len);
 int plat_read_file(const char *path, uint8_t **data, size_t *len);
 /** Read all of a file descriptor (e.g. stdin) up to max bytes. -EFBIG when larger. */
 int plat_read_fd(int fd, size_t max, uint8_t **data, size_t *len);
+/** The folder holding the running executable, into @p buf (NUL-terminated).
+ * @return 0 or -errno (-ENAMETOOLONG when it does not fit). */
+int plat_exe_dir(char *buf, size_t len);
+/** Load a shared object by path (dlopen, symbols local, bound now) and look symbols up in it.
+ * @return the handle, or NULL with the loader's message in @p why. */
+void *plat_module_open(const char *path, char *why, size_t whylen);
+void *plat_module_sym(void *module, const char *name);
+
 /* True in AddressSanitizer builds: their leak checker forks a tracer at exit, which a seccomp
  * allow-list without fork would kill, so sandboxes stay off there. */
 int plat_sanitizer_build(void);
