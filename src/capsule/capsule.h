@@ -40,6 +40,7 @@
 
 #include "base/base.h"
 #include "base/err.h"
+#include "tee/tee.h"
 
 #define CAP_ERR_TAMPER (ERR_BASE - 200)    /* a record does not match the signed chain anywhere */
 #define CAP_ERR_TRUNCATED (ERR_BASE - 201) /* records covered by a signed head are missing */
@@ -185,12 +186,21 @@ typedef struct cap_writer_opts {
     void (*on_durable)(void *ud, const uint8_t *const *recs, const size_t *lens, size_t n,
                        const uint8_t *head);
     void *on_durable_ud;
+    /* Optional: bind the journal to TEE monotonic counter @p journal_counter (a name for
+     * tee_counter_*, one per journal; needs @p journal). The counter is incremented after each
+     * batch is journaled and every journal entry carries its value under a tag keyed from the
+     * data root, so a host that deletes the journal or puts back an older copy is detected when
+     * the writer resumes (CAP_ERR_ROLLBACK) instead of letting it sign different records at
+     * seqnos a replica may already hold (a fork). Costs one counter increment per batch. */
+    tee_enclave *tee;
+    const char *journal_counter;
 } cap_writer_opts;
 
 /** Create a new capsule (record 0 durable on f+1 replicas) or resume one (@p id non-NULL): the
  * writer reads the newest durable head, replays its journal, and continues the chain.
  * @p keys are copied. @param[out] id_out the capsule id (create). @return 0, CAP_ERR_QUORUM,
- * ERR_AUTH (the capsule belongs to another key), CAP_ERR_FORK, ERR_IO ... */
+ * ERR_AUTH (the capsule belongs to another key), CAP_ERR_FORK, CAP_ERR_ROLLBACK (the journal is
+ * older than its TEE counter), ERR_IO ... */
 int cap_writer_open(const cap_keys *keys, const cap_writer_opts *o, const uint8_t *id,
                     cap_writer **out, uint8_t id_out[CAP_ID_BYTES]) WARN_UNUSED;
 /** Queue one record (copied) and return at once with its seqno. Thread safe.

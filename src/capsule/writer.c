@@ -45,11 +45,13 @@ typedef struct wbatch {
 } wbatch;
 
 #define CACHE_MAX 64
-#define MAX_INFLIGHT 4           /* batches sent but not yet durable */
-#define JOURNAL_WRAP (16u << 20) /* journal bytes after which the pipeline drains and it restarts  \
-                                  */
-#define JOURNAL_WRAP_RECS 32768u /* same, in records (a resumed journal is resent as one append)   \
-                                  */
+#define MAX_INFLIGHT 4 /* batches sent but not yet durable */
+#define JOURNAL_WRAP                                                                               \
+    (16u << 20) /* journal bytes after which the pipeline drains and it restarts                   \
+                 */
+#define JOURNAL_WRAP_RECS                                                                          \
+    32768u /* same, in records (a resumed journal is resent as one append)                         \
+            */
 
 struct cap_writer {
     cap_keys k;
@@ -86,8 +88,10 @@ struct cap_writer {
     uint64_t *gap_from;         /* per replica: where the last resend started */
     wbatch *infl[MAX_INFLIGHT]; /* sent, not yet durable, oldest first (owned by the cache) */
     size_t ninfl;
-    uint64_t joff; /* journal: where the next batch goes (0 when nothing is in flight) */
-    size_t jrecs;  /* records journaled since offset 0 */
+    uint64_t joff;    /* journal: where the next batch goes (0 when nothing is in flight) */
+    size_t jrecs;     /* records journaled since offset 0 */
+    uint8_t jkey[32]; /* journal entry tags */
+    uint64_t jctr;    /* the TEE counter's value (opts.tee) */
 };
 
 static void wire_unref(wire *x) {
@@ -127,11 +131,26 @@ static void fail_sticky(cap_writer *w, int rc, const char *why) {
     pthread_mutex_unlock(&w->mu);
 }
 
-/* ---- journal: entries [u32 "PSJ1"][u64 n][head 136][u32 len, record]* -----------------------
- * Each batch is written after the previous ones still in flight, or at offset 0 when none is; the
- * file is never truncated (fdatasync then has no size change to commit). On load, entries are read
- * from offset 0 while each continues the chain of the one before; what follows (a torn write, or
- * older entries of an earlier lap) is ignored. */
+/* ---- journal ----------------------------------------------------------------------------------
+ * Entries "PSJ2" || u64 n || u64 counter || tag 32 || head 136 || n x (u32 len || record); older
+ * files may hold "PSJ1" || u64 n || head || records (counter 0). The tag is keyed BLAKE2b (a key
+ * derived from the data root) over the entry's first 20 bytes and the head, so the counter value
+ * cannot be edited into an old entry. Each batch is written after the previous ones still in
+ * flight, or at offset 0 when none is; the file is never truncated (fdatasync then has no size
+ * change to commit). On load, entries are read from offset 0 while each continues the chain of the
+ * one before; what follows (a torn write, or older entries of an earlier lap) is ignored.
+ * With a TEE counter bound (opts.tee), the counter is incremented after each entry is durable, so
+ * the newest entry always carries the counter's value (or one more, after a crash in between). */
+#define JHDR1 12u
+#define JHDR2 (20u + 32u)
+
+static void journal_tag(const cap_writer *w, const uint8_t *entry, uint8_t tag[32]) {
+    uint8_t msg[20 + CAP_HEAD_BYTES];
+    memcpy(msg, entry, 20);
+    memcpy(msg + 20, entry + JHDR2, CAP_HEAD_BYTES);
+    cr_hash_ex(tag, 32, w->jkey, sizeof w->jkey, msg, sizeof msg);
+}
+
 static int journal_write(cap_writer *w, const wbatch *b) {
     if (w->journal_fd < 0)
         return 0;
@@ -139,13 +158,15 @@ static int journal_write(cap_writer *w, const wbatch *b) {
         w->joff = 0;
         w->jrecs = 0;
     }
-    size_t n = 12 + CAP_HEAD_BYTES + 4 * b->n + b->bytes;
+    size_t n = JHDR2 + CAP_HEAD_BYTES + 4 * b->n + b->bytes;
     uint8_t *buf = xmalloc(n), *p = buf;
-    memcpy(p, "PSJ1", 4);
-    uint64_t cnt = b->n;
+    memcpy(p, "PSJ2", 4);
+    uint64_t cnt = b->n, ctr = w->o.tee ? w->jctr + 1 : 0;
     memcpy(p + 4, &cnt, 8);
-    memcpy(p + 12, b->head, CAP_HEAD_BYTES);
-    p += 12 + CAP_HEAD_BYTES;
+    memcpy(p + 12, &ctr, 8);
+    memcpy(p + JHDR2, b->head, CAP_HEAD_BYTES);
+    journal_tag(w, buf, p + 20);
+    p += JHDR2 + CAP_HEAD_BYTES;
     for (size_t i = 0; i < b->n; i++) {
         uint32_t l = (uint32_t)b->lens[i];
         memcpy(p, &l, 4);
@@ -158,6 +179,14 @@ static int journal_write(cap_writer *w, const wbatch *b) {
     w->joff += n;
     w->jrecs += b->n;
     free(buf);
+    if (rc == 0 && w->o.tee) {
+        uint64_t v;
+        rc = tee_counter_increment(w->o.tee, w->o.journal_counter, &v);
+        if (rc == 0 && v != ctr)
+            rc = CAP_ERR_ROLLBACK; /* someone else moves this counter */
+        if (rc == 0)
+            w->jctr = v;
+    }
     return rc;
 }
 
@@ -165,17 +194,29 @@ static int journal_write(cap_writer *w, const wbatch *b) {
  * head, continuing @p prev_last / @p prev_hash when @p cont. Appends its records to @p b.
  * @return bytes consumed, or 0 when the entry is missing, torn or does not continue the chain. */
 static size_t journal_entry(cap_writer *w, const uint8_t *d, size_t n, wbatch *b, bool cont,
-                            uint8_t hash[CAP_HASH_BYTES]) {
+                            uint8_t hash[CAP_HASH_BYTES], uint64_t *ctr) {
     uint64_t cnt;
     cap_head h;
-    if (n < 12 + CAP_HEAD_BYTES || memcmp(d, "PSJ1", 4) != 0)
+    size_t hl;
+    if (n >= JHDR1 + CAP_HEAD_BYTES && memcmp(d, "PSJ1", 4) == 0) {
+        hl = JHDR1;
+        *ctr = 0;
+    } else if (n >= JHDR2 + CAP_HEAD_BYTES && memcmp(d, "PSJ2", 4) == 0) {
+        uint8_t tag[32];
+        journal_tag(w, d, tag);
+        if (!cr_equal(tag, d + 20, 32))
+            return 0;
+        hl = JHDR2;
+        memcpy(ctr, d + 12, 8);
+    } else {
         return 0;
+    }
     memcpy(&cnt, d + 4, 8);
-    if (cnt == 0 || cnt > 1000000 || cap_head_decode(d + 12, CAP_HEAD_BYTES, &h) ||
+    if (cnt == 0 || cnt > 1000000 || cap_head_decode(d + hl, CAP_HEAD_BYTES, &h) ||
         memcmp(h.capsule, w->id, CAP_ID_BYTES) != 0 || cap_head_verify(&h, w->k.sign_pk) != 0)
         return 0;
     /* Check the whole entry before taking any of it. */
-    size_t off = 12 + CAP_HEAD_BYTES;
+    size_t off = hl + CAP_HEAD_BYTES;
     uint8_t hh[CAP_HASH_BYTES];
     memcpy(hh, hash, CAP_HASH_BYTES);
     uint64_t last = b->last;
@@ -197,7 +238,7 @@ static size_t journal_entry(cap_writer *w, const uint8_t *d, size_t n, wbatch *b
         return 0;
     b->recs = xrealloc(b->recs, (b->n + cnt) * sizeof *b->recs);
     b->lens = xrealloc(b->lens, (b->n + cnt) * sizeof *b->lens);
-    size_t o = 12 + CAP_HEAD_BYTES;
+    size_t o = hl + CAP_HEAD_BYTES;
     for (uint64_t i = 0; i < cnt; i++) {
         uint32_t l;
         memcpy(&l, d + o, 4);
@@ -214,15 +255,17 @@ static size_t journal_entry(cap_writer *w, const uint8_t *d, size_t n, wbatch *b
         o += 4 + l;
     }
     b->last = last;
-    memcpy(b->head, d + 12, CAP_HEAD_BYTES);
+    memcpy(b->head, d + hl, CAP_HEAD_BYTES);
     memcpy(hash, hh, CAP_HASH_BYTES);
     return off;
 }
 
 /* Load the journal: its chained entries from offset 0, merged into one batch that ends at the
- * last entry's signed head (a replica accepts it as one append). *out = NULL when empty. */
-static int journal_load(cap_writer *w, wbatch **out) {
+ * last entry's signed head (a replica accepts it as one append). *out = NULL when empty.
+ * @param[out] ctr the counter value of the last entry (0 when none). */
+static int journal_load(cap_writer *w, wbatch **out, uint64_t *ctr) {
     *out = NULL;
+    *ctr = 0;
     uint8_t *d = NULL;
     size_t n = 0;
     if (lseek(w->journal_fd, 0, SEEK_SET) < 0 || plat_read_fd(w->journal_fd, 1u << 30, &d, &n))
@@ -230,8 +273,11 @@ static int journal_load(cap_writer *w, wbatch **out) {
     wbatch *b = xcalloc(1, sizeof *b);
     uint8_t hash[CAP_HASH_BYTES] = {0};
     size_t off = 0, used;
-    while (off < n && (used = journal_entry(w, d + off, n - off, b, b->n > 0, hash)) > 0)
+    uint64_t c = 0;
+    while (off < n && (used = journal_entry(w, d + off, n - off, b, b->n > 0, hash, &c)) > 0) {
         off += used;
+        *ctr = c;
+    }
     free(d);
     if (b->n == 0) {
         batch_free(b); /* no journal, or a torn first entry: that batch was never sent */
@@ -595,6 +641,7 @@ static int writer_create(cap_writer *w) {
     cap_head_sign(&hd, w->k.sign_sk);
     cap_head_encode(&hd, b->head);
     cap_data_key(w->k.data_root, w->id, w->dkey);
+    cr_kdf(w->jkey, sizeof w->jkey, w->k.data_root, "psl-capsule-journal-v1", w->id, CAP_ID_BYTES);
     rc = journal_write(w, b);
     if (rc) {
         batch_free(b);
@@ -620,6 +667,7 @@ static int writer_create(cap_writer *w) {
 static int writer_resume(cap_writer *w, const uint8_t *id) {
     memcpy(w->id, id, CAP_ID_BYTES);
     cap_data_key(w->k.data_root, w->id, w->dkey);
+    cr_kdf(w->jkey, sizeof w->jkey, w->k.data_root, "psl-capsule-journal-v1", w->id, CAP_ID_BYTES);
     cap_meta m;
     int rc = cap__fetch_meta(w->c, id, &m, NULL, NULL);
     if (rc)
@@ -683,9 +731,32 @@ static int writer_resume(cap_writer *w, const uint8_t *id) {
     /* Replay the journaled batch when it goes beyond the durable head. */
     if (w->journal_fd >= 0) {
         wbatch *b = NULL;
-        rc = journal_load(w, &b);
+        uint64_t jc = 0;
+        rc = journal_load(w, &b, &jc);
         if (rc)
             return rc;
+        if (w->o.tee && jc != w->jctr) {
+            /* One more: the writer died between journaling and counting. Fewer: the journal is
+             * an older copy (or gone), and batches it no longer holds may sit on a replica. */
+            if (jc == w->jctr + 1) {
+                uint64_t v;
+                rc = tee_counter_increment(w->o.tee, w->o.journal_counter, &v);
+                if (rc == 0 && v != jc)
+                    rc = CAP_ERR_ROLLBACK;
+                if (rc) {
+                    batch_free(b);
+                    return rc;
+                }
+                w->jctr = v;
+            } else {
+                fprintf(stderr,
+                        "psl capsule writer: the journal is older than its TEE counter "
+                        "(entry %llu, counter %llu): refusing to resume (it could fork)\n",
+                        (unsigned long long)jc, (unsigned long long)w->jctr);
+                batch_free(b);
+                return CAP_ERR_ROLLBACK;
+            }
+        }
         if (b && b->last > best.seqno) {
             if (b->first > best.seqno + 1) {
                 batch_free(b);
@@ -759,6 +830,15 @@ int cap_writer_open(const cap_keys *keys, const cap_writer_opts *o, const uint8_
             rc = -errno;
             goto fail;
         }
+    }
+    if (o->tee) {
+        if (!o->journal || !o->journal_counter) {
+            rc = ERR_USAGE;
+            goto fail;
+        }
+        rc = tee_counter_read(o->tee, o->journal_counter, &w->jctr);
+        if (rc)
+            goto fail;
     }
     rc = id ? writer_resume(w, id) : writer_create(w);
     if (rc)
@@ -885,6 +965,7 @@ int cap_writer_close(cap_writer *w) {
     pthread_cond_destroy(&w->cv_done);
     cr_memzero(&w->k, sizeof w->k);
     cr_memzero(w->dkey, sizeof w->dkey);
+    cr_memzero(w->jkey, sizeof w->jkey);
     free(w);
     return rc;
 }

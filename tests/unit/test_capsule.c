@@ -375,13 +375,79 @@ static void t_checkpoint(void **st) {
         srv_stop(&s[i]);
 }
 
+static void copy_file(const char *from, const char *to) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", from, to);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* A journal bound to a TEE counter: resuming from an older copy of it, or without it, is refused
+ * (it could fork); the current journal resumes. */
+static void t_journal_counter(void **st) {
+    (void)st;
+    int base = 45000 + (int)(getpid() % 2000) * 3;
+    srv s[3];
+    for (int i = 0; i < 3; i++)
+        srv_start(&s[i], base + i);
+    const char *eps[3] = {s[0].ep, s[1].ep, s[2].ep};
+    char jpath[128], old[128];
+    snprintf(jpath, sizeof jpath, "%s/journal", s[0].dir);
+    snprintf(old, sizeof old, "%s/journal.old", s[0].dir);
+    tee_opts to = {.home = s[1].dir, .quiet = true};
+    tee_enclave *tee;
+    assert_int_equal(tee_open(&to, &tee), 0);
+    cap_writer_opts wo = {.replicas = eps,
+                          .nreplicas = 3,
+                          .name = "jc",
+                          .journal = jpath,
+                          .tee = tee,
+                          .journal_counter = "capsule-journal"};
+    cap_writer *w;
+    uint8_t id[32];
+    uint64_t seq;
+    assert_int_equal(cap_writer_open(&K, &wo, NULL, &w, id), 0);
+    assert_int_equal(cap_append(w, "a", 1, &seq), 0);
+    assert_int_equal(cap_writer_close(w), 0);
+    uint64_t v1;
+    assert_int_equal(tee_counter_read(tee, "capsule-journal", &v1), 0);
+    assert_int_equal(v1, 2); /* record 0, then one batch */
+    copy_file(jpath, old);
+    assert_int_equal(cap_writer_open(&K, &wo, id, &w, NULL), 0);
+    assert_int_equal(cap_append(w, "b", 1, &seq), 0);
+    assert_int_equal(cap_writer_close(w), 0);
+    /* The host puts back the older journal: refused. */
+    copy_file(old, jpath);
+    assert_int_equal(cap_writer_open(&K, &wo, id, &w, NULL), CAP_ERR_ROLLBACK);
+    /* ... or deletes it: refused. */
+    assert_int_equal(unlink(jpath), 0);
+    assert_int_equal(cap_writer_open(&K, &wo, id, &w, NULL), CAP_ERR_ROLLBACK);
+    /* An older entry with the counter value edited in fails its tag (the entry is ignored). */
+    copy_file(old, jpath);
+    FILE *f = fopen(jpath, "r+b");
+    assert_non_null(f);
+    uint64_t cur;
+    assert_int_equal(tee_counter_read(tee, "capsule-journal", &cur), 0);
+    assert_int_equal(fseek(f, 12, SEEK_SET), 0);
+    assert_int_equal(fwrite(&cur, 8, 1, f), 1);
+    fclose(f);
+    assert_int_equal(cap_writer_open(&K, &wo, id, &w, NULL), CAP_ERR_ROLLBACK);
+    tee_close(tee);
+    for (int i = 0; i < 3; i++)
+        srv_stop(&s[i]);
+}
+
 int main(void) {
     if (cr_init() != 0)
         return 1;
     cap_keys_generate(&K);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(t_meta), cmocka_unit_test(t_record),   cmocka_unit_test(t_head),
-        cmocka_unit_test(t_keys), cmocka_unit_test(t_replicas), cmocka_unit_test(t_checkpoint),
+        cmocka_unit_test(t_meta),
+        cmocka_unit_test(t_record),
+        cmocka_unit_test(t_head),
+        cmocka_unit_test(t_keys),
+        cmocka_unit_test(t_replicas),
+        cmocka_unit_test(t_checkpoint),
+        cmocka_unit_test(t_journal_counter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
