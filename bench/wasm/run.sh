@@ -135,6 +135,11 @@ fi
 # swap the binary under the benchmark (or make it briefly unexecutable). BENCH_SNAPSHOT=0 skips it.
 if [ "$QUICK" = 0 ] && [ "${BENCH_SNAPSHOT:-1}" != 0 ] && [ -x "$PSL" ]; then
     cp "$PSL" "$BENCH_OUT/psl.snapshot.$$" && mv -f "$BENCH_OUT/psl.snapshot.$$" "$BENCH_OUT/psl"
+    # The JIT tiers load psljit.so from beside the executable: copy it along.
+    if [ -f "$(dirname "$PSL")/psljit.so" ]; then
+        cp "$(dirname "$PSL")/psljit.so" "$BENCH_OUT/psljit.so.$$" &&
+            mv -f "$BENCH_OUT/psljit.so.$$" "$BENCH_OUT/psljit.so"
+    fi
     echo "(timing a copy of $PSL taken at $(date -u +%Y-%m-%dT%H:%M:%SZ): $BENCH_OUT/psl)"
     PSL=$BENCH_OUT/psl
 fi
