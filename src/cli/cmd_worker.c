@@ -34,6 +34,10 @@ void cmd_worker_help(FILE *out) {
             "                    module with LLVM at deploy time (cached on disk, keyed by the\n"
             "                    module hash); auto is refused here, its background compiler\n"
             "                    forks, which the worker's sandbox forbids\n"
+            "  --checkpoint-every N  write a checkpoint (a snapshot of the whole state) every N\n"
+            "                    records of our capsule, so recovery replays only what follows\n"
+            "                    each capsule's newest checkpoint (default 1000, or\n"
+            "                    $PSL_CHECKPOINT_EVERY; 0 = never)\n"
             "  --no-sandbox      do not install the seccomp allow-list (debugging only; by\n"
             "                    default the worker may only use sockets, files and threads)\n"
             "Stops cleanly on SIGINT or SIGTERM.\n");
@@ -58,7 +62,7 @@ static const char *arg_value(int argc, char **argv, int *i) {
 int cmd_worker(int argc, char **argv) {
     worker_opts o = {0};
     char dir[512];
-    const char *tier = NULL;
+    const char *tier = NULL, *ckpt = getenv("PSL_CHECKPOINT_EVERY");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -95,6 +99,8 @@ int cmd_worker(int argc, char **argv) {
             o.deployment = v;
         else if (!strcmp(a, "--tier"))
             tier = v;
+        else if (!strcmp(a, "--checkpoint-every"))
+            ckpt = v;
         else {
             cli_err("worker: unknown option %s (see psl worker --help)", a);
             return EXIT_USAGE;
@@ -108,6 +114,7 @@ int cmd_worker(int argc, char **argv) {
         snprintf(dir, sizeof dir, "psl-data/worker-%llu", (unsigned long long)o.id);
         o.dir = dir;
     }
+    o.checkpoint_every = ckpt && *ckpt ? strtoull(ckpt, NULL, 10) : 1000;
     if (!tier)
         tier = getenv("PSL_TIER");
     if (tier && !strcmp(tier, "auto") && !o.no_sandbox) {

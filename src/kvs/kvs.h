@@ -64,6 +64,12 @@ void kvs_take_batch(kvs *k, size_t max, uint8_t **data, size_t *len, uint32_t *n
 /* Number of local writes waiting in the pending batch. */
 uint32_t kvs_pending(kvs *k);
 
+/** Encode every entry, tombstones included, with its version, as one batch (the format of
+ * kvs_take_batch): a snapshot that kvs_apply_batch merges like any batch. Pending writes are not
+ * touched. @param[out] data malloc'd, caller frees. @return 0, or ERR_LIMIT when the encoding
+ * would exceed @p max bytes (nothing is returned then). */
+int kvs_snapshot(kvs *k, size_t max, uint8_t **data, size_t *len, uint32_t *nentries);
+
 /** Apply an encoded batch (from a peer or a capsule). Verifies the encoding first: a malformed
  * batch changes nothing. @return number of writes that took effect, or ERR_CORRUPT. */
 int kvs_apply_batch(kvs *k, const uint8_t *data, size_t len);

@@ -353,6 +353,44 @@ int kvs_apply_batch(kvs *k, const uint8_t *data, size_t len) {
     return applied;
 }
 
+int kvs_snapshot(kvs *k, size_t max, uint8_t **data, size_t *len, uint32_t *nentries) {
+    pthread_rwlock_rdlock(&k->lock);
+    size_t it = 0, total = 16;
+    uint32_t n = 0;
+    entry *e;
+    while ((e = map_next(&k->m, &it)) != NULL) {
+        total += 1 + 16 + 10 + e->klen + (e->tomb ? 0 : 10 + e->vlen);
+        n++;
+    }
+    if (max && total > max) {
+        pthread_rwlock_unlock(&k->lock);
+        return ERR_LIMIT;
+    }
+    uint8_t *out = xmalloc(total), *p = out;
+    *p++ = BATCH_FORMAT;
+    p += put_varint(p, n);
+    it = 0;
+    while ((e = map_next(&k->m, &it)) != NULL) {
+        *p++ = e->tomb ? U_DEL : U_PUT;
+        put_u64(p, e->ver.hlc);
+        put_u64(p + 8, e->ver.writer);
+        p += 16;
+        p += put_varint(p, e->klen);
+        memcpy(p, e->data, e->klen);
+        p += e->klen;
+        if (!e->tomb) {
+            p += put_varint(p, e->vlen);
+            memcpy(p, e->data + e->klen, e->vlen);
+            p += e->vlen;
+        }
+    }
+    pthread_rwlock_unlock(&k->lock);
+    *data = out;
+    *len = (size_t)(p - out);
+    *nentries = n;
+    return 0;
+}
+
 int kvs_foreach(kvs *k, kvs_visit_fn fn, void *ud) {
     pthread_rwlock_rdlock(&k->lock);
     size_t it = 0;

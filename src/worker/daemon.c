@@ -712,7 +712,8 @@ int worker_run(const worker_opts *o) {
                             .sign_seed = sec->sign_seed,
                             .zctx = w.zctx,
                             .kv = w.kv,
-                            .name = w.name};
+                            .name = w.name,
+                            .checkpoint_every = o->checkpoint_every};
             rc = repl_open(&ro, &w.rp, why, sizeof why);
             km_secrets_free(sec);
             if (rc) {
@@ -722,7 +723,10 @@ int worker_run(const worker_opts *o) {
             }
             kvs_stats ks;
             kvs_get_stats(w.kv, &ks);
-            wlog(&w, "state recovered from storage: %llu keys", (unsigned long long)ks.keys);
+            repl_stats rs;
+            repl_get_stats(w.rp, &rs);
+            wlog(&w, "state recovered from storage: %llu keys (%llu capsules replayed from a checkpoint)",
+                 (unsigned long long)ks.keys, (unsigned long long)rs.from_checkpoint);
         }
         if (send_hello(&w, c) == 0) {
             wlog(&w, "connected to %s", o->coordinator);

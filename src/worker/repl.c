@@ -58,6 +58,9 @@ struct repl {
     /* Counters are atomics: the heartbeat reads them without waiting for a lock that storage
      * I/O may hold for seconds. */
     _Atomic uint64_t appends, applied_batches, multicast_in, repaired, rejected;
+    _Atomic uint64_t checkpoints, from_checkpoint;
+    uint64_t checkpoint_every; /* own records between checkpoints; 0 = never */
+    uint64_t ckpt_seq;         /* seqno of our last checkpoint (or of the resume point) */
 };
 
 static void rlog(const repl *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -99,8 +102,8 @@ typedef struct apply_ctx {
 static int apply_payload(void *arg, uint64_t seq, int kind, const uint8_t *p, size_t len) {
     apply_ctx *a = arg;
     (void)seq;
-    if (kind != CAP_KIND_DATA)
-        return 0; /* checkpoints and metadata carry no writes */
+    if (kind != CAP_KIND_DATA && kind != CAP_KIND_CHECKPOINT)
+        return 0; /* metadata carries no writes; a checkpoint is a snapshot batch */
     int rc = kvs_apply_batch(a->r->kv, p, len);
     if (rc < 0) {
         a->rc = rc;
@@ -115,10 +118,22 @@ static int catch_up(repl *r, pcap *c) {
     if (c->bad)
         return ERR_AUTH;
     int rc;
+    bool first = !c->rd;
     if (!c->rd && (rc = cap_reader_open(r->cl, c->id, r->data_root, &c->rd)) != 0)
         return rc;
-    if ((rc = cap_reader_sync(c->rd)) != 0)
+    if (first) {
+        /* Replay starts at the newest checkpoint (a snapshot of the writer's whole memtable):
+         * everything before it is covered by the snapshot, so recovery is bounded. */
+        uint64_t ck = 0;
+        if ((rc = cap_reader_sync_from_checkpoint(c->rd, &ck)) != 0)
+            return rc;
+        if (ck > c->next_seq) {
+            c->next_seq = ck;
+            atomic_fetch_add(&r->from_checkpoint, 1);
+        }
+    } else if ((rc = cap_reader_sync(c->rd)) != 0) {
         return rc;
+    }
     if (!c->known) {
         const cap_meta *m = cap_reader_meta(c->rd);
         memcpy(c->pk, m->writer_pk, 32);
@@ -246,7 +261,7 @@ static int apply_multicast(repl *r, pcap *c, zmq_msg_t *frames, size_t nf) {
             return ERR_MALFORMED;
         uint8_t *pt = xmalloc(h.payload_len ? h.payload_len : 1);
         int rc = cap_record_open(c->dkey, rec, len, pt);
-        if (rc == 0 && h.kind == CAP_KIND_DATA)
+        if (rc == 0 && (h.kind == CAP_KIND_DATA || h.kind == CAP_KIND_CHECKPOINT))
             rc = kvs_apply_batch(r->kv, pt, h.payload_len) < 0 ? ERR_CORRUPT : 0;
         free(pt);
         if (rc)
@@ -354,6 +369,7 @@ int repl_open(const repl_opts *o, repl **out, char *why, size_t whylen) {
     *out = NULL;
     repl *r = xcalloc(1, sizeof *r);
     r->writer = o->writer;
+    r->checkpoint_every = o->checkpoint_every;
     snprintf(r->name, sizeof r->name, "%s", o->name ? o->name : "repl");
     r->kv = o->kv;
     r->zctx = o->zctx;
@@ -423,6 +439,7 @@ int repl_open(const repl_opts *o, repl **out, char *why, size_t whylen) {
     cap_head h;
     cap_writer_head(r->w, &h);
     r->last_seq = h.seqno;
+    r->ckpt_seq = h.seqno;
 
     /* Rebuild the key space from every capsule (ours too: a restart starts empty). */
     pthread_mutex_lock(&r->mu);
@@ -503,6 +520,28 @@ int repl_flush(repl *r, bool wait, uint64_t *seq) {
         r->last_seq = s;
         atomic_fetch_add(&r->appends, 1);
     }
+    /* A checkpoint every checkpoint_every records: a snapshot of the whole memtable, taken while
+     * flush_mu keeps any other record from slipping in between snapshot and checkpoint (every
+     * record before the checkpoint had its writes in the memtable before the snapshot). */
+    if (!rc && r->checkpoint_every && r->last_seq >= r->ckpt_seq + r->checkpoint_every) {
+        uint8_t *snap;
+        size_t slen;
+        uint32_t n;
+        int src = kvs_snapshot(r->kv, CAP_PAYLOAD_MAX - 64, &snap, &slen, &n);
+        if (src == 0) {
+            uint64_t s;
+            rc = cap_checkpoint(r->w, snap, slen, &s);
+            free(snap);
+            if (!rc) {
+                r->last_seq = s;
+                r->ckpt_seq = s;
+                atomic_fetch_add(&r->checkpoints, 1);
+            }
+        } else {
+            r->ckpt_seq = r->last_seq; /* too large for one record: try again later */
+            rlog(r, "state of %u keys exceeds one checkpoint record: no checkpoint", n);
+        }
+    }
     uint64_t last = r->last_seq;
     pthread_mutex_unlock(&r->flush_mu);
     if (!rc && wait && last)
@@ -563,4 +602,6 @@ void repl_get_stats(repl *r, repl_stats *s) {
     s->multicast_in = atomic_load(&r->multicast_in);
     s->repaired = atomic_load(&r->repaired);
     s->rejected = atomic_load(&r->rejected);
+    s->checkpoints = atomic_load(&r->checkpoints);
+    s->from_checkpoint = atomic_load(&r->from_checkpoint);
 }

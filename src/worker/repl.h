@@ -10,9 +10,12 @@
  * once a second every capsule's head is checked on storage (anti-entropy), so replicas converge
  * even when the untrusted forwarder drops everything.
  *
- * Recovery: at start every capsule on the storage replicas is read and verified from its first
- * record (ours included), so a new or restarted worker rebuilds the whole key space. Capsules it
- * cannot decrypt (another deployment's) are skipped with a warning.
+ * Recovery: at start every capsule on the storage replicas is read and verified from its newest
+ * checkpoint (ours included), so a new or restarted worker rebuilds the whole key space with a
+ * bounded replay. A checkpoint is a snapshot of its writer's whole memtable (every key, tombstones
+ * too, with versions) written every checkpoint_every records; since merging is idempotent and
+ * order-free, each capsule's newest snapshot plus the records after it cover every write of that
+ * writer. Capsules it cannot decrypt (another deployment's) are skipped with a warning.
  *
  * Release consistency: repl_flush(wait) makes everything written so far durable and published
  * and returns this worker's last seqno, which the worker sends with a lock release;
@@ -39,6 +42,7 @@ typedef struct repl_opts {
     void *zctx;
     kvs *kv;
     const char *name;       /* for log lines */
+    uint64_t checkpoint_every; /* write a checkpoint every N own records; 0 = never */
 } repl_opts;
 
 typedef struct repl repl;
@@ -60,6 +64,8 @@ int repl_wait_for(repl *r, uint64_t writer, uint64_t seqno, int timeout_ms);
 
 typedef struct repl_stats {
     uint64_t appends, own_seq, applied_batches, multicast_in, repaired, rejected;
+    uint64_t checkpoints;     /* checkpoints we wrote */
+    uint64_t from_checkpoint; /* capsules whose recovery started at a checkpoint */
 } repl_stats;
 void repl_get_stats(repl *r, repl_stats *s);
 

@@ -34,6 +34,7 @@ typedef struct worker_opts {
     const char *fwd_sub;     /* forwarder XPUB endpoint (receive peers' updates there) */
     const char *deployment;  /* key manager deployment (NULL = "default") */
     bool no_sandbox;         /* skip the seccomp allow-list (debugging only) */
+    uint64_t checkpoint_every; /* own capsule records between checkpoints (0 = never) */
 } worker_opts;
 
 /** Run until SIGINT/SIGTERM. @return 0 on a clean stop, or an ERR_* code (printed) when it could

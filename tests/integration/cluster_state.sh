@@ -13,6 +13,9 @@ cleanup() { "$PSL" down --dir "$D" >/dev/null 2>&1; [ -n "${KEEP:-}" ] || rm -rf
 trap cleanup EXIT INT TERM
 ok() { echo "ok:   $*"; PASSES=$((PASSES + 1)); }
 bad() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
+# Workers write a checkpoint every 5 records of their capsule, so the restarts below recover from
+# checkpoints (a snapshot, then only the records after it).
+export PSL_CHECKPOINT_EVERY=5
 inv() { "$PSL" invoke "$1" --data "$2" --dir "$D" 2>>"$T/client.err"; }
 kvget() { "$PSL" kv get "$1" --dir "$D" 2>>"$T/client.err"; }
 
@@ -61,6 +64,12 @@ if [ "$r1" = "$v1" ] && [ "$r2" = "$v1" ] && [ "$ra" = "$a1" ] && [ "$rb" = "$b1
     ok "after psl down / psl up both workers hold the same state (shared=$r1 a=$ra b=$rb)"
 else
     bad "after restart: shared=$r1/$r2 (was $v1) a=$ra (was $a1) b=$rb (was $b1)"
+fi
+
+if grep -h "state recovered" "$D"/logs/worker-*.log | grep -q "([1-9][0-9]* capsules replayed from a checkpoint)"; then
+    ok "recovery started from checkpoints: $(grep -h "state recovered" "$D"/logs/worker-1.log | tail -1 | sed 's/^[^:]*: //')"
+else
+    bad "no capsule was recovered from a checkpoint: $(grep -h "state recovered" "$D"/logs/worker-*.log | tr '\n' ' ')"
 fi
 
 # 3. sync durability: acknowledged writes survive SIGKILL of a worker mid-stream.

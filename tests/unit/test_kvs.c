@@ -203,6 +203,38 @@ static void test_bounded_batches(void **state) {
     kvs_free(r);
 }
 
+static void test_snapshot(void **state) {
+    (void)state;
+    kvs *w = kvs_new(1), *r = kvs_new(2);
+    assert_int_equal(kvs_put(w, "a", 1, "old", 3), 0);
+    uint8_t *early;
+    size_t elen;
+    uint32_t en;
+    kvs_take_batch(w, 0, &early, &elen, &en); /* the put of a, delivered late below */
+    assert_int_equal(kvs_put(w, "b", 1, "bee", 3), 0);
+    assert_int_equal(kvs_delete(w, "a", 1), 0);
+    uint8_t *snap;
+    size_t len;
+    uint32_t n;
+    assert_int_equal(kvs_snapshot(w, 0, &snap, &len, &n), 0);
+    assert_int_equal(n, 2); /* b and the tombstone of a */
+    free(snap);
+    assert_int_equal(kvs_snapshot(w, 8, &snap, &len, &n), ERR_LIMIT);
+    assert_int_equal(kvs_snapshot(w, 0, &snap, &len, &n), 0);
+    assert_int_equal(kvs_apply_batch(r, snap, len), 2);
+    char buf[8];
+    size_t vlen;
+    assert_int_equal(kvs_get(r, "b", 1, buf, sizeof buf, &vlen, NULL), 0);
+    assert_int_equal(kvs_get(r, "a", 1, buf, sizeof buf, &vlen, NULL), ERR_NOTFOUND);
+    /* The tombstone keeps its version: the older put arriving late does not bring a back. */
+    assert_int_equal(kvs_apply_batch(r, early, elen), 0);
+    assert_int_equal(kvs_get(r, "a", 1, buf, sizeof buf, &vlen, NULL), ERR_NOTFOUND);
+    free(snap);
+    free(early);
+    kvs_free(w);
+    kvs_free(r);
+}
+
 static void test_corrupt_batch(void **state) {
     (void)state;
     kvs *w = kvs_new(1);
@@ -238,6 +270,7 @@ int main(void) {
         cmocka_unit_test(test_put_get_delete),
         cmocka_unit_test(test_convergence_any_order),
         cmocka_unit_test(test_bounded_batches),
+        cmocka_unit_test(test_snapshot),
         cmocka_unit_test(test_corrupt_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
