@@ -43,7 +43,7 @@ static const char *const net_calls[] = {
 };
 static const char *const file_calls[] = {
     "openat", "open", "unlink", "unlinkat", "rename", "renameat", "renameat2", "fsync",
-    "fdatasync", "mkdir", "mkdirat", "ftruncate", "statx", "getdents64", "readlink", "access",
+    "fdatasync", "mkdir", "mkdirat", "rmdir", "ftruncate", "statx", "getdents64", "readlink", "access",
     "faccessat", "faccessat2", "flock", "fallocate", "link", "linkat",
 };
 

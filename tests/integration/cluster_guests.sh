@@ -59,12 +59,24 @@ else
     echo "SKIP: AssemblyScript (askv.wasm not built: node/npm missing)"
 fi
 
-# Native code is trusted code: the gateway takes WebAssembly only.
+# Native code is trusted code: the owner (holding the admin token) deploys a shared object through
+# the gateway like a module, and the workers (sandboxed) load and run it; without the token the
+# deploy is refused.
 if [ -f "$EX/stats.so" ]; then
     if "$PSL" deploy stats "$EX/stats.so" --dir "$D" >"$T/native.out" 2>&1; then
-        bad "the gateway accepted a native shared object"
+        check stats "add s 1 2 3" "s n=3 sum=6 min=1 max=3"
+        check stats "add s 10" "s n=4 sum=16 min=1 max=10"
+        check stats "show s" "s n=4 sum=16 min=1 max=10"
     else
-        ok "the gateway refuses a native shared object ($(head -c 80 "$T/native.out"))"
+        bad "the owner could not deploy a native shared object: $(cat "$T/native.out")"
+    fi
+    GW=$(tr -d '\n\t ' < "$D/cluster.json" | sed 's/.*"gateway":"\([^"]*\)".*/\1/')
+    code=$(curl -s -o /dev/null -w '%{http_code}' --data-binary @"$EX/stats.so" \
+        "$GW/system/functions/stats2")
+    if [ "$code" = "401" ]; then
+        ok "a native deploy without the owner token is refused (401)"
+    else
+        bad "a native deploy without the owner token answered $code"
     fi
 fi
 
