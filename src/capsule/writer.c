@@ -45,13 +45,15 @@ typedef struct wbatch {
 } wbatch;
 
 #define CACHE_MAX 64
-#define MAX_INFLIGHT 4 /* batches sent but not yet durable */
-#define JOURNAL_WRAP                                                                               \
-    (16u << 20) /* journal bytes after which the pipeline drains and it restarts                   \
-                 */
-#define JOURNAL_WRAP_RECS                                                                          \
-    32768u /* same, in records (a resumed journal is resent as one append)                         \
-            */
+/* Batches sent but not yet durable; another one is started only when at least PIPE_MIN_*
+ * are queued (a few records rather wait for the batch ahead: group commit). */
+#define MAX_INFLIGHT 4
+#define PIPE_MIN_RECORDS 32u
+#define PIPE_MIN_BYTES (256u << 10)
+/* Journal size (bytes, records) after which the pipeline drains so that the journal restarts at
+ * offset 0 (a resumed journal is resent as one append, which must stay within the limits). */
+#define JOURNAL_WRAP (16u << 20)
+#define JOURNAL_WRAP_RECS 32768u
 
 struct cap_writer {
     cap_keys k;
@@ -66,9 +68,11 @@ struct cap_writer {
     bool thr_started;
     pthread_mutex_t mu;
     pthread_cond_t cv_done;
-    int wake[2]; /* pipe: appenders wake the committer out of zmq_poll when it is idle */
-    bool idle;   /* the committer waits for work (under mu) */
+    int wake[2];    /* pipe: appenders wake the committer out of zmq_poll when it is idle */
+    bool idle;      /* the committer waits for work (under mu) */
+    size_t wake_qn; /* ... and wants waking when this many records are queued */
     pend *qh, *qt;
+    size_t qn, qbytes;    /* queued records and payload bytes */
     uint64_t next_seq;    /* seqno the next submit gets */
     uint64_t durable_seq; /* highest seqno durable on f+1 replicas */
     cap_head head;        /* signed head of durable_seq */
@@ -488,6 +492,8 @@ static wbatch *build_batch(cap_writer *w, size_t maxr, size_t maxb, size_t *nrec
             break;
     }
     w->qh = last->next;
+    w->qn -= nrec;
+    w->qbytes -= bytes;
     if (!w->qh)
         w->qt = NULL;
     last->next = NULL;
@@ -554,7 +560,8 @@ static void *committer(void *arg) {
             pthread_mutex_unlock(&w->mu);
             break;
         }
-        if (w->qh && w->ninfl < MAX_INFLIGHT && !wrap) {
+        bool worth = w->ninfl == 0 || w->qn >= PIPE_MIN_RECORDS || w->qbytes >= PIPE_MIN_BYTES;
+        if (w->qh && w->ninfl < MAX_INFLIGHT && !wrap && worth) {
             size_t nrec, bytes;
             wbatch *b = build_batch(w, maxr, maxb, &nrec, &bytes); /* releases mu */
             int rc = journal_write(w, b);
@@ -582,7 +589,9 @@ static void *committer(void *arg) {
             pthread_mutex_unlock(&w->mu);
             break;
         }
-        w->idle = !w->qh;
+        /* Idle: no batch to start now. An appender wakes us once the queue is worth a batch. */
+        w->idle = true;
+        w->wake_qn = w->ninfl == 0 ? 1 : PIPE_MIN_RECORDS;
         pthread_mutex_unlock(&w->mu);
         /* Wait for acks, or (idle) for new appends; the pipe wakes us from zmq_poll. */
         int rc = pump(w, w->ninfl ? 5 : 20);
@@ -879,9 +888,12 @@ static int submit(cap_writer *w, uint8_t kind, const void *payload, size_t len, 
     else
         w->qh = p;
     w->qt = p;
+    w->qn++;
+    w->qbytes += len;
     *seq = w->next_seq++;
-    bool wake = w->idle;
-    w->idle = false;
+    bool wake = w->idle && (w->qn >= w->wake_qn || w->qbytes >= PIPE_MIN_BYTES);
+    if (wake)
+        w->idle = false;
     pthread_mutex_unlock(&w->mu);
     if (wake)
         CAP_IGNORE(write(w->wake[1], "w", 1) < 0); /* full pipe: a wakeup is pending anyway */
