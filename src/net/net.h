@@ -37,7 +37,7 @@
 #include "tee/tee.h"
 
 #define NET_MAX_MSG_DEFAULT (1u << 20) /* largest application message by default (1 MiB) */
-#define NET_FRAME_OVERHEAD 64u         /* envelope + header + tag, upper bound */
+#define NET_FRAME_OVERHEAD 64u         /* frame header (30) + tag (16), upper bound */
 
 /** How this side authenticates, and what it accepts from the peer. Borrowed for the lifetime of
  * the channel or server. */

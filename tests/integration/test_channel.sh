@@ -47,12 +47,20 @@ sleep 0.3
 run_case() {
     name=$1 mode=$2 dir=$3 at=$4 side=$5 text=$6
     shift 6
-    next_port; mp=$BASE
-    "$MITM" --listen "tcp://127.0.0.1:$mp" --connect "tcp://127.0.0.1:$SP" --mode "$mode" \
-        --dir "$dir" --at "$at" --size 1600000 2> "$T/mitm.$name" &
-    mpid=$!
+    tries=0
+    while :; do # a port taken by someone else: the mitm exits; take the next one
+        next_port; mp=$BASE
+        "$MITM" --listen "tcp://127.0.0.1:$mp" --connect "tcp://127.0.0.1:$SP" --mode "$mode" \
+            --dir "$dir" --at "$at" --size 1600000 2> "$T/mitm.$name" &
+        mpid=$!
+        i=0
+        while [ $i -lt 100 ] && kill -0 "$mpid" 2>/dev/null && ! grep -q " mode " "$T/mitm.$name"; do
+            sleep 0.05; i=$((i + 1))
+        done
+        if kill -0 "$mpid" 2>/dev/null || [ $tries -ge 5 ]; then break; fi
+        tries=$((tries + 1))
+    done
     PIDS="$PIDS $mpid"
-    sleep 0.1
     before=$(wc -l < "$T/server.err")
     out=$(timeout 20 "$PEER" connect --connect "tcp://127.0.0.1:$mp" --home "$H" \
         --policy "$T/dev.pol" --count 4 "$@" 2>&1)
