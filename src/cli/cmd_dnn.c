@@ -446,7 +446,7 @@ static int write_plot(const char *png, const run_result *rs, int n) {
     FILE *f = fdopen(fd, "w");
     for (int i = 0; i < n; i++) {
         double cum = 0;
-        fprintf(f, "# %s K=%u\n0 0\n", rs[i].sync ? "sync" : "async", rs[i].K);
+        fprintf(f, "# %s K=%u\n", rs[i].sync ? "sync" : "async", rs[i].K);
         for (int ep = 0; ep < rs[i].nepochs; ep++) {
             cum += rs[i].e[ep].secs;
             fprintf(f, "%.3f %.3f\n", cum, rs[i].e[ep].acc * 100);
@@ -463,7 +463,7 @@ static int write_plot(const char *png, const run_result *rs, int n) {
     fprintf(f, "set terminal pngcairo size 900,600 noenhanced\nset output '%s'\n", png);
     fprintf(f, "set title 'psl bench dnn: test accuracy against training time'\n");
     fprintf(f, "set key bottom right\nset grid\nset xlabel 'training time (s)'\n"
-               "set ylabel 'test accuracy (%%)'\nset yrange [0:100]\nplot ");
+               "set ylabel 'test accuracy (%%)'\nplot ");
     for (int i = 0; i < n; i++)
         fprintf(f, "%s'%s' index %d using 1:2 with linespoints title '%s K=%u'", i ? ", " : "", dat,
                 i, rs[i].sync ? "sync" : "async", rs[i].K);
