@@ -547,6 +547,7 @@ static int parse_opts(int argc, char **argv, dopts *o) {
                 }
                 o->lambdas[o->nlambdas++] = (uint32_t)x;
             }
+            end = NULL; /* it pointed into buf, which ends here */
         } else if (!strcmp(a, "--mode")) {
             o->modes[0] = strstr(v, "sync") && (strstr(v, "sync") == v || strstr(v, ",sync"));
             o->modes[1] = strstr(v, "async") != NULL;
