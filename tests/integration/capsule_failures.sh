@@ -135,8 +135,10 @@ echo "C: ok (writer resumed at the durable head; $NC + 50 acknowledged appends r
 # writer's pipeline fills with journaled, signed batches that only replica 1 holds. On restart the
 # writer must resend all of them (the journal holds several entries); signing anything else at
 # those seqnos would be a fork.
+# The file exists before the loop below reads it (the background job may not have opened it yet).
+: >"$T/acked_e"
 "$PSL" capsule append --replicas "$R" --keys "$T/keys" --capsule "$ID" --journal "$T/journal" \
-    --stream 100000 --window 400 --prefix e >"$T/acked_e" 2>/dev/null &
+    --stream 100000 --window 400 --prefix e >>"$T/acked_e" 2>/dev/null &
 APID=$!
 i=0
 while [ "$(wc -l <"$T/acked_e")" -lt 400 ]; do
