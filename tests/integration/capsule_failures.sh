@@ -47,8 +47,9 @@ ID=$("$PSL" capsule create --replicas "$R" --keys "$T/keys" --name failures --jo
 echo "capsule $ID"
 
 # ---- A: kill -9 one replica during a stream of appends ----------------------------------------
+: >"$T/acked_a" # exists before the wait loop reads it
 "$PSL" capsule append --replicas "$R" --keys "$T/keys" --capsule "$ID" --journal "$T/journal" \
-    --stream 4000 --window 4 --prefix a >"$T/acked_a" 2>"$T/append_a.err" &
+    --stream 4000 --window 4 --prefix a >>"$T/acked_a" 2>"$T/append_a.err" &
 APID=$!
 i=0
 while [ "$(wc -l <"$T/acked_a")" -lt 500 ]; do
