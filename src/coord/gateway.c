@@ -21,6 +21,8 @@
 #include <inttypes.h>
 #include <arpa/inet.h>
 #include <microhttpd.h>
+
+#include "coord/mhd_lazy.h"
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
