@@ -7,7 +7,7 @@
  * Requests (first line; "put" carries a binary body after the newline):
  *   put KEY\n<bytes>                     store the body under KEY (the data loader)
  *   init RUN SEED                         write initial parameters dnn/RUN/p/C
- *   train RUN MODE K k EPOCH N B LR       one epoch of lambda k of K on its shard of the first N
+ *   train RUN MODE K k EPOCH N B LR [P]   one epoch of lambda k of K on its shard of the first N
  *                                         training images, per-lambda batch B, MODE sync|async
  *   eval RUN MODE K N                     accuracy and loss on the first N test images
  * Every answer is one line "ok key=value ..." or "error ...". */
@@ -263,7 +263,8 @@ static int barrier(const char *run, int K, long t) {
     return 0;
 }
 
-static int cmd_train(const char *run, int sync, int K, int k, int epoch, long N, int B, float lr) {
+static int cmd_train(const char *run, int sync, int K, int k, int epoch, long N, int B, float lr,
+                     int every) {
     long per = N / K, steps = per / B;
     float *w = malloc(NPARAM * sizeof(float)), *g = malloc(NPARAM * sizeof(float));
     float *own = NULL, *tmp = malloc(NPARAM * sizeof(float)), *base = NULL;
@@ -364,6 +365,10 @@ static int cmd_train(const char *run, int sync, int K, int k, int epoch, long N,
             snprintf(pre, sizeof pre, "dnn/%s/d/%d", run, k);
             char pub[128];
             snprintf(pub, sizeof pub, "dnn/%s/pub/%d", run, k);
+            /* Publish every `every` steps (and at the last): fewer durable flushes, staler reads.
+             */
+            if ((s + 1) % every != 0 && s + 1 != steps)
+                continue;
             if (put_vec(pre, own) != 0)
                 goto done;
             t0 = now_s();
@@ -461,24 +466,26 @@ int main(void) {
     }
     memcpy(line, req, hlen);
     line[hlen] = 0;
-    char a[9][128];
-    int n = sscanf(line, "%127s %127s %127s %127s %127s %127s %127s %127s %127s", a[0], a[1], a[2],
-                   a[3], a[4], a[5], a[6], a[7], a[8]);
+    char a[10][128];
+    int n = sscanf(line, "%127s %127s %127s %127s %127s %127s %127s %127s %127s %127s", a[0], a[1],
+                   a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9]);
     int rc = 64;
     if (n == 2 && !strcmp(a[0], "put") && nl)
         rc = cmd_put(a[1], nl + 1, len - hlen - 1);
     else if (n == 3 && !strcmp(a[0], "init"))
         rc = cmd_init(a[1], (unsigned)strtoul(a[2], NULL, 10));
-    else if (n == 9 && !strcmp(a[0], "train")) {
+    else if ((n == 9 || n == 10) && !strcmp(a[0], "train")) {
         int K = atoi(a[3]), k = atoi(a[4]), B = atoi(a[7]);
         float lr = strtof(a[8], NULL);
-        if (K >= 1 && k >= 0 && k < K && B >= 1 && lr > 0)
-            rc = cmd_train(a[1], !strcmp(a[2], "sync"), K, k, atoi(a[5]), atol(a[6]), B, lr);
+        int every = n == 10 ? atoi(a[9]) : 1;
+        if (K >= 1 && k >= 0 && k < K && B >= 1 && lr > 0 && every >= 1)
+            rc = cmd_train(a[1], !strcmp(a[2], "sync"), K, k, atoi(a[5]), atol(a[6]), B, lr, every);
     } else if (n == 5 && !strcmp(a[0], "eval") && atoi(a[3]) >= 1)
         rc = cmd_eval(a[1], !strcmp(a[2], "sync"), atoi(a[3]), atol(a[4]));
     if (rc == 64)
-        fprintf(stderr, "error usage: put KEY | init RUN SEED | train RUN MODE K k EPOCH N B LR | "
-                        "eval RUN MODE K N\n");
+        fprintf(stderr,
+                "error usage: put KEY | init RUN SEED | train RUN MODE K k EPOCH N B LR [P] | "
+                "eval RUN MODE K N\n");
     free(req);
     return rc;
 }

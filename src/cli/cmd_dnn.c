@@ -45,7 +45,7 @@ typedef struct dopts {
     uint32_t lambdas[8];
     int nlambdas;
     bool modes[2]; /* [0] sync, [1] async */
-    int epochs, batch, workers;
+    int epochs, batch, workers, publish;
     long train, test;
     double lr;
     unsigned seed;
@@ -357,9 +357,9 @@ static int train_run(const denv *e, const dopts *o, bool sync, uint32_t K, run_r
         double t0 = now_s();
         for (uint32_t k = 0; k < K; k++) {
             jobs[k] = (lambda_job){.url = e->url};
-            snprintf(jobs[k].req, sizeof jobs[k].req, "train %s %s %u %u %d %ld %d %g", run,
+            snprintf(jobs[k].req, sizeof jobs[k].req, "train %s %s %u %u %d %ld %d %g %d", run,
                      sync ? "sync" : "async", K, k, ep, o->train, o->batch,
-                     sync ? o->lr * K : o->lr);
+                     sync ? o->lr * K : o->lr, o->publish);
             if (pthread_create(&th[k], NULL, lambda_main, &jobs[k]) != 0) {
                 jobs[k].rc = -1;
                 th[k] = 0;
@@ -487,6 +487,7 @@ static void dnn_help(FILE *out) {
     fprintf(out,
             "usage: psl bench dnn [--lambdas LIST] [--mode sync,async] [--epochs E] [--train N]\n"
             "                     [--test N] [--batch B] [--lr X] [--workers W] [--dir DIR]\n"
+            "                     [--publish-every P]\n"
             "                     [--tier interp|jit] [--fn FILE] [--data DIR] [--seed N]\n"
             "                     [--csv FILE] [--plot FILE.png] [--min-accuracy X]\n"
             "                     [--quiet|--verbose]\n"
@@ -503,6 +504,7 @@ static void dnn_help(FILE *out) {
             "  A cluster of --workers (2) is started in a temporary directory unless --dir\n"
             "  names a running one; --tier sets its workers' PSL_TIER (default interp).\n"
             "  --min-accuracy X: exit 1 unless every run ends with test accuracy >= X (0..1).\n"
+            "  --publish-every P: async lambdas publish their delta every P steps (default 1).\n"
             "  --verbose: print every lambda's answer (compute and wait seconds, bytes).\n");
 }
 
@@ -514,6 +516,7 @@ static int parse_opts(int argc, char **argv, dopts *o) {
                  .test = 2000,
                  .lr = 0.1,
                  .seed = 1,
+                 .publish = 1,
                  .data_dir = DNN_DATA_DIR};
     o->lambdas[0] = 1, o->lambdas[1] = 2, o->lambdas[2] = 4, o->nlambdas = 3;
     o->modes[0] = o->modes[1] = true;
@@ -563,6 +566,8 @@ static int parse_opts(int argc, char **argv, dopts *o) {
             o->test = strtol(v, &end, 10);
         else if (!strcmp(a, "--batch"))
             o->batch = (int)strtol(v, &end, 10);
+        else if (!strcmp(a, "--publish-every"))
+            o->publish = (int)strtol(v, &end, 10);
         else if (!strcmp(a, "--workers"))
             o->workers = (int)strtol(v, &end, 10);
         else if (!strcmp(a, "--lr"))
@@ -592,8 +597,9 @@ static int parse_opts(int argc, char **argv, dopts *o) {
             return EXIT_USAGE;
         }
     }
-    if (o->epochs < 1 || o->epochs > MAX_EPOCHS || o->batch < 1 || o->workers < 1 || o->train < 1 ||
-        o->train > 60000 || o->test < 1 || o->test > 10000 || !(o->lr > 0)) {
+    if (o->epochs < 1 || o->epochs > MAX_EPOCHS || o->batch < 1 || o->workers < 1 ||
+        o->publish < 1 || o->train < 1 || o->train > 60000 || o->test < 1 || o->test > 10000 ||
+        !(o->lr > 0)) {
         cli_err("bench dnn: bad sizes (epochs 1..%d, train 1..60000, test 1..10000, batch, "
                 "workers and lr > 0)",
                 MAX_EPOCHS);
