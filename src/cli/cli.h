@@ -6,6 +6,7 @@
 #ifndef PSL_CLI_CLI_H
 #define PSL_CLI_CLI_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #define PSL_VERSION "0.1.0"
@@ -88,6 +89,12 @@ int cmd_logs(int argc, char **argv);
 void cmd_logs_help(FILE *out);
 int cmd_kv(int argc, char **argv);
 void cmd_kv_help(FILE *out);
+
+/* cli_util.c: run argv (argv[0] a path) and wait; its stdout goes to /dev/null when quiet.
+ * Returns its exit status, 128 when it died from a signal, or -errno when it could not start. */
+int cli_run_wait(char *const argv[], bool quiet);
+/* The gateway URL of the cluster in DIR (from DIR/cluster.json), malloc'd, or NULL. */
+char *cli_cluster_gateway(const char *dir);
 
 /* Print "psl: " + message + newline to stderr. */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -278,10 +278,7 @@ static char *gateway_url(const copts *o) {
     const char *e = getenv("PSL_GATEWAY");
     if (e && *e)
         return xstrdup(e);
-    cJSON *j = read_cluster(default_dir(o));
-    const cJSON *g = j ? cJSON_GetObjectItemCaseSensitive(j, "gateway") : NULL;
-    char *u = cJSON_IsString(g) ? xstrdup(g->valuestring) : NULL;
-    cJSON_Delete(j);
+    char *u = cli_cluster_gateway(default_dir(o));
     if (!u)
         cli_err("no cluster found: run `psl up` first, or give --gateway URL (or PSL_GATEWAY)");
     return u;

@@ -230,26 +230,6 @@ static int load_set(const char *url, const char *set, const uint8_t *recs, long 
 
 /* ---------- cluster ---------- */
 
-static int run_wait(char *const argv[], bool quiet) {
-    fflush(stdout);
-    fflush(stderr);
-    pid_t p = fork();
-    if (p < 0)
-        return -errno;
-    if (p == 0) {
-        if (quiet) {
-            FILE *f = freopen("/dev/null", "w", stdout);
-            (void)f;
-        }
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    int st;
-    while (waitpid(p, &st, 0) < 0 && errno == EINTR) {
-    }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
 typedef struct denv {
     char self[4096], tmpdir[256], url[512];
     const char *dir;
@@ -276,33 +256,22 @@ static int cluster_start(denv *e, const dopts *o, uint32_t maxk) {
         if (!o->quiet)
             fprintf(stderr, "dnn: psl up --workers %s --threads %s --dir %s%s%s\n", w, t, e->tmpdir,
                     o->tier ? " (PSL_TIER=" : "", o->tier ? o->tier : "");
-        if (run_wait(av, true) != 0) {
+        if (cli_run_wait(av, true) != 0) {
             cli_err("bench dnn: psl up failed (logs in %s/logs)", e->tmpdir);
             return EXIT_FAILED;
         }
     }
-    char path[4200];
-    snprintf(path, sizeof path, "%s/cluster.json", e->dir);
-    uint8_t *b;
-    size_t n;
-    if (plat_read_file(path, &b, &n) != 0) {
-        cli_err("bench dnn: no cluster in %s", e->dir);
+    char *gw = cli_cluster_gateway(e->dir);
+    if (!gw) {
+        cli_err("bench dnn: no cluster with a gateway in %s (cluster.json)", e->dir);
         return EXIT_FAILED;
     }
-    cJSON *j = cJSON_ParseWithLength((const char *)b, n);
-    free(b);
-    const cJSON *g = j ? cJSON_GetObjectItemCaseSensitive(j, "gateway") : NULL;
-    if (!cJSON_IsString(g)) {
-        cJSON_Delete(j);
-        cli_err("bench dnn: %s has no gateway", path);
-        return EXIT_FAILED;
-    }
-    snprintf(e->url, sizeof e->url, "%s/function/dnn", g->valuestring);
-    cJSON_Delete(j);
+    snprintf(e->url, sizeof e->url, "%s/function/dnn", gw);
+    free(gw);
     char *av[] = {e->self,   "deploy",          "dnn", (char *)o->fn_path, "--timeout-ms",
                   "7200000", "--max-memory-mb", "512", "--max-request",    "2097152",
                   "--dir",   (char *)e->dir,    NULL};
-    if (run_wait(av, true) != 0) {
+    if (cli_run_wait(av, true) != 0) {
         cli_err("bench dnn: psl deploy dnn %s failed", o->fn_path);
         return EXIT_FAILED;
     }
@@ -313,10 +282,10 @@ static void cluster_stop(denv *e) {
     if (!e->tmpdir[0])
         return;
     char *down[] = {e->self, "down", "--dir", e->tmpdir, NULL};
-    run_wait(down, true);
+    cli_run_wait(down, true);
     if (!getenv("PSL_DNN_KEEP")) {
         char *rm[] = {"/bin/rm", "-rf", e->tmpdir, NULL};
-        run_wait(rm, true);
+        cli_run_wait(rm, true);
     }
     e->tmpdir[0] = 0;
 }
@@ -470,7 +439,7 @@ static int write_plot(const char *png, const run_result *rs, int n) {
     fprintf(f, "\n");
     fclose(f);
     char *av[] = {"/usr/bin/gnuplot", gp, NULL};
-    int rc = access(av[0], X_OK) == 0 ? run_wait(av, false) : 127;
+    int rc = access(av[0], X_OK) == 0 ? cli_run_wait(av, false) : 127;
     unlink(dat);
     unlink(gp);
     if (rc != 0) {

@@ -104,26 +104,6 @@ static double now_s(void) {
 
 /* ---------- small process helpers ---------- */
 
-static int run_wait(char *const argv[], bool quiet) {
-    fflush(stdout); /* the child must not write our buffered output again */
-    fflush(stderr);
-    pid_t p = fork();
-    if (p < 0)
-        return -errno;
-    if (p == 0) {
-        if (quiet) {
-            FILE *f = freopen("/dev/null", "w", stdout);
-            (void)f;
-        }
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    int st;
-    while (waitpid(p, &st, 0) < 0 && errno == EINTR) {
-    }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
 static int free_port(void) {
     int s = socket(AF_INET, SOCK_STREAM, 0);
     if (s < 0)
@@ -252,7 +232,7 @@ static int psl_deploy(env *e, const yopts *o, bool sync) {
                   "--dir",
                   (char *)e->dir,
                   NULL};
-    if (run_wait(av, true) != 0) {
+    if (cli_run_wait(av, true) != 0) {
         cli_err("bench ycsb: psl deploy %s failed", fn_name(sync));
         return EXIT_FAILED;
     }
@@ -284,29 +264,18 @@ static int psl_start(env *e, const yopts *o) {
         if (!o->quiet)
             fprintf(stderr, "ycsb: psl up --workers %s --threads %s --dir %s\n", workers, threads,
                     e->dir);
-        if (run_wait(av, true) != 0) {
+        if (cli_run_wait(av, true) != 0) {
             cli_err("bench ycsb: psl up failed (logs in %s/logs)", e->dir);
             return EXIT_FAILED;
         }
     }
-    char path[4200];
-    snprintf(path, sizeof path, "%s/cluster.json", e->dir);
-    uint8_t *b;
-    size_t n;
-    if (plat_read_file(path, &b, &n) != 0) {
-        cli_err("bench ycsb: no cluster in %s", e->dir);
+    char *gw = cli_cluster_gateway(e->dir);
+    if (!gw) {
+        cli_err("bench ycsb: no cluster with a gateway in %s (cluster.json)", e->dir);
         return EXIT_FAILED;
     }
-    cJSON *j = cJSON_ParseWithLength((const char *)b, n);
-    free(b);
-    const cJSON *g = j ? cJSON_GetObjectItemCaseSensitive(j, "gateway") : NULL;
-    if (!cJSON_IsString(g)) {
-        cJSON_Delete(j);
-        cli_err("bench ycsb: %s has no gateway", path);
-        return EXIT_FAILED;
-    }
-    snprintf(e->gateway, sizeof e->gateway, "%s", g->valuestring);
-    cJSON_Delete(j);
+    snprintf(e->gateway, sizeof e->gateway, "%s", gw);
+    free(gw);
     if (psl_deploy(e, o, false) != 0 || psl_deploy(e, o, true) != 0)
         return EXIT_FAILED;
     return 0;
@@ -316,10 +285,10 @@ static void psl_stop(env *e) {
     if (!e->tmpdir[0])
         return;
     char *down[] = {e->self, "down", "--dir", e->tmpdir, NULL};
-    run_wait(down, true);
+    cli_run_wait(down, true);
     if (!getenv("PSL_YCSB_KEEP")) {
         char *rm[] = {"/bin/rm", "-rf", e->tmpdir, NULL};
-        run_wait(rm, true);
+        cli_run_wait(rm, true);
     }
     e->tmpdir[0] = 0;
 }
@@ -1096,7 +1065,7 @@ static int write_plot(const char *png, const result *rs, int n, uint64_t records
     fprintf(f, "\nunset multiplot\n");
     fclose(f);
     char *av[] = {"/usr/bin/gnuplot", gp, NULL};
-    int rc = access(av[0], X_OK) == 0 ? run_wait(av, false) : 127;
+    int rc = access(av[0], X_OK) == 0 ? cli_run_wait(av, false) : 127;
     unlink(dat);
     unlink(gp);
     if (rc != 0) {

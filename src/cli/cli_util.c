@@ -1,0 +1,52 @@
+/* Helpers shared by the subcommands that drive other psl processes (bench ycsb, bench dnn,
+ * the cluster commands). */
+#include "cli/cli.h"
+
+#include "platform/platform.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int cli_run_wait(char *const argv[], bool quiet) {
+    fflush(stdout); /* the child must not write our buffered output again */
+    fflush(stderr);
+    pid_t p = fork();
+    if (p < 0)
+        return -errno;
+    if (p == 0) {
+        if (quiet) {
+            FILE *f = freopen("/dev/null", "w", stdout);
+            (void)f;
+        }
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int st;
+    while (waitpid(p, &st, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+char *cli_cluster_gateway(const char *dir) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/cluster.json", dir);
+    uint8_t *b;
+    size_t n;
+    if (plat_read_file(path, &b, &n) != 0)
+        return NULL;
+    cJSON *j = cJSON_ParseWithLength((const char *)b, n);
+    free(b);
+    const cJSON *g = j ? cJSON_GetObjectItemCaseSensitive(j, "gateway") : NULL;
+    char *u = NULL;
+    if (cJSON_IsString(g)) {
+        u = malloc(strlen(g->valuestring) + 1);
+        if (u)
+            strcpy(u, g->valuestring);
+    }
+    cJSON_Delete(j);
+    return u;
+}
