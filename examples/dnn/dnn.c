@@ -68,6 +68,9 @@ static int sync_point(const char *name) {
     return rc;
 }
 
+/* The loader releases this lock after each put; readers of the data acquire it first. */
+#define DATA_LOCK "dnn/data"
+
 static size_t chunk_len(int c) {
     size_t n = NPARAM - (size_t)c * DNN_CHUNK;
     return n < DNN_CHUNK ? n : DNN_CHUNK;
@@ -106,6 +109,10 @@ static int put_vec(const char *prefix, const float *v) {
 
 /* Images [first, first+n) of set "tx" (training) or "ex" (test), REC bytes each. */
 static uint8_t *load_images(const char *set, long first, long n) {
+    if (sync_point(DATA_LOCK) != 0) { /* see every image the loader released */
+        fprintf(stderr, "error: lock dnn/data\n");
+        return NULL;
+    }
     uint8_t *out = malloc((size_t)n * REC);
     uint8_t *chunk = malloc((size_t)PER_KEY * REC);
     if (!out || !chunk)
@@ -203,7 +210,9 @@ static void backward(const float *w, const float *x, int label, const float *h, 
 }
 
 static int cmd_put(const char *key, const uint8_t *body, size_t len) {
-    if (kv_put(key, body, len) != 0) {
+    /* Released under DATA_LOCK: a lambda on another worker acquires it before reading the data,
+     * so release consistency hands it this write (eventual consistency alone could be late). */
+    if (kv_put(key, body, len) != 0 || sync_point(DATA_LOCK) != 0) {
         fprintf(stderr, "error put %s (%zu bytes)\n", key, len);
         return 1;
     }
