@@ -93,6 +93,9 @@ void cmd_kv_help(FILE *out);
 /* cli_util.c: run argv (argv[0] a path) and wait; its stdout goes to /dev/null when quiet.
  * Returns its exit status, 128 when it died from a signal, or -errno when it could not start. */
 int cli_run_wait(char *const argv[], bool quiet);
+/* Run gnuplot on @p script, remove it and @p data, report @p png as written (as @p who).
+ * Returns 0 or EXIT_FAILED (printed). */
+int cli_gnuplot(const char *script, const char *data, const char *png, const char *who);
 /* The gateway URL of the cluster in DIR (from DIR/cluster.json), malloc'd, or NULL. */
 char *cli_cluster_gateway(const char *dir);
 

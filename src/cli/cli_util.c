@@ -50,3 +50,16 @@ char *cli_cluster_gateway(const char *dir) {
     cJSON_Delete(j);
     return u;
 }
+
+int cli_gnuplot(const char *script, const char *data, const char *png, const char *who) {
+    char *av[] = {"/usr/bin/gnuplot", (char *)script, NULL};
+    int rc = access(av[0], X_OK) == 0 ? cli_run_wait(av, false) : 127;
+    unlink(data);
+    unlink(script);
+    if (rc != 0) {
+        cli_err("%s: gnuplot failed (Debian package gnuplot-nox)", who);
+        return EXIT_FAILED;
+    }
+    fprintf(stderr, "%s: wrote %s\n", who, png);
+    return 0;
+}

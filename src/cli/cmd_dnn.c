@@ -438,16 +438,7 @@ static int write_plot(const char *png, const run_result *rs, int n) {
                 i, rs[i].sync ? "sync" : "async", rs[i].K);
     fprintf(f, "\n");
     fclose(f);
-    char *av[] = {"/usr/bin/gnuplot", gp, NULL};
-    int rc = access(av[0], X_OK) == 0 ? cli_run_wait(av, false) : 127;
-    unlink(dat);
-    unlink(gp);
-    if (rc != 0) {
-        cli_err("bench dnn: gnuplot failed (Debian package gnuplot-nox)");
-        return EXIT_FAILED;
-    }
-    fprintf(stderr, "dnn: wrote %s\n", png);
-    return 0;
+    return cli_gnuplot(gp, dat, png, "dnn");
 }
 
 /* ---------- options ---------- */

@@ -1064,16 +1064,7 @@ static int write_plot(const char *png, const result *rs, int n, uint64_t records
                 series[k]);
     fprintf(f, "\nunset multiplot\n");
     fclose(f);
-    char *av[] = {"/usr/bin/gnuplot", gp, NULL};
-    int rc = access(av[0], X_OK) == 0 ? cli_run_wait(av, false) : 127;
-    unlink(dat);
-    unlink(gp);
-    if (rc != 0) {
-        cli_err("bench ycsb: gnuplot failed (Debian package gnuplot-nox)");
-        return EXIT_FAILED;
-    }
-    fprintf(stderr, "ycsb: wrote %s\n", png);
-    return 0;
+    return cli_gnuplot(gp, dat, png, "ycsb");
 }
 
 /* ---------- options ---------- */

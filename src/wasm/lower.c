@@ -730,6 +730,15 @@ static void check_table(lower *c, uint32_t t) {
         INVALID("unknown table %u", t);
 }
 
+/* Read a table index immediate and check it. False when the read or the check failed. */
+static bool read_table(lower *c, uint32_t *t) {
+    *t = wasm__rd_u32(&c->r);
+    if (c->r.bad)
+        return false;
+    check_table(c, *t);
+    return !c->fail;
+}
+
 static void check_elem(lower *c, uint32_t e) {
     if (e >= c->m->nelems)
         INVALID("unknown elem segment %u", e);
@@ -1234,11 +1243,8 @@ static int lower_body(lower *c) {
         }
         case 0x25: /* table.get */
         case 0x26: { /* table.set */
-            uint32_t t = wasm__rd_u32(r);
-            if (r->bad)
-                break;
-            check_table(c, t);
-            if (c->fail)
+            uint32_t t;
+            if (!read_table(c, &t))
                 break;
             uint8_t et = m->tables[t].elemtype;
             if (op == 0x25) {
@@ -1467,11 +1473,8 @@ static int lower_body(lower *c) {
             }
             case 15: /* table.grow */
             case 17: { /* table.fill */
-                uint32_t t = wasm__rd_u32(r);
-                if (r->bad)
-                    break;
-                check_table(c, t);
-                if (c->fail)
+                uint32_t t;
+                if (!read_table(c, &t))
                     break;
                 uint8_t et = m->tables[t].elemtype;
                 if (sub == 15) {
@@ -1498,11 +1501,8 @@ static int lower_body(lower *c) {
                 break;
             }
             case 16: { /* table.size */
-                uint32_t t = wasm__rd_u32(r);
-                if (r->bad)
-                    break;
-                check_table(c, t);
-                if (c->fail)
+                uint32_t t;
+                if (!read_table(c, &t))
                     break;
                 if (!dead(c)) {
                     emit_op(c, OP_table_size);
