@@ -11,7 +11,7 @@ set -u
 PSL=${1:?usage: capsule_failures.sh PATH/TO/psl}
 HERE=$(cd "$(dirname "$0")" && pwd)
 T=$(mktemp -d /tmp/psl-capsule-XXXXXX)
-BASE=$((20000 + $$ % 20000))
+BASE=$((20000 + $$ % 12000)) # below 32768: never a client's ephemeral port
 P1=$BASE; P2=$((BASE + 1)); P3=$((BASE + 2))
 E1=tcp://127.0.0.1:$P1; E2=tcp://127.0.0.1:$P2; E3=tcp://127.0.0.1:$P3
 R=$E1,$E2,$E3

@@ -11,7 +11,7 @@ T=$(mktemp -d /tmp/psl-chan-test.XXXXXX)
 cp "$BIN/chan_peer" "$BIN/chan_mitm" "$T/" || { echo "cannot copy the test binaries"; exit 1; }
 PEER="$T/chan_peer"
 MITM="$T/chan_mitm"
-BASE=$((20000 + $$ % 20000))
+BASE=$((20000 + $$ % 12000)) # below 32768: never a client's ephemeral port
 FAILS=0
 PIDS=""
 cleanup() {
