@@ -5,7 +5,7 @@
  * loops receive the same way (a non-blocking try first, zmq_poll only when nothing is queued).
  * Besides wall-clock rates it reports the process CPU time per message of the throughput phase
  * (all threads: client, server, ZeroMQ I/O), which is what a loaded machine makes scarce, and
- * with --repeat N it alternates plain and secure N times and prints medians. */
+ * with --repeat N it alternates plain, secure and batched N times and prints medians. */
 #include "cli/cli.h"
 
 #include <errno.h>
@@ -24,8 +24,11 @@
 #include "platform/platform.h"
 #include "tee/tee.h"
 
+enum { PLAIN, SECURE, BATCHED, NMODES }; /* transports, in the order they are run */
+static const char *const mode_name[NMODES] = {"plain zeromq", "secure channel", "secure, batched"};
+
 typedef struct bench_srv {
-    bool secure;
+    int mode;
     void *ctx;
     const net_auth *auth;
     char endpoint[256];
@@ -34,7 +37,7 @@ typedef struct bench_srv {
 
 static void *srv_main(void *arg) {
     bench_srv *b = arg;
-    if (b->secure) {
+    if (b->mode != PLAIN) {
         net_server *s;
         if (net_server_open(b->ctx, "tcp://127.0.0.1:0", b->auth, &s) != 0) {
             atomic_store(&b->ready, -1);
@@ -48,7 +51,10 @@ static void *srv_main(void *arg) {
             size_t n;
             if (net_server_recv(s, 100, &peer, &m, &n) != 0)
                 continue;
-            if (net_server_send(s, peer, m, n) != 0)
+            /* batched: queue the echo; the server sends its queue as one frame when it finds no
+             * more input waiting */
+            if ((b->mode == BATCHED ? net_server_send_more(s, peer, m, n)
+                                    : net_server_send(s, peer, m, n)) != 0)
                 fprintf(stderr, "psl bench: echo to peer failed\n");
             free(m);
         }
@@ -97,14 +103,16 @@ static double cpu_now_us(void) {
     return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
-static int c_send(bool secure, net_chan *c, void *sock, const uint8_t *b, size_t n) {
-    if (secure)
+static int c_send(int mode, net_chan *c, void *sock, const uint8_t *b, size_t n, bool more) {
+    if (mode == BATCHED && more)
+        return net_chan_send_more(c, b, n);
+    if (mode != PLAIN)
         return net_chan_send(c, b, n);
     return zmq_send(sock, b, n, 0) == (int)n ? 0 : ERR_IO;
 }
 
-static int c_recv(bool secure, net_chan *c, void *sock) {
-    if (secure) {
+static int c_recv(int mode, net_chan *c, void *sock) {
+    if (mode != PLAIN) {
         uint8_t *m;
         size_t n;
         int rc = net_chan_recv(c, 5000, &m, &n);
@@ -115,10 +123,10 @@ static int c_recv(bool secure, net_chan *c, void *sock) {
     return zmq_recv(sock, buf, sizeof buf, 0) >= 0 ? 0 : ERR_IO;
 }
 
-static int run_one(bool secure, const net_auth *auth, size_t size, int rtts, int msgs, int window,
+static int run_one(int mode, const net_auth *auth, size_t size, int rtts, int msgs, int window,
                    int handshakes, bench_res *res) {
     void *ctx = zmq_ctx_new();
-    bench_srv b = {.secure = secure, .ctx = ctx, .auth = auth};
+    bench_srv b = {.mode = mode, .ctx = ctx, .auth = auth};
     pthread_t th;
     pthread_create(&th, NULL, srv_main, &b);
     while (atomic_load(&b.ready) == 0)
@@ -130,7 +138,7 @@ static int run_one(bool secure, const net_auth *auth, size_t size, int rtts, int
     uint8_t *buf = xcalloc(1, size);
     memset(buf, 0x42, size);
     res->hs_us = 0;
-    if (!rc && secure) {
+    if (!rc && mode != PLAIN) {
         uint64_t t0 = plat_now_ns();
         for (int i = 0; i < handshakes && !rc; i++) {
             rc = net_chan_connect(ctx, b.endpoint, auth, &c, why, sizeof why);
@@ -149,26 +157,25 @@ static int run_one(bool secure, const net_auth *auth, size_t size, int rtts, int
     if (!rc) {
         uint64_t t0 = plat_now_ns();
         for (int i = 0; i < rtts && !rc; i++) {
-            rc = c_send(secure, c, sock, buf, size);
+            rc = c_send(mode, c, sock, buf, size, false);
             if (!rc)
-                rc = c_recv(secure, c, sock);
+                rc = c_recv(mode, c, sock);
         }
         res->rtt_us = (double)(plat_now_ns() - t0) / 1e3 / rtts;
         t0 = plat_now_ns();
         double c0 = cpu_now_us();
-        int sent = 0, got = 0;
+        int sent = 0, got = 0, flush_every = window / 4 > 0 ? window / 4 : 1;
         while (!rc && got < msgs) {
             while (sent < msgs && sent - got < window && !rc)
-                rc = c_send(secure, c, sock, buf, size), sent++;
+                rc = c_send(mode, c, sock, buf, size, (sent + 1) % flush_every != 0), sent++;
             if (!rc)
-                rc = c_recv(secure, c, sock), got++;
+                rc = c_recv(mode, c, sock), got++; /* batched: waiting flushes the queue */
         }
         res->tput = (double)msgs / ((double)(plat_now_ns() - t0) / 1e9);
         res->cpu_us = (cpu_now_us() - c0) / msgs;
     }
     if (rc)
-        cli_err("bench channel (%s): %s", secure ? "secure" : "plain",
-                c ? net_chan_error(c) : err_str(rc));
+        cli_err("bench channel (%s): %s", mode_name[mode], c ? net_chan_error(c) : err_str(rc));
     free(buf);
     net_chan_close(c);
     if (sock)
@@ -222,46 +229,63 @@ static int cmd_bench_channel(int argc, char **argv) {
     tee_policy p;
     tee_policy_for(t, false, &p);
     net_auth a = {.tee = t, .peer = &p, .name = "bench"};
-    /* Columns: 0 plain rtt, 1 plain tput, 2 plain cpu, 3 secure rtt, 4 secure tput, 5 secure cpu,
-     * 6 handshake, 7 tput ratio, 8 cpu ratio (plain cpu / secure cpu). */
-    double col[9][64];
+    /* Columns: 3 per transport (rtt, tput, cpu), then handshake, then for secure and batched
+     * the throughput ratio and the CPU ratio (plain cpu / theirs) against plain. */
+    enum { HS = 3 * NMODES, RATIO = HS + 1, NCOL = RATIO + 2 * (NMODES - 1) };
+    double col[NCOL][64];
     int rc = 0;
     printf("psl bench channel: 1 KiB messages, loopback TCP, echo server in a thread\n");
     printf("AEAD: %s; window %d, %d messages, %d round trips, %d handshakes per run\n",
            cr_aead_name(cr_aead_pick(cr_aead_supported())), window, msgs, rtts, hs);
+    printf("secure: one frame (one AEAD call, one ZeroMQ message) per message; batched: the\n"
+           "client queues its window with net_chan_send_more and the echo server answers with\n"
+           "net_server_send_more, so queued messages share frames\n");
     if (repeat > 1)
-        printf("%-4s %12s %12s %10s %12s %12s %10s %10s %7s %7s\n", "run", "plain rtt us",
-               "plain msg/s", "plain cpu", "secure rtt", "secure msg/s", "secure cpu", "hs us",
-               "tput %", "cpu %");
+        printf("%-4s %12s %12s %12s %12s %10s %8s %8s\n", "run", "plain msg/s", "secure msg/s",
+               "batched msg/s", "hs us", "plain cpu", "secure%", "batched%");
     for (int r = 0; r < repeat && !rc; r++) {
-        bench_res plain, sec;
-        rc = run_one(false, &a, 1024, rtts, msgs, window, hs, &plain);
-        if (!rc)
-            rc = run_one(true, &a, 1024, rtts, msgs, window, hs, &sec);
+        bench_res res[NMODES];
+        for (int k = 0; k < NMODES && !rc; k++)
+            rc = run_one(k, &a, 1024, rtts, msgs, window, k == BATCHED ? 1 : hs, &res[k]);
         if (rc)
             break;
-        double v[9] = {plain.rtt_us, plain.tput, plain.cpu_us, sec.rtt_us, sec.tput, sec.cpu_us,
-                       sec.hs_us, 100.0 * sec.tput / plain.tput, 100.0 * plain.cpu_us / sec.cpu_us};
-        for (int k = 0; k < 9; k++)
-            col[k][r] = v[k];
+        for (int k = 0; k < NMODES; k++) {
+            col[3 * k][r] = res[k].rtt_us;
+            col[3 * k + 1][r] = res[k].tput;
+            col[3 * k + 2][r] = res[k].cpu_us;
+        }
+        col[HS][r] = res[SECURE].hs_us;
+        for (int k = 1; k < NMODES; k++) {
+            col[RATIO + 2 * (k - 1)][r] = 100.0 * res[k].tput / res[PLAIN].tput;
+            col[RATIO + 2 * (k - 1) + 1][r] = 100.0 * res[PLAIN].cpu_us / res[k].cpu_us;
+        }
         if (repeat > 1) {
-            printf("%-4d %12.1f %12.0f %10.2f %12.1f %12.0f %10.2f %10.1f %7.1f %7.1f\n", r + 1,
-                   v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]);
+            printf("%-4d %12.0f %12.0f %12.0f %12.1f %10.2f %8.1f %8.1f\n", r + 1, res[PLAIN].tput,
+                   res[SECURE].tput, res[BATCHED].tput, col[HS][r], res[PLAIN].cpu_us,
+                   col[RATIO][r], col[RATIO + 2][r]);
             fflush(stdout);
         }
     }
     if (!rc) {
-        double m[9];
-        for (int k = 0; k < 9; k++)
+        double m[NCOL];
+        for (int k = 0; k < NCOL; k++)
             m[k] = median(col[k], repeat);
         if (repeat > 1)
             printf("medians of %d runs:\n", repeat);
         printf("%-16s %14s %18s %14s %14s\n", "transport", "round trip us", "throughput msg/s",
                "CPU us/msg", "handshake us");
-        printf("%-16s %14.1f %18.0f %14.2f %14s\n", "plain zeromq", m[0], m[1], m[2], "-");
-        printf("%-16s %14.1f %18.0f %14.2f %14.1f\n", "secure channel", m[3], m[4], m[5], m[6]);
-        printf("secure/plain throughput: %.1f%%%s; CPU per message plain/secure: %.1f%%\n", m[7],
-               repeat > 1 ? " (median of the per-run ratios)" : "", m[8]);
+        for (int k = 0; k < NMODES; k++) {
+            char hsb[32] = "-";
+            if (k == SECURE)
+                snprintf(hsb, sizeof hsb, "%.1f", m[HS]);
+            printf("%-16s %14.1f %18.0f %14.2f %14s\n", mode_name[k], m[3 * k], m[3 * k + 1],
+                   m[3 * k + 2], hsb);
+        }
+        for (int k = 1; k < NMODES; k++)
+            printf("%s/plain throughput: %.1f%%%s; CPU per message plain/%s: %.1f%%\n",
+                   k == SECURE ? "secure" : "batched", m[RATIO + 2 * (k - 1)],
+                   repeat > 1 ? " (median of the per-run ratios)" : "",
+                   k == SECURE ? "secure" : "batched", m[RATIO + 2 * (k - 1) + 1]);
     }
     tee_policy_fini(&p);
     tee_close(t);

@@ -17,7 +17,7 @@
 #include "platform/platform.h"
 #include "proto/chan.pb-c.h"
 
-#define CHAN_VERSION 2u /* 2: binary data frames (docs/protocols.md) */
+#define CHAN_VERSION 3u /* 2: binary data frames; 3: batch frames (docs/protocols.md) */
 #define SID_BYTES 16u
 
 /* One side of an established (or half-open, server side) session. */
@@ -26,13 +26,21 @@ typedef struct sess {
     struct sess *next;
     uint8_t rid[256]; /* server: ZeroMQ routing id of the peer */
     size_t rid_len;
-    bool open;        /* server: ClientAuth verified (keys confirmed) */
+    bool open; /* server: ClientAuth verified (keys confirmed) */
     uint8_t id[SID_BYTES];
     uint8_t th2[CR_HASH_BYTES];
     uint8_t peer_eph[CR_KX_PK];
     char tx_dir, rx_dir; /* 'c' for client->server frames, 's' for server->client */
     cr_stream *tx, *rx;
     net_peer_info peer;
+    /* Batching (version 3): messages queued by *_send_more, sent together as one batch frame. */
+    uint8_t *txq;
+    size_t txq_len, txq_cap;
+    uint32_t txq_n;
+    /* The plaintext of a received batch frame (already authenticated and parsed) and how much of
+     * it has been handed out. */
+    uint8_t *rxb;
+    size_t rxb_len, rxb_off;
 } sess;
 
 struct net_chan {
@@ -50,6 +58,8 @@ struct net_server {
     net_auth auth;
     char endpoint[256];
     sess *sessions;
+    sess *rx_ready; /* the session whose batch frame still holds messages */
+    bool tx_queued; /* some session may hold queued messages (send_more) */
     uint64_t next_handle, rejections;
 };
 
@@ -238,9 +248,8 @@ static int make_auth(const net_auth *a, char role, const uint8_t eph_pk[32], con
     return 0;
 }
 
-static int check_auth(const net_auth *a, char role, const uint8_t eph_pk[32],
-                      const uint8_t th[32], const Psl__Auth *m, net_peer_info *out, char *why,
-                      size_t whylen) {
+static int check_auth(const net_auth *a, char role, const uint8_t eph_pk[32], const uint8_t th[32],
+                      const Psl__Auth *m, net_peer_info *out, char *why, size_t whylen) {
     uint8_t bind[32];
     char r_why[256];
     bind_of(bind, role, th);
@@ -274,8 +283,8 @@ static int check_auth(const net_auth *a, char role, const uint8_t eph_pk[32],
         }
         if (!tee_policy_accepts_client(a->peer, m->identity_pk.data)) {
             cr_hex(h, m->identity_pk.data, 32);
-            fmt(why, whylen,
-                "unattested peer: identity key %s is not a client_key of the policy", h);
+            fmt(why, whylen, "unattested peer: identity key %s is not a client_key of the policy",
+                h);
             return ERR_AUTH;
         }
         memcpy(out->identity, m->identity_pk.data, 32);
@@ -309,20 +318,30 @@ static void sess_clear(sess *s) {
     cr_stream_free(s->tx);
     cr_stream_free(s->rx);
     s->tx = s->rx = NULL;
+    free(s->txq);
+    free(s->rxb);
+    s->txq = s->rxb = NULL;
+    s->txq_len = s->txq_cap = s->rxb_len = s->rxb_off = 0;
+    s->txq_n = 0;
 }
 
 /* ---- frames -------------------------------------------------------------------------------- */
 
-/* Wire format version 2 (docs/protocols.md): a data frame is a fixed binary header followed by
- * the ciphertext, in one ZeroMQ message part, sealed straight into the zmq_msg that is sent and
+/* Wire format (docs/protocols.md): a data frame is a fixed binary header followed by the
+ * ciphertext, in one ZeroMQ message part, sealed straight into the zmq_msg that is sent and
  * opened straight from the one received (no envelope, no intermediate copies). The header is
- * the AEAD's associated data, so every header byte is authenticated. */
+ * the AEAD's associated data, so every header byte (the kind included) is authenticated.
+ * Kind 0xD2 carries one application message; kind 0xD3 (version 3) carries a batch of two or
+ * more, each as a 4-byte little-endian length and its bytes, filling the plaintext exactly. */
 #define FRAME_KIND 0xD2u /* never the first byte of a protobuf Envelope (field keys 0x0a..0x2a) */
+#define FRAME_BATCH 0xD3u
 #define FRAME_HDR (1u + 1u + SID_BYTES + 8u + 4u)
+#define BATCH_REC 4u             /* length prefix of a message in a batch */
+#define BATCH_MAX (128u * 1024u) /* a batch is sent once it would grow past this (or max_msg) */
 
-static void frame_hdr(uint8_t h[FRAME_HDR], char dir, const uint8_t id[SID_BYTES], uint64_t seq,
-                      uint32_t len) {
-    h[0] = FRAME_KIND;
+static void frame_hdr(uint8_t h[FRAME_HDR], uint8_t kind, char dir, const uint8_t id[SID_BYTES],
+                      uint64_t seq, uint32_t len) {
+    h[0] = kind;
     h[1] = (uint8_t)dir;
     memcpy(h + 2, id, SID_BYTES);
     for (int i = 0; i < 8; i++)
@@ -332,18 +351,20 @@ static void frame_hdr(uint8_t h[FRAME_HDR], char dir, const uint8_t id[SID_BYTES
 }
 
 static bool is_frame(const zmq_msg_t *m) {
-    return zmq_msg_size((zmq_msg_t *)m) > 0 &&
-           ((const uint8_t *)zmq_msg_data((zmq_msg_t *)m))[0] == FRAME_KIND;
+    if (zmq_msg_size((zmq_msg_t *)m) == 0)
+        return false;
+    uint8_t k = ((const uint8_t *)zmq_msg_data((zmq_msg_t *)m))[0];
+    return k == FRAME_KIND || k == FRAME_BATCH;
 }
 
-/* Seal @p len bytes as the session's next frame into @p out (initialised here; the caller sends
- * or closes it). */
-static int frame_seal(sess *s, const void *pt, size_t len, zmq_msg_t *out) {
+/* Seal @p len bytes as the session's next frame of @p kind into @p out (initialised here; the
+ * caller sends or closes it). */
+static int frame_seal(sess *s, uint8_t kind, const void *pt, size_t len, zmq_msg_t *out) {
     if (zmq_msg_init_size(out, FRAME_HDR + len + CR_STREAM_TAG) != 0)
         return -ENOMEM;
     uint8_t *b = zmq_msg_data(out);
     uint64_t seq = cr_stream_seq(s->tx);
-    frame_hdr(b, s->tx_dir, s->id, seq, (uint32_t)len);
+    frame_hdr(b, kind, s->tx_dir, s->id, seq, (uint32_t)len);
     int rc = cr_stream_seal(s->tx, b, FRAME_HDR, pt, len, b + FRAME_HDR, NULL);
     if (rc)
         zmq_msg_close(out);
@@ -357,10 +378,41 @@ static uint64_t get_le(const uint8_t *p, int n) {
     return v;
 }
 
+/* Check a batch plaintext completely before any of it is handed out: at least two records, each
+ * no larger than @p maxm, filling @p n bytes exactly. */
+static int batch_check(const uint8_t *pt, size_t n, size_t maxm, char *why, size_t whylen) {
+    size_t off = 0, count = 0;
+    while (off < n) {
+        if (n - off < BATCH_REC) {
+            fmt(why, whylen, "malformed batch frame (%zu stray bytes after message %zu)", n - off,
+                count);
+            return ERR_MALFORMED;
+        }
+        uint64_t l = get_le(pt + off, BATCH_REC);
+        off += BATCH_REC;
+        if (l > maxm || l > n - off) {
+            fmt(why, whylen,
+                "malformed batch frame (message %zu says %" PRIu64 " bytes, %zu left,"
+                " limit %zu)",
+                count, l, n - off, maxm);
+            return ERR_MALFORMED;
+        }
+        off += (size_t)l;
+        count++;
+    }
+    if (count < 2) {
+        fmt(why, whylen, "malformed batch frame (%zu messages; a batch holds at least 2)", count);
+        return ERR_MALFORMED;
+    }
+    return 0;
+}
+
 /* Check and decrypt one frame (@p n wire bytes at @p b, already size-checked) for session @p s.
- * @param[out] msg malloc'd plaintext (NULL when @p msg is NULL: the caller wants none). */
-static int frame_open(sess *s, const uint8_t *b, size_t n, size_t maxm, uint8_t **msg,
-                      size_t *len, char *why, size_t whylen) {
+ * A single-message frame yields its message in @p msg / @p len (NULL @p msg: the caller wants
+ * none). A batch frame is parsed into s->rxb and yields its first message; sess_pop() the rest. */
+static bool sess_pop(sess *s, uint8_t **msg, size_t *len);
+static int frame_open(sess *s, const uint8_t *b, size_t n, size_t maxm, uint8_t **msg, size_t *len,
+                      char *why, size_t whylen) {
     if (n < FRAME_HDR) {
         fmt(why, whylen, "truncated message (%zu bytes, shorter than the %u-byte frame header)", n,
             FRAME_HDR);
@@ -369,6 +421,7 @@ static int frame_open(sess *s, const uint8_t *b, size_t n, size_t maxm, uint8_t 
     uint64_t want = cr_stream_seq(s->rx);
     uint64_t seq = get_le(b + 2 + SID_BYTES, 8);
     uint32_t flen = (uint32_t)get_le(b + 10 + SID_BYTES, 4);
+    bool batch = b[0] == FRAME_BATCH;
     if (b[1] != (uint8_t)s->rx_dir) {
         fmt(why, whylen, "message for the other direction (reflected frame)");
         return ERR_AUTH;
@@ -378,13 +431,14 @@ static int frame_open(sess *s, const uint8_t *b, size_t n, size_t maxm, uint8_t 
         return ERR_AUTH;
     }
     if (seq < want) {
-        fmt(why, whylen, "replayed message (seq %" PRIu64 " already received; expecting %" PRIu64
-                         ")", seq, want);
+        fmt(why, whylen,
+            "replayed message (seq %" PRIu64 " already received; expecting %" PRIu64 ")", seq,
+            want);
         return ERR_AUTH;
     }
     if (seq > want) {
-        fmt(why, whylen, "reordered or missing message (got seq %" PRIu64 ", expecting %" PRIu64
-                         ")", seq, want);
+        fmt(why, whylen,
+            "reordered or missing message (got seq %" PRIu64 ", expecting %" PRIu64 ")", seq, want);
         return ERR_AUTH;
     }
     if (flen > maxm) {
@@ -396,11 +450,27 @@ static int frame_open(sess *s, const uint8_t *b, size_t n, size_t maxm, uint8_t 
             n - FRAME_HDR, flen);
         return ERR_MALFORMED;
     }
+    if (batch && (!msg || s->rxb)) {
+        fmt(why, whylen, "unexpected batch frame");
+        return ERR_MALFORMED;
+    }
     uint8_t *pt = xmalloc(flen ? flen : 1);
     if (cr_stream_open(s->rx, seq, b, FRAME_HDR, b + FRAME_HDR, n - FRAME_HDR, pt) != 0) {
         free(pt);
         fmt(why, whylen, "tampered message (authentication failed at seq %" PRIu64 ")", seq);
         return ERR_AUTH;
+    }
+    if (batch) {
+        int rc = batch_check(pt, flen, maxm, why, whylen);
+        if (rc) {
+            free(pt);
+            return rc;
+        }
+        s->rxb = pt;
+        s->rxb_len = flen;
+        s->rxb_off = 0;
+        (void)sess_pop(s, msg, len);
+        return 0;
     }
     if (msg)
         *msg = pt;
@@ -409,6 +479,67 @@ static int frame_open(sess *s, const uint8_t *b, size_t n, size_t maxm, uint8_t 
     if (len)
         *len = flen;
     return 0;
+}
+
+/* The next message of a received batch (malloc'd), if any is left. */
+static bool sess_pop(sess *s, uint8_t **msg, size_t *len) {
+    if (!s->rxb)
+        return false;
+    size_t l = (size_t)get_le(s->rxb + s->rxb_off, BATCH_REC); /* checked by batch_check */
+    uint8_t *m = xmalloc(l ? l : 1);
+    memcpy(m, s->rxb + s->rxb_off + BATCH_REC, l);
+    s->rxb_off += BATCH_REC + l;
+    if (s->rxb_off >= s->rxb_len) {
+        free(s->rxb);
+        s->rxb = NULL;
+        s->rxb_len = s->rxb_off = 0;
+    }
+    *msg = m;
+    *len = l;
+    return true;
+}
+
+/* Send what the session has queued: one message as an ordinary frame, more as a batch frame. */
+static int sess_flush(sess *s, void *sock, const uint8_t *rid, size_t rn) {
+    if (!s->txq_n)
+        return 0;
+    zmq_msg_t m;
+    int rc = s->txq_n == 1
+                 ? frame_seal(s, FRAME_KIND, s->txq + BATCH_REC, s->txq_len - BATCH_REC, &m)
+                 : frame_seal(s, FRAME_BATCH, s->txq, s->txq_len, &m);
+    s->txq_n = 0;
+    s->txq_len = 0;
+    if (rc)
+        return rc;
+    return zsend_msg(sock, rid, rn, &m) ? ERR_IO : 0;
+}
+
+/* Send @p msg now (@p more false: after anything queued, in the same frame) or queue it for a
+ * later batch frame (@p more true). */
+static int sess_push(sess *s, void *sock, const uint8_t *rid, size_t rn, const void *msg,
+                     size_t len, size_t maxm, bool more) {
+    size_t cap = maxm < BATCH_MAX ? maxm : BATCH_MAX;
+    int rc;
+    if (s->txq_n && s->txq_len + BATCH_REC + len > cap && (rc = sess_flush(s, sock, rid, rn)))
+        return rc;
+    if (!s->txq_n && (!more || BATCH_REC + len > cap)) { /* alone in its frame: no copy */
+        zmq_msg_t m;
+        if ((rc = frame_seal(s, FRAME_KIND, msg, len, &m)))
+            return rc;
+        return zsend_msg(sock, rid, rn, &m) ? ERR_IO : 0;
+    }
+    if (s->txq_len + BATCH_REC + len > s->txq_cap) {
+        s->txq_cap = s->txq_len + BATCH_REC + len > 2 * s->txq_cap ? s->txq_len + BATCH_REC + len
+                                                                   : 2 * s->txq_cap;
+        s->txq = xrealloc(s->txq, s->txq_cap);
+    }
+    for (unsigned i = 0; i < BATCH_REC; i++)
+        s->txq[s->txq_len + i] = (uint8_t)((uint64_t)len >> (8 * i));
+    if (len)
+        memcpy(s->txq + s->txq_len + BATCH_REC, msg, len);
+    s->txq_len += BATCH_REC + len;
+    s->txq_n++;
+    return more ? 0 : sess_flush(s, sock, rid, rn);
 }
 
 /* The size check every received message passes first, before any parsing. */
@@ -422,8 +553,7 @@ static int size_ok(const net_auth *a, const zmq_msg_t *m, char *why, size_t whyl
 }
 
 /* Decode a handshake or Close message (protobuf Envelope) after the size check. */
-static Psl__Envelope *decode(const net_auth *a, zmq_msg_t *m, char *why, size_t whylen,
-                             int *rc) {
+static Psl__Envelope *decode(const net_auth *a, zmq_msg_t *m, char *why, size_t whylen, int *rc) {
     size_t n = zmq_msg_size(m);
     if ((*rc = size_ok(a, m, why, whylen)) != 0)
         return NULL;
@@ -480,8 +610,8 @@ static int remaining_ms(uint64_t deadline) {
     return now >= deadline ? 0 : (int)((deadline - now) / 1000000u) + 1;
 }
 
-int net_chan_connect(void *zctx, const char *endpoint, const net_auth *a, net_chan **out,
-                     char *why, size_t whylen) {
+int net_chan_connect(void *zctx, const char *endpoint, const net_auth *a, net_chan **out, char *why,
+                     size_t whylen) {
     *out = NULL;
     ASSERT(a && a->peer && (a->tee || a->id_sk));
     int rc = cr_init();
@@ -550,8 +680,9 @@ int net_chan_connect(void *zctx, const char *endpoint, const net_auth *a, net_ch
         rc = ERR_AUTH;
         goto fail;
     }
-    if (e->body_case != PSL__ENVELOPE__BODY_SERVER_HELLO || e->server_hello->version != CHAN_VERSION ||
-        e->server_hello->eph_pk.len != 32 || e->server_hello->nonce.len != 32) {
+    if (e->body_case != PSL__ENVELOPE__BODY_SERVER_HELLO ||
+        e->server_hello->version != CHAN_VERSION || e->server_hello->eph_pk.len != 32 ||
+        e->server_hello->nonce.len != 32) {
         fmt(why, whylen, "bad handshake reply: not a version %u ServerHello", CHAN_VERSION);
         snprintf(r, sizeof r, "%s", why);
         rc = ERR_MALFORMED;
@@ -621,8 +752,7 @@ int net_chan_connect(void *zctx, const char *endpoint, const net_auth *a, net_ch
     if (is_frame(&m)) {
         rc = size_ok(a, &m, r, sizeof r);
         if (!rc)
-            rc = frame_open(&c->s, zmq_msg_data(&m), zmq_msg_size(&m), 0, NULL, NULL, r,
-                            sizeof r);
+            rc = frame_open(&c->s, zmq_msg_data(&m), zmq_msg_size(&m), 0, NULL, NULL, r, sizeof r);
         if (rc) {
             fmt(why, whylen, "bad confirmation: %s", r);
             goto fail_tell;
@@ -663,16 +793,29 @@ fail:
     return rc ? rc : ERR_IO;
 }
 
-int net_chan_send(net_chan *c, const void *msg, size_t len) {
+static int chan_push(net_chan *c, const void *msg, size_t len, bool more) {
     if (c->failed)
         return ERR_AUTH;
     if (len > max_msg(&c->auth))
         return ERR_LIMIT;
-    zmq_msg_t m;
-    int rc = frame_seal(&c->s, msg, len, &m);
-    if (rc)
-        return rc;
-    return zsend_msg(c->sock, NULL, 0, &m) ? ERR_IO : 0;
+    int rc = sess_push(&c->s, c->sock, NULL, 0, msg, len, max_msg(&c->auth), more);
+    return rc ? chan_fail(c, ERR_IO, "cannot send on the channel's socket", false) : 0;
+}
+
+int net_chan_send(net_chan *c, const void *msg, size_t len) {
+    return chan_push(c, msg, len, false);
+}
+
+int net_chan_send_more(net_chan *c, const void *msg, size_t len) {
+    return chan_push(c, msg, len, true);
+}
+
+int net_chan_flush(net_chan *c) {
+    if (c->failed)
+        return ERR_AUTH;
+    return sess_flush(&c->s, c->sock, NULL, 0)
+               ? chan_fail(c, ERR_IO, "cannot send on the channel's socket", false)
+               : 0;
 }
 
 int net_chan_recv(net_chan *c, int timeout_ms, uint8_t **msg, size_t *len) {
@@ -680,8 +823,13 @@ int net_chan_recv(net_chan *c, int timeout_ms, uint8_t **msg, size_t *len) {
     *len = 0;
     if (c->failed)
         return ERR_AUTH;
+    if (sess_pop(&c->s, msg, len))
+        return 0;
+    int rc = net_chan_flush(c); /* the peer may be waiting for what we queued */
+    if (rc)
+        return rc;
     zmq_msg_t m;
-    int rc = zrecv(c->sock, timeout_ms, false, NULL, NULL, &m);
+    rc = zrecv(c->sock, timeout_ms, false, NULL, NULL, &m);
     if (rc == -ETIMEDOUT)
         return rc;
     if (rc)
@@ -689,8 +837,8 @@ int net_chan_recv(net_chan *c, int timeout_ms, uint8_t **msg, size_t *len) {
     char r[300];
     rc = size_ok(&c->auth, &m, r, sizeof r);
     if (!rc && is_frame(&m)) {
-        rc = frame_open(&c->s, zmq_msg_data(&m), zmq_msg_size(&m), max_msg(&c->auth), msg, len,
-                        r, sizeof r);
+        rc = frame_open(&c->s, zmq_msg_data(&m), zmq_msg_size(&m), max_msg(&c->auth), msg, len, r,
+                        sizeof r);
         zmq_msg_close(&m);
         return rc ? chan_fail(c, rc, r, true) : 0;
     }
@@ -722,6 +870,8 @@ void *net_chan_socket(net_chan *c) {
 void net_chan_close(net_chan *c) {
     if (!c)
         return;
+    if (!c->failed && c->s.tx)
+        (void)sess_flush(&c->s, c->sock, NULL, 0);
     sess_clear(&c->s);
     if (c->sock)
         zmq_close(c->sock);
@@ -740,6 +890,8 @@ static sess *find_rid(net_server *s, const uint8_t *rid, size_t n) {
 }
 
 static void unlink_sess(net_server *s, sess *t) {
+    if (s->rx_ready == t)
+        s->rx_ready = NULL;
     for (sess **p = &s->sessions; *p; p = &(*p)->next)
         if (*p == t) {
             *p = t->next;
@@ -866,8 +1018,19 @@ static void on_auth(net_server *s, const uint8_t *rid, size_t rn, const Psl__Cli
     t->peer.aead = aead;
     t->open = true;
     zmq_msg_t m;
-    if (frame_seal(t, NULL, 0, &m) == 0) /* key confirmation */
+    if (frame_seal(t, FRAME_KIND, NULL, 0, &m) == 0) /* key confirmation */
         (void)zsend_msg(s->sock, rid, rn, &m);
+}
+
+/* Send every session's queued messages (called before the server waits for input). */
+static void flush_all(net_server *s) {
+    if (!s->tx_queued)
+        return;
+    s->tx_queued = false;
+    for (sess *t = s->sessions; t; t = t->next)
+        if (t->txq_n && sess_flush(t, s->sock, t->rid, t->rid_len) != 0)
+            fprintf(stderr, "psl %s: peer %" PRIu64 ": cannot send queued messages\n",
+                    who(&s->auth), t->handle);
 }
 
 int net_server_recv(net_server *s, int timeout_ms, uint64_t *peer, uint8_t **msg, size_t *len) {
@@ -875,10 +1038,19 @@ int net_server_recv(net_server *s, int timeout_ms, uint64_t *peer, uint8_t **msg
     *msg = NULL;
     *len = 0;
     for (;;) {
+        sess *ready = s->rx_ready;
+        if (ready && sess_pop(ready, msg, len)) {
+            if (!ready->rxb)
+                s->rx_ready = NULL;
+            *peer = ready->handle;
+            return 0;
+        }
+        s->rx_ready = NULL;
         int wait = timeout_ms < 0 ? -1 : remaining_ms(deadline);
         uint8_t rid[256];
         size_t rn = 0;
         zmq_msg_t m;
+        flush_all(s); /* replies to the frames handled so far leave before the next is read */
         int rc = zrecv(s->sock, wait, true, rid, &rn, &m);
         if (rc == -ETIMEDOUT)
             return rc;
@@ -903,6 +1075,8 @@ int net_server_recv(net_server *s, int timeout_ms, uint64_t *peer, uint8_t **msg
                 reject(s, rid, rn, t, r);
                 continue;
             }
+            if (t->rxb)
+                s->rx_ready = t;
             *peer = t->handle;
             return 0;
         }
@@ -935,23 +1109,35 @@ static sess *find_handle(const net_server *s, uint64_t h) {
     return NULL;
 }
 
-int net_server_send(net_server *s, uint64_t peer, const void *msg, size_t len) {
+static int server_push(net_server *s, uint64_t peer, const void *msg, size_t len, bool more) {
     sess *t = find_handle(s, peer);
     if (!t || !t->open)
         return ERR_NOTFOUND;
     if (len > max_msg(&s->auth))
         return ERR_LIMIT;
-    zmq_msg_t m;
-    int rc = frame_seal(t, msg, len, &m);
-    if (rc)
-        return rc;
-    return zsend_msg(s->sock, t->rid, t->rid_len, &m) ? ERR_IO : 0;
+    int rc = sess_push(t, s->sock, t->rid, t->rid_len, msg, len, max_msg(&s->auth), more);
+    if (t->txq_n)
+        s->tx_queued = true;
+    return rc;
+}
+
+int net_server_send(net_server *s, uint64_t peer, const void *msg, size_t len) {
+    return server_push(s, peer, msg, len, false);
+}
+
+int net_server_send_more(net_server *s, uint64_t peer, const void *msg, size_t len) {
+    return server_push(s, peer, msg, len, true);
+}
+
+void net_server_flush(net_server *s) {
+    flush_all(s);
 }
 
 void net_server_drop(net_server *s, uint64_t peer, const char *reason) {
     sess *t = find_handle(s, peer);
     if (!t)
         return;
+    (void)sess_flush(t, s->sock, t->rid, t->rid_len); /* what it was sent before the refusal */
     send_close(s->sock, t->rid, t->rid_len, reason);
     unlink_sess(s, t);
 }
@@ -968,6 +1154,7 @@ uint64_t net_server_rejections(const net_server *s) {
 void net_server_close(net_server *s) {
     if (!s)
         return;
+    flush_all(s);
     while (s->sessions)
         unlink_sess(s, s->sessions);
     if (s->sock)

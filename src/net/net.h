@@ -12,16 +12,20 @@
  * Each report or signature binds the sender's ephemeral key and the whole transcript so far, so a
  * report cannot be replayed into another handshake and the AEAD choice cannot be downgraded.
  *
- * Frames (protocol version 2): a fixed 30-byte binary header {0xD2, direction, session id, seq,
+ * Frames (protocol version 3): a fixed 30-byte binary header {kind, direction, session id, seq,
  * len} and the ciphertext, sealed into and opened from the ZeroMQ message itself (no protobuf,
- * no intermediate copy); the header is the AEAD's associated data. AEAD with one key per
+ * no intermediate copy); the header is the AEAD's associated data. Kind 0xD2 holds one message,
+ * 0xD3 a batch of several (each length-prefixed), which *_send_more queue and a flush seals
+ * under one tag: per message, a pipelining sender then pays neither a ZeroMQ message nor an AEAD
+ * call of its own. AEAD with one key per
  * direction; the nonce is a per-direction counter carried in the frame and checked before
  * decryption. The receiving side rejects, with a one-line reason, and
  * closes the session (sticky failure): an oversized frame (checked before parsing), a message it
  * cannot decode (truncated or garbage), a frame from another (old) session, a replayed or
  * reordered frame (seq below / above the expected one), a reflected frame (wrong direction), a
- * truncated ciphertext, a bad tag (tampered). The detecting side logs the reason on stderr and sends an unauthenticated Close
- * with the reason, so the other side can say why the channel closed. Nothing aborts the process.
+ * truncated ciphertext, a bad tag (tampered). The detecting side logs the reason on stderr and
+ * sends an unauthenticated Close with the reason, so the other side can say why the channel closed.
+ * Nothing aborts the process.
  *
  * Sockets: a client is one ZeroMQ DEALER; a server is one ROUTER holding a session per peer.
  * Objects are single-threaded: use each from one thread at a time.
@@ -42,20 +46,20 @@
 /** How this side authenticates, and what it accepts from the peer. Borrowed for the lifetime of
  * the channel or server. */
 typedef struct net_auth {
-    tee_enclave *tee;          /* prove with a fresh report from this enclave, or else */
-    const uint8_t *id_sk;      /* an Ed25519 identity (CR_SIGN_SK bytes): clients, owners */
-    const tee_policy *peer;    /* required: the peer's report or identity must pass it */
-    size_t max_msg;            /* largest application message; 0 = NET_MAX_MSG_DEFAULT */
-    int handshake_timeout_ms;  /* 0 = 5000 */
-    const char *name;          /* log prefix (e.g. "keymgr"); NULL = "net" */
+    tee_enclave *tee;         /* prove with a fresh report from this enclave, or else */
+    const uint8_t *id_sk;     /* an Ed25519 identity (CR_SIGN_SK bytes): clients, owners */
+    const tee_policy *peer;   /* required: the peer's report or identity must pass it */
+    size_t max_msg;           /* largest application message; 0 = NET_MAX_MSG_DEFAULT */
+    int handshake_timeout_ms; /* 0 = 5000 */
+    const char *name;         /* log prefix (e.g. "keymgr"); NULL = "net" */
 } net_auth;
 
 /** What the handshake proved about the peer. */
 typedef struct net_peer_info {
-    bool attested;       /* true: report below was verified; false: identity below */
+    bool attested; /* true: report below was verified; false: identity below */
     tee_report report;
     uint8_t identity[32];
-    unsigned aead;       /* CR_AEAD_* in use */
+    unsigned aead; /* CR_AEAD_* in use */
 } net_peer_info;
 
 /* ---- client side --------------------------------------------------------------------------- */
@@ -65,12 +69,21 @@ typedef struct net_chan net_chan;
  * @param zctx a ZeroMQ context, or NULL for a private one.
  * @return 0, ERR_AUTH (the server's proof failed our policy, or the server refused ours: @p why
  *         says which and why), ERR_MALFORMED / ERR_LIMIT (bad reply), -ETIMEDOUT, ERR_IO. */
-int net_chan_connect(void *zctx, const char *endpoint, const net_auth *a, net_chan **out,
-                     char *why, size_t whylen) WARN_UNUSED;
+int net_chan_connect(void *zctx, const char *endpoint, const net_auth *a, net_chan **out, char *why,
+                     size_t whylen) WARN_UNUSED;
 /** Send one message (<= max_msg bytes). ERR_LIMIT when larger; the channel's sticky error when
  * it has failed. */
 int net_chan_send(net_chan *c, const void *msg, size_t len) WARN_UNUSED;
-/** Receive one message. @param[out] msg malloc'd, caller frees.
+/** Queue a message to go out with the next ones in one batch frame (at most 128 KiB or max_msg
+ * of queued bytes; a full batch is sent at once). Queued messages leave, in order, at the next
+ * net_chan_send (which sends its own message in the same frame), net_chan_flush, or
+ * net_chan_recv that has to wait for input: a client that queues requests and then waits for a
+ * reply never deadlocks. Errors as net_chan_send. */
+int net_chan_send_more(net_chan *c, const void *msg, size_t len) WARN_UNUSED;
+/** Send whatever net_chan_send_more queued. */
+int net_chan_flush(net_chan *c) WARN_UNUSED;
+/** Receive one message (the next of a received batch first). @param[out] msg malloc'd, caller
+ * frees.
  * @return 0, -ETIMEDOUT, or a rejection (ERR_AUTH, ERR_MALFORMED, ERR_LIMIT, ERR_CORRUPT) after
  *         which the channel is closed and net_chan_error() says why. */
 int net_chan_recv(net_chan *c, int timeout_ms, uint8_t **msg, size_t *len) WARN_UNUSED;
@@ -88,18 +101,26 @@ typedef struct net_server net_server;
 
 /** Bind a ROUTER socket at @p endpoint ("tcp://127.0.0.1:0" picks a free port; see
  * net_server_endpoint). */
-int net_server_open(void *zctx, const char *endpoint, const net_auth *a, net_server **out)
-    WARN_UNUSED;
+int net_server_open(void *zctx, const char *endpoint, const net_auth *a,
+                    net_server **out) WARN_UNUSED;
 /** The endpoint actually bound (borrowed). */
 const char *net_server_endpoint(const net_server *s);
 /** Run handshakes and return the next application message from an established peer.
  * Rejected peers are logged on stderr and dropped; this call keeps serving the others.
  * @param[out] peer the session handle to answer with net_server_send.
  * @param[out] msg malloc'd, caller frees. @return 0 or -ETIMEDOUT. */
-int net_server_recv(net_server *s, int timeout_ms, uint64_t *peer, uint8_t **msg, size_t *len)
-    WARN_UNUSED;
+int net_server_recv(net_server *s, int timeout_ms, uint64_t *peer, uint8_t **msg,
+                    size_t *len) WARN_UNUSED;
 /** @return 0, ERR_NOTFOUND (no such live session), ERR_LIMIT (too large). */
 int net_server_send(net_server *s, uint64_t peer, const void *msg, size_t len) WARN_UNUSED;
+/** Queue a message for @p peer to go out in one batch frame with the next ones (as
+ * net_chan_send_more). Queued messages leave at the next net_server_send to that peer,
+ * net_server_flush, net_server_drop, or when net_server_recv finds no input waiting (an echo
+ * loop that answers with send_more batches its replies exactly as its requests arrived).
+ * Errors as net_server_send. */
+int net_server_send_more(net_server *s, uint64_t peer, const void *msg, size_t len) WARN_UNUSED;
+/** Send every peer's queued messages. */
+void net_server_flush(net_server *s);
 /** Drop a session (e.g. after an application-level refusal); the peer gets Close(@p reason). */
 void net_server_drop(net_server *s, uint64_t peer, const char *reason);
 /** Verified facts about a live session's peer, or NULL. Borrowed until the session ends. */

@@ -26,7 +26,8 @@
 #include "proto/chan.pb-c.h"
 
 #define MAXC 16
-#define FRAME_KIND 0xD2
+#define FRAME_KIND 0xD2  /* one message */
+#define FRAME_BATCH 0xD3 /* several (protocol version 3) */
 #define FRAME_HDR 30u
 
 typedef struct conn {
@@ -80,7 +81,7 @@ static uint64_t frame_seq(const uint8_t *b) {
 /* Decide what to do with one message in one direction. */
 static void handle(void *front, conn *c, int s2c, uint8_t *b, size_t n) {
     int ours = s2c == g_s2c;
-    int frame = n >= FRAME_HDR && b[0] == FRAME_KIND;
+    int frame = n >= FRAME_HDR && (b[0] == FRAME_KIND || b[0] == FRAME_BATCH);
     Psl__Envelope *e = frame ? NULL : psl__envelope__unpack(NULL, n, b);
     if (!ours || (!e && !frame)) {
         fwd(front, c, s2c, b, n);

@@ -28,7 +28,8 @@
 #include "tee/tee.h"
 
 /* Version 2 data frame layout (docs/protocols.md), as an attacker on the wire sees it. */
-#define FRAME_KIND 0xD2u
+#define FRAME_KIND 0xD2u  /* one message */
+#define FRAME_BATCH 0xD3u /* several (protocol version 3) */
 #define FRAME_HDR 30u
 
 static char g_home[256];
@@ -47,9 +48,10 @@ typedef struct server {
     net_server *s;
     pthread_t th;
     atomic_int stop;
-    atomic_int served;         /* messages echoed */
-    uint64_t rejections;       /* read after the thread ended */
-    net_peer_info last_peer;   /* the peer of the last message echoed (read after the end) */
+    bool batched;            /* echo with net_server_send_more (replies share frames) */
+    atomic_int served;       /* messages echoed */
+    uint64_t rejections;     /* read after the thread ended */
+    net_peer_info last_peer; /* the peer of the last message echoed (read after the end) */
 } server;
 
 static void *server_main(void *arg) {
@@ -73,8 +75,8 @@ static void *server_main(void *arg) {
             if (b && net_server_send(sv->s, peer, b, want) == 0)
                 atomic_fetch_add(&sv->served, 1);
             free(b);
-        }
-        else if (net_server_send(sv->s, peer, m, n) == 0)
+        } else if ((sv->batched ? net_server_send_more(sv->s, peer, m, n)
+                                : net_server_send(sv->s, peer, m, n)) == 0)
             atomic_fetch_add(&sv->served, 1);
         free(m);
     }
@@ -82,9 +84,12 @@ static void *server_main(void *arg) {
     return NULL;
 }
 
+static bool g_batched; /* servers started from now on echo with net_server_send_more */
+
 static server *server_start(const tee_policy *peer, size_t max_msg) {
     server *sv = calloc(1, sizeof *sv);
     assert_non_null(sv);
+    sv->batched = g_batched;
     sv->auth = (net_auth){.tee = g_tee_srv, .peer = peer, .max_msg = max_msg, .name = "test-srv"};
     assert_int_equal(net_server_open(g_ctx, "tcp://127.0.0.1:0", &sv->auth, &sv->s), 0);
     assert_int_equal(pthread_create(&sv->th, NULL, server_main, sv), 0);
@@ -111,8 +116,8 @@ typedef enum { AS_ENCLAVE, AS_OWNER, AS_STRANGER } client_kind;
 
 static int connect_as(const char *ep, client_kind k, const tee_policy *pol, size_t max_msg,
                       net_chan **c, char *why, size_t whylen) {
-    net_auth a = {.peer = pol, .max_msg = max_msg, .name = "test-cli",
-                  .handshake_timeout_ms = 3000};
+    net_auth a = {
+        .peer = pol, .max_msg = max_msg, .name = "test-cli", .handshake_timeout_ms = 3000};
     if (k == AS_ENCLAVE)
         a.tee = g_tee_cli;
     else
@@ -169,24 +174,32 @@ static void expect_failure(net_chan *c, const char *text) {
 /* ---- the man in the middle ----------------------------------------------------------------- */
 
 typedef enum {
-    M_PASS, M_TAMPER, M_TRUNCATE, M_CUT, M_GARBAGE, M_REPLAY, M_REORDER, M_REFLECT,
-    M_OLDSESSION, M_BADSIG
+    M_PASS,
+    M_TAMPER,
+    M_TRUNCATE,
+    M_CUT,
+    M_GARBAGE,
+    M_REPLAY,
+    M_REORDER,
+    M_REFLECT,
+    M_OLDSESSION,
+    M_BADSIG
 } mitm_mode;
 
 typedef struct mitm {
     mitm_mode mode;
-    bool s2c;             /* act on server-to-client frames (else client-to-server) */
-    uint64_t at;          /* the data frame (seq) acted on */
-    char endpoint[256];   /* where clients connect */
+    bool s2c;           /* act on server-to-client frames (else client-to-server) */
+    uint64_t at;        /* the data frame (seq) acted on */
+    char endpoint[256]; /* where clients connect */
     const char *target;
-    void *front;          /* ROUTER facing clients */
-    void *back[4];        /* one DEALER per client towards the server */
+    void *front;   /* ROUTER facing clients */
+    void *back[4]; /* one DEALER per client towards the server */
     uint8_t rid[4][64];
     size_t rid_len[4];
     int nconn;
-    uint8_t *held;        /* reorder: the frame held back */
+    uint8_t *held; /* reorder: the frame held back */
     size_t held_len;
-    uint8_t *old;         /* oldsession: the first frame of the first connection */
+    uint8_t *old; /* oldsession: the first frame of the first connection */
     size_t old_len;
     int old_from;
     atomic_int stop, acted;
@@ -210,7 +223,7 @@ static uint64_t frame_seq(const uint8_t *b) {
 }
 
 static void mitm_handle(mitm *x, int conn, bool s2c, uint8_t *b, size_t n) {
-    bool frame = n >= FRAME_HDR && b[0] == FRAME_KIND;
+    bool frame = n >= FRAME_HDR && (b[0] == FRAME_KIND || b[0] == FRAME_BATCH);
     if (s2c != x->s2c) {
         mitm_fwd(x, conn, s2c, b, n);
         return;
@@ -453,23 +466,23 @@ static void test_handshake_policy_refusals(void **state) {
     net_chan *c = NULL;
     /* The client requires a non-sim backend: it rejects the server's report. */
     server *sv = server_start(&g_pol_dev, 0);
-    assert_int_equal(connect_as(net_server_endpoint(sv->s), AS_ENCLAVE, &g_pol_prod, 0, &c, why,
-                                sizeof why),
-                     ERR_AUTH);
+    assert_int_equal(
+        connect_as(net_server_endpoint(sv->s), AS_ENCLAVE, &g_pol_prod, 0, &c, why, sizeof why),
+        ERR_AUTH);
     assert_non_null(strstr(why, "backend 'sim' not accepted"));
     server_stop(sv, NULL, NULL);
     /* The server requires a non-sim backend: it refuses the client, which learns why. */
     sv = server_start(&g_pol_prod, 0);
     why[0] = 0;
-    assert_int_equal(connect_as(net_server_endpoint(sv->s), AS_ENCLAVE, &g_pol_dev, 0, &c, why,
-                                sizeof why),
-                     ERR_AUTH);
+    assert_int_equal(
+        connect_as(net_server_endpoint(sv->s), AS_ENCLAVE, &g_pol_dev, 0, &c, why, sizeof why),
+        ERR_AUTH);
     assert_non_null(strstr(why, "backend 'sim' not accepted"));
     /* An unattested client (identity) with no client keys in the policy: refused. */
     why[0] = 0;
-    assert_int_equal(connect_as(net_server_endpoint(sv->s), AS_OWNER, &g_pol_dev, 0, &c, why,
-                                sizeof why),
-                     ERR_AUTH);
+    assert_int_equal(
+        connect_as(net_server_endpoint(sv->s), AS_OWNER, &g_pol_dev, 0, &c, why, sizeof why),
+        ERR_AUTH);
     assert_non_null(strstr(why, "unattested peer"));
     uint64_t rej = 0;
     server_stop(sv, &rej, NULL);
@@ -487,8 +500,8 @@ static void test_handshake_timeout(void **state) {
     char ep[256];
     size_t n = sizeof ep;
     zmq_getsockopt(r, ZMQ_LAST_ENDPOINT, ep, &n);
-    net_auth a = {.tee = g_tee_cli, .peer = &g_pol_dev, .handshake_timeout_ms = 200,
-                  .name = "test-cli"};
+    net_auth a = {
+        .tee = g_tee_cli, .peer = &g_pol_dev, .handshake_timeout_ms = 200, .name = "test-cli"};
     net_chan *c = NULL;
     char why[320] = "";
     assert_int_equal(net_chan_connect(g_ctx, ep, &a, &c, why, sizeof why), -ETIMEDOUT);
@@ -523,6 +536,93 @@ static void test_round_trips(void **state) {
     net_chan_close(d);
     net_chan_close(c);
     server_stop(sv, NULL, NULL);
+}
+
+/* A pattern of @p len bytes for message @p i. */
+static uint8_t *pattern(size_t len, unsigned i) {
+    uint8_t *b = malloc(len ? len : 1);
+    assert_non_null(b);
+    for (size_t k = 0; k < len; k++)
+        b[k] = (uint8_t)(i * 7u + k * 13u);
+    return b;
+}
+
+/* Expect messages @p from..@p to-1 of @p sizes back, in order. */
+static void expect_echoes(net_chan *c, const size_t *sizes, unsigned from, unsigned to) {
+    for (unsigned i = from; i < to; i++) {
+        uint8_t *r = NULL, *b = pattern(sizes[i], i);
+        size_t n = 0;
+        int rc = net_chan_recv(c, 5000, &r, &n);
+        if (rc)
+            fail_msg("echo %u: %s (%s)", i, err_str(rc), net_chan_error(c));
+        assert_int_equal(n, sizes[i]);
+        if (n)
+            assert_memory_equal(r, b, n);
+        free(r);
+        free(b);
+    }
+}
+
+static void test_batches(void **state) {
+    (void)state;
+    /* max_msg 64 KiB: batches are cut at 64 KiB, so the 40 KB messages force early sends, and a
+     * message of exactly the limit travels alone. */
+    g_batched = true;
+    server *sv = server_start(&g_pol_dev, 65536);
+    g_batched = false;
+    net_chan *c = NULL;
+    char why[320] = "";
+    assert_int_equal(
+        connect_as(net_server_endpoint(sv->s), AS_ENCLAVE, &g_pol_dev, 65536, &c, why, sizeof why),
+        0);
+    static const size_t sizes[] = {0, 1, 1024, 40000, 40000, 65536, 7, 0, 65531, 3, 1024, 2};
+    enum { N = sizeof sizes / sizeof sizes[0] };
+    /* Queued, then sent by net_chan_send together with its own message. */
+    for (unsigned i = 0; i < N - 1; i++) {
+        uint8_t *b = pattern(sizes[i], i);
+        assert_int_equal(net_chan_send_more(c, b, sizes[i]), 0);
+        free(b);
+    }
+    uint8_t *b = pattern(sizes[N - 1], N - 1);
+    assert_int_equal(net_chan_send(c, b, sizes[N - 1]), 0);
+    free(b);
+    expect_echoes(c, sizes, 0, N);
+    /* Queued only: waiting in net_chan_recv sends the queue (no deadlock). */
+    for (unsigned i = 0; i < 5; i++) {
+        b = pattern(sizes[i], i);
+        assert_int_equal(net_chan_send_more(c, b, sizes[i]), 0);
+        free(b);
+    }
+    expect_echoes(c, sizes, 0, 5);
+    /* Over the limit is refused, and the channel stays usable. */
+    b = pattern(65537, 0);
+    assert_int_equal(net_chan_send_more(c, b, 65537), ERR_LIMIT);
+    free(b);
+    round_trip(c, 100, 3);
+    /* Pipelined batches: 2000 small messages, flushed every 50, all echoed in order. */
+    for (uint32_t v = 0; v < 2000; v++)
+        assert_int_equal(
+            v % 50 == 49 ? net_chan_send(c, &v, sizeof v) : net_chan_send_more(c, &v, sizeof v), 0);
+    for (uint32_t v = 0; v < 2000; v++) {
+        uint8_t *r;
+        size_t n;
+        assert_int_equal(net_chan_recv(c, 5000, &r, &n), 0);
+        assert_int_equal(n, sizeof v);
+        assert_memory_equal(r, &v, sizeof v);
+        free(r);
+    }
+    /* Closing sends what is still queued. */
+    net_chan *d = connect_ok(net_server_endpoint(sv->s));
+    assert_int_equal(net_chan_send_more(d, "last", 4), 0);
+    int before = atomic_load(&sv->served);
+    net_chan_close(d);
+    for (int i = 0; i < 300 && atomic_load(&sv->served) == before; i++)
+        usleep(10000);
+    assert_int_equal(atomic_load(&sv->served), before + 1);
+    net_chan_close(c);
+    uint64_t rej = 0;
+    server_stop(sv, &rej, NULL);
+    assert_int_equal(rej, 0);
 }
 
 static void test_large_messages(void **state) {
@@ -643,9 +743,12 @@ static void attack(mitm_mode mode, bool s2c, uint64_t at, const char *text,
         /* Frames 1..3 in each direction (the server's seq 0 is the key confirmation). */
         uint8_t msg[200];
         memset(msg, 0x33, sizeof msg);
-        for (int i = 0; i < 3; i++)
-            if (net_chan_send(c, msg, sizeof msg) != 0)
+        for (int i = 0; i < 3; i++) /* batched: one frame (seq 1) holding all three */
+            if ((g_batched ? net_chan_send_more(c, msg, sizeof msg)
+                           : net_chan_send(c, msg, sizeof msg)) != 0)
                 break;
+        if (g_batched && net_chan_flush(c) != 0)
+            fail_msg("flush: %s", net_chan_error(c));
         expect_failure(c, text);
         net_chan_close(c);
     }
@@ -694,6 +797,19 @@ static void test_attack_reflect_and_old_session(void **state) {
     attack(M_OLDSESSION, false, 1, "message from an old or unknown session", 1);
 }
 
+/* The same attacks on batch frames (client and server both batch): the client's three messages
+ * travel as its frame 0, their echoes as the server's frame 1. */
+static void test_attack_batches(void **state) {
+    (void)state;
+    g_batched = true;
+    attack(M_TAMPER, false, 0, "tampered message", 1);
+    attack(M_TAMPER, true, 1, "tampered message", 0);
+    attack(M_TRUNCATE, false, 0, "truncated message", 1);
+    attack(M_REPLAY, false, 0, "replayed message", 1);
+    attack(M_REPLAY, true, 1, "replayed message", 0);
+    g_batched = false;
+}
+
 static void test_attack_bad_report_signature(void **state) {
     (void)state;
     attack(M_BADSIG, true, 0, "bad report signature", 0);
@@ -707,12 +823,14 @@ int main(void) {
         cmocka_unit_test(test_handshake_policy_refusals),
         cmocka_unit_test(test_handshake_timeout),
         cmocka_unit_test(test_round_trips),
+        cmocka_unit_test(test_batches),
         cmocka_unit_test(test_large_messages),
         cmocka_unit_test(test_injected_junk),
         cmocka_unit_test(test_attack_tamper),
         cmocka_unit_test(test_attack_truncate),
         cmocka_unit_test(test_attack_replay_reorder),
         cmocka_unit_test(test_attack_reflect_and_old_session),
+        cmocka_unit_test(test_attack_batches),
         cmocka_unit_test(test_attack_bad_report_signature),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
