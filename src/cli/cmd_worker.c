@@ -38,6 +38,10 @@ void cmd_worker_help(FILE *out) {
             "                    records of our capsule, so recovery replays only what follows\n"
             "                    each capsule's newest checkpoint (default 1000, or\n"
             "                    $PSL_CHECKPOINT_EVERY; 0 = never)\n"
+            "  --client-listen EP  serve clients over the attested channel there (ClientInvoke;\n"
+            "                    docs/protocols.md): any client identity may invoke, as on the\n"
+            "                    gateway's /function/ path. Default tcp://127.0.0.1:0 (a free\n"
+            "                    loopback port, announced to the coordinator); none: off\n"
             "  --no-sandbox      do not install the seccomp allow-list (debugging only; by\n"
             "                    default the worker may only use sockets, files and threads)\n"
             "Stops cleanly on SIGINT or SIGTERM.\n");
@@ -101,6 +105,8 @@ int cmd_worker(int argc, char **argv) {
             tier = v;
         else if (!strcmp(a, "--checkpoint-every"))
             ckpt = v;
+        else if (!strcmp(a, "--client-listen"))
+            o.client_listen = v;
         else {
             cli_err("worker: unknown option %s (see psl worker --help)", a);
             return EXIT_USAGE;

@@ -327,6 +327,15 @@ static void on_hello(coord *c, uint64_t peer, const Psl__Hello *h) {
     w->id = h->worker_id;
     snprintf(w->name, sizeof w->name, "%s", h->name && h->name[0] ? h->name : "worker");
     w->threads = h->threads;
+    snprintf(w->client_ep, sizeof w->client_ep, "%s", h->client_endpoint ? h->client_endpoint : "");
+    const net_peer_info *pi = net_server_peer(c->srv, peer);
+    if (pi && pi->attested) {
+        w->attested = true;
+        snprintf(w->backend, sizeof w->backend, "%.*s", (int)sizeof pi->report.backend,
+                 pi->report.backend);
+        memcpy(w->measurement, pi->report.measurement, 32);
+        memcpy(w->platform_key, pi->report.platform_key, 32);
+    }
     w->alive = true;
     w->joined_ns = w->last_ns = plat_now_ns();
     w->next = c->workers;

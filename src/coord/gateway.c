@@ -7,6 +7,7 @@
  *   GET  /system/logs?name=NAME         the function's recent log lines (text)
  *   GET|PUT|DELETE /system/kv/KEY       owner's key-value admin path
  *   GET  /system/workers                membership (JSON)
+ *   GET  /endpoints                     workers' client channels and measurements (JSON)
  *   GET  /healthz, GET /metrics         readiness (JSON), Prometheus text
  * Errors are JSON {"code":"WORD","message":"..."}; docs/gateway.md lists every status. Requests
  * that need the workers go to the I/O thread through co_submit; the rest read the shared state
@@ -173,6 +174,31 @@ static enum MHD_Result do_workers(coord *c, struct MHD_Connection *mc) {
         cJSON_AddNumberToObject(j, "errors", (double)w->hb_errors);
         cJSON_AddNumberToObject(j, "applied_seqno", (double)w->hb_seqno);
         cJSON_AddNumberToObject(j, "last_seen_ms", (double)((now - w->last_ns) / 1000000u));
+        cJSON_AddItemToArray(a, j);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return reply_json(mc, 200, a);
+}
+
+/* Where clients invoke over the attested channel: each live worker's client endpoint with the
+ * measurement, backend and platform key its report proved to us (docs/gateway.md). Open like
+ * /function/: it says no more than the invoke path lets anyone learn. */
+static enum MHD_Result do_endpoints(coord *c, struct MHD_Connection *mc) {
+    cJSON *a = cJSON_CreateArray();
+    char hex[65];
+    pthread_mutex_lock(&c->mu);
+    for (co_worker *w = c->workers; w; w = w->next) {
+        if (!w->alive || !w->client_ep[0] || !w->attested)
+            continue;
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddNumberToObject(j, "id", (double)w->id);
+        cJSON_AddStringToObject(j, "name", w->name);
+        cJSON_AddStringToObject(j, "endpoint", w->client_ep);
+        cr_hex(hex, w->measurement, 32);
+        cJSON_AddStringToObject(j, "measurement", hex);
+        cJSON_AddStringToObject(j, "backend", w->backend);
+        cr_hex(hex, w->platform_key, 32);
+        cJSON_AddStringToObject(j, "platform_key", hex);
         cJSON_AddItemToArray(a, j);
     }
     pthread_mutex_unlock(&c->mu);
@@ -526,6 +552,8 @@ static enum MHD_Result route(coord *c, struct MHD_Connection *mc, const char *ur
         return reply_err(mc, 413, "TOOLARGE", "request body larger than %zu bytes", cn->limit);
     if (strcmp(url, "/healthz") == 0)
         return do_healthz(c, mc);
+    if (strcmp(url, "/endpoints") == 0)
+        return do_endpoints(c, mc);
     if (strcmp(url, "/metrics") == 0)
         return do_metrics(c, mc);
     if (strcmp(url, "/system/functions") == 0 || strcmp(url, "/system/functions/") == 0) {

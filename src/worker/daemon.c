@@ -7,6 +7,7 @@
 #include "base/base.h"
 #include "base/err.h"
 #include "coord/keymgr.h"
+#include "crypto/crypto.h"
 #include "net/net.h"
 #include "platform/platform.h"
 #include "proto/cluster.pb-c.h"
@@ -35,7 +36,46 @@ typedef struct job {
     char *fn;
     uint8_t *body;
     size_t len;
+    bool client; /* from the client-facing channel: the reply goes to client_peer there */
+    uint64_t client_peer;
 } job;
+
+/* A finished client invocation, waiting for the client server's thread to send it. */
+typedef struct cdone {
+    struct cdone *next;
+    uint64_t peer, req_id;
+    ex_result r;
+    char *fn; /* set when it ran on the invocation threads: its run time feeds the estimate */
+} cdone;
+
+/* Recent mean run time of a function, as seen by the client server's thread (inline or not). */
+typedef struct fstat {
+    char name[72];
+    uint64_t mean_ns;
+} fstat;
+
+#define FSTAT_MAX 512
+
+/* The client-facing channel (see worker.h). srv and the fstat table belong to its thread; the
+ * queues are under mu; bell under bell_mu. */
+typedef struct front {
+    net_server *srv;
+    tee_policy pol;      /* accepted clients: any identity */
+    tee_policy self_pol; /* the doorbell checks that it reached this enclave */
+    pthread_t th, dth;
+    bool th_started, dth_started;
+    atomic_bool stopping;
+    pthread_mutex_t mu;
+    pthread_cond_t dcv;     /* dur_h got work, or stopping */
+    cdone *done_h, *done_t; /* ready to send */
+    cdone *dur_h, *dur_t;   /* sync inline runs waiting until their writes are durable */
+    atomic_uint ndone;
+    pthread_mutex_t bell_mu;
+    net_chan *bell;
+    uint8_t bell_pk[32], bell_sk[64];
+    fstat stats[FSTAT_MAX];
+    size_t nstats;
+} front;
 
 #define MAX_VEC 64
 
@@ -72,6 +112,7 @@ typedef struct wk {
     struct djob *dhead, *dtail;
     char **pending;         /* names queued or being deployed */
     size_t npending;
+    front fr; /* the client-facing channel (fr.srv NULL when off) */
 } wk;
 
 typedef struct djob {
@@ -266,6 +307,7 @@ static void lock_granted(wk *w, const Psl__LockGranted *g) {
 /* ---- invocation threads ---- */
 
 static void wait_deployed(wk *w, const char *name);
+static void front_complete(wk *w, cdone *first, cdone *last);
 
 static void *invoker(void *arg) {
     wk *w = arg;
@@ -305,6 +347,18 @@ static void *invoker(void *arg) {
         atomic_fetch_add(&w->invocations, 1);
         if (r.status || r.exit_code)
             atomic_fetch_add(&w->errors, 1);
+        if (j->client) { /* the reply goes back on the client-facing channel */
+            cdone *d = xcalloc(1, sizeof *d);
+            d->peer = j->client_peer;
+            d->req_id = j->req_id;
+            d->r = r;
+            d->fn = j->fn;
+            front_complete(w, d, d);
+            atomic_fetch_sub(&w->inflight, 1);
+            free(j->body);
+            free(j);
+            continue;
+        }
         Psl__InvokeResult ir = PSL__INVOKE_RESULT__INIT;
         ir.req_id = j->req_id;
         ir.status = r.status;
@@ -328,6 +382,8 @@ static void *invoker(void *arg) {
     return NULL;
 }
 
+static void enqueue_job(wk *w, job *j);
+
 static void enqueue(wk *w, const Psl__Invoke *iv) {
     job *j = xcalloc(1, sizeof *j);
     j->req_id = iv->req_id;
@@ -336,6 +392,10 @@ static void enqueue(wk *w, const Psl__Invoke *iv) {
     j->body = xmalloc(j->len ? j->len : 1);
     if (j->len)
         memcpy(j->body, iv->body.data, j->len);
+    enqueue_job(w, j);
+}
+
+static void enqueue_job(wk *w, job *j) {
     atomic_fetch_add(&w->inflight, 1);
     pthread_mutex_lock(&w->qlock);
     if (w->tail)
@@ -536,6 +596,7 @@ static int send_hello(wk *w, net_chan *c) {
     h.worker_id = w->o->id;
     h.threads = w->o->threads ? w->o->threads : 2;
     h.name = w->name;
+    h.client_endpoint = w->fr.srv ? (char *)net_server_endpoint(w->fr.srv) : "";
     Psl__ClusterMsg m = PSL__CLUSTER_MSG__INIT;
     m.m_case = PSL__CLUSTER_MSG__M_HELLO;
     m.hello = &h;
@@ -561,6 +622,343 @@ static int send_heartbeat(wk *w, net_chan *c) {
     m.m_case = PSL__CLUSTER_MSG__M_HEARTBEAT;
     m.heartbeat = &hb;
     return chan_send_msg(c, &m);
+}
+
+/* ---- the client-facing channel (see worker.h; docs/protocols.md, "Client invoke") ---- */
+
+#define INLINE_MAX_NS 200000u /* run inline while the function's recent mean run is below this */
+#define FRONT_FLUSH_EVERY 64u /* inline requests between two capsule appends under load */
+
+/* What the server thread keeps between requests. */
+typedef struct fstate {
+    bool dirty;             /* inline runs wrote since the last capsule append */
+    unsigned since;         /* requests since then */
+    cdone *sync_h, *sync_t; /* sync replies of this group, waiting for the append */
+    uint8_t *obuf;          /* packing buffer for replies */
+    size_t ocap;
+} fstate;
+
+static void front_ring(wk *w) {
+    front *f = &w->fr;
+    pthread_mutex_lock(&f->bell_mu);
+    if (f->bell && net_chan_send(f->bell, "", 0) != 0)
+        wlog(w, "client doorbell: %s", net_chan_error(f->bell));
+    pthread_mutex_unlock(&f->bell_mu);
+}
+
+/* Hand the finished client invocations first..last (linked, last->next NULL) to the server
+ * thread. Any thread. Rings only when the queue was empty: a ring is pending otherwise. */
+static void front_complete(wk *w, cdone *first, cdone *last) {
+    front *f = &w->fr;
+    pthread_mutex_lock(&f->mu);
+    bool was_empty = f->done_h == NULL;
+    if (f->done_t)
+        f->done_t->next = first;
+    else
+        f->done_h = first;
+    f->done_t = last;
+    atomic_store(&f->ndone, 1);
+    pthread_mutex_unlock(&f->mu);
+    if (was_empty)
+        front_ring(w);
+}
+
+static fstat *fstat_find(front *f, const char *name, bool add) {
+    for (size_t i = 0; i < f->nstats; i++)
+        if (strcmp(f->stats[i].name, name) == 0)
+            return &f->stats[i];
+    if (!add || f->nstats == FSTAT_MAX || strlen(name) >= sizeof f->stats[0].name)
+        return NULL;
+    fstat *s = &f->stats[f->nstats++];
+    snprintf(s->name, sizeof s->name, "%s", name);
+    s->mean_ns = UINT64_MAX;
+    return s;
+}
+
+static void fstat_add(fstat *s, uint64_t ns) {
+    s->mean_ns = s->mean_ns == UINT64_MAX ? ns : s->mean_ns - s->mean_ns / 8 + ns / 8;
+}
+
+static void front_send(wk *w, fstate *st, uint64_t peer, uint64_t req_id, ex_result *r) {
+    Psl__ClientResult cr = PSL__CLIENT_RESULT__INIT;
+    cr.req_id = req_id;
+    cr.status = r->status;
+    cr.exit_code = r->exit_code;
+    cr.body.data = r->out;
+    cr.body.len = r->out ? r->outlen : 0;
+    cr.msg = r->msg;
+    cr.ns = r->ns;
+    size_t n = psl__client_result__get_packed_size(&cr);
+    if (n > WORKER_CLIENT_MAX_MSG) {
+        cr.status = ERR_LIMIT;
+        cr.body.len = 0;
+        snprintf(r->msg, sizeof r->msg, "response of %zu bytes exceeds the channel's limit",
+                 r->outlen);
+        n = psl__client_result__get_packed_size(&cr);
+    }
+    if (n > st->ocap) {
+        st->ocap = n < 4096 ? 4096 : n;
+        st->obuf = xrealloc(st->obuf, st->ocap);
+    }
+    psl__client_result__pack(&cr, st->obuf);
+    int rc = net_server_send(w->fr.srv, peer, st->obuf, n);
+    if (rc && rc != ERR_NOTFOUND) /* ERR_NOTFOUND: the client has gone */
+        wlog(w, "cannot answer client %llu: %s", (unsigned long long)peer, err_str(rc));
+}
+
+/* Run @p fn on this thread, as an invocation thread would (locks left held are released). */
+static void front_run(wk *w, const char *fn, const uint8_t *in, size_t len, ex_result *r) {
+    t_function = fn;
+    t_nheld = 0;
+    ex_invoke(w->ex, fn, in, len, 0, r);
+    while (t_nheld > 0) {
+        wlog(w, "%s ended holding lock '%s': released for it", fn, t_held[t_nheld - 1]);
+        svc_unlock(w, t_held[t_nheld - 1], strlen(t_held[t_nheld - 1]));
+    }
+    t_function = NULL;
+    atomic_fetch_add(&w->invocations, 1);
+    if (r->status || r->exit_code)
+        atomic_fetch_add(&w->errors, 1);
+}
+
+/* Append the group's writes to the capsule; its sync replies go to the durability thread. */
+static void front_flush(wk *w, fstate *st) {
+    front *f = &w->fr;
+    if (st->dirty && w->rp) {
+        int rc = repl_flush(w->rp, false, NULL);
+        if (rc && !st->sync_h)
+            wlog(w, "client writes not appended to the capsule: %s", err_str(rc));
+    }
+    st->dirty = false;
+    st->since = 0;
+    if (!st->sync_h)
+        return;
+    pthread_mutex_lock(&f->mu);
+    if (f->dur_t)
+        f->dur_t->next = st->sync_h;
+    else
+        f->dur_h = st->sync_h;
+    f->dur_t = st->sync_t;
+    pthread_cond_signal(&f->dcv);
+    pthread_mutex_unlock(&f->mu);
+    st->sync_h = st->sync_t = NULL;
+}
+
+/* Send what other threads finished. */
+static void front_drain(wk *w, fstate *st) {
+    front *f = &w->fr;
+    if (!atomic_load(&f->ndone))
+        return;
+    pthread_mutex_lock(&f->mu);
+    cdone *l = f->done_h;
+    f->done_h = f->done_t = NULL;
+    atomic_store(&f->ndone, 0);
+    pthread_mutex_unlock(&f->mu);
+    while (l) {
+        cdone *nx = l->next;
+        if (l->fn) {
+            fstat *s = fstat_find(f, l->fn, l->r.status != ERR_NOTFOUND);
+            if (s)
+                fstat_add(s, l->r.ns);
+            free(l->fn);
+        }
+        front_send(w, st, l->peer, l->req_id, &l->r);
+        free(l->r.out);
+        free(l);
+        l = nx;
+    }
+}
+
+static bool deploy_pending(wk *w, const char *fn) {
+    pthread_mutex_lock(&w->dlock);
+    bool p = w->npending && is_pending(w, fn);
+    pthread_mutex_unlock(&w->dlock);
+    return p;
+}
+
+static void front_request(wk *w, fstate *st, uint64_t peer, const uint8_t *msg, size_t len) {
+    front *f = &w->fr;
+    Psl__ClientInvoke *ci = psl__client_invoke__unpack(NULL, len, msg);
+    if (!ci) {
+        net_server_drop(f->srv, peer, "undecodable request (not a ClientInvoke)");
+        return;
+    }
+    const char *fn = ci->function ? ci->function : "";
+    fstat *s = fstat_find(f, fn, false);
+    if (!s || s->mean_ns >= INLINE_MAX_NS || deploy_pending(w, fn)) {
+        /* Unknown, long or still deploying: the invocation threads run it, so it cannot hold
+         * up the other clients; the result comes back through front_complete. */
+        job *j = xcalloc(1, sizeof *j);
+        j->req_id = ci->req_id;
+        j->fn = xstrdup(fn);
+        j->len = ci->body.len;
+        j->body = xmalloc(j->len ? j->len : 1);
+        if (j->len)
+            memcpy(j->body, ci->body.data, j->len);
+        j->client = true;
+        j->client_peer = peer;
+        enqueue_job(w, j);
+        psl__client_invoke__free_unpacked(ci, NULL);
+        return;
+    }
+    ex_result r;
+    front_run(w, fn, ci->body.data, ci->body.len, &r);
+    fstat_add(s, r.ns);
+    if (w->rp) {
+        st->dirty = true;
+        if (r.sync) { /* group commit: answered once the group's record is durable */
+            cdone *d = xcalloc(1, sizeof *d);
+            d->peer = peer;
+            d->req_id = ci->req_id;
+            d->r = r;
+            if (st->sync_t)
+                st->sync_t->next = d;
+            else
+                st->sync_h = d;
+            st->sync_t = d;
+            psl__client_invoke__free_unpacked(ci, NULL);
+            return;
+        }
+    }
+    front_send(w, st, peer, ci->req_id, &r);
+    free(r.out);
+    psl__client_invoke__free_unpacked(ci, NULL);
+}
+
+static void *front_main(void *arg) {
+    wk *w = arg;
+    front *f = &w->fr;
+    t_push = open_push(w);
+    fstate st;
+    memset(&st, 0, sizeof st);
+    while (!atomic_load(&f->stopping)) {
+        front_drain(w, &st);
+        bool work = st.dirty || st.sync_h;
+        uint64_t peer = 0;
+        uint8_t *msg = NULL;
+        size_t len = 0;
+        /* With a group open, only look for more requests; append it when none is waiting. */
+        int rc = net_server_recv(f->srv, work ? 0 : 200, &peer, &msg, &len);
+        if (rc != 0) {
+            if (work)
+                front_flush(w, &st);
+            else if (rc != -ETIMEDOUT && rc != -EINTR)
+                nanosleep(&(struct timespec){0, 10000000L}, NULL);
+            continue;
+        }
+        if (len) /* empty: the doorbell (or a client's no-op) */
+            front_request(w, &st, peer, msg, len);
+        free(msg);
+        if ((st.dirty || st.sync_h) && ++st.since >= FRONT_FLUSH_EVERY)
+            front_flush(w, &st);
+    }
+    front_flush(w, &st); /* the durability thread answers what is left */
+    front_drain(w, &st);
+    free(st.obuf);
+    zmq_close(t_push);
+    t_push = NULL;
+    return NULL;
+}
+
+/* Sync inline runs: wait until their group is durable, then hand the replies back. */
+static void *front_durable(void *arg) {
+    wk *w = arg;
+    front *f = &w->fr;
+    for (;;) {
+        pthread_mutex_lock(&f->mu);
+        while (!f->dur_h && !atomic_load(&f->stopping))
+            pthread_cond_wait(&f->dcv, &f->mu);
+        cdone *l = f->dur_h, *t = f->dur_t;
+        f->dur_h = f->dur_t = NULL;
+        pthread_mutex_unlock(&f->mu);
+        if (!l)
+            break;
+        int rc = repl_flush(w->rp, true, NULL);
+        for (cdone *d = l; rc && d; d = d->next)
+            if (d->r.status == 0) {
+                d->r.status = ERR_IO;
+                snprintf(d->r.msg, sizeof d->r.msg, "writes not durable: %s", err_str(rc));
+            }
+        front_complete(w, l, t);
+    }
+    return NULL;
+}
+
+/* Open the client-facing server and its threads (after replication is up, so that every
+ * write a client causes is replicated). @return 0 (also when disabled) or ERR_IO. */
+static int front_open(wk *w, tee_enclave *t) {
+    front *f = &w->fr;
+    const char *ep = w->o->client_listen ? w->o->client_listen : "tcp://127.0.0.1:0";
+    if (strcmp(ep, "none") == 0)
+        return 0;
+    f->pol = (tee_policy){.any_client_key = true};
+    tee_policy_for(t, false, &f->self_pol);
+    net_auth a = {.tee = t, .peer = &f->pol, .max_msg = WORKER_CLIENT_MAX_MSG, .name = w->name};
+    int rc = net_server_open(w->zctx, ep, &a, &f->srv);
+    if (rc) {
+        wlog(w, "cannot serve clients on %s: %s", ep, err_str(rc));
+        return ERR_IO;
+    }
+    if (pthread_create(&f->th, NULL, front_main, w) != 0)
+        return ERR_IO;
+    f->th_started = true;
+    if (w->rp) {
+        if (pthread_create(&f->dth, NULL, front_durable, w) != 0)
+            return ERR_IO;
+        f->dth_started = true;
+    }
+    /* The doorbell: other threads wake the server thread with an empty message. */
+    char why[300];
+    cr_sign_keypair(f->bell_pk, f->bell_sk);
+    net_auth ba = {.id_sk = f->bell_sk, .peer = &f->self_pol, .name = "client doorbell"};
+    net_chan *bell = NULL;
+    rc = net_chan_connect(w->zctx, net_server_endpoint(f->srv), &ba, &bell, why, sizeof why);
+    if (rc) {
+        wlog(w, "client doorbell: %s", why);
+        return ERR_IO;
+    }
+    pthread_mutex_lock(&f->bell_mu);
+    f->bell = bell;
+    pthread_mutex_unlock(&f->bell_mu);
+    wlog(w, "serving clients on %s (any client identity)", net_server_endpoint(f->srv));
+    return 0;
+}
+
+/* Stop accepting requests (the invocation threads may still complete some). */
+static void front_stop(wk *w) {
+    front *f = &w->fr;
+    atomic_store(&f->stopping, true);
+    if (f->th_started) {
+        front_ring(w);
+        pthread_join(f->th, NULL);
+        f->th_started = false;
+    }
+}
+
+/* After the invocation threads have ended: the durability thread, then everything else. */
+static void front_close(wk *w) {
+    front *f = &w->fr;
+    front_stop(w);
+    pthread_mutex_lock(&f->mu);
+    pthread_cond_broadcast(&f->dcv);
+    pthread_mutex_unlock(&f->mu);
+    if (f->dth_started)
+        pthread_join(f->dth, NULL);
+    pthread_mutex_lock(&f->bell_mu);
+    net_chan_close(f->bell);
+    f->bell = NULL;
+    pthread_mutex_unlock(&f->bell_mu);
+    net_server_close(f->srv);
+    f->srv = NULL;
+    for (cdone *l = f->done_h, *nx; l; l = nx) { /* clients that will not get an answer */
+        nx = l->next;
+        free(l->fn);
+        free(l->r.out);
+        free(l);
+    }
+    f->done_h = f->done_t = NULL;
+    tee_policy_fini(&f->self_pol);
+    cr_memzero(f->bell_sk, sizeof f->bell_sk);
 }
 
 /* Serve one connection until it breaks or a stop is requested. */
@@ -656,6 +1054,9 @@ int worker_run(const worker_opts *o) {
     pthread_cond_init(&w.wcond, NULL);
     pthread_mutex_init(&w.dlock, NULL);
     pthread_cond_init(&w.dcond, NULL);
+    pthread_mutex_init(&w.fr.mu, NULL);
+    pthread_cond_init(&w.fr.dcv, NULL);
+    pthread_mutex_init(&w.fr.bell_mu, NULL);
     void *pull = zmq_socket(w.zctx, ZMQ_PULL);
     zmq_bind(pull, OUTBOX);
     unsigned nthreads = o->threads ? o->threads : 2;
@@ -728,6 +1129,11 @@ int worker_run(const worker_opts *o) {
             wlog(&w, "state recovered from storage: %llu keys (%llu capsules replayed from a checkpoint)",
                  (unsigned long long)ks.keys, (unsigned long long)rs.from_checkpoint);
         }
+        if (!w.fr.srv && !w.fr.th_started && front_open(&w, t) != 0) {
+            net_chan_close(c);
+            rc = ERR_IO;
+            break;
+        }
         if (send_hello(&w, c) == 0) {
             wlog(&w, "connected to %s", o->coordinator);
             serve(&w, c, pull);
@@ -735,6 +1141,7 @@ int worker_run(const worker_opts *o) {
         net_chan_close(c);
     }
 
+    front_stop(&w); /* no new client requests; the invocation threads finish theirs */
     pthread_mutex_lock(&w.qlock);
     w.stopping = true;
     pthread_cond_broadcast(&w.qcond);
@@ -748,6 +1155,7 @@ int worker_run(const worker_opts *o) {
     for (unsigned i = 0; i < nthreads; i++)
         pthread_join(threads[i], NULL);
     pthread_join(dthread, NULL);
+    front_close(&w);
     for (djob *j = w.dhead, *nx; j; j = nx) {
         nx = j->next;
         if (j->msg)

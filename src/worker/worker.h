@@ -10,6 +10,18 @@
  * across network I/O. A broken channel is reconnected with a fresh handshake; invocations in
  * flight then finish and their results are dropped (the coordinator has failed them already).
  *
+ * Clients. Besides the coordinator's path, the worker serves clients directly on its own
+ * net_server (--client-listen; docs/protocols.md, "Client invoke"): it proves itself with its
+ * attestation report, accepts any Ed25519 client identity (as the gateway's invoke path accepts
+ * anyone), and answers each ClientInvoke with a ClientResult. It tells the coordinator the
+ * endpoint in Hello; the gateway publishes it with the measurement (GET /endpoints). One thread
+ * owns that server. It runs a function inline when the function's recent runs were short (under
+ * 200 us on average), else hands it to the invocation threads; it appends the writes of inline
+ * runs to the capsule in groups (every 64 requests, or when no request is waiting), and a sync
+ * function's reply waits, on a durability thread, until its group is durable (group commit).
+ * Replies from other threads reach the server thread through a queue and a doorbell: an empty
+ * message on an in-process channel to the same server, under an ephemeral identity.
+ *
  * State: the deployment's memtable (src/kvs) with this worker's id as writer id. With --storage,
  * the worker first fetches the deployment's keys from the coordinator's key manager (released
  * only to an attested worker), then replicates through its DataCapsule and the forwarder
@@ -35,7 +47,13 @@ typedef struct worker_opts {
     const char *deployment;  /* key manager deployment (NULL = "default") */
     bool no_sandbox;         /* skip the seccomp allow-list (debugging only) */
     uint64_t checkpoint_every; /* own capsule records between checkpoints (0 = never) */
+    const char *client_listen; /* client-facing channel endpoint (NULL = tcp://127.0.0.1:0, an
+                                * ephemeral loopback port; "none" = no client channel) */
 } worker_opts;
+
+/* The largest message of the client-facing channel (a ClientInvoke or ClientResult): an 8 MiB
+ * body, the default max_request / max_response of a function, plus room for the envelope. */
+#define WORKER_CLIENT_MAX_MSG ((8u << 20) + 4096u)
 
 /** Run until SIGINT/SIGTERM. @return 0 on a clean stop, or an ERR_* code (printed) when it could
  * not start (bad policy, enclave). */
