@@ -11,6 +11,7 @@
 #include <llvm-c/LLJIT.h>
 #include <llvm-c/Orc.h>
 
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -33,6 +34,7 @@ static pthread_mutex_t g_stats_mu = PTHREAD_MUTEX_INITIALIZER;
 static jit_stats g_stats;
 static uint8_t g_cache_key[32];
 static bool g_cache_ok;
+static bool g_guard; /* bounds by guard region (JIT_BOUNDS_GUARD) */
 
 typedef struct jit_mod {
     wasm_module *m;
@@ -44,7 +46,72 @@ typedef struct jit_mod {
     pthread_mutex_t mu;
     pid_t child;
     bool cancel;
+    int range; /* slot in g_ranges of the linked code, -1 for none */
 } jit_mod;
+
+/* ---- code ranges and memory faults (guard mode) ----
+ * The fault handler claims a fault only when the faulting instruction lies in code this module
+ * linked and the address lies in the reservation of the memory the innermost compiled activation
+ * of the thread uses; everything else goes to the previous handler. The ranges are read in the
+ * signal handler, so they live in a fixed array of atomics (lo == 0: free slot). */
+#define JIT_MAX_RANGES 4096
+static _Atomic uintptr_t g_range_lo[JIT_MAX_RANGES], g_range_hi[JIT_MAX_RANGES];
+static _Thread_local jit_ctx *t_ctx; /* innermost compiled activation of this thread */
+
+static int range_add(uintptr_t lo, uintptr_t hi) {
+    for (int i = 0; i < JIT_MAX_RANGES; i++) {
+        uintptr_t z = 0;
+        if (atomic_compare_exchange_strong(&g_range_lo[i], &z, lo)) {
+            atomic_store(&g_range_hi[i], hi);
+            return i;
+        }
+    }
+    return -1;
+}
+
+static void range_del(int i) {
+    if (i < 0)
+        return;
+    atomic_store(&g_range_hi[i], 0);
+    atomic_store(&g_range_lo[i], 0);
+}
+
+static bool pc_in_code(uintptr_t pc) {
+    for (int i = 0; i < JIT_MAX_RANGES; i++) {
+        uintptr_t lo = atomic_load_explicit(&g_range_lo[i], memory_order_relaxed);
+        if (lo && pc >= lo && pc < atomic_load_explicit(&g_range_hi[i], memory_order_relaxed))
+            return true;
+    }
+    return false;
+}
+
+static int on_fault(void *addr, uintptr_t pc) {
+    jit_ctx *c = t_ctx;
+    if (!c || !c->mem || (uintptr_t)addr - (uintptr_t)c->mem >= JIT_GUARD_BYTES || !pc_in_code(pc))
+        return 0;
+    siglongjmp(*c->jb, WASM_TRAP_MEM_OOB);
+}
+
+/* Bytes of executable sections in an ELF object (each padded to its alignment): with the lowest
+ * function address this bounds the code JITLink placed in one segment. 0 if obj is not ELF64. */
+static size_t exec_bytes(const uint8_t *obj, size_t len) {
+    Elf64_Ehdr eh;
+    if (len < sizeof eh)
+        return 0;
+    memcpy(&eh, obj, sizeof eh);
+    if (memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+        eh.e_shentsize != sizeof(Elf64_Shdr) || eh.e_shoff > len ||
+        (len - eh.e_shoff) / sizeof(Elf64_Shdr) < eh.e_shnum)
+        return 0;
+    size_t total = 0;
+    for (unsigned i = 0; i < eh.e_shnum; i++) {
+        Elf64_Shdr sh;
+        memcpy(&sh, obj + eh.e_shoff + i * sizeof sh, sizeof sh);
+        if ((sh.sh_flags & SHF_ALLOC) && (sh.sh_flags & SHF_EXECINSTR))
+            total += sh.sh_size + sh.sh_addralign;
+    }
+    return total;
+}
 
 /* ---- helpers called by compiled code ---- */
 
@@ -211,6 +278,12 @@ static const uint64_t g_zero_size = 0;
 
 static int tier_enter(wasm_store *s, wasm_instance *inst, const wasm_code *code, wasm_val *fp) {
     jit_entry_fn fn = (jit_entry_fn)atomic_load_explicit(&code->tier_entry, memory_order_acquire);
+    /* Guard-mode code needs the full reservation; a memory made before the tier was registered
+     * lacks it, so such an instance runs interpreted. */
+    if (g_guard && inst->mem && inst->mem->reserved < JIT_GUARD_BYTES)
+        return -1;
+    if (g_guard && plat_fault_altstack() != 0)
+        return -1;
     sigjmp_buf jb;
     jit_ctx c;
     c.inst = inst;
@@ -224,12 +297,16 @@ static int tier_enter(wasm_store *s, wasm_instance *inst, const wasm_code *code,
     c.scratch = fp + code->nslots;
     c.jb = &jb;
     const uint32_t depth0 = s->depth;
+    jit_ctx *volatile outer = t_ctx;
     int rc = sigsetjmp(jb, 0);
     if (rc) {
+        t_ctx = outer;
         s->depth = depth0;
         return rc;
     }
+    t_ctx = &c;
     fn(&c, fp);
+    t_ctx = outer;
     return 0;
 }
 
@@ -303,6 +380,21 @@ static int load_object(jit_mod *jm, const uint8_t *obj, size_t len, char *err, s
     }
     void *const *fns = (void *const *)(uintptr_t)fa;
     void *const *entries = (void *const *)(uintptr_t)ea;
+    if (g_guard) {
+        uintptr_t lo = UINTPTR_MAX;
+        for (uint32_t k = 0; k < nc; k++) {
+            if ((uintptr_t)fns[k] < lo)
+                lo = (uintptr_t)fns[k];
+            if ((uintptr_t)entries[k] < lo)
+                lo = (uintptr_t)entries[k];
+        }
+        size_t nb = exec_bytes(obj, len);
+        jm->range = nb ? range_add(lo, lo + nb) : -1;
+        if (jm->range < 0) {
+            snprintf(err, errlen, "cannot register the code range for fault handling");
+            goto fail;
+        }
+    }
     jm->lljit = j;
     for (uint32_t k = 0; k < nc; k++) {
         m->codes[k].tier_fn = fns[k];
@@ -326,7 +418,7 @@ static void cache_key(const wasm_module *m, uint8_t out[32]) {
     jit__host_cpu(&cpu, &feat);
     cr_hash_state st;
     cr_hash_init(&st, 32);
-    const char *parts[] = {JIT_ENGINE_VERSION, "O2", cpu, feat};
+    const char *parts[] = {JIT_ENGINE_VERSION, g_guard ? "O2 guard" : "O2 checks", cpu, feat};
     for (unsigned i = 0; i < 4; i++)
         cr_hash_update(&st, parts[i], strlen(parts[i]) + 1);
     cr_hash_update(&st, m->bytes, m->len);
@@ -483,7 +575,8 @@ static int compile_in_child(jit_mod *jm, uint8_t **obj, size_t *len, char *err, 
         uint8_t *o = NULL;
         size_t n = 0;
         char e[256];
-        int rc = jit__compile_object(jm->m, g_cfg.verify, &o, &n, e, sizeof e);
+        jit_gen_opts go = {.verify = g_cfg.verify, .guard = g_guard};
+        int rc = jit__compile_object(jm->m, &go, &o, &n, e, sizeof e);
         uint64_t hdr = rc ? UINT64_MAX : n;
         if (write_all(fds[1], &hdr, 8) == 0)
             (void)(rc ? write_all(fds[1], e, sizeof e) : write_all(fds[1], o, n));
@@ -559,8 +652,10 @@ static int compile_module(jit_mod *jm, char *err, size_t errlen) {
     size_t n;
     if (jm->has_thread)
         rc = compile_in_child(jm, &obj, &n, err, errlen);
-    else
-        rc = jit__compile_object(m, g_cfg.verify, &obj, &n, err, errlen);
+    else {
+        jit_gen_opts go = {.verify = g_cfg.verify, .guard = g_guard};
+        rc = jit__compile_object(m, &go, &obj, &n, err, errlen);
+    }
     if (rc)
         return rc;
     pthread_mutex_lock(&jm->mu);
@@ -602,6 +697,7 @@ static void module_loaded(wasm_module *m) {
         return;
     jit_mod *jm = xcalloc(1, sizeof *jm);
     jm->m = m;
+    jm->range = -1;
     pthread_mutex_init(&jm->mu, NULL);
     m->tier_data = jm;
     if (g_cfg.tier == JIT_TIER_AUTO) {
@@ -644,6 +740,7 @@ static void module_freed(wasm_module *m) {
     }
     if (jm->lljit)
         LLVMOrcDisposeLLJIT(jm->lljit);
+    range_del(jm->range);
     free(jm);
     m->tier_data = NULL;
 }
@@ -653,6 +750,16 @@ static const wasm_tier_ops g_ops = {
     .module_freed = module_freed,
     .enter = tier_enter,
 };
+static const wasm_tier_ops g_ops_guard = {
+    .module_loaded = module_loaded,
+    .module_freed = module_freed,
+    .enter = tier_enter,
+    .mem_reserve = JIT_GUARD_BYTES,
+};
+
+jit_bounds jit_bounds_mode(void) {
+    return g_guard ? JIT_BOUNDS_GUARD : JIT_BOUNDS_CHECKS;
+}
 
 /* ---- public API ---- */
 
@@ -706,8 +813,21 @@ int jit_init(const jit_config *cfg) {
             fprintf(stderr, "psl: jit: code cache at %s unusable; compiling every time\n",
                     cfg->cache_dir);
     }
+    jit_bounds b = cfg->bounds;
+    const char *env = getenv("PSL_JIT_BOUNDS");
+    if (env && strcmp(env, "checks") == 0)
+        b = JIT_BOUNDS_CHECKS;
+    else if (env && strcmp(env, "guard") == 0)
+        b = JIT_BOUNDS_GUARD;
+    if (b == JIT_BOUNDS_DEFAULT) /* AddressSanitizer builds too: its handler is chained */
+        b = JIT_BOUNDS_GUARD;
+    g_guard = b == JIT_BOUNDS_GUARD;
+    if (g_guard && (sizeof(void *) < 8 || plat_fault_handler_install(on_fault) != 0)) {
+        fprintf(stderr, "psl: jit: no fault handler; using explicit bounds checks\n");
+        g_guard = false;
+    }
     g_inited = true;
-    wasm__tier_set(&g_ops);
+    wasm__tier_set(g_guard ? &g_ops_guard : &g_ops);
     return 0;
 }
 

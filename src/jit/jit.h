@@ -37,10 +37,19 @@
 
 typedef enum { JIT_TIER_INTERP = 0, JIT_TIER_JIT = 1, JIT_TIER_AUTO = 2 } jit_tier;
 
+/* How compiled code checks linear-memory bounds. GUARD: every memory reserves JIT_GUARD_BYTES of
+ * address space (8 GiB and a page), no access beyond its size, so a 32-bit address plus a 32-bit
+ * offset never leaves it; loads and stores carry no check and a fault there (SIGSEGV) becomes
+ * the "out of bounds memory access" trap. CHECKS: an explicit compare per access. DEFAULT: GUARD
+ * (AddressSanitizer builds included: faults that are not ours go on to its handler);
+ * $PSL_JIT_BOUNDS=checks|guard overrides the configuration. */
+typedef enum { JIT_BOUNDS_DEFAULT = 0, JIT_BOUNDS_CHECKS = 1, JIT_BOUNDS_GUARD = 2 } jit_bounds;
+
 typedef struct jit_config {
     jit_tier tier;
     const char *cache_dir; /* NULL: no code cache. Copied by jit_init. */
     bool verify;           /* run LLVM's IR verifier before optimising (tests) */
+    jit_bounds bounds;
 } jit_config;
 
 /** Parse "interp", "jit" or "auto". @return 0 or ERR_INVALID. */
@@ -57,6 +66,9 @@ void jit_shutdown(void);
 /* The default cache directory: $PSL_CACHE_DIR, else $XDG_CACHE_HOME/psl/jit, else
  * $HOME/.cache/psl/jit. Returns a static buffer, NULL when none can be determined. */
 const char *jit_default_cache_dir(void);
+
+/* The bounds-check mode jit_init chose (CHECKS or GUARD). */
+jit_bounds jit_bounds_mode(void);
 
 /* Counters for benchmarks and tests (process-wide, since jit_init). */
 typedef struct jit_stats {

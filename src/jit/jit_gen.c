@@ -128,6 +128,7 @@ typedef struct gen {
     LLVMModuleRef mod;
     LLVMBuilderRef b;
     LLVMTypeRef i1, i8, i16, i32, i64, f32, f64, ptr, vd;
+    bool guard; /* no bounds checks on loads and stores */
     LLVMValueRef *fns;      /* native function per code */
     LLVMTypeRef *fntys;
     unsigned prof_kind;
@@ -150,6 +151,7 @@ typedef struct fgen {
     LLVMValueRef memsize, lfuel, mem, inst, depthp, depth0, callbuf;
     uint32_t callbuf_n;
     LLVMBasicBlockRef *bbs; /* per cell: the block starting there, or NULL */
+    const bool *starts;     /* per cell: a block starts there */
     LLVMBasicBlockRef traps[WASM_TRAP_COUNT];
     LLVMBasicBlockRef entry;
     /* Slots known to hold a constant in the current block (kgen[slot] == gen). */
@@ -301,10 +303,14 @@ static void jump(fgen *f, const wasm_cell *from, const wasm_cell *target, bool b
     LLVMBuildBr(B, f->bbs[target - f->code->code]);
 }
 
-/* Effective address of a memory access of n bytes: zext(addr) + offset, bounds checked. */
-static LLVMValueRef mem_addr(fgen *f, uint32_t addr_slot, uint32_t offset, uint32_t n) {
+/* Effective address of a memory access of n bytes: zext(addr) + offset, bounds checked unless
+ * @p guarded (then ea < 8 GiB + 8 lies inside the memory's reservation and a fault traps). */
+static LLVMValueRef mem_addr(fgen *f, uint32_t addr_slot, uint32_t offset, uint32_t n,
+                             bool guarded) {
     LLVMValueRef a = from_i32(f, as_i32(f, ld(f, addr_slot)));
-    LLVMValueRef ea = LLVMBuildAdd(B, a, c64(G, offset), "ea");
+    LLVMValueRef ea = LLVMBuildNUWAdd(B, a, c64(G, offset), "ea");
+    if (guarded)
+        return LLVMBuildGEP2(B, G->i8, f->mem, &ea, 1, "");
     LLVMValueRef end = LLVMBuildAdd(B, ea, c64(G, n), "");
     LLVMValueRef msz = LLVMBuildLoad2(B, G->i64, f->memsize, "");
     trap_if(f, LLVMBuildICmp(B, LLVMIntUGT, end, msz, ""), WASM_TRAP_MEM_OOB);
@@ -635,6 +641,121 @@ static LLVMValueRef emit_un(fgen *f, int op, LLVMValueRef x) {
     return NULL;
 }
 
+/* Guard mode and dead loads. LLVM deletes a load whose value is unused (a load is not a side
+ * effect in its IR), and would take the fault with it: (drop (i32.load ...)) must still trap.
+ * A load may rely on the guard region only when its value certainly reaches an effect in the
+ * same basic block: a store (address or value), a call or return, a branch condition, a
+ * global.set or another access, possibly through pure operators. This forward scan follows
+ * the value's slots to the end of the block; anything it does not understand, or a value still
+ * unconsumed at the block's end (a loop-carried sum, for example), keeps the explicit check. */
+enum { TRACK_MAX = 8 };
+static const wasm_ftype *code_type(const wasm_module *m, uint32_t k);
+static bool is_terminator(int op);
+
+static bool tracked(const uint32_t *set, unsigned n, uint32_t slot) {
+    for (unsigned i = 0; i < n; i++)
+        if (set[i] == slot)
+            return true;
+    return false;
+}
+
+static void untrack(uint32_t *set, unsigned *n, uint32_t slot) {
+    for (unsigned i = 0; i < *n; i++)
+        if (set[i] == slot) {
+            set[i] = set[--*n];
+            return;
+        }
+}
+
+static bool load_used(fgen *f, const wasm_cell *ip) {
+    const wasm_code *code = f->code;
+    const wasm_module *m = G->m;
+    uint32_t set[TRACK_MAX], nset = 1;
+    set[0] = ip[1].s.a;
+    uint32_t i = (uint32_t)(ip - code->code) + 2;
+    while (i < code->ncode && !f->starts[i]) {
+        const wasm_cell *p = &code->code[i];
+        int op = op_of(p->h);
+        uint32_t len = op_len(op, p);
+        wasm_cell ops = {0}; /* unreachable, nop and ret are one cell long */
+        if (len > 1)
+            ops = p[1];
+        uint16_t a = ops.s.a, b = ops.s.b, c = ops.s.c, d = ops.s.d;
+        uint32_t rd[4], nrd = 0, wr = UINT32_MAX;
+        bool sink = false;
+        switch (g_kind[op]) {
+        case K_BIN: rd[nrd++] = b, rd[nrd++] = c, wr = a; break;
+        case K_BIN_RI:
+        case K_UN:
+        case K_LOAD: rd[nrd++] = b, wr = a; break;
+        case K_BRCMP: rd[nrd++] = b, rd[nrd++] = c, sink = true; break;
+        case K_BRCMP_RI: rd[nrd++] = b, sink = true; break;
+        case K_STORE: rd[nrd++] = a, rd[nrd++] = b, sink = true; break;
+        default:
+            switch (op) {
+            case OP_nop: break;
+            case OP_const:
+            case OP_global_get: wr = a; break;
+            case OP_copy: rd[nrd++] = b, wr = a; break;
+            case OP_select: rd[nrd++] = b, rd[nrd++] = c, rd[nrd++] = d, wr = a; break;
+            case OP_br_if:
+            case OP_br_if_back:
+            case OP_br_unless:
+            case OP_brif_eqz:
+            case OP_br_table:
+            case OP_global_set: rd[nrd++] = a, sink = true; break;
+            case OP_ret:
+                for (unsigned k = 0; k < nset; k++)
+                    if (set[k] < f->ft->nresults)
+                        return true;
+                return false;
+            case OP_call:
+            case OP_call_import:
+            case OP_call_indirect: {
+                const wasm_ftype *t =
+                    op == OP_call ? code_type(m, (uint32_t)((const wasm_code *)p[2].h - m->codes))
+                    : op == OP_call_import ? &m->types[m->func_types[p[2].u64]]
+                                           : &m->types[p[2].u64];
+                for (unsigned k = 0; k < nset; k++)
+                    if (set[k] >= a && set[k] < a + t->nparams)
+                        return true;
+                if (op == OP_call_indirect && tracked(set, nset, b))
+                    return true;
+                for (uint32_t k = 0; k < t->nresults; k++)
+                    untrack(set, &nset, a + k);
+                if (nset == 0)
+                    return false;
+                i += len;
+                continue;
+            }
+            default: return false; /* an operator this scan does not model */
+            }
+        }
+        bool hit = false;
+        for (uint32_t k = 0; k < nrd; k++)
+            hit |= tracked(set, nset, rd[k]);
+        if (hit && sink)
+            return true;
+        if (wr != UINT32_MAX) {
+            if (hit) {
+                if (!tracked(set, nset, wr)) {
+                    if (nset == TRACK_MAX)
+                        return false;
+                    set[nset++] = wr;
+                }
+            } else {
+                untrack(set, &nset, wr);
+                if (nset == 0)
+                    return false;
+            }
+        }
+        if (is_terminator(op))
+            break;
+        i += len;
+    }
+    return false;
+}
+
 static void emit_load(fgen *f, int op, const wasm_cell *ip) {
     uint32_t n;
     LLVMTypeRef t;
@@ -645,7 +766,7 @@ static void emit_load(fgen *f, int op, const wasm_cell *ip) {
     case OP_load16_s32: case OP_load16_u: case OP_load16_s64: n = 2, t = G->i16; break;
     default: n = 4, t = G->i32; break; /* load32_s64 */
     }
-    LLVMValueRef p = mem_addr(f, ip[1].s.b, ip[1].w.hi, n);
+    LLVMValueRef p = mem_addr(f, ip[1].s.b, ip[1].w.hi, n, G->guard && load_used(f, ip));
     LLVMValueRef v = LLVMBuildLoad2(B, t, p, "");
     LLVMSetAlignment(v, 1);
     LLVMValueRef r;
@@ -671,7 +792,9 @@ static void emit_store(fgen *f, int op, const wasm_cell *ip) {
     case OP_store32: n = 4, t = G->i32; break;
     default: n = 8, t = G->i64; break;
     }
-    LLVMValueRef p = mem_addr(f, ip[1].s.a, ip[1].w.hi, n);
+    /* A store is never deleted (only merged with a later store to the same address, which
+     * faults the same way): the guard region covers it. */
+    LLVMValueRef p = mem_addr(f, ip[1].s.a, ip[1].w.hi, n, G->guard);
     LLVMValueRef v = ld(f, ip[1].s.b);
     if (t != G->i64)
         v = LLVMBuildTrunc(B, v, t, "");
@@ -978,6 +1101,7 @@ static int gen_func(gen *g, uint32_t k, char *err, size_t errlen) {
 
     /* Pass 1: block starts (branch targets, fall-through after terminators) and call buffer. */
     bool *starts = xcalloc(n + 1, 1);
+    f->starts = starts;
     f->bbs = xcalloc(n + 1, sizeof *f->bbs);
     for (uint32_t i = 0; i < n;) {
         const wasm_cell *ip = &code->code[i];
@@ -1217,7 +1341,7 @@ static LLVMValueRef fn_table(gen *g, const char *name, LLVMValueRef *fns, uint32
     return gv;
 }
 
-int jit__compile_object(const wasm_module *m, bool verify, uint8_t **obj, size_t *len,
+int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **obj, size_t *len,
                         char *err, size_t errlen) {
     jit__llvm_init();
     char dummy[8];
@@ -1233,6 +1357,7 @@ int jit__compile_object(const wasm_module *m, bool verify, uint8_t **obj, size_t
     gen gs, *g = &gs;
     memset(g, 0, sizeof *g);
     g->m = m;
+    g->guard = o->guard;
     g->cx = LLVMContextCreate();
     g->mod = LLVMModuleCreateWithNameInContext("wasm", g->cx);
     g->b = LLVMCreateBuilderInContext(g->cx);
@@ -1306,7 +1431,7 @@ int jit__compile_object(const wasm_module *m, bool verify, uint8_t **obj, size_t
     fn_table(g, JIT_SYM_FNS, g->fns, nc);
     fn_table(g, JIT_SYM_ENTRIES, entries, nc);
 
-    if (verify && LLVMVerifyModule(g->mod, LLVMReturnStatusAction, &msg)) {
+    if (o->verify && LLVMVerifyModule(g->mod, LLVMReturnStatusAction, &msg)) {
         snprintf(err, errlen, "IR verification failed: %.150s", msg);
         rc = ERR_INVALID;
         goto fail_tables;

@@ -15,6 +15,10 @@
 /* Bytes of native stack kept free below compiled code for helpers, host functions and libc. */
 #define JIT_STACK_RESERVE (256u * 1024u)
 
+/* Address space each linear memory reserves in guard mode: any 32-bit address plus 32-bit
+ * offset plus an 8-byte access stays inside. */
+#define JIT_GUARD_BYTES ((8ull << 30) + (64u << 10))
+
 /* One activation of compiled code entered from the interpreter (or wasm_call). Lives on the C
  * stack of jit__enter; every compiled function of the same instance receives a pointer to it. */
 typedef struct jit_ctx {
@@ -64,10 +68,16 @@ extern const unsigned jit__nhelpers;
 /* Entry convention: params at fp[0..), results written to fp[0..). */
 typedef void (*jit_entry_fn)(jit_ctx *c, wasm_val *fp);
 
+/* What to generate. */
+typedef struct jit_gen_opts {
+    bool verify; /* run LLVM's verifier on the IR */
+    bool guard;  /* loads and stores without bounds checks (the memory has a guard region) */
+} jit_gen_opts;
+
 /** Translate and compile m to an ELF object for the host (jit_gen.c).
  * @param[out] obj, len  malloc'd object bytes, freed by the caller.
  * @return 0 or ERR_LIMIT / ERR_INVALID with a message in err (err may be NULL). */
-int jit__compile_object(const wasm_module *m, bool verify, uint8_t **obj, size_t *len,
+int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **obj, size_t *len,
                         char *err, size_t errlen);
 /* Host CPU name and features, for the cache key (static strings owned by jit_gen.c). */
 void jit__host_cpu(const char **name, const char **features);

@@ -3,6 +3,8 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <fcntl.h>
@@ -10,6 +12,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 uint64_t plat_now_ns(void) {
@@ -154,4 +157,106 @@ void *plat_module_open(const char *path, char *why, size_t whylen) {
 
 void *plat_module_sym(void *module, const char *name) {
     return dlsym(module, name);
+}
+
+/* ---- memory faults ---- */
+
+static plat_fault_fn g_fault_fn;
+static struct sigaction g_prev_segv, g_prev_bus;
+static pthread_mutex_t g_fault_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static uintptr_t fault_pc(const void *ucv) {
+    const ucontext_t *uc = ucv;
+#if defined(__x86_64__)
+    return (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+    return (uintptr_t)uc->uc_mcontext.pc;
+#else
+    (void)uc;
+    return 0;
+#endif
+}
+
+static void on_fault(int sig, siginfo_t *si, void *uc) {
+    plat_fault_fn fn = g_fault_fn;
+    if (fn && fn(si->si_addr, fault_pc(uc)))
+        return;
+    const struct sigaction *prev = sig == SIGBUS ? &g_prev_bus : &g_prev_segv;
+    if (prev->sa_flags & SA_SIGINFO) {
+        prev->sa_sigaction(sig, si, uc);
+        return;
+    }
+    if (prev->sa_handler != SIG_DFL && prev->sa_handler != SIG_IGN) {
+        prev->sa_handler(sig);
+        return;
+    }
+    /* Default action: returning re-executes the faulting instruction, which faults again with
+     * the default disposition and ends the process with this signal (and a core dump). */
+    signal(sig, SIG_DFL);
+}
+
+int plat_fault_handler_install(plat_fault_fn fn) {
+    int rc = 0;
+    pthread_mutex_lock(&g_fault_mu);
+    if (g_fault_fn) {
+        rc = g_fault_fn == fn ? 0 : -EBUSY;
+        goto out;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    g_fault_fn = fn;
+    if (sigaction(SIGSEGV, &sa, &g_prev_segv) != 0 || sigaction(SIGBUS, &sa, &g_prev_bus) != 0) {
+        rc = -errno;
+        g_fault_fn = NULL;
+    }
+out:
+    pthread_mutex_unlock(&g_fault_mu);
+    return rc;
+}
+
+/* 64 KiB: room for the handler and, under a sanitizer, for its report. */
+#define ALTSTACK_BYTES (64u * 1024u)
+
+static pthread_key_t g_alt_key;
+static pthread_once_t g_alt_once = PTHREAD_ONCE_INIT;
+static _Thread_local int t_alt_done;
+
+static void altstack_free(void *p) {
+    stack_t ss;
+    memset(&ss, 0, sizeof ss);
+    ss.ss_flags = SS_DISABLE;
+    sigaltstack(&ss, NULL);
+    munmap(p, ALTSTACK_BYTES);
+}
+
+static void alt_key_init(void) {
+    pthread_key_create(&g_alt_key, altstack_free);
+}
+
+int plat_fault_altstack(void) {
+    if (t_alt_done)
+        return 0;
+    stack_t cur;
+    if (sigaltstack(NULL, &cur) != 0)
+        return -errno;
+    if (!(cur.ss_flags & SS_DISABLE)) {
+        t_alt_done = 1; /* the thread has one already (a sanitizer's, or the embedder's) */
+        return 0;
+    }
+    pthread_once(&g_alt_once, alt_key_init);
+    void *p = mmap(NULL, ALTSTACK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return -errno;
+    stack_t ss = {.ss_sp = p, .ss_size = ALTSTACK_BYTES, .ss_flags = 0};
+    if (sigaltstack(&ss, NULL) != 0) {
+        int e = -errno;
+        munmap(p, ALTSTACK_BYTES);
+        return e;
+    }
+    pthread_setspecific(g_alt_key, p);
+    t_alt_done = 1;
+    return 0;
 }

@@ -34,6 +34,20 @@ int plat_exe_dir(char *buf, size_t len);
 void *plat_module_open(const char *path, char *why, size_t whylen);
 void *plat_module_sym(void *module, const char *name);
 
+/* Memory faults (SIGSEGV, SIGBUS) claimed by a callback, for guard-region bounds checks.
+ * The callback runs in the signal handler, on the thread's alternate stack when it has one: it
+ * must be async-signal-safe and either leave by siglongjmp (claiming the fault) or return 0.
+ * @p addr is the faulting data address, @p pc the faulting instruction (0 when unknown). */
+typedef int (*plat_fault_fn)(void *addr, uintptr_t pc);
+/** Install fn as the process's SIGSEGV/SIGBUS handler (SA_SIGINFO | SA_ONSTACK | SA_NODEFER).
+ * Faults fn does not claim go to the handler installed before (for instance a sanitizer's), or
+ * get the default action (the fault repeats and kills the process with the usual signal).
+ * Idempotent for the same fn. @return 0 or -errno; -EBUSY when another fn is installed. */
+int plat_fault_handler_install(plat_fault_fn fn);
+/** Give the calling thread an alternate signal stack if it has none, so a fault handler can run
+ * when the thread's own stack is exhausted; freed when the thread exits. @return 0 or -errno. */
+int plat_fault_altstack(void);
+
 /* True in AddressSanitizer builds: their leak checker forks a tracer at exit, which a seccomp
  * allow-list without fork would kill, so sandboxes stay off there. */
 int plat_sanitizer_build(void);

@@ -269,6 +269,8 @@ wasm_memory *wasm_memory_new(wasm_store *s, wasm_limits lim) {
     if (lim.min > cap)
         return NULL;
     size_t reserve = (size_t)(cap ? cap : 1) * WASM_PAGE;
+    if (wasm__tier && wasm__tier->mem_reserve > reserve)
+        reserve = (size_t)wasm__tier->mem_reserve;
     uint8_t *data = plat_vm_reserve(reserve);
     if (!data)
         return NULL;
@@ -279,6 +281,7 @@ wasm_memory *wasm_memory_new(wasm_store *s, wasm_limits lim) {
     wasm_memory *m = wasm__store_alloc(s, sizeof *m, memory_fini);
     m->data = data;
     m->reserved = reserve;
+    m->max_bytes = cap * WASM_PAGE;
     m->lim = lim;
     m->size = lim.min * WASM_PAGE;
     return m;
@@ -295,7 +298,7 @@ uint64_t wasm_memory_size(const wasm_memory *m) {
 int64_t wasm__memory_grow(wasm_store *s, wasm_memory *m, uint32_t delta) {
     (void)s;
     uint64_t old = m->lim.min, n = old + delta;
-    if (n > m->lim.max || n > WASM_MAX_PAGES || n * WASM_PAGE > m->reserved)
+    if (n > m->lim.max || n > WASM_MAX_PAGES || n * WASM_PAGE > m->max_bytes)
         return -1;
     if (delta && plat_vm_commit(m->data + m->size, (size_t)delta * WASM_PAGE) != 0)
         return -1;

@@ -768,9 +768,9 @@ push_frame_saved:
         rc = WASM_TRAP_STACK;
         goto trap;
     }
-    if (atomic_load_explicit(&callee->tier_entry, memory_order_acquire)) {
+    if (atomic_load_explicit(&callee->tier_entry, memory_order_acquire) &&
+        (rc = wasm__tier->enter(s, inst, callee, fp)) >= 0) {
         /* Compiled by the JIT tier: run it natively, then return as L_ret does. */
-        rc = wasm__tier->enter(s, inst, callee, fp);
         if (rc)
             goto trap;
         const wasm_frame *fr = &frames[s->depth];
@@ -782,6 +782,7 @@ push_frame_saved:
         RELOAD_MEM();
         DISPATCH();
     }
+    rc = 0; /* the tier may have declined (< 0): interpret */
     s->depth++;
     FUEL_N(callee->ncode);
     if (callee->nlocals)

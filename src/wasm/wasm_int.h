@@ -195,7 +195,8 @@ struct wasm_memory {
     uint8_t *data;
     uint64_t size; /* bytes */
     wasm_limits lim; /* pages; lim.min is the current page count */
-    size_t reserved; /* bytes of address space reserved at data */
+    size_t reserved;    /* bytes of address space reserved at data (>= max_bytes) */
+    uint64_t max_bytes; /* growth cap: lim.max and the store's max_memory_bytes */
 };
 
 struct wasm_global {
@@ -277,8 +278,13 @@ typedef struct wasm_tier_ops {
     void (*module_freed)(wasm_module *m);
     /* Run code (whose tier_entry is set) in inst with the interpreter's frame convention: params
      * at fp[0..), results written to fp[0..). Returns 0 or a wasm_trap; on a trap s->depth is
-     * restored to its value at entry. */
+     * restored to its value at entry. A negative return declines (nothing ran): the interpreter
+     * runs code itself. */
     int (*enter)(wasm_store *s, wasm_instance *inst, const wasm_code *code, wasm_val *fp);
+    /* Bytes of address space every linear memory created while this tier is registered reserves
+     * (no access beyond its size), so compiled code may rely on a guard region instead of
+     * explicit bounds checks. 0: only what the memory can grow to. */
+    uint64_t mem_reserve;
 } wasm_tier_ops;
 extern const wasm_tier_ops *wasm__tier;
 void wasm__tier_set(const wasm_tier_ops *ops);

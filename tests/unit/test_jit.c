@@ -12,7 +12,9 @@
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/err.h"
@@ -27,13 +29,18 @@ typedef struct run {
     wasm_instance *inst;
 } run;
 
-static void open_run(run *r, jit_tier tier, const char *cache, const wasm_config *cfg) {
-    jit_config jc = {.tier = tier, .cache_dir = cache, .verify = true};
+static void open_run_b(run *r, jit_tier tier, const char *cache, const wasm_config *cfg,
+                       jit_bounds bounds) {
+    jit_config jc = {.tier = tier, .cache_dir = cache, .verify = true, .bounds = bounds};
     assert_int_equal(jit_init(&jc), 0);
     wasm_error err;
     assert_int_equal(wasm_module_load(k_jit_module, sizeof k_jit_module, &r->m, &err), 0);
     r->s = wasm_store_new(cfg);
     assert_int_equal(wasm_instance_new(r->s, r->m, NULL, 0, &r->inst, &err), 0);
+}
+
+static void open_run(run *r, jit_tier tier, const char *cache, const wasm_config *cfg) {
+    open_run_b(r, tier, cache, cfg, JIT_BOUNDS_DEFAULT);
 }
 
 static void close_run(run *r) {
@@ -94,6 +101,17 @@ static const vec *vectors(size_t *n) {
     v[k++] = (vec){"trunc", {flt(-3.9f)}};
     v[k++] = (vec){"trunc", {flt(2147483648.0f)}};
     v[k++] = (vec){"trunc", {0x7fc00000u}};
+    /* The memory has 2 pages now (131072 bytes). */
+    v[k++] = (vec){"dropload", {131068}};
+    v[k++] = (vec){"dropload", {131069}};
+    v[k++] = (vec){"dropload", {0xfffffffcu}};
+    v[k++] = (vec){"sumto", {131072}};
+    v[k++] = (vec){"sumto", {131073}};
+    v[k++] = (vec){"store2", {131060, 5}};
+    v[k++] = (vec){"store2", {131061, 6}}; /* traps: 16 keeps 6, the i64 is not written */
+    v[k++] = (vec){"load", {131064}};
+    v[k++] = (vec){"store2", {0xfffffff0u, 7}};
+    v[k++] = (vec){"load", {16}};
     v[k++] = (vec){"unreach", {0}};
     v[k++] = (vec){"rec", {1}};
     *n = k;
@@ -101,15 +119,16 @@ static const vec *vectors(size_t *n) {
 }
 
 /* Every vector, in order, on one instance per tier: results and trap kinds must agree. */
-static void test_differential(void **state) {
-    (void)state;
+static void differential(jit_bounds bounds) {
     size_t n;
     const vec *v = vectors(&n);
     wasm_val res_i[64][2], res_j[64][2];
     int rc_i[64], rc_j[64];
     for (int tier = 0; tier < 2; tier++) {
         run r;
-        open_run(&r, tier ? JIT_TIER_JIT : JIT_TIER_INTERP, NULL, NULL);
+        open_run_b(&r, tier ? JIT_TIER_JIT : JIT_TIER_INTERP, NULL, NULL, bounds);
+        if (tier)
+            assert_int_equal(jit_bounds_mode(), bounds);
         for (size_t k = 0; k < n; k++) {
             wasm_val *res = tier ? res_j[k] : res_i[k];
             res[0] = res[1] = 0;
@@ -131,6 +150,46 @@ static void test_differential(void **state) {
     assert_int_equal(res_j[10][0], 55);
     assert_int_equal(rc_j[n - 1], WASM_TRAP_STACK);
     assert_int_equal(rc_j[n - 2], WASM_TRAP_UNREACHABLE);
+    for (size_t k = 0; k < n; k++)
+        if (strcmp(v[k].fn, "dropload") == 0 && v[k].args[0] != 131068)
+            assert_int_equal(rc_j[k], WASM_TRAP_MEM_OOB);
+}
+
+static void test_differential_checks(void **state) {
+    (void)state;
+    differential(JIT_BOUNDS_CHECKS);
+}
+
+/* Guard region: no compare on loads and stores, a fault in compiled code becomes the trap. */
+static void test_differential_guard(void **state) {
+    (void)state;
+    differential(JIT_BOUNDS_GUARD);
+}
+
+/* With the guard-mode fault handler installed, a fault outside compiled code still kills the
+ * process with SIGSEGV (the handler passes it on). */
+static void test_guard_passes_other_faults(void **state) {
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGSEGV, SIG_DFL); /* cmocka's handler would report and carry on */
+        run r;
+        open_run_b(&r, JIT_TIER_JIT, NULL, NULL, JIT_BOUNDS_GUARD);
+        wasm_val a[1] = {0xfffffff0u}, res[1];
+        if (call(&r, "load", a, res) != WASM_TRAP_MEM_OOB)
+            _exit(3);
+        /* An address in the memory's guard region, but a write from C, not compiled code. */
+        wasm_extern ex;
+        if (wasm_instance_export(r.inst, "mem", &ex) != 0)
+            _exit(4);
+        *(volatile uint8_t *)(wasm_memory_data(ex.u.memory) + (5ull << 30)) = 1;
+        _exit(5);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGSEGV);
 }
 
 static void test_timeout_stops_loop(void **state) {
@@ -242,7 +301,9 @@ static void test_auto_tier(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_differential),
+        cmocka_unit_test(test_differential_checks),
+        cmocka_unit_test(test_differential_guard),
+        cmocka_unit_test(test_guard_passes_other_faults),
         cmocka_unit_test(test_timeout_stops_loop),
         cmocka_unit_test(test_wx),
         cmocka_unit_test(test_cache),

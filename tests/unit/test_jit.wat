@@ -1,6 +1,6 @@
 (module
   (type $ii (func (param i32) (result i32)))
-  (memory 1)
+  (memory (export "mem") 1)
   (table 4 funcref)
   (elem (i32.const 0) $fib $sq)
   (global $g (mut i64) (i64.const 7))
@@ -28,4 +28,18 @@
   (func $rec (export "rec") (param i32) (result i32) (i32.add (call $rec (local.get 0)) (i32.const 1)))
   (func (export "spin") (loop (br 0)))
   (func (export "unreach") (unreachable))
+  ;; Guard-mode bounds: a dropped load must still trap; a reduction over memory (its loads feed
+  ;; a loop-carried sum); a store that faults must leave memory unchanged before it.
+  (func (export "dropload") (param i32) (result i32) (drop (i32.load (local.get 0))) (i32.const 1))
+  (func (export "sumto") (param i32) (result i32) (local i32 i32)
+    (block (loop
+      (br_if 1 (i32.ge_u (local.get 1) (local.get 0)))
+      (local.set 2 (i32.add (local.get 2) (i32.load8_u (local.get 1))))
+      (local.set 1 (i32.add (local.get 1) (i32.const 1)))
+      (br 0)))
+    (local.get 2))
+  (func (export "store2") (param i32 i32) (result i32)
+    (i32.store (i32.const 16) (local.get 1))
+    (i64.store offset=4 (local.get 0) (i64.extend_i32_u (local.get 1)))
+    (i32.load (i32.const 16)))
 )
