@@ -241,10 +241,47 @@ static int cmd_init(const char *run, unsigned seed) {
     return 0;
 }
 
+/* Abort a run: dnn/RUN/abort holds the reason; publishing it under the barrier's lock hands it
+ * to every lambda waiting at the barrier at its next look (release consistency), so the others
+ * stop within milliseconds instead of waiting for a lambda that will never arrive. The driver
+ * sends "abort RUN REASON" when a lambda fails (trap, timeout, lost worker); a lambda that fails
+ * on its own writes it too. */
+static int g_aborted; /* this invocation saw the run aborted */
+
+static int abort_run(const char *run, const char *reason) {
+    char key[128], lk[128];
+    snprintf(key, sizeof key, "dnn/%s/abort", run);
+    snprintf(lk, sizeof lk, "dnn/%s/bar", run);
+    return kv_put(key, reason, strlen(reason)) != 0 || sync_point(lk) != 0;
+}
+
+static int cmd_abort(const char *run, const char *reason) {
+    if (abort_run(run, reason) != 0) {
+        fprintf(stderr, "error cannot publish the abort of run %s\n", run);
+        return 1;
+    }
+    printf("ok aborted %s\n", run);
+    return 0;
+}
+
+/* Whether the run was aborted (the reason goes to stderr, the function's error answer). */
+static int aborted(const char *run) {
+    char key[128], why[256];
+    snprintf(key, sizeof key, "dnn/%s/abort", run);
+    int n = kv_get(key, why, sizeof why - 1);
+    if (n <= 0)
+        return 0;
+    why[n < (int)sizeof why - 1 ? n : (int)sizeof why - 1] = 0;
+    fprintf(stderr, "error run aborted: %s\n", why);
+    g_aborted = 1;
+    return 1;
+}
+
 /* Synchronous barrier: the arrival counter dnn/RUN/bar counts every lambda's arrivals of every
  * step; step t is complete when it reaches K*(t+1). Each arrival happens under the lock, and the
  * lambda's gradient writes precede its release, so whoever then sees the count complete under
- * the lock has applied every gradient of step t (release consistency). */
+ * the lock has applied every gradient of step t (release consistency). A run aborted while we
+ * wait ends the wait with an error. */
 static int barrier(const char *run, int K, long t) {
     char lk[128], key[128], v[32];
     snprintf(lk, sizeof lk, "dnn/%s/bar", run);
@@ -266,7 +303,8 @@ static int barrier(const char *run, int K, long t) {
             return -1;
         n = kv_get(key, v, sizeof v - 1);
         have = n > 0 ? (v[n] = 0, strtol(v, NULL, 10)) : 0;
-        if (psl_unlock(lk) != 0)
+        int stop = have < want && aborted(run);
+        if (psl_unlock(lk) != 0 || stop)
             return -1;
     }
     return 0;
@@ -399,6 +437,11 @@ static int cmd_train(const char *run, int sync, int K, int k, int epoch, long N,
            now_s() - t_start);
     rc = 0;
 done:
+    if (rc && sync && !g_aborted) { /* tell the others before they wait for us at the barrier */
+        char why[64];
+        snprintf(why, sizeof why, "lambda %d failed in epoch %d", k, epoch + 1);
+        (void)abort_run(run, why);
+    }
     free(w);
     free(g);
     free(own);
@@ -489,12 +532,17 @@ int main(void) {
         int every = n == 10 ? atoi(a[9]) : 1;
         if (K >= 1 && k >= 0 && k < K && B >= 1 && lr > 0 && every >= 1)
             rc = cmd_train(a[1], !strcmp(a[2], "sync"), K, k, atoi(a[5]), atol(a[6]), B, lr, every);
+    } else if (n >= 2 && !strcmp(a[0], "abort")) {
+        const char *why = strstr(line, a[1]) + strlen(a[1]);
+        while (*why == ' ')
+            why++;
+        rc = cmd_abort(a[1], *why ? why : "aborted by the driver");
     } else if (n == 5 && !strcmp(a[0], "eval") && atoi(a[3]) >= 1)
         rc = cmd_eval(a[1], !strcmp(a[2], "sync"), atoi(a[3]), atol(a[4]));
     if (rc == 64)
         fprintf(stderr,
                 "error usage: put KEY | init RUN SEED | train RUN MODE K k EPOCH N B LR [P] | "
-                "eval RUN MODE K N\n");
+                "eval RUN MODE K N | abort RUN [REASON]\n");
     free(req);
     return rc;
 }

@@ -293,15 +293,28 @@ static void cluster_stop(denv *e) {
 /* ---------- one training run ---------- */
 
 typedef struct lambda_job {
-    const char *url;
+    const char *url, *run;
+    uint32_t k;
+    int ep;
     char req[256];
     int rc;
     char *ans;
 } lambda_job;
 
+/* One lambda's invocation. When it fails (a trap, its time limit, a lost worker), the run is
+ * aborted at once ("abort RUN REASON", examples/dnn/dnn.c), so in sync mode the other lambdas
+ * leave the barrier instead of waiting for it until their own time limit. */
 static void *lambda_main(void *arg) {
     lambda_job *j = arg;
     j->rc = call_fn(j->url, j->req, strlen(j->req), &j->ans);
+    if (j->rc != 0) {
+        char req[512], *ans = NULL;
+        snprintf(req, sizeof req, "abort %s lambda %u failed in epoch %d: %.300s", j->run, j->k,
+                 j->ep + 1, j->ans ? j->ans : "?");
+        if (call_fn(j->url, req, strlen(req), &ans) != 0)
+            cli_err("bench dnn: cannot abort run %s: %s", j->run, ans ? ans : "?");
+        free(ans);
+    }
     return NULL;
 }
 
@@ -325,7 +338,7 @@ static int train_run(const denv *e, const dopts *o, bool sync, uint32_t K, run_r
         pthread_t th[MAX_K];
         double t0 = now_s();
         for (uint32_t k = 0; k < K; k++) {
-            jobs[k] = (lambda_job){.url = e->url};
+            jobs[k] = (lambda_job){.url = e->url, .run = run, .k = k, .ep = ep};
             snprintf(jobs[k].req, sizeof jobs[k].req, "train %s %s %u %u %d %ld %d %g %d", run,
                      sync ? "sync" : "async", K, k, ep, o->train, o->batch,
                      sync ? o->lr * K : o->lr, o->publish);
