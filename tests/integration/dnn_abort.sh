@@ -14,7 +14,9 @@ if [ ! -r "$DATA/train-images-idx3-ubyte.gz" ]; then
 fi
 T=$(mktemp -d /tmp/psl-dnn-abort.XXXXXX)
 cleanup() {
+    [ -z "${BENCH:-}" ] || kill "$BENCH" 2>/dev/null
     "$PSL" down --dir "$T/c" >/dev/null 2>&1
+    pkill -9 -f -- "$T/c/" 2>/dev/null # whatever psl down could not stop
     [ -n "${KEEP:-}" ] || rm -rf "$T"
 }
 trap cleanup EXIT INT TERM
