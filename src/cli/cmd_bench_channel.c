@@ -200,7 +200,7 @@ static double median(const double *v, int n) {
 }
 
 static int cmd_bench_channel(int argc, char **argv) {
-    int msgs = 100000, rtts = 20000, window = 64, hs = 200, repeat = 1;
+    int msgs = 100000, rtts = 20000, window = 64, hs = 200, repeat = 1, only = -1;
     const char *home = NULL;
     for (int i = 1; i < argc; i++) {
         if (i + 1 < argc && strcmp(argv[i], "--messages") == 0)
@@ -215,7 +215,16 @@ static int cmd_bench_channel(int argc, char **argv) {
             home = argv[++i];
         else if (i + 1 < argc && strcmp(argv[i], "--repeat") == 0)
             repeat = atoi(argv[++i]);
-        else {
+        else if (i + 1 < argc && strcmp(argv[i], "--only") == 0) {
+            const char *m = argv[++i];
+            only = !strcmp(m, "plain") ? PLAIN : !strcmp(m, "secure") ? SECURE
+                                     : !strcmp(m, "batched")            ? BATCHED
+                                                                        : -2;
+            if (only == -2) {
+                cli_err("bench channel: --only takes plain, secure or batched");
+                return EXIT_USAGE;
+            }
+        } else {
             cli_err("bench channel: unknown option %s", argv[i]);
             return EXIT_USAGE;
         }
@@ -229,6 +238,16 @@ static int cmd_bench_channel(int argc, char **argv) {
     tee_policy p;
     tee_policy_for(t, false, &p);
     net_auth a = {.tee = t, .peer = &p, .name = "bench"};
+    if (only >= 0) { /* one transport, once (for profiling) */
+        bench_res res;
+        int rc = run_one(only, &a, 1024, rtts, msgs, window, hs, &res);
+        if (!rc)
+            printf("%s: round trip %.1f us, %.0f msg/s, %.2f CPU us/msg, handshake %.1f us\n",
+                   mode_name[only], res.rtt_us, res.tput, res.cpu_us, res.hs_us);
+        tee_policy_fini(&p);
+        tee_close(t);
+        return rc ? EXIT_FAILED : EXIT_OK;
+    }
     /* Columns: 3 per transport (rtt, tput, cpu), then handshake, then for secure and batched
      * the throughput ratio and the CPU ratio (plain cpu / theirs) against plain. */
     enum { HS = 3 * NMODES, RATIO = HS + 1, NCOL = RATIO + 2 * (NMODES - 1) };
@@ -297,6 +316,7 @@ static int cmd_bench_channel(int argc, char **argv) {
 void cmd_bench_help(FILE *out) {
     fprintf(out, "usage: psl bench channel [--messages N] [--round-trips N] [--window N]\n"
                  "                         [--handshakes N] [--repeat N] [--home DIR]\n"
+                 "                         [--only plain|secure|batched]\n"
                  "       psl bench capsule [--seconds S] [--writers N] [--port P]\n"
                  "       psl bench ycsb [--target redis,psl-fn,...] [--workload a,c] ... (--help)\n"
                  "channel: 1 KiB messages over the attested secure channel vs plain ZeroMQ.\n"

@@ -38,7 +38,7 @@ static const cli_cmd cli_cmds[] = {
     {"remove", cmd_remove, "remove a deployed function", cmd_remove_help},
     {"logs", cmd_logs, "print a function's recent log lines", cmd_logs_help},
     {"kv", cmd_kv, "get, put or delete a key (owner admin path)", cmd_kv_help},
-    {"bench", cmd_bench, "benchmarks: channel (secure channel vs plain ZeroMQ)", cmd_bench_help},
+    {"bench", cmd_bench, "benchmarks: channel, capsule, ycsb, dnn (psl help bench)", cmd_bench_help},
 };
 
 void cli_err(const char *fmt, ...) {
