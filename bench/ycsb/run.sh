@@ -6,7 +6,8 @@
 # may rebuild build/ meanwhile). Writes the table to stdout and $OUT/ycsb.{txt,csv,png}.
 # Environment: BUILD (build), OUT ($BUILD/bench/ycsb-results), YCSB_RUNS (3), YCSB_DURATION (10),
 # YCSB_WARMUP (2), YCSB_THREADS (1,4,16), YCSB_WORKLOADS (c,a), YCSB_RECORDS (100000),
-# YCSB_TARGETS (redis,psl-fn,psl-fn:sync,psl-client,psl-client:sync), YCSB_ARGS (more options).
+# YCSB_TARGETS (redis,psl-fn,psl-fn:sync,psl-client,psl-client:sync,psl-http), YCSB_ARGS (more
+# options).
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
@@ -16,9 +17,9 @@ SNAP=$(mktemp -d /tmp/psl-ycsb-bin.XXXXXX)
 trap 'rm -rf "$SNAP"' EXIT INT TERM
 mkdir -p "$SNAP/bench"
 cp "$BUILD/psl" "$SNAP/psl"
-cp "$BUILD/bench/ycsb.wasm" "$SNAP/bench/ycsb.wasm"
+cp "$BUILD/bench/ycsb.wasm" "$BUILD/bench/ycsb_op.so" "$BUILD/bench/ycsb_op.wasm" "$SNAP/bench/"
 "$SNAP/psl" bench ycsb --help >/dev/null || { echo "run.sh: $BUILD/psl does not run" >&2; exit 1; }
-set -- --target "${YCSB_TARGETS:-redis,psl-fn,psl-fn:sync,psl-client,psl-client:sync}" \
+set -- --target "${YCSB_TARGETS:-redis,psl-fn,psl-fn:sync,psl-client,psl-client:sync,psl-http}" \
     --workload "${YCSB_WORKLOADS:-c,a}" --threads "${YCSB_THREADS:-1,4,16}" \
     --records "${YCSB_RECORDS:-100000}" --warmup "${YCSB_WARMUP:-2}" \
     --duration "${YCSB_DURATION:-10}" --runs "${YCSB_RUNS:-3}" ${YCSB_ARGS:-}

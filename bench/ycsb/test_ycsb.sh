@@ -1,5 +1,6 @@
 #!/bin/sh
-# A short YCSB run (not timed) against Redis and psl, in-function and client modes, async and
+# A short YCSB run (not timed) against Redis and psl, in-function and client modes (over the
+# attested channel, native and wasm operation function, and through the HTTP gateway), async and
 # sync: psl bench ycsb --check fails unless every operation succeeded, every read returned the
 # record of the key it asked for (the load wrote it, or an update after it), and the counts add
 # up (threads x --ops operations, one histogram entry each); every target must print its row.
@@ -14,7 +15,10 @@ fi
 T=$(mktemp -d /tmp/psl-ycsb-test.XXXXXX)
 trap 'rm -rf "$T"' EXIT INT TERM
 # A private copy: the cluster's daemons run this binary, and build/ may be relinked meanwhile.
-cp "$PSL" "$T/psl" && cp "$FN" "$T/ycsb.wasm" || { echo "FAIL: cannot copy $PSL and $FN"; exit 1; }
+# The client-mode operation function (bench/ycsb/op.c) is found next to the YCSB function.
+D=$(dirname "$FN")
+cp "$PSL" "$T/psl" && cp "$FN" "$T/ycsb.wasm" && cp "$D/ycsb_op.so" "$D/ycsb_op.wasm" "$T/" ||
+    { echo "FAIL: cannot copy $PSL, $FN and $D/ycsb_op.{so,wasm}"; exit 1; }
 PSL=$T/psl FN=$T/ycsb.wasm
 "$PSL" bench ycsb --help | grep -q '^usage: psl bench ycsb' ||
     { echo "FAIL: $PSL does not run (being relinked?)"; exit 1; }
@@ -35,11 +39,13 @@ rows() { # FILE WORKLOAD TARGET...: each target printed its result row
 for w in a d f; do
     "$PSL" bench ycsb --quiet --check --fn "$FN" --records 2000 --workload "$w" --threads 3 \
         --ops 300 --warmup 0.2 --duration 30 --workers 2 \
-        --target redis,psl-fn,psl-fn:sync,psl-client,psl-client:sync >"$T/out" 2>"$T/err"
+        --target redis,psl-fn,psl-fn:sync,psl-client,psl-client:sync,psl-client-wasm,psl-http \
+        >"$T/out" 2>"$T/err"
     rc=$?
     cat "$T/out" "$T/err"
     judge "workload $w"
-    rows "$T/out" "$w" redis psl-fn:async psl-fn:sync psl-client:async psl-client:sync
+    rows "$T/out" "$w" redis psl-fn:async psl-fn:sync psl-client:async psl-client:sync \
+        psl-client-wasm:async psl-http:async
 done
 # Uniform keys on workload c with few records: most records are read at least once.
 "$PSL" bench ycsb --quiet --check --fn "$FN" --records 500 --workload c --distribution uniform \

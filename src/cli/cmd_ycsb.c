@@ -5,9 +5,11 @@
  * through hiredis, one connection per client thread); "psl-fn" (in-function mode: THREADS
  * concurrent invocations of the YCSB function each run the generator inside a worker against the
  * host API, bench/ycsb/fn.c); "psl-client" (client mode: every operation is one invocation of the
- * YCSB function through the HTTP gateway, one keep-alive connection per client thread and one
- * operation in flight on it). psl targets take a durability suffix (":sync"; default async). The
- * psl cluster is started here (psl up in a temporary directory) unless --dir names a running one.
+ * YCSB function sent over a worker's attested secure channel, src/client, one channel per client
+ * thread and one operation in flight on it); "psl-http" (the same through the HTTP gateway, one
+ * keep-alive connection per thread). psl targets take a durability suffix (":sync"; default
+ * async). The psl cluster is started here (psl up in a temporary directory) unless --dir names a
+ * running one.
  *
  * Every thread draws its own operation and key sequence; a run has a warm-up, then a measured
  * window of --duration seconds (or --ops operations per thread). Reads check that the record
@@ -39,9 +41,13 @@
 #include "base/base.h"
 #include "base/err.h"
 #include "bench/ycsb/ycsb.h"
+#include "cli/cli_secure.h"
+#include "client/client.h"
 #include "platform/platform.h"
 
-enum { T_REDIS, T_PSL_FN, T_PSL_CLIENT };
+#include <zmq.h>
+
+enum { T_REDIS, T_PSL_FN, T_PSL_CLIENT, T_PSL_HTTP };
 
 #define MAX_TARGETS 8
 #define MAX_LIST 16
@@ -49,6 +55,7 @@ enum { T_REDIS, T_PSL_FN, T_PSL_CLIENT };
 typedef struct target {
     int kind;
     bool sync;
+    bool wasm; /* psl-client-wasm: the operation function's WebAssembly build */
     char label[32];
 } target;
 
@@ -66,6 +73,7 @@ typedef struct yopts {
     int runs, workers, load_threads;
     uint32_t chunk_ms; /* in-function mode: milliseconds per invocation (0: one per run) */
     const char *dir, *fn_path, *csv, *plot;
+    const char *policy, *measurement; /* psl-client: what the workers must prove */
     int redis_port;
     bool check, quiet;
 } yopts;
@@ -79,6 +87,9 @@ typedef struct env {
     int redis_port;
     char self[4096]; /* this binary */
     bool psl_loaded, redis_loaded;
+    bool secure; /* sec holds the workers' client endpoints (psl-client targets) */
+    cli_secure sec;
+    void *zctx; /* the client connections' ZeroMQ context */
 } env;
 
 typedef struct result {
@@ -212,19 +223,25 @@ static const char *fn_name(bool sync) {
     return sync ? "ycsb_sync" : "ycsb";
 }
 
+/* Client mode over the channel: the one-operation function (bench/ycsb/op.c), native or wasm. */
+static const char *op_name(const target *t) {
+    return t->wasm ? (t->sync ? "ycsb_opw_sync" : "ycsb_opw")
+                   : (t->sync ? "ycsb_op_sync" : "ycsb_op");
+}
+
 /* Deploy through `psl deploy` (which carries the cluster owner's credentials). */
-static int psl_deploy(env *e, const yopts *o, bool sync) {
-    if (access(o->fn_path, R_OK) != 0) {
+static int psl_deploy(env *e, const yopts *o, const char *name, const char *path, bool sync) {
+    if (access(path, R_OK) != 0) {
         cli_err("bench ycsb: cannot read the YCSB function %s (build it: cmake --build build)",
-                o->fn_path);
+                path);
         return EXIT_IO;
     }
     char tmo[32];
     snprintf(tmo, sizeof tmo, "%u", (unsigned)((o->warmup + o->duration) * 1000) + 120000);
     char *av[] = {e->self,
                   "deploy",
-                  (char *)fn_name(sync),
-                  (char *)o->fn_path,
+                  (char *)name,
+                  (char *)path,
                   "--timeout-ms",
                   tmo,
                   "--durability",
@@ -233,7 +250,7 @@ static int psl_deploy(env *e, const yopts *o, bool sync) {
                   (char *)e->dir,
                   NULL};
     if (cli_run_wait(av, true) != 0) {
-        cli_err("bench ycsb: psl deploy %s failed", fn_name(sync));
+        cli_err("bench ycsb: psl deploy %s failed", name);
         return EXIT_FAILED;
     }
     return 0;
@@ -276,12 +293,51 @@ static int psl_start(env *e, const yopts *o) {
     }
     snprintf(e->gateway, sizeof e->gateway, "%s", gw);
     free(gw);
-    if (psl_deploy(e, o, false) != 0 || psl_deploy(e, o, true) != 0)
+    if (psl_deploy(e, o, fn_name(false), o->fn_path, false) != 0 ||
+        psl_deploy(e, o, fn_name(true), o->fn_path, true) != 0)
         return EXIT_FAILED;
+    bool secure = false;
+    for (int i = 0; i < o->ntargets; i++) {
+        const target *t = &o->targets[i];
+        if (t->kind != T_PSL_CLIENT)
+            continue;
+        secure = true;
+        /* bench/ycsb/op.c next to the YCSB function: ycsb_op.so (native) or ycsb_op.wasm. */
+        char path[4200];
+        const char *slash = strrchr(o->fn_path, '/');
+        snprintf(path, sizeof path, "%.*sycsb_op.%s", slash ? (int)(slash - o->fn_path + 1) : 0,
+                 o->fn_path, t->wasm ? "wasm" : "so");
+        if (psl_deploy(e, o, op_name(t), path, t->sync) != 0)
+            return EXIT_FAILED;
+    }
+    if (secure) {
+        /* Every worker that has joined must be listed: the clients spread over all of them. */
+        int rc = 0;
+        for (int tries = 0; tries < 100; tries++) {
+            rc = cli_secure_init(&e->sec, e->gateway, e->dir, o->policy, o->measurement);
+            if (rc || e->sec.n >= (size_t)o->workers)
+                break;
+            cli_secure_fini(&e->sec);
+            usleep(100000);
+        }
+        if (rc)
+            return rc;
+        e->secure = true;
+        e->zctx = zmq_ctx_new();
+        if (!o->quiet)
+            for (size_t i = 0; i < e->sec.n; i++)
+                fprintf(stderr, "ycsb: psl-client: worker %llu serves clients at %s\n",
+                        (unsigned long long)e->sec.eps[i].id, e->sec.eps[i].endpoint);
+    }
     return 0;
 }
 
 static void psl_stop(env *e) {
+    if (e->secure) {
+        cli_secure_fini(&e->sec);
+        zmq_ctx_term(e->zctx);
+        e->secure = false;
+    }
     if (!e->tmpdir[0])
         return;
     char *down[] = {e->self, "down", "--dir", e->tmpdir, NULL};
@@ -368,11 +424,15 @@ typedef struct conn {
     int kind;
     uint64_t records;
     bool sync;
+    const char *op_fn; /* psl-client: the function each operation invokes */
     redisContext *rc;
     http h;
+    cl_conn *cc; /* psl-client: the attested channel to one worker */
+    char err[160];
 } conn;
 
-static int conn_open(conn *c, const env *e, const target *t, uint64_t records) {
+/* Thread @p thread's connection; psl-client threads go round-robin over the workers. */
+static int conn_open(conn *c, env *e, const target *t, uint64_t records, uint32_t thread) {
     memset(c, 0, sizeof *c);
     c->kind = t->kind;
     c->sync = t->sync;
@@ -381,15 +441,33 @@ static int conn_open(conn *c, const env *e, const target *t, uint64_t records) {
         c->rc = redis_connect(e->redis_port);
         return c->rc ? 0 : ERR_IO;
     }
+    c->op_fn = op_name(t);
+    if (t->kind == T_PSL_CLIENT)
+        return cli_secure_connect(&e->sec, thread, e->zctx, &c->cc, false) ? ERR_AUTH : 0;
     char url[512];
     snprintf(url, sizeof url, "%s/function/%s", e->gateway, fn_name(t->sync));
     return http_open(&c->h, url, 60);
 }
 
 static void conn_close(conn *c) {
+    cl_close(c->cc);
     if (c->rc)
         redisFree(c->rc);
     http_close(&c->h);
+}
+
+/* One operation over the attested channel: 0 when the function ran and exited with 0. */
+static int conn_invoke(conn *c, const void *body, size_t len, cl_result *res) {
+    int rc = cl_invoke(c->cc, c->op_fn, body, len, 60000, res);
+    if (rc) {
+        snprintf(c->err, sizeof c->err, "%s", cl_error(c->cc)[0] ? cl_error(c->cc) : err_str(rc));
+        return rc;
+    }
+    if (res->status || res->exit_code) {
+        snprintf(c->err, sizeof c->err, "%s", res->msg[0] ? res->msg : err_str(res->status));
+        return res->status ? res->status : ERR_IO;
+    }
+    return 0;
 }
 
 /* Read key number k: 0 with *got set (false: absent), or a negative error. The record is checked
@@ -409,6 +487,13 @@ static int conn_read(conn *c, uint64_t k, ycsb_stats *st) {
             v = (const uint8_t *)r->str, vl = r->len;
         else if (r->type != REDIS_REPLY_NIL)
             rc = ERR_IO;
+    } else if (c->kind == T_PSL_CLIENT) {
+        key[0] = 'r', key[1] = ' ';
+        cl_result res;
+        rc = conn_invoke(c, key, kl + 2, &res);
+        if (rc)
+            return rc;
+        v = res.body, vl = res.len;
     } else {
         key[0] = 'r', key[1] = ' ';
         long code = http_send(&c->h, key, kl + 2, false);
@@ -443,12 +528,16 @@ static int conn_write(conn *c, uint64_t k, uint8_t *msg, size_t off) {
     p[0] = 'w', p[1] = ' ';
     memcpy(p + 2, key, kl);
     p[2 + kl] = '\n';
+    if (c->kind == T_PSL_CLIENT) {
+        cl_result res;
+        return conn_invoke(c, p, hl + YCSB_VALUE_LEN, &res);
+    }
     long code = http_send(&c->h, p, hl + YCSB_VALUE_LEN, false);
     return code == 200 ? 0 : ERR_IO;
 }
 
 typedef struct job {
-    const env *e;
+    env *e;
     const target *t;
     const yopts *o;
     ycsb_workload w;
@@ -473,7 +562,7 @@ static void *client_thread(void *arg) {
     conn c;
     uint8_t *msg = xmalloc(MSG_OFF + YCSB_VALUE_LEN);
     uint8_t *rec = msg + MSG_OFF;
-    if (conn_open(&c, j->e, j->t, j->o->records) != 0) {
+    if (conn_open(&c, j->e, j->t, j->o->records, j->thread) != 0) {
         snprintf(j->err, sizeof j->err, "cannot connect");
         j->rc = ERR_IO;
         goto out;
@@ -531,6 +620,8 @@ static void *client_thread(void *arg) {
         default: break;
         }
         uint64_t e2 = plat_now_ns();
+        if (rc != 0 && c.err[0] && !j->err[0])
+            snprintf(j->err, sizeof j->err, "first error: %s", c.err);
         if (measuring) {
             st->ops[op]++;
             if (rc != 0)
@@ -542,6 +633,8 @@ static void *client_thread(void *arg) {
     }
     free(warm);
 out:
+    if (j->rc == 0 && j->err[0] && !j->o->quiet)
+        fprintf(stderr, "ycsb: %s thread %u: %s\n", j->t->label, j->thread, j->err);
     j->finished = now_s();
     conn_close(&c);
     free(msg);
@@ -1075,12 +1168,17 @@ static void ycsb_help(FILE *out) {
             "                      [--records N] [--warmup S] [--duration S] [--ops N]\n"
             "                      [--distribution zipfian|uniform|latest] [--runs R]\n"
             "                      [--workers N] [--dir DIR] [--fn FILE] [--redis-port P]\n"
+            "                      [--policy FILE] [--measurement HEX]\n"
             "                      [--csv FILE] [--plot FILE.png] [--seed N] [--check]\n"
             "  YCSB core workloads (a b c d f) against redis and psl, side by side.\n"
-            "  --target: comma list of redis, psl-fn, psl-fn:sync, psl-client, psl-client:sync\n"
-            "    (psl = psl-fn; default redis,psl-fn). psl-fn runs the YCSB function inside the\n"
-            "    workers (in-function mode); psl-client sends each operation to the function\n"
-            "    through the HTTP gateway (keep-alive, one operation in flight per connection).\n"
+            "  --target: comma list of redis, psl-fn, psl-client, psl-http, each psl one with\n"
+            "    :sync or :async (psl = psl-fn; default redis,psl-fn). psl-fn runs the YCSB\n"
+            "    function inside the workers (in-function mode); psl-client sends each\n"
+            "    operation to the function over a worker's attested secure channel (client\n"
+            "    mode: one channel per thread, round-robin over the workers, one operation in\n"
+            "    flight); psl-http sends it through the HTTP gateway (keep-alive).\n"
+            "  --policy FILE, --measurement HEX: what psl-client demands of the workers\n"
+            "    (default: the cluster's DIR/policy.txt and the published measurement).\n"
             "  --threads (alias --connections): comma list of client threads (default 16).\n"
             "  --records (default 100000) records of 10 x 100 bytes; --warmup (2) and\n"
             "  --duration (10) seconds; --ops N stops each thread after N operations.\n"
@@ -1130,12 +1228,17 @@ static int parse_targets(char *s, yopts *o) {
             t->kind = T_PSL_FN;
         else if (bl == 10 && strncmp(p, "psl-client", 10) == 0)
             t->kind = T_PSL_CLIENT;
+        else if (bl == 15 && strncmp(p, "psl-client-wasm", 15) == 0)
+            t->kind = T_PSL_CLIENT, t->wasm = true;
+        else if (bl == 8 && strncmp(p, "psl-http", 8) == 0)
+            t->kind = T_PSL_HTTP;
         else
             return -1;
         snprintf(t->label, sizeof t->label, "%s%s",
-                 t->kind == T_REDIS    ? "redis"
-                 : t->kind == T_PSL_FN ? "psl-fn"
-                                       : "psl-client",
+                 t->kind == T_REDIS        ? "redis"
+                 : t->kind == T_PSL_FN     ? "psl-fn"
+                 : t->kind == T_PSL_CLIENT ? (t->wasm ? "psl-client-wasm" : "psl-client")
+                                           : "psl-http",
                  t->kind == T_REDIS ? ""
                  : t->sync          ? ":sync"
                                     : ":async");
@@ -1229,6 +1332,10 @@ static int parse_opts(int argc, char **argv, yopts *o) {
             o->dir = v;
         } else if (strcmp(a, "--fn") == 0) {
             o->fn_path = v;
+        } else if (strcmp(a, "--policy") == 0) {
+            o->policy = v;
+        } else if (strcmp(a, "--measurement") == 0) {
+            o->measurement = v;
         } else if (strcmp(a, "--csv") == 0) {
             o->csv = v;
         } else if (strcmp(a, "--plot") == 0) {

@@ -70,6 +70,7 @@ typedef struct front {
     cdone *done_h, *done_t; /* ready to send */
     cdone *dur_h, *dur_t;   /* sync inline runs waiting until their writes are durable */
     atomic_uint ndone;
+    atomic_ullong durable_seq; /* our capsule is durable up to here (durability thread) */
     pthread_mutex_t bell_mu;
     net_chan *bell;
     uint8_t bell_pk[32], bell_sk[64];
@@ -627,11 +628,13 @@ static int send_heartbeat(wk *w, net_chan *c) {
 /* ---- the client-facing channel (see worker.h; docs/protocols.md, "Client invoke") ---- */
 
 #define INLINE_MAX_NS 200000u /* run inline while the function's recent mean run is below this */
-#define FRONT_FLUSH_EVERY 64u /* inline requests between two capsule appends under load */
+#define FRONT_FLUSH_EVERY 256u /* inline requests between two capsule appends under load */
+#define FRONT_FLUSH_MS 2       /* async writes wait at most this long for their capsule append */
 
 /* What the server thread keeps between requests. */
 typedef struct fstate {
     bool dirty;             /* inline runs wrote since the last capsule append */
+    uint64_t dirty_ns;      /* since when */
     unsigned since;         /* requests since then */
     cdone *sync_h, *sync_t; /* sync replies of this group, waiting for the append */
     uint8_t *obuf;          /* packing buffer for replies */
@@ -721,11 +724,15 @@ static void front_run(wk *w, const char *fn, const uint8_t *in, size_t len, ex_r
         atomic_fetch_add(&w->errors, 1);
 }
 
-/* Append the group's writes to the capsule; its sync replies go to the durability thread. */
+/* Append the group's writes to the capsule; its sync replies go to the durability thread, or
+ * out at once when every record appended so far is durable already (a group that wrote
+ * nothing). */
 static void front_flush(wk *w, fstate *st) {
     front *f = &w->fr;
-    if (st->dirty && w->rp) {
-        int rc = repl_flush(w->rp, false, NULL);
+    uint64_t seq = 0;
+    int rc = 0;
+    if ((st->dirty || st->sync_h) && w->rp) {
+        rc = repl_flush(w->rp, false, &seq);
         if (rc && !st->sync_h)
             wlog(w, "client writes not appended to the capsule: %s", err_str(rc));
     }
@@ -733,6 +740,16 @@ static void front_flush(wk *w, fstate *st) {
     st->since = 0;
     if (!st->sync_h)
         return;
+    if (rc == 0 && seq <= atomic_load(&f->durable_seq)) {
+        for (cdone *d = st->sync_h, *nx; d; d = nx) {
+            nx = d->next;
+            front_send(w, st, d->peer, d->req_id, &d->r);
+            free(d->r.out);
+            free(d);
+        }
+        st->sync_h = st->sync_t = NULL;
+        return;
+    }
     pthread_mutex_lock(&f->mu);
     if (f->dur_t)
         f->dur_t->next = st->sync_h;
@@ -805,6 +822,8 @@ static void front_request(wk *w, fstate *st, uint64_t peer, const uint8_t *msg, 
     front_run(w, fn, ci->body.data, ci->body.len, &r);
     fstat_add(s, r.ns);
     if (w->rp) {
+        if (!st->dirty)
+            st->dirty_ns = plat_now_ns();
         st->dirty = true;
         if (r.sync) { /* group commit: answered once the group's record is durable */
             cdone *d = xcalloc(1, sizeof *d);
@@ -831,16 +850,26 @@ static void *front_main(void *arg) {
     t_push = open_push(w);
     fstate st;
     memset(&st, 0, sizeof st);
+    const uint64_t window = (uint64_t)FRONT_FLUSH_MS * 1000000u;
     while (!atomic_load(&f->stopping)) {
         front_drain(w, &st);
-        bool work = st.dirty || st.sync_h;
+        /* A sync group goes as soon as no request is waiting (its clients wait for it); async
+         * writes are appended in groups of up to FRONT_FLUSH_MS or FRONT_FLUSH_EVERY requests,
+         * so that one capsule record carries many of them. */
+        int wait = 200;
+        uint64_t now = plat_now_ns();
+        if (st.sync_h)
+            wait = 0;
+        else if (st.dirty)
+            wait = now >= st.dirty_ns + window
+                       ? 0
+                       : (int)((st.dirty_ns + window - now + 999999u) / 1000000u);
         uint64_t peer = 0;
         uint8_t *msg = NULL;
         size_t len = 0;
-        /* With a group open, only look for more requests; append it when none is waiting. */
-        int rc = net_server_recv(f->srv, work ? 0 : 200, &peer, &msg, &len);
+        int rc = net_server_recv(f->srv, wait, &peer, &msg, &len);
         if (rc != 0) {
-            if (work)
+            if (st.sync_h || (st.dirty && plat_now_ns() >= st.dirty_ns + window))
                 front_flush(w, &st);
             else if (rc != -ETIMEDOUT && rc != -EINTR)
                 nanosleep(&(struct timespec){0, 10000000L}, NULL);
@@ -849,7 +878,8 @@ static void *front_main(void *arg) {
         if (len) /* empty: the doorbell (or a client's no-op) */
             front_request(w, &st, peer, msg, len);
         free(msg);
-        if ((st.dirty || st.sync_h) && ++st.since >= FRONT_FLUSH_EVERY)
+        if ((st.dirty || st.sync_h) &&
+            (++st.since >= FRONT_FLUSH_EVERY || (st.dirty && plat_now_ns() >= st.dirty_ns + window)))
             front_flush(w, &st);
     }
     front_flush(w, &st); /* the durability thread answers what is left */
@@ -873,7 +903,10 @@ static void *front_durable(void *arg) {
         pthread_mutex_unlock(&f->mu);
         if (!l)
             break;
-        int rc = repl_flush(w->rp, true, NULL);
+        uint64_t seq = 0;
+        int rc = repl_flush(w->rp, true, &seq);
+        if (rc == 0 && seq > atomic_load(&f->durable_seq))
+            atomic_store(&f->durable_seq, seq);
         for (cdone *d = l; rc && d; d = d->next)
             if (d->r.status == 0) {
                 d->r.status = ERR_IO;
