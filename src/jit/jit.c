@@ -36,17 +36,42 @@ static uint8_t g_cache_key[32];
 static bool g_cache_ok;
 static bool g_guard; /* bounds by guard region (JIT_BOUNDS_GUARD) */
 
+/* Hot-function compilation (auto tier): the interpreter's fuel polls sample the running
+ * function; JIT_HOT_SAMPLES samples make it hot. */
+#define JIT_HOT_SAMPLES 2
+/* Callees of a hot function compiled along with it when at most this many cells long. */
+#define JIT_SMALL_CELLS 600
+/* Cap on the cells of one batch (the hot functions are always taken). */
+#define JIT_BATCH_CELLS 60000
+
+/* Per function: interpreted; hot, waiting for the thread; in a batch being compiled (stays so
+ * if the batch fails: interpreted for good); linked. */
+enum { ST_COLD = 0, ST_QUEUED = 1, ST_TAKEN = 2, ST_DONE = 3 };
+
+typedef struct jit_obj {
+    LLVMOrcLLJITRef lljit;
+    int range; /* slot in g_ranges of its code, -1 for none */
+} jit_obj;
+
 typedef struct jit_mod {
     wasm_module *m;
-    LLVMOrcLLJITRef lljit;
+    uint32_t nc;     /* defined functions */
+    jit_obj *objs;   /* linked objects (one for a whole module, one per batch in auto) */
+    uint32_t nobjs;
     pthread_t thread;
     bool has_thread;
     /* auto tier: the compiler runs in a forked child so that freeing the module (the end of a
      * short run) can stop it at once instead of waiting for LLVM. */
     pthread_mutex_t mu;
+    pthread_cond_t cv;
     pid_t child;
     bool cancel;
-    int range; /* slot in g_ranges of the linked code, -1 for none */
+    bool whole;              /* the whole module is linked (jit tier or a cache hit) */
+    _Atomic uint32_t *samples; /* per function */
+    uint8_t *state;          /* per function, ST_* (under mu) */
+    uint32_t nqueued;        /* functions in ST_QUEUED (under mu) */
+    _Atomic(void *) *osr;    /* per function: OSR entry (jit_osr_fn) or NULL */
+    uint32_t *by_addr;       /* function indices sorted by code address (sample lookup) */
 } jit_mod;
 
 /* ---- code ranges and memory faults (guard mode) ----
@@ -276,8 +301,10 @@ static uintptr_t stack_limit(void) {
 
 static const uint64_t g_zero_size = 0;
 
-static int tier_enter(wasm_store *s, wasm_instance *inst, const wasm_code *code, wasm_val *fp) {
-    jit_entry_fn fn = (jit_entry_fn)atomic_load_explicit(&code->tier_entry, memory_order_acquire);
+/* Run compiled code of inst: fn(ctx, fp) or, with osr, the OSR entry fn(ctx, fp, cell).
+ * Returns 0, a wasm_trap, or -1 when the instance cannot run compiled code (declined). */
+static int enter_native(wasm_store *s, wasm_instance *inst, const wasm_code *code, wasm_val *fp,
+                        void *fn, bool osr, uint32_t cell) {
     /* Guard-mode code needs the full reservation; a memory made before the tier was registered
      * lacks it, so such an instance runs interpreted. */
     if (g_guard && inst->mem && inst->mem->reserved < JIT_GUARD_BYTES)
@@ -305,9 +332,17 @@ static int tier_enter(wasm_store *s, wasm_instance *inst, const wasm_code *code,
         return rc;
     }
     t_ctx = &c;
-    fn(&c, fp);
+    if (osr)
+        ((jit_osr_fn)fn)(&c, fp, cell);
+    else
+        ((jit_entry_fn)fn)(&c, fp);
     t_ctx = outer;
     return 0;
+}
+
+static int tier_enter(wasm_store *s, wasm_instance *inst, const wasm_code *code, wasm_val *fp) {
+    void *fn = atomic_load_explicit(&code->tier_entry, memory_order_acquire);
+    return enter_native(s, inst, code, fp, fn, false, 0);
 }
 
 /* ---- linking objects ---- */
@@ -331,14 +366,23 @@ static int llvm_err(LLVMErrorRef e, const char *what, char *err, size_t errlen) 
     return ERR_INVALID;
 }
 
-/* Link obj into a fresh LLJIT and publish every function's entries. */
-static int load_object(jit_mod *jm, const uint8_t *obj, size_t len, char *err, size_t errlen) {
+/* Link obj into a fresh LLJIT and publish its functions' entries: sel lists the functions of its
+ * tables (NULL: all of the module, no OSR table). */
+static int load_object(jit_mod *jm, const uint8_t *obj, size_t len, const uint8_t *sel,
+                       char *err, size_t errlen) {
     wasm_module *m = jm->m;
-    uint32_t nc = m->nfuncs - m->nimported_funcs;
+    uint32_t nc = 0;
+    uint32_t *ks = xmalloc((jm->nc ? jm->nc : 1) * sizeof *ks);
+    for (uint32_t k = 0; k < jm->nc; k++)
+        if (!sel || sel[k])
+            ks[nc++] = k;
+    int range = -1;
     LLVMOrcLLJITRef j = NULL;
     LLVMErrorRef e = LLVMOrcCreateLLJIT(&j, LLVMOrcCreateLLJITBuilder());
-    if (e)
+    if (e) {
+        free(ks);
         return llvm_err(e, "creating LLJIT", err, errlen);
+    }
     LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(j);
     LLVMOrcCSymbolMapPair pairs[32];
     ASSERT(jit__nhelpers <= 32);
@@ -370,16 +414,19 @@ static int load_object(jit_mod *jm, const uint8_t *obj, size_t len, char *err, s
         llvm_err(e, "adding object", err, errlen);
         goto fail;
     }
-    LLVMOrcExecutorAddress fa = 0, ea = 0;
+    LLVMOrcExecutorAddress fa = 0, ea = 0, oa = 0;
     e = LLVMOrcLLJITLookup(j, &fa, JIT_SYM_FNS);
     if (!e)
         e = LLVMOrcLLJITLookup(j, &ea, JIT_SYM_ENTRIES);
+    if (!e && sel)
+        e = LLVMOrcLLJITLookup(j, &oa, JIT_SYM_OSR);
     if (e) {
         llvm_err(e, "linking object", err, errlen);
         goto fail;
     }
     void *const *fns = (void *const *)(uintptr_t)fa;
     void *const *entries = (void *const *)(uintptr_t)ea;
+    void *const *osrs = (void *const *)(uintptr_t)oa;
     if (g_guard) {
         uintptr_t lo = UINTPTR_MAX;
         for (uint32_t k = 0; k < nc; k++) {
@@ -389,21 +436,32 @@ static int load_object(jit_mod *jm, const uint8_t *obj, size_t len, char *err, s
                 lo = (uintptr_t)entries[k];
         }
         size_t nb = exec_bytes(obj, len);
-        jm->range = nb ? range_add(lo, lo + nb) : -1;
-        if (jm->range < 0) {
+        range = nb ? range_add(lo, lo + nb) : -1;
+        if (range < 0) {
             snprintf(err, errlen, "cannot register the code range for fault handling");
             goto fail;
         }
     }
-    jm->lljit = j;
-    for (uint32_t k = 0; k < nc; k++) {
-        m->codes[k].tier_fn = fns[k];
-        atomic_store_explicit(&m->codes[k].tier_entry, entries[k], memory_order_release);
+    pthread_mutex_lock(&jm->mu);
+    jm->objs = xrealloc(jm->objs, (jm->nobjs + 1) * sizeof *jm->objs);
+    jm->objs[jm->nobjs++] = (jit_obj){j, range};
+    for (uint32_t i = 0; i < nc; i++) {
+        uint32_t k = ks[i];
+        if (osrs && osrs[i])
+            atomic_store_explicit(&jm->osr[k], osrs[i], memory_order_release);
+        jm->state[k] = ST_DONE;
+        m->codes[k].tier_fn = fns[i];
+        atomic_store_explicit(&m->codes[k].tier_entry, entries[i], memory_order_release);
     }
+    if (!sel)
+        jm->whole = true;
+    pthread_mutex_unlock(&jm->mu);
+    free(ks);
     stat_add(&g_stats.functions, nc);
     stat_add(&g_stats.code_bytes, len);
     return 0;
 fail:
+    free(ks);
     LLVMOrcDisposeLLJIT(j);
     return ERR_INVALID;
 }
@@ -413,7 +471,8 @@ fail:
 #define CACHE_MAGIC "PSLJIT01"
 enum { HDR = 8 + 32 + 8, MAC = 32 };
 
-static void cache_key(const wasm_module *m, uint8_t out[32]) {
+/* sel: the functions of a batch (NULL: the whole module). */
+static void cache_key(const wasm_module *m, const uint8_t *sel, uint32_t nc, uint8_t out[32]) {
     const char *cpu, *feat;
     jit__host_cpu(&cpu, &feat);
     cr_hash_state st;
@@ -422,6 +481,8 @@ static void cache_key(const wasm_module *m, uint8_t out[32]) {
     for (unsigned i = 0; i < 4; i++)
         cr_hash_update(&st, parts[i], strlen(parts[i]) + 1);
     cr_hash_update(&st, m->bytes, m->len);
+    if (sel)
+        cr_hash_update(&st, sel, nc);
     cr_hash_final(&st, out);
 }
 
@@ -561,7 +622,8 @@ static int read_all(int fd, void *p, size_t n) {
 }
 
 /* Run jit__compile_object in a child process; the object comes back through a pipe. */
-static int compile_in_child(jit_mod *jm, uint8_t **obj, size_t *len, char *err, size_t errlen) {
+static int compile_in_child(jit_mod *jm, const uint8_t *sel, uint8_t **obj, size_t *len,
+                            char *err, size_t errlen) {
     int fds[2];
     *obj = NULL;
     if (pipe2(fds, O_CLOEXEC) != 0) {
@@ -575,7 +637,7 @@ static int compile_in_child(jit_mod *jm, uint8_t **obj, size_t *len, char *err, 
         uint8_t *o = NULL;
         size_t n = 0;
         char e[256];
-        jit_gen_opts go = {.verify = g_cfg.verify, .guard = g_guard};
+        jit_gen_opts go = {.verify = g_cfg.verify, .guard = g_guard, .sel = sel};
         int rc = jit__compile_object(jm->m, &go, &o, &n, e, sizeof e);
         uint64_t hdr = rc ? UINT64_MAX : n;
         if (write_all(fds[1], &hdr, 8) == 0)
@@ -619,15 +681,16 @@ static int compile_in_child(jit_mod *jm, uint8_t **obj, size_t *len, char *err, 
     return rc;
 }
 
-/* Load m's object from the code cache. 0 on a hit. */
-static int cache_load(jit_mod *jm, const uint8_t key[32], char *err, size_t errlen) {
+/* Load an object (whole module, or the batch sel) from the code cache. 0 on a hit. */
+static int cache_load(jit_mod *jm, const uint8_t key[32], const uint8_t *sel, char *err,
+                      size_t errlen) {
     uint64_t t0 = plat_now_ns();
     uint8_t *file;
     size_t n;
     const uint8_t *obj = cache_read(key, &file, &n);
     if (!obj)
         return ERR_NOTFOUND;
-    int rc = load_object(jm, obj, n, err, errlen);
+    int rc = load_object(jm, obj, n, sel, err, errlen);
     free(file);
     if (rc == 0) {
         stat_add(&g_stats.cache_hits, 1);
@@ -638,22 +701,24 @@ static int cache_load(jit_mod *jm, const uint8_t key[32], char *err, size_t errl
     return rc;
 }
 
-static int compile_module(jit_mod *jm, char *err, size_t errlen) {
+/* Compile and link the whole module (sel NULL) or a batch: from the cache when it holds the
+ * object, else with LLVM (in a child process on the auto tier's thread). */
+static int compile_objects(jit_mod *jm, const uint8_t *sel, char *err, size_t errlen) {
     wasm_module *m = jm->m;
     uint64_t t0 = plat_now_ns();
     uint8_t key[32];
     int rc;
     if (g_cache_ok) {
-        cache_key(m, key);
-        if (!jm->has_thread && cache_load(jm, key, err, errlen) == 0)
+        cache_key(m, sel, jm->nc, key);
+        if (cache_load(jm, key, sel, err, errlen) == 0)
             return 0;
     }
     uint8_t *obj;
     size_t n;
-    if (jm->has_thread)
-        rc = compile_in_child(jm, &obj, &n, err, errlen);
-    else {
-        jit_gen_opts go = {.verify = g_cfg.verify, .guard = g_guard};
+    if (jm->has_thread) {
+        rc = compile_in_child(jm, sel, &obj, &n, err, errlen);
+    } else {
+        jit_gen_opts go = {.verify = g_cfg.verify, .guard = g_guard, .sel = sel};
         rc = jit__compile_object(m, &go, &obj, &n, err, errlen);
     }
     if (rc)
@@ -665,7 +730,7 @@ static int compile_module(jit_mod *jm, char *err, size_t errlen) {
         free(obj);
         return ERR_IO;
     }
-    rc = load_object(jm, obj, n, err, errlen);
+    rc = load_object(jm, obj, n, sel, err, errlen);
     if (rc == 0 && g_cache_ok)
         cache_write(key, obj, n);
     free(obj);
@@ -673,9 +738,18 @@ static int compile_module(jit_mod *jm, char *err, size_t errlen) {
         uint64_t dt = plat_now_ns() - t0;
         stat_add(&g_stats.modules_compiled, 1);
         stat_add(&g_stats.compile_ns, dt);
-        if (getenv("PSL_JIT_STATS"))
-            fprintf(stderr, "psl: jit: compiled %u functions (%zu bytes of wasm, %zu of object) in %.1f ms\n",
-                    m->nfuncs - m->nimported_funcs, m->len, n, (double)dt / 1e6);
+        if (getenv("PSL_JIT_STATS")) {
+            uint32_t nf = 0, cells = 0;
+            for (uint32_t k = 0; k < jm->nc; k++)
+                if (!sel || sel[k]) {
+                    nf++;
+                    cells += m->codes[k].ncode;
+                }
+            fprintf(stderr,
+                    "psl: jit: compiled %u of %u functions (%u cells; %zu bytes of wasm, %zu of "
+                    "object) in %.1f ms\n",
+                    nf, jm->nc, cells, m->len, n, (double)dt / 1e6);
+        }
     }
     return rc;
 }
@@ -684,12 +758,113 @@ static void report(const char *msg) {
     fprintf(stderr, "psl: jit: %s (the module stays interpreted)\n", msg);
 }
 
-static void *compile_thread(void *arg) {
+/* ---- auto tier: sampling and batches of hot functions ---- */
+
+/* The defined function whose code holds cell at, or UINT32_MAX. */
+static uint32_t code_at(const jit_mod *jm, const wasm_cell *at) {
+    const wasm_module *m = jm->m;
+    uint32_t lo = 0, hi = jm->nc;
+    while (lo < hi) { /* last function starting at or before at */
+        uint32_t mid = (lo + hi) / 2;
+        if (m->codes[jm->by_addr[mid]].code <= at)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return UINT32_MAX;
+    uint32_t k = jm->by_addr[lo - 1];
+    return at < m->codes[k].code + m->codes[k].ncode ? k : UINT32_MAX;
+}
+
+static int sample(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool back,
+                  wasm_val *fp) {
+    jit_mod *jm = inst->mod->tier_data;
+    if (!jm || jm->whole || !jm->by_addr)
+        return 0;
+    uint32_t k = code_at(jm, at);
+    if (k == UINT32_MAX)
+        return 0;
+    if (atomic_fetch_add(&jm->samples[k], 1) + 1 == JIT_HOT_SAMPLES) {
+        pthread_mutex_lock(&jm->mu);
+        if (jm->state[k] == ST_COLD) {
+            jm->state[k] = ST_QUEUED;
+            jm->nqueued++;
+            pthread_cond_signal(&jm->cv);
+        }
+        pthread_mutex_unlock(&jm->mu);
+    }
+    if (!back)
+        return 0;
+    void *o = atomic_load_explicit(&jm->osr[k], memory_order_acquire);
+    if (!o)
+        return 0;
+    const wasm_code *code = &inst->mod->codes[k];
+    int rc = enter_native(s, inst, code, fp, o, true, (uint32_t)(at - code->code));
+    if (rc >= 0)
+        stat_add(&g_stats.osr_entries, 1);
+    return rc == 0 ? -1 : rc < 0 ? 0 : rc;
+}
+
+/* Add the callees of function k that are small and still cold to the batch, recursively. */
+static void add_callees(jit_mod *jm, uint32_t k, uint8_t *sel, uint32_t *cells) {
+    const wasm_module *m = jm->m;
+    uint32_t n = jit__callees(m, k, NULL, 0);
+    uint32_t *cs = xmalloc((n ? n : 1) * sizeof *cs);
+    n = jit__callees(m, k, cs, n);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t j = cs[i];
+        const wasm_code *t = &m->codes[j];
+        if (sel[j] || jm->state[j] != ST_COLD || t->ncode > JIT_SMALL_CELLS ||
+            *cells + t->ncode > JIT_BATCH_CELLS)
+            continue;
+        sel[j] = JIT_SEL_FN;
+        jm->state[j] = ST_TAKEN;
+        *cells += t->ncode;
+        add_callees(jm, j, sel, cells);
+    }
+    free(cs);
+}
+
+static void *hot_thread(void *arg) {
     jit_mod *jm = arg;
+    uint8_t *sel = xmalloc(jm->nc);
     char err[256];
-    if (compile_module(jm, err, sizeof err) != 0 && !jm->cancel)
-        report(err);
+    for (;;) {
+        pthread_mutex_lock(&jm->mu);
+        while (!jm->cancel && jm->nqueued == 0)
+            pthread_cond_wait(&jm->cv, &jm->mu);
+        if (jm->cancel) {
+            pthread_mutex_unlock(&jm->mu);
+            break;
+        }
+        /* The sampled functions (with OSR entries: they may be running a long loop right now)
+         * and their small callees, so that calls between them are native and inlinable. */
+        memset(sel, 0, jm->nc);
+        uint32_t cells = 0;
+        for (uint32_t k = 0; k < jm->nc; k++)
+            if (jm->state[k] == ST_QUEUED) {
+                jm->state[k] = ST_TAKEN;
+                sel[k] = JIT_SEL_FN | JIT_SEL_OSR;
+                cells += jm->m->codes[k].ncode;
+            }
+        for (uint32_t k = 0; k < jm->nc; k++)
+            if (sel[k] & JIT_SEL_OSR)
+                add_callees(jm, k, sel, &cells);
+        jm->nqueued = 0;
+        pthread_mutex_unlock(&jm->mu);
+        /* Functions whose batch fails stay ST_TAKEN, that is interpreted for good. */
+        if (compile_objects(jm, sel, err, sizeof err) != 0 && !jm->cancel)
+            report(err);
+    }
+    free(sel);
     return NULL;
+}
+
+static int cmp_code_addr(const void *a, const void *b, void *ctx) {
+    const wasm_module *m = ctx;
+    const wasm_cell *x = m->codes[*(const uint32_t *)a].code, *y = m->codes[*(const uint32_t *)b].code;
+    return x < y ? -1 : x > y;
 }
 
 static void module_loaded(wasm_module *m) {
@@ -697,26 +872,37 @@ static void module_loaded(wasm_module *m) {
         return;
     jit_mod *jm = xcalloc(1, sizeof *jm);
     jm->m = m;
-    jm->range = -1;
+    jm->nc = m->nfuncs - m->nimported_funcs;
+    jm->state = xcalloc(jm->nc, 1);
+    jm->osr = xcalloc(jm->nc, sizeof *jm->osr);
     pthread_mutex_init(&jm->mu, NULL);
+    pthread_cond_init(&jm->cv, NULL);
     m->tier_data = jm;
+    char err[256];
     if (g_cfg.tier == JIT_TIER_AUTO) {
-        /* A cache hit costs a link (milliseconds): take it now, compile in the background. */
+        /* A cached whole-module object costs a link (milliseconds): take it now. Otherwise
+         * interpret, sample, and compile hot functions in the background. */
         uint8_t key[32];
-        char e[256];
         if (g_cache_ok) {
-            cache_key(m, key);
-            if (cache_load(jm, key, e, sizeof e) == 0)
+            cache_key(m, NULL, jm->nc, key);
+            if (cache_load(jm, key, NULL, err, sizeof err) == 0)
                 return;
         }
-        /* has_thread is set before the thread starts: compile_module reads it. */
+        jm->samples = xcalloc(jm->nc, sizeof *jm->samples);
+        uint32_t *by = xmalloc(jm->nc * sizeof *by);
+        for (uint32_t k = 0; k < jm->nc; k++)
+            by[k] = k;
+        qsort_r(by, jm->nc, sizeof *by, cmp_code_addr, m);
+        /* has_thread is set before the thread starts: compile_objects reads it. */
         jm->has_thread = true;
-        if (pthread_create(&jm->thread, NULL, compile_thread, jm) == 0)
+        if (pthread_create(&jm->thread, NULL, hot_thread, jm) == 0) {
+            jm->by_addr = by; /* sampling starts: the thread is there to compile */
             return;
+        }
         jm->has_thread = false;
+        free(by);
     }
-    char err[256];
-    if (compile_module(jm, err, sizeof err) != 0)
+    if (compile_objects(jm, NULL, err, sizeof err) != 0)
         report(err);
 }
 
@@ -729,18 +915,25 @@ static void module_freed(wasm_module *m) {
         jm->cancel = true;
         if (jm->child > 0)
             kill(jm->child, SIGKILL);
+        pthread_cond_signal(&jm->cv);
         pthread_mutex_unlock(&jm->mu);
         pthread_join(jm->thread, NULL);
     }
+    pthread_cond_destroy(&jm->cv);
     pthread_mutex_destroy(&jm->mu);
-    uint32_t nc = m->nfuncs - m->nimported_funcs;
-    for (uint32_t k = 0; k < nc; k++) {
+    for (uint32_t k = 0; k < jm->nc; k++) {
         atomic_store(&m->codes[k].tier_entry, NULL);
         m->codes[k].tier_fn = NULL;
     }
-    if (jm->lljit)
-        LLVMOrcDisposeLLJIT(jm->lljit);
-    range_del(jm->range);
+    for (uint32_t i = 0; i < jm->nobjs; i++) {
+        LLVMOrcDisposeLLJIT(jm->objs[i].lljit);
+        range_del(jm->objs[i].range);
+    }
+    free(jm->objs);
+    free(jm->samples);
+    free(jm->state);
+    free(jm->osr);
+    free(jm->by_addr);
     free(jm);
     m->tier_data = NULL;
 }
@@ -749,12 +942,14 @@ static const wasm_tier_ops g_ops = {
     .module_loaded = module_loaded,
     .module_freed = module_freed,
     .enter = tier_enter,
+    .sample = sample,
 };
 static const wasm_tier_ops g_ops_guard = {
     .module_loaded = module_loaded,
     .module_freed = module_freed,
     .enter = tier_enter,
     .mem_reserve = JIT_GUARD_BYTES,
+    .sample = sample,
 };
 
 jit_bounds jit_bounds_mode(void) {

@@ -78,6 +78,7 @@ typedef struct jit_stats {
     uint64_t functions;        /* functions made native */
     uint64_t compile_ns;       /* wall time in translation, optimisation, codegen and linking */
     uint64_t code_bytes;       /* object bytes produced or loaded */
+    uint64_t osr_entries;      /* interpreted activations finished in compiled code (auto) */
 } jit_stats;
 void jit_get_stats(jit_stats *out);
 

@@ -120,6 +120,24 @@ static uint32_t op_len(int op, const wasm_cell *ip) {
     }
 }
 
+uint32_t jit__callees(const wasm_module *m, uint32_t k, uint32_t *out, uint32_t max) {
+    jit__llvm_init();
+    const wasm_code *c = &m->codes[k];
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < c->ncode;) {
+        int op = op_of(c->code[i].h);
+        if (op < 0)
+            break;
+        if (op == OP_call) {
+            if (n < max)
+                out[n] = (uint32_t)((const wasm_code *)c->code[i + 2].h - m->codes);
+            n++;
+        }
+        i += op_len(op, &c->code[i]);
+    }
+    return n;
+}
+
 /* ---- module-level generator state ---- */
 
 typedef struct gen {
@@ -129,6 +147,7 @@ typedef struct gen {
     LLVMBuilderRef b;
     LLVMTypeRef i1, i8, i16, i32, i64, f32, f64, ptr, vd;
     bool guard; /* no bounds checks on loads and stores */
+    const uint8_t *sel; /* jit_gen_opts.sel */
     LLVMValueRef *fns;      /* native function per code */
     LLVMTypeRef *fntys;
     unsigned prof_kind;
@@ -152,6 +171,8 @@ typedef struct fgen {
     uint32_t callbuf_n;
     LLVMBasicBlockRef *bbs; /* per cell: the block starting there, or NULL */
     const bool *starts;     /* per cell: a block starts there */
+    bool osr;               /* the OSR variant: (ctx, fp, cell), results to fp */
+    LLVMValueRef fpv;       /* its fp */
     LLVMBasicBlockRef traps[WASM_TRAP_COUNT];
     LLVMBasicBlockRef entry;
     /* Slots known to hold a constant in the current block (kgen[slot] == gen). */
@@ -838,6 +859,14 @@ static void call_via_buf(fgen *f, uint32_t base, const wasm_ftype *t, LLVMTypeRe
 static void emit_ret(fgen *f) {
     LLVMBuildStore(B, f->depth0, f->depthp);
     uint32_t nr = f->ft->nresults;
+    if (f->osr) {
+        for (uint32_t i = 0; i < nr; i++) {
+            LLVMValueRef idx = c64(G, i);
+            LLVMBuildStore(B, ld(f, i), LLVMBuildGEP2(B, G->i64, f->fpv, &idx, 1, ""));
+        }
+        LLVMBuildRetVoid(B);
+        return;
+    }
     if (nr == 0) {
         LLVMBuildRetVoid(B);
     } else if (nr == 1) {
@@ -924,6 +953,11 @@ static int emit_misc(fgen *f, int op, const wasm_cell *ip) {
     case OP_call: {
         uint32_t k = (uint32_t)((const wasm_code *)ip[2].h - m->codes);
         const wasm_ftype *t = code_type(m, k);
+        if (!G->fns[k]) { /* not in this object: through the interpreter's entry */
+            LLVMValueRef args[3] = {f->ctx, c32(G, m->nimported_funcs + k), f->callbuf};
+            call_via_buf(f, A, t, G->t_call, G->h_call, args, 3);
+            break;
+        }
         LLVMValueRef *args = xmalloc((t->nparams + 1) * sizeof *args);
         args[0] = f->ctx;
         for (uint32_t i = 0; i < t->nparams; i++)
@@ -1086,21 +1120,27 @@ static bool is_terminator(int op) {
            op == OP_unreachable;
 }
 
-static int gen_func(gen *g, uint32_t k, char *err, size_t errlen) {
+/* Generate function k into fn: the native function, or with osr its OSR variant. */
+static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, size_t errlen) {
     const wasm_module *m = g->m;
     fgen fs, *f = &fs;
     memset(f, 0, sizeof *f);
     f->g = g;
     f->code = &m->codes[k];
     f->ft = code_type(m, k);
-    f->fn = g->fns[k];
+    f->fn = fn;
+    f->osr = osr;
     f->ctx = LLVMGetParam(f->fn, 0);
+    if (osr)
+        f->fpv = LLVMGetParam(f->fn, 1);
     const wasm_code *code = f->code;
     uint32_t n = code->ncode;
     int rc = 0;
 
-    /* Pass 1: block starts (branch targets, fall-through after terminators) and call buffer. */
+    /* Pass 1: block starts (branch targets, fall-through after terminators), loop heads (targets
+     * of back edges: the OSR entry points) and the call buffer. */
     bool *starts = xcalloc(n + 1, 1);
+    bool *heads = xcalloc(n + 1, 1);
     f->starts = starts;
     f->bbs = xcalloc(n + 1, sizeof *f->bbs);
     for (uint32_t i = 0; i < n;) {
@@ -1114,22 +1154,33 @@ static int gen_func(gen *g, uint32_t k, char *err, size_t errlen) {
         uint32_t len = op_len(op, ip);
         switch (op) {
         case OP_br:
-        case OP_br_back: starts[ip[1].target - code->code] = true; break;
+        case OP_br_back:
+            starts[ip[1].target - code->code] = true;
+            heads[ip[1].target - code->code] |= ip[1].target <= ip;
+            break;
         case OP_br_if:
         case OP_br_if_back:
         case OP_br_unless:
         case OP_brif_eqz:
             starts[ip[2].target - code->code] = true;
+            heads[ip[2].target - code->code] |= ip[2].target <= ip;
             starts[i + len] = true;
             break;
         case OP_br_table:
-            for (uint64_t t = 0; t <= ip[2].u64; t++)
+            for (uint64_t t = 0; t <= ip[2].u64; t++) {
                 starts[ip[3 + t].target - code->code] = true;
+                heads[ip[3 + t].target - code->code] |= ip[3 + t].target <= ip;
+            }
             break;
+        case OP_call:
         case OP_call_import:
         case OP_call_indirect: {
-            const wasm_ftype *t = op == OP_call_import ? &m->types[m->func_types[ip[2].u64]]
-                                                       : &m->types[ip[2].u64];
+            if (op == OP_call && g->fns[(const wasm_code *)ip[2].h - m->codes])
+                break; /* a direct native call */
+            const wasm_ftype *t =
+                op == OP_call ? code_type(m, (uint32_t)((const wasm_code *)ip[2].h - m->codes))
+                : op == OP_call_import ? &m->types[m->func_types[ip[2].u64]]
+                                       : &m->types[ip[2].u64];
             uint32_t span = t->nparams > t->nresults ? t->nparams : t->nresults;
             if (span == 0)
                 span = 1; /* the helper still takes a buffer */
@@ -1140,6 +1191,7 @@ static int gen_func(gen *g, uint32_t k, char *err, size_t errlen) {
         default:
             if (g_kind[op] == K_BRCMP || g_kind[op] == K_BRCMP_RI) {
                 starts[ip[len - 1].target - code->code] = true;
+                heads[ip[len - 1].target - code->code] |= ip[len - 1].target <= ip;
                 starts[i + len] = true;
             }
             break;
@@ -1173,10 +1225,12 @@ static int gen_func(gen *g, uint32_t k, char *err, size_t errlen) {
     trap_if(f, LLVMBuildICmp(B, LLVMIntULT, LLVMBuildPtrToInt(B, sp, g->i64, ""), lim, ""),
             WASM_TRAP_STACK);
     f->depth0 = LLVMBuildLoad2(B, g->i32, f->depthp, "depth");
-    LLVMValueRef maxd = ctx_field(f, offsetof(jit_ctx, max_depth), g->i32, "");
-    trap_if(f, LLVMBuildICmp(B, LLVMIntUGE, f->depth0, maxd, ""), WASM_TRAP_STACK);
-    LLVMBuildStore(B, LLVMBuildAdd(B, f->depth0, c32(g, 1), ""), f->depthp);
-    {
+    if (!osr) { /* an OSR activation is already counted (and fuelled) by the interpreter */
+        LLVMValueRef maxd = ctx_field(f, offsetof(jit_ctx, max_depth), g->i32, "");
+        trap_if(f, LLVMBuildICmp(B, LLVMIntUGE, f->depth0, maxd, ""), WASM_TRAP_STACK);
+        LLVMBuildStore(B, LLVMBuildAdd(B, f->depth0, c32(g, 1), ""), f->depthp);
+    }
+    if (!osr) {
         LLVMValueRef idx = c64(g, offsetof(jit_ctx, fuel));
         LLVMValueRef fp = LLVMBuildGEP2(B, g->i8, f->ctx, &idx, 1, "");
         /* A call costs the callee's length, as in the interpreter. */
@@ -1194,13 +1248,32 @@ static int gen_func(gen *g, uint32_t k, char *err, size_t errlen) {
     }
     LLVMBuildStore(B, c32(g, JIT_FUEL_PERIOD), f->lfuel);
     reload_memsize(f);
-    /* Parameters, then zeroed locals; operand slots are always written before being read. */
-    for (uint32_t i = 0; i < f->ft->nparams + code->nlocals && i < code->nslots; i++)
-        st(f, i, i < f->ft->nparams ? LLVMGetParam(f->fn, i + 1) : c64(g, 0));
+    /* Parameters, then zeroed locals; operand slots are always written before being read. An
+     * OSR variant takes every slot from the interpreter's frame. */
+    if (osr) {
+        for (uint32_t i = 0; i < code->nslots; i++) {
+            LLVMValueRef idx = c64(g, i);
+            st(f, i, LLVMBuildLoad2(B, g->i64, LLVMBuildGEP2(B, g->i64, f->fpv, &idx, 1, ""), ""));
+        }
+        starts[0] = true;
+    } else {
+        for (uint32_t i = 0; i < f->ft->nparams + code->nlocals && i < code->nslots; i++)
+            st(f, i, i < f->ft->nparams ? LLVMGetParam(f->fn, i + 1) : c64(g, 0));
+    }
 
     for (uint32_t i = 0; i <= n; i++)
         if (starts[i] || i == n)
             f->bbs[i] = new_bb(f, "");
+    if (osr) { /* resume at the loop head the interpreter was about to enter */
+        unsigned nh = 0;
+        for (uint32_t i = 0; i < n; i++)
+            nh += heads[i];
+        LLVMValueRef sw = LLVMBuildSwitch(B, LLVMGetParam(f->fn, 2),
+                                          trap_bb(f, WASM_TRAP_UNREACHABLE), nh);
+        for (uint32_t i = 0; i < n; i++)
+            if (heads[i])
+                LLVMAddCase(sw, c32(g, i), f->bbs[i]);
+    }
     /* The lowered code never falls off its end (the last instruction is ret or a branch); the
      * block at n exists only as a fall-through target and is unreachable. */
 
@@ -1255,6 +1328,7 @@ static int gen_func(gen *g, uint32_t k, char *err, size_t errlen) {
     LLVMBuildUnreachable(B);
 done:
     free(starts);
+    free(heads);
     free(f->bbs);
     free(f->slots);
     free(f->kgen);
@@ -1358,6 +1432,7 @@ int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **o
     memset(g, 0, sizeof *g);
     g->m = m;
     g->guard = o->guard;
+    g->sel = o->sel;
     g->cx = LLVMContextCreate();
     g->mod = LLVMModuleCreateWithNameInContext("wasm", g->cx);
     g->b = LLVMCreateBuilderInContext(g->cx);
@@ -1401,12 +1476,16 @@ int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **o
     g->fns = xcalloc(nc ? nc : 1, sizeof *g->fns);
     g->fntys = xcalloc(nc ? nc : 1, sizeof *g->fntys);
     LLVMValueRef *entries = xcalloc(nc ? nc : 1, sizeof *entries);
-    LLVMTypeRef ety;
+    LLVMValueRef *osrs = xcalloc(nc ? nc : 1, sizeof *osrs);
+    LLVMTypeRef ety, oty;
     {
         LLVMTypeRef ep[2] = {g->ptr, g->ptr};
         ety = LLVMFunctionType(g->vd, ep, 2, 0);
+        oty = NULL;
     }
     for (uint32_t k = 0; k < nc; k++) {
+        if (o->sel && !o->sel[k])
+            continue;
         const wasm_ftype *t = code_type(m, k);
         LLVMTypeRef *ps = xmalloc((t->nparams + 1) * sizeof *ps);
         ps[0] = g->ptr;
@@ -1420,16 +1499,37 @@ int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **o
         snprintf(name, sizeof name, "e%u", k);
         entries[k] = LLVMAddFunction(g->mod, name, ety);
         LLVMSetLinkage(entries[k], LLVMInternalLinkage);
+        if (o->sel && (o->sel[k] & JIT_SEL_OSR)) {
+            snprintf(name, sizeof name, "o%u", k);
+            osrs[k] = declare(g, name, &oty, g->vd, (LLVMTypeRef[]){g->ptr, g->ptr, g->i32}, 3);
+            LLVMSetLinkage(osrs[k], LLVMInternalLinkage);
+        }
     }
     for (uint32_t k = 0; k < nc && !rc; k++) {
-        rc = gen_func(g, k, err, errlen);
+        if (!g->fns[k])
+            continue;
+        rc = gen_func(g, k, g->fns[k], false, err, errlen);
         if (!rc)
             gen_entry(g, k, entries[k]);
+        if (!rc && osrs[k])
+            rc = gen_func(g, k, osrs[k], true, err, errlen);
+    }
+    uint32_t nsel = 0;
+    for (uint32_t k = 0; k < nc && !rc; k++) {
+        if (!g->fns[k])
+            continue;
+        /* compact the tables to the selected functions, in index order */
+        g->fns[nsel] = g->fns[k];
+        entries[nsel] = entries[k];
+        osrs[nsel] = osrs[k] ? osrs[k] : LLVMConstNull(g->ptr);
+        nsel++;
     }
     if (rc)
         goto fail_tables;
-    fn_table(g, JIT_SYM_FNS, g->fns, nc);
-    fn_table(g, JIT_SYM_ENTRIES, entries, nc);
+    fn_table(g, JIT_SYM_FNS, g->fns, nsel);
+    fn_table(g, JIT_SYM_ENTRIES, entries, nsel);
+    if (o->sel)
+        fn_table(g, JIT_SYM_OSR, osrs, nsel);
 
     if (o->verify && LLVMVerifyModule(g->mod, LLVMReturnStatusAction, &msg)) {
         snprintf(err, errlen, "IR verification failed: %.150s", msg);
@@ -1463,6 +1563,7 @@ int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **o
     LLVMDisposeMemoryBuffer(buf);
 fail_tables:
     free(entries);
+    free(osrs);
 fail:
     if (msg)
         LLVMDisposeMessage(msg);

@@ -72,13 +72,28 @@ typedef void (*jit_entry_fn)(jit_ctx *c, wasm_val *fp);
 typedef struct jit_gen_opts {
     bool verify; /* run LLVM's verifier on the IR */
     bool guard;  /* loads and stores without bounds checks (the memory has a guard region) */
+    /* NULL: every function. Else one byte per defined function: 0 not compiled (calls to it go
+     * through psl_jit_call), JIT_SEL_FN compiled, | JIT_SEL_OSR also an on-stack-replacement
+     * entry. The tables then list the selected functions in index order. */
+    const uint8_t *sel;
 } jit_gen_opts;
+#define JIT_SEL_FN 1
+#define JIT_SEL_OSR 2
+
+/* Name of the third table: per selected function its OSR entry or NULL. An OSR entry runs the
+ * rest of an interpreted activation: slots loaded from fp, execution resumes at loop head
+ * `cell` (the target of a back edge), results stored to fp[0..); s->depth is left as found. */
+#define JIT_SYM_OSR "psl_jit_osr"
+typedef void (*jit_osr_fn)(jit_ctx *c, wasm_val *fp, uint32_t cell);
 
 /** Translate and compile m to an ELF object for the host (jit_gen.c).
  * @param[out] obj, len  malloc'd object bytes, freed by the caller.
  * @return 0 or ERR_LIMIT / ERR_INVALID with a message in err (err may be NULL). */
 int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **obj, size_t *len,
                         char *err, size_t errlen);
+/* The defined functions k calls directly (indices, in code order, repeats possible): writes at
+ * most max to out and returns how many there are. */
+uint32_t jit__callees(const wasm_module *m, uint32_t k, uint32_t *out, uint32_t max);
 /* Host CPU name and features, for the cache key (static strings owned by jit_gen.c). */
 void jit__host_cpu(const char **name, const char **features);
 void jit__llvm_init(void);

@@ -216,7 +216,10 @@ int wasm__call_func(wasm_store *s, wasm_instance *caller, const wasm_func *f, wa
         rc = (k);                                                                                  \
         goto trap;                                                                                 \
     } while (0)
-#define FUEL_N(n)                                                                                  \
+/* Charge n cells; when the fuel runs out, poll the time budget and let a compiling tier sample
+ * the running code (at: the branch target or the callee's first cell; back: a loop's back edge,
+ * where the tier may finish the activation in compiled code: then return as L_ret does). */
+#define FUEL_AT(n, at, back)                                                                       \
     do {                                                                                           \
         fuel -= (int64_t)(n);                                                                      \
         if (UNLIKELY(fuel < 0)) {                                                                  \
@@ -224,10 +227,17 @@ int wasm__call_func(wasm_store *s, wasm_instance *caller, const wasm_func *f, wa
             int b_ = budget_check(s);                                                              \
             if (b_)                                                                                \
                 TRAP(b_);                                                                          \
+            if (wasm__tier && wasm__tier->sample) {                                                \
+                b_ = wasm__tier->sample(s, inst, (at), (back), fp);                                \
+                if (b_ > 0)                                                                        \
+                    TRAP(b_);                                                                      \
+                if (b_ < 0)                                                                        \
+                    goto L_ret;                                                                    \
+            }                                                                                      \
         }                                                                                          \
     } while (0)
 /* A taken branch to target t: a backward one closes a loop of (ip - t) cells. */
-#define FUEL_BR(t) FUEL_N((t) < ip ? ip - (t) : 1)
+#define FUEL_BR(t) FUEL_AT((t) < ip ? ip - (t) : 1, (t), (t) < ip)
 #define BULK_BUDGET(bytes)                                                                         \
     do {                                                                                           \
         if (UNLIKELY((bytes) >= BULK_CHECK_BYTES)) {                                               \
@@ -784,7 +794,7 @@ push_frame_saved:
     }
     rc = 0; /* the tier may have declined (< 0): interpret */
     s->depth++;
-    FUEL_N(callee->ncode);
+    FUEL_AT(callee->ncode, callee->code, false);
     if (callee->nlocals)
         memset(fp + callee->nparams, 0, callee->nlocals * sizeof *fp);
     ip = callee->code;

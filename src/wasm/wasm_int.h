@@ -285,6 +285,13 @@ typedef struct wasm_tier_ops {
      * (no access beyond its size), so compiled code may rely on a guard region instead of
      * explicit bounds checks. 0: only what the memory can grow to. */
     uint64_t mem_reserve;
+    /* Optional. Called by the interpreter every time its fuel runs out (about every 2^18 cells
+     * of work) with the cell about to run in inst: a loop head after a back edge (back) or a
+     * callee's first cell. Returns 0 to go on interpreting, a wasm_trap, or a negative value
+     * when the tier ran the rest of the activation itself (on-stack replacement at a back
+     * edge): results at fp[0..), s->depth unchanged. */
+    int (*sample)(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool back,
+                  wasm_val *fp);
 } wasm_tier_ops;
 extern const wasm_tier_ops *wasm__tier;
 void wasm__tier_set(const wasm_tier_ops *ops);

@@ -299,6 +299,27 @@ static void test_auto_tier(void **state) {
     close_run(&r);
 }
 
+/* auto: a long loop in a function called once is sampled, compiled in the background and
+ * finished in compiled code (on-stack replacement at a back edge), with the same result. */
+static void test_auto_osr(void **state) {
+    (void)state;
+    run r;
+    open_run(&r, JIT_TIER_AUTO, NULL, NULL);
+    jit_stats before, after;
+    jit_get_stats(&before);
+    wasm_val a[1] = {30000000}, res[1];
+    assert_int_equal(call(&r, "sum", a, res), 0);
+    assert_int_equal(res[0], 7 + 30000000ull * 30000001ull / 2);
+    jit_get_stats(&after);
+    assert_true(after.modules_compiled > before.modules_compiled);
+    assert_int_equal(after.osr_entries, before.osr_entries + 1);
+    /* The store stays usable: traps and calls work after the OSR activation. */
+    wasm_val b[1] = {131069};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(call(&r, "dropload", b, res), WASM_TRAP_MEM_OOB);
+    close_run(&r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_differential_checks),
@@ -308,6 +329,7 @@ int main(void) {
         cmocka_unit_test(test_wx),
         cmocka_unit_test(test_cache),
         cmocka_unit_test(test_auto_tier),
+        cmocka_unit_test(test_auto_osr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
