@@ -115,9 +115,14 @@ int cli_secure_connect(cli_secure *s, size_t i, void *zctx, cl_conn **out, bool 
     int rc = cl_connect(zctx, e->endpoint, &pol, NULL, out, why, sizeof why);
     tee_policy_fini(&pol);
     if (rc) {
+        char hex[65];
+        cr_hex(hex, meas, 32);
         if (!quiet)
-            cli_err("worker %llu at %s refused: %s", (unsigned long long)e->id, e->endpoint,
-                    rc == ERR_AUTH ? why : err_str(rc));
+            cli_err("worker %llu at %s refused: %s (this client demands measurement %s, %s, "
+                    "under the policy %s)",
+                    (unsigned long long)e->id, e->endpoint, rc == ERR_AUTH ? why : err_str(rc),
+                    hex, s->have_meas ? "given with --measurement" : "as published",
+                    s->policy_path);
         return rc == ERR_AUTH ? EXIT_FAILED : EXIT_IO;
     }
     return 0;
