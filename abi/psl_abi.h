@@ -15,6 +15,9 @@
  *                                                  an error
  *   invoke_async (fn, fnlen, in, inlen) -> i32     fire-and-forget: 0 once queued, or an error
  *   log          (msg, len) -> ()                  one line to the function's log
+ *   publish      () -> i32                         send this invocation's writes so far on their
+ *                                                  way to the other workers now, without waiting
+ *                                                  for them to be durable: 0 or an error
  *
  * Errors are small negative numbers, stable across versions: */
 #ifndef PSL_ABI_PSL_ABI_H

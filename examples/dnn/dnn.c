@@ -410,16 +410,15 @@ static int cmd_train(const char *run, int sync, int K, int k, int epoch, long N,
             for (int i = 0; i < NPARAM; i++)
                 own[i] -= scale * g[i];
             snprintf(pre, sizeof pre, "dnn/%s/d/%d", run, k);
-            char pub[128];
-            snprintf(pub, sizeof pub, "dnn/%s/pub/%d", run, k);
-            /* Publish every `every` steps (and at the last): fewer durable flushes, staler reads.
-             */
+            /* Publish every `every` steps (and at the last): fewer flushes, staler reads. No lock
+             * and no wait: psl_publish sends the delta on its way to the other workers (eventual
+             * consistency) and training goes on. */
             if ((s + 1) % every != 0 && s + 1 != steps)
                 continue;
             if (put_vec(pre, own) != 0)
                 goto done;
             t0 = now_s();
-            if (sync_point(pub) != 0)
+            if (psl_publish() != 0)
                 goto done;
             t_wait += now_s() - t0;
         }

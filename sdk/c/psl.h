@@ -32,6 +32,7 @@ int32_t __psl_invoke(const char *fn, size_t fnlen, const void *in, size_t inlen,
 PSL_IMPORT("invoke_async")
 int32_t __psl_invoke_async(const char *fn, size_t fnlen, const void *in, size_t inlen);
 PSL_IMPORT("log") void __psl_log(const char *msg, size_t len);
+PSL_IMPORT("publish") int32_t __psl_publish(void);
 
 /* The value's full length (at most cap bytes copied into buf), or -1 (PSL_ENOTFOUND). */
 static inline int psl_get(const void *key, size_t klen, void *buf, size_t cap) {
@@ -63,6 +64,13 @@ static inline int psl_invoke_async(const char *function, const void *in, size_t 
 }
 static inline void psl_log(const char *msg) {
     __psl_log(msg, strlen(msg));
+}
+/* Send this invocation's writes so far on their way to the other workers now (appended to the
+ * worker's capsule and multicast once durable) instead of when the invocation ends, and return
+ * at once: eventual consistency for a long-running function, with no lock and no wait. 0 or a
+ * negative error. */
+static inline int psl_publish(void) {
+    return __psl_publish();
 }
 
 #ifdef __cplusplus

@@ -71,6 +71,8 @@ typedef struct psl_native_api {
     int (*write_output)(void *ctx, const void *data, size_t len);
     /* Append to the error text (like stderr; the first 64 KiB are kept). Always 0. */
     int (*write_error)(void *ctx, const void *data, size_t len);
+    /* Appended after write_error: NULL on older workers (check size). */
+    int (*publish)(void *ctx);
 } psl_native_api;
 
 typedef int (*psl_native_main_fn)(const psl_native_api *api, const uint8_t *in, size_t inlen);
@@ -146,6 +148,9 @@ static inline int psl_invoke_async(const char *function, const void *in, size_t 
 }
 static inline void psl_log(const char *msg) {
     psl__api->log(psl__api->ctx, msg, strlen(msg));
+}
+static inline int psl_publish(void) {
+    return psl__api->publish ? psl__api->publish(psl__api->ctx) : PSL_EUNAVAIL;
 }
 static inline int psl_write(const void *data, size_t len) {
     return psl__api->write_output(psl__api->ctx, data, len);

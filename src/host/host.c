@@ -164,8 +164,20 @@ static int h_log(wasm_store *s, wasm_instance *caller, void *ud, const wasm_val 
     return 0;
 }
 
+static int h_publish(wasm_store *s, wasm_instance *caller, void *ud, const wasm_val *a,
+                     wasm_val *res) {
+    (void)s;
+    (void)caller;
+    (void)a;
+    host_ctx *c = ud;
+    if (!c->svc.publish)
+        RET(PSL_EUNAVAIL);
+    RET(c->svc.publish(c->svc.ud));
+}
+
 static const uint8_t T4[] = {WASM_I32, WASM_I32, WASM_I32, WASM_I32, WASM_I32};
 static const uint8_t T2[] = {WASM_I32, WASM_I32, WASM_I32};
+static const uint8_t T0[] = {WASM_I32};
 static const uint8_t T6[] = {WASM_I32, WASM_I32, WASM_I32, WASM_I32, WASM_I32, WASM_I32, WASM_I32};
 
 static const struct {
@@ -182,6 +194,7 @@ static const struct {
     {"invoke", h_invoke, 6, 1, T6},
     {"invoke_async", h_invoke_async, 4, 1, T4},
     {"log", h_log, 2, 0, T2},
+    {"publish", h_publish, 0, 1, T0},
 };
 
 int host_resolve_import(host_ctx *ctx, wasm_store *s, const wasm_module *m, uint32_t i,

@@ -24,6 +24,8 @@ typedef struct host_services {
     int (*invoke)(void *ud, const char *fn, size_t fnlen, const uint8_t *in, size_t inlen,
                   bool async, uint8_t **out, size_t *outlen);
     void (*log)(void *ud, const char *msg, size_t len);
+    /* Start replicating the writes made so far without waiting for them (psl_publish). */
+    int (*publish)(void *ud);
 } host_services;
 
 typedef struct host_ctx {

@@ -231,6 +231,21 @@ static int svc_lock(void *ud, const char *name, size_t len) {
     return 0;
 }
 
+/* psl_publish: append everything written so far to the capsule now (it is multicast to the
+ * other workers once durable) and return without waiting: eventual consistency for a long
+ * invocation, where otherwise its writes leave when it ends or releases a lock. */
+static int svc_publish(void *ud) {
+    wk *w = ud;
+    if (!w->rp)
+        return 0; /* no storage configured: nothing to replicate to */
+    int rc = repl_flush(w->rp, false, NULL);
+    if (rc) {
+        wlog(w, "publish: writes not appended to the capsule: %s", err_str(rc));
+        return PSL_EUNAVAIL;
+    }
+    return 0;
+}
+
 static int svc_unlock(void *ud, const char *name, size_t len) {
     wk *w = ud;
     if (!t_push)
@@ -1079,7 +1094,11 @@ int worker_run(const worker_opts *o) {
 
     w.zctx = zmq_ctx_new();
     w.kv = kvs_new(o->id);
-    host_services svc = {.ud = &w, .lock = svc_lock, .unlock = svc_unlock, .log = svc_log};
+    host_services svc = {.ud = &w,
+                         .lock = svc_lock,
+                         .unlock = svc_unlock,
+                         .log = svc_log,
+                         .publish = svc_publish};
     w.ex = ex_new(w.kv, &svc);
     pthread_mutex_init(&w.qlock, NULL);
     pthread_cond_init(&w.qcond, NULL);

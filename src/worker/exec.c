@@ -115,6 +115,11 @@ static void pi_log(void *ud, const char *msg, size_t len) {
     svc->log(svc->ud, msg, len);
 }
 
+static int pi_publish(void *ud) {
+    const host_services *svc = &((pinst *)ud)->f->ex->svc;
+    return svc->publish(svc->ud);
+}
+
 static int pinst_new(fn *f, pinst **out, char *msg, size_t msglen) {
     *out = NULL;
     pinst *p = xcalloc(1, sizeof *p);
@@ -140,6 +145,7 @@ static int pinst_new(fn *f, pinst **out, char *msg, size_t msglen) {
     p->host.svc.lock = f->ex->svc.lock ? pi_lock : NULL;
     p->host.svc.unlock = f->ex->svc.unlock ? pi_unlock : NULL;
     p->host.svc.log = f->ex->svc.log ? pi_log : NULL;
+    p->host.svc.publish = f->ex->svc.publish ? pi_publish : NULL;
 
     uint32_t n = wasm_module_num_imports(f->mod);
     wasm_extern *imps = xcalloc(n ? n : 1, sizeof *imps);
@@ -444,6 +450,11 @@ static int n_unlock(void *ctx, const char *name, size_t nlen) {
     return n_lock_common(ctx, name, nlen, false);
 }
 
+static int n_publish(void *ctx) {
+    const host_services *svc = &((ncall *)ctx)->f->ex->svc;
+    return svc->publish ? svc->publish(svc->ud) : PSL_EUNAVAIL;
+}
+
 static int n_invoke(void *ctx, const char *fname, size_t fnlen, const void *in, size_t inlen,
                     void *out, size_t cap) {
     ncall *c = ctx;
@@ -528,6 +539,7 @@ static void run_native(fn *f, const uint8_t *in, size_t inlen, uint32_t depth, e
         .log = n_log,
         .write_output = n_write_output,
         .write_error = n_write_error,
+        .publish = n_publish,
     };
     static const uint8_t empty[1];
     uint64_t t0 = plat_now_ns();
