@@ -71,6 +71,10 @@ typedef struct jit_mod {
     uint8_t *state;          /* per function, ST_* (under mu) */
     uint32_t nqueued;        /* functions in ST_QUEUED (under mu) */
     _Atomic(void *) *osr;    /* per function: OSR entry (jit_osr_fn) or NULL */
+    _Atomic uint8_t *entered; /* per function: sampled at its entry (it is called, not only
+                               * looping in one long activation) */
+    _Atomic uint32_t *late;   /* per function: samples in interpreted code after it was linked */
+    uint8_t *osr_req;         /* per function: 1 an OSR entry is wanted, 2 taken (under mu) */
     uint32_t *by_addr;       /* function indices sorted by code address (sample lookup) */
 } jit_mod;
 
@@ -749,6 +753,12 @@ static int compile_objects(jit_mod *jm, const uint8_t *sel, char *err, size_t er
                     "psl: jit: compiled %u of %u functions (%u cells; %zu bytes of wasm, %zu of "
                     "object) in %.1f ms\n",
                     nf, jm->nc, cells, m->len, n, (double)dt / 1e6);
+            if (sel && atoi(getenv("PSL_JIT_STATS")) > 1)
+                for (uint32_t k = 0; k < jm->nc; k++)
+                    if (sel[k])
+                        fprintf(stderr, "psl: jit:   function %u: %u cells%s\n",
+                                m->nimported_funcs + k, m->codes[k].ncode,
+                                (sel[k] & JIT_SEL_OSR) ? ", with an OSR entry" : "");
         }
     }
     return rc;
@@ -785,6 +795,8 @@ static int sample(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool 
     uint32_t k = code_at(jm, at);
     if (k == UINT32_MAX)
         return 0;
+    if (!back)
+        atomic_store_explicit(&jm->entered[k], 1, memory_order_relaxed);
     if (atomic_fetch_add(&jm->samples[k], 1) + 1 == JIT_HOT_SAMPLES) {
         pthread_mutex_lock(&jm->mu);
         if (jm->state[k] == ST_COLD) {
@@ -797,8 +809,21 @@ static int sample(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool 
     if (!back)
         return 0;
     void *o = atomic_load_explicit(&jm->osr[k], memory_order_acquire);
-    if (!o)
+    if (!o) {
+        /* Linked without an OSR entry (it looked called often) yet still sampled interpreted:
+         * an activation that started before is looping. Ask for an OSR entry. */
+        if (atomic_load_explicit(&inst->mod->codes[k].tier_entry, memory_order_relaxed) &&
+            atomic_fetch_add(&jm->late[k], 1) + 1 == JIT_HOT_SAMPLES) {
+            pthread_mutex_lock(&jm->mu);
+            if (jm->osr_req[k] == 0) {
+                jm->osr_req[k] = 1;
+                jm->nqueued++;
+                pthread_cond_signal(&jm->cv);
+            }
+            pthread_mutex_unlock(&jm->mu);
+        }
         return 0;
+    }
     const wasm_code *code = &inst->mod->codes[k];
     int rc = enter_native(s, inst, code, fp, o, true, (uint32_t)(at - code->code));
     if (rc >= 0)
@@ -842,14 +867,26 @@ static void *hot_thread(void *arg) {
          * and their small callees, so that calls between them are native and inlinable. */
         memset(sel, 0, jm->nc);
         uint32_t cells = 0;
-        for (uint32_t k = 0; k < jm->nc; k++)
+        for (uint32_t k = 0; k < jm->nc; k++) {
             if (jm->state[k] == ST_QUEUED) {
+                /* An OSR entry costs a second, harder copy of the function (its loops get
+                 * extra entries): only for functions not seen being called. */
                 jm->state[k] = ST_TAKEN;
+                sel[k] = JIT_SEL_FN;
+                if (!atomic_load(&jm->entered[k])) {
+                    sel[k] |= JIT_SEL_OSR;
+                    jm->osr_req[k] = 2;
+                }
+                cells += jm->m->codes[k].ncode;
+            }
+            if (jm->osr_req[k] == 1) {
+                jm->osr_req[k] = 2;
                 sel[k] = JIT_SEL_FN | JIT_SEL_OSR;
                 cells += jm->m->codes[k].ncode;
             }
+        }
         for (uint32_t k = 0; k < jm->nc; k++)
-            if (sel[k] & JIT_SEL_OSR)
+            if (sel[k])
                 add_callees(jm, k, sel, &cells);
         jm->nqueued = 0;
         pthread_mutex_unlock(&jm->mu);
@@ -875,6 +912,9 @@ static void module_loaded(wasm_module *m) {
     jm->nc = m->nfuncs - m->nimported_funcs;
     jm->state = xcalloc(jm->nc, 1);
     jm->osr = xcalloc(jm->nc, sizeof *jm->osr);
+    jm->entered = xcalloc(jm->nc, sizeof *jm->entered);
+    jm->late = xcalloc(jm->nc, sizeof *jm->late);
+    jm->osr_req = xcalloc(jm->nc, 1);
     pthread_mutex_init(&jm->mu, NULL);
     pthread_cond_init(&jm->cv, NULL);
     m->tier_data = jm;
@@ -933,6 +973,9 @@ static void module_freed(wasm_module *m) {
     free(jm->samples);
     free(jm->state);
     free(jm->osr);
+    free(jm->entered);
+    free(jm->late);
+    free(jm->osr_req);
     free(jm->by_addr);
     free(jm);
     m->tier_data = NULL;

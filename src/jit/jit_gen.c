@@ -3,6 +3,7 @@
  * the low half, upper half zero); mem2reg/SROA turn them into SSA values. Invariant: every
  * operator does exactly what its handler in interp.c does, trap kinds included. */
 #include "jit/jit_int.h"
+#include "platform/platform.h"
 #include "wasm/wasm_ops.h"
 
 #include <llvm-c/Analysis.h>
@@ -12,6 +13,7 @@
 #include <llvm-c/Transforms/PassBuilder.h>
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1418,6 +1420,7 @@ static LLVMValueRef fn_table(gen *g, const char *name, LLVMValueRef *fns, uint32
 int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **obj, size_t *len,
                         char *err, size_t errlen) {
     jit__llvm_init();
+    uint64_t t_start = plat_now_ns();
     char dummy[8];
     if (!err) {
         err = dummy;
@@ -1542,6 +1545,7 @@ int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **o
     }
     pbo = LLVMCreatePassBuilderOptions();
     const char *pipeline = getenv("PSL_JIT_PASSES");
+    uint64_t t_opt = plat_now_ns();
     LLVMErrorRef e = LLVMRunPasses(g->mod, pipeline ? pipeline : "default<O2>", tm, pbo);
     if (e) {
         char *em = LLVMGetErrorMessage(e);
@@ -1552,11 +1556,16 @@ int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **o
     }
     if (getenv("PSL_JIT_DUMP"))
         LLVMPrintModuleToFile(g->mod, getenv("PSL_JIT_DUMP"), NULL);
+    uint64_t t_cg = plat_now_ns();
     if (LLVMTargetMachineEmitToMemoryBuffer(tm, g->mod, LLVMObjectFile, &msg, &buf)) {
         snprintf(err, errlen, "code generation failed: %s", msg);
         rc = ERR_INVALID;
         goto fail_tables;
     }
+    if (getenv("PSL_JIT_STATS"))
+        fprintf(stderr, "psl: jit:   translate %.1f ms, optimise %.1f ms, codegen %.1f ms\n",
+                (double)(t_opt - t_start) / 1e6, (double)(t_cg - t_opt) / 1e6,
+                (double)(plat_now_ns() - t_cg) / 1e6);
     *len = LLVMGetBufferSize(buf);
     *obj = xmalloc(*len ? *len : 1);
     memcpy(*obj, LLVMGetBufferStart(buf), *len);
