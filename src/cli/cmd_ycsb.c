@@ -47,7 +47,7 @@
 
 #include <zmq.h>
 
-enum { T_REDIS, T_PSL_FN, T_PSL_CLIENT, T_PSL_HTTP };
+enum { T_REDIS, T_PSL_FN, T_PSL_CLIENT, T_PSL_HTTP, T_ZMQ };
 
 #define MAX_TARGETS 8
 #define MAX_LIST 16
@@ -89,7 +89,9 @@ typedef struct env {
     bool psl_loaded, redis_loaded;
     bool secure; /* sec holds the workers' client endpoints (psl-client targets) */
     cli_secure sec;
-    void *zctx; /* the client connections' ZeroMQ context */
+    void *zctx;    /* the client connections' ZeroMQ context (psl-client and zmq) */
+    pid_t zmq_pid; /* the zmq target's echo server (a child process) */
+    char zmq_ep[64];
 } env;
 
 typedef struct result {
@@ -335,8 +337,11 @@ static int psl_start(env *e, const yopts *o) {
 static void psl_stop(env *e) {
     if (e->secure) {
         cli_secure_fini(&e->sec);
-        zmq_ctx_term(e->zctx);
         e->secure = false;
+    }
+    if (e->zctx) {
+        zmq_ctx_term(e->zctx);
+        e->zctx = NULL;
     }
     if (!e->tmpdir[0])
         return;
@@ -410,7 +415,50 @@ static int redis_start(env *e, const yopts *o) {
     return EXIT_FAILED;
 }
 
+/* The zmq target: plain ZeroMQ round trips of the same sizes, no security, function or store,
+ * to show what the transport alone does with one operation in flight per connection. The echo
+ * server is a child process with one thread on a ROUTER socket (as a worker's client server):
+ * a read ("r KEY") is answered with a 1000-byte record, a write with an empty message. */
+static int zmq_echo_start(env *e) {
+    int port = free_port();
+    if (port <= 0)
+        return EXIT_FAILED;
+    snprintf(e->zmq_ep, sizeof e->zmq_ep, "tcp://127.0.0.1:%d", port);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t p = fork();
+    if (p < 0)
+        return EXIT_FAILED;
+    if (p == 0) {
+        signal(SIGINT, SIG_IGN);
+        signal(SIGTERM, SIG_DFL);
+        void *ctx = zmq_ctx_new(), *r = zmq_socket(ctx, ZMQ_ROUTER);
+        if (zmq_bind(r, e->zmq_ep) != 0)
+            _exit(1);
+        static uint8_t rec[YCSB_VALUE_LEN];
+        memset(rec, 'x', sizeof rec);
+        for (;;) {
+            zmq_msg_t id, m;
+            zmq_msg_init(&id);
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&id, r, 0) < 0 || zmq_msg_recv(&m, r, 0) < 0)
+                _exit(1);
+            bool rd = zmq_msg_size(&m) > 0 && ((const char *)zmq_msg_data(&m))[0] == 'r';
+            zmq_msg_close(&m);
+            zmq_msg_send(&id, r, ZMQ_SNDMORE);
+            zmq_send(r, rec, rd ? sizeof rec : 0, 0);
+        }
+    }
+    e->zmq_pid = p;
+    return 0;
+}
+
 static void redis_stop(env *e) {
+    if (e->zmq_pid > 0) {
+        kill(e->zmq_pid, SIGTERM);
+        waitpid(e->zmq_pid, NULL, 0);
+        e->zmq_pid = 0;
+    }
     if (e->redis_pid > 0) {
         kill(e->redis_pid, SIGTERM);
         waitpid(e->redis_pid, NULL, 0);
@@ -428,6 +476,8 @@ typedef struct conn {
     redisContext *rc;
     http h;
     cl_conn *cc; /* psl-client: the attested channel to one worker */
+    void *zs;    /* zmq: a DEALER to the echo server */
+    uint8_t zbuf[YCSB_VALUE_LEN + 64];
     char err[160];
 } conn;
 
@@ -442,6 +492,12 @@ static int conn_open(conn *c, env *e, const target *t, uint64_t records, uint32_
         return c->rc ? 0 : ERR_IO;
     }
     c->op_fn = op_name(t);
+    if (t->kind == T_ZMQ) {
+        c->zs = zmq_socket(e->zctx, ZMQ_DEALER);
+        int linger = 0;
+        zmq_setsockopt(c->zs, ZMQ_LINGER, &linger, sizeof linger);
+        return c->zs && zmq_connect(c->zs, e->zmq_ep) == 0 ? 0 : ERR_IO;
+    }
     if (t->kind == T_PSL_CLIENT)
         return cli_secure_connect(&e->sec, thread, e->zctx, &c->cc, false) ? ERR_AUTH : 0;
     char url[512];
@@ -451,6 +507,8 @@ static int conn_open(conn *c, env *e, const target *t, uint64_t records, uint32_
 
 static void conn_close(conn *c) {
     cl_close(c->cc);
+    if (c->zs)
+        zmq_close(c->zs);
     if (c->rc)
         redisFree(c->rc);
     http_close(&c->h);
@@ -487,6 +545,12 @@ static int conn_read(conn *c, uint64_t k, ycsb_stats *st) {
             v = (const uint8_t *)r->str, vl = r->len;
         else if (r->type != REDIS_REPLY_NIL)
             rc = ERR_IO;
+    } else if (c->kind == T_ZMQ) { /* transport only: the echo's record is not checked */
+        key[0] = 'r', key[1] = ' ';
+        if (zmq_send(c->zs, key, kl + 2, 0) < 0)
+            return ERR_IO;
+        int n = zmq_recv(c->zs, c->zbuf, sizeof c->zbuf, 0);
+        return n == YCSB_VALUE_LEN ? 0 : ERR_IO;
     } else if (c->kind == T_PSL_CLIENT) {
         key[0] = 'r', key[1] = ' ';
         cl_result res;
@@ -531,6 +595,11 @@ static int conn_write(conn *c, uint64_t k, uint8_t *msg, size_t off) {
     if (c->kind == T_PSL_CLIENT) {
         cl_result res;
         return conn_invoke(c, p, hl + YCSB_VALUE_LEN, &res);
+    }
+    if (c->kind == T_ZMQ) {
+        if (zmq_send(c->zs, p, hl + YCSB_VALUE_LEN, 0) < 0)
+            return ERR_IO;
+        return zmq_recv(c->zs, c->zbuf, sizeof c->zbuf, 0) == 0 ? 0 : ERR_IO;
     }
     long code = http_send(&c->h, p, hl + YCSB_VALUE_LEN, false);
     return code == 200 ? 0 : ERR_IO;
@@ -1171,12 +1240,15 @@ static void ycsb_help(FILE *out) {
             "                      [--policy FILE] [--measurement HEX]\n"
             "                      [--csv FILE] [--plot FILE.png] [--seed N] [--check]\n"
             "  YCSB core workloads (a b c d f) against redis and psl, side by side.\n"
-            "  --target: comma list of redis, psl-fn, psl-client, psl-http, each psl one with\n"
-            "    :sync or :async (psl = psl-fn; default redis,psl-fn). psl-fn runs the YCSB\n"
+            "  --target: comma list of redis, zmq, psl-fn, psl-client, psl-client-wasm,\n"
+            "    psl-http, each psl one with :sync or :async (psl = psl-fn; default\n"
+            "    redis,psl-fn). zmq: plain ZeroMQ round trips of the same sizes to an echo\n"
+            "    process (the transport alone, nothing checked). psl-fn runs the YCSB\n"
             "    function inside the workers (in-function mode); psl-client sends each\n"
             "    operation to the function over a worker's attested secure channel (client\n"
             "    mode: one channel per thread, round-robin over the workers, one operation in\n"
-            "    flight); psl-http sends it through the HTTP gateway (keep-alive).\n"
+            "    flight; psl-client-wasm: the same operation function built to wasm);\n"
+            "    psl-http sends it through the HTTP gateway (keep-alive).\n"
             "  --policy FILE, --measurement HEX: what psl-client demands of the workers\n"
             "    (default: the cluster's DIR/policy.txt and the published measurement).\n"
             "  --threads (alias --connections): comma list of client threads (default 16).\n"
@@ -1232,16 +1304,19 @@ static int parse_targets(char *s, yopts *o) {
             t->kind = T_PSL_CLIENT, t->wasm = true;
         else if (bl == 8 && strncmp(p, "psl-http", 8) == 0)
             t->kind = T_PSL_HTTP;
+        else if (bl == 3 && strncmp(p, "zmq", 3) == 0 && !colon)
+            t->kind = T_ZMQ;
         else
             return -1;
         snprintf(t->label, sizeof t->label, "%s%s",
                  t->kind == T_REDIS        ? "redis"
                  : t->kind == T_PSL_FN     ? "psl-fn"
                  : t->kind == T_PSL_CLIENT ? (t->wasm ? "psl-client-wasm" : "psl-client")
+                 : t->kind == T_ZMQ        ? "zmq"
                                            : "psl-http",
-                 t->kind == T_REDIS ? ""
-                 : t->sync          ? ":sync"
-                                    : ":async");
+                 t->kind == T_REDIS || t->kind == T_ZMQ ? ""
+                 : t->sync                              ? ":sync"
+                                                        : ":async");
         o->ntargets++;
     }
     return o->ntargets ? 0 : -1;
@@ -1397,10 +1472,12 @@ int cmd_bench_ycsb(int argc, char **argv) {
         snprintf(fnpath, sizeof fnpath, "%.*s/bench/ycsb.wasm", (int)(slash - e.self), e.self);
         o.fn_path = fnpath;
     }
-    bool want_redis = false, want_psl = false;
+    bool want_redis = false, want_psl = false, want_zmq = false;
     for (int i = 0; i < o.ntargets; i++)
         if (o.targets[i].kind == T_REDIS)
             want_redis = true;
+        else if (o.targets[i].kind == T_ZMQ)
+            want_zmq = true;
         else
             want_psl = true;
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -1415,10 +1492,16 @@ int cmd_bench_ycsb(int argc, char **argv) {
     result *tries = xcalloc((size_t)o.runs, sizeof *tries);
     if (want_redis && (rc = redis_start(&e, &o)) != 0)
         goto out;
+    if (want_zmq && (rc = zmq_echo_start(&e)) != 0) /* forks: before any ZeroMQ context */
+        goto out;
     if (want_psl && (rc = psl_start(&e, &o)) != 0)
         goto out;
+    if (want_zmq && !e.zctx)
+        e.zctx = zmq_ctx_new();
     for (int i = 0; i < o.ntargets && !g_stop; i++) {
         const target *t = &o.targets[i];
+        if (t->kind == T_ZMQ)
+            continue; /* nothing to load */
         bool *loaded = t->kind == T_REDIS ? &e.redis_loaded : &e.psl_loaded;
         if (!*loaded) {
             if (load(&e, &o, t) != 0) {
