@@ -21,6 +21,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Bumped whenever generated code or the helpers' contract changes; part of the cache key. The
@@ -35,6 +36,7 @@ static jit_stats g_stats;
 static uint8_t g_cache_key[32];
 static bool g_cache_ok;
 static bool g_guard; /* bounds by guard region (JIT_BOUNDS_GUARD) */
+static bool g_fuel;  /* time budget by fuel in compiled code, else by interrupt signals */
 
 /* Hot-function compilation (auto tier): the interpreter's fuel polls sample the running
  * function; JIT_HOT_SAMPLES samples make it hot. */
@@ -119,6 +121,105 @@ static int on_fault(void *addr, uintptr_t pc) {
     if (!c || !c->mem || (uintptr_t)addr - (uintptr_t)c->mem >= JIT_GUARD_BYTES || !pc_in_code(pc))
         return 0;
     siglongjmp(*c->jb, WASM_TRAP_MEM_OOB);
+}
+
+/* ---- interrupts (the time budget without fuel in compiled code) ----
+ * Compiled code carries no fuel counter: a loop's back edge costs nothing and LLVM can
+ * vectorise it. Instead every thread that runs compiled code has a slot naming the store of its
+ * outermost compiled activation; a watchdog thread checks those stores' interrupt flags and
+ * deadlines every millisecond and signals the thread (plat_interrupt_send) when one is due. The
+ * handler traps (siglongjmp, as for a fault) only when the signal interrupted compiled code:
+ * in a helper, host function or libc the thread may hold locks, so the watchdog signals again a
+ * millisecond later and the trap happens once control is back in compiled code. */
+#define JIT_MAX_THREADS 1024
+#define JIT_WATCH_NS 1000000u
+
+typedef struct jit_thread_slot {
+    _Atomic int used;
+    uintptr_t thread;
+    _Atomic(wasm_store *) store; /* outermost compiled activation's store, NULL when none */
+} jit_thread_slot;
+
+static jit_thread_slot g_threads[JIT_MAX_THREADS];
+static _Thread_local int t_slot = -1;
+static pthread_key_t g_slot_key;
+static pthread_once_t g_watch_once = PTHREAD_ONCE_INIT;
+static bool g_watch_ok;
+
+static void slot_release(void *p) {
+    jit_thread_slot *ts = p;
+    atomic_store(&ts->store, NULL);
+    atomic_store(&ts->used, 0);
+}
+
+static void *watchdog(void *arg) {
+    (void)arg;
+    for (;;) {
+        struct timespec ts = {0, JIT_WATCH_NS};
+        nanosleep(&ts, NULL);
+        uint64_t now = 0;
+        for (int i = 0; i < JIT_MAX_THREADS; i++) {
+            if (!atomic_load_explicit(&g_threads[i].used, memory_order_acquire))
+                continue;
+            wasm_store *s = atomic_load_explicit(&g_threads[i].store, memory_order_acquire);
+            if (!s)
+                continue;
+            bool due = atomic_load_explicit(&s->interrupt, memory_order_relaxed) != 0;
+            if (!due && s->deadline_ns) {
+                if (!now)
+                    now = wasm__now_ns();
+                due = now >= s->deadline_ns;
+            }
+            if (due)
+                plat_interrupt_send(g_threads[i].thread);
+        }
+    }
+    return NULL;
+}
+
+static void on_interrupt(uintptr_t pc) {
+    jit_ctx *c = t_ctx;
+    if (!c || !pc_in_code(pc))
+        return; /* not in compiled code: the watchdog tries again */
+    wasm_store *s = c->store;
+    if (atomic_load_explicit(&s->interrupt, memory_order_relaxed)) {
+        atomic_store(&s->interrupt, 0);
+        siglongjmp(*c->jb, WASM_TRAP_INTERRUPTED);
+    }
+    if (s->deadline_ns && wasm__now_ns() >= s->deadline_ns)
+        siglongjmp(*c->jb, WASM_TRAP_TIMEOUT);
+}
+
+static void watch_start(void) {
+    pthread_t t;
+    pthread_attr_t a;
+    if (pthread_key_create(&g_slot_key, slot_release) != 0 || plat_interrupt_install(on_interrupt) != 0)
+        return;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&a, 64 * 1024);
+    g_watch_ok = pthread_create(&t, &a, watchdog, NULL) == 0;
+    pthread_attr_destroy(&a);
+}
+
+/* This thread's slot, taken on its first compiled activation. NULL when none is free. */
+static jit_thread_slot *thread_slot(void) {
+    if (t_slot >= 0)
+        return &g_threads[t_slot];
+    pthread_once(&g_watch_once, watch_start);
+    if (!g_watch_ok)
+        return NULL;
+    for (int i = 0; i < JIT_MAX_THREADS; i++) {
+        int z = 0;
+        if (atomic_compare_exchange_strong(&g_threads[i].used, &z, 1)) {
+            g_threads[i].thread = plat_thread_self();
+            atomic_store(&g_threads[i].store, NULL);
+            pthread_setspecific(g_slot_key, &g_threads[i]);
+            t_slot = i;
+            return &g_threads[i];
+        }
+    }
+    return NULL;
 }
 
 /* Bytes of executable sections in an ELF object (each padded to its alignment): with the lowest
@@ -313,8 +414,11 @@ static int enter_native(wasm_store *s, wasm_instance *inst, const wasm_code *cod
      * lacks it, so such an instance runs interpreted. */
     if (g_guard && inst->mem && inst->mem->reserved < JIT_GUARD_BYTES)
         return -1;
-    if (g_guard && plat_fault_altstack() != 0)
+    if ((g_guard || !g_fuel) && plat_fault_altstack() != 0)
         return -1;
+    jit_thread_slot *slot = NULL;
+    if (!g_fuel && !(slot = thread_slot()))
+        return -1; /* no watchdog for this thread: nothing would stop a compiled loop */
     sigjmp_buf jb;
     jit_ctx c;
     c.inst = inst;
@@ -332,15 +436,21 @@ static int enter_native(wasm_store *s, wasm_instance *inst, const wasm_code *cod
     int rc = sigsetjmp(jb, 0);
     if (rc) {
         t_ctx = outer;
+        if (slot && !outer)
+            atomic_store_explicit(&slot->store, NULL, memory_order_release);
         s->depth = depth0;
         return rc;
     }
+    if (slot && !outer)
+        atomic_store_explicit(&slot->store, s, memory_order_release);
     t_ctx = &c;
     if (osr)
         ((jit_osr_fn)fn)(&c, fp, cell);
     else
         ((jit_entry_fn)fn)(&c, fp);
     t_ctx = outer;
+    if (slot && !outer)
+        atomic_store_explicit(&slot->store, NULL, memory_order_release);
     return 0;
 }
 
@@ -481,8 +591,9 @@ static void cache_key(const wasm_module *m, const uint8_t *sel, uint32_t nc, uin
     jit__host_cpu(&cpu, &feat);
     cr_hash_state st;
     cr_hash_init(&st, 32);
-    const char *parts[] = {JIT_ENGINE_VERSION, g_guard ? "O2 guard" : "O2 checks", cpu, feat};
-    for (unsigned i = 0; i < 4; i++)
+    const char *parts[] = {JIT_ENGINE_VERSION, g_guard ? "O2 guard" : "O2 checks",
+                           g_fuel ? "fuel" : "signals", cpu, feat};
+    for (unsigned i = 0; i < 5; i++)
         cr_hash_update(&st, parts[i], strlen(parts[i]) + 1);
     cr_hash_update(&st, m->bytes, m->len);
     if (sel)
@@ -641,7 +752,7 @@ static int compile_in_child(jit_mod *jm, const uint8_t *sel, uint8_t **obj, size
         uint8_t *o = NULL;
         size_t n = 0;
         char e[256];
-        jit_gen_opts go = {.verify = g_cfg.verify, .guard = g_guard, .sel = sel};
+        jit_gen_opts go = {.verify = g_cfg.verify, .guard = g_guard, .fuel = g_fuel, .sel = sel};
         int rc = jit__compile_object(jm->m, &go, &o, &n, e, sizeof e);
         uint64_t hdr = rc ? UINT64_MAX : n;
         if (write_all(fds[1], &hdr, 8) == 0)
@@ -722,7 +833,7 @@ static int compile_objects(jit_mod *jm, const uint8_t *sel, char *err, size_t er
     if (jm->has_thread) {
         rc = compile_in_child(jm, sel, &obj, &n, err, errlen);
     } else {
-        jit_gen_opts go = {.verify = g_cfg.verify, .guard = g_guard, .sel = sel};
+        jit_gen_opts go = {.verify = g_cfg.verify, .guard = g_guard, .fuel = g_fuel, .sel = sel};
         rc = jit__compile_object(m, &go, &obj, &n, err, errlen);
     }
     if (rc)
@@ -1064,6 +1175,8 @@ int jit_init(const jit_config *cfg) {
         fprintf(stderr, "psl: jit: no fault handler; using explicit bounds checks\n");
         g_guard = false;
     }
+    env = getenv("PSL_JIT_INTERRUPT");
+    g_fuel = env && strcmp(env, "fuel") == 0;
     g_inited = true;
     wasm__tier_set(g_guard ? &g_ops_guard : &g_ops);
     return 0;

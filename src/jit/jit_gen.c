@@ -150,6 +150,7 @@ typedef struct gen {
     LLVMTypeRef i1, i8, i16, i32, i64, f32, f64, ptr, vd;
     bool guard; /* no bounds checks on loads and stores */
     const uint8_t *sel; /* jit_gen_opts.sel */
+    bool fuel;          /* jit_gen_opts.fuel */
     LLVMValueRef *fns;      /* native function per code */
     LLVMTypeRef *fntys;
     unsigned prof_kind;
@@ -306,6 +307,8 @@ static void reload_memsize(fgen *f) {
 
 /* Charge @p cost cells of work; poll the budget when this activation's fuel runs out. */
 static void loop_fuel(fgen *f, uint32_t cost) {
+    if (!G->fuel)
+        return;
     LLVMValueRef v = LLVMBuildLoad2(B, G->i32, f->lfuel, "");
     LLVMValueRef n = LLVMBuildSub(B, v, c32(G, cost ? cost : 1), "");
     LLVMBuildStore(B, n, f->lfuel);
@@ -1232,7 +1235,7 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
         trap_if(f, LLVMBuildICmp(B, LLVMIntUGE, f->depth0, maxd, ""), WASM_TRAP_STACK);
         LLVMBuildStore(B, LLVMBuildAdd(B, f->depth0, c32(g, 1), ""), f->depthp);
     }
-    if (!osr) {
+    if (!osr && g->fuel) {
         LLVMValueRef idx = c64(g, offsetof(jit_ctx, fuel));
         LLVMValueRef fp = LLVMBuildGEP2(B, g->i8, f->ctx, &idx, 1, "");
         /* A call costs the callee's length, as in the interpreter. */
@@ -1436,6 +1439,7 @@ int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **o
     g->m = m;
     g->guard = o->guard;
     g->sel = o->sel;
+    g->fuel = o->fuel;
     g->cx = LLVMContextCreate();
     g->mod = LLVMModuleCreateWithNameInContext("wasm", g->cx);
     g->b = LLVMCreateBuilderInContext(g->cx);

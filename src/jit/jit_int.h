@@ -72,6 +72,8 @@ typedef void (*jit_entry_fn)(jit_ctx *c, wasm_val *fp);
 typedef struct jit_gen_opts {
     bool verify; /* run LLVM's verifier on the IR */
     bool guard;  /* loads and stores without bounds checks (the memory has a guard region) */
+    bool fuel;   /* count fuel at function entries and loop back edges (else the time budget is
+                  * enforced by signals: see jit.c, "interrupts") */
     /* NULL: every function. Else one byte per defined function: 0 not compiled (calls to it go
      * through psl_jit_call), JIT_SEL_FN compiled, | JIT_SEL_OSR also an on-stack-replacement
      * entry. The tables then list the selected functions in index order. */

@@ -260,3 +260,47 @@ int plat_fault_altstack(void) {
     t_alt_done = 1;
     return 0;
 }
+
+/* ---- interrupts ---- */
+
+static plat_interrupt_fn g_intr_fn;
+
+static void on_interrupt(int sig, siginfo_t *si, void *uc) {
+    (void)sig;
+    (void)si;
+    int saved = errno;
+    plat_interrupt_fn fn = g_intr_fn;
+    if (fn)
+        fn(fault_pc(uc));
+    errno = saved;
+}
+
+int plat_interrupt_install(plat_interrupt_fn fn) {
+    int rc = 0;
+    pthread_mutex_lock(&g_fault_mu);
+    if (g_intr_fn) {
+        rc = g_intr_fn == fn ? 0 : -EBUSY;
+        goto out;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_interrupt;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    g_intr_fn = fn;
+    if (sigaction(SIGURG, &sa, NULL) != 0) {
+        rc = -errno;
+        g_intr_fn = NULL;
+    }
+out:
+    pthread_mutex_unlock(&g_fault_mu);
+    return rc;
+}
+
+uintptr_t plat_thread_self(void) {
+    return (uintptr_t)pthread_self();
+}
+
+int plat_interrupt_send(uintptr_t t) {
+    return -pthread_kill((pthread_t)t, SIGURG);
+}

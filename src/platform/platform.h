@@ -48,6 +48,19 @@ int plat_fault_handler_install(plat_fault_fn fn);
  * when the thread's own stack is exhausted; freed when the thread exits. @return 0 or -errno. */
 int plat_fault_altstack(void);
 
+/* Asynchronous interruption of a thread running generated code (the JIT's time budget): a
+ * signal (SIGURG, ignored by default) delivered to one thread; the callback runs in its handler
+ * (alternate stack, async-signal-safe only) with the interrupted instruction's address and may
+ * leave by siglongjmp. */
+typedef void (*plat_interrupt_fn)(uintptr_t pc);
+/** Install fn as the interrupt signal's handler (SA_RESTART, so interrupted system calls
+ * resume). Idempotent for the same fn. @return 0 or -errno; -EBUSY for another fn. */
+int plat_interrupt_install(plat_interrupt_fn fn);
+/* The calling thread's id for plat_interrupt_send. */
+uintptr_t plat_thread_self(void);
+/** Deliver the interrupt signal to thread t. @return 0 or -errno (-ESRCH: it has exited). */
+int plat_interrupt_send(uintptr_t t);
+
 /* True in AddressSanitizer builds: their leak checker forks a tracer at exit, which a seccomp
  * allow-list without fork would kill, so sandboxes stay off there. */
 int plat_sanitizer_build(void);
