@@ -781,6 +781,10 @@ static int up_from_file(const copts *o, const char *dir) {
             av[n++] = "--forwarder-pub", av[n++] = (char *)xsub, av[n++] = "--forwarder-sub",
             av[n++] = (char *)xpub;
         av[n++] = "--threads", av[n++] = th;
+        /* Where clients reach it over the attested channel (default: a loopback port). */
+        const char *cl = jstr(r, "client_listen");
+        if (cl && cmd_has_opt("worker", "--client-listen"))
+            av[n++] = "--client-listen", av[n++] = (char *)cl;
         av[n] = NULL;
         START(role, av);
     }

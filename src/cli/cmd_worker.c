@@ -39,7 +39,7 @@ void cmd_worker_help(FILE *out) {
             "                    each capsule's newest checkpoint (default 1000, or\n"
             "                    $PSL_CHECKPOINT_EVERY; 0 = never)\n"
             "  --client-listen EP  serve clients over the attested channel there (ClientInvoke;\n"
-            "                    docs/protocols.md): any client identity may invoke, as on the\n"
+            "                    docs/client.md): any client identity may invoke, as on the\n"
             "                    gateway's /function/ path. Default tcp://127.0.0.1:0 (a free\n"
             "                    loopback port, announced to the coordinator); none: off\n"
             "  --no-sandbox      do not install the seccomp allow-list (debugging only; by\n"

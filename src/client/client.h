@@ -1,7 +1,7 @@
 /* client: invoke functions over the attested secure channel, straight at a worker.
  *
- * A worker serves clients on its own net_server (worker.h, "Clients"; docs/protocols.md, "Client
- * invoke"): it proves itself with an attestation report, the client with an Ed25519 identity
+ * A worker serves clients on its own net_server (worker.h, "Clients"; docs/client.md): it
+ * proves itself with an attestation report, the client with an Ed25519 identity
  * (any identity is accepted, as the gateway's /function/ path accepts anyone). The coordinator
  * publishes each live worker's client endpoint with the measurement, backend and platform key
  * its report proved at the coordinator's own handshake (GET /endpoints on the gateway); a client

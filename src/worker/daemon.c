@@ -640,7 +640,7 @@ static int send_heartbeat(wk *w, net_chan *c) {
     return chan_send_msg(c, &m);
 }
 
-/* ---- the client-facing channel (see worker.h; docs/protocols.md, "Client invoke") ---- */
+/* ---- the client-facing channel (see worker.h; docs/client.md) ---- */
 
 #define INLINE_MAX_NS 200000u /* run inline while the function's recent mean run is below this */
 #define FRONT_FLUSH_EVERY 256u /* inline requests between two capsule appends under load */

@@ -11,7 +11,7 @@
  * flight then finish and their results are dropped (the coordinator has failed them already).
  *
  * Clients. Besides the coordinator's path, the worker serves clients directly on its own
- * net_server (--client-listen; docs/protocols.md, "Client invoke"): it proves itself with its
+ * net_server (--client-listen; docs/client.md): it proves itself with its
  * attestation report, accepts any Ed25519 client identity (as the gateway's invoke path accepts
  * anyone), and answers each ClientInvoke with a ClientResult. It tells the coordinator the
  * endpoint in Hello; the gateway publishes it with the measurement (GET /endpoints). One thread
