@@ -130,11 +130,17 @@ int kvs_merge(kvs *k, const void *key, size_t klen, const void *val, size_t vlen
 
 enum { BATCH_FORMAT = 1, U_PUT = 1, U_DEL = 2 };
 
+/* The pending buffer keeps PEND_HDR bytes free in front of its updates: when the whole pending
+ * batch is taken at once, the batch header (format byte, update count as a 5-byte varint) is
+ * written there and the buffer itself is handed out, so kvs_take_batch copies nothing while it
+ * holds the write lock. */
+#define PEND_HDR 6u
+
 static void pend_reserve(kvs *k, size_t n) {
-    if (k->npend + n <= k->cappend)
+    if (PEND_HDR + k->npend + n <= k->cappend)
         return;
     size_t cap = k->cappend ? k->cappend : 256;
-    while (cap < k->npend + n)
+    while (cap < PEND_HDR + k->npend + n)
         cap *= 2;
     k->pend = xrealloc(k->pend, cap);
     k->cappend = cap;
@@ -166,7 +172,7 @@ static uint64_t get_u64(const uint8_t *p) {
 static void pend_append(kvs *k, uint8_t kind, kvs_version ver, const void *key, size_t klen,
                         const void *val, size_t vlen) {
     pend_reserve(k, 1 + 16 + 10 + klen + 10 + vlen);
-    uint8_t *p = k->pend + k->npend;
+    uint8_t *p = k->pend + PEND_HDR + k->npend;
     size_t n = 0;
     p[n++] = kind;
     put_u64(p + n, ver.hlc);
@@ -227,11 +233,28 @@ void kvs_take_batch(kvs *k, size_t max, uint8_t **data, size_t *len, uint32_t *n
         *nupdates = 0;
         return;
     }
+    if (!max || PEND_HDR + k->npend <= max) {
+        /* All of it: hand the buffer over with the header in its reserved front bytes. */
+        uint8_t *out = k->pend;
+        out[0] = BATCH_FORMAT;
+        for (int i = 0; i < 5; i++) /* count < 2^32: a varint padded to 5 bytes */
+            out[1 + i] =
+                (uint8_t)(((uint64_t)k->pend_count >> (7 * i)) & 0x7f) | (i < 4 ? 0x80 : 0);
+        *data = out;
+        *len = PEND_HDR + k->npend;
+        *nupdates = k->pend_count;
+        k->pend = xmalloc(k->cappend); /* same size again: pages are touched as writes come */
+        k->npend = 0;
+        k->pend_count = 0;
+        pthread_rwlock_unlock(&k->lock);
+        return;
+    }
     /* Cut after whole updates, at least one, within max bytes when possible. */
+    uint8_t *pu = k->pend + PEND_HDR;
     size_t cut = 0;
     uint32_t n = 0;
     while (n < k->pend_count) {
-        size_t u = skip_update(k->pend + cut, k->pend + k->npend);
+        size_t u = skip_update(pu + cut, pu + k->npend);
         if (max && n > 0 && cut + u > max)
             break;
         cut += u;
@@ -243,11 +266,11 @@ void kvs_take_batch(kvs *k, size_t max, uint8_t **data, size_t *len, uint32_t *n
     h += put_varint(hdr + h, n);
     uint8_t *out = xmalloc(h + cut);
     memcpy(out, hdr, h);
-    memcpy(out + h, k->pend, cut);
+    memcpy(out + h, pu, cut);
     *data = out;
     *len = h + cut;
     *nupdates = n;
-    memmove(k->pend, k->pend + cut, k->npend - cut);
+    memmove(pu, pu + cut, k->npend - cut);
     k->npend -= cut;
     k->pend_count -= n;
     pthread_rwlock_unlock(&k->lock);
@@ -342,14 +365,22 @@ int kvs_apply_batch(kvs *k, const uint8_t *data, size_t len) {
         return ERR_CORRUPT;
     r.p = start;
     int applied = 0;
-    pthread_rwlock_wrlock(&k->lock);
-    for (uint64_t i = 0; i < n; i++) {
-        rd_update(&r, &u);
-        int a = merge_locked(k, u.key, u.klen, u.val, u.vlen, u.kind == U_DEL, u.ver);
-        applied += a;
-        k->st.applied += (uint64_t)a;
+    /* In slices of APPLY_SLICE updates: a batch of thousands (a peer's whole invocation) would
+     * otherwise hold the write lock for milliseconds, and every local get and put of this worker
+     * would wait that long. Each key is merged last-writer-wins on its own, so a reader seeing
+     * part of a batch sees a state the batch's order allows; callers that need the whole batch
+     * (release consistency) wait for its seqno, which advances after this call returns. */
+    enum { APPLY_SLICE = 64 };
+    for (uint64_t i = 0; i < n;) {
+        pthread_rwlock_wrlock(&k->lock);
+        for (uint64_t end = i + APPLY_SLICE < n ? i + APPLY_SLICE : n; i < end; i++) {
+            rd_update(&r, &u);
+            int a = merge_locked(k, u.key, u.klen, u.val, u.vlen, u.kind == U_DEL, u.ver);
+            applied += a;
+            k->st.applied += (uint64_t)a;
+        }
+        pthread_rwlock_unlock(&k->lock);
     }
-    pthread_rwlock_unlock(&k->lock);
     return applied;
 }
 
