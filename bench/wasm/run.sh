@@ -15,6 +15,8 @@
 #   BENCH_RUNS=N       runs per cell (default 5; the median is reported)
 #   BENCH_COLUMNS="…"  columns to run (default: native psl [psl-TIER for each PSL_TIERS] node)
 #   PSL_TIERS="a b"    adds a column psl-a running `psl run --tier a` (and so on)
+#   BENCH_JIT_CACHE=0  the psl-TIER columns run with --no-cache: every run compiles (the JIT's
+#                      compile time is then part of each measured wall time)
 #   BENCH_TIMEOUT=S    kill a run after S seconds (default 600)
 #   BUILD=dir          CMake build folder with psl and examples (default build)
 #   PSL, NODE, CC_NATIVE, CC_WASM, BENCH_OUT   tools and the output folder
@@ -61,7 +63,7 @@ for arg in "$@"; do
         exit 0
         ;;
     -h | --help)
-        sed -n '2,25p' "$0"
+        sed -n '2,27p' "$0"
         exit 0
         ;;
     -*)
@@ -103,7 +105,11 @@ column_cmd() {
     case "$col" in
     native) CMD=("$BENCH_OUT/$k") ;;
     psl) CMD=("$PSL" run "$BENCH_OUT/$k.wasm") ;;
-    psl-*) CMD=("$PSL" run --tier "${col#psl-}" "$BENCH_OUT/$k.wasm") ;;
+    psl-*)
+        CMD=("$PSL" run --tier "${col#psl-}")
+        [ "${BENCH_JIT_CACHE:-1}" = 0 ] && CMD+=(--no-cache)
+        CMD+=("$BENCH_OUT/$k.wasm")
+        ;;
     node) CMD=("$NODE" --no-warnings "$HERE/node_wasi.mjs" "$BENCH_OUT/$k.wasm") ;;
     *)
         echo "run.sh: unknown column $col" >&2

@@ -12,17 +12,20 @@
  * manager writes code into read-write pages and then makes them read+execute: pages are never
  * writable and executable at once (W^X; see docs/jit.md for SGX2/EDMM).
  *
- * Semantics. Same instance, memory, table and global objects as the interpreter; explicit bounds
- * checks on every memory and table access; traps unwind with siglongjmp to the innermost entry
- * from the interpreter (only compiled wasm frames are crossed) and come back as the same wasm_trap
- * codes; the call depth counter is the store's (s->depth), plus a native stack bound; function
- * entries and loop back edges count fuel and poll the interrupt flag and the deadline, so the
- * execution time budget stops compiled infinite loops.
+ * Semantics. Same instance, memory, table and global objects as the interpreter; memory bounds by
+ * a guard region (8 GiB reserved per memory, a fault in compiled code becomes the trap) or
+ * explicit checks (jit_bounds), table bounds explicit; traps unwind with siglongjmp to the
+ * innermost entry from the interpreter (only compiled wasm frames are crossed) and come back as
+ * the same wasm_trap codes; the call depth counter is the store's (s->depth), plus a native stack
+ * bound; a watchdog thread signals a thread whose store is interrupted or past its deadline, so
+ * the execution time budget stops compiled infinite loops ($PSL_JIT_INTERRUPT=fuel: counters on
+ * function entries and back edges instead).
  *
  * Tiers. jit_init() registers the tier with src/wasm (wasm__tier_set). JIT_TIER_JIT compiles each
  * module when it is loaded (wasm_module_load returns after compilation); JIT_TIER_AUTO returns at
- * once and compiles on a background thread; a function switches to compiled code at its next
- * entry once its module is ready. JIT_TIER_INTERP registers nothing.
+ * once, samples the interpreter (at its fuel polls) and compiles hot functions with their small
+ * callees on a background thread; a function switches to compiled code at its next entry, or at
+ * a loop back edge through an OSR entry. JIT_TIER_INTERP registers nothing.
  *
  * Code cache. With a cache directory, the object bytes of a module are stored on disk keyed by
  * BLAKE2b(module bytes, engine version, CPU name and features, options) and authenticated with a

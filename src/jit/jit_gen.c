@@ -1472,8 +1472,14 @@ int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **o
         rc = ERR_INVALID;
         goto fail;
     }
-    tm = LLVMCreateTargetMachine(target, g_triple, g_cpu, g_features, LLVMCodeGenLevelDefault,
-                                 LLVMRelocPIC, LLVMCodeModelSmall);
+    LLVMCodeGenOptLevel cgl = LLVMCodeGenLevelDefault;
+    const char *cge = getenv("PSL_JIT_CODEGEN"); /* experiments: none, less, default */
+    if (cge && strcmp(cge, "none") == 0)
+        cgl = LLVMCodeGenLevelNone;
+    else if (cge && strcmp(cge, "less") == 0)
+        cgl = LLVMCodeGenLevelLess;
+    tm = LLVMCreateTargetMachine(target, g_triple, g_cpu, g_features, cgl, LLVMRelocPIC,
+                                 LLVMCodeModelSmall);
     LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
     LLVMSetModuleDataLayout(g->mod, td);
     LLVMDisposeTargetData(td);
