@@ -315,6 +315,8 @@ static int cmd_train(const char *run, int sync, int K, int k, int epoch, long N,
     long per = N / K, steps = per / B;
     float *w = malloc(NPARAM * sizeof(float)), *g = malloc(NPARAM * sizeof(float));
     float *own = NULL, *tmp = malloc(NPARAM * sizeof(float)), *base = NULL;
+    float *rest = NULL, *others = NULL; /* async: the other lambdas' deltas and their sum */
+    long *seen = NULL;                  /* async: the version of each delta in `others` */
     long *order = malloc((size_t)(per > 0 ? per : 1) * sizeof(long));
     uint8_t *data = NULL;
     char pre[128], ep[128];
@@ -336,6 +338,13 @@ static int cmd_train(const char *run, int sync, int K, int k, int epoch, long N,
     } else {
         own = malloc(NPARAM * sizeof(float));
         base = malloc(NPARAM * sizeof(float));
+        rest = calloc(NPARAM, sizeof(float));
+        others = malloc((size_t)K * NPARAM * sizeof(float));
+        seen = malloc((size_t)K * sizeof(long));
+        if (!rest || !others || !seen)
+            goto done;
+        for (int j = 0; j < K; j++)
+            seen[j] = -1; /* read every delta at the first step */
         if (!own || !base || get_vec(pre, base, 0) != 0)
             goto done;
         snprintf(pre, sizeof pre, "dnn/%s/d/%d", run, k);
@@ -355,19 +364,34 @@ static int cmd_train(const char *run, int sync, int K, int k, int epoch, long N,
     for (long s = 0; s < steps; s++) {
         if (!sync) {
             /* Hogwild: current parameters = initial + every lambda's published delta, as far
-             * as they have reached this worker (eventual consistency). */
-            memcpy(w, base, NPARAM * sizeof(float));
+             * as they have reached this worker (eventual consistency). A lambda's delta is read
+             * again only when its version key dnn/RUN/dv/j (put with each publish, after the
+             * delta) has changed: the others' sum is kept in `rest`. */
+            int changed = 0;
             for (int j = 0; j < K; j++) {
-                const float *d = own;
-                if (j != k) {
-                    snprintf(pre, sizeof pre, "dnn/%s/d/%d", run, j);
-                    if (get_vec(pre, tmp, 1) != 0)
-                        goto done;
-                    d = tmp;
-                }
-                for (int i = 0; i < NPARAM; i++)
-                    w[i] += d[i];
+                if (j == k)
+                    continue;
+                char vk[128], v[32];
+                snprintf(vk, sizeof vk, "dnn/%s/dv/%d", run, j);
+                int n = kv_get(vk, v, sizeof v - 1);
+                long ver = n > 0 ? (v[n] = 0, strtol(v, NULL, 10)) : 0;
+                if (ver == seen[j])
+                    continue;
+                snprintf(pre, sizeof pre, "dnn/%s/d/%d", run, j);
+                if (get_vec(pre, others + (size_t)j * NPARAM, 1) != 0)
+                    goto done;
+                seen[j] = ver;
+                changed = 1;
             }
+            if (changed) {
+                memset(rest, 0, NPARAM * sizeof(float));
+                for (int j = 0; j < K; j++)
+                    if (j != k)
+                        for (int i = 0; i < NPARAM; i++)
+                            rest[i] += others[(size_t)j * NPARAM + i];
+            }
+            for (int i = 0; i < NPARAM; i++)
+                w[i] = base[i] + rest[i] + own[i];
         }
         double t0 = now_s();
         memset(g, 0, NPARAM * sizeof(float));
@@ -417,6 +441,11 @@ static int cmd_train(const char *run, int sync, int K, int k, int epoch, long N,
                 continue;
             if (put_vec(pre, own) != 0)
                 goto done;
+            char vk[128], v[32];
+            snprintf(vk, sizeof vk, "dnn/%s/dv/%d", run, k);
+            snprintf(v, sizeof v, "%ld", (long)epoch * steps + s + 1);
+            if (kv_put(vk, v, strlen(v)) != 0)
+                goto done;
             t0 = now_s();
             if (psl_publish() != 0)
                 goto done;
@@ -446,6 +475,9 @@ done:
     free(own);
     free(tmp);
     free(base);
+    free(rest);
+    free(others);
+    free(seen);
     free(order);
     free(data);
     return rc;
