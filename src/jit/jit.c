@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -31,6 +32,7 @@
 static jit_config g_cfg;
 static char *g_cache_dir;
 static bool g_inited;
+static uint64_t g_t0; /* jit_init time, for PSL_JIT_STATS */
 static pthread_mutex_t g_stats_mu = PTHREAD_MUTEX_INITIALIZER;
 static jit_stats g_stats;
 static uint8_t g_cache_key[32];
@@ -786,8 +788,14 @@ static int compile_in_child(jit_mod *jm, const uint8_t *sel, uint8_t **obj, size
         pthread_mutex_lock(&jm->mu);
         jm->child = 0;
         pthread_mutex_unlock(&jm->mu);
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+        struct rusage ru;
+        memset(&ru, 0, sizeof ru);
+        while (wait4(pid, NULL, 0, &ru) < 0 && errno == EINTR) {
         }
+        if (getenv("PSL_JIT_STATS"))
+            fprintf(stderr, "psl: jit:   compiler process CPU %.1f ms\n",
+                    (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+                        (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3);
     }
     if (rc) {
         free(*obj);
@@ -862,8 +870,9 @@ static int compile_objects(jit_mod *jm, const uint8_t *sel, char *err, size_t er
                 }
             fprintf(stderr,
                     "psl: jit: compiled %u of %u functions (%u cells; %zu bytes of wasm, %zu of "
-                    "object) in %.1f ms\n",
-                    nf, jm->nc, cells, m->len, n, (double)dt / 1e6);
+                    "object) in %.1f ms, linked %.1f ms after start\n",
+                    nf, jm->nc, cells, m->len, n, (double)dt / 1e6,
+                    (double)(plat_now_ns() - g_t0) / 1e6);
             if (sel && atoi(getenv("PSL_JIT_STATS")) > 1)
                 for (uint32_t k = 0; k < jm->nc; k++)
                     if (sel[k])
@@ -939,6 +948,10 @@ static int sample(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool 
     int rc = enter_native(s, inst, code, fp, o, true, (uint32_t)(at - code->code));
     if (rc >= 0)
         stat_add(&g_stats.osr_entries, 1);
+    if (rc >= 0 && getenv("PSL_JIT_STATS"))
+        fprintf(stderr, "psl: jit: function %u left by OSR after %.1f ms (%s)\n",
+                inst->mod->nimported_funcs + k, (double)(plat_now_ns() - g_t0) / 1e6,
+                rc ? "trap" : "returned");
     return rc == 0 ? -1 : rc < 0 ? 0 : rc;
 }
 
@@ -1147,6 +1160,7 @@ int jit_init(const jit_config *cfg) {
     g_cfg.cache_dir = NULL;
     if (getenv("PSL_JIT_VERIFY"))
         g_cfg.verify = true;
+    g_t0 = plat_now_ns();
     if (cfg->tier == JIT_TIER_INTERP) {
         wasm__tier_set(NULL);
         return 0;
