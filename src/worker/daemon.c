@@ -69,6 +69,7 @@ typedef struct front {
     pthread_cond_t dcv;     /* dur_h got work, or stopping */
     cdone *done_h, *done_t; /* ready to send */
     cdone *dur_h, *dur_t;   /* sync inline runs waiting until their writes are durable */
+    bool append_req;        /* async inline writes wait in the memtable for an append */
     atomic_uint ndone;
     atomic_ullong durable_seq; /* our capsule is durable up to here (durability thread) */
     pthread_mutex_t bell_mu;
@@ -746,15 +747,23 @@ static void front_flush(wk *w, fstate *st) {
     front *f = &w->fr;
     uint64_t seq = 0;
     int rc = 0;
-    if ((st->dirty || st->sync_h) && w->rp) {
-        rc = repl_flush(w->rp, false, &seq);
-        if (rc && !st->sync_h)
-            wlog(w, "client writes not appended to the capsule: %s", err_str(rc));
-    }
+    bool dirty = st->dirty;
     st->dirty = false;
     st->since = 0;
-    if (!st->sync_h)
+    if (!w->rp)
         return;
+    if (!st->sync_h) {
+        /* Async: the durability thread appends, so that encoding and sealing the record never
+         * holds up the requests behind it. */
+        if (dirty) {
+            pthread_mutex_lock(&f->mu);
+            f->append_req = true;
+            pthread_cond_signal(&f->dcv);
+            pthread_mutex_unlock(&f->mu);
+        }
+        return;
+    }
+    rc = repl_flush(w->rp, false, &seq);
     if (rc == 0 && seq <= atomic_load(&f->durable_seq)) {
         for (cdone *d = st->sync_h, *nx; d; d = nx) {
             nx = d->next;
@@ -911,11 +920,19 @@ static void *front_durable(void *arg) {
     front *f = &w->fr;
     for (;;) {
         pthread_mutex_lock(&f->mu);
-        while (!f->dur_h && !atomic_load(&f->stopping))
+        while (!f->dur_h && !f->append_req && !atomic_load(&f->stopping))
             pthread_cond_wait(&f->dcv, &f->mu);
         cdone *l = f->dur_h, *t = f->dur_t;
+        bool append = f->append_req;
         f->dur_h = f->dur_t = NULL;
+        f->append_req = false;
         pthread_mutex_unlock(&f->mu);
+        if (!l && append) {
+            int rc = repl_flush(w->rp, false, NULL);
+            if (rc)
+                wlog(w, "client writes not appended to the capsule: %s", err_str(rc));
+            continue;
+        }
         if (!l)
             break;
         uint64_t seq = 0;

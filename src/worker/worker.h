@@ -16,9 +16,9 @@
  * anyone), and answers each ClientInvoke with a ClientResult. It tells the coordinator the
  * endpoint in Hello; the gateway publishes it with the measurement (GET /endpoints). One thread
  * owns that server. It runs a function inline when the function's recent runs were short (under
- * 200 us on average), else hands it to the invocation threads; it appends the writes of inline
- * runs to the capsule in groups (every 64 requests, or when no request is waiting), and a sync
- * function's reply waits, on a durability thread, until its group is durable (group commit).
+ * 200 us on average), else hands it to the invocation threads. The writes of inline runs are
+ * appended to the capsule in groups (every 2 ms or 256 requests) by a second thread, which also
+ * holds a sync function's replies until their group is durable (group commit).
  * Replies from other threads reach the server thread through a queue and a doorbell: an empty
  * message on an in-process channel to the same server, under an ephemeral identity.
  *
