@@ -49,8 +49,7 @@ static void test_endpoints_parse(void **state) {
     assert_int_equal(cl_endpoints_parse("{}", 2, &e, &n, why, sizeof why), ERR_MALFORMED);
     assert_non_null(strstr(why, "not a JSON array"));
     const char *bad = "[{\"id\":1,\"endpoint\":\"tcp://x:1\",\"measurement\":\"0102\"}]";
-    assert_int_equal(cl_endpoints_parse(bad, strlen(bad), &e, &n, why, sizeof why),
-                     ERR_MALFORMED);
+    assert_int_equal(cl_endpoints_parse(bad, strlen(bad), &e, &n, why, sizeof why), ERR_MALFORMED);
     assert_non_null(strstr(why, "measurement"));
     const char *noep = "[{\"id\":1,\"measurement\":\"" M1 "\"}]";
     assert_int_equal(cl_endpoints_parse(noep, strlen(noep), &e, &n, why, sizeof why),
