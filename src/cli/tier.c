@@ -1,4 +1,8 @@
-/* --tier / --no-cache for psl run and psl spectest: registers the JIT tier when it is built in. */
+/* --tier / --no-cache for psl run and psl spectest: registers the JIT tier when it is built in.
+ * --tier jit loads the JIT module (LLVM) at once. --tier auto registers a small stand-in tier
+ * instead, which records the modules loaded and counts the interpreter's samples; only when code
+ * turns out hot does a background thread load the JIT module, hand it the modules and register
+ * it. So a short run (a hello world, most serverless calls) never pays LLVM's start-up. */
 #include "cli/tier.h"
 
 #include "cli/cli.h"
@@ -10,6 +14,10 @@
 #include "jit/jit.h"
 #include "platform/platform.h"
 
+#include "wasm/wasm_int.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 
 /* The JIT lives in psljit.so beside the psl executable (or $PSL_JIT_MODULE) and is loaded only
@@ -18,6 +26,7 @@ typedef struct jit_api {
     int (*tier_parse)(const char *, jit_tier *);
     int (*init)(const jit_config *);
     const char *(*default_cache_dir)(void);
+    const void *(*tier_ops)(void);
 } jit_api;
 
 static int load_jit(const char *cmd, jit_api *api) {
@@ -40,11 +49,141 @@ static int load_jit(const char *cmd, jit_api *api) {
     *(void **)&api->tier_parse = plat_module_sym(h, "jit_tier_parse");
     *(void **)&api->init = plat_module_sym(h, "jit_init");
     *(void **)&api->default_cache_dir = plat_module_sym(h, "jit_default_cache_dir");
-    if (!api->tier_parse || !api->init || !api->default_cache_dir) {
+    *(void **)&api->tier_ops = plat_module_sym(h, "jit_tier_ops");
+    if (!api->tier_parse || !api->init || !api->default_cache_dir || !api->tier_ops) {
         cli_err("%s: %s is not a psl JIT module", cmd, path);
         return -1;
     }
     return 0;
+}
+
+/* ---- auto: the stand-in tier ---- */
+
+/* Interpreter samples (fuel polls, about one per millisecond of interpretation) before the JIT
+ * module is loaded: a few milliseconds of work. */
+#define LAZY_SAMPLES 3
+
+typedef struct lazy_mod {
+    wasm_module *m;
+    struct lazy_mod *next;
+} lazy_mod;
+
+static pthread_mutex_t g_lazy_mu = PTHREAD_MUTEX_INITIALIZER;
+static lazy_mod *g_lazy_mods;              /* loaded while the stand-in is registered */
+static const wasm_tier_ops *g_lazy_real;   /* the JIT's tier once registered */
+static _Atomic int g_lazy_samples;
+static jit_config g_lazy_cfg;
+static char g_lazy_cache[4096];
+static char g_lazy_marker;                 /* tier_data of recorded modules */
+static pthread_t g_lazy_thread;
+static _Atomic bool g_lazy_started; /* the loader thread runs or ran and was not joined */
+
+static void lazy_loaded(wasm_module *m) {
+    pthread_mutex_lock(&g_lazy_mu);
+    const wasm_tier_ops *real = g_lazy_real;
+    if (!real) {
+        lazy_mod *e = xmalloc(sizeof *e);
+        e->m = m;
+        e->next = g_lazy_mods;
+        g_lazy_mods = e;
+        m->tier_data = &g_lazy_marker; /* so that wasm_module_free tells us */
+    }
+    pthread_mutex_unlock(&g_lazy_mu);
+    if (real)
+        real->module_loaded(m);
+}
+
+/* Wait for the loader thread if it runs: a module is being freed, often just before exit, and
+ * exit must not run the libraries' destructors while a thread is inside dlopen or LLVM's
+ * start-up (a short run that just turned hot). */
+static void lazy_join(void) {
+    if (atomic_exchange(&g_lazy_started, false))
+        pthread_join(g_lazy_thread, NULL);
+}
+
+static void lazy_freed(wasm_module *m) {
+    lazy_join();
+    pthread_mutex_lock(&g_lazy_mu);
+    const wasm_tier_ops *real = g_lazy_real;
+    if (!real) {
+        for (lazy_mod **p = &g_lazy_mods; *p; p = &(*p)->next)
+            if ((*p)->m == m) {
+                lazy_mod *e = *p;
+                *p = e->next;
+                free(e);
+                break;
+            }
+        m->tier_data = NULL;
+    }
+    pthread_mutex_unlock(&g_lazy_mu);
+    if (real && m->tier_data) /* handed over: the JIT's own state */
+        real->module_freed(m);
+}
+
+static int lazy_enter(wasm_store *s, wasm_instance *inst, const wasm_code *code, wasm_val *fp) {
+    (void)s, (void)inst, (void)code, (void)fp;
+    return -1; /* never reached: nothing is compiled before the JIT is registered */
+}
+
+/* Background: load the JIT module, hand it the recorded modules, register it. */
+static void *lazy_load(void *arg) {
+    (void)arg;
+    jit_api api;
+    if (load_jit("psl", &api) != 0)
+        return NULL;
+    if (api.init(&g_lazy_cfg) != 0) {
+        cli_err("the JIT tier cannot run on this host; staying interpreted");
+        return NULL;
+    }
+    const wasm_tier_ops *real = api.tier_ops();
+    pthread_mutex_lock(&g_lazy_mu);
+    for (lazy_mod *e = g_lazy_mods, *next; e; e = next) {
+        next = e->next;
+        e->m->tier_data = NULL;
+        real->module_loaded(e->m);
+        free(e);
+    }
+    g_lazy_mods = NULL;
+    g_lazy_real = real;
+    wasm__tier_set(real);
+    pthread_mutex_unlock(&g_lazy_mu);
+    return NULL;
+}
+
+static int lazy_sample(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool back,
+                       wasm_val *fp) {
+    (void)s, (void)inst, (void)at, (void)back, (void)fp;
+    if (atomic_fetch_add(&g_lazy_samples, 1) + 1 == LAZY_SAMPLES) {
+        if (pthread_create(&g_lazy_thread, NULL, lazy_load, NULL) == 0)
+            atomic_store(&g_lazy_started, true);
+        else
+            cli_err("cannot start the JIT loader thread; staying interpreted");
+    }
+    return 0;
+}
+
+/* At exit, for a module that was never freed: see lazy_join. Registered before any library's
+ * handler that could break the loader, but a module freed first is the dependable path. */
+static void lazy_atexit(void) {
+    lazy_join();
+}
+
+static wasm_tier_ops g_lazy_ops = {
+    .module_loaded = lazy_loaded,
+    .module_freed = lazy_freed,
+    .enter = lazy_enter,
+    .sample = lazy_sample,
+};
+
+/* The bounds mode the JIT will pick (jit_init): memories made now must already have the guard
+ * region it relies on. */
+static uint64_t lazy_reserve(jit_bounds b) {
+    const char *env = getenv("PSL_JIT_BOUNDS");
+    if (env && strcmp(env, "checks") == 0)
+        return 0;
+    if (env && strcmp(env, "guard") == 0)
+        return JIT_GUARD_BYTES;
+    return b == JIT_BOUNDS_CHECKS ? 0 : JIT_GUARD_BYTES;
 }
 #endif
 
@@ -59,6 +198,27 @@ int cli_tier_setup(const char *cmd, const char *tier, bool cache) {
     if (strcmp(tier, "jit") != 0 && strcmp(tier, "auto") != 0) {
         cli_err("%s: --tier wants interp, jit or auto, got '%s'", cmd, tier);
         return -1;
+    }
+    if (strcmp(tier, "auto") == 0 && !getenv("PSL_JIT_EAGER")) {
+        /* The cache directory is resolved as the JIT module would (jit_default_cache_dir). */
+        memset(&g_lazy_cfg, 0, sizeof g_lazy_cfg);
+        g_lazy_cfg.tier = JIT_TIER_AUTO;
+        g_lazy_cfg.no_register = true;
+        if (cache) {
+            const char *d = getenv("PSL_CACHE_DIR"), *x = getenv("XDG_CACHE_HOME"),
+                       *h = getenv("HOME");
+            if (d && *d)
+                snprintf(g_lazy_cache, sizeof g_lazy_cache, "%s", d);
+            else if (x && *x)
+                snprintf(g_lazy_cache, sizeof g_lazy_cache, "%s/psl/jit", x);
+            else if (h && *h)
+                snprintf(g_lazy_cache, sizeof g_lazy_cache, "%s/.cache/psl/jit", h);
+            g_lazy_cfg.cache_dir = g_lazy_cache[0] ? g_lazy_cache : NULL;
+        }
+        g_lazy_ops.mem_reserve = lazy_reserve(g_lazy_cfg.bounds);
+        atexit(lazy_atexit);
+        wasm__tier_set(&g_lazy_ops);
+        return 0;
     }
     jit_api api;
     if (load_jit(cmd, &api) != 0)

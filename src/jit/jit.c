@@ -915,7 +915,7 @@ static int sample(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool 
     uint32_t k = code_at(jm, at);
     if (k == UINT32_MAX)
         return 0;
-    if (!back)
+    if (!back && at == inst->mod->codes[k].code) /* a call (forward branches are not back) */
         atomic_store_explicit(&jm->entered[k], 1, memory_order_relaxed);
     if (atomic_fetch_add(&jm->samples[k], 1) + 1 == JIT_HOT_SAMPLES) {
         pthread_mutex_lock(&jm->mu);
@@ -1123,6 +1123,10 @@ jit_bounds jit_bounds_mode(void) {
     return g_guard ? JIT_BOUNDS_GUARD : JIT_BOUNDS_CHECKS;
 }
 
+const void *jit_tier_ops(void) {
+    return g_guard ? &g_ops_guard : &g_ops;
+}
+
 /* ---- public API ---- */
 
 int jit_tier_parse(const char *s, jit_tier *out) {
@@ -1192,7 +1196,8 @@ int jit_init(const jit_config *cfg) {
     env = getenv("PSL_JIT_INTERRUPT");
     g_fuel = env && strcmp(env, "fuel") == 0;
     g_inited = true;
-    wasm__tier_set(g_guard ? &g_ops_guard : &g_ops);
+    if (!cfg->no_register)
+        wasm__tier_set(g_guard ? &g_ops_guard : &g_ops);
     return 0;
 }
 

@@ -48,11 +48,18 @@ typedef enum { JIT_TIER_INTERP = 0, JIT_TIER_JIT = 1, JIT_TIER_AUTO = 2 } jit_ti
  * $PSL_JIT_BOUNDS=checks|guard overrides the configuration. */
 typedef enum { JIT_BOUNDS_DEFAULT = 0, JIT_BOUNDS_CHECKS = 1, JIT_BOUNDS_GUARD = 2 } jit_bounds;
 
+/* Address space each linear memory reserves in guard mode: any 32-bit address plus 32-bit
+ * offset plus an 8-byte access stays inside. */
+#define JIT_GUARD_BYTES ((8ull << 30) + (64u << 10))
+
 typedef struct jit_config {
     jit_tier tier;
     const char *cache_dir; /* NULL: no code cache. Copied by jit_init. */
     bool verify;           /* run LLVM's IR verifier before optimising (tests) */
     jit_bounds bounds;
+    /* Do not register with src/wasm: the caller takes jit_tier_ops() and registers it after
+     * handing over the modules loaded so far (a tier loaded lazily, see src/cli/tier.c). */
+    bool no_register;
 } jit_config;
 
 /** Parse "interp", "jit" or "auto". @return 0 or ERR_INVALID. */
@@ -72,6 +79,11 @@ const char *jit_default_cache_dir(void);
 
 /* The bounds-check mode jit_init chose (CHECKS or GUARD). */
 jit_bounds jit_bounds_mode(void);
+
+/* The wasm_tier_ops (src/wasm/wasm_int.h) jit_init prepared: what it registers, or, with
+ * no_register, what the caller registers after calling its module_loaded for each module that
+ * is already loaded. */
+const void *jit_tier_ops(void);
 
 /* Counters for benchmarks and tests (process-wide, since jit_init). */
 typedef struct jit_stats {

@@ -15,10 +15,6 @@
 /* Bytes of native stack kept free below compiled code for helpers, host functions and libc. */
 #define JIT_STACK_RESERVE (256u * 1024u)
 
-/* Address space each linear memory reserves in guard mode: any 32-bit address plus 32-bit
- * offset plus an 8-byte access stays inside. */
-#define JIT_GUARD_BYTES ((8ull << 30) + (64u << 10))
-
 /* One activation of compiled code entered from the interpreter (or wasm_call). Lives on the C
  * stack of jit__enter; every compiled function of the same instance receives a pointer to it. */
 typedef struct jit_ctx {

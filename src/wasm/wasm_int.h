@@ -286,8 +286,8 @@ typedef struct wasm_tier_ops {
      * explicit bounds checks. 0: only what the memory can grow to. */
     uint64_t mem_reserve;
     /* Optional. Called by the interpreter every time its fuel runs out (about every 2^18 cells
-     * of work) with the cell about to run in inst: a loop head after a back edge (back) or a
-     * callee's first cell. Returns 0 to go on interpreting, a wasm_trap, or a negative value
+     * of work) with the cell about to run in inst: a loop head after a back edge (back), the
+     * target of a forward branch, or a callee's first cell. Returns 0 to go on interpreting, a wasm_trap, or a negative value
      * when the tier ran the rest of the activation itself (on-stack replacement at a back
      * edge): results at fp[0..), s->depth unchanged. */
     int (*sample)(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool back,
