@@ -265,6 +265,16 @@ void psl_jit_budget(jit_ctx *c) {
 /* Call f with the interpreter's convention on free value-stack cells above the compiled
  * activation; buf holds the arguments and receives the results. */
 static void call_func(jit_ctx *c, const wasm_func *f, wasm_val *buf) {
+    /* A compiled function of the same instance (another batch's, or through a table): call its
+     * entry directly on this activation, no interpreter frame and no new jump buffer. */
+    if (f->inst == c->inst && f->code) {
+        jit_entry_fn e =
+            (jit_entry_fn)atomic_load_explicit(&f->code->tier_entry, memory_order_acquire);
+        if (e) {
+            e(c, buf);
+            return;
+        }
+    }
     wasm_store *s = c->store;
     const wasm_ftype *t = f->type;
     uint32_t span = t->nparams > t->nresults ? t->nparams : t->nresults;
