@@ -156,16 +156,20 @@ static void slot_release(void *p) {
 
 static void *watchdog(void *arg) {
     (void)arg;
+    bool active = true;
     for (;;) {
-        struct timespec ts = {0, JIT_WATCH_NS};
+        /* Idle (no thread in compiled code at the last look): look ten times less often. */
+        struct timespec ts = {0, active ? JIT_WATCH_NS : 10 * JIT_WATCH_NS};
         nanosleep(&ts, NULL);
         uint64_t now = 0;
+        active = false;
         for (int i = 0; i < JIT_MAX_THREADS; i++) {
             if (!atomic_load_explicit(&g_threads[i].used, memory_order_acquire))
                 continue;
             wasm_store *s = atomic_load_explicit(&g_threads[i].store, memory_order_acquire);
             if (!s)
                 continue;
+            active = true;
             bool due = atomic_load_explicit(&s->interrupt, memory_order_relaxed) != 0;
             if (!due && s->deadline_ns) {
                 if (!now)
