@@ -522,28 +522,46 @@ static bool still_ours(pid_t pid, const char *role) {
     return strstr(buf, word) != NULL;
 }
 
+/* The shutdown stage of a role: workers first (their last writes still go to storage, and they
+ * release locks at the coordinator), then the coordinator and the forwarder, then the storage
+ * replicas, which must outlive every writer. */
+static int stop_stage(const char *role) {
+    if (!strncmp(role, "worker", 6))
+        return 0;
+    if (!strcmp(role, "coordinator") || !strcmp(role, "forwarder"))
+        return 1;
+    return 2;
+}
+
+/* Stop @p ps stage by stage: SIGTERM to the stage's processes, wait up to @p wait_ms for them to
+ * exit, SIGKILL what is left (said on stderr), then the next stage. */
 static void stop_procs(proc *ps, int n, int wait_ms) {
-    for (int i = n - 1; i >= 0; i--) {
+    for (int i = 0; i < n; i++)
         if (!still_ours(ps[i].pid, ps[i].role))
             ps[i].pid = 0; /* gone, or the pid now belongs to someone else */
-        else
-            kill(ps[i].pid, SIGTERM);
-    }
-    uint64_t deadline = plat_now_ns() + (uint64_t)wait_ms * 1000000u;
-    for (;;) {
+    for (int stage = 0; stage < 3; stage++) {
         bool any = false;
-        for (int i = 0; i < n; i++)
-            any |= pid_alive(ps[i].pid);
+        for (int i = n - 1; i >= 0; i--)
+            if (ps[i].pid && stop_stage(ps[i].role) == stage) {
+                kill(ps[i].pid, SIGTERM);
+                any = true;
+            }
         if (!any)
-            return;
-        if (plat_now_ns() > deadline)
-            break;
-        usleep(20000);
-    }
-    for (int i = 0; i < n; i++) {
-        if (pid_alive(ps[i].pid)) {
-            cli_err("%s (pid %d) did not stop in time: killed", ps[i].role, (int)ps[i].pid);
-            kill(ps[i].pid, SIGKILL);
+            continue;
+        uint64_t deadline = plat_now_ns() + (uint64_t)wait_ms * 1000000u;
+        for (;;) {
+            any = false;
+            for (int i = 0; i < n; i++)
+                any |= stop_stage(ps[i].role) == stage && pid_alive(ps[i].pid);
+            if (!any || plat_now_ns() > deadline)
+                break;
+            usleep(20000);
+        }
+        for (int i = 0; i < n; i++) {
+            if (stop_stage(ps[i].role) == stage && pid_alive(ps[i].pid)) {
+                cli_err("%s (pid %d) did not stop in time: killed", ps[i].role, (int)ps[i].pid);
+                kill(ps[i].pid, SIGKILL);
+            }
         }
     }
 }
@@ -1101,8 +1119,8 @@ int cmd_down(int argc, char **argv) {
         cli_err("down: no cluster in %s (no cluster.json)", dir);
         return EXIT_NOTFOUND;
     }
-    /* Workers first (they may still write to storage), then the coordinator, then the rest:
-     * stop_procs signals in reverse start order, which is exactly that. */
+    /* Workers first (they may still write to storage), then the coordinator and forwarder, then
+     * the storage replicas: stop_procs goes stage by stage. */
     stop_procs(ps, n, 10000);
     char path[4300];
     snprintf(path, sizeof path, "%s/cluster.json", dir);
