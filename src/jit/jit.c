@@ -607,9 +607,10 @@ static void cache_key(const wasm_module *m, const uint8_t *sel, uint32_t nc, uin
     jit__host_cpu(&cpu, &feat);
     cr_hash_state st;
     cr_hash_init(&st, 32);
-    const char *parts[] = {JIT_ENGINE_VERSION, g_guard ? "O2 guard" : "O2 checks",
-                           g_fuel ? "fuel" : "signals", cpu, feat};
-    for (unsigned i = 0; i < 5; i++)
+    const char *cg = getenv("PSL_JIT_CODEGEN");
+    const char *parts[] = {JIT_ENGINE_VERSION, jit__pipeline(), cg ? cg : "default",
+                           g_guard ? "guard" : "checks", g_fuel ? "fuel" : "signals", cpu, feat};
+    for (unsigned i = 0; i < 7; i++)
         cr_hash_update(&st, parts[i], strlen(parts[i]) + 1);
     cr_hash_update(&st, m->bytes, m->len);
     if (sel)

@@ -122,6 +122,11 @@ static uint32_t op_len(int op, const wasm_cell *ip) {
     }
 }
 
+const char *jit__pipeline(void) {
+    const char *p = getenv("PSL_JIT_PASSES");
+    return p && *p ? p : JIT_PIPELINE;
+}
+
 uint32_t jit__callees(const wasm_module *m, uint32_t k, uint32_t *out, uint32_t max) {
     jit__llvm_init();
     const wasm_code *c = &m->codes[k];
@@ -1554,9 +1559,9 @@ int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **o
         msg = NULL;
     }
     pbo = LLVMCreatePassBuilderOptions();
-    const char *pipeline = getenv("PSL_JIT_PASSES");
+    const char *pipeline = jit__pipeline();
     uint64_t t_opt = plat_now_ns();
-    LLVMErrorRef e = LLVMRunPasses(g->mod, pipeline ? pipeline : "default<O2>", tm, pbo);
+    LLVMErrorRef e = LLVMRunPasses(g->mod, pipeline, tm, pbo);
     if (e) {
         char *em = LLVMGetErrorMessage(e);
         snprintf(err, errlen, "optimisation failed: %s", em);
