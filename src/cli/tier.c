@@ -59,8 +59,10 @@ static int load_jit(const char *cmd, jit_api *api) {
 
 /* ---- auto: the stand-in tier ---- */
 
-/* Interpreter samples (fuel polls, about one per millisecond of interpretation) before the JIT
- * module is loaded: a few milliseconds of work. */
+/* Interpreter samples (fuel polls, one per 2^18 cells, about a millisecond of interpretation)
+ * before the JIT module is loaded. A run that ends while the module loads waits for it (see
+ * lazy_join), so this is a trade: runs shorter than this never pay anything, long runs start
+ * compiling this much later. */
 #define LAZY_SAMPLES 3
 
 typedef struct lazy_mod {
