@@ -70,7 +70,6 @@ typedef struct jit_mod {
     pthread_cond_t cv;
     pid_t child;
     bool cancel;
-    bool whole;              /* the whole module is linked (jit tier or a cache hit) */
     _Atomic uint32_t *samples; /* per function */
     uint8_t *state;          /* per function, ST_* (under mu) */
     uint32_t nqueued;        /* functions in ST_QUEUED (under mu) */
@@ -583,8 +582,6 @@ static int load_object(jit_mod *jm, const uint8_t *obj, size_t len, const uint8_
         m->codes[k].tier_fn = fns[i];
         atomic_store_explicit(&m->codes[k].tier_entry, entries[i], memory_order_release);
     }
-    if (!sel)
-        jm->whole = true;
     pthread_mutex_unlock(&jm->mu);
     free(ks);
     stat_add(&g_stats.functions, nc);
@@ -925,7 +922,7 @@ static uint32_t code_at(const jit_mod *jm, const wasm_cell *at) {
 static int sample(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool back,
                   wasm_val *fp) {
     jit_mod *jm = inst->mod->tier_data;
-    if (!jm || jm->whole || !jm->by_addr)
+    if (!jm || !jm->by_addr)
         return 0;
     uint32_t k = code_at(jm, at);
     if (k == UINT32_MAX)
@@ -1059,13 +1056,14 @@ static void module_loaded(wasm_module *m) {
     m->tier_data = jm;
     char err[256];
     if (g_cfg.tier == JIT_TIER_AUTO) {
-        /* A cached whole-module object costs a link (milliseconds): take it now. Otherwise
-         * interpret, sample, and compile hot functions in the background. */
+        /* A cached whole-module object costs a link (milliseconds): take it now. Sample and
+         * compile hot functions in the background either way: with the JIT loaded lazily
+         * (src/cli/tier.c) the module may already be running, and an activation that started
+         * interpreted reaches compiled code only through an OSR entry compiled for it. */
         uint8_t key[32];
         if (g_cache_ok) {
             cache_key(m, NULL, jm->nc, key);
-            if (cache_load(jm, key, NULL, err, sizeof err) == 0)
-                return;
+            (void)cache_load(jm, key, NULL, err, sizeof err);
         }
         jm->samples = xcalloc(jm->nc, sizeof *jm->samples);
         uint32_t *by = xmalloc(jm->nc * sizeof *by);
