@@ -546,6 +546,31 @@ static void test_host_exit(void **state) {
     fixture_free(f);
 }
 
+/* wasm_instance_reset (pooled instances): the initial memory is zeroed in place, what a run
+ * grew is dropped and comes back as zero pages, globals return to their initial values. */
+static void test_instance_reset(void **state) {
+    (void)state;
+    fixture *f = fixture_new(NULL);
+    wasm_val r;
+    assert_int_equal(call2(f, "store_oob", 100, 0, NULL), 0); /* bytes 104..111 */
+    assert_int_equal(call2(f, "load_oob", 104, 0, &r), 0);
+    assert_int_equal((uint32_t)r, 1);
+    assert_int_equal(call2(f, "grow", 3, 0, &r), 0);
+    assert_int_equal((uint32_t)r, 1);
+    assert_int_equal(call2(f, "store_oob", 2 * 65536, 0, NULL), 0);
+    wasm_error err;
+    assert_int_equal(wasm_instance_reset(f->inst, &err), 0);
+    assert_int_equal(call2(f, "size", 0, 0, &r), 0);
+    assert_int_equal((uint32_t)r, 1);
+    assert_int_equal(call2(f, "load_oob", 104, 0, &r), 0);
+    assert_int_equal((uint32_t)r, 0);
+    expect_trap(f, "load_oob", 2 * 65536 + 4, 0, WASM_TRAP_MEM_OOB);
+    assert_int_equal(call2(f, "grow", 3, 0, &r), 0);
+    assert_int_equal(call2(f, "load_oob", 2 * 65536 + 4, 0, &r), 0);
+    assert_int_equal((uint32_t)r, 0);
+    fixture_free(f);
+}
+
 int main(void) {
     int rc = plat_read_file(LIMITS_WASM, &g_bytes, &g_len);
     if (rc != 0) {
@@ -553,6 +578,7 @@ int main(void) {
         return 1;
     }
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_instance_reset),
         cmocka_unit_test(test_timeout_stops_loop),
         cmocka_unit_test(test_timeout_stops_bulk),
         cmocka_unit_test(test_timeout_big_bodies),
