@@ -201,7 +201,9 @@ int cli_tier_setup(const char *cmd, const char *tier, bool cache) {
         cli_err("%s: --tier wants interp, jit or auto, got '%s'", cmd, tier);
         return -1;
     }
-    if (strcmp(tier, "auto") == 0 && !getenv("PSL_JIT_EAGER")) {
+    /* A worker daemon loads the JIT at start: it lives long, and its seccomp sandbox (applied
+     * after setup) would not let a thread dlopen LLVM and fork compilers later. */
+    if (strcmp(tier, "auto") == 0 && strcmp(cmd, "worker") != 0 && !getenv("PSL_JIT_EAGER")) {
         /* The cache directory is resolved as the JIT module would (jit_default_cache_dir). */
         memset(&g_lazy_cfg, 0, sizeof g_lazy_cfg);
         g_lazy_cfg.tier = JIT_TIER_AUTO;
