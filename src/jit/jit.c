@@ -43,8 +43,10 @@ static bool g_fuel;  /* time budget by fuel in compiled code, else by interrupt 
 /* Hot-function compilation (auto tier): the interpreter's fuel polls sample the running
  * function; JIT_HOT_SAMPLES samples make it hot. */
 #define JIT_HOT_SAMPLES 2
-/* Callees of a hot function compiled along with it when at most this many cells long. */
-#define JIT_SMALL_CELLS 600
+/* Callees of a hot function compiled along with it (inlinable helpers) when at most this many
+ * cells long ($PSL_JIT_SMALL overrides); larger ones are compiled when they turn hot
+ * themselves. 60 rather than 600: 5-10 % less wall time on expr and hashmap under auto. */
+#define JIT_SMALL_CELLS 60
 /* Cap on the cells of one batch (the hot functions are always taken). */
 #define JIT_BATCH_CELLS 60000
 
@@ -967,6 +969,11 @@ static int sample(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool 
     return rc == 0 ? -1 : rc < 0 ? 0 : rc;
 }
 
+static uint32_t small_cells(void) {
+    const char *e = getenv("PSL_JIT_SMALL");
+    return e ? (uint32_t)atoi(e) : JIT_SMALL_CELLS;
+}
+
 /* Add the callees of function k that are small and still cold to the batch, recursively. */
 static void add_callees(jit_mod *jm, uint32_t k, uint8_t *sel, uint32_t *cells) {
     const wasm_module *m = jm->m;
@@ -976,7 +983,7 @@ static void add_callees(jit_mod *jm, uint32_t k, uint8_t *sel, uint32_t *cells) 
     for (uint32_t i = 0; i < n; i++) {
         uint32_t j = cs[i];
         const wasm_code *t = &m->codes[j];
-        if (sel[j] || jm->state[j] != ST_COLD || t->ncode > JIT_SMALL_CELLS ||
+        if (sel[j] || jm->state[j] != ST_COLD || t->ncode > small_cells() ||
             *cells + t->ncode > JIT_BATCH_CELLS)
             continue;
         sel[j] = JIT_SEL_FN;
