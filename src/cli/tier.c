@@ -71,12 +71,12 @@ typedef struct lazy_mod {
 } lazy_mod;
 
 static pthread_mutex_t g_lazy_mu = PTHREAD_MUTEX_INITIALIZER;
-static lazy_mod *g_lazy_mods;              /* loaded while the stand-in is registered */
-static const wasm_tier_ops *g_lazy_real;   /* the JIT's tier once registered */
+static lazy_mod *g_lazy_mods;            /* loaded while the stand-in is registered */
+static const wasm_tier_ops *g_lazy_real; /* the JIT's tier once registered */
 static _Atomic int g_lazy_samples;
 static jit_config g_lazy_cfg;
 static char g_lazy_cache[4096];
-static char g_lazy_marker;                 /* tier_data of recorded modules */
+static char g_lazy_marker; /* tier_data of recorded modules */
 static pthread_t g_lazy_thread;
 static _Atomic bool g_lazy_started; /* the loader thread runs or ran and was not joined */
 

@@ -7,10 +7,11 @@
 
 /* Help text lines for the two options (each ends in a newline). */
 #define CLI_TIER_HELP                                                                              \
-    "  --tier T            interp, jit (compile each module with LLVM before running) or auto\n" \
-    "                      (start interpreted, compile hot functions in the background);\n"      \
-    "                      default $PSL_TIER, else interp\n"                                      \
-    "  --no-cache          do not use the JIT code cache ($PSL_CACHE_DIR, else ~/.cache/psl/jit)\n"
+    "  --tier T            interp, jit (compile each module with LLVM before running) or auto\n"   \
+    "                      (start interpreted, compile hot functions in the background);\n"        \
+    "                      default $PSL_TIER, else interp\n"                                       \
+    "  --no-cache          do not use the JIT code cache ($PSL_CACHE_DIR, else "                   \
+    "~/.cache/psl/jit)\n"
 
 /** Select the tier before any module is loaded. @p tier may be NULL (then $PSL_TIER or interp).
  * Prints a one-line error and returns -1 on an unknown or unavailable tier; 0 otherwise. */

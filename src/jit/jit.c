@@ -61,8 +61,8 @@ typedef struct jit_obj {
 
 typedef struct jit_mod {
     wasm_module *m;
-    uint32_t nc;     /* defined functions */
-    jit_obj *objs;   /* linked objects (one for a whole module, one per batch in auto) */
+    uint32_t nc;   /* defined functions */
+    jit_obj *objs; /* linked objects (one for a whole module, one per batch in auto) */
     uint32_t nobjs;
     pthread_t thread;
     bool has_thread;
@@ -73,14 +73,14 @@ typedef struct jit_mod {
     pid_t child;
     bool cancel;
     _Atomic uint32_t *samples; /* per function */
-    uint8_t *state;          /* per function, ST_* (under mu) */
-    uint32_t nqueued;        /* functions in ST_QUEUED (under mu) */
-    _Atomic(void *) *osr;    /* per function: OSR entry (jit_osr_fn) or NULL */
-    _Atomic uint8_t *entered; /* per function: sampled at its entry (it is called, not only
-                               * looping in one long activation) */
-    _Atomic uint32_t *late;   /* per function: samples in interpreted code after it was linked */
-    uint8_t *osr_req;         /* per function: 1 an OSR entry is wanted, 2 taken (under mu) */
-    uint32_t *by_addr;       /* function indices sorted by code address (sample lookup) */
+    uint8_t *state;            /* per function, ST_* (under mu) */
+    uint32_t nqueued;          /* functions in ST_QUEUED (under mu) */
+    _Atomic(void *) *osr;      /* per function: OSR entry (jit_osr_fn) or NULL */
+    _Atomic uint8_t *entered;  /* per function: sampled at its entry (it is called, not only
+                                * looping in one long activation) */
+    _Atomic uint32_t *late;    /* per function: samples in interpreted code after it was linked */
+    uint8_t *osr_req;          /* per function: 1 an OSR entry is wanted, 2 taken (under mu) */
+    uint32_t *by_addr;         /* function indices sorted by code address (sample lookup) */
 } jit_mod;
 
 /* ---- code ranges and memory faults (guard mode) ----
@@ -200,7 +200,8 @@ static void on_interrupt(uintptr_t pc) {
 static void watch_start(void) {
     pthread_t t;
     pthread_attr_t a;
-    if (pthread_key_create(&g_slot_key, slot_release) != 0 || plat_interrupt_install(on_interrupt) != 0)
+    if (pthread_key_create(&g_slot_key, slot_release) != 0 ||
+        plat_interrupt_install(on_interrupt) != 0)
         return;
     pthread_attr_init(&a);
     pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
@@ -392,10 +393,9 @@ void psl_jit_table_init(jit_ctx *c, uint32_t t, uint32_t seg, uint32_t d, uint32
 
 #define H(n) {#n, (void *)n}
 const jit_helper jit__helpers[] = {
-    H(psl_jit_trap),        H(psl_jit_budget),      H(psl_jit_call),
-    H(psl_jit_call_indirect), H(psl_jit_memory_grow), H(psl_jit_memory_init),
-    H(psl_jit_data_drop),   H(psl_jit_elem_drop),   H(psl_jit_table_get),
-    H(psl_jit_table_set),   H(psl_jit_table_size),  H(psl_jit_table_grow),
+    H(psl_jit_trap),        H(psl_jit_budget),      H(psl_jit_call),       H(psl_jit_call_indirect),
+    H(psl_jit_memory_grow), H(psl_jit_memory_init), H(psl_jit_data_drop),  H(psl_jit_elem_drop),
+    H(psl_jit_table_get),   H(psl_jit_table_set),   H(psl_jit_table_size), H(psl_jit_table_grow),
     H(psl_jit_table_fill),  H(psl_jit_table_copy),  H(psl_jit_table_init),
 };
 #undef H
@@ -499,8 +499,8 @@ static int llvm_err(LLVMErrorRef e, const char *what, char *err, size_t errlen) 
 
 /* Link obj into a fresh LLJIT and publish its functions' entries: sel lists the functions of its
  * tables (NULL: all of the module, no OSR table). */
-static int load_object(jit_mod *jm, const uint8_t *obj, size_t len, const uint8_t *sel,
-                       char *err, size_t errlen) {
+static int load_object(jit_mod *jm, const uint8_t *obj, size_t len, const uint8_t *sel, char *err,
+                       size_t errlen) {
     wasm_module *m = jm->m;
     uint32_t nc = 0;
     uint32_t *ks = xmalloc((jm->nc ? jm->nc : 1) * sizeof *ks);
@@ -520,8 +520,8 @@ static int load_object(jit_mod *jm, const uint8_t *obj, size_t len, const uint8_
     for (unsigned i = 0; i < jit__nhelpers; i++) {
         pairs[i].Name = LLVMOrcLLJITMangleAndIntern(j, jit__helpers[i].name);
         pairs[i].Sym.Address = (LLVMOrcExecutorAddress)(uintptr_t)jit__helpers[i].addr;
-        pairs[i].Sym.Flags.GenericFlags = LLVMJITSymbolGenericFlagsExported |
-                                          LLVMJITSymbolGenericFlagsCallable;
+        pairs[i].Sym.Flags.GenericFlags =
+            LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable;
         pairs[i].Sym.Flags.TargetFlags = 0;
     }
     e = LLVMOrcJITDylibDefine(jd, LLVMOrcAbsoluteSymbols(pairs, jit__nhelpers));
@@ -607,8 +607,13 @@ static void cache_key(const wasm_module *m, const uint8_t *sel, uint32_t nc, uin
     cr_hash_state st;
     cr_hash_init(&st, 32);
     const char *cg = getenv("PSL_JIT_CODEGEN");
-    const char *parts[] = {JIT_ENGINE_VERSION, jit__pipeline(), cg ? cg : "default",
-                           g_guard ? "guard" : "checks", g_fuel ? "fuel" : "signals", cpu, feat};
+    const char *parts[] = {JIT_ENGINE_VERSION,
+                           jit__pipeline(),
+                           cg ? cg : "default",
+                           g_guard ? "guard" : "checks",
+                           g_fuel ? "fuel" : "signals",
+                           cpu,
+                           feat};
     for (unsigned i = 0; i < 7; i++)
         cr_hash_update(&st, parts[i], strlen(parts[i]) + 1);
     cr_hash_update(&st, m->bytes, m->len);
@@ -753,8 +758,8 @@ static int read_all(int fd, void *p, size_t n) {
 }
 
 /* Run jit__compile_object in a child process; the object comes back through a pipe. */
-static int compile_in_child(jit_mod *jm, const uint8_t *sel, uint8_t **obj, size_t *len,
-                            char *err, size_t errlen) {
+static int compile_in_child(jit_mod *jm, const uint8_t *sel, uint8_t **obj, size_t *len, char *err,
+                            size_t errlen) {
     int fds[2];
     *obj = NULL;
     if (pipe2(fds, O_CLOEXEC) != 0) {
@@ -1043,7 +1048,8 @@ static void *hot_thread(void *arg) {
 
 static int cmp_code_addr(const void *a, const void *b, void *ctx) {
     const wasm_module *m = ctx;
-    const wasm_cell *x = m->codes[*(const uint32_t *)a].code, *y = m->codes[*(const uint32_t *)b].code;
+    const wasm_cell *x = m->codes[*(const uint32_t *)a].code,
+                    *y = m->codes[*(const uint32_t *)b].code;
     return x < y ? -1 : x > y;
 }
 

@@ -66,7 +66,8 @@ typedef struct jit_config {
 int jit_tier_parse(const char *s, jit_tier *out);
 
 /** Set the process-wide tier. Call once, before any module is loaded and before threads use
- * src/wasm. @param[in] cfg copied. @return 0, or ERR_UNSUPPORTED when LLVM cannot target the host. */
+ * src/wasm. @param[in] cfg copied. @return 0, or ERR_UNSUPPORTED when LLVM cannot target the host.
+ */
 int jit_init(const jit_config *cfg);
 
 /** Stop background compilation and release LLVM state. Modules compiled earlier must already be

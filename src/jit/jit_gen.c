@@ -50,14 +50,15 @@ static void init_once(void) {
 #define KL(n) g_kind[i++] = K_LOAD;
 #define KS(n) g_kind[i++] = K_STORE;
 #define KM(n) g_kind[i++] = K_MISC;
-    WASM_BINOPS(KB) WASM_BRCMPOPS(KC) WASM_UNOPS(KU) WASM_LOADOPS(KL) WASM_STOREOPS(KS) WASM_MISCOPS(KM)
+    WASM_BINOPS(KB)
+    WASM_BRCMPOPS(KC) WASM_UNOPS(KU) WASM_LOADOPS(KL) WASM_STOREOPS(KS) WASM_MISCOPS(KM)
 #undef KB
 #undef KU
 #undef KC
 #undef KL
 #undef KS
 #undef KM
-    ASSERT(i == OP__COUNT);
+        ASSERT(i == OP__COUNT);
 
     LLVMInitializeNativeTarget();
     LLVMInitializeNativeAsmPrinter();
@@ -153,16 +154,16 @@ typedef struct gen {
     LLVMModuleRef mod;
     LLVMBuilderRef b;
     LLVMTypeRef i1, i8, i16, i32, i64, f32, f64, ptr, vd;
-    bool guard; /* no bounds checks on loads and stores */
+    bool guard;         /* no bounds checks on loads and stores */
     const uint8_t *sel; /* jit_gen_opts.sel */
     bool fuel;          /* jit_gen_opts.fuel */
-    LLVMValueRef *fns;      /* native function per code */
+    LLVMValueRef *fns;  /* native function per code */
     LLVMTypeRef *fntys;
     unsigned prof_kind;
     LLVMValueRef unlikely_md;
     /* helpers */
-    LLVMTypeRef t_trap, t_budget, t_call, t_calli, t_mgrow, t_minit, t_seg, t_tget, t_tset,
-        t_tsize, t_tgrow, t_tfill, t_tcopy, t_tinit;
+    LLVMTypeRef t_trap, t_budget, t_call, t_calli, t_mgrow, t_minit, t_seg, t_tget, t_tset, t_tsize,
+        t_tgrow, t_tfill, t_tcopy, t_tinit;
     LLVMValueRef h_trap, h_budget, h_call, h_calli, h_mgrow, h_minit, h_ddrop, h_tget, h_tset,
         h_tsize, h_tgrow, h_tfill, h_tcopy, h_tinit, h_edrop;
 } gen;
@@ -354,7 +355,8 @@ static LLVMValueRef fsel_nan(fgen *f, LLVMValueRef x, LLVMValueRef r) {
     return LLVMBuildSelect(B, uno, LLVMBuildFAdd(B, x, x, ""), r, "");
 }
 
-/* NaN-propagating min/max with -0 < +0: on equality combine the bit patterns (or: min, and: max). */
+/* NaN-propagating min/max with -0 < +0: on equality combine the bit patterns (or: min, and: max).
+ */
 static LLVMValueRef fminmax(fgen *f, LLVMValueRef x, LLVMValueRef y, bool is_min, bool d) {
     LLVMTypeRef ft = d ? G->f64 : G->f32, it = d ? G->i64 : G->i32;
     LLVMValueRef uno = LLVMBuildFCmp(B, LLVMRealUNO, x, y, "");
@@ -379,8 +381,8 @@ static LLVMValueRef opaque_f(fgen *f, LLVMValueRef v, bool d) {
         return v;
     LLVMTypeRef t = d ? G->f64 : G->f32;
     LLVMTypeRef fty = LLVMFunctionType(t, &t, 1, 0);
-    LLVMValueRef asmv = LLVMGetInlineAsm(fty, "", 0, cons, strlen(cons), 0, 0,
-                                         LLVMInlineAsmDialectATT, 0);
+    LLVMValueRef asmv =
+        LLVMGetInlineAsm(fty, "", 0, cons, strlen(cons), 0, 0, LLVMInlineAsmDialectATT, 0);
     return LLVMBuildCall2(B, fty, asmv, &v, 1, "");
 }
 
@@ -400,23 +402,17 @@ static LLVMValueRef emit_bin(fgen *f, int op, LLVMValueRef x, LLVMValueRef y) {
         c = as_i32(f, y);                                                                          \
         return from_i32(f, EXPR);
 #define I32CMP(o, P)                                                                               \
-    case OP_##o:                                                                                   \
-        return from_i1(f, LLVMBuildICmp(B, P, as_i32(f, x), as_i32(f, y), ""));
+    case OP_##o: return from_i1(f, LLVMBuildICmp(B, P, as_i32(f, x), as_i32(f, y), ""));
 #define I64CMP(o, P)                                                                               \
-    case OP_##o:                                                                                   \
-        return from_i1(f, LLVMBuildICmp(B, P, x, y, ""));
+    case OP_##o: return from_i1(f, LLVMBuildICmp(B, P, x, y, ""));
 #define F32CMP(o, P)                                                                               \
-    case OP_##o:                                                                                   \
-        return from_i1(f, LLVMBuildFCmp(B, P, as_f32(f, x), as_f32(f, y), ""));
+    case OP_##o: return from_i1(f, LLVMBuildFCmp(B, P, as_f32(f, x), as_f32(f, y), ""));
 #define F64CMP(o, P)                                                                               \
-    case OP_##o:                                                                                   \
-        return from_i1(f, LLVMBuildFCmp(B, P, as_f64(f, x), as_f64(f, y), ""));
+    case OP_##o: return from_i1(f, LLVMBuildFCmp(B, P, as_f64(f, x), as_f64(f, y), ""));
 #define F32OP(o, FN)                                                                               \
-    case OP_##o:                                                                                   \
-        return from_f32(f, FN(B, as_f32(f, x), as_f32(f, y), ""));
+    case OP_##o: return from_f32(f, FN(B, as_f32(f, x), as_f32(f, y), ""));
 #define F64OP(o, FN)                                                                               \
-    case OP_##o:                                                                                   \
-        return from_f64(f, FN(B, as_f64(f, x), as_f64(f, y), ""));
+    case OP_##o: return from_f64(f, FN(B, as_f64(f, x), as_f64(f, y), ""));
         I32OP(i32_add, LLVMBuildAdd(B, a, c, ""))
         I32OP(i32_sub, LLVMBuildSub(B, a, c, ""))
         I32OP(i32_mul, LLVMBuildMul(B, a, c, ""))
@@ -444,7 +440,8 @@ static LLVMValueRef emit_bin(fgen *f, int op, LLVMValueRef x, LLVMValueRef y) {
     case OP_i64_xor: return LLVMBuildXor(B, x, y, "");
     case OP_i64_shl: return LLVMBuildShl(B, x, LLVMBuildAnd(B, y, c64(G, 63), ""), "");
     case OP_i64_shr_s: return LLVMBuildAShr(B, x, LLVMBuildAnd(B, y, c64(G, 63), ""), "");
-    case OP_i64_shr_u: return LLVMBuildLShr(B, x, LLVMBuildAnd(B, y, c64(G, 63), ""), "");
+    case OP_i64_shr_u:
+        return LLVMBuildLShr(B, x, LLVMBuildAnd(B, y, c64(G, 63), ""), "");
         I64CMP(i64_eq, LLVMIntEQ)
         I64CMP(i64_ne, LLVMIntNE)
         I64CMP(i64_lt_s, LLVMIntSLT)
@@ -497,8 +494,8 @@ static LLVMValueRef emit_bin(fgen *f, int op, LLVMValueRef x, LLVMValueRef y) {
     case OP_i32_rotl:
     case OP_i32_rotr: {
         LLVMValueRef args[3] = {as_i32(f, x), as_i32(f, x), as_i32(f, y)};
-        return from_i32(f, call_intr(f, op == OP_i32_rotl ? "llvm.fshl" : "llvm.fshr", G->i32,
-                                     args, 3));
+        return from_i32(
+            f, call_intr(f, op == OP_i32_rotl ? "llvm.fshl" : "llvm.fshr", G->i32, args, 3));
     }
     case OP_i64_rotl:
     case OP_i64_rotr: {
@@ -556,9 +553,9 @@ static LLVMValueRef emit_trunc(fgen *f, LLVMValueRef x, bool src64, bool dst64, 
     LLVMValueRef v = src64 ? as_f64(f, x) : as_f32(f, x);
     LLVMValueRef d = src64 ? v : LLVMBuildFPExt(B, v, G->f64, "");
     trap_if(f, LLVMBuildFCmp(B, LLVMRealUNO, d, d, ""), WASM_TRAP_CONVERSION);
-    LLVMValueRef inr = LLVMBuildAnd(B, LLVMBuildFCmp(B, LLVMRealOGT, d, LLVMConstReal(G->f64, lo), ""),
-                                    LLVMBuildFCmp(B, LLVMRealOLT, d, LLVMConstReal(G->f64, hi), ""),
-                                    "");
+    LLVMValueRef inr =
+        LLVMBuildAnd(B, LLVMBuildFCmp(B, LLVMRealOGT, d, LLVMConstReal(G->f64, lo), ""),
+                     LLVMBuildFCmp(B, LLVMRealOLT, d, LLVMConstReal(G->f64, hi), ""), "");
     trap_if(f, LLVMBuildNot(B, inr, ""), WASM_TRAP_INT_OVERFLOW);
     LLVMTypeRef t = dst64 ? G->i64 : G->i32;
     LLVMValueRef r = sign ? LLVMBuildFPToSI(B, v, t, "") : LLVMBuildFPToUI(B, v, t, "");
@@ -584,8 +581,8 @@ static LLVMValueRef emit_un(fgen *f, int op, LLVMValueRef x) {
     case OP_i32_clz:
     case OP_i32_ctz: {
         LLVMValueRef args[2] = {as_i32(f, x), fls};
-        return from_i32(f, call_intr(f, op == OP_i32_clz ? "llvm.ctlz" : "llvm.cttz", G->i32,
-                                     args, 2));
+        return from_i32(
+            f, call_intr(f, op == OP_i32_clz ? "llvm.ctlz" : "llvm.cttz", G->i32, args, 2));
     }
     case OP_i32_popcnt: {
         LLVMValueRef a = as_i32(f, x);
@@ -627,9 +624,11 @@ static LLVMValueRef emit_un(fgen *f, int op, LLVMValueRef x) {
         return from_f64(f, call_intr(f, "llvm.sqrt", G->f64, &v, 1));
     }
     case OP_i32_wrap_i64: return from_i32(f, as_i32(f, x));
-    case OP_i32_trunc_f32_s: return emit_trunc(f, x, false, false, true, -2147483904.0, 2147483648.0);
+    case OP_i32_trunc_f32_s:
+        return emit_trunc(f, x, false, false, true, -2147483904.0, 2147483648.0);
     case OP_i32_trunc_f32_u: return emit_trunc(f, x, false, false, false, -1.0, 4294967296.0);
-    case OP_i32_trunc_f64_s: return emit_trunc(f, x, true, false, true, -2147483649.0, 2147483648.0);
+    case OP_i32_trunc_f64_s:
+        return emit_trunc(f, x, true, false, true, -2147483649.0, 2147483648.0);
     case OP_i32_trunc_f64_u: return emit_trunc(f, x, true, false, false, -1.0, 4294967296.0);
     case OP_i64_extend_i32_s: return LLVMBuildSExt(B, as_i32(f, x), G->i64, "");
     case OP_i64_trunc_f32_s:
@@ -793,8 +792,12 @@ static void emit_load(fgen *f, int op, const wasm_cell *ip) {
     switch (op) {
     case OP_load32: n = 4, t = G->i32; break;
     case OP_load64: n = 8, t = G->i64; break;
-    case OP_load8_s32: case OP_load8_u: case OP_load8_s64: n = 1, t = G->i8; break;
-    case OP_load16_s32: case OP_load16_u: case OP_load16_s64: n = 2, t = G->i16; break;
+    case OP_load8_s32:
+    case OP_load8_u:
+    case OP_load8_s64: n = 1, t = G->i8; break;
+    case OP_load16_s32:
+    case OP_load16_u:
+    case OP_load16_s64: n = 2, t = G->i16; break;
     default: n = 4, t = G->i32; break; /* load32_s64 */
     }
     LLVMValueRef p = mem_addr(f, ip[1].s.b, ip[1].w.hi, n, G->guard && load_used(f, ip));
@@ -803,12 +806,11 @@ static void emit_load(fgen *f, int op, const wasm_cell *ip) {
     LLVMValueRef r;
     switch (op) {
     case OP_load64: r = v; break;
-    case OP_load8_s32: case OP_load16_s32:
-        r = from_i32(f, LLVMBuildSExt(B, v, G->i32, ""));
-        break;
-    case OP_load8_s64: case OP_load16_s64: case OP_load32_s64:
-        r = LLVMBuildSExt(B, v, G->i64, "");
-        break;
+    case OP_load8_s32:
+    case OP_load16_s32: r = from_i32(f, LLVMBuildSExt(B, v, G->i32, "")); break;
+    case OP_load8_s64:
+    case OP_load16_s64:
+    case OP_load32_s64: r = LLVMBuildSExt(B, v, G->i64, ""); break;
     default: r = LLVMBuildZExt(B, v, G->i64, ""); break;
     }
     st(f, ip[1].s.a, r);
@@ -891,7 +893,8 @@ static void emit_ret(fgen *f) {
 }
 
 static LLVMValueRef globals_ptr(fgen *f, uint64_t idx) {
-    LLVMValueRef arr = LLVMBuildLoad2(B, G->ptr, field_ptr(f, f->inst, offsetof(wasm_instance, globals)), "");
+    LLVMValueRef arr =
+        LLVMBuildLoad2(B, G->ptr, field_ptr(f, f->inst, offsetof(wasm_instance, globals)), "");
     LLVMValueRef i = c64(G, idx);
     LLVMValueRef g = LLVMBuildLoad2(B, G->ptr, LLVMBuildGEP2(B, G->ptr, arr, &i, 1, ""), "");
     return field_ptr(f, g, offsetof(wasm_global, val));
@@ -931,8 +934,8 @@ static int emit_misc(fgen *f, int op, const wasm_cell *ip) {
         /* Every branch to an earlier cell may close a loop: it polls fuel. */
         bool on_zero = op == OP_br_unless || op == OP_brif_eqz;
         bool back = ip[2].target <= ip;
-        LLVMValueRef cond = LLVMBuildICmp(B, on_zero ? LLVMIntEQ : LLVMIntNE,
-                                          as_i32(f, ld(f, A)), c32(G, 0), "");
+        LLVMValueRef cond =
+            LLVMBuildICmp(B, on_zero ? LLVMIntEQ : LLVMIntNE, as_i32(f, ld(f, A)), c32(G, 0), "");
         LLVMBasicBlockRef next = f->bbs[ip + 3 - f->code->code];
         LLVMBasicBlockRef tgt = f->bbs[ip[2].target - f->code->code];
         if (back) {
@@ -953,8 +956,8 @@ static int emit_misc(fgen *f, int op, const wasm_cell *ip) {
             if (ip[3 + i].target <= ip && (uint32_t)(ip - ip[3 + i].target) > cost)
                 cost = (uint32_t)(ip - ip[3 + i].target);
         loop_fuel(f, cost);
-        LLVMValueRef sw = LLVMBuildSwitch(B, idx, f->bbs[ip[3 + n].target - f->code->code],
-                                          (unsigned)n);
+        LLVMValueRef sw =
+            LLVMBuildSwitch(B, idx, f->bbs[ip[3 + n].target - f->code->code], (unsigned)n);
         for (uint64_t i = 0; i < n; i++)
             LLVMAddCase(sw, c32(G, i), f->bbs[ip[3 + i].target - f->code->code]);
         break;
@@ -1086,14 +1089,22 @@ static int emit_misc(fgen *f, int op, const wasm_cell *ip) {
         break;
     }
     case OP_table_copy: {
-        LLVMValueRef args[6] = {f->ctx, c32(G, ip[2].w.lo), c32(G, ip[2].w.hi),
-                                as_i32(f, ld(f, A)), as_i32(f, ld(f, Bs)), as_i32(f, ld(f, C))};
+        LLVMValueRef args[6] = {f->ctx,
+                                c32(G, ip[2].w.lo),
+                                c32(G, ip[2].w.hi),
+                                as_i32(f, ld(f, A)),
+                                as_i32(f, ld(f, Bs)),
+                                as_i32(f, ld(f, C))};
         LLVMBuildCall2(B, G->t_tcopy, G->h_tcopy, args, 6, "");
         break;
     }
     case OP_table_init: {
-        LLVMValueRef args[6] = {f->ctx, c32(G, D), c32(G, ip[2].u64), as_i32(f, ld(f, A)),
-                                as_i32(f, ld(f, Bs)), as_i32(f, ld(f, C))};
+        LLVMValueRef args[6] = {f->ctx,
+                                c32(G, D),
+                                c32(G, ip[2].u64),
+                                as_i32(f, ld(f, A)),
+                                as_i32(f, ld(f, Bs)),
+                                as_i32(f, ld(f, C))};
         LLVMBuildCall2(B, G->t_tinit, G->h_tinit, args, 6, "");
         break;
     }
@@ -1229,8 +1240,9 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
     f->depthp = ctx_field(f, offsetof(jit_ctx, depth), g->ptr, "depthp");
 
     LLVMValueRef zero32 = c32(g, 0);
-    LLVMValueRef sp = LLVMBuildCall2(B, LLVMIntrinsicGetType(g->cx, LLVMLookupIntrinsicID("llvm.frameaddress", 17), &g->ptr, 1),
-                                     intrinsic(g, "llvm.frameaddress", &g->ptr, 1), &zero32, 1, "");
+    LLVMValueRef sp = LLVMBuildCall2(
+        B, LLVMIntrinsicGetType(g->cx, LLVMLookupIntrinsicID("llvm.frameaddress", 17), &g->ptr, 1),
+        intrinsic(g, "llvm.frameaddress", &g->ptr, 1), &zero32, 1, "");
     LLVMValueRef lim = ctx_field(f, offsetof(jit_ctx, stack_limit), g->i64, "");
     trap_if(f, LLVMBuildICmp(B, LLVMIntULT, LLVMBuildPtrToInt(B, sp, g->i64, ""), lim, ""),
             WASM_TRAP_STACK);
@@ -1248,8 +1260,7 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
                                       c32(g, code->ncode ? code->ncode : 1), "");
         LLVMBuildStore(B, v, fp);
         LLVMBasicBlockRef poll = new_bb(f, "poll"), ok = new_bb(f, "body");
-        LLVMValueRef br =
-            LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, v, zero32, ""), poll, ok);
+        LLVMValueRef br = LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, v, zero32, ""), poll, ok);
         LLVMSetMetadata(br, g->prof_kind, g->unlikely_md);
         LLVMPositionBuilderAtEnd(B, poll);
         LLVMBuildCall2(B, g->t_budget, g->h_budget, &f->ctx, 1, "");
@@ -1278,8 +1289,8 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
         unsigned nh = 0;
         for (uint32_t i = 0; i < n; i++)
             nh += heads[i];
-        LLVMValueRef sw = LLVMBuildSwitch(B, LLVMGetParam(f->fn, 2),
-                                          trap_bb(f, WASM_TRAP_UNREACHABLE), nh);
+        LLVMValueRef sw =
+            LLVMBuildSwitch(B, LLVMGetParam(f->fn, 2), trap_bb(f, WASM_TRAP_UNREACHABLE), nh);
         for (uint32_t i = 0; i < n; i++)
             if (heads[i])
                 LLVMAddCase(sw, c32(g, i), f->bbs[i]);
@@ -1356,7 +1367,8 @@ static void gen_entry(gen *g, uint32_t k, LLVMValueRef e) {
     args[0] = ctx;
     for (uint32_t i = 0; i < t->nparams; i++) {
         LLVMValueRef idx = c64(g, i);
-        args[i + 1] = LLVMBuildLoad2(g->b, g->i64, LLVMBuildGEP2(g->b, g->i64, fp, &idx, 1, ""), "");
+        args[i + 1] =
+            LLVMBuildLoad2(g->b, g->i64, LLVMBuildGEP2(g->b, g->i64, fp, &idx, 1, ""), "");
     }
     LLVMValueRef r = LLVMBuildCall2(g->b, g->fntys[k], g->fns[k], args, t->nparams + 1, "");
     free(args);
@@ -1379,7 +1391,8 @@ static LLVMValueRef declare(gen *g, const char *name, LLVMTypeRef *ty, LLVMTypeR
 
 static void add_attr(gen *g, LLVMValueRef fn, const char *name) {
     unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
-    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(g->cx, kind, 0));
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+                            LLVMCreateEnumAttribute(g->cx, kind, 0));
 }
 
 static void declare_helpers(gen *g) {
@@ -1473,7 +1486,8 @@ int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **o
     LLVMPassBuilderOptionsRef pbo = NULL;
     LLVMMemoryBufferRef buf = NULL;
     if (LLVMGetTargetFromTriple(g_triple, &target, &msg)) {
-        snprintf(err, errlen, "no LLVM target for %s: %s", g_triple ? g_triple : "?", msg ? msg : "?");
+        snprintf(err, errlen, "no LLVM target for %s: %s", g_triple ? g_triple : "?",
+                 msg ? msg : "?");
         rc = ERR_INVALID;
         goto fail;
     }

@@ -24,10 +24,10 @@ typedef struct jit_ctx {
     const uint64_t *memsize; /* &memory->size (re-read after calls and memory.grow) */
     uint32_t *depth;         /* &store->depth */
     uint32_t max_depth;
-    int32_t fuel;            /* function entries until the next budget poll */
-    uintptr_t stack_limit;   /* native stack pointer must stay above */
-    wasm_val *scratch;       /* free value-stack cells for calls into the interpreter or host */
-    sigjmp_buf *jb;          /* where traps unwind to; siglongjmp value = wasm_trap */
+    int32_t fuel;          /* function entries until the next budget poll */
+    uintptr_t stack_limit; /* native stack pointer must stay above */
+    wasm_val *scratch;     /* free value-stack cells for calls into the interpreter or host */
+    sigjmp_buf *jb;        /* where traps unwind to; siglongjmp value = wasm_trap */
 } jit_ctx;
 
 /* Helpers called by generated code (resolved by name when the object is linked). All that can

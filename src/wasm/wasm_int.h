@@ -193,8 +193,8 @@ struct wasm_table {
 
 struct wasm_memory {
     uint8_t *data;
-    uint64_t size; /* bytes */
-    wasm_limits lim; /* pages; lim.min is the current page count */
+    uint64_t size;      /* bytes */
+    wasm_limits lim;    /* pages; lim.min is the current page count */
     size_t reserved;    /* bytes of address space reserved at data (>= max_bytes) */
     uint64_t max_bytes; /* growth cap: lim.max and the store's max_memory_bytes */
 };
