@@ -477,7 +477,7 @@ static void dnn_help(FILE *out) {
             "  A cluster of --workers (2) is started in a temporary directory unless --dir\n"
             "  names a running one; --tier sets its workers' PSL_TIER (default interp).\n"
             "  --min-accuracy X: exit 1 unless every run ends with test accuracy >= X (0..1).\n"
-            "  --publish-every P: async lambdas publish their delta every P steps (default 1).\n"
+            "  --publish-every P: async lambdas publish their delta every P steps (default 4).\n"
             "  --verbose: print every lambda's answer (compute and wait seconds, bytes).\n");
 }
 
@@ -489,7 +489,7 @@ static int parse_opts(int argc, char **argv, dopts *o) {
                  .test = 2000,
                  .lr = 0.1,
                  .seed = 1,
-                 .publish = 1,
+                 .publish = 4,
                  .data_dir = DNN_DATA_DIR};
     o->lambdas[0] = 1, o->lambdas[1] = 2, o->lambdas[2] = 4, o->nlambdas = 3;
     o->modes[0] = o->modes[1] = true;
