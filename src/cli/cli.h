@@ -98,6 +98,14 @@ int cli_run_wait(char *const argv[], bool quiet);
 int cli_gnuplot(const char *script, const char *data, const char *png, const char *who);
 /* The gateway URL of the cluster in DIR (from DIR/cluster.json), malloc'd, or NULL. */
 char *cli_cluster_gateway(const char *dir);
+/* A growing byte buffer, kept NUL-terminated, that libcurl fills: CURLOPT_WRITEFUNCTION
+ * cli_buf_write with CURLOPT_WRITEDATA a cli_buf (zeroed to start). p is malloc'd (NULL while
+ * nothing arrived); the caller frees it. */
+typedef struct cli_buf {
+    char *p;
+    size_t n, cap;
+} cli_buf;
+size_t cli_buf_write(char *data, size_t sz, size_t nm, void *ud);
 
 /* Print "psl: " + message + newline to stderr. */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -15,29 +15,14 @@
 #include "base/err.h"
 #include "crypto/crypto.h"
 
-typedef struct gbuf {
-    char *b;
-    size_t n;
-} gbuf;
-
-static size_t on_data(char *d, size_t sz, size_t nm, void *ud) {
-    gbuf *g = ud;
-    size_t n = sz * nm;
-    g->b = xrealloc(g->b, g->n + n + 1);
-    memcpy(g->b + g->n, d, n);
-    g->n += n;
-    g->b[g->n] = 0;
-    return n;
-}
-
-static int get_endpoints(const char *gateway, gbuf *out) {
+static int get_endpoints(const char *gateway, cli_buf *out) {
     char url[1024];
     snprintf(url, sizeof url, "%s/endpoints", gateway);
     CURL *h = curl_easy_init();
     if (!h)
         return EXIT_IO;
     curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, cli_buf_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
@@ -85,13 +70,13 @@ int cli_secure_init(cli_secure *s, const char *gateway, const char *dir, const c
                 s->policy_path, why);
         return EXIT_USAGE;
     }
-    gbuf g = {0};
+    cli_buf g = {0};
     int rc = get_endpoints(gateway, &g);
-    if (rc == 0 && cl_endpoints_parse(g.b ? g.b : "", g.n, &s->eps, &s->n, why, sizeof why) != 0) {
+    if (rc == 0 && cl_endpoints_parse(g.p ? g.p : "", g.n, &s->eps, &s->n, why, sizeof why) != 0) {
         cli_err("%s/endpoints: %s", gateway, why);
         rc = EXIT_IO;
     }
-    free(g.b);
+    free(g.p);
     if (rc == 0 && s->n == 0) {
         cli_err("no live worker serves clients over the attested channel (GET %s/endpoints is "
                 "empty)",

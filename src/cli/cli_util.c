@@ -2,6 +2,7 @@
  * the cluster commands). */
 #include "cli/cli.h"
 
+#include "base/base.h"
 #include "platform/platform.h"
 
 #include <cjson/cJSON.h>
@@ -62,4 +63,20 @@ int cli_gnuplot(const char *script, const char *data, const char *png, const cha
     }
     fprintf(stderr, "%s: wrote %s\n", who, png);
     return 0;
+}
+
+size_t cli_buf_write(char *data, size_t sz, size_t nm, void *ud) {
+    cli_buf *b = ud;
+    size_t n = sz * nm;
+    if (b->n + n + 1 > b->cap) {
+        size_t c = b->cap ? b->cap : 1024;
+        while (c < b->n + n + 1)
+            c *= 2;
+        b->p = xrealloc(b->p, c);
+        b->cap = c;
+    }
+    memcpy(b->p + b->n, data, n);
+    b->n += n;
+    b->p[b->n] = 0;
+    return n;
 }

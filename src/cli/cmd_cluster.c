@@ -122,33 +122,17 @@ int cmd_coordinator(int argc, char **argv) {
 
 static char *g_token; /* owner token sent with every request (NULL: none) */
 
-typedef struct hbuf {
-    uint8_t *b;
-    size_t n;
-} hbuf;
-
-static size_t on_data(char *p, size_t sz, size_t nm, void *ud) {
-    hbuf *h = ud;
-    size_t n = sz * nm;
-    h->b = xrealloc(h->b, h->n + n + 1);
-    memcpy(h->b + h->n, p, n);
-    h->n += n;
-    h->b[h->n] = 0;
-    return n;
-}
-
 /* One request. @return 0 and *status, or -1 when the gateway cannot be reached (printed). */
 static int http(const char *method, const char *url, const void *body, size_t blen, long *status,
-                hbuf *out, bool quiet) {
+                cli_buf *out, bool quiet) {
     CURL *h = curl_easy_init();
     if (!h)
         return -1;
-    out->b = xmalloc(1);
-    out->b[0] = 0;
-    out->n = 0;
+    *out = (cli_buf){.p = xmalloc(1), .cap = 1};
+    out->p[0] = 0;
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, cli_buf_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
@@ -181,15 +165,15 @@ static int http(const char *method, const char *url, const void *body, size_t bl
 }
 
 /* Print the gateway's JSON error and map it to psl's exit statuses (docs/cli.md). */
-static int http_fail(long status, const hbuf *o) {
-    cJSON *j = cJSON_ParseWithLength((const char *)o->b, o->n);
+static int http_fail(long status, const cli_buf *o) {
+    cJSON *j = cJSON_ParseWithLength((const char *)o->p, o->n);
     const cJSON *code = j ? cJSON_GetObjectItemCaseSensitive(j, "code") : NULL;
     const cJSON *msg = j ? cJSON_GetObjectItemCaseSensitive(j, "message") : NULL;
     const char *cw = cJSON_IsString(code) ? code->valuestring : "";
     if (cJSON_IsString(msg))
         cli_err("%s (HTTP %ld %s)", msg->valuestring, status, cw);
     else
-        cli_err("HTTP %ld: %.*s", status, (int)o->n, (const char *)o->b);
+        cli_err("HTTP %ld: %.*s", status, (int)o->n, (const char *)o->p);
     int ex = EXIT_FAILED;
     if (status == 404)
         ex = EXIT_NOTFOUND;
@@ -586,16 +570,16 @@ static int live_workers(const char *gw) {
     char url[600];
     snprintf(url, sizeof url, "%s/healthz", gw);
     long st = 0;
-    hbuf o;
+    cli_buf o;
     if (http("GET", url, NULL, 0, &st, &o, true) != 0) {
-        free(o.b);
+        free(o.p);
         return -1;
     }
-    cJSON *j = cJSON_ParseWithLength((const char *)o.b, o.n);
+    cJSON *j = cJSON_ParseWithLength((const char *)o.p, o.n);
     const cJSON *w = j ? cJSON_GetObjectItemCaseSensitive(j, "workers") : NULL;
     int n = cJSON_IsNumber(w) ? (int)w->valuedouble : -1;
     cJSON_Delete(j);
-    free(o.b);
+    free(o.p);
     return n;
 }
 
@@ -1156,14 +1140,14 @@ int cmd_status(int argc, char **argv) {
     char url[700];
     snprintf(url, sizeof url, "%s/system/workers", gw);
     long st = 0;
-    hbuf b;
+    cli_buf b;
     if (http("GET", url, NULL, 0, &st, &b, false) != 0) {
-        free(b.b);
+        free(b.p);
         free(gw);
         return EXIT_IO;
     }
     printf("gateway %s: %d live worker(s)\n", gw, live_workers(gw));
-    cJSON *j = cJSON_ParseWithLength((const char *)b.b, b.n);
+    cJSON *j = cJSON_ParseWithLength((const char *)b.p, b.n);
     const cJSON *w;
     cJSON_ArrayForEach(w, j) {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(w, "id");
@@ -1176,7 +1160,7 @@ int cmd_status(int argc, char **argv) {
                cJSON_IsNumber(inf) ? inf->valuedouble : 0);
     }
     cJSON_Delete(j);
-    free(b.b);
+    free(b.p);
     free(gw);
     return EXIT_OK;
 }
@@ -1185,7 +1169,7 @@ int cmd_status(int argc, char **argv) {
 
 /* Run one request against the gateway; prints errors. @return exit status; *out on success. */
 static int call(const copts *o, const char *method, const char *path, const void *body, size_t blen,
-                hbuf *out) {
+                cli_buf *out) {
     char *gw = gateway_url(o);
     if (!gw)
         return EXIT_NOTFOUND;
@@ -1260,18 +1244,18 @@ int cmd_deploy(int argc, char **argv) {
         strncat(path, q, sizeof path - strlen(path) - 1);
     }
     path[strlen(path) - 1] = 0; /* the trailing '?' or '&' */
-    hbuf out;
+    cli_buf out;
     rc = call(&o, "POST", path, code, len, &out);
     free(code);
     if (rc == EXIT_OK) {
-        cJSON *j = cJSON_ParseWithLength((const char *)out.b, out.n);
+        cJSON *j = cJSON_ParseWithLength((const char *)out.p, out.n);
         const cJSON *h = j ? cJSON_GetObjectItemCaseSensitive(j, "hash") : NULL;
         const cJSON *v = j ? cJSON_GetObjectItemCaseSensitive(j, "version") : NULL;
         printf("deployed %s (version %.0f, code %.16s...)\n", o.pos[0],
                cJSON_IsNumber(v) ? v->valuedouble : 0, cJSON_IsString(h) ? h->valuestring : "?");
         cJSON_Delete(j);
     }
-    free(out.b);
+    free(out.p);
     return rc;
 }
 
@@ -1362,13 +1346,13 @@ int cmd_invoke(int argc, char **argv) {
     char *path = xmalloc(pl);
     snprintf(path, pl, "/function/%s", name);
     free(name);
-    hbuf out;
+    cli_buf out;
     rc = call(&o, "POST", path, body, blen, &out);
     free(path);
     free(body);
-    if (rc == EXIT_OK && out.n && fwrite(out.b, 1, out.n, stdout) != out.n)
+    if (rc == EXIT_OK && out.n && fwrite(out.p, 1, out.n, stdout) != out.n)
         rc = EXIT_IO;
-    free(out.b);
+    free(out.p);
     return rc;
 }
 
@@ -1382,13 +1366,13 @@ int cmd_list(int argc, char **argv) {
     int rc = parse_common(argc, argv, &o, 0);
     if (rc)
         return rc;
-    hbuf out;
+    cli_buf out;
     rc = call(&o, "GET", "/system/functions", NULL, 0, &out);
     if (rc == EXIT_OK) {
         if (o.json) {
-            fwrite(out.b, 1, out.n, stdout);
+            fwrite(out.p, 1, out.n, stdout);
         } else {
-            cJSON *j = cJSON_ParseWithLength((const char *)out.b, out.n);
+            cJSON *j = cJSON_ParseWithLength((const char *)out.p, out.n);
             printf("%-24s %7s %9s %11s %9s  %s\n", "NAME", "VERSION", "SIZE", "INVOCATIONS",
                    "TIMEOUT", "CODE");
             const cJSON *f;
@@ -1406,7 +1390,7 @@ int cmd_list(int argc, char **argv) {
             cJSON_Delete(j);
         }
     }
-    free(out.b);
+    free(out.p);
     return rc;
 }
 
@@ -1429,12 +1413,12 @@ int cmd_remove(int argc, char **argv) {
     char *path = xmalloc(pl);
     snprintf(path, pl, "/system/functions/%s", name);
     free(name);
-    hbuf out;
+    cli_buf out;
     rc = call(&o, "DELETE", path, NULL, 0, &out);
     free(path);
     if (rc == EXIT_OK)
         printf("removed %s\n", o.pos[0]);
-    free(out.b);
+    free(out.p);
     return rc;
 }
 
@@ -1457,12 +1441,12 @@ int cmd_logs(int argc, char **argv) {
     char *path = xmalloc(pl);
     snprintf(path, pl, "/system/logs?name=%s", name);
     free(name);
-    hbuf out;
+    cli_buf out;
     rc = call(&o, "GET", path, NULL, 0, &out);
     free(path);
     if (rc == EXIT_OK && out.n)
-        fwrite(out.b, 1, out.n, stdout);
-    free(out.b);
+        fwrite(out.p, 1, out.n, stdout);
+    free(out.p);
     return rc;
 }
 
@@ -1507,15 +1491,15 @@ int cmd_kv(int argc, char **argv) {
     char *path = xmalloc(pl);
     snprintf(path, pl, "/system/kv/%s", key);
     free(key);
-    hbuf out;
+    cli_buf out;
     rc = call(&o, method, path, val, vlen, &out);
     free(path);
     free(val);
     if (rc == EXIT_OK && strcmp(method, "GET") == 0) {
-        fwrite(out.b, 1, out.n, stdout);
+        fwrite(out.p, 1, out.n, stdout);
         if (isatty(1))
             fputc('\n', stdout);
     }
-    free(out.b);
+    free(out.p);
     return rc;
 }

@@ -67,27 +67,6 @@ typedef struct run_result {
     epoch_row e[MAX_EPOCHS];
 } run_result;
 
-typedef struct hbuf {
-    char *p;
-    size_t n, cap;
-} hbuf;
-
-static size_t hbuf_write(char *data, size_t sz, size_t nm, void *ud) {
-    hbuf *b = ud;
-    size_t n = sz * nm;
-    if (b->n + n + 1 > b->cap) {
-        size_t c = b->cap ? b->cap : 1024;
-        while (c < b->n + n + 1)
-            c *= 2;
-        b->p = xrealloc(b->p, c);
-        b->cap = c;
-    }
-    memcpy(b->p + b->n, data, n);
-    b->n += n;
-    b->p[b->n] = 0;
-    return n;
-}
-
 static double now_s(void) {
     return (double)plat_now_ns() / 1e9;
 }
@@ -96,7 +75,7 @@ static double now_s(void) {
  * @return 0 when the HTTP status is 200 and the answer starts with "ok", else -1 (out has the
  * answer or the transport error). */
 static int call_fn(const char *url, const void *body, size_t len, char **out) {
-    hbuf b = {0};
+    cli_buf b = {0};
     CURL *c = curl_easy_init();
     int rc = -1;
     *out = NULL;
@@ -108,7 +87,7 @@ static int call_fn(const char *url, const void *body, size_t len, char **out) {
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, hbuf_write);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, cli_buf_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 7200L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -116,12 +95,12 @@ static int call_fn(const char *url, const void *body, size_t len, char **out) {
     long code = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
     if (cc != CURLE_OK) {
-        hbuf_write((char *)curl_easy_strerror(cc), 1, strlen(curl_easy_strerror(cc)), &b);
+        cli_buf_write((char *)curl_easy_strerror(cc), 1, strlen(curl_easy_strerror(cc)), &b);
     } else if (code == 200 && b.p && strncmp(b.p, "ok", 2) == 0) {
         rc = 0;
     }
     if (!b.p)
-        hbuf_write("(empty answer)", 1, 14, &b);
+        cli_buf_write("(empty answer)", 1, 14, &b);
     char *nl = strchr(b.p, '\n');
     if (nl)
         *nl = 0;

@@ -133,31 +133,10 @@ static int free_port(void) {
 
 /* ---------- HTTP (libcurl) ---------- */
 
-typedef struct hbuf {
-    uint8_t *p;
-    size_t n, cap;
-} hbuf;
-
-static size_t hbuf_write(char *data, size_t sz, size_t nm, void *ud) {
-    hbuf *b = ud;
-    size_t n = sz * nm;
-    if (b->n + n + 1 > b->cap) {
-        size_t c = b->cap ? b->cap : 4096;
-        while (c < b->n + n + 1)
-            c *= 2;
-        b->p = xrealloc(b->p, c);
-        b->cap = c;
-    }
-    memcpy(b->p + b->n, data, n);
-    b->n += n;
-    b->p[b->n] = 0;
-    return n;
-}
-
 typedef struct http {
     CURL *c;
     struct curl_slist *hdr;
-    hbuf out;
+    cli_buf out;
     char url[512];
     char worker[64]; /* X-Psl-Worker of the last answer: the worker that ran the invocation */
 } http;
@@ -187,7 +166,7 @@ static int http_open(http *h, const char *url, long timeout_s) {
     h->hdr = curl_slist_append(h->hdr, "Expect:");
     curl_easy_setopt(h->c, CURLOPT_URL, h->url);
     curl_easy_setopt(h->c, CURLOPT_HTTPHEADER, h->hdr);
-    curl_easy_setopt(h->c, CURLOPT_WRITEFUNCTION, hbuf_write);
+    curl_easy_setopt(h->c, CURLOPT_WRITEFUNCTION, cli_buf_write);
     curl_easy_setopt(h->c, CURLOPT_WRITEDATA, &h->out);
     curl_easy_setopt(h->c, CURLOPT_HEADERFUNCTION, http_header);
     curl_easy_setopt(h->c, CURLOPT_HEADERDATA, h);
@@ -563,7 +542,7 @@ static int conn_read(conn *c, uint64_t k, ycsb_stats *st) {
         long code = http_send(&c->h, key, kl + 2, false);
         if (code != 200)
             return ERR_IO;
-        v = c->h.out.p, vl = c->h.out.n;
+        v = (const uint8_t *)c->h.out.p, vl = c->h.out.n;
     }
     if (rc == 0) {
         if (vl == 0 && k >= c->records)
