@@ -510,6 +510,18 @@ static void test_handshake_timeout(void **state) {
     atomic_fetch_sub(&g_running, 1);
 }
 
+/* Expect the echoes of the 4-byte counters 0..@p count-1, in order. */
+static void expect_counted(net_chan *c, uint32_t count) {
+    for (uint32_t v = 0; v < count; v++) {
+        uint8_t *r;
+        size_t n;
+        assert_int_equal(net_chan_recv(c, 5000, &r, &n), 0);
+        assert_int_equal(n, sizeof v);
+        assert_memory_equal(r, &v, sizeof v);
+        free(r);
+    }
+}
+
 static void test_round_trips(void **state) {
     (void)state;
     server *sv = server_start(&g_pol_dev, 0);
@@ -521,14 +533,7 @@ static void test_round_trips(void **state) {
     uint32_t v;
     for (v = 0; v < 200; v++)
         assert_int_equal(net_chan_send(c, &v, sizeof v), 0);
-    for (v = 0; v < 200; v++) {
-        uint8_t *r;
-        size_t n;
-        assert_int_equal(net_chan_recv(c, 5000, &r, &n), 0);
-        assert_int_equal(n, sizeof v);
-        assert_memory_equal(r, &v, sizeof v);
-        free(r);
-    }
+    expect_counted(c, 200);
     /* Two clients at once keep separate sessions. */
     net_chan *d = connect_ok(net_server_endpoint(sv->s));
     round_trip(d, 10, 7);
@@ -603,14 +608,7 @@ static void test_batches(void **state) {
     for (uint32_t v = 0; v < 2000; v++)
         assert_int_equal(
             v % 50 == 49 ? net_chan_send(c, &v, sizeof v) : net_chan_send_more(c, &v, sizeof v), 0);
-    for (uint32_t v = 0; v < 2000; v++) {
-        uint8_t *r;
-        size_t n;
-        assert_int_equal(net_chan_recv(c, 5000, &r, &n), 0);
-        assert_int_equal(n, sizeof v);
-        assert_memory_equal(r, &v, sizeof v);
-        free(r);
-    }
+    expect_counted(c, 2000);
     /* Closing sends what is still queued. */
     net_chan *d = connect_ok(net_server_endpoint(sv->s));
     assert_int_equal(net_chan_send_more(d, "last", 4), 0);
