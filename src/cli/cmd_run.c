@@ -493,5 +493,5 @@ done:
     free(gargv);
     free(o.env);
     free(bytes);
-    return status;
+    return cli_tier_finish(status);
 }

@@ -931,5 +931,5 @@ done:
     for (size_t k = 0; k < files.n; k++)
         free(files.v[k]);
     free(files.v);
-    return status;
+    return cli_tier_finish(status);
 }

@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <unistd.h>
 
 /* The JIT lives in psljit.so beside the psl executable (or $PSL_JIT_MODULE) and is loaded only
  * here: libLLVM's start-up cost is paid only by runs that compile. */
@@ -59,11 +60,14 @@ static int load_jit(const char *cmd, jit_api *api) {
 
 /* ---- auto: the stand-in tier ---- */
 
-/* Interpreter samples (fuel polls, one per 2^18 cells, about a millisecond of interpretation)
- * before the JIT module is loaded. A run that ends while the module loads waits for it (see
- * lazy_join), so this is a trade: runs shorter than this never pay anything, long runs start
- * compiling this much later. */
-#define LAZY_SAMPLES 3
+/* Milliseconds of interpretation (from the first sample: fuel polls come about every
+ * millisecond) before the JIT module is loaded; $PSL_JIT_LAZY_MS overrides. Loading libLLVM costs
+ * ~25 ms of CPU (symbol lookups and relocations in ld.so) on the other core, and while it runs
+ * the interpreter runs ~30 % slower on this 2-vCPU machine (more when it is loaded), so a run
+ * that ends soon after the load started pays for it and gains nothing. Runs shorter than this
+ * never start the loader; a run that ends while it loads leaves through cli_tier_finish
+ * without waiting for it. Longer runs start compiling this much later. */
+#define LAZY_MS 20
 
 typedef struct lazy_mod {
     wasm_module *m;
@@ -73,12 +77,14 @@ typedef struct lazy_mod {
 static pthread_mutex_t g_lazy_mu = PTHREAD_MUTEX_INITIALIZER;
 static lazy_mod *g_lazy_mods;            /* loaded while the stand-in is registered */
 static const wasm_tier_ops *g_lazy_real; /* the JIT's tier once registered */
-static _Atomic int g_lazy_samples;
+static _Atomic uint64_t g_lazy_first;    /* time of the first sample, 0 before */
+static uint64_t g_lazy_ns;               /* LAZY_MS or $PSL_JIT_LAZY_MS */
 static jit_config g_lazy_cfg;
 static char g_lazy_cache[4096];
 static char g_lazy_marker; /* tier_data of recorded modules */
 static pthread_t g_lazy_thread;
 static _Atomic bool g_lazy_started; /* the loader thread runs or ran and was not joined */
+static _Atomic bool g_lazy_done;    /* the loader thread has returned (or is about to) */
 
 static void lazy_loaded(wasm_module *m) {
     pthread_mutex_lock(&g_lazy_mu);
@@ -95,16 +101,15 @@ static void lazy_loaded(wasm_module *m) {
         real->module_loaded(m);
 }
 
-/* Wait for the loader thread if it runs: a module is being freed, often just before exit, and
- * exit must not run the libraries' destructors while a thread is inside dlopen or LLVM's
- * start-up (a short run that just turned hot). */
+/* Wait for the loader thread if it runs or ran. */
 static void lazy_join(void) {
     if (atomic_exchange(&g_lazy_started, false))
         pthread_join(g_lazy_thread, NULL);
 }
 
+/* A module freed while the loader runs is only dropped from the list: the loader hands over,
+ * under g_lazy_mu, the modules still listed when the JIT is ready, so it never sees this one. */
 static void lazy_freed(wasm_module *m) {
-    lazy_join();
     pthread_mutex_lock(&g_lazy_mu);
     const wasm_tier_ops *real = g_lazy_real;
     if (!real) {
@@ -131,10 +136,13 @@ static int lazy_enter(wasm_store *s, wasm_instance *inst, const wasm_code *code,
 static void *lazy_load(void *arg) {
     (void)arg;
     jit_api api;
-    if (load_jit("psl", &api) != 0)
+    if (load_jit("psl", &api) != 0) {
+        atomic_store(&g_lazy_done, true);
         return NULL;
+    }
     if (api.init(&g_lazy_cfg) != 0) {
         cli_err("the JIT tier cannot run on this host; staying interpreted");
+        atomic_store(&g_lazy_done, true);
         return NULL;
     }
     const wasm_tier_ops *real = api.tier_ops();
@@ -149,23 +157,30 @@ static void *lazy_load(void *arg) {
     g_lazy_real = real;
     wasm__tier_set(real);
     pthread_mutex_unlock(&g_lazy_mu);
+    atomic_store(&g_lazy_done, true);
     return NULL;
 }
 
 static int lazy_sample(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool back,
                        wasm_val *fp) {
     (void)s, (void)inst, (void)at, (void)back, (void)fp;
-    if (atomic_fetch_add(&g_lazy_samples, 1) + 1 == LAZY_SAMPLES) {
-        if (pthread_create(&g_lazy_thread, NULL, lazy_load, NULL) == 0)
-            atomic_store(&g_lazy_started, true);
-        else
-            cli_err("cannot start the JIT loader thread; staying interpreted");
-    }
+    static _Atomic bool tried; /* the loader thread was started (or could not be) */
+    if (atomic_load_explicit(&tried, memory_order_relaxed))
+        return 0;
+    uint64_t now = plat_now_ns(), first = 0;
+    if (atomic_compare_exchange_strong(&g_lazy_first, &first, now) || now - first < g_lazy_ns ||
+        atomic_exchange(&tried, true))
+        return 0;
+    if (pthread_create(&g_lazy_thread, NULL, lazy_load, NULL) == 0)
+        atomic_store(&g_lazy_started, true);
+    else
+        cli_err("cannot start the JIT loader thread; staying interpreted");
     return 0;
 }
 
-/* At exit, for a module that was never freed: see lazy_join. Registered before any library's
- * handler that could break the loader, but a module freed first is the dependable path. */
+/* At exit() from a path that did not go through cli_tier_finish: wait for the loader. This is
+ * a fallback only: the destructors of whatever part of LLVM was already constructed were
+ * registered after this handler and run before it. */
 static void lazy_atexit(void) {
     lazy_join();
 }
@@ -188,6 +203,21 @@ static uint64_t lazy_reserve(jit_bounds b) {
     return b == JIT_BOUNDS_CHECKS ? 0 : JIT_GUARD_BYTES;
 }
 #endif
+
+int cli_tier_finish(int status) {
+#ifdef PSL_HAVE_JIT
+    if (atomic_load(&g_lazy_started) && !atomic_load(&g_lazy_done)) {
+        /* The loader thread is inside dlopen or LLVM's start-up. exit() would run the
+         * destructors of the half-constructed libraries under it (that crashed), and waiting
+         * costs a short run ~20 ms. Leave without running any: only stdio holds data. */
+        fflush(stdout);
+        fflush(stderr);
+        _exit(status);
+    }
+    lazy_join();
+#endif
+    return status;
+}
 
 int cli_tier_setup(const char *cmd, const char *tier, bool cache) {
     if (!tier || !*tier)
@@ -220,6 +250,8 @@ int cli_tier_setup(const char *cmd, const char *tier, bool cache) {
             g_lazy_cfg.cache_dir = g_lazy_cache[0] ? g_lazy_cache : NULL;
         }
         g_lazy_ops.mem_reserve = lazy_reserve(g_lazy_cfg.bounds);
+        const char *ms = getenv("PSL_JIT_LAZY_MS");
+        g_lazy_ns = (uint64_t)((ms && *ms ? atof(ms) : LAZY_MS) * 1e6);
         atexit(lazy_atexit);
         wasm__tier_set(&g_lazy_ops);
         return 0;

@@ -17,4 +17,10 @@
  * Prints a one-line error and returns -1 on an unknown or unavailable tier; 0 otherwise. */
 int cli_tier_setup(const char *cmd, const char *tier, bool cache);
 
+/** Call with a command's exit status when it is done (every module freed). If the JIT module is
+ * still being loaded in the background (--tier auto), flushes stdout and stderr and ends the
+ * process at once with _exit(status): no atexit handler or library destructor runs, and the run
+ * does not wait for LLVM. Otherwise returns @p status. */
+int cli_tier_finish(int status);
+
 #endif
