@@ -40,8 +40,10 @@ void cmd_worker_help(FILE *out) {
             "                    $PSL_CHECKPOINT_EVERY; 0 = never)\n"
             "  --client-listen EP  serve clients over the attested channel there (ClientInvoke;\n"
             "                    docs/client.md): any client identity may invoke, as on the\n"
-            "                    gateway's /function/ path. Default tcp://127.0.0.1:0 (a free\n"
-            "                    loopback port, announced to the coordinator); none: off\n"
+            "                    gateway's /function/ path. stream://HOST:PORT: the channel on\n"
+            "                    plain TCP (the default, stream://127.0.0.1:0: a free loopback\n"
+            "                    port, announced to the coordinator); tcp://HOST:PORT: on\n"
+            "                    ZeroMQ; none: off\n"
             "  --no-sandbox      do not install the seccomp allow-list (debugging only; by\n"
             "                    default the worker may only use sockets, files and threads)\n"
             "Stops cleanly on SIGINT or SIGTERM.\n");

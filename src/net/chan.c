@@ -14,6 +14,7 @@
 
 #include "base/err.h"
 #include "crypto/crypto.h"
+#include "net/stream.h"
 #include "platform/platform.h"
 #include "proto/chan.pb-c.h"
 
@@ -44,7 +45,8 @@ typedef struct sess {
 } sess;
 
 struct net_chan {
-    void *ctx, *sock;
+    void *ctx, *sock; /* ZeroMQ transport, or */
+    st_conn *st;      /* the stream transport (a "stream://" endpoint) */
     bool own_ctx, failed;
     net_auth auth;
     char endpoint[256];
@@ -53,7 +55,8 @@ struct net_chan {
 };
 
 struct net_server {
-    void *ctx, *sock;
+    void *ctx, *sock; /* ZeroMQ transport, or */
+    st_server *st;    /* the stream transport; a session's rid is then its connection id */
     bool own_ctx;
     net_auth auth;
     char endpoint[256];
@@ -83,6 +86,40 @@ static const char *who(const net_auth *a) {
     return a->name ? a->name : "net";
 }
 
+/* ---- transports ---------------------------------------------------------------------------- */
+
+/* Where a message goes: a ZeroMQ DEALER (rid NULL) or ROUTER (rid: the peer's routing id), a
+ * stream client connection, or a stream server's connection (its id, 8 bytes LE, in rid). */
+typedef struct dest {
+    void *sock;
+    const uint8_t *rid;
+    size_t rn;
+    st_conn *conn;
+    st_server *srv;
+} dest;
+
+#define RID_STREAM 8u
+
+static uint64_t rid_conn(const uint8_t *rid) {
+    uint64_t v = 0;
+    for (int i = RID_STREAM - 1; i >= 0; i--)
+        v = (v << 8) | rid[i];
+    return v;
+}
+
+static void conn_rid(uint64_t id, uint8_t *rid) {
+    for (unsigned i = 0; i < RID_STREAM; i++)
+        rid[i] = (uint8_t)(id >> (8 * i));
+}
+
+static dest chan_dest(const net_chan *c) {
+    return (dest){.sock = c->sock, .conn = c->st};
+}
+
+static dest srv_dest(const net_server *s, const uint8_t *rid, size_t rn) {
+    return (dest){.sock = s->sock, .rid = rid, .rn = rn, .srv = s->st};
+}
+
 /* ---- envelope helpers ---------------------------------------------------------------------- */
 
 static uint8_t *pack_env(const Psl__Envelope *e, size_t *len) {
@@ -110,7 +147,8 @@ static int zsend_msg(void *sock, const void *rid, size_t rid_len, zmq_msg_t *m) 
     return 0;
 }
 
-static void send_close(void *sock, const void *rid, size_t rid_len, const char *reason) {
+static int dest_send(const dest *d, const void *b, size_t n);
+static void send_close(const dest *d, const char *reason) {
     Psl__Close c = PSL__CLOSE__INIT;
     Psl__Envelope e = PSL__ENVELOPE__INIT;
     c.reason = (char *)reason;
@@ -118,7 +156,7 @@ static void send_close(void *sock, const void *rid, size_t rid_len, const char *
     e.close = &c;
     size_t n;
     uint8_t *b = pack_env(&e, &n);
-    (void)zsend(sock, rid, rid_len, b, n);
+    (void)dest_send(d, b, n);
     free(b);
 }
 
@@ -175,6 +213,44 @@ static int zrecv(void *sock, int timeout_ms, bool router, uint8_t *rid, size_t *
         zmq_msg_close(&extra);
     }
     return 0;
+}
+
+/* Send @p n bytes to @p d. @return 0 or a negative code. */
+static int dest_send(const dest *d, const void *b, size_t n) {
+    if (d->conn)
+        return st_send(d->conn, b, n);
+    if (d->srv)
+        return st_server_send(d->srv, rid_conn(d->rid), b, n);
+    return zsend(d->sock, d->rid, d->rn, b, n);
+}
+
+/* Send (and consume) @p m. @return 0 or a negative code. */
+static int dest_send_msg(const dest *d, zmq_msg_t *m) {
+    if (!d->conn && !d->srv)
+        return zsend_msg(d->sock, d->rid, d->rn, m);
+    int rc = dest_send(d, zmq_msg_data(m), zmq_msg_size(m));
+    zmq_msg_close(m);
+    return rc;
+}
+
+/* The client's next message, from either transport. @return 0, -ETIMEDOUT, -errno, ERR_LIMIT. */
+static int chan_rx(net_chan *c, int timeout_ms, zmq_msg_t *m) {
+    if (c->st)
+        return st_recv(c->st, timeout_ms, m);
+    return zrecv(c->sock, timeout_ms, false, NULL, NULL, m);
+}
+
+/* The server's next message and its sender's routing id. @return 0, -ETIMEDOUT, -EINTR, -errno. */
+static int srv_rx(net_server *s, int timeout_ms, uint8_t *rid, size_t *rn, zmq_msg_t *m) {
+    if (!s->st)
+        return zrecv(s->sock, timeout_ms, true, rid, rn, m);
+    uint64_t id;
+    int rc = st_server_recv(s->st, timeout_ms, &id, m);
+    if (rc == 0) {
+        conn_rid(id, rid);
+        *rn = RID_STREAM;
+    }
+    return rc;
 }
 
 /* ---- handshake pieces ---------------------------------------------------------------------- */
@@ -500,7 +576,7 @@ static bool sess_pop(sess *s, uint8_t **msg, size_t *len) {
 }
 
 /* Send what the session has queued: one message as an ordinary frame, more as a batch frame. */
-static int sess_flush(sess *s, void *sock, const uint8_t *rid, size_t rn) {
+static int sess_flush(sess *s, const dest *d) {
     if (!s->txq_n)
         return 0;
     zmq_msg_t m;
@@ -511,22 +587,21 @@ static int sess_flush(sess *s, void *sock, const uint8_t *rid, size_t rn) {
     s->txq_len = 0;
     if (rc)
         return rc;
-    return zsend_msg(sock, rid, rn, &m) ? ERR_IO : 0;
+    return dest_send_msg(d, &m) ? ERR_IO : 0;
 }
 
 /* Send @p msg now (@p more false: after anything queued, in the same frame) or queue it for a
  * later batch frame (@p more true). */
-static int sess_push(sess *s, void *sock, const uint8_t *rid, size_t rn, const void *msg,
-                     size_t len, size_t maxm, bool more) {
+static int sess_push(sess *s, const dest *d, const void *msg, size_t len, size_t maxm, bool more) {
     size_t cap = maxm < BATCH_MAX ? maxm : BATCH_MAX;
     int rc;
-    if (s->txq_n && s->txq_len + BATCH_REC + len > cap && (rc = sess_flush(s, sock, rid, rn)))
+    if (s->txq_n && s->txq_len + BATCH_REC + len > cap && (rc = sess_flush(s, d)))
         return rc;
     if (!s->txq_n && (!more || BATCH_REC + len > cap)) { /* alone in its frame: no copy */
         zmq_msg_t m;
         if ((rc = frame_seal(s, FRAME_KIND, msg, len, &m)))
             return rc;
-        return zsend_msg(sock, rid, rn, &m) ? ERR_IO : 0;
+        return dest_send_msg(d, &m) ? ERR_IO : 0;
     }
     if (s->txq_len + BATCH_REC + len > s->txq_cap) {
         s->txq_cap = s->txq_len + BATCH_REC + len > 2 * s->txq_cap ? s->txq_len + BATCH_REC + len
@@ -539,7 +614,7 @@ static int sess_push(sess *s, void *sock, const uint8_t *rid, size_t rn, const v
         memcpy(s->txq + s->txq_len + BATCH_REC, msg, len);
     s->txq_len += BATCH_REC + len;
     s->txq_n++;
-    return more ? 0 : sess_flush(s, sock, rid, rn);
+    return more ? 0 : sess_flush(s, d);
 }
 
 /* The size check every received message passes first, before any parsing. */
@@ -599,8 +674,10 @@ static int chan_fail(net_chan *c, int rc, const char *reason, bool tell_peer) {
         snprintf(c->err, sizeof c->err, "%s", reason);
         fprintf(stderr, "psl %s: channel to %s: %s; channel closed\n", who(&c->auth), c->endpoint,
                 reason);
-        if (tell_peer)
-            send_close(c->sock, NULL, 0, reason);
+        if (tell_peer) {
+            dest d = chan_dest(c);
+            send_close(&d, reason);
+        }
     }
     return rc;
 }
@@ -631,12 +708,22 @@ int net_chan_connect(void *zctx, const char *endpoint, const net_auth *a, net_ch
     uint64_t deadline = plat_now_ns() + (uint64_t)to * 1000000u;
     char r[300];
 
-    c->sock = open_socket(&c->ctx, &c->own_ctx, zctx, ZMQ_DEALER, a);
-    if (!c->sock || zmq_connect(c->sock, endpoint) != 0) {
-        fmt(why, whylen, "cannot connect to %s: %s", endpoint, zmq_strerror(zmq_errno()));
-        rc = ERR_IO;
-        goto fail;
+    if (st_is_endpoint(endpoint)) {
+        rc = st_connect(endpoint, to, 2 * max_frame(a), &c->st, r, sizeof r);
+        if (rc) {
+            fmt(why, whylen, "%s", r);
+            rc = rc == ERR_USAGE ? rc : rc == -ETIMEDOUT ? rc : ERR_IO;
+            goto fail;
+        }
+    } else {
+        c->sock = open_socket(&c->ctx, &c->own_ctx, zctx, ZMQ_DEALER, a);
+        if (!c->sock || zmq_connect(c->sock, endpoint) != 0) {
+            fmt(why, whylen, "cannot connect to %s: %s", endpoint, zmq_strerror(zmq_errno()));
+            rc = ERR_IO;
+            goto fail;
+        }
     }
+    dest cd = chan_dest(c);
     /* 1. ClientHello */
     cr_kx_keypair(eph_pk, eph_sk);
     cr_random(nonce, 32);
@@ -653,13 +740,13 @@ int net_chan_connect(void *zctx, const char *endpoint, const net_auth *a, net_ch
         env.client_hello = &h;
         ch = pack_env(&env, &chlen);
     }
-    if (zsend(c->sock, NULL, 0, ch, chlen) != 0) {
+    if (dest_send(&cd, ch, chlen) != 0) {
         fmt(why, whylen, "cannot send to %s", endpoint);
         rc = ERR_IO;
         goto fail;
     }
     /* 2. ServerHello */
-    rc = zrecv(c->sock, remaining_ms(deadline), false, NULL, NULL, &m);
+    rc = chan_rx(c, remaining_ms(deadline), &m);
     if (rc == -ETIMEDOUT) {
         fmt(why, whylen, "handshake timed out: no reply from %s", endpoint);
         goto fail;
@@ -730,7 +817,7 @@ int net_chan_connect(void *zctx, const char *endpoint, const net_auth *a, net_ch
         env.client_auth = &ca;
         size_t n;
         uint8_t *b = pack_env(&env, &n);
-        rc = zsend(c->sock, NULL, 0, b, n);
+        rc = dest_send(&cd, b, n);
         free(b);
         if (rc) {
             rc = ERR_IO;
@@ -739,7 +826,7 @@ int net_chan_connect(void *zctx, const char *endpoint, const net_auth *a, net_ch
         }
     }
     /* 4. key confirmation: the server's frame 0, empty */
-    rc = zrecv(c->sock, remaining_ms(deadline), false, NULL, NULL, &m);
+    rc = chan_rx(c, remaining_ms(deadline), &m);
     if (rc == -ETIMEDOUT) {
         fmt(why, whylen, "handshake timed out waiting for the server's confirmation");
         goto fail;
@@ -780,7 +867,7 @@ int net_chan_connect(void *zctx, const char *endpoint, const net_auth *a, net_ch
     *out = c;
     return 0;
 fail_tell:
-    send_close(c->sock, NULL, 0, r);
+    send_close(&cd, r);
 fail:
     fprintf(stderr, "psl %s: channel to %s: %s\n", who(a), endpoint, why ? why : err_str(rc));
     if (e)
@@ -798,7 +885,8 @@ static int chan_push(net_chan *c, const void *msg, size_t len, bool more) {
         return ERR_AUTH;
     if (len > max_msg(&c->auth))
         return ERR_LIMIT;
-    int rc = sess_push(&c->s, c->sock, NULL, 0, msg, len, max_msg(&c->auth), more);
+    dest d = chan_dest(c);
+    int rc = sess_push(&c->s, &d, msg, len, max_msg(&c->auth), more);
     return rc ? chan_fail(c, ERR_IO, "cannot send on the channel's socket", false) : 0;
 }
 
@@ -813,7 +901,8 @@ int net_chan_send_more(net_chan *c, const void *msg, size_t len) {
 int net_chan_flush(net_chan *c) {
     if (c->failed)
         return ERR_AUTH;
-    return sess_flush(&c->s, c->sock, NULL, 0)
+    dest d = chan_dest(c);
+    return sess_flush(&c->s, &d)
                ? chan_fail(c, ERR_IO, "cannot send on the channel's socket", false)
                : 0;
 }
@@ -829,9 +918,13 @@ int net_chan_recv(net_chan *c, int timeout_ms, uint8_t **msg, size_t *len) {
     if (rc)
         return rc;
     zmq_msg_t m;
-    rc = zrecv(c->sock, timeout_ms, false, NULL, NULL, &m);
+    rc = chan_rx(c, timeout_ms, &m);
     if (rc == -ETIMEDOUT)
         return rc;
+    if (rc == ERR_LIMIT)
+        return chan_fail(c, rc, "oversized frame (the stream announces more than the limit)", true);
+    if (rc == -ECONNRESET)
+        return chan_fail(c, ERR_IO, "the server closed the connection", false);
     if (rc)
         return ERR_IO;
     char r[300];
@@ -870,9 +963,11 @@ void *net_chan_socket(net_chan *c) {
 void net_chan_close(net_chan *c) {
     if (!c)
         return;
+    dest d = chan_dest(c);
     if (!c->failed && c->s.tx)
-        (void)sess_flush(&c->s, c->sock, NULL, 0);
+        (void)sess_flush(&c->s, &d);
     sess_clear(&c->s);
+    st_close(c->st);
     if (c->sock)
         zmq_close(c->sock);
     if (c->own_ctx && c->ctx)
@@ -906,8 +1001,22 @@ static void reject(net_server *s, const uint8_t *rid, size_t n, sess *t, const c
     s->rejections++;
     fprintf(stderr, "psl %s: peer %" PRIu64 ": %s; session closed\n", who(&s->auth),
             t ? t->handle : 0, reason);
-    send_close(s->sock, rid, n, reason);
+    dest d = srv_dest(s, rid, n);
+    send_close(&d, reason);
     if (t)
+        unlink_sess(s, t);
+}
+
+/* A stream connection ended: its session ends with it (after a rejection, when @p why says the
+ * peer broke the protocol). */
+static void stream_closed(void *arg, uint64_t conn, const char *why) {
+    net_server *s = arg;
+    uint8_t rid[RID_STREAM];
+    conn_rid(conn, rid);
+    sess *t = find_rid(s, rid, RID_STREAM);
+    if (why)
+        reject(s, rid, RID_STREAM, t, why);
+    else if (t)
         unlink_sess(s, t);
 }
 
@@ -920,6 +1029,18 @@ int net_server_open(void *zctx, const char *endpoint, const net_auth *a, net_ser
     net_server *s = xcalloc(1, sizeof *s);
     s->auth = *a;
     s->next_handle = 1;
+    if (st_is_endpoint(endpoint)) {
+        char why[300];
+        rc = st_listen(endpoint, 2 * max_frame(a), stream_closed, s, &s->st, s->endpoint,
+                       sizeof s->endpoint, why, sizeof why);
+        if (rc) {
+            fprintf(stderr, "psl %s: %s\n", who(a), why);
+            net_server_close(s);
+            return rc == ERR_USAGE ? rc : ERR_IO;
+        }
+        *out = s;
+        return 0;
+    }
     s->sock = open_socket(&s->ctx, &s->own_ctx, zctx, ZMQ_ROUTER, a);
     if (!s->sock || zmq_bind(s->sock, endpoint) != 0) {
         fprintf(stderr, "psl %s: cannot bind %s: %s\n", who(a), endpoint,
@@ -969,7 +1090,8 @@ static void on_hello(net_server *s, const uint8_t *rid, size_t rn, zmq_msg_t *m,
                 err_str(rc));
         cr_secure_free(eph_sk);
         free(t);
-        send_close(s->sock, rid, rn, "server cannot attest");
+        dest d = srv_dest(s, rid, rn);
+        send_close(&d, "server cannot attest");
         return;
     }
     Psl__ServerHello sh = PSL__SERVER_HELLO__INIT;
@@ -998,7 +1120,8 @@ static void on_hello(net_server *s, const uint8_t *rid, size_t rn, zmq_msg_t *m,
     }
     t->next = s->sessions;
     s->sessions = t;
-    (void)zsend(s->sock, rid, rn, shb, shlen);
+    dest d = srv_dest(s, rid, rn);
+    (void)dest_send(&d, shb, shlen);
     free(shb);
 }
 
@@ -1018,8 +1141,9 @@ static void on_auth(net_server *s, const uint8_t *rid, size_t rn, const Psl__Cli
     t->peer.aead = aead;
     t->open = true;
     zmq_msg_t m;
+    dest d = srv_dest(s, rid, rn);
     if (frame_seal(t, FRAME_KIND, NULL, 0, &m) == 0) /* key confirmation */
-        (void)zsend_msg(s->sock, rid, rn, &m);
+        (void)dest_send_msg(&d, &m);
 }
 
 /* Send every session's queued messages (called before the server waits for input). */
@@ -1027,10 +1151,12 @@ static void flush_all(net_server *s) {
     if (!s->tx_queued)
         return;
     s->tx_queued = false;
-    for (sess *t = s->sessions; t; t = t->next)
-        if (t->txq_n && sess_flush(t, s->sock, t->rid, t->rid_len) != 0)
+    for (sess *t = s->sessions; t; t = t->next) {
+        dest d = srv_dest(s, t->rid, t->rid_len);
+        if (t->txq_n && sess_flush(t, &d) != 0)
             fprintf(stderr, "psl %s: peer %" PRIu64 ": cannot send queued messages\n",
                     who(&s->auth), t->handle);
+    }
 }
 
 int net_server_recv(net_server *s, int timeout_ms, uint64_t *peer, uint8_t **msg, size_t *len) {
@@ -1051,7 +1177,7 @@ int net_server_recv(net_server *s, int timeout_ms, uint64_t *peer, uint8_t **msg
         size_t rn = 0;
         zmq_msg_t m;
         flush_all(s); /* replies to the frames handled so far leave before the next is read */
-        int rc = zrecv(s->sock, wait, true, rid, &rn, &m);
+        int rc = srv_rx(s, wait, rid, &rn, &m);
         if (rc == -ETIMEDOUT)
             return rc;
         if (rc == -EINTR)
@@ -1115,7 +1241,8 @@ static int server_push(net_server *s, uint64_t peer, const void *msg, size_t len
         return ERR_NOTFOUND;
     if (len > max_msg(&s->auth))
         return ERR_LIMIT;
-    int rc = sess_push(t, s->sock, t->rid, t->rid_len, msg, len, max_msg(&s->auth), more);
+    dest d = srv_dest(s, t->rid, t->rid_len);
+    int rc = sess_push(t, &d, msg, len, max_msg(&s->auth), more);
     if (t->txq_n)
         s->tx_queued = true;
     return rc;
@@ -1137,8 +1264,9 @@ void net_server_drop(net_server *s, uint64_t peer, const char *reason) {
     sess *t = find_handle(s, peer);
     if (!t)
         return;
-    (void)sess_flush(t, s->sock, t->rid, t->rid_len); /* what it was sent before the refusal */
-    send_close(s->sock, t->rid, t->rid_len, reason);
+    dest d = srv_dest(s, t->rid, t->rid_len);
+    (void)sess_flush(t, &d); /* what it was sent before the refusal */
+    send_close(&d, reason);
     unlink_sess(s, t);
 }
 
@@ -1157,6 +1285,7 @@ void net_server_close(net_server *s) {
     flush_all(s);
     while (s->sessions)
         unlink_sess(s, s->sessions);
+    st_server_close(s->st);
     if (s->sock)
         zmq_close(s->sock);
     if (s->own_ctx && s->ctx)

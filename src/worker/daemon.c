@@ -110,9 +110,9 @@ typedef struct wk {
     repl *rp; /* NULL without storage */
     /* Deploys run on their own thread (a JIT compile takes seconds; heartbeats must go on). */
     pthread_mutex_t dlock;
-    pthread_cond_t dcond;   /* a deploy was queued, or one finished */
+    pthread_cond_t dcond; /* a deploy was queued, or one finished */
     struct djob *dhead, *dtail;
-    char **pending;         /* names queued or being deployed */
+    char **pending; /* names queued or being deployed */
     size_t npending;
     front fr; /* the client-facing channel (fr.srv NULL when off) */
 } wk;
@@ -450,8 +450,8 @@ static void deploy(wk *w, const Psl__Deploy *d, bool reply) {
         lim.sync = d->limits->sync;
     }
     char msg[256] = {0};
-    int rc = ex_deploy(w->ex, d->name ? d->name : "", d->code.data, d->code.len, &lim, msg,
-                       sizeof msg);
+    int rc =
+        ex_deploy(w->ex, d->name ? d->name : "", d->code.data, d->code.len, &lim, msg, sizeof msg);
     if (rc)
         wlog(w, "deploy %s failed: %s", d->name, msg);
     if (!reply || !d->req_id)
@@ -586,21 +586,13 @@ static void dispatch(wk *w, net_chan *c, const uint8_t *data, size_t len) {
             return;
         break;
     }
-    case PSL__CLUSTER_MSG__M_DEPLOY:
-        queue_deploy(w, m, m->deploy, true);
-        return;
+    case PSL__CLUSTER_MSG__M_DEPLOY: queue_deploy(w, m, m->deploy, true); return;
     case PSL__CLUSTER_MSG__M_REMOVE:
         ex_remove(w->ex, m->remove->name ? m->remove->name : "");
         break;
-    case PSL__CLUSTER_MSG__M_INVOKE:
-        enqueue(w, m->invoke);
-        break;
-    case PSL__CLUSTER_MSG__M_LOCK_GRANTED:
-        lock_granted(w, m->lock_granted);
-        break;
-    case PSL__CLUSTER_MSG__M_KV_OP:
-        kv_op(w, c, m->kv_op);
-        break;
+    case PSL__CLUSTER_MSG__M_INVOKE: enqueue(w, m->invoke); break;
+    case PSL__CLUSTER_MSG__M_LOCK_GRANTED: lock_granted(w, m->lock_granted); break;
+    case PSL__CLUSTER_MSG__M_KV_OP: kv_op(w, c, m->kv_op); break;
     default:
         wlog(w, "unexpected message kind %d from the coordinator ignored", (int)m->m_case);
         break;
@@ -643,7 +635,7 @@ static int send_heartbeat(wk *w, net_chan *c) {
 
 /* ---- the client-facing channel (see worker.h; docs/client.md) ---- */
 
-#define INLINE_MAX_NS 200000u /* run inline while the function's recent mean run is below this */
+#define INLINE_MAX_NS 200000u  /* run inline while the function's recent mean run is below this */
 #define FRONT_FLUSH_EVERY 256u /* inline requests between two capsule appends under load */
 #define FRONT_FLUSH_MS 2       /* async writes wait at most this long for their capsule append */
 
@@ -902,8 +894,8 @@ static void *front_main(void *arg) {
         if (len) /* empty: the doorbell (or a client's no-op) */
             front_request(w, &st, peer, msg, len);
         free(msg);
-        if ((st.dirty || st.sync_h) &&
-            (++st.since >= FRONT_FLUSH_EVERY || (st.dirty && plat_now_ns() >= st.dirty_ns + window)))
+        if ((st.dirty || st.sync_h) && (++st.since >= FRONT_FLUSH_EVERY ||
+                                        (st.dirty && plat_now_ns() >= st.dirty_ns + window)))
             front_flush(w, &st);
     }
     front_flush(w, &st); /* the durability thread answers what is left */
@@ -953,7 +945,7 @@ static void *front_durable(void *arg) {
  * write a client causes is replicated). @return 0 (also when disabled) or ERR_IO. */
 static int front_open(wk *w, tee_enclave *t) {
     front *f = &w->fr;
-    const char *ep = w->o->client_listen ? w->o->client_listen : "tcp://127.0.0.1:0";
+    const char *ep = w->o->client_listen ? w->o->client_listen : "stream://127.0.0.1:0";
     if (strcmp(ep, "none") == 0)
         return 0;
     f->pol = (tee_policy){.any_client_key = true};
@@ -1111,11 +1103,8 @@ int worker_run(const worker_opts *o) {
 
     w.zctx = zmq_ctx_new();
     w.kv = kvs_new(o->id);
-    host_services svc = {.ud = &w,
-                         .lock = svc_lock,
-                         .unlock = svc_unlock,
-                         .log = svc_log,
-                         .publish = svc_publish};
+    host_services svc = {
+        .ud = &w, .lock = svc_lock, .unlock = svc_unlock, .log = svc_log, .publish = svc_publish};
     w.ex = ex_new(w.kv, &svc);
     pthread_mutex_init(&w.qlock, NULL);
     pthread_cond_init(&w.qcond, NULL);
@@ -1195,7 +1184,9 @@ int worker_run(const worker_opts *o) {
             kvs_get_stats(w.kv, &ks);
             repl_stats rs;
             repl_get_stats(w.rp, &rs);
-            wlog(&w, "state recovered from storage: %llu keys (%llu capsules replayed from a checkpoint)",
+            wlog(&w,
+                 "state recovered from storage: %llu keys (%llu capsules replayed from a "
+                 "checkpoint)",
                  (unsigned long long)ks.keys, (unsigned long long)rs.from_checkpoint);
         }
         if (!w.fr.srv && !w.fr.th_started && front_open(&w, t) != 0) {

@@ -41,14 +41,15 @@ typedef struct worker_opts {
     const char *home;        /* tee home (platform key); NULL = tee default */
     const char *policy;      /* policy file the coordinator's report must pass */
     unsigned threads;        /* invocation threads; 0 = 2 */
-    const char *storage;     /* comma-separated storage replicas; NULL: state lives in memory only */
-    const char *fwd_pub;     /* forwarder XSUB endpoint (publish updates there) */
-    const char *fwd_sub;     /* forwarder XPUB endpoint (receive peers' updates there) */
-    const char *deployment;  /* key manager deployment (NULL = "default") */
-    bool no_sandbox;         /* skip the seccomp allow-list (debugging only) */
+    const char *storage;    /* comma-separated storage replicas; NULL: state lives in memory only */
+    const char *fwd_pub;    /* forwarder XSUB endpoint (publish updates there) */
+    const char *fwd_sub;    /* forwarder XPUB endpoint (receive peers' updates there) */
+    const char *deployment; /* key manager deployment (NULL = "default") */
+    bool no_sandbox;        /* skip the seccomp allow-list (debugging only) */
     uint64_t checkpoint_every; /* own capsule records between checkpoints (0 = never) */
-    const char *client_listen; /* client-facing channel endpoint (NULL = tcp://127.0.0.1:0, an
-                                * ephemeral loopback port; "none" = no client channel) */
+    const char *client_listen; /* client-facing channel endpoint (NULL = stream://127.0.0.1:0,
+                                * an ephemeral loopback port on the stream transport; "tcp://..."
+                                * = ZeroMQ; "none" = no client channel) */
 } worker_opts;
 
 /* The largest message of the client-facing channel (a ClientInvoke or ClientResult): an 8 MiB

@@ -38,7 +38,7 @@ GW=$("$PSL" up --workers 2) || fail "psl up"
 
 # The endpoint list: both workers, each with a 64-digit measurement.
 curl -s "$GW/endpoints" > "$T/eps" || fail "GET /endpoints"
-n=$(grep -o '"endpoint":"tcp://127.0.0.1:[0-9]*"' "$T/eps" | wc -l)
+n=$(grep -o '"endpoint":"stream://127.0.0.1:[0-9]*"' "$T/eps" | wc -l)
 [ "$n" -eq 2 ] || fail "GET /endpoints lists $n workers with a client endpoint: $(cat "$T/eps")"
 MEAS=$(grep -o '"measurement":"[0-9a-f]\{64\}"' "$T/eps" | head -1 | cut -d'"' -f4)
 [ -n "$MEAS" ] || fail "no measurement in $(cat "$T/eps")"

@@ -4,8 +4,10 @@
  * refusals on both sides, round trips of many sizes, messages up to the limit and over it, and
  * every frame rejection (tamper, truncation, garbage, replay, reorder, reflection, old session,
  * oversized frame), each with its reason on the side that detects it, the session closed and the
- * server still serving other clients. The process-level versions are in
- * tests/integration/test_channel.sh. */
+ * server still serving other clients. Every test that does not reach into ZeroMQ itself runs on
+ * both transports: ZeroMQ ("tcp://") and the stream transport ("stream://", length-prefixed
+ * messages on plain TCP), whose man in the middle is a TCP proxy. The process-level versions are
+ * in tests/integration/test_channel.sh. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,12 +15,16 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -40,6 +46,7 @@ static uint8_t g_owner_sk[CR_SIGN_SK], g_stranger_sk[CR_SIGN_SK];
 /* Servers and proxies running. A failed assertion leaves its test's threads and sockets behind;
  * then teardown must not wait in zmq_ctx_term for them. */
 static atomic_int g_running;
+static const char *g_listen = "tcp://127.0.0.1:0"; /* where test servers listen: the transport */
 
 /* ---- echo server thread -------------------------------------------------------------------- */
 
@@ -91,7 +98,7 @@ static server *server_start(const tee_policy *peer, size_t max_msg) {
     assert_non_null(sv);
     sv->batched = g_batched;
     sv->auth = (net_auth){.tee = g_tee_srv, .peer = peer, .max_msg = max_msg, .name = "test-srv"};
-    assert_int_equal(net_server_open(g_ctx, "tcp://127.0.0.1:0", &sv->auth, &sv->s), 0);
+    assert_int_equal(net_server_open(g_ctx, g_listen, &sv->auth, &sv->s), 0);
     assert_int_equal(pthread_create(&sv->th, NULL, server_main, sv), 0);
     atomic_fetch_add(&g_running, 1);
     return sv;
@@ -194,6 +201,8 @@ typedef struct mitm {
     const char *target;
     void *front;   /* ROUTER facing clients */
     void *back[4]; /* one DEALER per client towards the server */
+    bool stream;   /* the stream transport: TCP sockets instead */
+    int lfd, cfd[4], sfd[4];
     uint8_t rid[4][64];
     size_t rid_len[4];
     int nconn;
@@ -206,7 +215,69 @@ typedef struct mitm {
     pthread_t th;
 } mitm;
 
+/* Blocking whole writes and reads on a TCP socket (the proxy's peers are quick). */
+static bool write_all(int fd, const void *b, size_t n) {
+    for (size_t d = 0; d < n;) {
+        ssize_t k = send(fd, (const uint8_t *)b + d, n - d, MSG_NOSIGNAL);
+        if (k <= 0)
+            return false;
+        d += (size_t)k;
+    }
+    return true;
+}
+
+static bool read_all(int fd, void *b, size_t n) {
+    return n == 0 || recv(fd, b, n, MSG_WAITALL) == (ssize_t)n;
+}
+
+static bool stream_write(int fd, const void *b, size_t n) {
+    uint8_t h[4] = {(uint8_t)n, (uint8_t)(n >> 8), (uint8_t)(n >> 16), (uint8_t)(n >> 24)};
+    return write_all(fd, h, 4) && write_all(fd, b, n);
+}
+
+/* Read one length-prefixed message (malloc'd) from a stream socket; NULL at the end. */
+static uint8_t *stream_read(int fd, size_t *n) {
+    uint8_t h[4];
+    if (!read_all(fd, h, 4))
+        return NULL;
+    *n = (size_t)h[0] | (size_t)h[1] << 8 | (size_t)h[2] << 16 | (size_t)h[3] << 24;
+    uint8_t *b = malloc(*n ? *n : 1);
+    if (b && !read_all(fd, b, *n)) {
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
+static int tcp_connect(const char *ep) { /* "stream://127.0.0.1:PORT" */
+    const char *colon = strrchr(ep, ':');
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
+
+/* A listening socket on 127.0.0.1 (backlog @p backlog); its endpoint in @p ep. */
+static int tcp_listen(int backlog, char *ep, size_t eplen) {
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    socklen_t sl = sizeof sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(fd, backlog), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    snprintf(ep, eplen, "stream://127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+    return fd;
+}
+
 static void mitm_fwd(mitm *x, int conn, bool s2c, const void *b, size_t n) {
+    if (x->stream) {
+        (void)stream_write(s2c ? x->cfd[conn] : x->sfd[conn], b, n);
+        return;
+    }
     if (s2c) {
         zmq_send(x->front, x->rid[conn], x->rid_len[conn], ZMQ_SNDMORE);
         zmq_send(x->front, b, n, 0);
@@ -300,8 +371,50 @@ static void mitm_handle(mitm *x, int conn, bool s2c, uint8_t *b, size_t n) {
     atomic_store(&x->acted, 1);
 }
 
+static void mitm_stream_main(mitm *x) {
+    while (!atomic_load(&x->stop)) {
+        struct pollfd p[9];
+        int polled = x->nconn;
+        p[0] = (struct pollfd){.fd = x->lfd, .events = POLLIN};
+        for (int i = 0; i < polled; i++) {
+            p[1 + 2 * i] = (struct pollfd){.fd = x->cfd[i], .events = POLLIN};
+            p[2 + 2 * i] = (struct pollfd){.fd = x->sfd[i], .events = POLLIN};
+        }
+        if (poll(p, (nfds_t)(1 + 2 * polled), 20) <= 0)
+            continue;
+        if ((p[0].revents & POLLIN) && x->nconn < 4) {
+            int c = accept(x->lfd, NULL, NULL);
+            if (c >= 0) {
+                x->cfd[x->nconn] = c;
+                x->sfd[x->nconn] = tcp_connect(x->target);
+                x->nconn++;
+            }
+        }
+        for (int i = 0; i < polled; i++)
+            for (int dir = 0; dir < 2; dir++) { /* 0: from the client, 1: from the server */
+                struct pollfd *q = &p[1 + 2 * i + dir];
+                if (q->fd < 0 || !(q->revents & (POLLIN | POLLHUP | POLLERR)))
+                    continue;
+                size_t n = 0;
+                uint8_t *b = stream_read(q->fd, &n);
+                if (!b) { /* one side ended: end the other too */
+                    shutdown(x->cfd[i], SHUT_RDWR);
+                    shutdown(x->sfd[i], SHUT_RDWR);
+                    p[1 + 2 * i].fd = p[2 + 2 * i].fd = -1;
+                    continue;
+                }
+                mitm_handle(x, i, dir == 1, b, n);
+                free(b);
+            }
+    }
+}
+
 static void *mitm_main(void *arg) {
     mitm *x = arg;
+    if (x->stream) {
+        mitm_stream_main(x);
+        return NULL;
+    }
     while (!atomic_load(&x->stop)) {
         zmq_pollitem_t it[5];
         it[0] = (zmq_pollitem_t){.socket = x->front, .events = ZMQ_POLLIN};
@@ -353,6 +466,13 @@ static mitm *mitm_start(const char *target, mitm_mode mode, bool s2c, uint64_t a
     x->s2c = s2c;
     x->at = at;
     x->target = target;
+    x->stream = strncmp(target, "stream://", 9) == 0;
+    if (x->stream) {
+        x->lfd = tcp_listen(8, x->endpoint, sizeof x->endpoint);
+        assert_int_equal(pthread_create(&x->th, NULL, mitm_main, x), 0);
+        atomic_fetch_add(&g_running, 1);
+        return x;
+    }
     x->front = zmq_socket(g_ctx, ZMQ_ROUTER);
     int linger = 0;
     zmq_setsockopt(x->front, ZMQ_LINGER, &linger, sizeof linger);
@@ -367,9 +487,18 @@ static mitm *mitm_start(const char *target, mitm_mode mode, bool s2c, uint64_t a
 static void mitm_stop(mitm *x) {
     atomic_store(&x->stop, 1);
     pthread_join(x->th, NULL);
-    for (int i = 0; i < x->nconn; i++)
-        zmq_close(x->back[i]);
-    zmq_close(x->front);
+    for (int i = 0; i < x->nconn; i++) {
+        if (x->stream) {
+            close(x->cfd[i]);
+            close(x->sfd[i]);
+        } else {
+            zmq_close(x->back[i]);
+        }
+    }
+    if (x->stream)
+        close(x->lfd);
+    else
+        zmq_close(x->front);
     free(x->held);
     free(x->old);
     free(x);
@@ -814,6 +943,110 @@ static void test_attack_bad_report_signature(void **state) {
     attack(M_BADSIG, false, 0, "bad report signature", 1);
 }
 
+/* ---- the stream transport's own cases ----------------------------------------------------- */
+
+/* A peer that is not a psl channel speaks raw TCP to a stream server: junk gets a Close naming
+ * the reason; a length over the limit gets one too and ends the connection (the byte stream
+ * cannot be resynchronised); the server serves the others throughout. */
+static void test_stream_raw_peers(void **state) {
+    (void)state;
+    server *sv = server_start(&g_pol_dev, 0);
+    const char *ep = net_server_endpoint(sv->s);
+    assert_true(strncmp(ep, "stream://127.0.0.1:", 19) == 0);
+    net_chan *good = connect_ok(ep);
+    int fd = tcp_connect(ep);
+    uint8_t junk[64];
+    memset(junk, 0xff, sizeof junk);
+    assert_true(stream_write(fd, junk, sizeof junk));
+    size_t n = 0;
+    uint8_t *r = stream_read(fd, &n); /* the Close, a protobuf holding the reason */
+    assert_non_null(r);
+    assert_non_null(memmem(r, n, "malformed or truncated message", 30));
+    free(r);
+    round_trip(good, 100, 1);
+    /* An announced length beyond twice the frame limit. */
+    uint8_t h[4] = {0xff, 0xff, 0xff, 0x7f};
+    assert_true(write_all(fd, h, 4));
+    r = stream_read(fd, &n);
+    assert_non_null(r);
+    assert_non_null(memmem(r, n, "oversized frame", 15));
+    free(r);
+    assert_null(stream_read(fd, &n)); /* and then the end of the connection */
+    close(fd);
+    round_trip(good, 100, 2);
+    /* A peer that disconnects mid-message costs the server nothing. */
+    fd = tcp_connect(ep);
+    assert_true(write_all(fd, h, 3));
+    close(fd);
+    round_trip(good, 1000, 3);
+    net_chan_close(good);
+    uint64_t rej = 0;
+    server_stop(sv, &rej, NULL);
+    assert_int_equal(rej, 2);
+}
+
+/* Connecting: a refused port fails at once with the reason, a server that never answers times
+ * out, a bad endpoint is a usage error. */
+static void test_stream_connect_failures(void **state) {
+    (void)state;
+    char ep[64], why[320] = "";
+    net_auth a = {
+        .tee = g_tee_cli, .peer = &g_pol_dev, .handshake_timeout_ms = 300, .name = "test-cli"};
+    net_chan *c = NULL;
+    int l = tcp_listen(1, ep, sizeof ep); /* accepted by the kernel, never answered */
+    assert_int_equal(net_chan_connect(NULL, ep, &a, &c, why, sizeof why), -ETIMEDOUT);
+    assert_non_null(strstr(why, "timed out"));
+    close(l); /* now the port refuses */
+    why[0] = 0;
+    assert_int_equal(net_chan_connect(NULL, ep, &a, &c, why, sizeof why), ERR_IO);
+    assert_non_null(strstr(why, "cannot connect"));
+    why[0] = 0;
+    assert_int_equal(net_chan_connect(NULL, "stream://127.0.0.1", &a, &c, why, sizeof why),
+                     ERR_USAGE);
+    assert_non_null(strstr(why, "expected stream://HOST:PORT"));
+    assert_null(c);
+    net_server *s = NULL;
+    net_auth sa = {.tee = g_tee_srv, .peer = &g_pol_dev, .name = "test-srv"};
+    assert_int_equal(net_server_open(NULL, "stream://127.0.0.1:port", &sa, &s), ERR_USAGE);
+    assert_null(s);
+}
+
+/* Many clients at once, each with one request in flight, interleaved: every answer reaches its
+ * own client. */
+static void test_stream_many_clients(void **state) {
+    (void)state;
+    server *sv = server_start(&g_pol_dev, 0);
+    enum { K = 24 };
+    net_chan *c[K];
+    for (int i = 0; i < K; i++)
+        c[i] = connect_ok(net_server_endpoint(sv->s));
+    for (uint32_t round = 0; round < 50; round++) {
+        for (int i = 0; i < K; i++) {
+            uint32_t v = round * K + (uint32_t)i;
+            assert_int_equal(net_chan_send(c[i], &v, sizeof v), 0);
+        }
+        for (int i = 0; i < K; i++) {
+            uint8_t *r;
+            size_t n;
+            uint32_t v = round * K + (uint32_t)i;
+            assert_int_equal(net_chan_recv(c[i], 5000, &r, &n), 0);
+            assert_int_equal(n, sizeof v);
+            assert_memory_equal(r, &v, sizeof v);
+            free(r);
+        }
+    }
+    for (int i = 0; i < K; i++)
+        net_chan_close(c[i]);
+    uint64_t rej = 0;
+    server_stop(sv, &rej, NULL);
+    assert_int_equal(rej, 0);
+}
+
+static int setup_stream(void **state) {
+    g_listen = "stream://127.0.0.1:0";
+    return setup(state);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_handshake_attested),
@@ -831,5 +1064,25 @@ int main(void) {
         cmocka_unit_test(test_attack_batches),
         cmocka_unit_test(test_attack_bad_report_signature),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    /* The same on the stream transport, less what reaches into ZeroMQ's own sockets. */
+    const struct CMUnitTest stream_tests[] = {
+        cmocka_unit_test(test_handshake_attested),
+        cmocka_unit_test(test_handshake_identity),
+        cmocka_unit_test(test_handshake_policy_refusals),
+        cmocka_unit_test(test_stream_connect_failures),
+        cmocka_unit_test(test_round_trips),
+        cmocka_unit_test(test_batches),
+        cmocka_unit_test(test_large_messages),
+        cmocka_unit_test(test_stream_raw_peers),
+        cmocka_unit_test(test_stream_many_clients),
+        cmocka_unit_test(test_attack_tamper),
+        cmocka_unit_test(test_attack_truncate),
+        cmocka_unit_test(test_attack_replay_reorder),
+        cmocka_unit_test(test_attack_reflect_and_old_session),
+        cmocka_unit_test(test_attack_batches),
+        cmocka_unit_test(test_attack_bad_report_signature),
+    };
+    int failed = cmocka_run_group_tests_name("zeromq", tests, setup, teardown);
+    failed += cmocka_run_group_tests_name("stream", stream_tests, setup_stream, teardown);
+    return failed;
 }
