@@ -547,6 +547,7 @@ static void complete_durable(cap_writer *w) {
 }
 
 static void *committer(void *arg) {
+    plat_thread_name("capsule-commit");
     cap_writer *w = arg;
     size_t maxr = w->o.max_batch_records ? w->o.max_batch_records : 4096;
     size_t maxb = w->o.max_batch_bytes ? w->o.max_batch_bytes : (4u << 20);

@@ -766,6 +766,7 @@ static void tick(coord *c) {
 }
 
 static void *io_main(void *arg) {
+    plat_thread_name("coord-io");
     coord *c = arg;
     uint64_t last_tick = 0;
     for (;;) {

@@ -52,7 +52,8 @@ int plat_vm_protect_exec(void *p, size_t len) {
 int plat_vm_decommit(void *p, size_t len) {
     if (len == 0)
         return 0;
-    void *q = mmap(p, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    void *q =
+        mmap(p, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
     return q == MAP_FAILED ? -errno : 0;
 }
 
@@ -304,4 +305,8 @@ uintptr_t plat_thread_self(void) {
 
 int plat_interrupt_send(uintptr_t t) {
     return -pthread_kill((pthread_t)t, SIGURG);
+}
+
+void plat_thread_name(const char *name) {
+    (void)pthread_setname_np(pthread_self(), name);
 }

@@ -10,6 +10,8 @@
 uint64_t plat_now_ns(void);
 /* Wall clock (realtime) in nanoseconds since the epoch. */
 uint64_t plat_realtime_ns(void);
+/** Name the calling thread (at most 15 bytes shown) for ps, top, perf and gdb. */
+void plat_thread_name(const char *name);
 size_t plat_page_size(void);
 
 /* Reserve @p len bytes of address space with no access. Returns NULL on failure. */

@@ -690,6 +690,7 @@ static void local_ids(stg *s, uint8_t **ids, size_t *n) {
 }
 
 static void *ae_main(void *arg) {
+    plat_thread_name("anti-entropy");
     stg *s = arg;
     cap_client *c = NULL;
     if (s->o->npeers && cap_client_open(s->o->peers, s->o->npeers, 1000, &c) != 0)

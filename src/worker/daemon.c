@@ -327,6 +327,7 @@ static void wait_deployed(wk *w, const char *name);
 static void front_complete(wk *w, cdone *first, cdone *last);
 
 static void *invoker(void *arg) {
+    plat_thread_name("invoker");
     wk *w = arg;
     t_push = open_push(w);
     for (;;) {
@@ -504,6 +505,7 @@ static void wait_deployed(wk *w, const char *name) {
 }
 
 static void *deployer(void *arg) {
+    plat_thread_name("deployer");
     wk *w = arg;
     t_push = open_push(w);
     for (;;) {
@@ -861,6 +863,7 @@ static void front_request(wk *w, fstate *st, uint64_t peer, const uint8_t *msg, 
 }
 
 static void *front_main(void *arg) {
+    plat_thread_name("client-front");
     wk *w = arg;
     front *f = &w->fr;
     t_push = open_push(w);
@@ -908,6 +911,7 @@ static void *front_main(void *arg) {
 
 /* Sync inline runs: wait until their group is durable, then hand the replies back. */
 static void *front_durable(void *arg) {
+    plat_thread_name("client-durable");
     wk *w = arg;
     front *f = &w->fr;
     for (;;) {

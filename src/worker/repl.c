@@ -7,6 +7,7 @@
 #include "base/err.h"
 #include "capsule/capsule.h"
 #include "crypto/crypto.h"
+#include "platform/platform.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -152,8 +153,10 @@ static int catch_up(repl *r, pcap *c) {
         rc = cap_read_range(c->rd, c->next_seq, h.seqno, apply_payload, &a);
         if (rc == ERR_AUTH) {
             c->bad = true;
-            rlog(r, "capsule %02x%02x%02x%02x... is not readable with this deployment's key: "
-                    "skipped", c->id[0], c->id[1], c->id[2], c->id[3]);
+            rlog(r,
+                 "capsule %02x%02x%02x%02x... is not readable with this deployment's key: "
+                 "skipped",
+                 c->id[0], c->id[1], c->id[2], c->id[3]);
             return rc;
         }
         if (rc)
@@ -228,8 +231,8 @@ static int apply_multicast(repl *r, pcap *c, zmq_msg_t *frames, size_t nf) {
         cap_hdr h;
         const uint8_t *body;
         size_t bl;
-        if (cap_record_parse(zmq_msg_data(&frames[first]), zmq_msg_size(&frames[first]), &h,
-                             &body, &bl))
+        if (cap_record_parse(zmq_msg_data(&frames[first]), zmq_msg_size(&frames[first]), &h, &body,
+                             &bl))
             return ERR_MALFORMED;
         if (h.seqno >= c->next_seq) {
             seq = h.seqno;
@@ -292,6 +295,7 @@ static uint64_t now_ms(void) {
  * lost (the forwarder is untrusted and may drop anything), so replicas converge without it. */
 #define ANTI_ENTROPY_MS 1000
 static void *rx_main(void *arg) {
+    plat_thread_name("repl-rx");
     repl *r = arg;
     enum { MAXF = 4100 };
     zmq_msg_t *frames = xcalloc(MAXF, sizeof *frames);
@@ -340,8 +344,9 @@ static void *rx_main(void *arg) {
                     if (rc) {
                         if (rc != CAP_ERR_GAP) {
                             atomic_fetch_add(&r->rejected, 1);
-                            rlog(r, "multicast batch of writer %llu rejected (%s): repairing "
-                                    "from storage",
+                            rlog(r,
+                                 "multicast batch of writer %llu rejected (%s): repairing "
+                                 "from storage",
                                  (unsigned long long)c->writer, cap_strerror(rc));
                         }
                         rc = catch_up(r, c);
