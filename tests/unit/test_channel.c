@@ -1047,40 +1047,29 @@ static int setup_stream(void **state) {
     return setup(state);
 }
 
+/* The cases that run on both transports. */
+#define BOTH_TRANSPORTS                                                                            \
+    cmocka_unit_test(test_handshake_attested), cmocka_unit_test(test_handshake_identity),          \
+        cmocka_unit_test(test_handshake_policy_refusals), cmocka_unit_test(test_round_trips),      \
+        cmocka_unit_test(test_batches), cmocka_unit_test(test_large_messages),                     \
+        cmocka_unit_test(test_attack_tamper), cmocka_unit_test(test_attack_truncate),              \
+        cmocka_unit_test(test_attack_replay_reorder),                                              \
+        cmocka_unit_test(test_attack_reflect_and_old_session),                                     \
+        cmocka_unit_test(test_attack_batches), cmocka_unit_test(test_attack_bad_report_signature)
+
 int main(void) {
+    /* ZeroMQ, plus the cases that reach into ZeroMQ's own sockets. */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_handshake_attested),
-        cmocka_unit_test(test_handshake_identity),
-        cmocka_unit_test(test_handshake_policy_refusals),
+        BOTH_TRANSPORTS,
         cmocka_unit_test(test_handshake_timeout),
-        cmocka_unit_test(test_round_trips),
-        cmocka_unit_test(test_batches),
-        cmocka_unit_test(test_large_messages),
         cmocka_unit_test(test_injected_junk),
-        cmocka_unit_test(test_attack_tamper),
-        cmocka_unit_test(test_attack_truncate),
-        cmocka_unit_test(test_attack_replay_reorder),
-        cmocka_unit_test(test_attack_reflect_and_old_session),
-        cmocka_unit_test(test_attack_batches),
-        cmocka_unit_test(test_attack_bad_report_signature),
     };
-    /* The same on the stream transport, less what reaches into ZeroMQ's own sockets. */
+    /* The stream transport, plus its own cases. */
     const struct CMUnitTest stream_tests[] = {
-        cmocka_unit_test(test_handshake_attested),
-        cmocka_unit_test(test_handshake_identity),
-        cmocka_unit_test(test_handshake_policy_refusals),
+        BOTH_TRANSPORTS,
         cmocka_unit_test(test_stream_connect_failures),
-        cmocka_unit_test(test_round_trips),
-        cmocka_unit_test(test_batches),
-        cmocka_unit_test(test_large_messages),
         cmocka_unit_test(test_stream_raw_peers),
         cmocka_unit_test(test_stream_many_clients),
-        cmocka_unit_test(test_attack_tamper),
-        cmocka_unit_test(test_attack_truncate),
-        cmocka_unit_test(test_attack_replay_reorder),
-        cmocka_unit_test(test_attack_reflect_and_old_session),
-        cmocka_unit_test(test_attack_batches),
-        cmocka_unit_test(test_attack_bad_report_signature),
     };
     int failed = cmocka_run_group_tests_name("zeromq", tests, setup, teardown);
     failed += cmocka_run_group_tests_name("stream", stream_tests, setup_stream, teardown);
