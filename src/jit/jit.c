@@ -49,6 +49,9 @@ static bool g_fuel;  /* time budget by fuel in compiled code, else by interrupt 
 #define JIT_SMALL_CELLS 60
 /* Cap on the cells of one batch (the hot functions are always taken). */
 #define JIT_BATCH_CELLS 60000
+/* OSR entries compiled per function at most (each resumes at one loop head; a function found
+ * looping at another head asks for another). */
+#define JIT_MAX_OSR 4
 
 /* Per function: interpreted; hot, waiting for the thread; in a batch being compiled (stays so
  * if the batch fails: interpreted for good); linked. */
@@ -75,11 +78,20 @@ typedef struct jit_mod {
     _Atomic uint32_t *samples; /* per function */
     uint8_t *state;            /* per function, ST_* (under mu) */
     uint32_t nqueued;          /* functions in ST_QUEUED (under mu) */
-    _Atomic(void *) *osr;      /* per function: OSR entry (jit_osr_fn) or NULL */
+    /* per function, JIT_MAX_OSR slots: OSR entries (jit_osr_fn) or NULL, filled in order, and
+     * the loop head each resumes at (stored before the entry is published) */
+    _Atomic(void *) *osr;
+    uint32_t *osr_at;
     _Atomic uint8_t *entered;  /* per function: sampled at its entry (it is called, not only
                                 * looping in one long activation) */
     _Atomic uint32_t *late;    /* per function: samples in interpreted code after it was linked */
     uint8_t *osr_req;          /* per function: 1 an OSR entry is wanted, 2 taken (under mu) */
+    uint8_t *nosr;             /* per function: OSR entries asked for (under mu) */
+    _Atomic uint32_t *back_at; /* per function: loop head of its last back-edge sample, or
+                                * UINT32_MAX */
+    uint32_t *osr_cell;        /* per function: the loop head of the batch's OSR entry (set
+                                * under mu by the thread that builds the batch) */
+    uint32_t *osr_want;        /* per function: the loop head an OSR request is for (under mu) */
     uint32_t *by_addr;         /* function indices sorted by code address (sample lookup) */
 } jit_mod;
 
@@ -461,14 +473,15 @@ static int enter_native(wasm_store *s, wasm_instance *inst, const wasm_code *cod
     if (slot && !outer)
         atomic_store_explicit(&slot->store, s, memory_order_release);
     t_ctx = &c;
+    int declined = 0;
     if (osr)
-        ((jit_osr_fn)fn)(&c, fp, cell);
+        declined = ((jit_osr_fn)fn)(&c, fp, cell) != 0;
     else
         ((jit_entry_fn)fn)(&c, fp);
     t_ctx = outer;
     if (slot && !outer)
         atomic_store_explicit(&slot->store, NULL, memory_order_release);
-    return 0;
+    return declined ? -1 : 0;
 }
 
 static int tier_enter(wasm_store *s, wasm_instance *inst, const wasm_code *code, wasm_val *fp) {
@@ -561,10 +574,12 @@ static int load_object(jit_mod *jm, const uint8_t *obj, size_t len, const uint8_
     if (g_guard) {
         uintptr_t lo = UINTPTR_MAX;
         for (uint32_t k = 0; k < nc; k++) {
-            if ((uintptr_t)fns[k] < lo)
+            if (fns[k] && (uintptr_t)fns[k] < lo)
                 lo = (uintptr_t)fns[k];
-            if ((uintptr_t)entries[k] < lo)
+            if (entries[k] && (uintptr_t)entries[k] < lo)
                 lo = (uintptr_t)entries[k];
+            if (osrs && osrs[k] && (uintptr_t)osrs[k] < lo)
+                lo = (uintptr_t)osrs[k];
         }
         size_t nb = exec_bytes(obj, len);
         range = nb ? range_add(lo, lo + nb) : -1;
@@ -579,7 +594,22 @@ static int load_object(jit_mod *jm, const uint8_t *obj, size_t len, const uint8_
     for (uint32_t i = 0; i < nc; i++) {
         uint32_t k = ks[i];
         if (osrs && osrs[i])
-            atomic_store_explicit(&jm->osr[k], osrs[i], memory_order_release);
+            for (unsigned q = 0; q < JIT_MAX_OSR; q++)
+                if (!atomic_load_explicit(&jm->osr[k * JIT_MAX_OSR + q], memory_order_relaxed)) {
+                    jm->osr_at[k * JIT_MAX_OSR + q] = jm->osr_cell[k];
+                    atomic_store_explicit(&jm->osr[k * JIT_MAX_OSR + q], osrs[i],
+                                          memory_order_release);
+                    atomic_store(&jm->late[k], 0); /* samples before it count no more */
+                    break;
+                }
+        if (!entries[i]) {
+            /* Only an OSR entry: the function may turn hot again by being called. */
+            if (jm->state[k] != ST_DONE) {
+                jm->state[k] = ST_COLD;
+                atomic_store(&jm->samples[k], 0);
+            }
+            continue;
+        }
         jm->state[k] = ST_DONE;
         m->codes[k].tier_fn = fns[i];
         atomic_store_explicit(&m->codes[k].tier_entry, entries[i], memory_order_release);
@@ -600,8 +630,9 @@ fail:
 #define CACHE_MAGIC "PSLJIT01"
 enum { HDR = 8 + 32 + 8, MAC = 32 };
 
-/* sel: the functions of a batch (NULL: the whole module). */
-static void cache_key(const wasm_module *m, const uint8_t *sel, uint32_t nc, uint8_t out[32]) {
+/* sel: the functions of a batch (NULL: the whole module); osr_cell: their OSR loop heads. */
+static void cache_key(const wasm_module *m, const uint8_t *sel, const uint32_t *osr_cell,
+                      uint32_t nc, uint8_t out[32]) {
     const char *cpu, *feat;
     jit__host_cpu(&cpu, &feat);
     cr_hash_state st;
@@ -617,8 +648,12 @@ static void cache_key(const wasm_module *m, const uint8_t *sel, uint32_t nc, uin
     for (unsigned i = 0; i < 7; i++)
         cr_hash_update(&st, parts[i], strlen(parts[i]) + 1);
     cr_hash_update(&st, m->bytes, m->len);
-    if (sel)
+    if (sel) {
         cr_hash_update(&st, sel, nc);
+        for (uint32_t k = 0; k < nc; k++)
+            if (sel[k] & JIT_SEL_OSR)
+                cr_hash_update(&st, &osr_cell[k], sizeof osr_cell[k]);
+    }
     cr_hash_final(&st, out);
 }
 
@@ -773,7 +808,11 @@ static int compile_in_child(jit_mod *jm, const uint8_t *sel, uint8_t **obj, size
         uint8_t *o = NULL;
         size_t n = 0;
         char e[256];
-        jit_gen_opts go = {.verify = g_cfg.verify, .guard = g_guard, .fuel = g_fuel, .sel = sel};
+        jit_gen_opts go = {.verify = g_cfg.verify,
+                           .guard = g_guard,
+                           .fuel = g_fuel,
+                           .sel = sel,
+                           .osr_cell = jm->osr_cell};
         int rc = jit__compile_object(jm->m, &go, &o, &n, e, sizeof e);
         uint64_t hdr = rc ? UINT64_MAX : n;
         if (write_all(fds[1], &hdr, 8) == 0)
@@ -851,7 +890,7 @@ static int compile_objects(jit_mod *jm, const uint8_t *sel, char *err, size_t er
     uint8_t key[32];
     int rc;
     if (g_cache_ok) {
-        cache_key(m, sel, jm->nc, key);
+        cache_key(m, sel, jm->osr_cell, jm->nc, key);
         if (cache_load(jm, key, sel, err, errlen) == 0)
             return 0;
     }
@@ -860,7 +899,11 @@ static int compile_objects(jit_mod *jm, const uint8_t *sel, char *err, size_t er
     if (jm->has_thread) {
         rc = compile_in_child(jm, sel, &obj, &n, err, errlen);
     } else {
-        jit_gen_opts go = {.verify = g_cfg.verify, .guard = g_guard, .fuel = g_fuel, .sel = sel};
+        jit_gen_opts go = {.verify = g_cfg.verify,
+                           .guard = g_guard,
+                           .fuel = g_fuel,
+                           .sel = sel,
+                           .osr_cell = jm->osr_cell};
         rc = jit__compile_object(m, &go, &obj, &n, err, errlen);
     }
     if (rc)
@@ -895,9 +938,10 @@ static int compile_objects(jit_mod *jm, const uint8_t *sel, char *err, size_t er
             if (sel && atoi(getenv("PSL_JIT_STATS")) > 1)
                 for (uint32_t k = 0; k < jm->nc; k++)
                     if (sel[k])
-                        fprintf(stderr, "psl: jit:   function %u: %u cells%s\n",
+                        fprintf(stderr, "psl: jit:   function %u: %u cells%s%.0u\n",
                                 m->nimported_funcs + k, m->codes[k].ncode,
-                                (sel[k] & JIT_SEL_OSR) ? ", with an OSR entry" : "");
+                                (sel[k] & JIT_SEL_OSR) ? ", with an OSR entry at cell " : "",
+                                (sel[k] & JIT_SEL_OSR) ? jm->osr_cell[k] : 0u);
         }
     }
     return rc;
@@ -947,15 +991,33 @@ static int sample(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool 
     }
     if (!back)
         return 0;
-    void *o = atomic_load_explicit(&jm->osr[k], memory_order_acquire);
-    if (!o) {
-        /* Linked without an OSR entry (it looked called often) yet still sampled interpreted:
-         * an activation that started before is looping. Ask for an OSR entry. */
-        if (atomic_load_explicit(&inst->mod->codes[k].tier_entry, memory_order_relaxed) &&
-            atomic_fetch_add(&jm->late[k], 1) + 1 == JIT_HOT_SAMPLES) {
+    const wasm_code *code = &inst->mod->codes[k];
+    uint32_t cell = (uint32_t)(at - code->code);
+    atomic_store_explicit(&jm->back_at[k], cell, memory_order_relaxed);
+    void *o = NULL, *any = NULL;
+    for (unsigned j = 0; j < JIT_MAX_OSR && !o; j++) {
+        void *e = atomic_load_explicit(&jm->osr[k * JIT_MAX_OSR + j], memory_order_acquire);
+        if (!e)
+            break;
+        any = e;
+        if (jm->osr_at[k * JIT_MAX_OSR + j] == cell)
+            o = e;
+    }
+    if (o && getenv("PSL_JIT_STATS"))
+        fprintf(stderr, "psl: jit: function %u enters its OSR entry at cell %u after %.1f ms\n",
+                inst->mod->nimported_funcs + k, cell, (double)(plat_now_ns() - g_t0) / 1e6);
+    int rc = o ? enter_native(s, inst, code, fp, o, true, cell) : -1;
+    if (rc < 0) {
+        /* Linked without an OSR entry (it looked called often), or with one for another loop
+         * head, yet still sampled interpreted: an activation that started before is looping
+         * here. Ask for an OSR entry at this loop head. */
+        if ((any || atomic_load_explicit(&code->tier_entry, memory_order_relaxed)) &&
+            atomic_fetch_add(&jm->late[k], 1) + 1 >= JIT_HOT_SAMPLES) {
+            atomic_store(&jm->late[k], 0);
             pthread_mutex_lock(&jm->mu);
-            if (jm->osr_req[k] == 0) {
+            if (jm->osr_req[k] != 1 && jm->nosr[k] < JIT_MAX_OSR) {
                 jm->osr_req[k] = 1;
+                jm->osr_want[k] = cell;
                 jm->nqueued++;
                 pthread_cond_signal(&jm->cv);
             }
@@ -963,15 +1025,24 @@ static int sample(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool 
         }
         return 0;
     }
-    const wasm_code *code = &inst->mod->codes[k];
-    int rc = enter_native(s, inst, code, fp, o, true, (uint32_t)(at - code->code));
-    if (rc >= 0)
-        stat_add(&g_stats.osr_entries, 1);
-    if (rc >= 0 && getenv("PSL_JIT_STATS"))
+    stat_add(&g_stats.osr_entries, 1);
+    if (!atomic_load_explicit(&code->tier_entry, memory_order_relaxed) &&
+        atomic_exchange(&jm->entered[k], 1) == 1) {
+        /* A second activation reached its OSR entry: it is called after all, so compile its
+         * ordinary copy too. */
+        pthread_mutex_lock(&jm->mu);
+        if (jm->state[k] == ST_COLD) {
+            jm->state[k] = ST_QUEUED;
+            jm->nqueued++;
+            pthread_cond_signal(&jm->cv);
+        }
+        pthread_mutex_unlock(&jm->mu);
+    }
+    if (getenv("PSL_JIT_STATS"))
         fprintf(stderr, "psl: jit: function %u left by OSR after %.1f ms (%s)\n",
                 inst->mod->nimported_funcs + k, (double)(plat_now_ns() - g_t0) / 1e6,
                 rc ? "trap" : "returned");
-    return rc == 0 ? -1 : rc < 0 ? 0 : rc;
+    return rc == 0 ? -1 : rc;
 }
 
 static uint32_t small_cells(void) {
@@ -1016,22 +1087,35 @@ static void *hot_thread(void *arg) {
         memset(sel, 0, jm->nc);
         uint32_t cells = 0;
         for (uint32_t k = 0; k < jm->nc; k++) {
+            uint32_t at = atomic_load_explicit(&jm->back_at[k], memory_order_relaxed);
             if (jm->state[k] == ST_QUEUED) {
-                /* An OSR entry costs a second, harder copy of the function (its loops get
-                 * extra entries): only for functions not seen being called. */
+                /* A function not seen being called (a long activation looping, such as a
+                 * benchmark's main) gets only an OSR entry at the loop head it was sampled
+                 * at: its ordinary copy would be compiled for nothing. If it is called later
+                 * and turns hot again, it is compiled then. */
                 jm->state[k] = ST_TAKEN;
-                sel[k] = JIT_SEL_FN;
-                if (!atomic_load(&jm->entered[k])) {
-                    sel[k] |= JIT_SEL_OSR;
-                    jm->osr_req[k] = 2;
+                if (!atomic_load(&jm->entered[k]) && at != UINT32_MAX &&
+                    jm->nosr[k] < JIT_MAX_OSR) {
+                    jm->osr_req[k] = 1;
+                    jm->osr_want[k] = at;
+                } else {
+                    sel[k] = JIT_SEL_FN;
                 }
-                cells += jm->m->codes[k].ncode;
             }
             if (jm->osr_req[k] == 1) {
                 jm->osr_req[k] = 2;
-                sel[k] = JIT_SEL_FN | JIT_SEL_OSR;
-                cells += jm->m->codes[k].ncode;
+                bool have = false; /* the request may be older than the entry it asks for */
+                for (unsigned q = 0; q < JIT_MAX_OSR; q++)
+                    have |= atomic_load(&jm->osr[k * JIT_MAX_OSR + q]) &&
+                            jm->osr_at[k * JIT_MAX_OSR + q] == jm->osr_want[k];
+                if (!have) {
+                    jm->nosr[k]++;
+                    jm->osr_cell[k] = jm->osr_want[k];
+                    sel[k] |= JIT_SEL_OSR;
+                }
             }
+            if (sel[k])
+                cells += jm->m->codes[k].ncode;
         }
         for (uint32_t k = 0; k < jm->nc; k++)
             if (sel[k])
@@ -1060,10 +1144,17 @@ static void module_loaded(wasm_module *m) {
     jm->m = m;
     jm->nc = m->nfuncs - m->nimported_funcs;
     jm->state = xcalloc(jm->nc, 1);
-    jm->osr = xcalloc(jm->nc, sizeof *jm->osr);
+    jm->osr = xcalloc((size_t)jm->nc * JIT_MAX_OSR, sizeof *jm->osr);
+    jm->osr_at = xcalloc((size_t)jm->nc * JIT_MAX_OSR, sizeof *jm->osr_at);
     jm->entered = xcalloc(jm->nc, sizeof *jm->entered);
     jm->late = xcalloc(jm->nc, sizeof *jm->late);
     jm->osr_req = xcalloc(jm->nc, 1);
+    jm->nosr = xcalloc(jm->nc, 1);
+    jm->osr_cell = xcalloc(jm->nc, sizeof *jm->osr_cell);
+    jm->osr_want = xcalloc(jm->nc, sizeof *jm->osr_want);
+    jm->back_at = xmalloc(jm->nc * sizeof *jm->back_at);
+    for (uint32_t k = 0; k < jm->nc; k++)
+        atomic_init(&jm->back_at[k], UINT32_MAX);
     pthread_mutex_init(&jm->mu, NULL);
     pthread_cond_init(&jm->cv, NULL);
     m->tier_data = jm;
@@ -1075,7 +1166,7 @@ static void module_loaded(wasm_module *m) {
          * interpreted reaches compiled code only through an OSR entry compiled for it. */
         uint8_t key[32];
         if (g_cache_ok) {
-            cache_key(m, NULL, jm->nc, key);
+            cache_key(m, NULL, NULL, jm->nc, key);
             (void)cache_load(jm, key, NULL, err, sizeof err);
         }
         jm->samples = xcalloc(jm->nc, sizeof *jm->samples);
@@ -1122,10 +1213,15 @@ static void module_freed(wasm_module *m) {
     free(jm->objs);
     free(jm->samples);
     free(jm->state);
-    free(jm->osr);
+    free((void *)jm->osr);
+    free(jm->osr_at);
     free(jm->entered);
     free(jm->late);
     free(jm->osr_req);
+    free(jm->nosr);
+    free(jm->osr_cell);
+    free(jm->osr_want);
+    free((void *)jm->back_at);
     free(jm->by_addr);
     free(jm);
     m->tier_data = NULL;

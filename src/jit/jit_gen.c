@@ -51,7 +51,8 @@ static void init_once(void) {
 #define KS(n) g_kind[i++] = K_STORE;
 #define KM(n) g_kind[i++] = K_MISC;
     WASM_BINOPS(KB)
-    WASM_BRCMPOPS(KC) WASM_UNOPS(KU) WASM_LOADOPS(KL) WASM_STOREOPS(KS) WASM_MISCOPS(KM)
+    WASM_BRCMPOPS(KC)
+    WASM_UNOPS(KU) WASM_LOADOPS(KL) WASM_STOREOPS(KS) WASM_MISCOPS(KM)
 #undef KB
 #undef KU
 #undef KC
@@ -154,10 +155,11 @@ typedef struct gen {
     LLVMModuleRef mod;
     LLVMBuilderRef b;
     LLVMTypeRef i1, i8, i16, i32, i64, f32, f64, ptr, vd;
-    bool guard;         /* no bounds checks on loads and stores */
-    const uint8_t *sel; /* jit_gen_opts.sel */
-    bool fuel;          /* jit_gen_opts.fuel */
-    LLVMValueRef *fns;  /* native function per code */
+    bool guard;               /* no bounds checks on loads and stores */
+    const uint8_t *sel;       /* jit_gen_opts.sel */
+    const uint32_t *osr_cell; /* jit_gen_opts.osr_cell */
+    bool fuel;                /* jit_gen_opts.fuel */
+    LLVMValueRef *fns;        /* native function per code */
     LLVMTypeRef *fntys;
     unsigned prof_kind;
     LLVMValueRef unlikely_md;
@@ -876,7 +878,7 @@ static void emit_ret(fgen *f) {
             LLVMValueRef idx = c64(G, i);
             LLVMBuildStore(B, ld(f, i), LLVMBuildGEP2(B, G->i64, f->fpv, &idx, 1, ""));
         }
-        LLVMBuildRetVoid(B);
+        LLVMBuildRet(B, c32(G, 0));
         return;
     }
     if (nr == 0) {
@@ -1235,6 +1237,25 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
     f->lfuel = LLVMBuildAlloca(B, g->i32, "lfuel");
     if (f->callbuf_n)
         f->callbuf = LLVMBuildArrayAlloca(B, g->i64, c32(g, f->callbuf_n), "callbuf");
+    /* An OSR variant resumes at one loop head only (the one the interpreter was sampled at):
+     * with a single entry into the body, every loop around that head keeps a single entry
+     * (the code before it is unreachable), so LLVM still sees natural loops it can optimise.
+     * Asked for another cell, it returns 1 at once (declined: the interpreter goes on). */
+    uint32_t osr_at = UINT32_MAX;
+    if (osr) {
+        osr_at = g->osr_cell ? g->osr_cell[k] : UINT32_MAX;
+        if (osr_at >= n || !heads[osr_at]) {
+            snprintf(err, errlen, "function %u: OSR entry at cell %u is no loop head", k, osr_at);
+            rc = ERR_INVALID;
+            goto done;
+        }
+        LLVMBasicBlockRef go = new_bb(f, "osr"), no = new_bb(f, "decline");
+        LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntEQ, LLVMGetParam(fn, 2), c32(g, osr_at), ""), go,
+                        no);
+        LLVMPositionBuilderAtEnd(B, no);
+        LLVMBuildRet(B, c32(g, 1));
+        LLVMPositionBuilderAtEnd(B, go);
+    }
     f->inst = ctx_field(f, offsetof(jit_ctx, inst), g->ptr, "inst");
     f->mem = ctx_field(f, offsetof(jit_ctx, mem), g->ptr, "mem");
     f->depthp = ctx_field(f, offsetof(jit_ctx, depth), g->ptr, "depthp");
@@ -1285,16 +1306,8 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
     for (uint32_t i = 0; i <= n; i++)
         if (starts[i] || i == n)
             f->bbs[i] = new_bb(f, "");
-    if (osr) { /* resume at the loop head the interpreter was about to enter */
-        unsigned nh = 0;
-        for (uint32_t i = 0; i < n; i++)
-            nh += heads[i];
-        LLVMValueRef sw =
-            LLVMBuildSwitch(B, LLVMGetParam(f->fn, 2), trap_bb(f, WASM_TRAP_UNREACHABLE), nh);
-        for (uint32_t i = 0; i < n; i++)
-            if (heads[i])
-                LLVMAddCase(sw, c32(g, i), f->bbs[i]);
-    }
+    if (osr) /* resume at the loop head the interpreter was about to enter */
+        LLVMBuildBr(B, f->bbs[osr_at]);
     /* The lowered code never falls off its end (the last instruction is ret or a branch); the
      * block at n exists only as a fall-through target and is unreachable. */
 
@@ -1457,6 +1470,7 @@ int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **o
     g->m = m;
     g->guard = o->guard;
     g->sel = o->sel;
+    g->osr_cell = o->osr_cell;
     g->fuel = o->fuel;
     g->cx = LLVMContextCreate();
     g->mod = LLVMModuleCreateWithNameInContext("wasm", g->cx);
@@ -1518,6 +1532,14 @@ int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **o
     for (uint32_t k = 0; k < nc; k++) {
         if (o->sel && !o->sel[k])
             continue;
+        if (o->sel && (o->sel[k] & JIT_SEL_OSR)) {
+            char name[32];
+            snprintf(name, sizeof name, "o%u", k);
+            osrs[k] = declare(g, name, &oty, g->i32, (LLVMTypeRef[]){g->ptr, g->ptr, g->i32}, 3);
+            LLVMSetLinkage(osrs[k], LLVMInternalLinkage);
+        }
+        if (o->sel && !(o->sel[k] & JIT_SEL_FN))
+            continue; /* only the OSR entry */
         const wasm_ftype *t = code_type(m, k);
         LLVMTypeRef *ps = xmalloc((t->nparams + 1) * sizeof *ps);
         ps[0] = g->ptr;
@@ -1531,28 +1553,23 @@ int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **o
         snprintf(name, sizeof name, "e%u", k);
         entries[k] = LLVMAddFunction(g->mod, name, ety);
         LLVMSetLinkage(entries[k], LLVMInternalLinkage);
-        if (o->sel && (o->sel[k] & JIT_SEL_OSR)) {
-            snprintf(name, sizeof name, "o%u", k);
-            osrs[k] = declare(g, name, &oty, g->vd, (LLVMTypeRef[]){g->ptr, g->ptr, g->i32}, 3);
-            LLVMSetLinkage(osrs[k], LLVMInternalLinkage);
-        }
     }
     for (uint32_t k = 0; k < nc && !rc; k++) {
-        if (!g->fns[k])
-            continue;
-        rc = gen_func(g, k, g->fns[k], false, err, errlen);
-        if (!rc)
+        if (g->fns[k])
+            rc = gen_func(g, k, g->fns[k], false, err, errlen);
+        if (!rc && g->fns[k])
             gen_entry(g, k, entries[k]);
         if (!rc && osrs[k])
             rc = gen_func(g, k, osrs[k], true, err, errlen);
     }
     uint32_t nsel = 0;
     for (uint32_t k = 0; k < nc && !rc; k++) {
-        if (!g->fns[k])
+        if (!g->fns[k] && !osrs[k])
             continue;
-        /* compact the tables to the selected functions, in index order */
-        g->fns[nsel] = g->fns[k];
-        entries[nsel] = entries[k];
+        /* compact the tables to the selected functions, in index order (NULL where a function
+         * has only its OSR entry, or none) */
+        g->fns[nsel] = g->fns[k] ? g->fns[k] : LLVMConstNull(g->ptr);
+        entries[nsel] = entries[k] ? entries[k] : LLVMConstNull(g->ptr);
         osrs[nsel] = osrs[k] ? osrs[k] : LLVMConstNull(g->ptr);
         nsel++;
     }

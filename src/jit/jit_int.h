@@ -77,18 +77,24 @@ typedef struct jit_gen_opts {
     bool fuel;   /* count fuel at function entries and loop back edges (else the time budget is
                   * enforced by signals: see jit.c, "interrupts") */
     /* NULL: every function. Else one byte per defined function: 0 not compiled (calls to it go
-     * through psl_jit_call), JIT_SEL_FN compiled, | JIT_SEL_OSR also an on-stack-replacement
-     * entry. The tables then list the selected functions in index order. */
+     * through psl_jit_call), JIT_SEL_FN compiled, JIT_SEL_OSR an on-stack-replacement entry
+     * (either or both). The tables then list the selected functions in index order, with NULL
+     * in the function and entry tables of one that has only an OSR entry. */
     const uint8_t *sel;
+    /* Per defined function with JIT_SEL_OSR: the loop head (cell index, the target of a back
+     * edge) its OSR entry resumes at. */
+    const uint32_t *osr_cell;
 } jit_gen_opts;
 #define JIT_SEL_FN 1
 #define JIT_SEL_OSR 2
 
 /* Name of the third table: per selected function its OSR entry or NULL. An OSR entry runs the
  * rest of an interpreted activation: slots loaded from fp, execution resumes at loop head
- * `cell` (the target of a back edge), results stored to fp[0..); s->depth is left as found. */
+ * `cell` (the target of a back edge), results stored to fp[0..); s->depth is left as found.
+ * It returns 0, or 1 without doing anything when cell is not the loop head it was compiled for
+ * (jit_gen_opts.osr_cell). */
 #define JIT_SYM_OSR "psl_jit_osr"
-typedef void (*jit_osr_fn)(jit_ctx *c, wasm_val *fp, uint32_t cell);
+typedef int32_t (*jit_osr_fn)(jit_ctx *c, wasm_val *fp, uint32_t cell);
 
 /** Translate and compile m to an ELF object for the host (jit_gen.c).
  * @param[out] obj, len  malloc'd object bytes, freed by the caller.
