@@ -7,6 +7,7 @@
 #define PSL_CLI_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #define PSL_VERSION "0.1.0"
@@ -106,6 +107,13 @@ typedef struct cli_buf {
     size_t n, cap;
 } cli_buf;
 size_t cli_buf_write(char *data, size_t sz, size_t nm, void *ud);
+
+/* An Ed25519 identity kept as a 32-byte seed file (psl identity). cli_identity_load fills @p sk
+ * (CR_SIGN_SK bytes; the caller wipes it) and @p pk (may be NULL); it prints its error.
+ * Returns 0, EXIT_USAGE (missing or not a seed file) or EXIT_IO. */
+int cli_identity_load(const char *path, uint8_t *sk, uint8_t *pk);
+int cmd_identity(int argc, char **argv);
+void cmd_identity_help(FILE *out);
 
 /* Print "psl: " + message + newline to stderr. */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -44,9 +44,22 @@ static int get_endpoints(const char *gateway, cli_buf *out) {
 }
 
 int cli_secure_init(cli_secure *s, const char *gateway, const char *dir, const char *policy_file,
-                    const char *measurement_hex) {
+                    const char *measurement_hex, const char *identity) {
     memset(s, 0, sizeof *s);
     char why[300];
+    if (identity) {
+        if (cr_init() != 0) {
+            cli_err("the crypto library failed to start");
+            return EXIT_IO;
+        }
+        s->id_sk = cr_secure_alloc(CR_SIGN_SK);
+        int rc = cli_identity_load(identity, s->id_sk, NULL);
+        if (rc) {
+            cr_secure_free(s->id_sk);
+            s->id_sk = NULL;
+            return rc;
+        }
+    }
     if (measurement_hex) {
         bool ok = strlen(measurement_hex) == 64;
         for (int i = 0; ok && i < 32; i++) {
@@ -56,6 +69,7 @@ int cli_secure_init(cli_secure *s, const char *gateway, const char *dir, const c
         }
         if (!ok) {
             cli_err("--measurement needs 64 hex digits (psl attest prints a node's)");
+            cli_secure_fini(s);
             return EXIT_USAGE;
         }
         s->have_meas = true;
@@ -68,6 +82,7 @@ int cli_secure_init(cli_secure *s, const char *gateway, const char *dir, const c
         cli_err("cannot load the policy the workers must pass, %s: %s (give --policy FILE: the "
                 "deployment's worker policy)",
                 s->policy_path, why);
+        cli_secure_fini(s);
         return EXIT_USAGE;
     }
     cli_buf g = {0};
@@ -83,6 +98,8 @@ int cli_secure_init(cli_secure *s, const char *gateway, const char *dir, const c
                 gateway);
         rc = EXIT_NOTFOUND;
     }
+    if (rc)
+        cli_secure_fini(s);
     return rc;
 }
 
@@ -97,7 +114,7 @@ int cli_secure_connect(cli_secure *s, size_t i, void *zctx, cl_conn **out, bool 
                 s->policy_path);
         return EXIT_FAILED;
     }
-    int rc = cl_connect(zctx, e->endpoint, &pol, NULL, out, why, sizeof why);
+    int rc = cl_connect(zctx, e->endpoint, &pol, s->id_sk, out, why, sizeof why);
     tee_policy_fini(&pol);
     if (rc) {
         char hex[65];
@@ -105,15 +122,16 @@ int cli_secure_connect(cli_secure *s, size_t i, void *zctx, cl_conn **out, bool 
         if (!quiet)
             cli_err("worker %llu at %s refused: %s (this client demands measurement %s, %s, "
                     "under the policy %s)",
-                    (unsigned long long)e->id, e->endpoint, rc == ERR_AUTH ? why : err_str(rc),
-                    hex, s->have_meas ? "given with --measurement" : "as published",
-                    s->policy_path);
+                    (unsigned long long)e->id, e->endpoint, rc == ERR_AUTH ? why : err_str(rc), hex,
+                    s->have_meas ? "given with --measurement" : "as published", s->policy_path);
         return rc == ERR_AUTH ? EXIT_FAILED : EXIT_IO;
     }
     return 0;
 }
 
 void cli_secure_fini(cli_secure *s) {
+    if (s->id_sk)
+        cr_secure_free(s->id_sk);
     free(s->eps);
     tee_policy_fini(&s->base);
     memset(s, 0, sizeof *s);

@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 
 #include "base/base.h"
+#include "crypto/crypto.h"
 #include "platform/platform.h"
 
 #include <cjson/cJSON.h>
@@ -79,4 +80,27 @@ size_t cli_buf_write(char *data, size_t sz, size_t nm, void *ud) {
     b->n += n;
     b->p[b->n] = 0;
     return n;
+}
+
+int cli_identity_load(const char *path, uint8_t *sk, uint8_t *pk) {
+    uint8_t *d = NULL, pub[CR_SIGN_PK];
+    size_t n = 0;
+    if (cr_init() != 0) {
+        cli_err("identity: the crypto library failed to start");
+        return EXIT_IO;
+    }
+    int rc = plat_read_file(path, &d, &n);
+    if (rc || n != CR_SIGN_SEED) {
+        cli_err("identity %s: %s", path,
+                rc ? "cannot read it"
+                   : "expected a 32-byte seed file (psl identity FILE makes one)");
+        if (d)
+            cr_memzero(d, n);
+        free(d);
+        return EXIT_USAGE;
+    }
+    cr_sign_seed_keypair(pk ? pk : pub, sk, d);
+    cr_memzero(d, n);
+    free(d);
+    return 0;
 }

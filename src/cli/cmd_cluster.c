@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -214,6 +215,8 @@ typedef struct copts {
     bool secure;             /* psl invoke --secure: over a worker's attested channel */
     const char *measurement; /* --measurement HEX demanded of the worker */
     const char *policy;      /* --policy FILE the worker must pass */
+    const char *client_keys; /* psl up --client-keys FILE: the clients workers serve */
+    const char *identity;    /* psl invoke --secure --identity SEED */
 } copts;
 
 static const char *default_dir(const copts *o) {
@@ -330,6 +333,10 @@ static int parse_common(int argc, char **argv, copts *o, int maxpos) {
             o->worker_bin = v;
         else if (strcmp(a, "--cluster") == 0)
             o->cluster = v;
+        else if (strcmp(a, "--client-keys") == 0)
+            o->client_keys = v;
+        else if (strcmp(a, "--identity") == 0)
+            o->identity = v;
         else if (strcmp(a, "--host") == 0)
             o->host = v;
         else if (strcmp(a, "--measurement") == 0)
@@ -358,6 +365,8 @@ void cmd_up_help(FILE *out) {
             "  endpoints; DIR defaults to ./psl-data), waits until every worker has joined, and\n"
             "  prints the gateway URL. Logs go to DIR/logs/. Stop with `psl down`.\n"
             "  --worker-bin PATH runs PATH instead of `psl worker` (same arguments).\n"
+            "  --client-keys FILE: the workers' client channel serves only the identities\n"
+            "  FILE lists ('client_key: HEX' lines, as psl identity prints them); default: any.\n"
             "usage: psl up --cluster FILE [--host NAME] [--dir DIR]\n"
             "  Start the roles that the cluster file assigns to host NAME (default: this\n"
             "  machine's hostname), with their data under DIR. See docs/deploy.md.\n");
@@ -787,6 +796,9 @@ static int up_from_file(const copts *o, const char *dir) {
         const char *cl = jstr(r, "client_listen");
         if (cl && cmd_has_opt("worker", "--client-listen"))
             av[n++] = "--client-listen", av[n++] = (char *)cl;
+        const char *cp = jstr(cf, "client_keys"); /* the clients they serve */
+        if (cp)
+            av[n++] = "--client-keys", av[n++] = (char *)cp;
         av[n] = NULL;
         START(role, av);
     }
@@ -849,6 +861,21 @@ int cmd_up(int argc, char **argv) {
     const char *dir = default_dir(&o);
     if (o.cluster)
         return up_from_file(&o, dir);
+    /* The client policy, checked now and passed to the workers as an absolute path. */
+    char client_keys[PATH_MAX] = "";
+    if (o.client_keys) {
+        tee_policy cp;
+        char why[300];
+        if (!realpath(o.client_keys, client_keys)) {
+            cli_err("up: --client-keys %s: %s", o.client_keys, strerror(errno));
+            return EXIT_USAGE;
+        }
+        if (tee_client_list_load(client_keys, &cp, why, sizeof why) != 0) {
+            cli_err("up: --client-keys %s: %s", o.client_keys, why);
+            return EXIT_USAGE;
+        }
+        tee_policy_fini(&cp);
+    }
     cJSON *old = read_cluster(dir);
     if (old) {
         const cJSON *ps = cJSON_GetObjectItemCaseSensitive(old, "processes");
@@ -1017,6 +1044,8 @@ int cmd_up(int argc, char **argv) {
             av[k++] = "--forwarder-pub", av[k++] = xsub, av[k++] = "--forwarder-sub",
             av[k++] = xpub;
         av[k++] = "--threads", av[k++] = th;
+        if (client_keys[0])
+            av[k++] = "--client-keys", av[k++] = client_keys;
         av[k] = NULL;
         ADD_PROC(role, av);
     }
@@ -1170,6 +1199,7 @@ int cmd_status(int argc, char **argv) {
 /* Run one request against the gateway; prints errors. @return exit status; *out on success. */
 static int call(const copts *o, const char *method, const char *path, const void *body, size_t blen,
                 cli_buf *out) {
+    memset(out, 0, sizeof *out); /* callers free out->p on every path */
     char *gw = gateway_url(o);
     if (!gw)
         return EXIT_NOTFOUND;
@@ -1262,15 +1292,16 @@ int cmd_deploy(int argc, char **argv) {
 void cmd_invoke_help(FILE *out) {
     fprintf(out,
             "usage: psl invoke NAME [--data STRING | < FILE] [--gateway URL] [--dir DIR]\n"
-            "                  [--secure [--measurement HEX] [--policy FILE]]\n"
+            "                  [--secure [--measurement HEX] [--policy FILE] [--identity SEED]]\n"
             "  Invoke function NAME with the request body STRING (or standard input) and\n"
             "  write its response to standard output. By default through the HTTP gateway.\n"
             "  --secure: straight to a worker over the attested secure channel (its endpoint\n"
             "  from the gateway's GET /endpoints). The worker's report must pass the policy\n"
             "  FILE (default DIR/policy.txt, the deployment's worker policy) with exactly the\n"
             "  measurement HEX (default: the one the coordinator verified and published);\n"
-            "  otherwise nothing is sent and the reason is printed. The client proves a fresh\n"
-            "  Ed25519 identity: workers accept any, as the gateway's invoke path does.\n");
+            "  otherwise nothing is sent and the reason is printed. The client proves the\n"
+            "  Ed25519 identity in SEED (psl identity), else a fresh one: workers accept any,\n"
+            "  as the gateway's invoke path does, unless started with --client-keys.\n");
 }
 
 /* psl invoke --secure: one request over a worker's client channel. */
@@ -1279,7 +1310,7 @@ static int invoke_secure(const copts *o, const uint8_t *body, size_t blen) {
     if (!gw)
         return EXIT_NOTFOUND;
     cli_secure s;
-    int rc = cli_secure_init(&s, gw, default_dir(o), o->policy, o->measurement);
+    int rc = cli_secure_init(&s, gw, default_dir(o), o->policy, o->measurement, o->identity);
     free(gw);
     cl_conn *c = NULL;
     if (rc == 0) /* a worker at random: the load spreads as the gateway's scheduler would */

@@ -3,11 +3,13 @@
 #include "cli/cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/err.h"
 #include "coord/keymgr.h"
@@ -296,20 +298,69 @@ int cmd_policy(int argc, char **argv) {
     return rc;
 }
 
+/* ---- psl identity -------------------------------------------------------------------------- */
+
+void cmd_identity_help(FILE *out) {
+    fprintf(out, "usage: psl identity FILE\n"
+                 "Create FILE (a new random Ed25519 seed, mode 0600) unless it exists, and print\n"
+                 "its public key as a line 'client_key: HEX'. Workers started with --client-keys\n"
+                 "LIST (psl up, psl worker), LIST a file of such lines, serve only the clients\n"
+                 "listed; a client connects with --identity FILE (psl invoke --secure, psl bench\n"
+                 "ycsb).\n");
+}
+
+int cmd_identity(int argc, char **argv) {
+    if (argc != 2 || argv[1][0] == '-') {
+        cmd_identity_help(stderr);
+        return EXIT_USAGE;
+    }
+    const char *path = argv[1];
+    if (cr_init() != 0) {
+        cli_err("identity: the crypto library failed to start");
+        return EXIT_IO;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        uint8_t seed[CR_SIGN_SEED];
+        cr_random(seed, sizeof seed);
+        bool ok = write(fd, seed, sizeof seed) == (ssize_t)sizeof seed && fsync(fd) == 0;
+        cr_memzero(seed, sizeof seed);
+        if (close(fd) != 0 || !ok) {
+            cli_err("identity: cannot write %s: %s", path, strerror(errno));
+            unlink(path);
+            return EXIT_IO;
+        }
+        fprintf(stderr, "psl identity: created %s (keep it secret)\n", path);
+    } else if (errno != EEXIST) {
+        cli_err("identity: cannot create %s: %s", path, strerror(errno));
+        return EXIT_IO;
+    }
+    uint8_t *sk = cr_secure_alloc(CR_SIGN_SK), pk[CR_SIGN_PK];
+    int rc = cli_identity_load(path, sk, pk);
+    cr_secure_free(sk);
+    if (rc)
+        return rc;
+    char hex[2 * CR_SIGN_PK + 1];
+    cr_hex(hex, pk, CR_SIGN_PK);
+    printf("client_key: %s\n", hex);
+    return EXIT_OK;
+}
+
 /* ---- psl deployment ------------------------------------------------------------------------ */
 
 void cmd_deployment_help(FILE *out) {
-    fprintf(out,
-            "usage: psl deployment create NAME --policy WORKER_POLICY [--home DIR] [--config F]\n"
-            "       psl deployment fetch NAME --coordinator ENDPOINT --policy COORD_POLICY\n"
-            "                            [--worker ID] [--home DIR] [--config F] [--identity SEED]\n"
-            "create: make the deployment's secrets (capsule key, worker signing root) inside this\n"
-            "  node's enclave and seal them, with the worker policy, under HOME/deployments.\n"
-            "  Run it with the coordinator's home and configuration: only an enclave with the\n"
-            "  same measurement on the same platform can unseal them.\n"
-            "fetch: act as a worker: connect over the attested channel (the coordinator must pass\n"
-            "  COORD_POLICY) and ask for the keys; prints their fingerprints, never the keys.\n"
-            "  --identity SEED authenticates with an Ed25519 identity instead of a report.\n");
+    fprintf(
+        out,
+        "usage: psl deployment create NAME --policy WORKER_POLICY [--home DIR] [--config F]\n"
+        "       psl deployment fetch NAME --coordinator ENDPOINT --policy COORD_POLICY\n"
+        "                            [--worker ID] [--home DIR] [--config F] [--identity SEED]\n"
+        "create: make the deployment's secrets (capsule key, worker signing root) inside this\n"
+        "  node's enclave and seal them, with the worker policy, under HOME/deployments.\n"
+        "  Run it with the coordinator's home and configuration: only an enclave with the\n"
+        "  same measurement on the same platform can unseal them.\n"
+        "fetch: act as a worker: connect over the attested channel (the coordinator must pass\n"
+        "  COORD_POLICY) and ask for the keys; prints their fingerprints, never the keys.\n"
+        "  --identity SEED authenticates with an Ed25519 identity instead of a report.\n");
 }
 
 static volatile sig_atomic_t g_stop;
@@ -332,17 +383,12 @@ static int deployment_fetch(const topts *o) {
     uint8_t *idsk = NULL;
     net_auth a = {.peer = &cp, .name = "deployment"};
     if (o->identity) {
-        uint8_t *d, pk[32];
-        size_t n;
-        if (plat_read_file(o->identity, &d, &n) != 0 || n != 32) {
-            cli_err("identity %s: expected a 32-byte seed file", o->identity);
+        idsk = cr_secure_alloc(CR_SIGN_SK);
+        if (cli_identity_load(o->identity, idsk, NULL) != 0) {
+            cr_secure_free(idsk);
             tee_policy_fini(&cp);
             return EXIT_USAGE;
         }
-        idsk = cr_secure_alloc(64);
-        cr_sign_seed_keypair(pk, idsk, d);
-        cr_memzero(d, n);
-        free(d);
         a.id_sk = idsk;
     } else {
         if ((rc = open_node(o, &t)) != 0) {
@@ -429,10 +475,11 @@ int cmd_deployment(int argc, char **argv) {
 /* ---- psl keymgr ---------------------------------------------------------------------------- */
 
 void cmd_keymgr_help(FILE *out) {
-    fprintf(out, "usage: psl keymgr --listen ENDPOINT [--home DIR] [--config FILE]\n"
-                 "Serve deployment keys over the attested channel (the coordinator's key manager).\n"
-                 "Any peer may open a channel; keys go only to attested workers whose report passes\n"
-                 "the deployment's sealed policy, and every refusal names its reason.\n");
+    fprintf(out,
+            "usage: psl keymgr --listen ENDPOINT [--home DIR] [--config FILE]\n"
+            "Serve deployment keys over the attested channel (the coordinator's key manager).\n"
+            "Any peer may open a channel; keys go only to attested workers whose report passes\n"
+            "the deployment's sealed policy, and every refusal names its reason.\n");
 }
 
 int cmd_keymgr(int argc, char **argv) {

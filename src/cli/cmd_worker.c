@@ -3,6 +3,7 @@
 #include "cli/tier.h"
 
 #include "base/err.h"
+#include "tee/tee.h"
 #include "worker/worker.h"
 
 #include <stdlib.h>
@@ -44,6 +45,9 @@ void cmd_worker_help(FILE *out) {
             "                    plain TCP (the default, stream://127.0.0.1:0: a free loopback\n"
             "                    port, announced to the coordinator); tcp://HOST:PORT: on\n"
             "                    ZeroMQ; none: off\n"
+            "  --client-keys FILE  serve only the client identities FILE lists ('client_key:\n"
+            "                    HEX' lines, as psl identity prints them); default: any\n"
+            "                    identity\n"
             "  --no-sandbox      do not install the seccomp allow-list (debugging only; by\n"
             "                    default the worker may only use sockets, files and threads)\n"
             "Stops cleanly on SIGINT or SIGTERM.\n");
@@ -109,6 +113,8 @@ int cmd_worker(int argc, char **argv) {
             ckpt = v;
         else if (!strcmp(a, "--client-listen"))
             o.client_listen = v;
+        else if (!strcmp(a, "--client-keys"))
+            o.client_keys = v;
         else {
             cli_err("worker: unknown option %s (see psl worker --help)", a);
             return EXIT_USAGE;
@@ -117,6 +123,15 @@ int cmd_worker(int argc, char **argv) {
     if (!o.coordinator || !o.policy || !o.id) {
         cli_err("worker: --coordinator, --policy and --id are required (see psl worker --help)");
         return EXIT_USAGE;
+    }
+    if (o.client_keys) { /* refuse a bad file now, not once the worker has joined */
+        tee_policy cp;
+        char why[300];
+        if (tee_client_list_load(o.client_keys, &cp, why, sizeof why) != 0) {
+            cli_err("worker: --client-keys %s: %s", o.client_keys, why);
+            return EXIT_USAGE;
+        }
+        tee_policy_fini(&cp);
     }
     if (!o.dir) {
         snprintf(dir, sizeof dir, "psl-data/worker-%llu", (unsigned long long)o.id);

@@ -74,6 +74,7 @@ typedef struct yopts {
     uint32_t chunk_ms; /* in-function mode: milliseconds per invocation (0: one per run) */
     const char *dir, *fn_path, *csv, *plot;
     const char *policy, *measurement; /* psl-client: what the workers must prove */
+    const char *identity;             /* psl-client: the clients' identity (a seed file) */
     int redis_port;
     bool check, quiet;
 } yopts;
@@ -295,7 +296,8 @@ static int psl_start(env *e, const yopts *o) {
         /* Every worker that has joined must be listed: the clients spread over all of them. */
         int rc = 0;
         for (int tries = 0; tries < 100; tries++) {
-            rc = cli_secure_init(&e->sec, e->gateway, e->dir, o->policy, o->measurement);
+            rc = cli_secure_init(&e->sec, e->gateway, e->dir, o->policy, o->measurement,
+                                 o->identity);
             if (rc || e->sec.n >= (size_t)o->workers)
                 break;
             cli_secure_fini(&e->sec);
@@ -1216,7 +1218,7 @@ static void ycsb_help(FILE *out) {
             "                      [--records N] [--warmup S] [--duration S] [--ops N]\n"
             "                      [--distribution zipfian|uniform|latest] [--runs R]\n"
             "                      [--workers N] [--dir DIR] [--fn FILE] [--redis-port P]\n"
-            "                      [--policy FILE] [--measurement HEX]\n"
+            "                      [--policy FILE] [--measurement HEX] [--identity SEED]\n"
             "                      [--csv FILE] [--plot FILE.png] [--seed N] [--check]\n"
             "  YCSB core workloads (a b c d f) against redis and psl, side by side.\n"
             "  --target: comma list of redis, zmq, psl-fn, psl-client, psl-client-wasm,\n"
@@ -1230,6 +1232,8 @@ static void ycsb_help(FILE *out) {
             "    psl-http sends it through the HTTP gateway (keep-alive).\n"
             "  --policy FILE, --measurement HEX: what psl-client demands of the workers\n"
             "    (default: the cluster's DIR/policy.txt and the published measurement).\n"
+            "  --identity SEED: the Ed25519 identity psl-client connects as (psl identity;\n"
+            "    needed when the workers serve only listed clients, --client-keys).\n"
             "  --threads (alias --connections): comma list of client threads (default 16).\n"
             "  --records (default 100000) records of 10 x 100 bytes; --warmup (2) and\n"
             "  --duration (10) seconds; --ops N stops each thread after N operations.\n"
@@ -1390,6 +1394,8 @@ static int parse_opts(int argc, char **argv, yopts *o) {
             o->policy = v;
         } else if (strcmp(a, "--measurement") == 0) {
             o->measurement = v;
+        } else if (strcmp(a, "--identity") == 0) {
+            o->identity = v;
         } else if (strcmp(a, "--csv") == 0) {
             o->csv = v;
         } else if (strcmp(a, "--plot") == 0) {

@@ -18,6 +18,8 @@ static const cli_cmd cli_cmds[] = {
      cmd_attest_help},
     {"verify", cmd_verify, "check an attestation report against a policy", cmd_verify_help},
     {"policy", cmd_policy, "print an attestation policy accepting this node", cmd_policy_help},
+    {"identity", cmd_identity, "create or show a client identity (Ed25519 seed file)",
+     cmd_identity_help},
     {"deployment", cmd_deployment, "create a deployment's sealed secrets, or fetch them as a worker",
      cmd_deployment_help},
     {"keymgr", cmd_keymgr, "serve deployment keys to attested workers (coordinator key manager)",

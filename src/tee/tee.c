@@ -321,9 +321,8 @@ int tee_report_from_text(const char *text, tee_report *out, char *why, size_t wh
     int r;
     memset(out, 0, sizeof *out);
     while ((r = kv_next(&it, why, whylen)) == 1) {
-        static const char *const keys[] = {"version",      "backend", "measurement", "pubkey",
-                                           "nonce",        "time",    "platform_key",
-                                           "signature"};
+        static const char *const keys[] = {"version", "backend", "measurement",  "pubkey",
+                                           "nonce",   "time",    "platform_key", "signature"};
         unsigned k = 0;
         while (k < ARRAY_LEN(keys) && strcmp(keys[k], it.key) != 0)
             k++;
@@ -367,8 +366,9 @@ int tee_report_from_text(const char *text, tee_report *out, char *why, size_t wh
     if (r < 0)
         return ERR_MALFORMED;
     if (seen != 0xffu) {
-        say(why, whylen, "incomplete report: some of version, backend, measurement, pubkey, "
-                         "nonce, time, platform_key, signature are missing");
+        say(why, whylen,
+            "incomplete report: some of version, backend, measurement, pubkey, "
+            "nonce, time, platform_key, signature are missing");
         return ERR_MALFORMED;
     }
     if (out->version != TEE_REPORT_VERSION) {
@@ -456,12 +456,45 @@ fail:
     return ERR_MALFORMED;
 }
 
-int tee_policy_load(const char *path, tee_policy *out, char *why, size_t whylen) {
+int tee_client_list_parse(const char *text, tee_policy *out, char *why, size_t whylen) {
+    kv_iter it = {.p = text};
+    int r;
+    memset(out, 0, sizeof *out);
+    out->max_age_s = 300;
+    while ((r = kv_next(&it, why, whylen)) == 1) {
+        uint8_t k[32];
+        if (strcmp(it.key, "client_key") != 0) {
+            say(why, whylen, "line %d: a client list holds only 'client_key: HEX' lines, not '%s'",
+                it.line, it.key);
+            goto fail;
+        }
+        if (cr_unhex(k, 32, it.val, strlen(it.val)) != 0) {
+            say(why, whylen, "line %d: bad value '%s' for 'client_key' (64 hex digits)", it.line,
+                it.val);
+            goto fail;
+        }
+        add_key(&out->client, &out->n_client, k);
+    }
+    if (r < 0)
+        goto fail;
+    if (out->n_client == 0) {
+        say(why, whylen, "the client list names no client_key");
+        goto fail;
+    }
+    return 0;
+fail:
+    tee_policy_fini(out);
+    return ERR_MALFORMED;
+}
+
+/* Read a policy or client list file and parse it with @p parse. */
+static int load_with(const char *path, int (*parse)(const char *, tee_policy *, char *, size_t),
+                     tee_policy *out, char *why, size_t whylen) {
     uint8_t *data = NULL;
     size_t len = 0;
     int rc = plat_read_file(path, &data, &len);
     if (rc) {
-        say(why, whylen, "cannot read policy %s: %s", path, err_str(rc));
+        say(why, whylen, "cannot read %s: %s", path, err_str(rc));
         return ERR_IO;
     }
     char *text = xmalloc(len + 1);
@@ -470,12 +503,20 @@ int tee_policy_load(const char *path, tee_policy *out, char *why, size_t whylen)
     free(data);
     if (strlen(text) != len) {
         free(text);
-        say(why, whylen, "policy %s contains a NUL byte", path);
+        say(why, whylen, "%s contains a NUL byte", path);
         return ERR_MALFORMED;
     }
-    rc = tee_policy_parse(text, out, why, whylen);
+    rc = parse(text, out, why, whylen);
     free(text);
     return rc;
+}
+
+int tee_policy_load(const char *path, tee_policy *out, char *why, size_t whylen) {
+    return load_with(path, tee_policy_parse, out, why, whylen);
+}
+
+int tee_client_list_load(const char *path, tee_policy *out, char *why, size_t whylen) {
+    return load_with(path, tee_client_list_parse, out, why, whylen);
 }
 
 void tee_policy_for(tee_enclave *t, bool production, tee_policy *out) {
@@ -545,8 +586,9 @@ int tee_verify(const tee_report *r, const tee_policy *p, const uint8_t *pubkey,
         return ERR_AUTH;
     }
     if (!p->allow_sim) {
-        say(why, whylen, "backend 'sim' not accepted by policy (allow_sim: no): a sim report "
-                         "gives no protection against root on its host");
+        say(why, whylen,
+            "backend 'sim' not accepted by policy (allow_sim: no): a sim report "
+            "gives no protection against root on its host");
         return ERR_AUTH;
     }
     if (p->n_platform && !in_list(p->platform, p->n_platform, r->platform_key)) {

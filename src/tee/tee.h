@@ -33,21 +33,21 @@
 #include "base/base.h"
 
 #define TEE_MEAS_BYTES 32u
-#define TEE_KEY_BYTES 32u   /* report public key (Ed25519 or X25519, by context) */
+#define TEE_KEY_BYTES 32u /* report public key (Ed25519 or X25519, by context) */
 #define TEE_NONCE_BYTES 32u
 #define TEE_SIG_BYTES 64u
 #define TEE_BACKEND_MAX 16u /* backend name, NUL padded */
 #define TEE_REPORT_VERSION 1u
-#define TEE_REPORT_BYTES 224u       /* canonical binary encoding (tee_report_encode) */
+#define TEE_REPORT_BYTES 224u        /* canonical binary encoding (tee_report_encode) */
 #define TEE_REPORT_SIGNED_BYTES 160u /* prefix of the encoding that the signature covers */
 
 typedef struct tee_enclave tee_enclave;
 
 typedef struct tee_opts {
     const char *backend; /* "sim" (NULL = "sim") */
-    const char *home;    /* state directory: platform key, counters (NULL = $PSL_HOME or ./psl-data) */
-    const char *binary;  /* file measured as "the binary" (NULL = /proc/self/exe) */
-    bool quiet;          /* suppress the sim warning (tests only; reports still say backend: sim) */
+    const char *home; /* state directory: platform key, counters (NULL = $PSL_HOME or ./psl-data) */
+    const char *binary; /* file measured as "the binary" (NULL = /proc/self/exe) */
+    bool quiet;         /* suppress the sim warning (tests only; reports still say backend: sim) */
 } tee_opts;
 
 /** Open the backend: create/load the platform key, measure the binary.
@@ -72,7 +72,7 @@ void tee_platform_key(const tee_enclave *t, uint8_t out[TEE_KEY_BYTES]);
 /* ---- reports ------------------------------------------------------------------------------- */
 typedef struct tee_report {
     uint32_t version;
-    char backend[TEE_BACKEND_MAX];       /* NUL padded */
+    char backend[TEE_BACKEND_MAX]; /* NUL padded */
     uint8_t measurement[TEE_MEAS_BYTES];
     uint8_t pubkey[TEE_KEY_BYTES];       /* the key this enclave proves it holds */
     uint8_t nonce[TEE_NONCE_BYTES];      /* freshness / handshake transcript binding */
@@ -94,9 +94,9 @@ int tee_report_from_text(const char *text, tee_report *out, char *why, size_t wh
 
 /* ---- policy -------------------------------------------------------------------------------- */
 typedef struct tee_policy {
-    bool allow_sim;          /* accept backend sim (must be said explicitly) */
-    bool any_measurement;    /* "measurement: any" (development only) */
-    bool any_client_key;     /* "client_key: any" */
+    bool allow_sim;       /* accept backend sim (must be said explicitly) */
+    bool any_measurement; /* "measurement: any" (development only) */
+    bool any_client_key;  /* "client_key: any" */
     size_t n_meas, n_platform, n_client;
     uint8_t (*meas)[TEE_MEAS_BYTES];
     uint8_t (*platform)[TEE_KEY_BYTES]; /* empty = any platform key */
@@ -115,7 +115,14 @@ typedef struct tee_policy {
 int tee_policy_parse(const char *text, tee_policy *out, char *why, size_t whylen) WARN_UNUSED;
 /** Read and parse a policy file. ERR_IO when unreadable. */
 int tee_policy_load(const char *path, tee_policy *out, char *why, size_t whylen) WARN_UNUSED;
-/** A policy accepting exactly this enclave's measurement and platform key; allow_sim = !production. */
+/** Parse a client list: one or more 'client_key: HEX' lines ('#' comments), the only Ed25519
+ * identities to accept. The result is a policy that accepts those identities and no attestation
+ * report (no measurement). @return 0 or ERR_MALFORMED with a reason in @p why. */
+int tee_client_list_parse(const char *text, tee_policy *out, char *why, size_t whylen) WARN_UNUSED;
+/** Read and parse a client list file. ERR_IO when unreadable. */
+int tee_client_list_load(const char *path, tee_policy *out, char *why, size_t whylen) WARN_UNUSED;
+/** A policy accepting exactly this enclave's measurement and platform key; allow_sim = !production.
+ */
 void tee_policy_for(tee_enclave *t, bool production, tee_policy *out);
 void tee_policy_add_client(tee_policy *p, const uint8_t key[TEE_KEY_BYTES]);
 /** Text form, parseable by tee_policy_parse. malloc'd. */

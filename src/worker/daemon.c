@@ -952,8 +952,19 @@ static int front_open(wk *w, tee_enclave *t) {
     const char *ep = w->o->client_listen ? w->o->client_listen : "stream://127.0.0.1:0";
     if (strcmp(ep, "none") == 0)
         return 0;
-    f->pol = (tee_policy){.any_client_key = true};
+    char why[300];
+    if (w->o->client_keys) {
+        if (tee_client_list_load(w->o->client_keys, &f->pol, why, sizeof why) != 0) {
+            wlog(w, "client keys %s: %s", w->o->client_keys, why);
+            return ERR_USAGE;
+        }
+    } else {
+        f->pol = (tee_policy){.any_client_key = true};
+    }
     tee_policy_for(t, false, &f->self_pol);
+    /* The doorbell's own identity must pass the client policy too. */
+    cr_sign_keypair(f->bell_pk, f->bell_sk);
+    tee_policy_add_client(&f->pol, f->bell_pk);
     net_auth a = {.tee = t, .peer = &f->pol, .max_msg = WORKER_CLIENT_MAX_MSG, .name = w->name};
     int rc = net_server_open(w->zctx, ep, &a, &f->srv);
     if (rc) {
@@ -969,8 +980,6 @@ static int front_open(wk *w, tee_enclave *t) {
         f->dth_started = true;
     }
     /* The doorbell: other threads wake the server thread with an empty message. */
-    char why[300];
-    cr_sign_keypair(f->bell_pk, f->bell_sk);
     net_auth ba = {.id_sk = f->bell_sk, .peer = &f->self_pol, .name = "client doorbell"};
     net_chan *bell = NULL;
     rc = net_chan_connect(w->zctx, net_server_endpoint(f->srv), &ba, &bell, why, sizeof why);
@@ -981,7 +990,8 @@ static int front_open(wk *w, tee_enclave *t) {
     pthread_mutex_lock(&f->bell_mu);
     f->bell = bell;
     pthread_mutex_unlock(&f->bell_mu);
-    wlog(w, "serving clients on %s (any client identity)", net_server_endpoint(f->srv));
+    wlog(w, "serving clients on %s (%s)", net_server_endpoint(f->srv),
+         w->o->client_keys ? "only the identities listed in --client-keys" : "any client identity");
     return 0;
 }
 
@@ -1019,6 +1029,7 @@ static void front_close(wk *w) {
     }
     f->done_h = f->done_t = NULL;
     tee_policy_fini(&f->self_pol);
+    tee_policy_fini(&f->pol);
     cr_memzero(f->bell_sk, sizeof f->bell_sk);
 }
 

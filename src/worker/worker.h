@@ -50,6 +50,8 @@ typedef struct worker_opts {
     const char *client_listen; /* client-facing channel endpoint (NULL = stream://127.0.0.1:0,
                                 * an ephemeral loopback port on the stream transport; "tcp://..."
                                 * = ZeroMQ; "none" = no client channel) */
+    const char *client_keys;   /* client list file (tee_client_list_load): the only identities
+                                * the client channel serves (NULL = any identity) */
 } worker_opts;
 
 /* The largest message of the client-facing channel (a ClientInvoke or ClientResult): an 8 MiB

@@ -5,8 +5,10 @@
 # the channel is seen by the HTTP path; a sync function answers after its writes are durable; a
 # client that demands another measurement, or a policy the workers do not pass, is refused before
 # sending anything, with the reason; a function that runs long goes to the invocation threads and
-# does not hold up other clients; the workers keep serving after all of that. Skipped (77) when
-# this psl has no `worker` command.
+# does not hold up other clients; the workers keep serving after all of that. Then a cluster
+# whose workers serve only listed client identities (psl up --client-keys, psl identity): a
+# listed client is served, an unlisted or fresh identity is refused with the reason, a bad list
+# is refused by psl up. Skipped (77) when this psl has no `worker` command.
 # usage: client_channel.sh PSL EXAMPLES_DIR WAT_DIR
 set -u
 PSL=$1
@@ -133,4 +135,28 @@ n=$(curl -s "$GW/healthz" | grep -o '"workers":[0-9]*' | cut -d: -f2)
 grep -l "closed the channel: attestation report rejected" "$PSL_DIR"/logs/worker-*.log >/dev/null ||
     fail "no worker logged the refused client"
 ok "both workers live and serving after the refused clients"
+
+# Only listed clients: a second cluster started with --client-keys.
+"$PSL" down >/dev/null 2>&1
+export PSL_DIR="$T/data2"
+"$PSL" identity "$T/alice" > "$T/keys.txt" 2>/dev/null || fail "psl identity alice"
+grep -q "^client_key: [0-9a-f]\{64\}$" "$T/keys.txt" || fail "psl identity printed: $(cat "$T/keys.txt")"
+"$PSL" identity "$T/bob" >/dev/null 2>&1 || fail "psl identity bob"
+k1=$(cat "$T/keys.txt")
+k2=$("$PSL" identity "$T/alice" 2>/dev/null)
+[ "$k1" = "$k2" ] || fail "psl identity on an existing file printed another key: $k2"
+echo "measurement: any" > "$T/badkeys.txt"
+"$PSL" up --workers 1 --client-keys "$T/badkeys.txt" 2>"$T/bad.err" && fail "psl up took a bad client list"
+grep -q "holds only 'client_key: HEX' lines" "$T/bad.err" || fail "bad list: $(cat "$T/bad.err")"
+"$PSL" up --workers 1 --client-keys "$T/keys.txt" >/dev/null || fail "psl up --client-keys"
+"$PSL" deploy echo "$EX/echo.wasm" >/dev/null || fail "deploy echo (listed clients)"
+out=$("$PSL" invoke --secure --identity "$T/alice" echo --data listed) || fail "listed client refused"
+[ "$out" = listed ] || fail "listed client got '$out'"
+"$PSL" invoke --secure --identity "$T/bob" echo --data unlisted >/dev/null 2>"$T/bob.err" &&
+    fail "an unlisted identity was served"
+grep -q "is not a client_key of the policy" "$T/bob.err" || fail "unlisted: $(cat "$T/bob.err")"
+"$PSL" invoke --secure echo --data fresh >/dev/null 2>"$T/fresh.err" &&
+    fail "a fresh identity was served"
+grep -q "is not a client_key of the policy" "$T/fresh.err" || fail "fresh: $(cat "$T/fresh.err")"
+ok "client list: the listed identity is served, an unlisted and a fresh one are refused"
 echo "PASS"

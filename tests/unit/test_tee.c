@@ -125,8 +125,7 @@ static void test_report_verify(void **state) {
     assert_int_equal(tee_verify(&r, &dev, pk, other, now, why, sizeof why), ERR_AUTH);
     assert_non_null(strstr(why, "nonce"));
     /* too old */
-    assert_int_equal(tee_verify(&r, &dev, pk, nonce, now + 400ull * 1000000000ull, why,
-                                sizeof why),
+    assert_int_equal(tee_verify(&r, &dev, pk, nonce, now + 400ull * 1000000000ull, why, sizeof why),
                      ERR_AUTH);
     assert_non_null(strstr(why, "too old"));
     /* the measurement changes with configuration: the old policy rejects new reports */
@@ -192,11 +191,46 @@ static void test_text_forms(void **state) {
     assert_non_null(strstr(why, "no measurement"));
     assert_int_equal(tee_policy_parse("allow_sim: maybe\nmeasurement: any\n", &q, why, sizeof why),
                      ERR_MALFORMED);
-    assert_int_equal(tee_policy_parse("allow_sim: no\nmeasurement: any\n", &q, why, sizeof why),
-                     0);
+    assert_int_equal(tee_policy_parse("allow_sim: no\nmeasurement: any\n", &q, why, sizeof why), 0);
     assert_false(q.allow_sim);
     tee_policy_fini(&q);
     tee_close(t);
+}
+
+/* A client list: only 'client_key: HEX' lines; it accepts the listed identities and no report. */
+static void test_client_list(void **state) {
+    (void)state;
+    uint8_t a[32], b[32];
+    cr_random(a, 32);
+    cr_random(b, 32);
+    char ha[65], text[256], why[256];
+    cr_hex(ha, a, 32);
+    snprintf(text, sizeof text, "# clients\nclient_key: %s\n", ha);
+    tee_policy q;
+    assert_int_equal(tee_client_list_parse(text, &q, why, sizeof why), 0);
+    assert_true(tee_policy_accepts_client(&q, a));
+    assert_false(tee_policy_accepts_client(&q, b));
+    assert_false(q.any_client_key);
+    /* No report passes it: no measurement, and sim is not allowed. */
+    tee_enclave *t = open_in(g_home);
+    uint8_t pk[32], nonce[32];
+    cr_random(pk, 32);
+    cr_random(nonce, 32);
+    tee_report r;
+    assert_int_equal(tee_report_create(t, pk, nonce, &r), 0);
+    assert_int_equal(tee_verify(&r, &q, pk, nonce, plat_realtime_ns(), why, sizeof why), ERR_AUTH);
+    tee_close(t);
+    tee_policy_fini(&q);
+    /* Anything else is refused, with the line. */
+    assert_int_equal(tee_client_list_parse("# nothing\n", &q, why, sizeof why), ERR_MALFORMED);
+    assert_non_null(strstr(why, "names no client_key"));
+    assert_int_equal(tee_client_list_parse("client_key: any\n", &q, why, sizeof why),
+                     ERR_MALFORMED);
+    assert_non_null(strstr(why, "line 1: bad value 'any'"));
+    snprintf(text, sizeof text, "client_key: %s\nmeasurement: any\n", ha);
+    assert_int_equal(tee_client_list_parse(text, &q, why, sizeof why), ERR_MALFORMED);
+    assert_non_null(strstr(why, "line 2: a client list holds only"));
+    assert_int_equal(tee_client_list_load("/nonexistent/keys", &q, why, sizeof why), ERR_IO);
 }
 
 static void test_seal(void **state) {
@@ -361,6 +395,7 @@ int main(void) {
         cmocka_unit_test(test_platform_key_file),
         cmocka_unit_test(test_report_verify),
         cmocka_unit_test(test_text_forms),
+        cmocka_unit_test(test_client_list),
         cmocka_unit_test(test_seal),
         cmocka_unit_test(test_counter),
         cmocka_unit_test(test_harden),
