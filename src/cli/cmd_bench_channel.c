@@ -1,5 +1,6 @@
 /* psl bench channel: 1 KiB messages over the attested secure channel against plain ZeroMQ
- * (same sockets, same echo loop, same process layout) in one run: handshake time (including
+ * (same sockets, same echo loop, same process layout), and over the channel's stream transport
+ * (plain TCP, stream://), in one run: handshake time (including
  * report creation and verification on both sides), round trips with one message in flight, and
  * throughput with many in flight. The echo server runs in a thread of this process. Both echo
  * loops receive the same way (a non-blocking try first, zmq_poll only when nothing is queued).
@@ -24,8 +25,10 @@
 #include "platform/platform.h"
 #include "tee/tee.h"
 
-enum { PLAIN, SECURE, BATCHED, NMODES }; /* transports, in the order they are run */
-static const char *const mode_name[NMODES] = {"plain zeromq", "secure channel", "secure, batched"};
+enum { PLAIN, SECURE, BATCHED, STREAM, NMODES }; /* transports, in the order they are run */
+static const char *const mode_name[NMODES] = {"plain zeromq", "secure channel", "secure, batched",
+                                              "secure, stream"};
+static const char *const mode_short[NMODES] = {"plain", "secure", "batched", "stream"};
 
 typedef struct bench_srv {
     int mode;
@@ -39,7 +42,8 @@ static void *srv_main(void *arg) {
     bench_srv *b = arg;
     if (b->mode != PLAIN) {
         net_server *s;
-        if (net_server_open(b->ctx, "tcp://127.0.0.1:0", b->auth, &s) != 0) {
+        const char *ep = b->mode == STREAM ? "stream://127.0.0.1:0" : "tcp://127.0.0.1:0";
+        if (net_server_open(b->ctx, ep, b->auth, &s) != 0) {
             atomic_store(&b->ready, -1);
             return NULL;
         }
@@ -217,11 +221,12 @@ static int cmd_bench_channel(int argc, char **argv) {
             repeat = atoi(argv[++i]);
         else if (i + 1 < argc && strcmp(argv[i], "--only") == 0) {
             const char *m = argv[++i];
-            only = !strcmp(m, "plain") ? PLAIN : !strcmp(m, "secure") ? SECURE
-                                     : !strcmp(m, "batched")            ? BATCHED
-                                                                        : -2;
+            only = -2;
+            for (int k = 0; k < NMODES; k++)
+                if (!strcmp(m, mode_short[k]))
+                    only = k;
             if (only == -2) {
-                cli_err("bench channel: --only takes plain, secure or batched");
+                cli_err("bench channel: --only takes plain, secure, batched or stream");
                 return EXIT_USAGE;
             }
         } else {
@@ -258,10 +263,12 @@ static int cmd_bench_channel(int argc, char **argv) {
            cr_aead_name(cr_aead_pick(cr_aead_supported())), window, msgs, rtts, hs);
     printf("secure: one frame (one AEAD call, one ZeroMQ message) per message; batched: the\n"
            "client queues its window with net_chan_send_more and the echo server answers with\n"
-           "net_server_send_more, so queued messages share frames\n");
+           "net_server_send_more, so queued messages share frames; stream: one frame per\n"
+           "message on the stream transport (plain TCP, no ZeroMQ)\n");
     if (repeat > 1)
-        printf("%-4s %12s %12s %12s %12s %10s %8s %8s\n", "run", "plain msg/s", "secure msg/s",
-               "batched msg/s", "hs us", "plain cpu", "secure%", "batched%");
+        printf("%-4s %12s %12s %12s %12s %12s %10s %8s %8s %8s\n", "run", "plain msg/s",
+               "secure msg/s", "batched msg/s", "stream msg/s", "hs us", "plain cpu", "secure%",
+               "batched%", "stream%");
     for (int r = 0; r < repeat && !rc; r++) {
         bench_res res[NMODES];
         for (int k = 0; k < NMODES && !rc; k++)
@@ -279,9 +286,10 @@ static int cmd_bench_channel(int argc, char **argv) {
             col[RATIO + 2 * (k - 1) + 1][r] = 100.0 * res[PLAIN].cpu_us / res[k].cpu_us;
         }
         if (repeat > 1) {
-            printf("%-4d %12.0f %12.0f %12.0f %12.1f %10.2f %8.1f %8.1f\n", r + 1, res[PLAIN].tput,
-                   res[SECURE].tput, res[BATCHED].tput, col[HS][r], res[PLAIN].cpu_us,
-                   col[RATIO][r], col[RATIO + 2][r]);
+            printf("%-4d %12.0f %12.0f %12.0f %12.0f %12.1f %10.2f %8.1f %8.1f %8.1f\n", r + 1,
+                   res[PLAIN].tput, res[SECURE].tput, res[BATCHED].tput, res[STREAM].tput,
+                   col[HS][r], res[PLAIN].cpu_us, col[RATIO][r], col[RATIO + 2][r],
+                   col[RATIO + 4][r]);
             fflush(stdout);
         }
     }
@@ -302,9 +310,9 @@ static int cmd_bench_channel(int argc, char **argv) {
         }
         for (int k = 1; k < NMODES; k++)
             printf("%s/plain throughput: %.1f%%%s; CPU per message plain/%s: %.1f%%\n",
-                   k == SECURE ? "secure" : "batched", m[RATIO + 2 * (k - 1)],
-                   repeat > 1 ? " (median of the per-run ratios)" : "",
-                   k == SECURE ? "secure" : "batched", m[RATIO + 2 * (k - 1) + 1]);
+                   mode_short[k], m[RATIO + 2 * (k - 1)],
+                   repeat > 1 ? " (median of the per-run ratios)" : "", mode_short[k],
+                   m[RATIO + 2 * (k - 1) + 1]);
     }
     tee_policy_fini(&p);
     tee_close(t);
@@ -316,10 +324,11 @@ static int cmd_bench_channel(int argc, char **argv) {
 void cmd_bench_help(FILE *out) {
     fprintf(out, "usage: psl bench channel [--messages N] [--round-trips N] [--window N]\n"
                  "                         [--handshakes N] [--repeat N] [--home DIR]\n"
-                 "                         [--only plain|secure|batched]\n"
+                 "                         [--only plain|secure|batched|stream]\n"
                  "       psl bench capsule [--seconds S] [--writers N] [--port P]\n"
                  "       psl bench ycsb [--target redis,psl-fn,...] [--workload a,c] ... (--help)\n"
-                 "channel: 1 KiB messages over the attested secure channel vs plain ZeroMQ.\n"
+                 "channel: 1 KiB messages over the attested secure channel (on ZeroMQ, batched,\n"
+                 "  and on the stream transport) vs plain ZeroMQ.\n"
                  "capsule: DataCapsule appends to 3 local storage replicas, reads, raw limits.\n"
                  "       psl bench dnn [--lambdas 1,2,4] [--mode sync,async] ... (--help)\n"
                  "ycsb: YCSB core workloads against psl (in-function, client) and Redis.\n"
