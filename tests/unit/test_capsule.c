@@ -199,7 +199,7 @@ static void t_replicas(void **st) {
     assert_int_equal(cap_writer_close(w), 0);
 
     cap_client *c;
-    assert_int_equal(cap_client_open(eps3, 3, 2000, &c), 0);
+    assert_int_equal(cap_client_open(eps3, 3, 10000, &c), 0);
     cap_reader *r;
     assert_int_equal(cap_reader_open(c, id, K.data_root, &r), 0);
     assert_int_equal(cap_reader_sync(r), 0);
@@ -230,7 +230,7 @@ static void t_replicas(void **st) {
     /* A forger without the key cannot poison a replica: wrong signature, broken link. */
     const char *eps4[3] = {s[0].ep, s[1].ep, s[3].ep};
     cap_client *c4;
-    assert_int_equal(cap_client_open(eps4, 3, 2000, &c4), 0);
+    assert_int_equal(cap_client_open(eps4, 3, 10000, &c4), 0);
     uint8_t *m0 = NULL;
     size_t m0len;
     cap_meta meta;
@@ -310,7 +310,7 @@ static void t_checkpoint(void **st) {
     assert_int_equal(cap_wait_durable(w, seq), 0);
     assert_int_equal(seq, 200);
     cap_client *c;
-    assert_int_equal(cap_client_open(eps, 3, 2000, &c), 0);
+    assert_int_equal(cap_client_open(eps, 3, 10000, &c), 0);
     /* No checkpoint yet: the checkpoint reader verifies everything. */
     cap_reader *r;
     uint64_t ck = 99;
