@@ -76,6 +76,8 @@ typedef struct jit_mod {
     pid_t child;
     bool cancel;
     _Atomic uint32_t *samples; /* per function */
+    _Atomic uint32_t *callw;   /* per function: cells of its code times its interpreted calls
+                                * from compiled code (see call_sample) */
     uint8_t *state;            /* per function, ST_* (under mu) */
     uint32_t nqueued;          /* functions in ST_QUEUED (under mu) */
     /* per function, JIT_MAX_OSR slots: OSR entries (jit_osr_fn) or NULL, filled in order, and
@@ -280,6 +282,8 @@ void psl_jit_budget(jit_ctx *c) {
         psl_jit_trap(c, WASM_TRAP_TIMEOUT);
 }
 
+static void call_sample(const wasm_module *m, uint32_t k);
+
 /* Call f with the interpreter's convention on free value-stack cells above the compiled
  * activation; buf holds the arguments and receives the results. */
 static void call_func(jit_ctx *c, const wasm_func *f, wasm_val *buf) {
@@ -293,6 +297,8 @@ static void call_func(jit_ctx *c, const wasm_func *f, wasm_val *buf) {
             return;
         }
     }
+    if (f->inst == c->inst && f->code)
+        call_sample(c->inst->mod, (uint32_t)(f->code - c->inst->mod->codes));
     wasm_store *s = c->store;
     const wasm_ftype *t = f->type;
     uint32_t span = t->nparams > t->nresults ? t->nparams : t->nresults;
@@ -970,6 +976,37 @@ static uint32_t code_at(const jit_mod *jm, const wasm_cell *at) {
     return at < m->codes[k].code + m->codes[k].ncode ? k : UINT32_MAX;
 }
 
+/* One more sample of function k: queue it for the hot thread when it turns hot. */
+static void count_sample(jit_mod *jm, uint32_t k) {
+    if (atomic_fetch_add(&jm->samples[k], 1) + 1 == JIT_HOT_SAMPLES) {
+        pthread_mutex_lock(&jm->mu);
+        if (jm->state[k] == ST_COLD) {
+            jm->state[k] = ST_QUEUED;
+            jm->nqueued++;
+            pthread_cond_signal(&jm->cv);
+        }
+        pthread_mutex_unlock(&jm->mu);
+    }
+}
+
+/* An interpreted function called from compiled code runs in a fresh interpreter activation,
+ * whose fuel starts full: a short callee never runs out of it and is never sampled, so hot code
+ * under a native caller stayed interpreted for good (expr: musl's printf_core, called from a
+ * main that had gone native through OSR before printf_core was sampled twice, 5.9 s instead of
+ * ~1.2 s). Such calls count as samples at the callee's entry instead: one per JIT_FUEL_PERIOD
+ * cells of callee code called. */
+static void call_sample(const wasm_module *m, uint32_t k) {
+    jit_mod *jm = m->tier_data;
+    if (!jm || !jm->by_addr)
+        return;
+    uint32_t w = m->codes[k].ncode + 16;
+    uint32_t old = atomic_fetch_add_explicit(&jm->callw[k], w, memory_order_relaxed);
+    if ((old + w) / JIT_FUEL_PERIOD != old / JIT_FUEL_PERIOD) {
+        atomic_store_explicit(&jm->entered[k], 1, memory_order_relaxed);
+        count_sample(jm, k);
+    }
+}
+
 static int sample(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool back,
                   wasm_val *fp) {
     jit_mod *jm = inst->mod->tier_data;
@@ -980,15 +1017,7 @@ static int sample(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool 
         return 0;
     if (!back && at == inst->mod->codes[k].code) /* a call (forward branches are not back) */
         atomic_store_explicit(&jm->entered[k], 1, memory_order_relaxed);
-    if (atomic_fetch_add(&jm->samples[k], 1) + 1 == JIT_HOT_SAMPLES) {
-        pthread_mutex_lock(&jm->mu);
-        if (jm->state[k] == ST_COLD) {
-            jm->state[k] = ST_QUEUED;
-            jm->nqueued++;
-            pthread_cond_signal(&jm->cv);
-        }
-        pthread_mutex_unlock(&jm->mu);
-    }
+    count_sample(jm, k);
     if (!back)
         return 0;
     const wasm_code *code = &inst->mod->codes[k];
@@ -1070,6 +1099,14 @@ static void add_callees(jit_mod *jm, uint32_t k, uint8_t *sel, uint32_t *cells) 
     free(cs);
 }
 
+/* Has function k an OSR entry at loop head cell? (under mu) */
+static bool has_osr(jit_mod *jm, uint32_t k, uint32_t cell) {
+    for (unsigned q = 0; q < JIT_MAX_OSR; q++)
+        if (atomic_load(&jm->osr[k * JIT_MAX_OSR + q]) && jm->osr_at[k * JIT_MAX_OSR + q] == cell)
+            return true;
+    return false;
+}
+
 static void *hot_thread(void *arg) {
     jit_mod *jm = arg;
     uint8_t *sel = xmalloc(jm->nc);
@@ -1095,20 +1132,19 @@ static void *hot_thread(void *arg) {
                  * and turns hot again, it is compiled then. */
                 jm->state[k] = ST_TAKEN;
                 if (!atomic_load(&jm->entered[k]) && at != UINT32_MAX &&
-                    jm->nosr[k] < JIT_MAX_OSR) {
+                    jm->nosr[k] < JIT_MAX_OSR && !has_osr(jm, k, at)) {
                     jm->osr_req[k] = 1;
                     jm->osr_want[k] = at;
                 } else {
+                    /* Called, or hot again in the interpreter although it has an OSR entry
+                     * there: new activations keep starting interpreted. */
                     sel[k] = JIT_SEL_FN;
                 }
             }
             if (jm->osr_req[k] == 1) {
                 jm->osr_req[k] = 2;
-                bool have = false; /* the request may be older than the entry it asks for */
-                for (unsigned q = 0; q < JIT_MAX_OSR; q++)
-                    have |= atomic_load(&jm->osr[k * JIT_MAX_OSR + q]) &&
-                            jm->osr_at[k * JIT_MAX_OSR + q] == jm->osr_want[k];
-                if (!have) {
+                /* The request may be older than the entry it asks for. */
+                if (!has_osr(jm, k, jm->osr_want[k])) {
                     jm->nosr[k]++;
                     jm->osr_cell[k] = jm->osr_want[k];
                     sel[k] |= JIT_SEL_OSR;
@@ -1117,11 +1153,16 @@ static void *hot_thread(void *arg) {
             if (sel[k])
                 cells += jm->m->codes[k].ncode;
         }
+        uint32_t nsel = 0;
         for (uint32_t k = 0; k < jm->nc; k++)
-            if (sel[k])
+            if (sel[k]) {
+                nsel++;
                 add_callees(jm, k, sel, &cells);
+            }
         jm->nqueued = 0;
         pthread_mutex_unlock(&jm->mu);
+        if (nsel == 0)
+            continue;
         /* Functions whose batch fails stay ST_TAKEN, that is interpreted for good. */
         if (compile_objects(jm, sel, err, sizeof err) != 0 && !jm->cancel)
             report(err);
@@ -1170,6 +1211,7 @@ static void module_loaded(wasm_module *m) {
             (void)cache_load(jm, key, NULL, err, sizeof err);
         }
         jm->samples = xcalloc(jm->nc, sizeof *jm->samples);
+        jm->callw = xcalloc(jm->nc, sizeof *jm->callw);
         uint32_t *by = xmalloc(jm->nc * sizeof *by);
         for (uint32_t k = 0; k < jm->nc; k++)
             by[k] = k;
@@ -1212,6 +1254,7 @@ static void module_freed(wasm_module *m) {
     }
     free(jm->objs);
     free(jm->samples);
+    free((void *)jm->callw);
     free(jm->state);
     free((void *)jm->osr);
     free(jm->osr_at);
