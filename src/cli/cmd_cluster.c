@@ -1232,6 +1232,19 @@ static char *escape(const char *s) {
     return r;
 }
 
+/* call() on the gateway path @p prefix followed by @p name, URL-escaped. */
+static int call_at(const copts *o, const char *method, const char *prefix, const char *name,
+                   const void *body, size_t blen, cli_buf *out) {
+    char *e = escape(name);
+    size_t pl = strlen(prefix) + strlen(e) + 1;
+    char *path = xmalloc(pl);
+    snprintf(path, pl, "%s%s", prefix, e);
+    free(e);
+    int rc = call(o, method, path, body, blen, out);
+    free(path);
+    return rc;
+}
+
 void cmd_deploy_help(FILE *out) {
     fprintf(out, "usage: psl deploy NAME FILE [--timeout-ms MS] [--max-memory-mb MB]\n"
                  "                  [--max-request BYTES] [--max-response BYTES]\n"
@@ -1372,14 +1385,8 @@ int cmd_invoke(int argc, char **argv) {
         free(body);
         return rc;
     }
-    char *name = escape(o.pos[0]);
-    size_t pl = strlen(name) + 16;
-    char *path = xmalloc(pl);
-    snprintf(path, pl, "/function/%s", name);
-    free(name);
     cli_buf out;
-    rc = call(&o, "POST", path, body, blen, &out);
-    free(path);
+    rc = call_at(&o, "POST", "/function/", o.pos[0], body, blen, &out);
     free(body);
     if (rc == EXIT_OK && out.n && fwrite(out.p, 1, out.n, stdout) != out.n)
         rc = EXIT_IO;
@@ -1439,14 +1446,8 @@ int cmd_remove(int argc, char **argv) {
         cmd_remove_help(stderr);
         return EXIT_USAGE;
     }
-    char *name = escape(o.pos[0]);
-    size_t pl = strlen(name) + 32;
-    char *path = xmalloc(pl);
-    snprintf(path, pl, "/system/functions/%s", name);
-    free(name);
     cli_buf out;
-    rc = call(&o, "DELETE", path, NULL, 0, &out);
-    free(path);
+    rc = call_at(&o, "DELETE", "/system/functions/", o.pos[0], NULL, 0, &out);
     if (rc == EXIT_OK)
         printf("removed %s\n", o.pos[0]);
     free(out.p);
@@ -1467,14 +1468,8 @@ int cmd_logs(int argc, char **argv) {
         cmd_logs_help(stderr);
         return EXIT_USAGE;
     }
-    char *name = escape(o.pos[0]);
-    size_t pl = strlen(name) + 32;
-    char *path = xmalloc(pl);
-    snprintf(path, pl, "/system/logs?name=%s", name);
-    free(name);
     cli_buf out;
-    rc = call(&o, "GET", path, NULL, 0, &out);
-    free(path);
+    rc = call_at(&o, "GET", "/system/logs?name=", o.pos[0], NULL, 0, &out);
     if (rc == EXIT_OK && out.n)
         fwrite(out.p, 1, out.n, stdout);
     free(out.p);
@@ -1517,14 +1512,8 @@ int cmd_kv(int argc, char **argv) {
             return EXIT_IO;
         }
     }
-    char *key = escape(o.pos[1]);
-    size_t pl = strlen(key) + 16;
-    char *path = xmalloc(pl);
-    snprintf(path, pl, "/system/kv/%s", key);
-    free(key);
     cli_buf out;
-    rc = call(&o, method, path, val, vlen, &out);
-    free(path);
+    rc = call_at(&o, method, "/system/kv/", o.pos[1], val, vlen, &out);
     free(val);
     if (rc == EXIT_OK && strcmp(method, "GET") == 0) {
         fwrite(out.p, 1, out.n, stdout);
