@@ -6,6 +6,8 @@
 //   "incr KEY [N]"    adds N (default 1) to the integer under KEY while holding the lock
 //                     "as/KEY"; prints the new value
 //   "call FN INPUT"   invokes function FN with INPUT and prints its response
+//   "share KEY VALUE" stores VALUE like set, then publishes it at once (psl.publish: the other
+//                     workers get it before the invocation ends); prints "shared"
 import * as psl from "../../sdk/assemblyscript/psl";
 
 function fail(what: string, err: i32): void {
@@ -23,7 +25,8 @@ function main(): void {
   const key = sp2 < 0 ? rest : rest.substring(0, sp2);
   const arg = sp2 < 0 ? "" : rest.substring(sp2 + 1);
   if (key.length == 0) {
-    psl.error("usage: set KEY VALUE | get KEY | del KEY | incr KEY [N] | call FN INPUT");
+    psl.error("usage: set KEY VALUE | get KEY | del KEY | incr KEY [N] | call FN INPUT | " +
+              "share KEY VALUE");
     psl.exit(64);
     return;
   }
@@ -54,6 +57,12 @@ function main(): void {
     psl.unlock("as/" + key);
     if (prc != psl.OK) return fail("put", prc);
     psl.respond(next.toString() + "\n");
+  } else if (cmd == "share") {
+    const rc = psl.put("as/" + key, arg);
+    if (rc != psl.OK) return fail("put", rc);
+    const prc = psl.publish();
+    if (prc != psl.OK) return fail("publish", prc);
+    psl.respond("shared\n");
   } else if (cmd == "call") {
     const r = psl.invoke(key, arg);
     if (r === null) return fail("invoke " + key, psl.lastError());

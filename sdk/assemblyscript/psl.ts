@@ -46,6 +46,9 @@ declare function psl_invoke_async(fn: usize, fnlen: usize, inp: usize, inlen: us
 // @ts-ignore: decorator
 @external("psl", "log")
 declare function psl_log(msg: usize, len: usize): void;
+// @ts-ignore: decorator
+@external("psl", "publish")
+declare function psl_publish(): i32;
 
 // @ts-ignore: decorator
 @external("wasi_snapshot_preview1", "fd_read")
@@ -172,6 +175,12 @@ export function invokeAsync(fn: string, input: string): i32 {
 export function log(msg: string): void {
   const m = utf8(msg);
   psl_log(ptr(m), m.byteLength);
+}
+
+// Send this invocation's writes so far on their way to the other workers now, without waiting
+// (eventual consistency, no lock; psl_publish in sdk/c/psl.h). 0 or a negative error.
+export function publish(): i32 {
+  return (last = psl_publish());
 }
 
 // ---- request, response, exit ----

@@ -87,6 +87,12 @@ inline int unlock(std::string_view name) {
     return __psl_unlock(name.data(), name.size());
 }
 
+/* Send this invocation's writes so far on their way to the other workers now, without waiting
+ * (psl_publish in sdk/c/psl.h). 0 or a negative PSL_E* code. */
+inline int publish() {
+    return __psl_publish();
+}
+
 /* Holds the named lock for its scope (release-consistent: after acquisition every write made by
  * earlier holders before their release is visible). Check ok() before touching guarded state: an
  * acquisition can fail (PSL_EUNAVAIL when the worker has no lock service, PSL_ELOCK). */

@@ -51,6 +51,8 @@ extern "C" {
     fn psl_invoke_async(func: *const u8, flen: usize, input: *const u8, inlen: usize) -> i32;
     #[link_name = "log"]
     fn psl_log(msg: *const u8, len: usize);
+    #[link_name = "publish"]
+    fn psl_publish() -> i32;
 }
 
 /// A PSL_E* error code (always negative).
@@ -178,6 +180,12 @@ pub fn invoke_async(func: &str, input: &[u8]) -> Result<()> {
 /// One line to the function's log.
 pub fn log(msg: &str) {
     unsafe { psl_log(msg.as_ptr(), msg.len()) }
+}
+
+/// Send this invocation's writes so far on their way to the other workers now, without waiting
+/// (eventual consistency, no lock; `psl_publish` in sdk/c/psl.h).
+pub fn publish() -> Result<()> {
+    check(unsafe { psl_publish() })
 }
 
 /// The whole request body (stdin); empty when it cannot be read.

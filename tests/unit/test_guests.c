@@ -18,6 +18,7 @@
 #include "worker/exec.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,7 +59,14 @@ static void t_log(void *ud, const char *msg, size_t len) {
     (void)ud;
     snprintf(g_log, sizeof g_log, "%.*s", (int)len, msg);
 }
-static const host_services g_svc = {.lock = t_lock, .unlock = t_unlock, .log = t_log};
+static atomic_int g_published;
+static int t_publish(void *ud) {
+    (void)ud;
+    atomic_fetch_add(&g_published, 1);
+    return 0;
+}
+static const host_services g_svc = {
+    .lock = t_lock, .unlock = t_unlock, .log = t_log, .publish = t_publish};
 
 static executor *deploy(kvs *kv, const host_services *svc, const char *name, const char *file,
                         const ex_limits *lim) {
@@ -333,6 +341,11 @@ static void test_as_kv(void **state) {
     expect(ex, "askv", "", 64, "");
     assert_null(kv_str(kv, "as/greeting"));
     assert_string_equal(kv_str(kv, "as/n"), "42");
+    /* publish through the AssemblyScript binding: the host's publish runs once. */
+    int before = atomic_load(&g_published);
+    expect(ex, "askv", "share s v", 0, "shared\n");
+    assert_int_equal(atomic_load(&g_published), before + 1);
+    assert_string_equal(kv_str(kv, "as/s"), "v");
 
     ex_result r;
     ex_invoke(ex, "askv", (const uint8_t *)"call nothing x", 14, 0, &r);
