@@ -28,7 +28,8 @@
 #define ST_HDR 4u
 #define ST_READ_MIN (16u * 1024u)        /* read at least this much room per read() */
 #define ST_OUT_MAX (64u * 1024u * 1024u) /* unsent bytes kept for one connection at most */
-#define ST_FAIR_EVERY 32u /* messages served from buffers between two looks at the sockets */
+#define ST_FAIR_EVERY 32u  /* messages served from buffers between two looks at the sockets */
+#define ST_MAX_CONNS 4096u /* a server refuses connections beyond this many */
 
 bool st_is_endpoint(const char *ep) {
     return ep && strncmp(ep, ST_PREFIX, strlen(ST_PREFIX)) == 0;
@@ -70,13 +71,13 @@ typedef struct rbuf {
     size_t off, len, cap;
 } rbuf;
 
-/* Make room for a read of at least ST_READ_MIN bytes (or the rest of a message already
- * announced). */
-static void rbuf_room(rbuf *r) {
+/* Make room for a read of at least ST_READ_MIN bytes, or the rest of a message already
+ * announced when it is within @p max_len (an oversized one is refused, never buffered). */
+static void rbuf_room(rbuf *r, size_t max_len) {
     if (r->off == r->len)
         r->off = r->len = 0;
     size_t want = ST_READ_MIN;
-    if (r->len - r->off >= ST_HDR) {
+    if (r->len - r->off >= ST_HDR && get_le32(r->b + r->off) <= max_len) {
         size_t need = ST_HDR + get_le32(r->b + r->off) - (r->len - r->off);
         if (need > want)
             want = need;
@@ -228,7 +229,7 @@ int st_recv(st_conn *c, int timeout_ms, zmq_msg_t *m) {
         int t = rbuf_take(&c->in, c->max_len, m);
         if (t)
             return t == 1 ? 0 : t;
-        rbuf_room(&c->in);
+        rbuf_room(&c->in, c->max_len);
         int flags = 0;
         if (timeout_ms == 0) {
             flags = MSG_DONTWAIT;
@@ -298,6 +299,7 @@ struct st_server {
     sconn **byfd; /* indexed by descriptor */
     size_t nbyfd;
     uint32_t gen;
+    size_t nconns;
     uint64_t *ring; /* connection ids with a complete message buffered, served in turn */
     size_t ring_cap, ring_head, ring_n;
     unsigned since_poll;
@@ -347,6 +349,7 @@ static void conn_free(st_server *s, sconn *c, bool tell) {
     (void)epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     s->byfd[c->fd] = NULL;
+    s->nconns--;
     free(c->in.b);
     free(c->out);
     free(c);
@@ -393,7 +396,9 @@ static void conn_write_out(st_server *s, sconn *c) {
 }
 
 static void conn_read(st_server *s, sconn *c) {
-    rbuf_room(&c->in);
+    if (c->queued && c->in.len - c->in.off >= s->max_len + ST_HDR)
+        return; /* a whole message waits already: serve it before buffering more */
+    rbuf_room(&c->in, s->max_len);
     ssize_t k;
     do
         k = recv(c->fd, c->in.b + c->in.len, c->in.cap - c->in.len, MSG_DONTWAIT);
@@ -413,6 +418,10 @@ static void accept_all(st_server *s) {
         int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return; /* EAGAIN, or a transient failure (EMFILE...): the next round retries */
+        if (s->nconns >= ST_MAX_CONNS) {
+            close(fd);
+            continue;
+        }
         if ((size_t)fd >= s->nbyfd) {
             size_t n = s->nbyfd ? s->nbyfd : 64;
             while (n <= (size_t)fd)
@@ -432,6 +441,7 @@ static void accept_all(st_server *s) {
             continue;
         }
         s->byfd[fd] = c;
+        s->nconns++;
     }
 }
 

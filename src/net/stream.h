@@ -8,7 +8,9 @@
  * and checks (chan.c) are the same on both transports; this file only moves opaque messages.
  *
  * Wire: each message is a 4-byte little-endian length and that many bytes. A length above the
- * receiver's limit ends the connection (the byte stream cannot be resynchronised).
+ * receiver's limit ends the connection (the byte stream cannot be resynchronised) and is never
+ * buffered. A server holds at most 4096 connections (more are closed as they are accepted) and
+ * keeps at most one limit-sized message plus one read per connection.
  *
  * Received messages are handed out as zmq_msg_t (initialised here, closed by the caller), the
  * container chan.c already uses; no ZeroMQ socket is involved.
