@@ -1,6 +1,6 @@
 #!/bin/sh
 # End-to-end checks of `psl run`: exit statuses, --invoke output, and that every failure prints
-# exactly one line on stderr. Usage: run_cli.sh PSL WASM_DIR (WASM_DIR holds the built *.wat).
+# exactly one line on stderr; also the cluster commands without a cluster, and psl identity. Usage: run_cli.sh PSL WASM_DIR (WASM_DIR holds the built *.wat).
 set -u
 psl=$1 dir=$2
 tmp=$(mktemp -d) || exit 1
@@ -94,6 +94,28 @@ else
     cat "$tmp/err"
     fails=$((fails + 1))
 fi
+
+# Cluster commands with no cluster to talk to: one line naming the problem, exit 127, no crash.
+nc="^psl: no cluster found"
+check deploy_no_cluster 127 "" "$nc" -- deploy f "$dir/exit3.wasm" --dir "$tmp/none"
+check list_no_cluster 127 "" "$nc" -- list --dir "$tmp/none"
+check remove_no_cluster 127 "" "$nc" -- remove f --dir "$tmp/none"
+check logs_no_cluster 127 "" "$nc" -- logs f --dir "$tmp/none"
+check kv_no_cluster 127 "" "$nc" -- kv get k --dir "$tmp/none"
+check invoke_no_cluster 127 "" "$nc" -- invoke f --data x --dir "$tmp/none"
+# psl identity: a 32-byte seed file, the same key printed each time, a damaged file refused.
+n=$((n + 1))
+k1=$("$psl" identity "$tmp/id" 2>/dev/null)
+k2=$("$psl" identity "$tmp/id" 2>/dev/null)
+if echo "$k1" | grep -Eq '^client_key: [0-9a-f]{64}$' && [ "$k1" = "$k2" ] &&
+    [ "$(wc -c <"$tmp/id")" -eq 32 ]; then
+    echo "ok   identity"
+else
+    echo "FAIL identity: '$k1' then '$k2', $(wc -c <"$tmp/id") bytes"
+    fails=$((fails + 1))
+fi
+printf 'short' >"$tmp/badid"
+check identity_bad 120 "" "expected a 32-byte seed file" -- identity "$tmp/badid"
 
 # SIGINT stops a spinning guest cleanly with status 130.
 n=$((n + 1))
