@@ -65,7 +65,10 @@ const char *cap_strerror(int err);
 #define CAP_PAYLOAD_MAX (4u << 20) /* largest payload of one record */
 #define CAP_RECORD_MAX (CAP_HDR_BYTES + CAP_AEAD_OVERHEAD + CAP_PAYLOAD_MAX)
 
-enum { CAP_KIND_META = 0, CAP_KIND_DATA = 1, CAP_KIND_CHECKPOINT = 2 };
+/* A checkpoint too large for one record is written as CKPT_PART records followed, with nothing
+ * in between, by one CHECKPOINT record: replay starts at the first part of the newest complete
+ * run (parts not followed by their CHECKPOINT, after a crash, are replayed as data). */
+enum { CAP_KIND_META = 0, CAP_KIND_DATA = 1, CAP_KIND_CHECKPOINT = 2, CAP_KIND_CKPT_PART = 3 };
 
 typedef struct cap_hdr {
     uint8_t version, kind;
@@ -213,6 +216,12 @@ int cap_append(cap_writer *w, const void *payload, size_t len, uint64_t *seq) WA
 /** Append a checkpoint record (an encrypted summary that replay can start from) as the end of a
  * batch, so that it carries its own signed head; waits until durable. */
 int cap_checkpoint(cap_writer *w, const void *summary, size_t len, uint64_t *seq) WARN_UNUSED;
+/** A checkpoint in @p n records (each at most CAP_PAYLOAD_MAX): parts 0..n-2 as CKPT_PART, the
+ * last as CHECKPOINT, queued together so that no other record of this writer comes between
+ * them as long as the caller does not append from another thread meanwhile; with @p wait, waits
+ * until durable. @param[out] seq the seqno of the CHECKPOINT record. */
+int cap_checkpoint_parts(cap_writer *w, const void *const *parts, const size_t *lens, size_t n,
+                         bool wait, uint64_t *seq) WARN_UNUSED;
 /** Latest durable head (signed). */
 void cap_writer_head(cap_writer *w, cap_head *h);
 typedef struct cap_writer_stats {
@@ -242,7 +251,8 @@ void cap_reader_set_quorum(cap_reader *r, size_t q);
 int cap_reader_sync(cap_reader *r) WARN_UNUSED;
 /** Like cap_reader_sync, but the first sync of a reader verifies only the chain from the newest
  * checkpoint record to the newest signed head (walking back from the head until it meets a
- * checkpoint), not from record 1: replay starts at the checkpoint's summary. Records before it stay
+ * checkpoint, then over the parts just before it), not from record 1: replay starts at the
+ * checkpoint's first part. Records before it stay
  * unverified and cap_read refuses them (ERR_NOTFOUND). Later syncs extend the verified range
  * forward as cap_reader_sync does. @param[out] checkpoint the checkpoint's seqno, 0 when the
  * capsule has none after record 0 (then everything was verified); may be NULL. Same errors. */

@@ -64,7 +64,7 @@ static size_t body_len(const cap_hdr *h) {
 
 int cap_record_parse(const uint8_t *rec, size_t len, cap_hdr *h, const uint8_t **body,
                      size_t *bodylen) {
-    if (len < CAP_HDR_BYTES || rec[0] != CAP_VERSION || rec[1] > CAP_KIND_CHECKPOINT ||
+    if (len < CAP_HDR_BYTES || rec[0] != CAP_VERSION || rec[1] > CAP_KIND_CKPT_PART ||
         rec[2] != 0 || rec[3] != 0)
         return ERR_MALFORMED;
     h->version = rec[0];
@@ -192,8 +192,11 @@ int cap_meta_build(const cap_keys *k, const char *name, unsigned f, uint8_t **re
     cr_random(b + 48, 16);
     if (nl)
         memcpy(b + CAP_META_FIXED, name, nl);
-    cap_hdr h = {.version = CAP_VERSION, .kind = CAP_KIND_META, .payload_len = (uint32_t)bl,
-                 .seqno = 0, .hlc = (now / 1000000u) << 16};
+    cap_hdr h = {.version = CAP_VERSION,
+                 .kind = CAP_KIND_META,
+                 .payload_len = (uint32_t)bl,
+                 .seqno = 0,
+                 .hlc = (now / 1000000u) << 16};
     capsule_id(b, bl, h.capsule);
     hdr_encode(&h, r);
     memcpy(id, h.capsule, CAP_ID_BYTES);
@@ -291,8 +294,8 @@ void cap_evidence_format(const cap_evidence *e, char *out, size_t cap) {
     case CAP_EV_ROLLBACK:
         cr_hex(x, e->a.hash, 32);
         cr_hex(y, e->b.hash, 32);
-        snprintf(out, cap, "%s: replica %d: %s; head A seq %llu hash %s, head B seq %llu hash %s", k,
-                 e->replica, e->what, (unsigned long long)e->a.seqno, x,
+        snprintf(out, cap, "%s: replica %d: %s; head A seq %llu hash %s, head B seq %llu hash %s",
+                 k, e->replica, e->what, (unsigned long long)e->a.seqno, x,
                  (unsigned long long)e->b.seqno, y);
         break;
     default:

@@ -261,9 +261,11 @@ static int sync_tail(cap_reader *r, const cap_head *H) {
     tmp_rec *rev = NULL; /* rev[i] is record H->seqno - i */
     size_t nrev = 0, caprev = 0;
     int rc = 0;
-    bool found = false;
-    while (hi >= 1 && !found) {
-        uint64_t lo = hi >= CHUNK ? hi - CHUNK + 1 : 1;
+    bool found = false, done = false;
+    while (hi >= 1 && !done) {
+        /* Past the checkpoint only its parts are left to find: fetch a few records at a time. */
+        uint64_t want = found ? 64 : CHUNK;
+        uint64_t lo = hi >= want ? hi - want + 1 : 1;
         rc = fetch_range(r, lo, hi - lo + 1, chunk, H);
         if (rc)
             goto out;
@@ -277,9 +279,14 @@ static int sync_tail(cap_reader *r, const cap_head *H) {
                 rev = xrealloc(rev, caprev * sizeof *rev);
             }
             rev[nrev++] = *t;
-            if (t->kind == CAP_KIND_CHECKPOINT) {
+            /* The newest CHECKPOINT, then the parts of it just before it. */
+            if (!found && t->kind == CAP_KIND_CHECKPOINT) {
                 base = k;
                 found = true;
+            } else if (found && t->kind == CAP_KIND_CKPT_PART) {
+                base = k;
+            } else if (found) {
+                done = true;
                 break;
             }
         }

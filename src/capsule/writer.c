@@ -924,14 +924,27 @@ int cap_append(cap_writer *w, const void *payload, size_t len, uint64_t *seq) {
     return cap_wait_durable(w, s);
 }
 
-int cap_checkpoint(cap_writer *w, const void *summary, size_t len, uint64_t *seq) {
-    uint64_t s;
-    int rc = submit(w, CAP_KIND_CHECKPOINT, summary, len, &s);
-    if (rc)
-        return rc;
+int cap_checkpoint_parts(cap_writer *w, const void *const *parts, const size_t *lens, size_t n,
+                         bool wait, uint64_t *seq) {
+    if (n == 0)
+        return ERR_USAGE;
+    for (size_t i = 0; i < n; i++)
+        if (lens[i] > CAP_PAYLOAD_MAX)
+            return ERR_LIMIT;
+    uint64_t s = 0;
+    for (size_t i = 0; i < n; i++) {
+        int rc =
+            submit(w, i + 1 < n ? CAP_KIND_CKPT_PART : CAP_KIND_CHECKPOINT, parts[i], lens[i], &s);
+        if (rc) /* only the writer's sticky failure: nothing more of this writer goes out */
+            return rc;
+    }
     if (seq)
         *seq = s;
-    return cap_wait_durable(w, s);
+    return wait ? cap_wait_durable(w, s) : 0;
+}
+
+int cap_checkpoint(cap_writer *w, const void *summary, size_t len, uint64_t *seq) {
+    return cap_checkpoint_parts(w, &summary, &len, 1, true, seq);
 }
 
 void cap_writer_head(cap_writer *w, cap_head *h) {

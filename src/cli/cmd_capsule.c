@@ -16,21 +16,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-
-
 void cmd_capsule_help(FILE *out) {
-    fprintf(out,
-            "usage: psl capsule keygen --keys FILE\n"
-            "       psl capsule create --replicas EP,EP,EP --keys FILE [--name NAME] [--journal FILE]\n"
-            "       psl capsule append --replicas LIST --keys FILE --capsule ID [--journal FILE]\n"
-            "                          [--stream N [--prefix P] [--window W]] [TEXT...]\n"
-            "       psl capsule read   --replicas LIST --keys FILE --capsule ID [--from N] [--to N]\n"
-            "       psl capsule verify --replicas LIST --capsule ID [--known-seq N]\n"
-            "Options shared by read/verify: --quorum Q (answers needed; default f+1).\n"
-            "create prints the capsule id. append prints 'SEQ TEXT' for each record once it is\n"
-            "durable on f+1 replicas. read prints 'SEQ<TAB>TEXT' for verified records. verify\n"
-            "prints the verified head. Tampering, truncation, rollback and forks are reported\n"
-            "with evidence on stderr and exit status 1. See docs/capsule.md.\n");
+    fprintf(
+        out,
+        "usage: psl capsule keygen --keys FILE\n"
+        "       psl capsule create --replicas EP,EP,EP --keys FILE [--name NAME] [--journal FILE]\n"
+        "       psl capsule append --replicas LIST --keys FILE --capsule ID [--journal FILE]\n"
+        "                          [--stream N [--prefix P] [--window W]] [TEXT...]\n"
+        "       psl capsule read   --replicas LIST --keys FILE --capsule ID [--from N] [--to N]\n"
+        "       psl capsule verify --replicas LIST --capsule ID [--known-seq N]\n"
+        "Options shared by read/verify: --quorum Q (answers needed; default f+1).\n"
+        "create prints the capsule id. append prints 'SEQ TEXT' for each record once it is\n"
+        "durable on f+1 replicas. read prints 'SEQ<TAB>TEXT' for verified records. verify\n"
+        "prints the verified head. Tampering, truncation, rollback and forks are reported\n"
+        "with evidence on stderr and exit status 1. See docs/capsule.md.\n");
 }
 
 typedef struct copts {
@@ -140,8 +139,8 @@ static int do_create(const copts *o) {
     cap_keys k;
     if (load_keys(o, &k))
         return EXIT_USAGE;
-    cap_writer_opts wo = {.replicas = o->reps, .nreplicas = o->nreps, .name = o->name,
-                          .journal = o->journal};
+    cap_writer_opts wo = {
+        .replicas = o->reps, .nreplicas = o->nreps, .name = o->name, .journal = o->journal};
     cap_writer *w;
     uint8_t id[CAP_ID_BYTES];
     int rc = cap_writer_open(&k, &wo, NULL, &w, id);
@@ -233,7 +232,10 @@ static int open_reader(const copts *o, const uint8_t *root, cap_client **c, cap_
 
 static int print_rec(void *arg, uint64_t seq, int kind, const uint8_t *p, size_t len) {
     (void)arg;
-    printf("%llu\t%s%.*s\n", (unsigned long long)seq, kind == CAP_KIND_CHECKPOINT ? "[checkpoint] " : "",
+    printf("%llu\t%s%.*s\n", (unsigned long long)seq,
+           kind == CAP_KIND_CHECKPOINT  ? "[checkpoint] "
+           : kind == CAP_KIND_CKPT_PART ? "[checkpoint part] "
+                                        : "",
            (int)len, (const char *)p);
     return 0;
 }
@@ -260,8 +262,8 @@ static int do_read(const copts *o, bool verify_only) {
         char hx[65];
         cr_hex(hx, h.hash, 32);
         const cap_meta *m = cap_reader_meta(r);
-        printf("capsule %s\nname %s\nf %u\nhead %llu %s\nverified ok\n", o->capsule, m->name,
-               m->f, (unsigned long long)h.seqno, hx);
+        printf("capsule %s\nname %s\nf %u\nhead %llu %s\nverified ok\n", o->capsule, m->name, m->f,
+               (unsigned long long)h.seqno, hx);
     }
     if (r)
         print_evidence(r);
@@ -366,7 +368,8 @@ static void proc_usage(pid_t pid, double *cpu, double *wbytes) {
         unsigned long ut = 0, st = 0;
         /* after "pid (comm)": state ppid pgrp session tty tpgid flags minflt cminflt majflt
          * cmajflt utime stime */
-        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
+        if (p &&
+            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
             *cpu = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
     }
     snprintf(path, sizeof path, pid ? "/proc/%d/io" : "/proc/self/io", (int)pid);
@@ -402,8 +405,8 @@ static int bench_run(cap_writer *w, size_t writers, size_t size, size_t window, 
     cap_writer_stats_get(w, &s0);
     uint64_t t0 = plat_now_ns();
     for (size_t i = 0; i < writers; i++) {
-        ctx[i] = (bench_ctx){.w = w, .size = size, .window = window,
-                             .deadline = t0 + (uint64_t)(secs * 1e9)};
+        ctx[i] = (bench_ctx){
+            .w = w, .size = size, .window = window, .deadline = t0 + (uint64_t)(secs * 1e9)};
         pthread_create(&th[i], NULL, bench_writer, &ctx[i]);
     }
     uint64_t recs = 0;
@@ -463,8 +466,9 @@ int cmd_bench_capsule(int argc, char **argv) {
         else if (i + 1 < argc && !strcmp(argv[i], "--only"))
             only = atoi(argv[++i]);
         else {
-            cli_err("bench capsule: usage: psl bench capsule [--seconds S] [--writers N] [--port P] "
-                    "[--only ROW]");
+            cli_err(
+                "bench capsule: usage: psl bench capsule [--seconds S] [--writers N] [--port P] "
+                "[--only ROW]");
             return EXIT_USAGE;
         }
     }
@@ -506,9 +510,10 @@ int cmd_bench_capsule(int argc, char **argv) {
         goto out;
     }
     printf("psl bench capsule: 3 local replicas (psl storage, LMDB, durable commits), f = 1, "
-           "writer journal on; %.0f s per row\n", secs);
-    printf("%-34s %4s %6s %10s %8s %9s %9s %8s %7s %7s\n", "workload", "thr", "window",
-           "records/s", "MB/s", "p50 us", "p99 us", "rec/batch", "cpu us", "disk KB");
+           "writer journal on; %.0f s per row\n",
+           secs);
+    printf("%-34s %4s %6s %10s %8s %9s %9s %8s %7s %7s\n", "workload", "thr", "window", "records/s",
+           "MB/s", "p50 us", "p99 us", "rec/batch", "cpu us", "disk KB");
     printf("%-34s (cpu us and disk KB: per record, writer and the 3 replicas together)\n", "");
     for (int i = 0; i < 3; i++)
         bench_pids[i] = pids[i];
@@ -555,8 +560,8 @@ int cmd_bench_capsule(int argc, char **argv) {
     double ls;
     size_t nraw = 200000;
     if (stg_bench_lmdb(lmdbdir, nraw, CAP_HDR_BYTES + CAP_AEAD_OVERHEAD + 1024, 1000, &ls) == 0)
-        printf("%-34s %10.0f puts/s (1000 per durable txn, one process)\n", "raw: LMDB batched puts",
-               (double)nraw / ls);
+        printf("%-34s %10.0f puts/s (1000 per durable txn, one process)\n",
+               "raw: LMDB batched puts", (double)nraw / ls);
     {
         uint8_t dk[32], pl[1024], *rec;
         size_t len;

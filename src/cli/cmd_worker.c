@@ -39,6 +39,10 @@ void cmd_worker_help(FILE *out) {
             "                    records of our capsule, so recovery replays only what follows\n"
             "                    each capsule's newest checkpoint (default 1000, or\n"
             "                    $PSL_CHECKPOINT_EVERY; 0 = never)\n"
+            "  --big-checkpoint-ms MS  a state too large for one record (4 MiB) is checkpointed\n"
+            "                    in several, at most every MS ms (default 300000, or\n"
+            "                    $PSL_BIG_CHECKPOINT_MS) and once the log since the last\n"
+            "                    checkpoint holds half the state's size\n"
             "  --client-listen EP  serve clients over the attested channel there (ClientInvoke;\n"
             "                    docs/client.md): any client identity may invoke, as on the\n"
             "                    gateway's /function/ path. stream://HOST:PORT: the channel on\n"
@@ -73,6 +77,7 @@ int cmd_worker(int argc, char **argv) {
     worker_opts o = {0};
     char dir[512];
     const char *tier = NULL, *ckpt = getenv("PSL_CHECKPOINT_EVERY");
+    const char *big = getenv("PSL_BIG_CHECKPOINT_MS");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -111,6 +116,8 @@ int cmd_worker(int argc, char **argv) {
             tier = v;
         else if (!strcmp(a, "--checkpoint-every"))
             ckpt = v;
+        else if (!strcmp(a, "--big-checkpoint-ms"))
+            big = v;
         else if (!strcmp(a, "--client-listen"))
             o.client_listen = v;
         else if (!strcmp(a, "--client-keys"))
@@ -138,6 +145,7 @@ int cmd_worker(int argc, char **argv) {
         o.dir = dir;
     }
     o.checkpoint_every = ckpt && *ckpt ? strtoull(ckpt, NULL, 10) : 1000;
+    o.big_checkpoint_ms = big && *big ? strtoull(big, NULL, 10) : 0;
     if (!tier)
         tier = getenv("PSL_TIER");
     if (tier && !strcmp(tier, "auto") && !o.no_sandbox) {

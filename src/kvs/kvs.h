@@ -70,6 +70,23 @@ uint32_t kvs_pending(kvs *k);
  * would exceed @p max bytes (nothing is returned then). */
 int kvs_snapshot(kvs *k, size_t max, uint8_t **data, size_t *len, uint32_t *nentries);
 
+/** One part of a snapshot: a batch (the format of kvs_take_batch) holding some of the entries. */
+typedef struct kvs_part {
+    uint8_t *data;
+    size_t len;
+} kvs_part;
+/** Encode every entry, tombstones included, as consecutive batches of at most @p part_max bytes
+ * each (0: one part of any size), together a snapshot: merging them all with kvs_apply_batch
+ * gives the state at the time of the call. Taken under the read lock (writers wait meanwhile).
+ * @param[out] parts malloc'd array of *nparts parts (free with kvs_parts_free); an empty store
+ * gives one part of no entries. @return 0, or ERR_LIMIT (nothing returned) when it needs more than @p max_parts
+ * parts (0 = no bound). */
+int kvs_snapshot_parts(kvs *k, size_t part_max, size_t max_parts, kvs_part **parts, size_t *nparts,
+                       uint32_t *nentries);
+void kvs_parts_free(kvs_part *parts, size_t n);
+/** Upper bound of a snapshot's encoded size, without a scan (kept as entries change). */
+size_t kvs_snapshot_bytes(kvs *k);
+
 /** Apply an encoded batch (from a peer or a capsule). Verifies the encoding first: a malformed
  * batch changes nothing. @return number of writes that took effect, or ERR_CORRUPT. */
 int kvs_apply_batch(kvs *k, const uint8_t *data, size_t len);

@@ -392,40 +392,122 @@ int kvs_apply_batch(kvs *k, const uint8_t *data, size_t len) {
     return applied;
 }
 
-int kvs_snapshot(kvs *k, size_t max, uint8_t **data, size_t *len, uint32_t *nentries) {
+/* One entry in the batch encoding; @return bytes written (at most snap_size(e)). */
+static size_t encode_entry(uint8_t *p, const entry *e) {
+    uint8_t *s = p;
+    *p++ = e->tomb ? U_DEL : U_PUT;
+    put_u64(p, e->ver.hlc);
+    put_u64(p + 8, e->ver.writer);
+    p += 16;
+    p += put_varint(p, e->klen);
+    memcpy(p, e->data, e->klen);
+    p += e->klen;
+    if (!e->tomb) {
+        p += put_varint(p, e->vlen);
+        memcpy(p, e->data + e->klen, e->vlen);
+        p += e->vlen;
+    }
+    return (size_t)(p - s);
+}
+
+/* A batch header whose count is a varint padded to 5 bytes (kvs_apply_batch reads it). */
+#define SNAP_HDR 6u
+static void snap_header(uint8_t *out, uint32_t count) {
+    out[0] = BATCH_FORMAT;
+    for (int i = 0; i < 5; i++)
+        out[1 + i] = (uint8_t)(((uint64_t)count >> (7 * i)) & 0x7f) | (i < 4 ? 0x80 : 0);
+}
+
+size_t kvs_snapshot_bytes(kvs *k) {
     pthread_rwlock_rdlock(&k->lock);
-    size_t it = 0, total = 16 + k->snap_bytes;
+    size_t n = SNAP_HDR + k->snap_bytes;
+    pthread_rwlock_unlock(&k->lock);
+    return n;
+}
+
+int kvs_snapshot_parts(kvs *k, size_t part_max, size_t max_parts, kvs_part **parts, size_t *nparts,
+                       uint32_t *nentries) {
+    *parts = NULL;
+    *nparts = 0;
+    if (!part_max)
+        part_max = SIZE_MAX;
+    pthread_rwlock_rdlock(&k->lock);
+    size_t left = k->snap_bytes; /* upper bound of what is still to encode */
     uint32_t n = (uint32_t)k->m.n;
-    entry *e;
-    /* Refused before any scan: a state too large for one record used to be walked in full
-     * (under the lock every writer needs) at each checkpoint attempt. */
-    if (max && total > max) {
+    *nentries = n;
+    /* Refused before any scan (under the lock every writer needs) when even full parts could
+     * not hold it; a state that passes may still not pack into max_parts, found while encoding. */
+    if (part_max <= SNAP_HDR ||
+        (max_parts && left / max_parts + (left % max_parts != 0) > part_max - SNAP_HDR)) {
         pthread_rwlock_unlock(&k->lock);
-        *nentries = n;
         return ERR_LIMIT;
     }
-    uint8_t *out = xmalloc(total), *p = out;
-    *p++ = BATCH_FORMAT;
-    p += put_varint(p, n);
-    it = 0;
-    while ((e = map_next(&k->m, &it)) != NULL) {
-        *p++ = e->tomb ? U_DEL : U_PUT;
-        put_u64(p, e->ver.hlc);
-        put_u64(p + 8, e->ver.writer);
-        p += 16;
-        p += put_varint(p, e->klen);
-        memcpy(p, e->data, e->klen);
-        p += e->klen;
-        if (!e->tomb) {
-            p += put_varint(p, e->vlen);
-            memcpy(p, e->data + e->klen, e->vlen);
-            p += e->vlen;
+    kvs_part *v = NULL;
+    size_t nv = 0, cap = 0, it = 0;
+    uint8_t *cur = NULL;
+    size_t used = 0, room = 0;
+    uint32_t count = 0;
+    entry *e;
+    int rc = 0;
+    for (;;) {
+        e = map_next(&k->m, &it);
+        size_t need = e ? snap_size(e) : 0;
+        if (!e && !cur && nv == 0) { /* an empty store: one part of no entries */
+            cur = xmalloc(SNAP_HDR);
+            used = SNAP_HDR;
+            count = 0;
         }
+        if (cur && (!e || used + need > room)) { /* close the part */
+            snap_header(cur, count);
+            if (nv == cap) {
+                cap = cap ? 2 * cap : 8;
+                v = xrealloc(v, cap * sizeof *v);
+            }
+            v[nv++] = (kvs_part){.data = cur, .len = used};
+            cur = NULL;
+        }
+        if (!e)
+            break;
+        if (!cur) {
+            if ((max_parts && nv == max_parts) || SNAP_HDR + need > part_max) {
+                rc = ERR_LIMIT;
+                break;
+            }
+            room = SNAP_HDR + left < part_max ? SNAP_HDR + left : part_max;
+            cur = xmalloc(room);
+            used = SNAP_HDR;
+            count = 0;
+        }
+        used += encode_entry(cur + used, e);
+        left -= need;
+        count++;
     }
     pthread_rwlock_unlock(&k->lock);
-    *data = out;
-    *len = (size_t)(p - out);
-    *nentries = n;
+    if (rc) {
+        free(cur);
+        kvs_parts_free(v, nv);
+        return rc;
+    }
+    *parts = v;
+    *nparts = nv;
+    return 0;
+}
+
+void kvs_parts_free(kvs_part *parts, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        free(parts[i].data);
+    free(parts);
+}
+
+int kvs_snapshot(kvs *k, size_t max, uint8_t **data, size_t *len, uint32_t *nentries) {
+    kvs_part *p;
+    size_t n;
+    int rc = kvs_snapshot_parts(k, max, 1, &p, &n, nentries);
+    if (rc)
+        return rc;
+    *data = p[0].data; /* n is 1: an empty store gives one part of no entries */
+    *len = p[0].len;
+    free(p);
     return 0;
 }
 

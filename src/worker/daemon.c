@@ -1187,7 +1187,8 @@ int worker_run(const worker_opts *o) {
                             .zctx = w.zctx,
                             .kv = w.kv,
                             .name = w.name,
-                            .checkpoint_every = o->checkpoint_every};
+                            .checkpoint_every = o->checkpoint_every,
+                            .big_checkpoint_ms = o->big_checkpoint_ms};
             rc = repl_open(&ro, &w.rp, why, sizeof why);
             km_secrets_free(sec);
             if (rc) {

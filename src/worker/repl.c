@@ -63,6 +63,8 @@ struct repl {
     _Atomic uint64_t checkpoints, from_checkpoint;
     uint64_t checkpoint_every; /* own records between checkpoints; 0 = never */
     uint64_t ckpt_seq;         /* seqno of our last checkpoint (or of the resume point) */
+    uint64_t big_ckpt_every_ms, big_ckpt_ms; /* multi-record checkpoints: interval, last one */
+    size_t bytes_since_ckpt;                 /* payload appended since the last checkpoint */
 };
 
 static void rlog(const repl *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -106,8 +108,8 @@ static int apply_payload(void *arg, uint64_t seq, int kind, const uint8_t *p, si
     (void)seq;
     if (atomic_load(&a->r->stop))
         return -EINTR; /* shutting down: the rest is caught up at the next start */
-    if (kind != CAP_KIND_DATA && kind != CAP_KIND_CHECKPOINT)
-        return 0; /* metadata carries no writes; a checkpoint is a snapshot batch */
+    if (kind != CAP_KIND_DATA && kind != CAP_KIND_CHECKPOINT && kind != CAP_KIND_CKPT_PART)
+        return 0; /* metadata carries no writes; a checkpoint (part) is a snapshot batch */
     int rc = kvs_apply_batch(a->r->kv, p, len);
     if (rc < 0) {
         a->rc = rc;
@@ -272,7 +274,8 @@ static int apply_multicast(repl *r, pcap *c, zmq_msg_t *frames, size_t nf) {
             return ERR_MALFORMED;
         uint8_t *pt = xmalloc(h.payload_len ? h.payload_len : 1);
         int rc = cap_record_open(c->dkey, rec, len, pt);
-        if (rc == 0 && (h.kind == CAP_KIND_DATA || h.kind == CAP_KIND_CHECKPOINT))
+        if (rc == 0 && (h.kind == CAP_KIND_DATA || h.kind == CAP_KIND_CHECKPOINT ||
+                        h.kind == CAP_KIND_CKPT_PART))
             rc = kvs_apply_batch(r->kv, pt, h.payload_len) < 0 ? ERR_CORRUPT : 0;
         free(pt);
         if (rc)
@@ -383,6 +386,7 @@ int repl_open(const repl_opts *o, repl **out, char *why, size_t whylen) {
     repl *r = xcalloc(1, sizeof *r);
     r->writer = o->writer;
     r->checkpoint_every = o->checkpoint_every;
+    r->big_ckpt_every_ms = o->big_checkpoint_ms ? o->big_checkpoint_ms : 300000;
     snprintf(r->name, sizeof r->name, "%s", o->name ? o->name : "repl");
     r->kv = o->kv;
     r->zctx = o->zctx;
@@ -516,6 +520,54 @@ void repl_close(repl *r) {
 
 /* ---- flushing and waiting ---- */
 
+/* Write a checkpoint: a snapshot of the whole memtable, taken while flush_mu (held by the caller)
+ * keeps any other record from slipping in between snapshot and checkpoint (every record before
+ * it had its writes in the memtable before the snapshot). A state that fits one record is
+ * written as one and waited for, as every checkpoint_every records. A larger one is written in
+ * parts (cap_checkpoint_parts), not waited for under flush_mu, and only every big_ckpt_every_ms
+ * once the log since the last checkpoint holds half its size: its cost (a copy of the state
+ * under the memtable's read lock, then the state's size in appends) stays a fraction of the
+ * log's. Until then the capsule keeps replaying from the previous one. */
+static int checkpoint(repl *r) {
+    const size_t part = CAP_PAYLOAD_MAX - 64;
+    size_t est = kvs_snapshot_bytes(r->kv);
+    bool big = est > part;
+    uint64_t now = now_ms();
+    if (big && (r->bytes_since_ckpt < est / 2 || now < r->big_ckpt_ms + r->big_ckpt_every_ms))
+        return 0; /* not yet; the test above costs nothing, so the next flush asks again */
+    kvs_part *parts;
+    size_t np;
+    uint32_t n;
+    int rc = kvs_snapshot_parts(r->kv, part, 0, &parts, &np, &n);
+    if (rc) {
+        r->ckpt_seq = r->last_seq; /* try again after checkpoint_every more records */
+        rlog(r, "no checkpoint: the snapshot of %u keys failed (%s)", n, err_str(rc));
+        return 0;
+    }
+    const void **pp = xmalloc(np * sizeof *pp);
+    size_t *pl = xmalloc(np * sizeof *pl);
+    for (size_t i = 0; i < np; i++) {
+        pp[i] = parts[i].data;
+        pl[i] = parts[i].len;
+    }
+    uint64_t s;
+    rc = cap_checkpoint_parts(r->w, pp, pl, np, np == 1, &s);
+    free(pp);
+    free(pl);
+    kvs_parts_free(parts, np);
+    if (rc)
+        return rc;
+    r->last_seq = s;
+    r->ckpt_seq = s;
+    r->bytes_since_ckpt = 0;
+    if (big) {
+        r->big_ckpt_ms = now;
+        rlog(r, "checkpoint of %u keys in %zu records (%zu bytes)", n, np, est);
+    }
+    atomic_fetch_add(&r->checkpoints, 1);
+    return 0;
+}
+
 int repl_flush(repl *r, bool wait, uint64_t *seq) {
     pthread_mutex_lock(&r->flush_mu);
     int rc = 0;
@@ -532,30 +584,11 @@ int repl_flush(repl *r, bool wait, uint64_t *seq) {
         if (rc)
             break;
         r->last_seq = s;
+        r->bytes_since_ckpt += len;
         atomic_fetch_add(&r->appends, 1);
     }
-    /* A checkpoint every checkpoint_every records: a snapshot of the whole memtable, taken while
-     * flush_mu keeps any other record from slipping in between snapshot and checkpoint (every
-     * record before the checkpoint had its writes in the memtable before the snapshot). */
-    if (!rc && r->checkpoint_every && r->last_seq >= r->ckpt_seq + r->checkpoint_every) {
-        uint8_t *snap;
-        size_t slen;
-        uint32_t n;
-        int src = kvs_snapshot(r->kv, CAP_PAYLOAD_MAX - 64, &snap, &slen, &n);
-        if (src == 0) {
-            uint64_t s;
-            rc = cap_checkpoint(r->w, snap, slen, &s);
-            free(snap);
-            if (!rc) {
-                r->last_seq = s;
-                r->ckpt_seq = s;
-                atomic_fetch_add(&r->checkpoints, 1);
-            }
-        } else {
-            r->ckpt_seq = r->last_seq; /* too large for one record: try again later */
-            rlog(r, "state of %u keys exceeds one checkpoint record: no checkpoint", n);
-        }
-    }
+    if (!rc && r->checkpoint_every && r->last_seq >= r->ckpt_seq + r->checkpoint_every)
+        rc = checkpoint(r);
     uint64_t last = r->last_seq;
     pthread_mutex_unlock(&r->flush_mu);
     if (!rc && wait && last)

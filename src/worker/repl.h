@@ -32,17 +32,20 @@
 #include "kvs/kvs.h"
 
 typedef struct repl_opts {
-    uint64_t writer;        /* this worker's id */
-    const char *dir;        /* holds capsule.id and capsule.journal */
-    const char *storage;    /* comma-separated replica endpoints (2f+1) */
-    const char *fwd_pub;    /* forwarder's XSUB endpoint (we publish there); NULL: no multicast */
-    const char *fwd_sub;    /* forwarder's XPUB endpoint (we subscribe there) */
+    uint64_t writer;          /* this worker's id */
+    const char *dir;          /* holds capsule.id and capsule.journal */
+    const char *storage;      /* comma-separated replica endpoints (2f+1) */
+    const char *fwd_pub;      /* forwarder's XSUB endpoint (we publish there); NULL: no multicast */
+    const char *fwd_sub;      /* forwarder's XPUB endpoint (we subscribe there) */
     const uint8_t *data_root; /* 32 bytes: the deployment's capsule key (from the key manager) */
     const uint8_t *sign_seed; /* 32 bytes: this worker's record-signing seed */
     void *zctx;
     kvs *kv;
-    const char *name;       /* for log lines */
-    uint64_t checkpoint_every; /* write a checkpoint every N own records; 0 = never */
+    const char *name;           /* for log lines */
+    uint64_t checkpoint_every;  /* write a checkpoint every N own records; 0 = never */
+    uint64_t big_checkpoint_ms; /* a checkpoint larger than one record (written as several) at
+                                 * most this often, and only once the records appended since the
+                                 * last one hold at least half its size; 0 = 300000 */
 } repl_opts;
 
 typedef struct repl repl;

@@ -46,12 +46,13 @@ typedef struct worker_opts {
     const char *fwd_sub;    /* forwarder XPUB endpoint (receive peers' updates there) */
     const char *deployment; /* key manager deployment (NULL = "default") */
     bool no_sandbox;        /* skip the seccomp allow-list (debugging only) */
-    uint64_t checkpoint_every; /* own capsule records between checkpoints (0 = never) */
-    const char *client_listen; /* client-facing channel endpoint (NULL = stream://127.0.0.1:0,
-                                * an ephemeral loopback port on the stream transport; "tcp://..."
-                                * = ZeroMQ; "none" = no client channel) */
-    const char *client_keys;   /* client list file (tee_client_list_load): the only identities
-                                * the client channel serves (NULL = any identity) */
+    uint64_t checkpoint_every;  /* own capsule records between checkpoints (0 = never) */
+    uint64_t big_checkpoint_ms; /* least time between multi-record checkpoints (0 = 300000) */
+    const char *client_listen;  /* client-facing channel endpoint (NULL = stream://127.0.0.1:0,
+                                 * an ephemeral loopback port on the stream transport; "tcp://..."
+                                 * = ZeroMQ; "none" = no client channel) */
+    const char *client_keys;    /* client list file (tee_client_list_load): the only identities
+                                 * the client channel serves (NULL = any identity) */
 } worker_opts;
 
 /* The largest message of the client-facing channel (a ClientInvoke or ClientResult): an 8 MiB

@@ -370,6 +370,32 @@ static void t_checkpoint(void **st) {
     assert_memory_equal(p, "z", 1);
     free(p);
     cap_reader_close(r);
+
+    /* A checkpoint in three records: replay starts at its first part, and a data record before
+     * the parts is not part of it. */
+    assert_int_equal(cap_writer_open(&K, &wo, id, &w, NULL), 0);
+    const void *parts[3] = {"p0", "p1", "p2"};
+    size_t plens[3] = {2, 2, 2};
+    uint64_t c3;
+    assert_int_equal(cap_checkpoint_parts(w, parts, plens, 3, true, &c3), 0);
+    assert_int_equal(c3, seq + 3);
+    assert_int_equal(cap_append(w, "after", 5, &seq), 0);
+    assert_int_equal(cap_writer_close(w), 0);
+    assert_int_equal(cap_reader_open(c, id, K.data_root, &r), 0);
+    assert_int_equal(cap_reader_sync_from_checkpoint(r, &ck), 0);
+    assert_int_equal(ck, c3 - 2);
+    assert_int_equal(cap_reader_first(r), c3 - 2);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(cap_read(r, c3 - 2 + (uint64_t)i, &p, &len, &kind), 0);
+        assert_int_equal(kind, i < 2 ? CAP_KIND_CKPT_PART : CAP_KIND_CHECKPOINT);
+        assert_memory_equal(p, parts[i], 2);
+        free(p);
+    }
+    assert_int_equal(cap_read(r, c3 - 3, &p, &len, &kind), ERR_NOTFOUND); /* "z": before it */
+    assert_int_equal(cap_read(r, seq, &p, &len, &kind), 0);
+    assert_memory_equal(p, "after", 5);
+    free(p);
+    cap_reader_close(r);
     cap_client_close(c);
     for (int i = 0; i < 3; i++)
         srv_stop(&s[i]);

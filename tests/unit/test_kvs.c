@@ -232,6 +232,59 @@ static void test_bounded_batches(void **state) {
     kvs_free(r);
 }
 
+/* A snapshot in parts: each part a batch within the bound, together the whole state; a bound on
+ * the number of parts is enforced. */
+static void test_snapshot_parts(void **state) {
+    (void)state;
+    kvs *w = kvs_new(1), *r = kvs_new(2);
+    char key[16], val[200];
+    for (int i = 0; i < 500; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        memset(val, 'a' + i % 26, sizeof val);
+        assert_int_equal(kvs_put(w, key, strlen(key), val, sizeof val), 0);
+    }
+    assert_int_equal(kvs_delete(w, "k7", 2), 0);
+    size_t est = kvs_snapshot_bytes(w);
+    assert_true(est > 500 * 200);
+    kvs_part *p;
+    size_t np, total = 0;
+    uint32_t n;
+    assert_int_equal(kvs_snapshot_parts(w, 10000, 0, &p, &np, &n), 0);
+    assert_int_equal(n, 500);
+    assert_true(np >= 11);
+    int applied = 0;
+    for (size_t i = 0; i < np; i++) {
+        assert_true(p[i].len <= 10000);
+        total += p[i].len;
+        int a = kvs_apply_batch(r, p[i].data, p[i].len);
+        assert_true(a > 0);
+        applied += a;
+    }
+    assert_int_equal(applied, 500);
+    assert_true(total <= est);
+    kvs_parts_free(p, np);
+    char buf[256];
+    size_t vlen;
+    assert_int_equal(kvs_get(r, "k499", 4, buf, sizeof buf, &vlen, NULL), 0);
+    assert_int_equal(vlen, 200);
+    assert_int_equal(buf[0], 'a' + 499 % 26);
+    assert_int_equal(kvs_get(r, "k7", 2, buf, sizeof buf, &vlen, NULL), ERR_NOTFOUND);
+    /* Too few parts allowed: refused, nothing returned. */
+    assert_int_equal(kvs_snapshot_parts(w, 10000, 3, &p, &np, &n), ERR_LIMIT);
+    assert_null(p);
+    assert_int_equal(np, 0);
+    /* An empty store gives one part of no entries. */
+    kvs *e = kvs_new(3);
+    assert_int_equal(kvs_snapshot_parts(e, 10000, 0, &p, &np, &n), 0);
+    assert_int_equal(np, 1);
+    assert_int_equal(n, 0);
+    assert_int_equal(kvs_apply_batch(r, p[0].data, p[0].len), 0);
+    kvs_parts_free(p, np);
+    kvs_free(e);
+    kvs_free(w);
+    kvs_free(r);
+}
+
 static void test_snapshot(void **state) {
     (void)state;
     kvs *w = kvs_new(1), *r = kvs_new(2);
@@ -297,7 +350,7 @@ int main(void) {
         cmocka_unit_test(test_map_many),        cmocka_unit_test(test_hlc_monotonic),
         cmocka_unit_test(test_put_get_delete),  cmocka_unit_test(test_convergence_any_order),
         cmocka_unit_test(test_bounded_batches), cmocka_unit_test(test_snapshot),
-        cmocka_unit_test(test_corrupt_batch),
+        cmocka_unit_test(test_snapshot_parts),  cmocka_unit_test(test_corrupt_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
