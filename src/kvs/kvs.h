@@ -64,12 +64,6 @@ void kvs_take_batch(kvs *k, size_t max, uint8_t **data, size_t *len, uint32_t *n
 /* Number of local writes waiting in the pending batch. */
 uint32_t kvs_pending(kvs *k);
 
-/** Encode every entry, tombstones included, with its version, as one batch (the format of
- * kvs_take_batch): a snapshot that kvs_apply_batch merges like any batch. Pending writes are not
- * touched. @param[out] data malloc'd, caller frees. @return 0, or ERR_LIMIT when the encoding
- * would exceed @p max bytes (nothing is returned then). */
-int kvs_snapshot(kvs *k, size_t max, uint8_t **data, size_t *len, uint32_t *nentries);
-
 /** One part of a snapshot: a batch (the format of kvs_take_batch) holding some of the entries. */
 typedef struct kvs_part {
     uint8_t *data;
@@ -79,8 +73,8 @@ typedef struct kvs_part {
  * each (0: one part of any size), together a snapshot: merging them all with kvs_apply_batch
  * gives the state at the time of the call. Taken under the read lock (writers wait meanwhile).
  * @param[out] parts malloc'd array of *nparts parts (free with kvs_parts_free); an empty store
- * gives one part of no entries. @return 0, or ERR_LIMIT (nothing returned) when it needs more than @p max_parts
- * parts (0 = no bound). */
+ * gives one part of no entries. @return 0, or ERR_LIMIT (nothing returned) when it needs more than
+ * @p max_parts parts (0 = no bound). */
 int kvs_snapshot_parts(kvs *k, size_t part_max, size_t max_parts, kvs_part **parts, size_t *nparts,
                        uint32_t *nentries);
 void kvs_parts_free(kvs_part *parts, size_t n);

@@ -29,11 +29,12 @@ struct kvs {
     uint8_t *pend;
     size_t npend, cappend;
     uint32_t pend_count;
-    size_t snap_bytes; /* what kvs_snapshot would encode: lets it refuse without a scan */
+    size_t snap_bytes; /* what a snapshot would encode at most: refusals and estimates without a
+                          scan */
     kvs_stats st;
 };
 
-/* Upper bound of one entry's encoding in a snapshot (kvs_snapshot uses the same sum). */
+/* Upper bound of one entry's encoding in a snapshot (kvs_snapshot_parts uses the same sum). */
 static size_t snap_size(const entry *e) {
     return 1 + 16 + 10 + e->klen + (e->tomb ? 0 : 10 + e->vlen);
 }
@@ -497,18 +498,6 @@ void kvs_parts_free(kvs_part *parts, size_t n) {
     for (size_t i = 0; i < n; i++)
         free(parts[i].data);
     free(parts);
-}
-
-int kvs_snapshot(kvs *k, size_t max, uint8_t **data, size_t *len, uint32_t *nentries) {
-    kvs_part *p;
-    size_t n;
-    int rc = kvs_snapshot_parts(k, max, 1, &p, &n, nentries);
-    if (rc)
-        return rc;
-    *data = p[0].data; /* n is 1: an empty store gives one part of no entries */
-    *len = p[0].len;
-    free(p);
-    return 0;
 }
 
 int kvs_foreach(kvs *k, kvs_visit_fn fn, void *ud) {

@@ -295,15 +295,16 @@ static void test_snapshot(void **state) {
     kvs_take_batch(w, 0, &early, &elen, &en); /* the put of a, delivered late below */
     assert_int_equal(kvs_put(w, "b", 1, "bee", 3), 0);
     assert_int_equal(kvs_delete(w, "a", 1), 0);
-    uint8_t *snap;
-    size_t len;
+    kvs_part *snap;
+    size_t np;
     uint32_t n;
-    assert_int_equal(kvs_snapshot(w, 0, &snap, &len, &n), 0);
+    assert_int_equal(kvs_snapshot_parts(w, 0, 1, &snap, &np, &n), 0);
     assert_int_equal(n, 2); /* b and the tombstone of a */
-    free(snap);
-    assert_int_equal(kvs_snapshot(w, 8, &snap, &len, &n), ERR_LIMIT);
-    assert_int_equal(kvs_snapshot(w, 0, &snap, &len, &n), 0);
-    assert_int_equal(kvs_apply_batch(r, snap, len), 2);
+    assert_int_equal(np, 1);
+    kvs_parts_free(snap, np);
+    assert_int_equal(kvs_snapshot_parts(w, 8, 1, &snap, &np, &n), ERR_LIMIT);
+    assert_int_equal(kvs_snapshot_parts(w, 0, 1, &snap, &np, &n), 0);
+    assert_int_equal(kvs_apply_batch(r, snap[0].data, snap[0].len), 2);
     char buf[8];
     size_t vlen;
     assert_int_equal(kvs_get(r, "b", 1, buf, sizeof buf, &vlen, NULL), 0);
@@ -311,7 +312,7 @@ static void test_snapshot(void **state) {
     /* The tombstone keeps its version: the older put arriving late does not bring a back. */
     assert_int_equal(kvs_apply_batch(r, early, elen), 0);
     assert_int_equal(kvs_get(r, "a", 1, buf, sizeof buf, &vlen, NULL), ERR_NOTFOUND);
-    free(snap);
+    kvs_parts_free(snap, np);
     free(early);
     kvs_free(w);
     kvs_free(r);
