@@ -387,6 +387,7 @@ int repl_open(const repl_opts *o, repl **out, char *why, size_t whylen) {
     r->writer = o->writer;
     r->checkpoint_every = o->checkpoint_every;
     r->big_ckpt_every_ms = o->big_checkpoint_ms ? o->big_checkpoint_ms : 300000;
+    r->big_ckpt_ms = now_ms(); /* the first one too waits an interval: not during a bulk load */
     snprintf(r->name, sizeof r->name, "%s", o->name ? o->name : "repl");
     r->kv = o->kv;
     r->zctx = o->zctx;
