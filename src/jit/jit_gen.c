@@ -52,7 +52,8 @@ static void init_once(void) {
 #define KM(n) g_kind[i++] = K_MISC;
     WASM_BINOPS(KB)
     WASM_BRCMPOPS(KC)
-    WASM_UNOPS(KU) WASM_LOADOPS(KL) WASM_STOREOPS(KS) WASM_MISCOPS(KM)
+    WASM_UNOPS(KU)
+    WASM_LOADOPS(KL) WASM_STOREOPS(KS) WASM_MISCOPS(KM)
 #undef KB
 #undef KU
 #undef KC
@@ -1143,6 +1144,68 @@ static bool is_terminator(int op) {
            op == OP_unreachable;
 }
 
+/* A branch to cell t ending at cell end: a back edge (t at or before the branch) makes t a loop
+ * head whose body extends at least to end. */
+static void mark_back(bool *heads, uint32_t *head_end, uint32_t t, bool back, uint32_t end) {
+    if (!back)
+        return;
+    heads[t] = true;
+    if (end > head_end[t])
+        head_end[t] = end;
+}
+
+/* Emit the lowered code of cells [lo, hi) of function k at the builder's position, with branch
+ * targets from f->bbs. */
+static int emit_range(fgen *f, uint32_t k, uint32_t lo, uint32_t hi, char *err, size_t errlen) {
+    gen *g = f->g;
+    const wasm_code *code = f->code;
+    for (uint32_t i = lo; i < hi;) {
+        const wasm_cell *ip = &code->code[i];
+        if (f->bbs[i]) {
+            f->cur_gen++;
+            if (!terminated(f))
+                LLVMBuildBr(B, f->bbs[i]);
+            LLVMPositionBuilderAtEnd(B, f->bbs[i]);
+        }
+        int op = op_of(ip->h);
+        uint32_t len = op_len(op, ip);
+        switch (g_kind[op]) {
+        case K_BIN:
+        case K_BIN_RI: {
+            int bop = g_kind[op] == K_BIN ? op : op - 1;
+            bool d = bop >= OP_f64_add && bop <= OP_f64_div;
+            bool fl = d || (bop >= OP_f32_add && bop <= OP_f32_div);
+            LLVMValueRef x = ld(f, ip[1].s.b), y;
+            if (fl && nan_fold_const(f, ip[1].s.b, d))
+                x = opaque_bits(f, x, d);
+            if (g_kind[op] == K_BIN) {
+                y = ld(f, ip[1].s.c);
+                if (fl && nan_fold_const(f, ip[1].s.c, d))
+                    y = opaque_bits(f, y, d);
+            } else {
+                y = c64(g, ip[2].u64);
+                if (fl && nan_fold_bits(ip[2].u64, d))
+                    y = opaque_bits(f, y, d);
+            }
+            st(f, ip[1].s.a, emit_bin(f, bop, x, y));
+            break;
+        }
+        case K_BRCMP:
+        case K_BRCMP_RI: emit_brcmp(f, op, ip, i); break;
+        case K_UN: st(f, ip[1].s.a, emit_un(f, op, ld(f, ip[1].s.b))); break;
+        case K_LOAD: emit_load(f, op, ip); break;
+        case K_STORE: emit_store(f, op, ip); break;
+        default:
+            if (emit_misc(f, op, ip) != 0) {
+                snprintf(err, errlen, "function %u: unsupported operator %d", k, op);
+                return ERR_INVALID;
+            }
+        }
+        i += len;
+    }
+    return 0;
+}
+
 /* Generate function k into fn: the native function, or with osr its OSR variant. */
 static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, size_t errlen) {
     const wasm_module *m = g->m;
@@ -1164,6 +1227,8 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
      * of back edges: the OSR entry points) and the call buffer. */
     bool *starts = xcalloc(n + 1, 1);
     bool *heads = xcalloc(n + 1, 1);
+    uint32_t *head_end = xcalloc(n + 1, sizeof *head_end);
+    LLVMBasicBlockRef *bbs_a = NULL;
     f->starts = starts;
     f->bbs = xcalloc(n + 1, sizeof *f->bbs);
     for (uint32_t i = 0; i < n;) {
@@ -1179,20 +1244,23 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
         case OP_br:
         case OP_br_back:
             starts[ip[1].target - code->code] = true;
-            heads[ip[1].target - code->code] |= ip[1].target <= ip;
+            mark_back(heads, head_end, (uint32_t)(ip[1].target - code->code), ip[1].target <= ip,
+                      i + len);
             break;
         case OP_br_if:
         case OP_br_if_back:
         case OP_br_unless:
         case OP_brif_eqz:
             starts[ip[2].target - code->code] = true;
-            heads[ip[2].target - code->code] |= ip[2].target <= ip;
+            mark_back(heads, head_end, (uint32_t)(ip[2].target - code->code), ip[2].target <= ip,
+                      i + len);
             starts[i + len] = true;
             break;
         case OP_br_table:
             for (uint64_t t = 0; t <= ip[2].u64; t++) {
                 starts[ip[3 + t].target - code->code] = true;
-                heads[ip[3 + t].target - code->code] |= ip[3 + t].target <= ip;
+                mark_back(heads, head_end, (uint32_t)(ip[3 + t].target - code->code),
+                          ip[3 + t].target <= ip, i + len);
             }
             break;
         case OP_call:
@@ -1214,7 +1282,8 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
         default:
             if (g_kind[op] == K_BRCMP || g_kind[op] == K_BRCMP_RI) {
                 starts[ip[len - 1].target - code->code] = true;
-                heads[ip[len - 1].target - code->code] |= ip[len - 1].target <= ip;
+                mark_back(heads, head_end, (uint32_t)(ip[len - 1].target - code->code),
+                          ip[len - 1].target <= ip, i + len);
                 starts[i + len] = true;
             }
             break;
@@ -1306,63 +1375,55 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
     for (uint32_t i = 0; i <= n; i++)
         if (starts[i] || i == n)
             f->bbs[i] = new_bb(f, "");
-    if (osr) /* resume at the loop head the interpreter was about to enter */
-        LLVMBuildBr(B, f->bbs[osr_at]);
+    /* An OSR variant resumes at loop head L = osr_at. Branching into the body at L would leave
+     * L the only entry of every loop around it: LLVM would see one rotated loop with header L
+     * (the inner loops of L's nest included in it as plain paths), which it can neither unroll
+     * nor vectorise (nbody's OSR copy ran 2-3x slower than its ordinary copy). So the OSR
+     * variant holds two copies of the code: A, only L's own loop nest (cells [L, end of its
+     * last back edge)), entered at L, whose exits go to B, the whole function (its start is
+     * unreachable). A is a proper loop nest; in B only the loops around L are rotated, and the
+     * nests inside them, L's loop among them, stay proper, so when A's loop finishes, its next
+     * runs are compiled like the ordinary copy's. */
+    uint32_t end_a = 0;
+    if (osr) {
+        end_a = head_end[osr_at];
+        if (end_a <= osr_at || end_a > n || !f->bbs[end_a]) {
+            snprintf(err, errlen, "function %u: no loop body at cell %u", k, osr_at);
+            rc = ERR_INVALID;
+            goto done;
+        }
+        bbs_a = xmalloc((n + 1) * sizeof *bbs_a);
+        memcpy(bbs_a, f->bbs, (n + 1) * sizeof *bbs_a);
+        for (uint32_t i = osr_at; i < end_a; i++)
+            if (f->bbs[i])
+                bbs_a[i] = new_bb(f, "osr_a");
+        LLVMBuildBr(B, bbs_a[osr_at]);
+    }
     /* The lowered code never falls off its end (the last instruction is ret or a branch); the
      * block at n exists only as a fall-through target and is unreachable. */
 
-    for (uint32_t i = 0; i < n;) {
-        const wasm_cell *ip = &code->code[i];
-        if (f->bbs[i]) {
-            f->cur_gen++;
-            if (!terminated(f))
-                LLVMBuildBr(B, f->bbs[i]);
-            LLVMPositionBuilderAtEnd(B, f->bbs[i]);
-        }
-        int op = op_of(ip->h);
-        uint32_t len = op_len(op, ip);
-        switch (g_kind[op]) {
-        case K_BIN:
-        case K_BIN_RI: {
-            int bop = g_kind[op] == K_BIN ? op : op - 1;
-            bool d = bop >= OP_f64_add && bop <= OP_f64_div;
-            bool fl = d || (bop >= OP_f32_add && bop <= OP_f32_div);
-            LLVMValueRef x = ld(f, ip[1].s.b), y;
-            if (fl && nan_fold_const(f, ip[1].s.b, d))
-                x = opaque_bits(f, x, d);
-            if (g_kind[op] == K_BIN) {
-                y = ld(f, ip[1].s.c);
-                if (fl && nan_fold_const(f, ip[1].s.c, d))
-                    y = opaque_bits(f, y, d);
-            } else {
-                y = c64(g, ip[2].u64);
-                if (fl && nan_fold_bits(ip[2].u64, d))
-                    y = opaque_bits(f, y, d);
-            }
-            st(f, ip[1].s.a, emit_bin(f, bop, x, y));
-            break;
-        }
-        case K_BRCMP:
-        case K_BRCMP_RI: emit_brcmp(f, op, ip, i); break;
-        case K_UN: st(f, ip[1].s.a, emit_un(f, op, ld(f, ip[1].s.b))); break;
-        case K_LOAD: emit_load(f, op, ip); break;
-        case K_STORE: emit_store(f, op, ip); break;
-        default:
-            if (emit_misc(f, op, ip) != 0) {
-                snprintf(err, errlen, "function %u: unsupported operator %d", k, op);
-                rc = ERR_INVALID;
-                goto done;
-            }
-        }
-        i += len;
-    }
+    rc = emit_range(f, k, 0, n, err, errlen);
+    if (rc)
+        goto done;
     if (!terminated(f))
         LLVMBuildBr(B, f->bbs[n]);
     LLVMPositionBuilderAtEnd(B, f->bbs[n]);
     LLVMBuildUnreachable(B);
+    if (osr) { /* copy A: L's loop nest, branches out of it into B */
+        LLVMBasicBlockRef *bbs_b = f->bbs;
+        f->bbs = bbs_a;
+        rc = emit_range(f, k, osr_at, end_a, err, errlen);
+        if (!rc && !terminated(f))
+            LLVMBuildBr(B, bbs_a[end_a]);
+        f->bbs = bbs_b;
+        if (rc)
+            goto done;
+    }
 done:
     free(starts);
     free(heads);
+    free(head_end);
+    free(bbs_a);
     free(f->bbs);
     free(f->slots);
     free(f->kgen);

@@ -320,6 +320,26 @@ static void test_auto_osr(void **state) {
     close_run(&r);
 }
 
+/* auto: on-stack replacement inside a loop nest (the OSR copy holds the sampled loop's nest
+ * and the whole function, with a branch from the inner loop back to the middle loop's head)
+ * gives the interpreter's result. */
+static void test_auto_osr_nest(void **state) {
+    (void)state;
+    wasm_val a[1] = {20000}, want[1], res[1];
+    run r;
+    open_run(&r, JIT_TIER_INTERP, NULL, NULL);
+    assert_int_equal(call(&r, "nest", a, want), 0);
+    close_run(&r);
+    open_run(&r, JIT_TIER_AUTO, NULL, NULL);
+    jit_stats before, after;
+    jit_get_stats(&before);
+    assert_int_equal(call(&r, "nest", a, res), 0);
+    jit_get_stats(&after);
+    assert_int_equal(res[0], want[0]);
+    assert_true(after.osr_entries > before.osr_entries);
+    close_run(&r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_differential_checks),
@@ -330,6 +350,7 @@ int main(void) {
         cmocka_unit_test(test_cache),
         cmocka_unit_test(test_auto_tier),
         cmocka_unit_test(test_auto_osr),
+        cmocka_unit_test(test_auto_osr_nest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,6 +30,25 @@
   (func (export "unreach") (unreachable))
   ;; Guard-mode bounds: a dropped load must still trap; a reduction over memory (its loads feed
   ;; a loop-carried sum); a store that faults must leave memory unchanged before it.
+;; A loop nest for on-stack replacement: the sampled loop head is likely the innermost, whose
+  ;; body also branches back to the middle loop's head (an early continue).
+  (func (export "nest") (param $n i32) (result i64) (local $i i32) (local $j i32) (local $k i32) (local $acc i64)
+    (loop $li
+      (local.set $j (i32.const 0))
+      (loop $lj
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (local.set $k (i32.const 0))
+        (loop $lk
+          (local.set $acc (i64.add (i64.mul (local.get $acc) (i64.const 31))
+            (i64.extend_i32_u (i32.xor (local.get $i) (i32.mul (local.get $j) (local.get $k))))))
+          (local.set $k (i32.add (local.get $k) (i32.const 1)))
+          (br_if $lj (i32.and (i32.eq (i32.and (i32.wrap_i64 (local.get $acc)) (i32.const 255)) (i32.const 7))
+                              (i32.lt_u (local.get $j) (i32.const 64))))
+          (br_if $lk (i32.lt_u (local.get $k) (i32.const 100))))
+        (br_if $lj (i32.lt_u (local.get $j) (i32.const 64))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $li (i32.lt_u (local.get $i) (local.get $n))))
+    (local.get $acc))
   (func (export "dropload") (param i32) (result i32) (drop (i32.load (local.get 0))) (i32.const 1))
   (func (export "sumto") (param i32) (result i32) (local i32 i32)
     (block (loop
