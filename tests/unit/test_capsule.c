@@ -12,10 +12,14 @@
 #include "crypto/crypto.h"
 #include "storage/storage.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static cap_keys K;
@@ -128,6 +132,30 @@ static void *srv_main(void *a) {
     return NULL;
 }
 
+/* The first of @p n consecutive loopback ports that are free now, below the kernel's ephemeral
+ * range (32768+) so that other tests' outgoing connections and port-0 listeners do not take them
+ * while the replicas start (fixed bases collided: "Address already in use", then a replica the
+ * writer waited for until the test timed out). */
+static int free_ports(int n) {
+    for (int attempt = 0; attempt < 200; attempt++) {
+        int base = 20000 + (int)((getpid() * 7919u + (unsigned)attempt * 104729u) % 12000u);
+        bool ok = true;
+        for (int i = 0; i < n && ok; i++) {
+            int fd = socket(AF_INET, SOCK_STREAM, 0);
+            struct sockaddr_in sa = {.sin_family = AF_INET,
+                                     .sin_port = htons((uint16_t)(base + i))};
+            sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            ok = fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+            if (fd >= 0)
+                close(fd);
+        }
+        if (ok)
+            return base;
+    }
+    fail_msg("no %d free loopback ports", n);
+    return 0;
+}
+
 static void srv_start(srv *s, int port) {
     memset(s, 0, sizeof *s);
     snprintf(s->ep, sizeof s->ep, "tcp://127.0.0.1:%d", port);
@@ -178,7 +206,7 @@ static int push(cap_client *c, size_t i, const uint8_t *id, uint64_t first, uint
 
 static void t_replicas(void **st) {
     (void)st;
-    int base = 31000 + (int)(getpid() % 2000) * 4;
+    int base = free_ports(4);
     srv s[4];
     for (int i = 0; i < 4; i++)
         srv_start(&s[i], base + i);
@@ -288,7 +316,7 @@ static void t_replicas(void **st) {
 /* Readers that start at the newest checkpoint; a pipelined writer with many small batches. */
 static void t_checkpoint(void **st) {
     (void)st;
-    int base = 39000 + (int)(getpid() % 2000) * 3;
+    int base = free_ports(3);
     srv s[3];
     for (int i = 0; i < 3; i++)
         srv_start(&s[i], base + i);
@@ -411,7 +439,7 @@ static void copy_file(const char *from, const char *to) {
  * (it could fork); the current journal resumes. */
 static void t_journal_counter(void **st) {
     (void)st;
-    int base = 45000 + (int)(getpid() % 2000) * 3;
+    int base = free_ports(3);
     srv s[3];
     for (int i = 0; i < 3; i++)
         srv_start(&s[i], base + i);
