@@ -41,7 +41,7 @@ void cmd_worker_help(FILE *out) {
             "                    $PSL_CHECKPOINT_EVERY; 0 = never)\n"
             "  --big-checkpoint-ms MS  a state too large for one record (4 MiB) is checkpointed\n"
             "                    in several, at most every MS ms from the start or the last\n"
-            "                    one (default 300000, or $PSL_BIG_CHECKPOINT_MS), once the\n"
+            "                    one (default 1800000, or $PSL_BIG_CHECKPOINT_MS), once the\n"
             "                    log since the last checkpoint holds half the state's size\n"
             "  --client-listen EP  serve clients over the attested channel there (ClientInvoke;\n"
             "                    docs/client.md): any client identity may invoke, as on the\n"

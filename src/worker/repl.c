@@ -386,7 +386,7 @@ int repl_open(const repl_opts *o, repl **out, char *why, size_t whylen) {
     repl *r = xcalloc(1, sizeof *r);
     r->writer = o->writer;
     r->checkpoint_every = o->checkpoint_every;
-    r->big_ckpt_every_ms = o->big_checkpoint_ms ? o->big_checkpoint_ms : 300000;
+    r->big_ckpt_every_ms = o->big_checkpoint_ms ? o->big_checkpoint_ms : 1800000;
     r->big_ckpt_ms = now_ms(); /* the first one too waits an interval: not during a bulk load */
     snprintf(r->name, sizeof r->name, "%s", o->name ? o->name : "repl");
     r->kv = o->kv;
@@ -534,8 +534,10 @@ static int checkpoint(repl *r) {
     size_t est = kvs_snapshot_bytes(r->kv);
     bool big = est > part;
     uint64_t now = now_ms();
-    if (big && (r->bytes_since_ckpt < est / 2 || now < r->big_ckpt_ms + r->big_ckpt_every_ms))
-        return 0; /* not yet; the test above costs nothing, so the next flush asks again */
+    if (big && (r->bytes_since_ckpt < est / 2 || now < r->big_ckpt_ms + r->big_ckpt_every_ms ||
+                atomic_load(&r->stop)))
+        return 0; /* not yet (and never while stopping, which would wait for it); the test above
+                   * costs nothing, so the next flush asks again */
     kvs_part *parts;
     size_t np;
     uint32_t n;

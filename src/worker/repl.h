@@ -45,7 +45,7 @@ typedef struct repl_opts {
     uint64_t checkpoint_every;  /* write a checkpoint every N own records; 0 = never */
     uint64_t big_checkpoint_ms; /* a checkpoint larger than one record (written as several) at
                                  * most this often, and only once the records appended since the
-                                 * last one hold at least half its size; 0 = 300000 */
+                                 * last one hold at least half its size; 0 = 1800000 */
 } repl_opts;
 
 typedef struct repl repl;

@@ -47,7 +47,7 @@ typedef struct worker_opts {
     const char *deployment; /* key manager deployment (NULL = "default") */
     bool no_sandbox;        /* skip the seccomp allow-list (debugging only) */
     uint64_t checkpoint_every;  /* own capsule records between checkpoints (0 = never) */
-    uint64_t big_checkpoint_ms; /* least time between multi-record checkpoints (0 = 300000) */
+    uint64_t big_checkpoint_ms; /* least time between multi-record checkpoints (0 = 1800000) */
     const char *client_listen;  /* client-facing channel endpoint (NULL = stream://127.0.0.1:0,
                                  * an ephemeral loopback port on the stream transport; "tcp://..."
                                  * = ZeroMQ; "none" = no client channel) */
