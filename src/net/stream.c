@@ -76,9 +76,10 @@ typedef struct rbuf {
 static void rbuf_room(rbuf *r, size_t max_len) {
     if (r->off == r->len)
         r->off = r->len = 0;
-    size_t want = ST_READ_MIN;
-    if (r->len - r->off >= ST_HDR && get_le32(r->b + r->off) <= max_len) {
-        size_t need = ST_HDR + get_le32(r->b + r->off) - (r->len - r->off);
+    size_t want = ST_READ_MIN, have = r->len - r->off;
+    if (have >= ST_HDR && get_le32(r->b + r->off) <= max_len &&
+        have < ST_HDR + (size_t)get_le32(r->b + r->off)) { /* the first message is incomplete */
+        size_t need = ST_HDR + get_le32(r->b + r->off) - have;
         if (need > want)
             want = need;
     }
