@@ -33,7 +33,9 @@ fail() {
 ok() { echo "ok: $*"; }
 wat2wasm "$WAT/loop.wat" -o "$T/loop.wasm" || fail "wat2wasm loop"
 
-GW=$("$PSL" up --workers 2) || fail "psl up"
+# 4 invocation threads per worker: a function a worker has not run yet goes to them, so an echo
+# must find a free one even when both loops below land on its worker.
+GW=$("$PSL" up --workers 2 --threads 4) || fail "psl up"
 "$PSL" deploy echo "$EX/echo.wasm" >/dev/null || fail "deploy echo"
 "$PSL" deploy counter "$EX/counter.wasm" --durability sync >/dev/null || fail "deploy counter"
 "$PSL" deploy loop "$T/loop.wasm" --timeout-ms 4000 >/dev/null || fail "deploy loop"
