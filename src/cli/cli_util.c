@@ -8,8 +8,11 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -102,5 +105,33 @@ int cli_identity_load(const char *path, uint8_t *sk, uint8_t *pk) {
     cr_sign_seed_keypair(pk ? pk : pub, sk, d);
     cr_memzero(d, n);
     free(d);
+    return 0;
+}
+
+unsigned cli_free_port(void) {
+    static unsigned given[32]; /* this process's last picks: not yet bound by their daemons */
+    static unsigned ngiven;
+    uint32_t r = 0;
+    (void)plat_random(&r, sizeof r);
+    for (unsigned i = 0; i < 512; i++) {
+        unsigned port = 20000u + (r + i * 7919u) % 12768u;
+        bool seen = false;
+        for (unsigned k = 0; k < 32 && k < ngiven; k++)
+            seen |= given[k] == port;
+        if (seen)
+            continue;
+        int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (s < 0)
+            return 0;
+        struct sockaddr_in sa = {.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int ok = bind(s, (struct sockaddr *)&sa, sizeof sa) == 0;
+        close(s);
+        if (ok) {
+            given[ngiven++ % 32] = port;
+            return port;
+        }
+    }
     return 0;
 }

@@ -372,20 +372,6 @@ void cmd_up_help(FILE *out) {
             "  machine's hostname), with their data under DIR. See docs/deploy.md.\n");
 }
 
-static unsigned free_port(void) {
-    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (s < 0)
-        return 0;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof sa;
-    unsigned port = 0;
-    if (bind(s, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-        getsockname(s, (struct sockaddr *)&sa, &sl) == 0)
-        port = ntohs(sa.sin_port);
-    close(s);
-    return port;
-}
-
 static char g_self[4096];
 
 static const char *self_exe(void) {
@@ -958,10 +944,10 @@ int cmd_up(int argc, char **argv) {
     proc ps[MAX_PROCS];
     int np = 0;
     char coord_ep[64], xsub[64], xpub[64], storage_eps[1024] = "";
-    unsigned http_port = free_port(), cport = free_port();
+    unsigned http_port = cli_free_port(), cport = cli_free_port();
     snprintf(coord_ep, sizeof coord_ep, "tcp://127.0.0.1:%u", cport);
-    snprintf(xsub, sizeof xsub, "tcp://127.0.0.1:%u", free_port());
-    snprintf(xpub, sizeof xpub, "tcp://127.0.0.1:%u", free_port());
+    snprintf(xsub, sizeof xsub, "tcp://127.0.0.1:%u", cli_free_port());
+    snprintf(xpub, sizeof xpub, "tcp://127.0.0.1:%u", cli_free_port());
     cJSON *cj = cJSON_CreateObject();
     cJSON *jp = cJSON_CreateArray();
     char gw[64];
@@ -989,7 +975,7 @@ int cmd_up(int argc, char **argv) {
     if (have_storage) {
         for (uint32_t k = 0; k < o.replicas; k++) {
             char ep[64], data[4300], role[32];
-            snprintf(ep, sizeof ep, "tcp://127.0.0.1:%u", free_port());
+            snprintf(ep, sizeof ep, "tcp://127.0.0.1:%u", cli_free_port());
             snprintf(data, sizeof data, "%s/storage-%u", dir, k);
             snprintf(role, sizeof role, "storage-%u", k);
             char *av[] = {(char *)exe, "storage", "--listen", ep, "--data", data, NULL};

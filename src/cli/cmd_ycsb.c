@@ -118,20 +118,6 @@ static double now_s(void) {
 
 /* ---------- small process helpers ---------- */
 
-static int free_port(void) {
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    if (s < 0)
-        return -1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t l = sizeof a;
-    int port = -1;
-    if (bind(s, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(s, (struct sockaddr *)&a, &l) == 0)
-        port = ntohs(a.sin_port);
-    close(s);
-    return port;
-}
-
 /* ---------- HTTP (libcurl) ---------- */
 
 typedef struct http {
@@ -350,7 +336,7 @@ static int redis_start(env *e, const yopts *o) {
     if (o->redis_port) {
         e->redis_port = o->redis_port;
     } else {
-        e->redis_port = free_port();
+        e->redis_port = (int)cli_free_port();
         if (e->redis_port <= 0)
             return EXIT_FAILED;
         char port[16];
@@ -401,7 +387,7 @@ static int redis_start(env *e, const yopts *o) {
  * server is a child process with one thread on a ROUTER socket (as a worker's client server):
  * a read ("r KEY") is answered with a 1000-byte record, a write with an empty message. */
 static int zmq_echo_start(env *e) {
-    int port = free_port();
+    int port = (int)cli_free_port();
     if (port <= 0)
         return EXIT_FAILED;
     snprintf(e->zmq_ep, sizeof e->zmq_ep, "tcp://127.0.0.1:%d", port);
