@@ -976,17 +976,21 @@ static uint32_t code_at(const jit_mod *jm, const wasm_cell *at) {
     return at < m->codes[k].code + m->codes[k].ncode ? k : UINT32_MAX;
 }
 
+/* Queue function k for the hot thread unless it is queued, compiling or compiled already. */
+static void queue_cold(jit_mod *jm, uint32_t k) {
+    pthread_mutex_lock(&jm->mu);
+    if (jm->state[k] == ST_COLD) {
+        jm->state[k] = ST_QUEUED;
+        jm->nqueued++;
+        pthread_cond_signal(&jm->cv);
+    }
+    pthread_mutex_unlock(&jm->mu);
+}
+
 /* One more sample of function k: queue it for the hot thread when it turns hot. */
 static void count_sample(jit_mod *jm, uint32_t k) {
-    if (atomic_fetch_add(&jm->samples[k], 1) + 1 == JIT_HOT_SAMPLES) {
-        pthread_mutex_lock(&jm->mu);
-        if (jm->state[k] == ST_COLD) {
-            jm->state[k] = ST_QUEUED;
-            jm->nqueued++;
-            pthread_cond_signal(&jm->cv);
-        }
-        pthread_mutex_unlock(&jm->mu);
-    }
+    if (atomic_fetch_add(&jm->samples[k], 1) + 1 == JIT_HOT_SAMPLES)
+        queue_cold(jm, k);
 }
 
 /* An interpreted function called from compiled code runs in a fresh interpreter activation,
@@ -1059,13 +1063,7 @@ static int sample(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool 
         atomic_exchange(&jm->entered[k], 1) == 1) {
         /* A second activation reached its OSR entry: it is called after all, so compile its
          * ordinary copy too. */
-        pthread_mutex_lock(&jm->mu);
-        if (jm->state[k] == ST_COLD) {
-            jm->state[k] = ST_QUEUED;
-            jm->nqueued++;
-            pthread_cond_signal(&jm->cv);
-        }
-        pthread_mutex_unlock(&jm->mu);
+        queue_cold(jm, k);
     }
     if (getenv("PSL_JIT_STATS"))
         fprintf(stderr, "psl: jit: function %u left by OSR after %.1f ms (%s)\n",
