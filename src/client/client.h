@@ -30,7 +30,7 @@
 typedef struct cl_endpoint {
     uint64_t id; /* worker id */
     char name[64];
-    char endpoint[256]; /* ZeroMQ endpoint of its client channel */
+    char endpoint[256]; /* its client channel: stream://HOST:PORT, or a ZeroMQ endpoint */
     char backend[16];
     uint8_t measurement[32]; /* what its report proved to the coordinator */
     uint8_t platform_key[32];

@@ -1,4 +1,5 @@
-/* net: the attested secure channel over ZeroMQ, used by every message between psl processes.
+/* net: the attested secure channel, used by every message between psl processes, over ZeroMQ
+ * ("tcp://..." and other ZeroMQ endpoints) or over plain TCP ("stream://HOST:PORT", stream.c).
  *
  * Handshake (docs/protocols.md has the byte-level description):
  *   C -> S  ClientHello {X25519 eph_c, nonce_c, AEAD mask}
@@ -27,7 +28,10 @@
  * sends an unauthenticated Close with the reason, so the other side can say why the channel closed.
  * Nothing aborts the process.
  *
- * Sockets: a client is one ZeroMQ DEALER; a server is one ROUTER holding a session per peer.
+ * Sockets: on ZeroMQ a client is one DEALER and a server one ROUTER holding a session per peer;
+ * on the stream transport a client is one blocking TCP connection and a server one epoll loop
+ * holding a session per connection (the zctx arguments are then unused, and net_chan_socket
+ * returns NULL).
  * Objects are single-threaded: use each from one thread at a time.
  * Errors: 0 or negative codes from base/err.h; -ETIMEDOUT when a wait ends without a message. */
 #ifndef PSL_NET_NET_H
