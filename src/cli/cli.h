@@ -97,10 +97,11 @@ int cli_run_wait(char *const argv[], bool quiet);
 /* Run gnuplot on @p script, remove it and @p data, report @p png as written (as @p who).
  * Returns 0 or EXIT_FAILED (printed). */
 int cli_gnuplot(const char *script, const char *data, const char *png, const char *who);
-/* A loopback TCP port that is free now, for a daemon to bind soon after: one of 20000-32767,
+/* A loopback TCP port that is free now, for a daemon to bind soon after: one of 10000-19999,
  * below the kernel's ephemeral range (32768+), so that no outgoing connection or port-0
  * listener of another process takes it in between (the kernel's own pick, from that range,
- * did: "Address already in use" at start-up). 0 when none is found. */
+ * did: "Address already in use" at start-up), and below 20000-31999, where the shell tests
+ * bind fixed ports. 0 when none is found. */
 unsigned cli_free_port(void);
 /* The gateway URL of the cluster in DIR (from DIR/cluster.json), malloc'd, or NULL. */
 char *cli_cluster_gateway(const char *dir);

@@ -114,7 +114,7 @@ unsigned cli_free_port(void) {
     uint32_t r = 0;
     (void)plat_random(&r, sizeof r);
     for (unsigned i = 0; i < 512; i++) {
-        unsigned port = 20000u + (r + i * 7919u) % 12768u;
+        unsigned port = 10000u + (r + i * 7919u) % 10000u;
         bool seen = false;
         for (unsigned k = 0; k < 32 && k < ngiven; k++)
             seen |= given[k] == port;
