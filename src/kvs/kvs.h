@@ -31,7 +31,8 @@ typedef struct kvs kvs;
 
 typedef struct kvs_stats {
     uint64_t gets, puts, deletes, applied, stale; /* stale: remote writes older than ours */
-    uint64_t keys;                                /* live keys (tombstones excluded) */
+    uint64_t coalesced; /* local writes dropped from a batch for a later write of the key in it */
+    uint64_t keys;      /* live keys (tombstones excluded) */
 } kvs_stats;
 
 /* -1, 0, 1 as a is older than, equal to, newer than b. */
@@ -57,7 +58,9 @@ int kvs_merge(kvs *k, const void *key, size_t klen, const void *val, size_t vlen
               kvs_version ver);
 
 /** Take pending local writes, oldest first, as one encoded batch of at most about @p max bytes
- * (at least one write when any is pending; 0 = no bound). The rest stays pending.
+ * (at least one write when any is pending; 0 = no bound). The rest stays pending. A write that a
+ * later write of the same key in the same batch supersedes is left out (counted in
+ * kvs_stats.coalesced): the batch's effect under last-writer-wins is the same.
  * @param[out] data malloc'd, caller frees; NULL with *len 0 when nothing is pending.
  * @param[out] nupdates number of writes in it. */
 void kvs_take_batch(kvs *k, size_t max, uint8_t **data, size_t *len, uint32_t *nupdates);

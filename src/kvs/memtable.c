@@ -232,6 +232,13 @@ uint32_t kvs_pending(kvs *k) {
 }
 
 static size_t skip_update(const uint8_t *p, const uint8_t *end);
+static size_t coalesce(uint8_t *u, size_t len, uint32_t *n);
+
+static void put_count(uint8_t *hdr, uint32_t n) {
+    hdr[0] = BATCH_FORMAT;
+    for (int i = 0; i < 5; i++) /* count < 2^32: a varint padded to 5 bytes */
+        hdr[1 + i] = (uint8_t)(((uint64_t)n >> (7 * i)) & 0x7f) | (i < 4 ? 0x80 : 0);
+}
 
 void kvs_take_batch(kvs *k, size_t max, uint8_t **data, size_t *len, uint32_t *nupdates) {
     pthread_rwlock_wrlock(&k->lock);
@@ -242,47 +249,45 @@ void kvs_take_batch(kvs *k, size_t max, uint8_t **data, size_t *len, uint32_t *n
         *nupdates = 0;
         return;
     }
+    uint8_t *out;
+    size_t body;
+    uint32_t n;
     if (!max || PEND_HDR + k->npend <= max) {
-        /* All of it: hand the buffer over with the header in its reserved front bytes. */
-        uint8_t *out = k->pend;
-        out[0] = BATCH_FORMAT;
-        for (int i = 0; i < 5; i++) /* count < 2^32: a varint padded to 5 bytes */
-            out[1 + i] =
-                (uint8_t)(((uint64_t)k->pend_count >> (7 * i)) & 0x7f) | (i < 4 ? 0x80 : 0);
-        *data = out;
-        *len = PEND_HDR + k->npend;
-        *nupdates = k->pend_count;
+        /* All of it: hand the buffer over; the header goes in its reserved front bytes. */
+        out = k->pend;
+        body = k->npend;
+        n = k->pend_count;
         k->pend = xmalloc(k->cappend); /* same size again: pages are touched as writes come */
         k->npend = 0;
         k->pend_count = 0;
-        pthread_rwlock_unlock(&k->lock);
-        return;
+    } else {
+        /* Cut after whole updates, at least one, within max bytes when possible. */
+        uint8_t *pu = k->pend + PEND_HDR;
+        body = 0;
+        n = 0;
+        while (n < k->pend_count) {
+            size_t u = skip_update(pu + body, pu + k->npend);
+            if (max && n > 0 && PEND_HDR + body + u > max)
+                break;
+            body += u;
+            n++;
+        }
+        out = xmalloc(PEND_HDR + body);
+        memcpy(out + PEND_HDR, pu, body);
+        memmove(pu, pu + body, k->npend - body);
+        k->npend -= body;
+        k->pend_count -= n;
     }
-    /* Cut after whole updates, at least one, within max bytes when possible. */
-    uint8_t *pu = k->pend + PEND_HDR;
-    size_t cut = 0;
-    uint32_t n = 0;
-    while (n < k->pend_count) {
-        size_t u = skip_update(pu + cut, pu + k->npend);
-        if (max && n > 0 && cut + u > max)
-            break;
-        cut += u;
-        n++;
-    }
-    uint8_t hdr[1 + 10];
-    size_t h = 0;
-    hdr[h++] = BATCH_FORMAT;
-    h += put_varint(hdr + h, n);
-    uint8_t *out = xmalloc(h + cut);
-    memcpy(out, hdr, h);
-    memcpy(out + h, pu, cut);
-    *data = out;
-    *len = h + cut;
-    *nupdates = n;
-    memmove(pu, pu + cut, k->npend - cut);
-    k->npend -= cut;
-    k->pend_count -= n;
     pthread_rwlock_unlock(&k->lock);
+    /* Outside the lock: the batch is ours now. */
+    uint32_t before = n;
+    body = coalesce(out + PEND_HDR, body, &n);
+    if (n < before)
+        __atomic_fetch_add(&k->st.coalesced, before - n, __ATOMIC_RELAXED);
+    put_count(out, n);
+    *data = out;
+    *len = PEND_HDR + body;
+    *nupdates = n;
 }
 
 typedef struct rd {
@@ -355,6 +360,62 @@ static size_t skip_update(const uint8_t *p, const uint8_t *end) {
     bool ok = rd_update(&r, &u);
     ASSERT(ok);
     return (size_t)(r.p - p);
+}
+
+/* Drop from the encoded updates u[0..len) every update that a later update of the same key in
+ * the same run supersedes: under last-writer-wins the later one (a newer version of this writer)
+ * decides the key's state wherever the batch is applied, and since both travel in one capsule
+ * record neither can be durable or visible without the other. Zipfian workloads write the same hot
+ * keys many times per batch; what is dropped is never encrypted, stored on the replicas or
+ * multicast. Updates keep their order. Returns the new length; *n becomes the new count. */
+static size_t coalesce(uint8_t *u, size_t len, uint32_t *n) {
+    if (*n < 2)
+        return len;
+    uint32_t cnt = *n;
+    size_t *off = xmalloc((cnt + 1) * sizeof *off);
+    const uint8_t **keys = xmalloc(cnt * sizeof *keys);
+    size_t *klens = xmalloc(cnt * sizeof *klens);
+    map m;
+    map_init(&m);
+    rd r = {u, u + len, false};
+    for (uint32_t i = 0; i < cnt; i++) {
+        upd x;
+        off[i] = (size_t)(r.p - u);
+        bool ok = rd_update(&r, &x);
+        ASSERT(ok);
+        keys[i] = x.key;
+        klens[i] = x.klen;
+        map_put(&m, x.key, x.klen, (void *)(uintptr_t)(i + 1)); /* ends as the last one */
+    }
+    off[cnt] = len;
+    if (m.n == cnt) { /* no key twice */
+        map_fini(&m);
+        free(off);
+        free(keys);
+        free(klens);
+        return len;
+    }
+    bool *keep = xmalloc(cnt * sizeof *keep);
+    for (uint32_t i = 0; i < cnt; i++)
+        keep[i] = (uintptr_t)map_get(&m, keys[i], klens[i]) == i + 1;
+    map_fini(&m);
+    size_t w = 0;
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < cnt; i++) {
+        if (!keep[i])
+            continue;
+        size_t l = off[i + 1] - off[i];
+        if (w != off[i])
+            memmove(u + w, u + off[i], l);
+        w += l;
+        kept++;
+    }
+    free(keep);
+    free(off);
+    free(keys);
+    free(klens);
+    *n = kept;
+    return w;
 }
 
 int kvs_apply_batch(kvs *k, const uint8_t *data, size_t len) {
@@ -516,6 +577,7 @@ void kvs_get_stats(kvs *k, kvs_stats *out) {
     pthread_rwlock_rdlock(&k->lock);
     *out = k->st;
     out->gets = __atomic_load_n(&k->st.gets, __ATOMIC_RELAXED);
+    out->coalesced = __atomic_load_n(&k->st.coalesced, __ATOMIC_RELAXED);
     pthread_rwlock_unlock(&k->lock);
 }
 

@@ -142,7 +142,7 @@ static void test_convergence_any_order(void **state) {
     uint32_t n1, n2;
     kvs_take_batch(w1, 0, &b1, &l1, &n1);
     kvs_take_batch(w2, 0, &b2, &l2, &n2);
-    assert_int_equal(n1, 50);
+    assert_int_equal(n1, 7); /* the last write of each of the 7 keys: the others are superseded */
     assert_int_equal(kvs_pending(w1), 0);
     kvs *r1 = kvs_new(3), *r2 = kvs_new(4);
     assert_true(kvs_apply_batch(r1, b1, l1) >= 0);
@@ -199,8 +199,9 @@ static void test_bounded_batches(void **state) {
     kvs_stats st;
     kvs_get_stats(r, &st);
     assert_int_equal(st.keys, 100);
-    /* 1000 updates taken whole (the buffer is handed over, header in front) and applied in
-     * slices: all arrive, in order (the later put of a key wins), and the writer starts afresh. */
+    /* 1000 updates of 700 keys taken whole (the buffer is handed over, header in front): the 300
+     * superseded puts are left out, the later put of each key arrives, and the writer starts
+     * afresh. */
     for (int i = 0; i < 1000; i++) {
         char key[16], v[16];
         snprintf(key, sizeof key, "big%d", i % 700);
@@ -212,9 +213,9 @@ static void test_bounded_batches(void **state) {
     uint32_t n;
     kvs_take_batch(w, 0, &b, &len, &n);
     assert_non_null(b);
-    assert_int_equal(n, 1000);
+    assert_int_equal(n, 700);
     assert_int_equal(kvs_pending(w), 0);
-    assert_int_equal(kvs_apply_batch(r, b, len), 1000);
+    assert_int_equal(kvs_apply_batch(r, b, len), 700);
     free(b);
     char got[16];
     size_t glen;
@@ -228,6 +229,86 @@ static void test_bounded_batches(void **state) {
     assert_int_equal(n, 1);
     assert_int_equal(kvs_apply_batch(r, b, len), 1);
     free(b);
+    kvs_free(w);
+    kvs_free(r);
+}
+
+/* Coalescing: within one batch only the last write of a key travels (puts and deletes alike, in
+ * the order of their last writes); across batches nothing is dropped; a replica that applies the
+ * coalesced batches ends in the writer's state. */
+static void test_coalesce(void **state) {
+    (void)state;
+    kvs *w = kvs_new(1), *r = kvs_new(2);
+    assert_int_equal(kvs_put(w, "a", 1, "a1", 2), 0);
+    assert_int_equal(kvs_put(w, "b", 1, "b1", 2), 0);
+    assert_int_equal(kvs_delete(w, "a", 1), 0); /* supersedes a1 */
+    assert_int_equal(kvs_put(w, "c", 1, "c1", 2), 0);
+    assert_int_equal(kvs_put(w, "b", 1, "b2", 2), 0); /* supersedes b1 */
+    assert_int_equal(kvs_delete(w, "c", 1), 0);
+    assert_int_equal(kvs_put(w, "c", 1, "c3", 2), 0); /* supersedes c1 and the delete */
+    uint8_t *b;
+    size_t len;
+    uint32_t n;
+    kvs_take_batch(w, 0, &b, &len, &n);
+    assert_int_equal(n, 3);
+    /* Decoded in order: delete a, put b=b2, put c=c3. */
+    kvs *probe = kvs_new(9);
+    assert_int_equal(kvs_put(probe, "a", 1, "old", 3), 0); /* older than the delete below */
+    assert_int_equal(kvs_apply_batch(probe, b, len), 3);
+    char got[8];
+    size_t glen;
+    assert_int_equal(kvs_get(probe, "a", 1, got, sizeof got, &glen, NULL), ERR_NOTFOUND);
+    assert_int_equal(kvs_get(probe, "b", 1, got, sizeof got, &glen, NULL), 0);
+    assert_memory_equal(got, "b2", 2);
+    assert_int_equal(kvs_get(probe, "c", 1, got, sizeof got, &glen, NULL), 0);
+    assert_memory_equal(got, "c3", 2);
+    assert_int_equal(b[0], 1);
+    assert_int_equal(b[6], 2); /* first update: the delete of a */
+    assert_int_equal(kvs_apply_batch(r, b, len), 3);
+    free(b);
+    kvs_stats st;
+    kvs_get_stats(w, &st);
+    assert_int_equal(st.coalesced, 4);
+    assert_int_equal(st.puts, 5);
+    /* Across batches: a key written in two batches travels in both. */
+    assert_int_equal(kvs_put(w, "b", 1, "b4", 2), 0);
+    kvs_take_batch(w, 0, &b, &len, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(kvs_apply_batch(r, b, len), 1);
+    free(b);
+    /* Bounded batches coalesce within each cut only. */
+    char val[200];
+    memset(val, 'v', sizeof val);
+    for (int i = 0; i < 60; i++) {
+        char key[8];
+        snprintf(key, sizeof key, "k%d", i % 5);
+        val[0] = (char)('A' + i % 26);
+        assert_int_equal(kvs_put(w, key, strlen(key), val, sizeof val), 0);
+    }
+    uint32_t total = 0, batches = 0;
+    for (;;) {
+        kvs_take_batch(w, 2048, &b, &len, &n);
+        if (!b)
+            break;
+        assert_true(n >= 1 && n <= 5);
+        assert_int_equal(kvs_apply_batch(r, b, len), (int)n);
+        total += n;
+        batches++;
+        free(b);
+    }
+    assert_true(batches >= 6);
+    assert_true(total < 60 && total >= batches); /* coalesced within each cut, not across */
+    for (int i = 0; i < 5; i++) {
+        char key[8];
+        snprintf(key, sizeof key, "k%d", i);
+        assert_int_equal(kvs_get(r, key, strlen(key), got, sizeof got, &glen, NULL), 0);
+        assert_int_equal(got[0], 'A' + (55 + i) % 26); /* the last of the 60 writes of it */
+    }
+    char c1[4096], c2[4096];
+    canon(w, c1, sizeof c1);
+    canon(r, c2, sizeof c2);
+    assert_string_equal(c1, c2);
+    kvs_free(probe);
     kvs_free(w);
     kvs_free(r);
 }
@@ -350,8 +431,9 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_map_many),        cmocka_unit_test(test_hlc_monotonic),
         cmocka_unit_test(test_put_get_delete),  cmocka_unit_test(test_convergence_any_order),
-        cmocka_unit_test(test_bounded_batches), cmocka_unit_test(test_snapshot),
-        cmocka_unit_test(test_snapshot_parts),  cmocka_unit_test(test_corrupt_batch),
+        cmocka_unit_test(test_bounded_batches), cmocka_unit_test(test_coalesce),
+        cmocka_unit_test(test_snapshot),        cmocka_unit_test(test_snapshot_parts),
+        cmocka_unit_test(test_corrupt_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
