@@ -238,7 +238,9 @@ static void test_bounded_batches(void **state) {
  * coalesced batches ends in the writer's state. */
 static void test_coalesce(void **state) {
     (void)state;
-    kvs *w = kvs_new(1), *r = kvs_new(2);
+    kvs *w = kvs_new(1), *r = kvs_new(2), *probe = kvs_new(0);
+    /* Written first, by a lower writer id: older than the delete of a below. */
+    assert_int_equal(kvs_put(probe, "a", 1, "old", 3), 0);
     assert_int_equal(kvs_put(w, "a", 1, "a1", 2), 0);
     assert_int_equal(kvs_put(w, "b", 1, "b1", 2), 0);
     assert_int_equal(kvs_delete(w, "a", 1), 0); /* supersedes a1 */
@@ -252,8 +254,6 @@ static void test_coalesce(void **state) {
     kvs_take_batch(w, 0, &b, &len, &n);
     assert_int_equal(n, 3);
     /* Decoded in order: delete a, put b=b2, put c=c3. */
-    kvs *probe = kvs_new(9);
-    assert_int_equal(kvs_put(probe, "a", 1, "old", 3), 0); /* older than the delete below */
     assert_int_equal(kvs_apply_batch(probe, b, len), 3);
     char got[8];
     size_t glen;
