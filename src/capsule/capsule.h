@@ -257,6 +257,18 @@ int cap_reader_sync(cap_reader *r) WARN_UNUSED;
  * forward as cap_reader_sync does. @param[out] checkpoint the checkpoint's seqno, 0 when the
  * capsule has none after record 0 (then everything was verified); may be NULL. Same errors. */
 int cap_reader_sync_from_checkpoint(cap_reader *r, uint64_t *checkpoint) WARN_UNUSED;
+/** Extend the verified chain with records that came another way (a multicast of the writer's
+ * durable batch) instead of fetching them: @p recs[0..n) are consecutive records ending at the
+ * signed @p head. Records the reader verified already must hash as verified; the first one past
+ * the verified range must link to it (seqno, hash, increasing clock), each following one to its
+ * predecessor; the head must name the last record's hash and verify with the writer key. A sync
+ * or cap_read then starts after them. Nothing changes unless everything checks.
+ * @return 0; CAP_ERR_GAP when the first record lies past the verified range (records are
+ * missing: sync); ERR_INVALID when a record does not link or differs from the verified chain;
+ * ERR_AUTH when the head does not match or verify; ERR_MALFORMED; ERR_USAGE before a first
+ * sync. */
+int cap_reader_extend(cap_reader *r, const uint8_t *const *recs, const size_t *lens, size_t n,
+                      const cap_head *head) WARN_UNUSED;
 /** First seqno cap_read serves: 1, or the checkpoint of cap_reader_sync_from_checkpoint. */
 uint64_t cap_reader_first(const cap_reader *r);
 /** Head verified by the last sync. */

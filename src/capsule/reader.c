@@ -479,6 +479,64 @@ out:
     return rc;
 }
 
+int cap_reader_extend(cap_reader *r, const uint8_t *const *recs, const size_t *lens, size_t n,
+                      const cap_head *head) {
+    if (!r->has_meta || !r->has_head)
+        return ERR_USAGE;
+    if (n == 0)
+        return ERR_MALFORMED;
+    cap_hdr h0;
+    if (cap_record_parse(recs[0], lens[0], &h0, NULL, NULL) != 0)
+        return ERR_MALFORMED;
+    uint64_t first = h0.seqno;
+    if (first > r->nverified)
+        return CAP_ERR_GAP;
+    if (first == 0 || (r->base && first < r->base) || first + n < first)
+        return ERR_INVALID; /* before the verified range: nothing to link to */
+    if (head->seqno != first + n - 1 || memcmp(head->capsule, r->id, CAP_ID_BYTES) != 0)
+        return ERR_AUTH;
+    uint8_t(*hs)[CAP_HASH_BYTES] = xmalloc(n * CAP_HASH_BYTES);
+    uint8_t prev[CAP_HASH_BYTES] = {0};
+    if (first == r->nverified) /* record first - 1 is the newest verified one */
+        memcpy(prev, r->hashes[first - 1], CAP_HASH_BYTES);
+    uint64_t ph = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        uint64_t seq = first + i;
+        cap_hdr h;
+        if (cap_record_parse(recs[i], lens[i], &h, NULL, NULL) != 0) {
+            rc = ERR_MALFORMED;
+            break;
+        }
+        cap_record_hash(recs[i], lens[i], hs[i]);
+        if (seq < r->nverified) { /* verified before: must be the very same record */
+            if (memcmp(hs[i], r->hashes[seq], CAP_HASH_BYTES) != 0)
+                rc = ERR_INVALID;
+            ph = h.hlc;
+        } else {
+            if (seq == r->nverified)
+                ph = r->head_hlc;
+            if (cap_record_check_link(recs[i], lens[i], r->id, seq, prev, ph) != 0)
+                rc = ERR_INVALID;
+            ph = h.hlc;
+        }
+        memcpy(prev, hs[i], CAP_HASH_BYTES);
+    }
+    if (!rc && (memcmp(head->hash, prev, CAP_HASH_BYTES) != 0 ||
+                cap_head_verify(head, r->meta.writer_pk) != 0))
+        rc = ERR_AUTH;
+    if (!rc && head->seqno + 1 > r->nverified) {
+        hashes_reserve(r, head->seqno + 1);
+        for (uint64_t s = r->nverified; s <= head->seqno; s++)
+            memcpy(r->hashes[s], hs[s - first], CAP_HASH_BYTES);
+        r->nverified = head->seqno + 1;
+        r->head = *head;
+        r->head_hlc = ph;
+    }
+    free(hs);
+    return rc;
+}
+
 /* Deliver one fetched record: check it against the chain, decrypt, call fn. */
 static int deliver(cap_reader *r, uint64_t seq, const uint8_t *rec, size_t len, size_t from,
                    int (*fn)(void *, uint64_t, int, const uint8_t *, size_t), void *arg) {

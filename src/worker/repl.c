@@ -1,6 +1,7 @@
 /* Replication of the memtable through DataCapsules and multicast; see repl.h.
  * Invariant: for every peer capsule, records 1 .. next_seq-1 have been verified and applied here,
- * and prev_hash is the hash of record next_seq-1. All peer state is guarded by r->mu. */
+ * and its reader's verified chain reaches at least record next_seq-1 (multicast batches extend it,
+ * cap_reader_extend). All peer state is guarded by r->mu. */
 #include "worker/repl.h"
 
 #include "base/base.h"
@@ -29,8 +30,6 @@ typedef struct pcap {
     uint8_t pk[32];
     uint8_t dkey[32];
     uint64_t next_seq;
-    uint8_t prev_hash[CAP_HASH_BYTES];
-    uint64_t prev_hlc;
     cap_reader *rd;
     bool known; /* metadata read and verified */
     bool bad;   /* cannot be decrypted with our key: not our deployment */
@@ -166,11 +165,6 @@ static int catch_up(repl *r, pcap *c) {
         c->next_seq = h.seqno + 1;
         atomic_fetch_add(&r->repaired, 1);
     }
-    if (c->next_seq == h.seqno + 1) {
-        /* The next multicast record must link to the verified head (record 0 included). */
-        memcpy(c->prev_hash, h.hash, CAP_HASH_BYTES);
-        c->prev_hlc = 0; /* unknown here: the next link check accepts any later clock */
-    }
     pthread_cond_broadcast(&r->cv);
     return 0;
 }
@@ -245,25 +239,21 @@ static int apply_multicast(repl *r, pcap *c, zmq_msg_t *frames, size_t nf) {
         return 0; /* nothing new */
     if (seq != c->next_seq)
         return CAP_ERR_GAP;
-    /* Verify the whole run before applying any of it: links, head hash, head signature. */
-    uint8_t prev[CAP_HASH_BYTES];
-    memcpy(prev, c->prev_hash, CAP_HASH_BYTES);
-    uint64_t prev_hlc = c->prev_hlc;
-    for (size_t i = first; i < nf; i++, seq++) {
-        const uint8_t *rec = zmq_msg_data(&frames[i]);
-        size_t len = zmq_msg_size(&frames[i]);
-        cap_hdr h;
-        const uint8_t *body;
-        size_t bl;
-        if (cap_record_check_link(rec, len, c->id, seq, prev, prev_hlc) ||
-            cap_record_parse(rec, len, &h, &body, &bl))
-            return ERR_CORRUPT;
-        cap_record_hash(rec, len, prev);
-        prev_hlc = h.hlc;
+    /* Verify the whole run before applying any of it (links, head hash, head signature): the
+     * capsule reader does, and extends its verified chain with it, so the next sync from storage
+     * fetches only what multicast did not bring. */
+    size_t n = nf - first;
+    const uint8_t **recs = xmalloc(n * sizeof *recs);
+    size_t *lens = xmalloc(n * sizeof *lens);
+    for (size_t i = 0; i < n; i++) {
+        recs[i] = zmq_msg_data(&frames[first + i]);
+        lens[i] = zmq_msg_size(&frames[first + i]);
     }
-    if (head.seqno != seq - 1 || memcmp(head.capsule, c->id, CAP_ID_BYTES) != 0 ||
-        !cr_equal(head.hash, prev, CAP_HASH_BYTES) || cap_head_verify(&head, c->pk) != 0)
-        return ERR_AUTH;
+    int vrc = cap_reader_extend(c->rd, recs, lens, n, &head);
+    free(recs);
+    free(lens);
+    if (vrc)
+        return vrc;
     for (size_t i = first; i < nf; i++) {
         const uint8_t *rec = zmq_msg_data(&frames[i]);
         size_t len = zmq_msg_size(&frames[i]);
@@ -283,8 +273,6 @@ static int apply_multicast(repl *r, pcap *c, zmq_msg_t *frames, size_t nf) {
         c->next_seq = h.seqno + 1;
         atomic_fetch_add(&r->applied_batches, 1);
     }
-    memcpy(c->prev_hash, prev, CAP_HASH_BYTES);
-    c->prev_hlc = prev_hlc;
     return 0;
 }
 
