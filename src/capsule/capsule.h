@@ -269,7 +269,14 @@ int cap_reader_sync_from_checkpoint(cap_reader *r, uint64_t *checkpoint) WARN_UN
  * sync. */
 int cap_reader_extend(cap_reader *r, const uint8_t *const *recs, const size_t *lens, size_t n,
                       const cap_head *head) WARN_UNUSED;
-/** First seqno cap_read serves: 1, or the checkpoint of cap_reader_sync_from_checkpoint. */
+/** Forget the verified hashes of records before @p below - 1 (a reader keeps 32 bytes per
+ * verified record, which a long-lived reader following a busy capsule would otherwise keep
+ * forever). Those records can no longer be read (cap_read: ERR_NOTFOUND); syncs and
+ * cap_reader_extend go on from the newest verified record as before. Cheap to call after every
+ * batch: it only acts once a few thousand hashes can go. */
+void cap_reader_trim(cap_reader *r, uint64_t below);
+/** First seqno cap_read serves: 1, the checkpoint of cap_reader_sync_from_checkpoint, or the first
+ * one cap_reader_trim kept. */
 uint64_t cap_reader_first(const cap_reader *r);
 /** Head verified by the last sync. */
 void cap_reader_head(const cap_reader *r, cap_head *h);

@@ -17,7 +17,9 @@ struct cap_reader {
     bool has_key;
     cap_meta meta;
     bool has_meta;
-    uint8_t (*hashes)[CAP_HASH_BYTES]; /* verified hashes, index = seqno */
+    uint8_t h0[CAP_HASH_BYTES];        /* hash of record 0 (the metadata) */
+    uint8_t (*hashes)[CAP_HASH_BYTES]; /* verified hashes of seqnos hlo .. hlo+hcap-1 */
+    uint64_t hlo;                      /* >= 1; records below it are forgotten (trim) */
     uint64_t nverified;                /* records base..nverified-1 (and 0) are verified */
     uint64_t base;                     /* first verified data record (a checkpoint), 0 = all */
     bool from_ckpt;                    /* the first sync may start at the newest checkpoint */
@@ -59,6 +61,7 @@ int cap_reader_open(cap_client *c, const uint8_t id[CAP_ID_BYTES], const uint8_t
         return rc;
     cap_reader *r = xcalloc(1, sizeof *r);
     r->c = c;
+    r->hlo = 1;
     memcpy(r->id, id, CAP_ID_BYTES);
     if (data_root) {
         cap_data_key(data_root, id, r->dkey);
@@ -107,11 +110,20 @@ const cap_meta *cap_reader_meta(const cap_reader *r) {
     return r->has_meta ? &r->meta : NULL;
 }
 
+/* The verified hash of record @p seq (0, or hlo <= seq < nverified). */
+static uint8_t *hat(cap_reader *r, uint64_t seq) {
+    if (seq == 0)
+        return r->h0;
+    ASSERT(seq >= r->hlo && seq - r->hlo < r->hcap);
+    return r->hashes[seq - r->hlo];
+}
+
+/* Room for the hashes of seqnos up to @p n - 1. */
 static void hashes_reserve(cap_reader *r, uint64_t n) {
-    if (n <= r->hcap)
+    if (n <= r->hlo || n - r->hlo <= r->hcap)
         return;
     size_t nc = r->hcap ? r->hcap : 1024;
-    while (nc < n)
+    while (nc < n - r->hlo)
         nc *= 2;
     r->hashes = xrealloc(r->hashes, nc * CAP_HASH_BYTES);
     r->hcap = nc;
@@ -123,8 +135,7 @@ static int load_meta(cap_reader *r) {
     int rc = cap__fetch_meta(r->c, r->id, &r->meta, &rec, &len);
     if (rc)
         return rc;
-    hashes_reserve(r, 1);
-    cap_record_hash(rec, len, r->hashes[0]);
+    cap_record_hash(rec, len, r->h0);
     cap_hdr h;
     CAP_IGNORE(cap_record_parse(rec, len, &h, NULL, NULL));
     r->head_hlc = h.hlc;
@@ -292,11 +303,11 @@ static int sync_tail(cap_reader *r, const cap_head *H) {
         }
         hi = lo - 1;
     }
-    if (!found && memcmp(expect, r->hashes[0], CAP_HASH_BYTES) != 0) {
+    if (!found && memcmp(expect, hat(r, 0), CAP_HASH_BYTES) != 0) {
         cap_evidence *e =
             ev_add(r, CAP_EV_FORK, -1, 0, "the signed chain does not lead back to record 0");
         e->b = *H;
-        memcpy(e->expected, r->hashes[0], CAP_HASH_BYTES);
+        memcpy(e->expected, hat(r, 0), CAP_HASH_BYTES);
         memcpy(e->got, expect, CAP_HASH_BYTES);
         rc = CAP_ERR_FORK;
         goto out;
@@ -312,9 +323,11 @@ static int sync_tail(cap_reader *r, const cap_head *H) {
         }
         ph = rev[i].hlc;
     }
+    if (nrev > 0 && r->nverified == 1) /* nothing verified past record 0 yet: start there */
+        r->hlo = H->seqno - (nrev - 1);
     hashes_reserve(r, H->seqno + 1);
     for (size_t i = 0; i < nrev; i++)
-        memcpy(r->hashes[H->seqno - i], rev[i].hash, CAP_HASH_BYTES);
+        memcpy(hat(r, H->seqno - i), rev[i].hash, CAP_HASH_BYTES);
     r->base = found ? base : 0;
     r->nverified = H->seqno + 1;
     r->head = *H;
@@ -376,7 +389,7 @@ int cap_reader_sync(cap_reader *r) {
                 goto out;
             }
         if (heads[i].seqno < r->nverified && (heads[i].seqno >= r->base || heads[i].seqno == 0) &&
-            memcmp(heads[i].hash, r->hashes[heads[i].seqno], CAP_HASH_BYTES) != 0) {
+            memcmp(heads[i].hash, hat(r, heads[i].seqno), CAP_HASH_BYTES) != 0) {
             cap_evidence *e = ev_add(r, CAP_EV_FORK, (int)i, heads[i].seqno,
                                      "signed head differs from the verified chain");
             e->a = r->head;
@@ -444,12 +457,12 @@ int cap_reader_sync(cap_reader *r) {
         if (rc)
             goto out;
     }
-    if (memcmp(expect, r->hashes[lo - 1], CAP_HASH_BYTES) != 0) {
+    if (memcmp(expect, hat(r, lo - 1), CAP_HASH_BYTES) != 0) {
         cap_evidence *e = ev_add(r, CAP_EV_FORK, best, lo - 1,
                                  "the newest signed chain does not extend the verified one");
         e->a = r->head;
         e->b = H;
-        memcpy(e->expected, r->hashes[lo - 1], CAP_HASH_BYTES);
+        memcpy(e->expected, hat(r, lo - 1), CAP_HASH_BYTES);
         memcpy(e->got, expect, CAP_HASH_BYTES);
         rc = CAP_ERR_FORK;
         goto out;
@@ -466,7 +479,7 @@ int cap_reader_sync(cap_reader *r) {
     }
     hashes_reserve(r, H.seqno + 1);
     for (uint64_t k = 0; k < cnt; k++)
-        memcpy(r->hashes[lo + k], tmp[k].hash, CAP_HASH_BYTES);
+        memcpy(hat(r, lo + k), tmp[k].hash, CAP_HASH_BYTES);
     r->nverified = H.seqno + 1;
     r->head = H;
     r->head_hlc = ph;
@@ -498,7 +511,7 @@ int cap_reader_extend(cap_reader *r, const uint8_t *const *recs, const size_t *l
     uint8_t(*hs)[CAP_HASH_BYTES] = xmalloc(n * CAP_HASH_BYTES);
     uint8_t prev[CAP_HASH_BYTES] = {0};
     if (first == r->nverified) /* record first - 1 is the newest verified one */
-        memcpy(prev, r->hashes[first - 1], CAP_HASH_BYTES);
+        memcpy(prev, hat(r, first - 1), CAP_HASH_BYTES);
     uint64_t ph = 0;
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) {
@@ -510,7 +523,7 @@ int cap_reader_extend(cap_reader *r, const uint8_t *const *recs, const size_t *l
         }
         cap_record_hash(recs[i], lens[i], hs[i]);
         if (seq < r->nverified) { /* verified before: must be the very same record */
-            if (memcmp(hs[i], r->hashes[seq], CAP_HASH_BYTES) != 0)
+            if (memcmp(hs[i], hat(r, seq), CAP_HASH_BYTES) != 0)
                 rc = ERR_INVALID;
             ph = h.hlc;
         } else {
@@ -528,7 +541,7 @@ int cap_reader_extend(cap_reader *r, const uint8_t *const *recs, const size_t *l
     if (!rc && head->seqno + 1 > r->nverified) {
         hashes_reserve(r, head->seqno + 1);
         for (uint64_t s = r->nverified; s <= head->seqno; s++)
-            memcpy(r->hashes[s], hs[s - first], CAP_HASH_BYTES);
+            memcpy(hat(r, s), hs[s - first], CAP_HASH_BYTES);
         r->nverified = head->seqno + 1;
         r->head = *head;
         r->head_hlc = ph;
@@ -537,20 +550,44 @@ int cap_reader_extend(cap_reader *r, const uint8_t *const *recs, const size_t *l
     return rc;
 }
 
+#define TRIM_MIN 4096u /* hashes dropped at once: trimming costs one move of what is kept */
+
+void cap_reader_trim(cap_reader *r, uint64_t below) {
+    if (below > r->nverified)
+        below = r->nverified;
+    if (below < 2)
+        return;
+    uint64_t keep = below - 1; /* the next record links to it */
+    if (keep <= r->hlo || keep - r->hlo < TRIM_MIN)
+        return;
+    size_t n = (size_t)(r->nverified - keep);
+    memmove(r->hashes, r->hashes[keep - r->hlo], n * CAP_HASH_BYTES);
+    r->hlo = keep;
+    if (r->base < keep)
+        r->base = keep;
+    if (r->hcap > 16 * (size_t)TRIM_MIN && 4 * n < r->hcap) { /* a long first sync: give back */
+        size_t nc = 2 * (size_t)TRIM_MIN;
+        while (nc < 2 * n)
+            nc *= 2;
+        r->hashes = xrealloc(r->hashes, nc * CAP_HASH_BYTES);
+        r->hcap = nc;
+    }
+}
+
 /* Deliver one fetched record: check it against the chain, decrypt, call fn. */
 static int deliver(cap_reader *r, uint64_t seq, const uint8_t *rec, size_t len, size_t from,
                    int (*fn)(void *, uint64_t, int, const uint8_t *, size_t), void *arg) {
     uint8_t h[CAP_HASH_BYTES];
     cap_record_hash(rec, len, h);
     uint8_t *good = NULL;
-    if (memcmp(h, r->hashes[seq], CAP_HASH_BYTES) != 0) {
+    if (memcmp(h, hat(r, seq), CAP_HASH_BYTES) != 0) {
         cap_evidence *e =
             ev_add(r, CAP_EV_TAMPER, (int)from, seq, "record does not match the signed chain");
-        memcpy(e->expected, r->hashes[seq], CAP_HASH_BYTES);
+        memcpy(e->expected, hat(r, seq), CAP_HASH_BYTES);
         memcpy(e->got, h, CAP_HASH_BYTES);
         cap__scrub_hint(r->c, from, r->id);
         size_t f2;
-        int rc = fetch_good(r, seq, r->hashes[seq], from, &good, &len, &f2);
+        int rc = fetch_good(r, seq, hat(r, seq), from, &good, &len, &f2);
         if (rc)
             return rc;
         rec = good;

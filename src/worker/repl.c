@@ -165,6 +165,7 @@ static int catch_up(repl *r, pcap *c) {
         c->next_seq = h.seqno + 1;
         atomic_fetch_add(&r->repaired, 1);
     }
+    cap_reader_trim(c->rd, c->next_seq);
     pthread_cond_broadcast(&r->cv);
     return 0;
 }
@@ -273,6 +274,7 @@ static int apply_multicast(repl *r, pcap *c, zmq_msg_t *frames, size_t nf) {
         c->next_seq = h.seqno + 1;
         atomic_fetch_add(&r->applied_batches, 1);
     }
+    cap_reader_trim(c->rd, c->next_seq); /* applied records are never read again */
     return 0;
 }
 

@@ -564,6 +564,80 @@ static void t_extend(void **st) {
         srv_stop(&s[i]);
 }
 
+/* Trimming a reader: hashes before the kept record are forgotten (those reads refused), reads
+ * after it, later syncs and extensions go on. */
+static void t_trim(void **st) {
+    (void)st;
+    int base = free_ports(3);
+    srv s[3];
+    for (int i = 0; i < 3; i++)
+        srv_start(&s[i], base + i);
+    const char *eps[3] = {s[0].ep, s[1].ep, s[2].ep};
+    static caught cb;
+    memset(&cb, 0, sizeof cb);
+    cap_writer_opts wo = {.replicas = eps,
+                          .nreplicas = 3,
+                          .name = "trim",
+                          .on_durable = catch_batch,
+                          .on_durable_ud = &cb};
+    cap_writer *w;
+    uint8_t id[32];
+    assert_int_equal(cap_writer_open(&K, &wo, NULL, &w, id), 0);
+    uint64_t seq = 0;
+    for (int i = 0; i < 5000; i++) {
+        char b[16];
+        int l = snprintf(b, sizeof b, "t%d", i);
+        assert_int_equal(cap_append_submit(w, b, (size_t)l, &seq), 0);
+    }
+    assert_int_equal(cap_wait_durable(w, seq), 0);
+    cap_client *c;
+    assert_int_equal(cap_client_open(eps, 3, 10000, &c), 0);
+    cap_reader *r;
+    assert_int_equal(cap_reader_open(c, id, K.data_root, &r), 0);
+    assert_int_equal(cap_reader_sync(r), 0);
+    cap_reader_trim(r, 100); /* too few to bother: nothing changes */
+    assert_int_equal(cap_reader_first(r), 1);
+    cap_reader_trim(r, 4500);
+    assert_int_equal(cap_reader_first(r), 4499);
+    uint8_t *p;
+    size_t len;
+    int kind;
+    assert_int_equal(cap_read(r, 4000, &p, &len, &kind), ERR_NOTFOUND);
+    assert_int_equal(cap_read(r, 4499, &p, &len, &kind), 0);
+    assert_memory_equal(p, "t4498", 5);
+    free(p);
+    assert_int_equal(cap_read(r, 5000, &p, &len, &kind), 0);
+    assert_memory_equal(p, "t4999", 5);
+    free(p);
+    /* New records: by extension, then by sync. */
+    size_t before = cb.n;
+    assert_int_equal(cap_append(w, "e1", 2, &seq), 0);
+    assert_int_equal(cap_append(w, "e2", 2, &seq), 0);
+    assert_int_equal(cap_writer_close(w), 0);
+    assert_true(cb.n >= before + 1);
+    assert_int_equal(extend_with(r, &cb, before), 0);
+    assert_int_equal(cap_read(r, 5001, &p, &len, &kind), 0);
+    assert_memory_equal(p, "e1", 2);
+    free(p);
+    assert_int_equal(cap_reader_sync(r), 0);
+    cap_head h;
+    cap_reader_head(r, &h);
+    assert_int_equal(h.seqno, 5002);
+    assert_int_equal(cap_read(r, 5002, &p, &len, &kind), 0);
+    assert_memory_equal(p, "e2", 2);
+    free(p);
+    cap_reader_close(r);
+    for (size_t i = 0; i < cb.n; i++) {
+        for (size_t k = 0; k < cb.b[i].nrec; k++)
+            free(cb.b[i].recs[k]);
+        free(cb.b[i].recs);
+        free(cb.b[i].lens);
+    }
+    cap_client_close(c);
+    for (int i = 0; i < 3; i++)
+        srv_stop(&s[i]);
+}
+
 static void copy_file(const char *from, const char *to) {
     char cmd[512];
     snprintf(cmd, sizeof cmd, "cp '%s' '%s'", from, to);
@@ -630,10 +704,15 @@ int main(void) {
         return 1;
     cap_keys_generate(&K);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(t_meta),     cmocka_unit_test(t_record),
-        cmocka_unit_test(t_head),     cmocka_unit_test(t_keys),
-        cmocka_unit_test(t_replicas), cmocka_unit_test(t_checkpoint),
-        cmocka_unit_test(t_extend),   cmocka_unit_test(t_journal_counter),
+        cmocka_unit_test(t_meta),
+        cmocka_unit_test(t_record),
+        cmocka_unit_test(t_head),
+        cmocka_unit_test(t_keys),
+        cmocka_unit_test(t_replicas),
+        cmocka_unit_test(t_checkpoint),
+        cmocka_unit_test(t_extend),
+        cmocka_unit_test(t_trim),
+        cmocka_unit_test(t_journal_counter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
