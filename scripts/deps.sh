@@ -12,7 +12,7 @@ libc++-19-dev-wasm32 libc++abi-19-dev-wasm32 rustc libstd-rust-dev-wasm32
 libcmocka-dev wabt llvm-19-dev
 libsodium-dev libzmq3-dev liblmdb-dev protobuf-c-compiler libprotobuf-c-dev
 libmicrohttpd-dev libcjson-dev libcurl4-openssl-dev libgcrypt20-dev libseccomp-dev hyperfine
-redis-server libhiredis-dev gnuplot-nox curl python3 zlib1g-dev dataset-fashion-mnist"
+redis-server libhiredis-dev gnuplot-nox curl python3 zlib1g-dev dataset-fashion-mnist time"
 
 # The benchmarks use node; the AssemblyScript guest example needs node and npm (its build and
 # test say SKIP loudly without them). Nothing else does.

@@ -21,6 +21,10 @@
 #   BUILD=dir          CMake build folder with psl and examples (default build)
 #   PSL, NODE, CC_NATIVE, CC_WASM, BENCH_OUT   tools and the output folder
 #   BENCH_SNAPSHOT=0   time $PSL in place instead of a copy taken at the start
+#   BENCH_DETAILS=0    skip the second table: one more (untimed) run per cell that reports peak
+#                      resident memory (/usr/bin/time) and, for psl-TIER columns, the JIT's
+#                      compile time (PSL_JIT_STATS=1: the sum of its compilations, their count,
+#                      and when the last one was linked)
 #
 # Adding a column: add a case to column_cmd below (and a name to BENCH_COLUMNS).
 set -u -o pipefail
@@ -295,6 +299,54 @@ if [ "$QUICK" = 0 ] && [ -f "$hello" ]; then
     done
     echo "${line%;}"
     echo
+fi
+
+# Compile time and peak memory: one more run per cell (untimed, so that neither /usr/bin/time
+# nor the statistics touch the wall times above).
+if [ "$QUICK" = 0 ] && [ "${BENCH_DETAILS:-1}" != 0 ]; then
+    if [ ! -x /usr/bin/time ]; then
+        echo "(no /usr/bin/time, Debian package time: no peak-memory table; scripts/deps.sh installs it)"
+    else
+        echo "peak resident memory (MiB) and JIT compile time (ms: sum of compilations (count), linked at ms after start; - = none, e.g. a warm cache), one more run per cell:"
+        echo
+        header="| kernel |"
+        rule="|---|"
+        for c in "${COLS[@]}"; do
+            header="$header $c MiB |"
+            rule="$rule---:|"
+        done
+        for c in "${COLS[@]}"; do
+            [[ $c == psl-* ]] || continue
+            header="$header $c compile |"
+            rule="$rule---:|"
+        done
+        echo "$header"
+        echo "$rule"
+        for k in "${KERNELS[@]}"; do
+            selected "$k" || continue
+            row="| $k |"
+            comp=""
+            for c in "${COLS[@]}"; do
+                column_cmd "$c" "$k"
+                if PSL_JIT_STATS=1 /usr/bin/time -f "%M" -o "$tmp/rss" timeout "$BENCH_TIMEOUT" \
+                    "${CMD[@]}" >/dev/null 2>"$tmp/stats" </dev/null; then
+                    row="$row $(awk '{ v = $1 } END { printf "%.1f", v / 1024 }' "$tmp/rss") |"
+                else
+                    row="$row fail |"
+                fi
+                [[ $c == psl-* ]] || continue
+                comp="$comp $(awk '/psl: jit: compiled / {
+                        for (i = 1; i < NF; i++) {
+                            if ($i == "in") { t += $(i + 1); n++ }
+                            if ($i == "linked") at = $(i + 1)
+                        }
+                    }
+                    END { if (n) printf "%.0f (%d), at %.0f", t, n, at; else printf "-" }' "$tmp/stats") |"
+            done
+            echo "$row$comp"
+        done
+        echo
+    fi
 fi
 
 for f in "${failures[@]}"; do echo "FAILED: $f"; done
