@@ -537,6 +537,7 @@ static void on_message(coord *c, uint64_t peer, const uint8_t *msg, size_t len) 
         w->hb_errors = h->errors;
         w->hb_kv_reads = h->kv_reads;
         w->hb_kv_writes = h->kv_writes;
+        w->hb_kv_coalesced = h->kv_coalesced;
         w->hb_appends = h->capsule_appends;
         w->hb_seqno = h->applied_seqno;
         break;

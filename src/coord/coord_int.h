@@ -115,6 +115,7 @@ typedef struct co_worker {
     uint64_t sent;        /* invocations scheduled to it */
     uint32_t hb_inflight; /* from its last heartbeat */
     uint64_t hb_invocations, hb_errors, hb_kv_reads, hb_kv_writes, hb_appends, hb_seqno;
+    uint64_t hb_kv_coalesced;
     /* Its client-facing channel (Hello) and what its report proved at our handshake: what a
      * client should demand of it (GET /endpoints). */
     char client_ep[256];

@@ -243,12 +243,13 @@ static void sb_printf(sbuf *s, const char *fmt, ...) {
 static enum MHD_Result do_metrics(coord *c, struct MHD_Connection *mc) {
     sbuf s = {.b = xmalloc(4096), .cap = 4096};
     pthread_mutex_lock(&c->mu);
-    uint64_t inv = 0, err = 0, kr = 0, kw = 0, ap = 0;
+    uint64_t inv = 0, err = 0, kr = 0, kw = 0, ap = 0, kc = 0;
     for (co_worker *w = c->workers; w; w = w->next) {
         inv += w->hb_invocations;
         err += w->hb_errors;
         kr += w->hb_kv_reads;
         kw += w->hb_kv_writes;
+        kc += w->hb_kv_coalesced;
         ap += w->hb_appends;
     }
     sb_printf(&s, "# HELP psl_gateway_invocations_total Invocations answered by the gateway.\n"
@@ -286,10 +287,14 @@ static enum MHD_Result do_metrics(coord *c, struct MHD_Connection *mc) {
               "psl_kv_reads_total %" PRIu64 "\n"
               "# TYPE psl_kv_writes_total counter\n"
               "psl_kv_writes_total %" PRIu64 "\n"
+              "# HELP psl_kv_coalesced_total Writes left out of a capsule batch that a later write "
+              "of the same key in it superseded.\n"
+              "# TYPE psl_kv_coalesced_total counter\n"
+              "psl_kv_coalesced_total %" PRIu64 "\n"
               "# HELP psl_capsule_appends_total Records appended to the workers' capsules.\n"
               "# TYPE psl_capsule_appends_total counter\n"
               "psl_capsule_appends_total %" PRIu64 "\n",
-              inv, err, kr, kw, ap);
+              inv, err, kr, kw, kc, ap);
     sb_printf(&s, "# TYPE psl_workers_live gauge\npsl_workers_live %u\n", co_live_workers(c));
     for (co_worker *w = c->workers; w; w = w->next)
         sb_printf(&s, "psl_worker_inflight{worker=\"%" PRIu64 "\"} %u\n", w->id,
@@ -402,7 +407,10 @@ static enum MHD_Result do_deploy(coord *c, struct MHD_Connection *mc, const char
     /* A native function (an ELF shared object, sdk/c/psl_native.h) is trusted code: only the
      * owner can deploy it (this path needs the owner token), and the workers load and check it
      * (a refusal rolls the deploy back). WebAssembly is validated here first. */
-    bool native = cn->len >= 4 && memcmp(cn->buf, "\x7f" "ELF", 4) == 0;
+    bool native = cn->len >= 4 && memcmp(cn->buf,
+                                         "\x7f"
+                                         "ELF",
+                                         4) == 0;
     wasm_module *m = NULL;
     wasm_error we;
     memset(&we, 0, sizeof we);

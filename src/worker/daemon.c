@@ -623,6 +623,7 @@ static int send_heartbeat(wk *w, net_chan *c) {
     hb.errors = atomic_load(&w->errors);
     hb.kv_reads = st.gets;
     hb.kv_writes = st.puts + st.deletes;
+    hb.kv_coalesced = st.coalesced;
     if (w->rp) {
         repl_stats rs;
         repl_get_stats(w->rp, &rs);

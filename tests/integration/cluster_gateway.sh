@@ -121,7 +121,7 @@ req DELETE /system/functions/trap; expect 404 NOTFOUND "remove twice"
 echo "ok: psl_log lines reach psl logs"
 req GET /metrics; expect 200 "" "metrics"
 for m in psl_gateway_invocations_total psl_gateway_invocation_seconds_bucket \
-         psl_kv_reads_total psl_capsule_appends_total psl_workers_live; do
+         psl_kv_reads_total psl_kv_coalesced_total psl_capsule_appends_total psl_workers_live; do
     grep -q "$m" "$T/body" || fail "metrics lack $m"
 done
 
