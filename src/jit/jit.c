@@ -941,13 +941,17 @@ static int compile_objects(jit_mod *jm, const uint8_t *sel, char *err, size_t er
                     "object) in %.1f ms, linked %.1f ms after start\n",
                     nf, jm->nc, cells, m->len, n, (double)dt / 1e6,
                     (double)(plat_now_ns() - g_t0) / 1e6);
-            if (sel && atoi(getenv("PSL_JIT_STATS")) > 1)
-                for (uint32_t k = 0; k < jm->nc; k++)
-                    if (sel[k])
-                        fprintf(stderr, "psl: jit:   function %u: %u cells%s%.0u\n",
-                                m->nimported_funcs + k, m->codes[k].ncode,
-                                (sel[k] & JIT_SEL_OSR) ? ", with an OSR entry at cell " : "",
-                                (sel[k] & JIT_SEL_OSR) ? jm->osr_cell[k] : 0u);
+            for (uint32_t k = 0; sel && atoi(getenv("PSL_JIT_STATS")) > 1 && k < jm->nc; k++) {
+                if (!sel[k])
+                    continue;
+                if (sel[k] & JIT_SEL_OSR)
+                    fprintf(stderr,
+                            "psl: jit:   function %u: %u cells, with an OSR entry at cell %u\n",
+                            m->nimported_funcs + k, m->codes[k].ncode, jm->osr_cell[k]);
+                else
+                    fprintf(stderr, "psl: jit:   function %u: %u cells\n", m->nimported_funcs + k,
+                            m->codes[k].ncode);
+            }
         }
     }
     return rc;

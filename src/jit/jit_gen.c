@@ -53,7 +53,9 @@ static void init_once(void) {
     WASM_BINOPS(KB)
     WASM_BRCMPOPS(KC)
     WASM_UNOPS(KU)
-    WASM_LOADOPS(KL) WASM_STOREOPS(KS) WASM_MISCOPS(KM)
+    WASM_LOADOPS(KL)
+    WASM_STOREOPS(KS)
+    WASM_MISCOPS(KM)
 #undef KB
 #undef KU
 #undef KC
@@ -180,6 +182,7 @@ typedef struct fgen {
     LLVMValueRef fn, ctx;
     LLVMValueRef *slots;
     LLVMValueRef memsize, lfuel, mem, inst, depthp, depth0, callbuf;
+    LLVMValueRef codes; /* inst->mod->codes (for calls to functions of other objects) */
     uint32_t callbuf_n;
     LLVMBasicBlockRef *bbs; /* per cell: the block starting there, or NULL */
     const bool *starts;     /* per cell: a block starts there */
@@ -871,6 +874,54 @@ static void call_via_buf(fgen *f, uint32_t base, const wasm_ftype *t, LLVMTypeRe
     reload_memsize(f);
 }
 
+/* A call to the wasm_code at code (a function of this instance compiled in another object, or
+ * not yet compiled): when its tier_entry is published, call its native copy (tier_fn) directly
+ * with args from slots base.., results into them; otherwise branch to slow, which the caller
+ * fills. Returns the block both paths join at (the builder is left in no particular block). */
+static LLVMBasicBlockRef call_linked_or(fgen *f, LLVMValueRef code, uint32_t base,
+                                        const wasm_ftype *t, LLVMBasicBlockRef slow) {
+    LLVMValueRef e =
+        LLVMBuildLoad2(B, G->ptr, field_ptr(f, code, offsetof(wasm_code, tier_entry)), "");
+    LLVMSetOrdering(e, LLVMAtomicOrderingAcquire);
+    LLVMSetAlignment(e, 8);
+    LLVMBasicBlockRef fast = new_bb(f, "linked"), join = new_bb(f, "called");
+    LLVMBuildCondBr(B, LLVMBuildIsNotNull(B, e, ""), fast, slow);
+    LLVMPositionBuilderAtEnd(B, fast);
+    LLVMValueRef fn =
+        LLVMBuildLoad2(B, G->ptr, field_ptr(f, code, offsetof(wasm_code, tier_fn)), "");
+    LLVMTypeRef *ps = xmalloc((t->nparams + 1) * sizeof *ps);
+    LLVMValueRef *args = xmalloc((t->nparams + 1) * sizeof *args);
+    ps[0] = G->ptr;
+    args[0] = f->ctx;
+    for (uint32_t i = 0; i < t->nparams; i++) {
+        ps[i + 1] = G->i64;
+        args[i + 1] = ld(f, base + i);
+    }
+    LLVMTypeRef fty = LLVMFunctionType(ret_type(G, t), ps, t->nparams + 1, 0);
+    LLVMValueRef r = LLVMBuildCall2(B, fty, fn, args, t->nparams + 1, "");
+    free(ps);
+    free(args);
+    if (t->nresults == 1)
+        st(f, base, r);
+    else
+        for (uint32_t i = 0; i < t->nresults; i++)
+            st(f, base + i, LLVMBuildExtractValue(B, r, i, ""));
+    reload_memsize(f);
+    LLVMBuildBr(B, join);
+    return join;
+}
+
+/* call_linked_or with the helper call (fn, args: see call_via_buf) as the slow path. */
+static void call_linked(fgen *f, LLVMValueRef code, uint32_t base, const wasm_ftype *t,
+                        LLVMTypeRef fty, LLVMValueRef fn, LLVMValueRef *args, unsigned nargs) {
+    LLVMBasicBlockRef slow = new_bb(f, "helper");
+    LLVMBasicBlockRef join = call_linked_or(f, code, base, t, slow);
+    LLVMPositionBuilderAtEnd(B, slow);
+    call_via_buf(f, base, t, fty, fn, args, nargs);
+    LLVMBuildBr(B, join);
+    LLVMPositionBuilderAtEnd(B, join);
+}
+
 static void emit_ret(fgen *f) {
     LLVMBuildStore(B, f->depth0, f->depthp);
     uint32_t nr = f->ft->nresults;
@@ -969,9 +1020,11 @@ static int emit_misc(fgen *f, int op, const wasm_cell *ip) {
     case OP_call: {
         uint32_t k = (uint32_t)((const wasm_code *)ip[2].h - m->codes);
         const wasm_ftype *t = code_type(m, k);
-        if (!G->fns[k]) { /* not in this object: through the interpreter's entry */
+        if (!G->fns[k]) { /* not in this object: its native copy if linked, else the helper */
+            LLVMValueRef code = LLVMBuildGEP2(
+                B, G->i8, f->codes, (LLVMValueRef[]){c64(G, k * sizeof(wasm_code))}, 1, "");
             LLVMValueRef args[3] = {f->ctx, c32(G, m->nimported_funcs + k), f->callbuf};
-            call_via_buf(f, A, t, G->t_call, G->h_call, args, 3);
+            call_linked(f, code, A, t, G->t_call, G->h_call, args, 3);
             break;
         }
         LLVMValueRef *args = xmalloc((t->nparams + 1) * sizeof *args);
@@ -997,9 +1050,49 @@ static int emit_misc(fgen *f, int op, const wasm_cell *ip) {
     }
     case OP_call_indirect: {
         const wasm_ftype *t = &m->types[ip[2].u64];
-        LLVMValueRef args[5] = {f->ctx, c32(G, C), c32(G, ip[2].u64), as_i32(f, ld(f, Bs)),
-                                f->callbuf};
+        LLVMValueRef elem = as_i32(f, ld(f, Bs));
+        LLVMValueRef args[5] = {f->ctx, c32(G, C), c32(G, ip[2].u64), elem, f->callbuf};
+        /* Fast path: an element in range whose function is wasm code of this instance with the
+         * expected type; anything else (and every trap) through the helper. */
+        LLVMValueRef tabs =
+            LLVMBuildLoad2(B, G->ptr, field_ptr(f, f->inst, offsetof(wasm_instance, tables)), "");
+        LLVMValueRef tab = LLVMBuildLoad2(
+            B, G->ptr, LLVMBuildGEP2(B, G->ptr, tabs, (LLVMValueRef[]){c64(G, C)}, 1, ""), "");
+        LLVMValueRef size = LLVMBuildLoad2(
+            B, G->i64, field_ptr(f, tab, offsetof(wasm_table, lim) + offsetof(wasm_limits, min)),
+            "");
+        LLVMValueRef ei = LLVMBuildZExt(B, elem, G->i64, "");
+        LLVMBasicBlockRef b_in = new_bb(f, "ci_in"), b_fn = new_bb(f, "ci_fn"),
+                          b_code = new_bb(f, "ci_code"), b_slow = new_bb(f, "ci_slow");
+        LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntULT, ei, size, ""), b_in, b_slow);
+        LLVMPositionBuilderAtEnd(B, b_in);
+        LLVMValueRef elems =
+            LLVMBuildLoad2(B, G->ptr, field_ptr(f, tab, offsetof(wasm_table, elems)), "");
+        LLVMValueRef fobj = LLVMBuildIntToPtr(
+            B, LLVMBuildLoad2(B, G->i64, LLVMBuildGEP2(B, G->i64, elems, &ei, 1, ""), ""), G->ptr,
+            "");
+        LLVMBuildCondBr(B, LLVMBuildIsNotNull(B, fobj, ""), b_fn, b_slow);
+        LLVMPositionBuilderAtEnd(B, b_fn);
+        LLVMValueRef tids =
+            LLVMBuildLoad2(B, G->ptr, field_ptr(f, f->inst, offsetof(wasm_instance, type_ids)), "");
+        LLVMValueRef want = LLVMBuildLoad2(
+            B, G->i32, LLVMBuildGEP2(B, G->i32, tids, (LLVMValueRef[]){c64(G, ip[2].u64)}, 1, ""),
+            "");
+        LLVMValueRef have =
+            LLVMBuildLoad2(B, G->i32, field_ptr(f, fobj, offsetof(wasm_func, type_id)), "");
+        LLVMValueRef finst =
+            LLVMBuildLoad2(B, G->ptr, field_ptr(f, fobj, offsetof(wasm_func, inst)), "");
+        LLVMValueRef ok = LLVMBuildAnd(B, LLVMBuildICmp(B, LLVMIntEQ, want, have, ""),
+                                       LLVMBuildICmp(B, LLVMIntEQ, finst, f->inst, ""), "");
+        LLVMBuildCondBr(B, ok, b_code, b_slow);
+        LLVMPositionBuilderAtEnd(B, b_code);
+        LLVMValueRef code =
+            LLVMBuildLoad2(B, G->ptr, field_ptr(f, fobj, offsetof(wasm_func, code)), "");
+        LLVMBasicBlockRef b_join = call_linked_or(f, code, A, t, b_slow);
+        LLVMPositionBuilderAtEnd(B, b_slow);
         call_via_buf(f, A, t, G->t_calli, G->h_calli, args, 5);
+        LLVMBuildBr(B, b_join);
+        LLVMPositionBuilderAtEnd(B, b_join);
         break;
     }
     case OP_ref_func: {
@@ -1326,6 +1419,12 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
         LLVMPositionBuilderAtEnd(B, go);
     }
     f->inst = ctx_field(f, offsetof(jit_ctx, inst), g->ptr, "inst");
+    f->codes = LLVMBuildLoad2(
+        B, g->ptr,
+        field_ptr(
+            f, LLVMBuildLoad2(B, g->ptr, field_ptr(f, f->inst, offsetof(wasm_instance, mod)), ""),
+            offsetof(wasm_module, codes)),
+        "codes");
     f->mem = ctx_field(f, offsetof(jit_ctx, mem), g->ptr, "mem");
     f->depthp = ctx_field(f, offsetof(jit_ctx, depth), g->ptr, "depthp");
 

@@ -83,7 +83,7 @@ static const vec *vectors(size_t *n) {
     v[k++] = (vec){"sum", {100000}};
     v[k++] = (vec){"sum", {0}};
     for (uint32_t i = 0; i < 5; i++)
-        v[k++] = (vec){"ind", {i, 9}}; /* 0: fib, 1: sq, 2-3: null, 4: out of table */
+        v[k++] = (vec){"ind", {i, 9}}; /* 0: fib, 1: sq, 2: rf (another type), 3: null, 4: out */
     v[k++] = (vec){"div", {7, 2}};
     v[k++] = (vec){"div", {7, 0}};
     v[k++] = (vec){"div", {0x80000000u, 0xffffffffu}};
@@ -340,6 +340,50 @@ static void test_auto_osr_nest(void **state) {
     close_run(&r);
 }
 
+/* auto: a function compiled later calls functions linked earlier in another object through
+ * their native copies (a direct call with two results, an indirect call, a trap inside the
+ * callee), with the interpreter's results and trap. */
+static void test_auto_cross_object(void **state) {
+    (void)state;
+    const uint32_t n = 300000;
+    wasm_val a[2] = {n, UINT32_MAX}, late[2] = {n, n - 100}, warm[2] = {22, 99}, want[1],
+             want_rf[1], res[1];
+    run r;
+    open_run(&r, JIT_TIER_INTERP, NULL, NULL);
+    assert_int_equal(call(&r, "xcall", a, want), 0);
+    assert_int_equal(call(&r, "rf", warm, want_rf), 0);
+    assert_int_equal(call(&r, "xcall", late, res), WASM_TRAP_UNREACHABLE);
+    close_run(&r);
+
+    open_run(&r, JIT_TIER_AUTO, NULL, NULL);
+    jit_stats s0, s1, s2;
+    jit_get_stats(&s0);
+    /* rf turns hot and is compiled in the background: call it until it is linked. */
+    for (int i = 0; i < 2000; i++) {
+        assert_int_equal(call(&r, "rf", warm, res), 0);
+        assert_int_equal(res[0], want_rf[0]);
+        jit_get_stats(&s1);
+        if (s1.functions > s0.functions)
+            break;
+    }
+    assert_true(s1.functions > s0.functions);
+    /* xcall loops long enough to be compiled (with an OSR entry) while it runs; on a loaded
+     * machine the compile may end after it, and a later call takes the entry. */
+    for (int i = 0; i < 100; i++) {
+        assert_int_equal(call(&r, "xcall", a, res), 0);
+        assert_int_equal(res[0], want[0]);
+        jit_get_stats(&s2);
+        if (s2.osr_entries > s1.osr_entries)
+            break;
+    }
+    assert_true(s2.modules_compiled > s1.modules_compiled);
+    assert_true(s2.osr_entries > s1.osr_entries);
+    assert_int_equal(call(&r, "xcall", late, res), WASM_TRAP_UNREACHABLE);
+    assert_int_equal(call(&r, "rf", warm, res), 0);
+    assert_int_equal(res[0], want_rf[0]);
+    close_run(&r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_differential_checks),
@@ -351,6 +395,7 @@ int main(void) {
         cmocka_unit_test(test_auto_tier),
         cmocka_unit_test(test_auto_osr),
         cmocka_unit_test(test_auto_osr_nest),
+        cmocka_unit_test(test_auto_cross_object),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
