@@ -52,6 +52,11 @@ static bool g_fuel;  /* time budget by fuel in compiled code, else by interrupt 
 /* OSR entries compiled per function at most (each resumes at one loop head; a function found
  * looping at another head asks for another). */
 #define JIT_MAX_OSR 4
+/* A batch whose called functions (not OSR entries) have at least this many cells is linked as
+ * quick code first (JIT_PIPELINE_QUICK), then again at the default level. Smaller ones compile
+ * at the default level in ~25 ms or less: not worth a second compile. $PSL_JIT_QUICK_CELLS
+ * overrides (tests). */
+#define JIT_QUICK_CELLS 400
 
 /* Per function: interpreted; hot, waiting for the thread; in a batch being compiled (stays so
  * if the batch fails: interpreted for good); linked. */
@@ -79,6 +84,7 @@ typedef struct jit_mod {
     _Atomic uint32_t *callw;   /* per function: cells of its code times its interpreted calls
                                 * from compiled code (see call_sample) */
     uint8_t *state;            /* per function, ST_* (under mu) */
+    uint8_t *quick;            /* per function: its linked copy is quick code (under mu) */
     uint32_t nqueued;          /* functions in ST_QUEUED (under mu) */
     /* per function, JIT_MAX_OSR slots: OSR entries (jit_osr_fn) or NULL, filled in order, and
      * the loop head each resumes at (stored before the entry is published) */
@@ -518,8 +524,8 @@ static int llvm_err(LLVMErrorRef e, const char *what, char *err, size_t errlen) 
 
 /* Link obj into a fresh LLJIT and publish its functions' entries: sel lists the functions of its
  * tables (NULL: all of the module, no OSR table). */
-static int load_object(jit_mod *jm, const uint8_t *obj, size_t len, const uint8_t *sel, char *err,
-                       size_t errlen) {
+static int load_object(jit_mod *jm, const uint8_t *obj, size_t len, const uint8_t *sel, bool quick,
+                       char *err, size_t errlen) {
     wasm_module *m = jm->m;
     uint32_t nc = 0;
     uint32_t *ks = xmalloc((jm->nc ? jm->nc : 1) * sizeof *ks);
@@ -617,6 +623,7 @@ static int load_object(jit_mod *jm, const uint8_t *obj, size_t len, const uint8_
             continue;
         }
         jm->state[k] = ST_DONE;
+        jm->quick[k] = quick;
         m->codes[k].tier_fn = fns[i];
         atomic_store_explicit(&m->codes[k].tier_entry, entries[i], memory_order_release);
     }
@@ -638,14 +645,14 @@ enum { HDR = 8 + 32 + 8, MAC = 32 };
 
 /* sel: the functions of a batch (NULL: the whole module); osr_cell: their OSR loop heads. */
 static void cache_key(const wasm_module *m, const uint8_t *sel, const uint32_t *osr_cell,
-                      uint32_t nc, uint8_t out[32]) {
+                      uint32_t nc, bool quick, uint8_t out[32]) {
     const char *cpu, *feat;
     jit__host_cpu(&cpu, &feat);
     cr_hash_state st;
     cr_hash_init(&st, 32);
-    const char *cg = getenv("PSL_JIT_CODEGEN");
+    const char *cg = quick || jit__all_quick() ? "none" : getenv("PSL_JIT_CODEGEN");
     const char *parts[] = {JIT_ENGINE_VERSION,
-                           jit__pipeline(),
+                           jit__pipeline(quick),
                            cg ? cg : "default",
                            g_guard ? "guard" : "checks",
                            g_fuel ? "fuel" : "signals",
@@ -799,8 +806,8 @@ static int read_all(int fd, void *p, size_t n) {
 }
 
 /* Run jit__compile_object in a child process; the object comes back through a pipe. */
-static int compile_in_child(jit_mod *jm, const uint8_t *sel, uint8_t **obj, size_t *len, char *err,
-                            size_t errlen) {
+static int compile_in_child(jit_mod *jm, const uint8_t *sel, bool quick, uint8_t **obj, size_t *len,
+                            char *err, size_t errlen) {
     int fds[2];
     *obj = NULL;
     if (pipe2(fds, O_CLOEXEC) != 0) {
@@ -818,7 +825,8 @@ static int compile_in_child(jit_mod *jm, const uint8_t *sel, uint8_t **obj, size
                            .guard = g_guard,
                            .fuel = g_fuel,
                            .sel = sel,
-                           .osr_cell = jm->osr_cell};
+                           .osr_cell = jm->osr_cell,
+                           .quick = quick};
         int rc = jit__compile_object(jm->m, &go, &o, &n, e, sizeof e);
         uint64_t hdr = rc ? UINT64_MAX : n;
         if (write_all(fds[1], &hdr, 8) == 0)
@@ -869,7 +877,7 @@ static int compile_in_child(jit_mod *jm, const uint8_t *sel, uint8_t **obj, size
 }
 
 /* Load an object (whole module, or the batch sel) from the code cache. 0 on a hit. */
-static int cache_load(jit_mod *jm, const uint8_t key[32], const uint8_t *sel, char *err,
+static int cache_load(jit_mod *jm, const uint8_t key[32], const uint8_t *sel, bool quick, char *err,
                       size_t errlen) {
     uint64_t t0 = plat_now_ns();
     uint8_t *file;
@@ -877,7 +885,7 @@ static int cache_load(jit_mod *jm, const uint8_t key[32], const uint8_t *sel, ch
     const uint8_t *obj = cache_read(key, &file, &n);
     if (!obj)
         return ERR_NOTFOUND;
-    int rc = load_object(jm, obj, n, sel, err, errlen);
+    int rc = load_object(jm, obj, n, sel, quick, err, errlen);
     free(file);
     if (rc == 0) {
         stat_add(&g_stats.cache_hits, 1);
@@ -890,26 +898,27 @@ static int cache_load(jit_mod *jm, const uint8_t key[32], const uint8_t *sel, ch
 
 /* Compile and link the whole module (sel NULL) or a batch: from the cache when it holds the
  * object, else with LLVM (in a child process on the auto tier's thread). */
-static int compile_objects(jit_mod *jm, const uint8_t *sel, char *err, size_t errlen) {
+static int compile_objects(jit_mod *jm, const uint8_t *sel, bool quick, char *err, size_t errlen) {
     wasm_module *m = jm->m;
     uint64_t t0 = plat_now_ns();
     uint8_t key[32];
     int rc;
     if (g_cache_ok) {
-        cache_key(m, sel, jm->osr_cell, jm->nc, key);
-        if (cache_load(jm, key, sel, err, errlen) == 0)
+        cache_key(m, sel, jm->osr_cell, jm->nc, quick, key);
+        if (cache_load(jm, key, sel, quick, err, errlen) == 0)
             return 0;
     }
     uint8_t *obj;
     size_t n;
     if (jm->has_thread) {
-        rc = compile_in_child(jm, sel, &obj, &n, err, errlen);
+        rc = compile_in_child(jm, sel, quick, &obj, &n, err, errlen);
     } else {
         jit_gen_opts go = {.verify = g_cfg.verify,
                            .guard = g_guard,
                            .fuel = g_fuel,
                            .sel = sel,
-                           .osr_cell = jm->osr_cell};
+                           .osr_cell = jm->osr_cell,
+                           .quick = quick};
         rc = jit__compile_object(m, &go, &obj, &n, err, errlen);
     }
     if (rc)
@@ -921,7 +930,7 @@ static int compile_objects(jit_mod *jm, const uint8_t *sel, char *err, size_t er
         free(obj);
         return ERR_IO;
     }
-    rc = load_object(jm, obj, n, sel, err, errlen);
+    rc = load_object(jm, obj, n, sel, quick, err, errlen);
     if (rc == 0 && g_cache_ok)
         cache_write(key, obj, n);
     free(obj);
@@ -937,9 +946,9 @@ static int compile_objects(jit_mod *jm, const uint8_t *sel, char *err, size_t er
                     cells += m->codes[k].ncode;
                 }
             fprintf(stderr,
-                    "psl: jit: compiled %u of %u functions (%u cells; %zu bytes of wasm, %zu of "
+                    "psl: jit: compiled %u of %u functions%s (%u cells; %zu bytes of wasm, %zu of "
                     "object) in %.1f ms, linked %.1f ms after start\n",
-                    nf, jm->nc, cells, m->len, n, (double)dt / 1e6,
+                    nf, jm->nc, quick ? " quick" : "", cells, m->len, n, (double)dt / 1e6,
                     (double)(plat_now_ns() - g_t0) / 1e6);
             for (uint32_t k = 0; sel && atoi(getenv("PSL_JIT_STATS")) > 1 && k < jm->nc; k++) {
                 if (!sel[k])
@@ -1090,11 +1099,14 @@ static void add_callees(jit_mod *jm, uint32_t k, uint8_t *sel, uint32_t *cells) 
     for (uint32_t i = 0; i < n; i++) {
         uint32_t j = cs[i];
         const wasm_code *t = &m->codes[j];
-        if (sel[j] || jm->state[j] != ST_COLD || t->ncode > small_cells() ||
+        /* A callee linked as quick code is compiled again, to be inlined. */
+        bool quick_done = jm->state[j] == ST_DONE && jm->quick[j];
+        if (sel[j] || (jm->state[j] != ST_COLD && !quick_done) || t->ncode > small_cells() ||
             *cells + t->ncode > JIT_BATCH_CELLS)
             continue;
         sel[j] = JIT_SEL_FN;
-        jm->state[j] = ST_TAKEN;
+        if (!quick_done)
+            jm->state[j] = ST_TAKEN;
         *cells += t->ncode;
         add_callees(jm, j, sel, cells);
     }
@@ -1109,17 +1121,43 @@ static bool has_osr(jit_mod *jm, uint32_t k, uint32_t cell) {
     return false;
 }
 
+/* Two levels ($PSL_JIT_QUICK unset): called functions are compiled quick first, at default
+ * level when the thread has nothing newer to do. 0: default level only; 1: quick only. */
+static bool two_levels(void) {
+    const char *q = getenv("PSL_JIT_QUICK");
+    return !q || !*q;
+}
+
+static uint32_t quick_cells(void) {
+    const char *e = getenv("PSL_JIT_QUICK_CELLS");
+    return e && *e ? (uint32_t)atoi(e) : JIT_QUICK_CELLS;
+}
+
 static void *hot_thread(void *arg) {
     jit_mod *jm = arg;
     uint8_t *sel = xmalloc(jm->nc);
+    /* Batches linked as quick code, waiting for their default-level compile (newest last). */
+    uint8_t **later = NULL;
+    uint32_t nlater = 0;
     char err[256];
     for (;;) {
         pthread_mutex_lock(&jm->mu);
-        while (!jm->cancel && jm->nqueued == 0)
+        while (!jm->cancel && jm->nqueued == 0 && nlater == 0)
             pthread_cond_wait(&jm->cv, &jm->mu);
         if (jm->cancel) {
             pthread_mutex_unlock(&jm->mu);
             break;
+        }
+        if (jm->nqueued == 0) {
+            /* Nothing newly hot: replace the oldest quick batch by default-level code (the
+             * interpreter and compiled callers in other objects switch at their next call). */
+            uint8_t *b = later[0];
+            memmove(later, later + 1, --nlater * sizeof *later);
+            pthread_mutex_unlock(&jm->mu);
+            if (compile_objects(jm, b, false, err, sizeof err) != 0 && !jm->cancel)
+                report(err);
+            free(b);
+            continue;
         }
         /* The sampled functions (with OSR entries: they may be running a long loop right now)
          * and their small callees, so that calls between them are native and inlinable. */
@@ -1166,9 +1204,44 @@ static void *hot_thread(void *arg) {
         if (nsel == 0)
             continue;
         /* Functions whose batch fails stay ST_TAKEN, that is interpreted for good. */
-        if (compile_objects(jm, sel, err, sizeof err) != 0 && !jm->cancel)
+        uint32_t fn_cells = 0;
+        bool has_osr = false;
+        for (uint32_t k = 0; k < jm->nc; k++) {
+            if (sel[k] & JIT_SEL_FN)
+                fn_cells += jm->m->codes[k].ncode;
+            has_osr |= (sel[k] & JIT_SEL_OSR) != 0;
+        }
+        if (fn_cells >= quick_cells() && fn_cells > 0 && two_levels()) {
+            /* Called functions run quick code at once (a tenth of the compile time); their
+             * default-level compile follows when nothing newer waits. OSR entries are compiled
+             * at the default level at once (with the small functions, which they inline): a
+             * long loop waits for them, and quick code could not be left once entered there. */
+            uint8_t *q = xmalloc(jm->nc);
+            for (uint32_t k = 0; k < jm->nc; k++)
+                q[k] = sel[k] & JIT_SEL_FN;
+            int rc = compile_objects(jm, q, true, err, sizeof err);
+            if (rc != 0) {
+                if (!jm->cancel)
+                    report(err);
+                free(q);
+                continue;
+            }
+            pthread_mutex_lock(&jm->mu);
+            later = xrealloc(later, (nlater + 1) * sizeof *later);
+            later[nlater++] = q;
+            pthread_mutex_unlock(&jm->mu);
+            if (!has_osr)
+                continue;
+            for (uint32_t k = 0; k < jm->nc; k++)
+                if (!(sel[k] & JIT_SEL_OSR) && jm->m->codes[k].ncode > small_cells())
+                    sel[k] = 0;
+        }
+        if (compile_objects(jm, sel, false, err, sizeof err) != 0 && !jm->cancel)
             report(err);
     }
+    for (uint32_t i = 0; i < nlater; i++)
+        free(later[i]);
+    free(later);
     free(sel);
     return NULL;
 }
@@ -1187,6 +1260,7 @@ static void module_loaded(wasm_module *m) {
     jm->m = m;
     jm->nc = m->nfuncs - m->nimported_funcs;
     jm->state = xcalloc(jm->nc, 1);
+    jm->quick = xcalloc(jm->nc, 1);
     jm->osr = xcalloc((size_t)jm->nc * JIT_MAX_OSR, sizeof *jm->osr);
     jm->osr_at = xcalloc((size_t)jm->nc * JIT_MAX_OSR, sizeof *jm->osr_at);
     jm->entered = xcalloc(jm->nc, sizeof *jm->entered);
@@ -1209,8 +1283,8 @@ static void module_loaded(wasm_module *m) {
          * interpreted reaches compiled code only through an OSR entry compiled for it. */
         uint8_t key[32];
         if (g_cache_ok) {
-            cache_key(m, NULL, NULL, jm->nc, key);
-            (void)cache_load(jm, key, NULL, err, sizeof err);
+            cache_key(m, NULL, NULL, jm->nc, false, key);
+            (void)cache_load(jm, key, NULL, false, err, sizeof err);
         }
         jm->samples = xcalloc(jm->nc, sizeof *jm->samples);
         jm->callw = xcalloc(jm->nc, sizeof *jm->callw);
@@ -1227,7 +1301,7 @@ static void module_loaded(wasm_module *m) {
         jm->has_thread = false;
         free(by);
     }
-    if (compile_objects(jm, NULL, err, sizeof err) != 0)
+    if (compile_objects(jm, NULL, false, err, sizeof err) != 0)
         report(err);
 }
 
@@ -1258,6 +1332,7 @@ static void module_freed(wasm_module *m) {
     free(jm->samples);
     free((void *)jm->callw);
     free(jm->state);
+    free(jm->quick);
     free((void *)jm->osr);
     free(jm->osr_at);
     free(jm->entered);

@@ -7,7 +7,7 @@
  * native function (context, i64 params...) -> results; calls inside a module are native calls;
  * calls to imports, other instances and host functions go through C helpers that use the
  * interpreter's calling convention. A module is compiled whole: one LLVM module, optimised with
- * the new pass manager's default<O2> pipeline, emitted to an ELF object in memory by a
+ * the new pass manager's default<O1> pipeline, emitted to an ELF object in memory by a
  * TargetMachine for the host CPU, then linked into the process by LLJIT (JITLink). Its memory
  * manager writes code into read-write pages and then makes them read+execute: pages are never
  * writable and executable at once (W^X; see docs/jit.md for SGX2/EDMM).
@@ -25,7 +25,10 @@
  * module when it is loaded (wasm_module_load returns after compilation); JIT_TIER_AUTO returns at
  * once, samples the interpreter (at its fuel polls) and compiles hot functions with their small
  * callees on a background thread; a function switches to compiled code at its next entry, or at
- * a loop back edge through an OSR entry. JIT_TIER_INTERP registers nothing.
+ * a loop back edge through an OSR entry. Called functions are compiled twice: quick code first
+ * (SROA, early CSE, fast instruction selection: a tenth of the compile time), then default-level
+ * code that replaces it at their next call once nothing newer waits; OSR entries only at the
+ * default level. JIT_TIER_INTERP registers nothing.
  *
  * Code cache. With a cache directory, the object bytes of a module are stored on disk keyed by
  * BLAKE2b(module bytes, engine version, CPU name and features, options) and authenticated with a

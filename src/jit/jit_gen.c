@@ -62,7 +62,7 @@ static void init_once(void) {
 #undef KL
 #undef KS
 #undef KM
-        ASSERT(i == OP__COUNT);
+    ASSERT(i == OP__COUNT);
 
     LLVMInitializeNativeTarget();
     LLVMInitializeNativeAsmPrinter();
@@ -127,9 +127,14 @@ static uint32_t op_len(int op, const wasm_cell *ip) {
     }
 }
 
-const char *jit__pipeline(void) {
+bool jit__all_quick(void) {
+    const char *q = getenv("PSL_JIT_QUICK");
+    return q && strcmp(q, "1") == 0;
+}
+
+const char *jit__pipeline(bool quick) {
     const char *p = getenv("PSL_JIT_PASSES");
-    return p && *p ? p : JIT_PIPELINE;
+    return p && *p ? p : quick || jit__all_quick() ? JIT_PIPELINE_QUICK : JIT_PIPELINE;
 }
 
 uint32_t jit__callees(const wasm_module *m, uint32_t k, uint32_t *out, uint32_t max) {
@@ -1667,7 +1672,7 @@ int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **o
     }
     LLVMCodeGenOptLevel cgl = LLVMCodeGenLevelDefault;
     const char *cge = getenv("PSL_JIT_CODEGEN"); /* experiments: none, less, default */
-    if (cge && strcmp(cge, "none") == 0)
+    if ((cge && strcmp(cge, "none") == 0) || o->quick || jit__all_quick())
         cgl = LLVMCodeGenLevelNone;
     else if (cge && strcmp(cge, "less") == 0)
         cgl = LLVMCodeGenLevelLess;
@@ -1750,7 +1755,7 @@ int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **o
         msg = NULL;
     }
     pbo = LLVMCreatePassBuilderOptions();
-    const char *pipeline = jit__pipeline();
+    const char *pipeline = jit__pipeline(o->quick);
     uint64_t t_opt = plat_now_ns();
     LLVMErrorRef e = LLVMRunPasses(g->mod, pipeline, tm, pbo);
     if (e) {

@@ -68,7 +68,15 @@ typedef void (*jit_entry_fn)(jit_ctx *c, wasm_val *fp);
  * on the benchmark kernels it compiles 25-50 % faster and its code was as fast or faster
  * (matmul 0.51 s against 0.58 s); see docs/jit.md. */
 #define JIT_PIPELINE "default<O1>"
-const char *jit__pipeline(void);
+/* The quick pipeline of the auto tier's first compile of called functions: SROA and early CSE,
+ * then fast instruction selection (CodeGenOptLevel None). On the benchmark modules it compiles
+ * about 10x faster than JIT_PIPELINE (expr's whole module 70 ms against 820 ms) and its code runs
+ * 2-3.4x slower (still 2-5x faster than the interpreter); see docs/jit.md. */
+#define JIT_PIPELINE_QUICK "function(sroa,early-cse)"
+/* The pipeline of an object: $PSL_JIT_PASSES, else the quick or the default one. */
+const char *jit__pipeline(bool quick);
+/* Every object quick ($PSL_JIT_QUICK=1: tests run the spec suite on quick code). */
+bool jit__all_quick(void);
 
 /* What to generate. */
 typedef struct jit_gen_opts {
@@ -84,6 +92,7 @@ typedef struct jit_gen_opts {
     /* Per defined function with JIT_SEL_OSR: the loop head (cell index, the target of a back
      * edge) its OSR entry resumes at. */
     const uint32_t *osr_cell;
+    bool quick; /* JIT_PIPELINE_QUICK and fast instruction selection */
 } jit_gen_opts;
 #define JIT_SEL_FN 1
 #define JIT_SEL_OSR 2

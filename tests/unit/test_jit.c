@@ -384,6 +384,36 @@ static void test_auto_cross_object(void **state) {
     close_run(&r);
 }
 
+/* auto, two levels: rf is linked as quick code first, then replaced by default-level code
+ * while it keeps being called; results stay the interpreter's throughout. */
+static void test_auto_two_levels(void **state) {
+    (void)state;
+    wasm_val warm[2] = {22, 99}, want[1], res[1];
+    run r;
+    open_run(&r, JIT_TIER_INTERP, NULL, NULL);
+    assert_int_equal(call(&r, "rf", warm, want), 0);
+    close_run(&r);
+    setenv("PSL_JIT_QUICK_CELLS", "1", 1); /* every batch of called functions: quick first */
+    open_run(&r, JIT_TIER_AUTO, NULL, NULL);
+    jit_stats s0, s1;
+    jit_get_stats(&s0);
+    for (int i = 0; i < 4000; i++) {
+        assert_int_equal(call(&r, "rf", warm, res), 0);
+        assert_int_equal(res[0], want[0]);
+        jit_get_stats(&s1);
+        if (s1.modules_compiled >= s0.modules_compiled + 2)
+            break;
+    }
+    /* quick object and its replacement */
+    assert_true(s1.modules_compiled >= s0.modules_compiled + 2);
+    wasm_val bad[2] = {22, 3};
+    assert_int_equal(call(&r, "rf", bad, res), WASM_TRAP_UNREACHABLE);
+    assert_int_equal(call(&r, "rf", warm, res), 0);
+    assert_int_equal(res[0], want[0]);
+    close_run(&r);
+    unsetenv("PSL_JIT_QUICK_CELLS");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_differential_checks),
@@ -396,6 +426,7 @@ int main(void) {
         cmocka_unit_test(test_auto_osr),
         cmocka_unit_test(test_auto_osr_nest),
         cmocka_unit_test(test_auto_cross_object),
+        cmocka_unit_test(test_auto_two_levels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
