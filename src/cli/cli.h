@@ -62,6 +62,9 @@ int cmd_bench_ycsb(int argc, char **argv);
 int cmd_bench_dnn(int argc, char **argv);
 /* Split a comma-separated list in place into @p out (at most @p max entries). */
 size_t cli_split_list(char *s, const char **out, size_t max);
+/* A byte count: digits with an optional K, M, G or T suffix (powers of 1024). @return 0, or -1
+ * when @p s is not one (empty, junk, a zero count, overflow). */
+int cli_parse_size(const char *s, uint64_t *out);
 
 /* Daemons of src/worker (cmd_worker.c) */
 int cmd_worker(int argc, char **argv);

@@ -3,7 +3,9 @@
 
 #include "storage/storage.h"
 
+#include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,17 +17,60 @@ static void on_signal(int sig) {
 }
 
 void cmd_storage_help(FILE *out) {
-    fprintf(out,
-            "usage: psl storage --listen ENDPOINT --data DIR [--peers EP,EP...] [--anti-entropy-ms N]\n"
-            "                   [--verbose]\n"
-            "Run an untrusted DataCapsule replica on LMDB. It holds no key: it checks chain links\n"
-            "and head signatures against each capsule's metadata record, acknowledges appends after\n"
-            "a durable commit, and pulls missing or damaged records from its peers.\n"
-            "  --listen ENDPOINT     ZeroMQ endpoint, e.g. tcp://127.0.0.1:7101\n"
-            "  --data DIR            LMDB directory (created 0700)\n"
-            "  --peers LIST          comma-separated endpoints of the other replicas\n"
-            "  --anti-entropy-ms N   pull/scrub interval (default 500; -1: only on scrub hints)\n"
-            "See docs/capsule.md.\n");
+    fprintf(
+        out,
+        "usage: psl storage --listen ENDPOINT --data DIR [--peers EP,EP...] [--anti-entropy-ms N]\n"
+        "                   [--map-size SIZE] [--verbose]\n"
+        "Run an untrusted DataCapsule replica on LMDB. It holds no key: it checks chain links\n"
+        "and head signatures against each capsule's metadata record, acknowledges appends after\n"
+        "a durable commit, and pulls missing or damaged records from its peers.\n"
+        "  --listen ENDPOINT     ZeroMQ endpoint, e.g. tcp://127.0.0.1:7101\n"
+        "  --data DIR            LMDB directory (created 0700)\n"
+        "  --peers LIST          comma-separated endpoints of the other replicas\n"
+        "  --anti-entropy-ms N   pull/scrub interval (default 500; -1: only on scrub hints)\n"
+        "  --map-size SIZE       most the replica may hold, e.g. 512M, 64G (default 256G; only\n"
+        "                        what is written takes disk). Capsules are append-only logs: a\n"
+        "                        full replica refuses appends with 'storage full'\n"
+        "See docs/capsule.md.\n");
+}
+
+int cli_parse_size(const char *s, uint64_t *out) {
+    if (!s || *s < '0' || *s > '9')
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || v == 0)
+        return -1;
+    unsigned shift = 0;
+    switch (*end) {
+    case 0: break;
+    case 'K':
+    case 'k':
+        shift = 10;
+        end++;
+        break;
+    case 'M':
+    case 'm':
+        shift = 20;
+        end++;
+        break;
+    case 'G':
+    case 'g':
+        shift = 30;
+        end++;
+        break;
+    case 'T':
+    case 't':
+        shift = 40;
+        end++;
+        break;
+    default: return -1;
+    }
+    if (*end || (shift && v > (UINT64_MAX >> shift)))
+        return -1;
+    *out = (uint64_t)v << shift;
+    return 0;
 }
 
 /* Split a comma-separated list in place into @p out (at most @p max entries). */
@@ -53,6 +98,14 @@ int cmd_storage(int argc, char **argv) {
             o.data = argv[++i];
         } else if (i + 1 < argc && !strcmp(a, "--peers")) {
             plist = argv[++i];
+        } else if (i + 1 < argc && !strcmp(a, "--map-size")) {
+            uint64_t v;
+            if (cli_parse_size(argv[++i], &v) != 0 || v < ((uint64_t)1 << 20) || v > SIZE_MAX) {
+                cli_err("storage: --map-size wants a size of at least 1M, e.g. 64G (got '%s')",
+                        argv[i]);
+                return EXIT_USAGE;
+            }
+            o.map_size = (size_t)v;
         } else if (i + 1 < argc && !strcmp(a, "--anti-entropy-ms")) {
             o.ae_interval_ms = atoi(argv[++i]);
         } else {

@@ -431,11 +431,17 @@ static void handle(stg *s, MDB_txn *t, slot *sl, const uint8_t *data, size_t len
             break;
         st = do_append(s, child, a->capsule.data, a->first, a->records, a->n_records, &a->head,
                        &sl->rep, sl->hb, sl->why, sizeof sl->why);
-        if (st == 0) {
-            if (mdb_txn_commit(child) != 0)
-                st = ERR_IO;
-        } else {
+        if (st == 0 && mdb_txn_commit(child) != 0)
+            st = ERR_IO;
+        else if (st)
             mdb_txn_abort(child);
+        if (st == ERR_LIMIT && !sl->why[0]) { /* MDB_MAP_FULL */
+            size_t map = s->o->map_size ? s->o->map_size : STG_MAP_DEFAULT;
+            snprintf(sl->why, sizeof sl->why,
+                     "storage full: this replica's %zu MiB are used (restart it with a larger "
+                     "--map-size)",
+                     map >> 20);
+            logf_(s, "%s", sl->why);
         }
         sl->is_append = true;
         break;
@@ -778,7 +784,7 @@ static int env_open(const char *dir, size_t map, bool nosync, MDB_env **env, MDB
     if (rc)
         return ERR_IO;
     mdb_env_set_maxdbs(*env, 4);
-    mdb_env_set_mapsize(*env, map ? map : (size_t)16 << 30);
+    mdb_env_set_mapsize(*env, map ? map : STG_MAP_DEFAULT);
     rc = mdb_env_open(*env, dir, MDB_NOTLS | (nosync ? MDB_NOSYNC : 0), 0600);
     if (rc)
         goto fail;

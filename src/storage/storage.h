@@ -35,6 +35,7 @@
 
 #include "base/base.h"
 
+#define STG_MAP_DEFAULT ((size_t)256 << 30) /* LMDB map: address space, not disk */
 #define STG_SCRUB_RATE (4u << 20) /* bytes of stored records hashed per second by the scrub */
 #define STG_SCRUB_PAUSE_NS (60ull * 1000000000u) /* between two background passes of a capsule */
 
@@ -44,7 +45,7 @@ typedef struct stg_opts {
     const char *const *peers; /* other replicas of the same capsules (anti-entropy) */
     size_t npeers;
     int ae_interval_ms;       /* 0 = 500; < 0 disables periodic anti-entropy (hints still work) */
-    size_t map_size;          /* LMDB map size, 0 = 16 GiB */
+    size_t map_size;          /* LMDB map size (most the replica holds), 0 = STG_MAP_DEFAULT */
     size_t scrub_bytes_per_s; /* background scrub rate, 0 = STG_SCRUB_RATE */
     bool nosync;              /* benchmarks of the raw limit only: commits are not durable */
     bool verbose;

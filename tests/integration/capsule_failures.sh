@@ -6,6 +6,8 @@
 #      the other replicas, and the bad copy is repaired;
 #   C. the writer is killed (-9) mid-batch: on restart it resumes from the durable head (replaying
 #      its journal); nothing acknowledged is lost and no fork exists.
+#   F. full replicas (--map-size) refuse appends saying so; after a restart with room the journal
+#      completes the refused append and nothing is lost.
 # usage: capsule_failures.sh PATH/TO/psl
 set -u
 PSL=${1:?usage: capsule_failures.sh PATH/TO/psl}
@@ -173,6 +175,49 @@ for n in 1 2 3; do
     done
 done
 echo "E: ok (writer killed with $((NE - NA)) unacknowledged journaled records; resent on restart, no fork)"
+# ---- F: full replicas (--map-size) refuse appends with a clear reason; nothing acknowledged is
+# lost, and after a restart with room the writer's journal finishes the refused append ----------
+FP1=$((BASE + 3)); FP2=$((BASE + 4)); FP3=$((BASE + 5))
+FR=tcp://127.0.0.1:$FP1,tcp://127.0.0.1:$FP2,tcp://127.0.0.1:$FP3
+"$PSL" storage --listen "tcp://127.0.0.1:$FP1" --data "$T/f1" --map-size 0 >"$T/f0.err" 2>&1 &&
+    fail "F: --map-size 0 accepted"
+grep -q "map-size wants a size" "$T/f0.err" || fail "F: no usage message: $(cat "$T/f0.err")"
+fstart() { # fstart MAPSIZE
+    FPIDS=""
+    for n in 1 2 3; do
+        eval "p=\$FP$n"
+        "$PSL" storage --listen "tcp://127.0.0.1:$p" --data "$T/f$n" --map-size "$1" >>"$T/sf$n.log" 2>&1 &
+        FPIDS="$FPIDS $!"
+        PIDS="$PIDS $!"
+    done
+    sleep 0.3
+}
+fstart 1M
+FID=$("$PSL" capsule create --replicas "$FR" --keys "$T/keys" --name full --journal "$T/fjournal") ||
+    fail "F: create"
+head -c 45000 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/blob" # 90,000 characters
+n=0
+while [ $n -lt 40 ]; do
+    n=$((n + 1))
+    timeout 4 "$PSL" capsule append --replicas "$FR" --keys "$T/keys" --capsule "$FID" \
+        --journal "$T/fjournal" "f$n-$(cat "$T/blob")" >/dev/null 2>"$T/append_full.err" || break
+done
+[ $n -lt 40 ] || fail "F: 40 appends of 90 kB fitted in replicas of 1 MiB"
+grep -q "storage full" "$T/append_full.err" ||
+    fail "F: the writer does not say why: $(tail -3 "$T/append_full.err")"
+grep -q "storage full" "$T/sf1.log" || fail "F: the replica does not log it"
+for p in $FPIDS; do kill -TERM "$p"; wait "$p" 2>/dev/null; done
+fstart 64M
+"$PSL" capsule append --replicas "$FR" --keys "$T/keys" --capsule "$FID" --journal "$T/fjournal" \
+    last >/dev/null 2>"$T/append_f2.err" || fail "F: append after the restart: $(cat "$T/append_f2.err")"
+"$PSL" capsule read --replicas "$FR" --keys "$T/keys" --capsule "$FID" >"$T/read_f" 2>"$T/read_f.err" ||
+    fail "F: read: $(cat "$T/read_f.err")"
+for k in $(seq 1 $n); do
+    grep -q "	f$k-" "$T/read_f" || fail "F: append f$k is missing (the refused one included)"
+done
+grep -q "	last$" "$T/read_f" || fail "F: the last append is missing"
+for p in $FPIDS; do kill -TERM "$p"; wait "$p" || fail "F: replica exit status $?"; done
+echo "F: ok (append $n refused by full replicas with 'storage full', kept in the journal, stored after a restart with room)"
 # Clean shutdown of the replicas (SIGTERM), so that a sanitizer build also runs its leak check, and
 # no process may have reported a sanitizer error on the way (a replica killed by -9 still has its
 # earlier reports in its log).
