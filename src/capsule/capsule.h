@@ -206,9 +206,12 @@ typedef struct cap_writer_opts {
  * older than its TEE counter), ERR_IO ... */
 int cap_writer_open(const cap_keys *keys, const cap_writer_opts *o, const uint8_t *id,
                     cap_writer **out, uint8_t id_out[CAP_ID_BYTES]) WARN_UNUSED;
-/** Queue one record (copied) and return at once with its seqno. Thread safe.
+/** Queue one record (copied) and return with its seqno: at once, unless the records queued and
+ * not yet sent hold CAP_QUEUE_MAX bytes already; then it waits until the writer has taken enough
+ * of them (backpressure: writers faster than the replicas cannot pile up memory). Thread safe.
  * @return 0, ERR_LIMIT (len > CAP_PAYLOAD_MAX), or the writer's sticky failure. */
 int cap_append_submit(cap_writer *w, const void *payload, size_t len, uint64_t *seq) WARN_UNUSED;
+#define CAP_QUEUE_MAX (32u << 20)
 /** Wait until every record up to @p seq is durable on f+1 replicas. Thread safe. */
 int cap_wait_durable(cap_writer *w, uint64_t seq) WARN_UNUSED;
 /** cap_append_submit + cap_wait_durable. */

@@ -493,10 +493,13 @@ static wbatch *build_batch(cap_writer *w, size_t maxr, size_t maxb, size_t *nrec
     }
     w->qh = last->next;
     w->qn -= nrec;
+    bool was_full = w->qbytes >= CAP_QUEUE_MAX / 2;
     w->qbytes -= bytes;
     if (!w->qh)
         w->qt = NULL;
     last->next = NULL;
+    if (was_full) /* submitters may be waiting for room */
+        pthread_cond_broadcast(&w->cv_done);
     pthread_mutex_unlock(&w->mu);
 
     wbatch *b = xcalloc(1, sizeof *b);
@@ -878,6 +881,8 @@ static int submit(cap_writer *w, uint8_t kind, const void *payload, size_t len, 
     if (len)
         memcpy(p->data, payload, len);
     pthread_mutex_lock(&w->mu);
+    while (w->qbytes > 0 && w->qbytes + len > CAP_QUEUE_MAX && !w->failed && !w->closing)
+        pthread_cond_wait(&w->cv_done, &w->mu); /* broadcast as the committer takes records */
     if (w->failed || w->closing) {
         int rc = w->failed ? w->failed : ERR_USAGE;
         pthread_mutex_unlock(&w->mu);
@@ -966,6 +971,7 @@ int cap_writer_close(cap_writer *w) {
     if (w->thr_started) {
         pthread_mutex_lock(&w->mu);
         w->closing = true;
+        pthread_cond_broadcast(&w->cv_done); /* submitters waiting for room */
         pthread_mutex_unlock(&w->mu);
         CAP_IGNORE(write(w->wake[1], "c", 1) < 0);
         pthread_join(w->thr, NULL);

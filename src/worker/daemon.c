@@ -638,9 +638,10 @@ static int send_heartbeat(wk *w, net_chan *c) {
 
 /* ---- the client-facing channel (see worker.h; docs/client.md) ---- */
 
-#define INLINE_MAX_NS 200000u  /* run inline while the function's recent mean run is below this */
-#define FRONT_FLUSH_EVERY 256u /* inline requests between two capsule appends under load */
-#define FRONT_FLUSH_MS 2       /* async writes wait at most this long for their capsule append */
+#define INLINE_MAX_NS 200000u    /* run inline while the function's recent mean run is below this */
+#define FRONT_FLUSH_EVERY 256u   /* inline requests between two capsule appends under load */
+#define FRONT_FLUSH_MS 2         /* async writes wait at most this long for their capsule append */
+#define FRONT_PENDING_MAX 65536u /* pending writes past which the server thread appends itself */
 
 /* What the server thread keeps between requests. */
 typedef struct fstate {
@@ -749,7 +750,15 @@ static void front_flush(wk *w, fstate *st) {
         return;
     if (!st->sync_h) {
         /* Async: the durability thread appends, so that encoding and sealing the record never
-         * holds up the requests behind it. */
+         * holds up the requests behind it; unless writes pile up faster than the capsule takes
+         * them: then this thread appends too, waiting for room (cap_append_submit), so that the
+         * clients wait instead of the worker's memory growing. */
+        if (dirty && kvs_pending(w->kv) > FRONT_PENDING_MAX) {
+            rc = repl_flush(w->rp, false, NULL);
+            if (rc)
+                wlog(w, "client writes not appended to the capsule: %s", err_str(rc));
+            return;
+        }
         if (dirty) {
             pthread_mutex_lock(&f->mu);
             f->append_req = true;

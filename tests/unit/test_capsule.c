@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 static cap_keys K;
@@ -638,6 +639,84 @@ static void t_trim(void **st) {
         srv_stop(&s[i]);
 }
 
+/* Backpressure: with two of three replicas down nothing becomes durable, so a writer that keeps
+ * submitting must stop once CAP_QUEUE_MAX bytes (plus the batches in flight) wait; when the
+ * replicas come back everything is stored and the submitter finishes. */
+typedef struct sub_arg {
+    cap_writer *w;
+    const uint8_t *buf;
+    size_t len;
+    int n;
+    _Atomic int done;
+    int rc;
+} sub_arg;
+
+static void *submit_many(void *a) {
+    sub_arg *sa = a;
+    for (int i = 0; i < sa->n; i++) {
+        uint64_t seq;
+        sa->rc = cap_append_submit(sa->w, sa->buf, sa->len, &seq);
+        if (sa->rc)
+            break;
+        atomic_store(&sa->done, i + 1);
+    }
+    return NULL;
+}
+
+static void t_backpressure(void **st) {
+    (void)st;
+    int base = free_ports(3);
+    srv s[3];
+    for (int i = 0; i < 3; i++)
+        srv_start(&s[i], base + i);
+    const char *eps[3] = {s[0].ep, s[1].ep, s[2].ep};
+    cap_writer_opts wo = {.replicas = eps, .nreplicas = 3, .name = "bp", .timeout_ms = 200};
+    cap_writer *w;
+    uint8_t id[32];
+    assert_int_equal(cap_writer_open(&K, &wo, NULL, &w, id), 0);
+    for (int i = 1; i < 3; i++) { /* down, keeping their data */
+        s[i].stop = 1;
+        pthread_join(s[i].th, NULL);
+    }
+    size_t len = 1u << 20;
+    uint8_t *buf = xcalloc(1, len);
+    sub_arg sa = {.w = w, .buf = buf, .len = len, .n = 96};
+    pthread_t th;
+    pthread_create(&th, NULL, submit_many, &sa);
+    /* Wait until it has queued the bound's worth and then stopped moving for 0.3 s. */
+    int last = -1, still = 0;
+    for (int i = 0; i < 150 && still < 3; i++) {
+        usleep(100000);
+        int d = atomic_load(&sa.done);
+        still = d == last && d >= (int)(CAP_QUEUE_MAX >> 20) - 1 ? still + 1 : 0;
+        last = d;
+    }
+    int blocked_at = atomic_load(&sa.done);
+    assert_true(blocked_at >= (int)(CAP_QUEUE_MAX >> 20) - 1);
+    assert_true(blocked_at < sa.n); /* 96 MiB never queued */
+    for (int i = 1; i < 3; i++) {   /* back, same data */
+        s[i].stop = 0;
+        pthread_create(&s[i].th, NULL, srv_main, &s[i]);
+    }
+    pthread_join(th, NULL);
+    assert_int_equal(sa.rc, 0);
+    assert_int_equal(atomic_load(&sa.done), sa.n);
+    assert_int_equal(cap_writer_close(w), 0);
+    free(buf);
+    cap_client *c;
+    assert_int_equal(cap_client_open(eps, 3, 10000, &c), 0);
+    cap_reader *r;
+    assert_int_equal(cap_reader_open(c, id, K.data_root, &r), 0);
+    assert_int_equal(cap_reader_sync(r), 0);
+    cap_head h;
+    cap_reader_head(r, &h);
+    assert_int_equal(h.seqno, (uint64_t)sa.n);
+    cap_reader_close(r);
+    cap_client_close(c);
+    for (int i = 0; i < 3; i++)
+        srv_stop(&s[i]);
+}
+
 static void copy_file(const char *from, const char *to) {
     char cmd[512];
     snprintf(cmd, sizeof cmd, "cp '%s' '%s'", from, to);
@@ -704,15 +783,11 @@ int main(void) {
         return 1;
     cap_keys_generate(&K);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(t_meta),
-        cmocka_unit_test(t_record),
-        cmocka_unit_test(t_head),
-        cmocka_unit_test(t_keys),
-        cmocka_unit_test(t_replicas),
-        cmocka_unit_test(t_checkpoint),
-        cmocka_unit_test(t_extend),
-        cmocka_unit_test(t_trim),
-        cmocka_unit_test(t_journal_counter),
+        cmocka_unit_test(t_meta),         cmocka_unit_test(t_record),
+        cmocka_unit_test(t_head),         cmocka_unit_test(t_keys),
+        cmocka_unit_test(t_replicas),     cmocka_unit_test(t_checkpoint),
+        cmocka_unit_test(t_extend),       cmocka_unit_test(t_trim),
+        cmocka_unit_test(t_backpressure), cmocka_unit_test(t_journal_counter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
