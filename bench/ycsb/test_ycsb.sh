@@ -19,6 +19,13 @@ trap 'rm -rf "$T"' EXIT INT TERM
 D=$(dirname "$FN")
 cp "$PSL" "$T/psl" && cp "$FN" "$T/ycsb.wasm" && cp "$D/ycsb_op.so" "$D/ycsb_op.wasm" "$T/" ||
     { echo "FAIL: cannot copy $PSL, $FN and $D/ycsb_op.{so,wasm}"; exit 1; }
+# With the JIT module beside it, the cluster's workers default to --tier jit; workload f below runs
+# --tier interp, so both tiers are checked.
+JIT=
+if [ -f "$(dirname "$PSL")/psljit.so" ]; then
+    cp "$(dirname "$PSL")/psljit.so" "$T/" || { echo "FAIL: cannot copy psljit.so"; exit 1; }
+    JIT=1
+fi
 PSL=$T/psl FN=$T/ycsb.wasm
 "$PSL" bench ycsb --help | grep -q '^usage: psl bench ycsb' ||
     { echo "FAIL: $PSL does not run (being relinked?)"; exit 1; }
@@ -37,8 +44,11 @@ rows() { # FILE WORKLOAD TARGET...: each target printed its result row
     done
 }
 for w in a d f; do
+    tier=
+    [ "$w" = f ] && tier="--tier interp"
+    # shellcheck disable=SC2086
     "$PSL" bench ycsb --quiet --check --fn "$FN" --records 2000 --workload "$w" --threads 3 \
-        --ops 300 --warmup 0.2 --duration 30 --workers 2 \
+        --ops 300 --warmup 0.2 --duration 30 --workers 2 $tier \
         --target redis,psl-fn,psl-fn:sync,psl-client,psl-client:sync,psl-client-wasm,psl-http \
         >"$T/out" 2>"$T/err"
     rc=$?
@@ -60,6 +70,14 @@ if [ "$rc" -eq 0 ]; then
     n=$(grep -c ',2000,0,' "$T/c.csv" 2>/dev/null || echo 0)
     [ "$n" -eq 4 ] || { echo "FAIL: CSV has $n rows of 2000 reads (want 4)"; cat "$T/c.csv"; st=1; }
 fi
+# The tier reaches the workers: a jit cluster compiles the deployed functions (the workers log it).
+if [ -n "$JIT" ]; then
+    "$PSL" bench ycsb --check --fn "$FN" --records 200 --workload c --threads 1 --ops 100 \
+        --warmup 0 --duration 30 --target psl-fn >"$T/out" 2>"$T/err"
+    rc=$?
+    judge "workload c under the default tier"
+    grep -q -- "--tier jit" "$T/err" || { echo "FAIL: the JIT is here but the cluster's tier is not jit"; cat "$T/err"; st=1; }
+fi
 [ $st -ne 0 ] && exit 1
-echo "ok: ycsb short runs against redis and psl: counts add up, reads return the records written"
+echo "ok: ycsb short runs against redis and psl (workers on ${JIT:+jit and }interp): counts add up, reads return the records written"
 exit 0

@@ -216,6 +216,7 @@ typedef struct copts {
     const char *measurement; /* --measurement HEX demanded of the worker */
     const char *policy;      /* --policy FILE the worker must pass */
     const char *client_keys; /* psl up --client-keys FILE: the clients workers serve */
+    const char *tier;        /* psl up --tier interp|jit: the workers' tier */
     const char *identity;    /* psl invoke --secure --identity SEED */
 } copts;
 
@@ -335,6 +336,8 @@ static int parse_common(int argc, char **argv, copts *o, int maxpos) {
             o->cluster = v;
         else if (strcmp(a, "--client-keys") == 0)
             o->client_keys = v;
+        else if (strcmp(a, "--tier") == 0)
+            o->tier = v, ok = !strcmp(v, "interp") || !strcmp(v, "jit");
         else if (strcmp(a, "--identity") == 0)
             o->identity = v;
         else if (strcmp(a, "--host") == 0)
@@ -367,6 +370,8 @@ void cmd_up_help(FILE *out) {
             "  --worker-bin PATH runs PATH instead of `psl worker` (same arguments).\n"
             "  --client-keys FILE: the workers' client channel serves only the identities\n"
             "  FILE lists ('client_key: HEX' lines, as psl identity prints them); default: any.\n"
+            "  --tier interp|jit: how the workers run functions (jit: each deployed module is\n"
+            "  compiled with LLVM at deploy time); default $PSL_TIER, else interp.\n"
             "usage: psl up --cluster FILE [--host NAME] [--dir DIR]\n"
             "  Start the roles that the cluster file assigns to host NAME (default: this\n"
             "  machine's hostname), with their data under DIR. See docs/deploy.md.\n");
@@ -785,6 +790,9 @@ static int up_from_file(const copts *o, const char *dir) {
         const char *cp = jstr(cf, "client_keys"); /* the clients they serve */
         if (cp)
             av[n++] = "--client-keys", av[n++] = (char *)cp;
+        const char *tr = jstr(cf, "tier"); /* interp or jit (the worker checks it) */
+        if (tr)
+            av[n++] = "--tier", av[n++] = (char *)tr;
         av[n] = NULL;
         START(role, av);
     }
@@ -1032,6 +1040,8 @@ int cmd_up(int argc, char **argv) {
         av[k++] = "--threads", av[k++] = th;
         if (client_keys[0])
             av[k++] = "--client-keys", av[k++] = client_keys;
+        if (o.tier)
+            av[k++] = "--tier", av[k++] = (char *)o.tier;
         av[k] = NULL;
         ADD_PROC(role, av);
     }

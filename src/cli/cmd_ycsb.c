@@ -75,6 +75,7 @@ typedef struct yopts {
     const char *dir, *fn_path, *csv, *plot;
     const char *policy, *measurement; /* psl-client: what the workers must prove */
     const char *identity;             /* psl-client: the clients' identity (a seed file) */
+    const char *tier;                 /* the workers' tier (psl up --tier) */
     int redis_port;
     bool check, quiet;
 } yopts;
@@ -244,11 +245,11 @@ static int psl_start(env *e, const yopts *o) {
         /* Every in-function invocation holds a worker thread for the whole run. */
         uint32_t per = (maxthr + (uint32_t)o->workers - 1) / (uint32_t)o->workers;
         snprintf(threads, sizeof threads, "%u", per < 2 ? 2 : per);
-        char *av[] = {e->self, "up",    "--workers",    workers, "--threads",
-                      threads, "--dir", (char *)e->dir, NULL};
+        char *av[] = {e->self, "up",           "--workers", workers,         "--threads", threads,
+                      "--dir", (char *)e->dir, "--tier",    (char *)o->tier, NULL};
         if (!o->quiet)
-            fprintf(stderr, "ycsb: psl up --workers %s --threads %s --dir %s\n", workers, threads,
-                    e->dir);
+            fprintf(stderr, "ycsb: psl up --workers %s --threads %s --dir %s --tier %s\n", workers,
+                    threads, e->dir, o->tier);
         if (cli_run_wait(av, true) != 0) {
             cli_err("bench ycsb: psl up failed (logs in %s/logs)", e->dir);
             return EXIT_FAILED;
@@ -1199,39 +1200,42 @@ static int write_plot(const char *png, const result *rs, int n, uint64_t records
 /* ---------- options ---------- */
 
 static void ycsb_help(FILE *out) {
-    fprintf(out,
-            "usage: psl bench ycsb [--target LIST] [--workload LIST] [--threads LIST]\n"
-            "                      [--records N] [--warmup S] [--duration S] [--ops N]\n"
-            "                      [--distribution zipfian|uniform|latest] [--runs R]\n"
-            "                      [--workers N] [--dir DIR] [--fn FILE] [--redis-port P]\n"
-            "                      [--policy FILE] [--measurement HEX] [--identity SEED]\n"
-            "                      [--csv FILE] [--plot FILE.png] [--seed N] [--check]\n"
-            "  YCSB core workloads (a b c d f) against redis and psl, side by side.\n"
-            "  --target: comma list of redis, zmq, psl-fn, psl-client, psl-client-wasm,\n"
-            "    psl-http, each psl one with :sync or :async (psl = psl-fn; default\n"
-            "    redis,psl-fn). zmq: plain ZeroMQ round trips of the same sizes to an echo\n"
-            "    process (the transport alone, nothing checked). psl-fn runs the YCSB\n"
-            "    function inside the workers (in-function mode); psl-client sends each\n"
-            "    operation to the function over a worker's attested secure channel (client\n"
-            "    mode: one channel per thread, round-robin over the workers, one operation in\n"
-            "    flight; psl-client-wasm: the same operation function built to wasm);\n"
-            "    psl-http sends it through the HTTP gateway (keep-alive).\n"
-            "  --policy FILE, --measurement HEX: what psl-client demands of the workers\n"
-            "    (default: the cluster's DIR/policy.txt and the published measurement).\n"
-            "  --identity SEED: the Ed25519 identity psl-client connects as (psl identity;\n"
-            "    needed when the workers serve only listed clients, --client-keys).\n"
-            "  --threads (alias --connections): comma list of client threads (default 16).\n"
-            "  --records (default 100000) records of 10 x 100 bytes; --warmup (2) and\n"
-            "  --duration (10) seconds; --ops N stops each thread after N operations.\n"
-            "  --runs R runs each point R times and reports the run of median throughput.\n"
-            "  --fn-chunk-ms MS: in-function threads invoke the function for MS ms at a time\n"
-            "    (default 100); 0 runs warm-up and run in one invocation per thread.\n"
-            "  psl: a cluster of --workers (2) is started in a temporary directory unless --dir\n"
-            "  names a running one (of --workers workers): after the load, the run waits until\n"
-            "  every worker holds every record. redis: redis-server is started on a free\n"
-            "  loopback port without persistence unless --redis-port names a running one.\n"
-            "  --check: exit 1 unless every operation succeeded, every read returned the record\n"
-            "  of its key and the counts add up.\n");
+    fprintf(
+        out,
+        "usage: psl bench ycsb [--target LIST] [--workload LIST] [--threads LIST]\n"
+        "                      [--records N] [--warmup S] [--duration S] [--ops N]\n"
+        "                      [--distribution zipfian|uniform|latest] [--runs R]\n"
+        "                      [--workers N] [--dir DIR] [--tier T] [--fn FILE] [--redis-port P]\n"
+        "                      [--policy FILE] [--measurement HEX] [--identity SEED]\n"
+        "                      [--csv FILE] [--plot FILE.png] [--seed N] [--check]\n"
+        "  YCSB core workloads (a b c d f) against redis and psl, side by side.\n"
+        "  --target: comma list of redis, zmq, psl-fn, psl-client, psl-client-wasm,\n"
+        "    psl-http, each psl one with :sync or :async (psl = psl-fn; default\n"
+        "    redis,psl-fn). zmq: plain ZeroMQ round trips of the same sizes to an echo\n"
+        "    process (the transport alone, nothing checked). psl-fn runs the YCSB\n"
+        "    function inside the workers (in-function mode); psl-client sends each\n"
+        "    operation to the function over a worker's attested secure channel (client\n"
+        "    mode: one channel per thread, round-robin over the workers, one operation in\n"
+        "    flight; psl-client-wasm: the same operation function built to wasm);\n"
+        "    psl-http sends it through the HTTP gateway (keep-alive).\n"
+        "  --policy FILE, --measurement HEX: what psl-client demands of the workers\n"
+        "    (default: the cluster's DIR/policy.txt and the published measurement).\n"
+        "  --identity SEED: the Ed25519 identity psl-client connects as (psl identity;\n"
+        "    needed when the workers serve only listed clients, --client-keys).\n"
+        "  --threads (alias --connections): comma list of client threads (default 16).\n"
+        "  --records (default 100000) records of 10 x 100 bytes; --warmup (2) and\n"
+        "  --duration (10) seconds; --ops N stops each thread after N operations.\n"
+        "  --runs R runs each point R times and reports the run of median throughput.\n"
+        "  --fn-chunk-ms MS: in-function threads invoke the function for MS ms at a time\n"
+        "    (default 100); 0 runs warm-up and run in one invocation per thread.\n"
+        "  psl: a cluster of --workers (2) is started in a temporary directory unless --dir\n"
+        "  names a running one (of --workers workers): after the load, the run waits until\n"
+        "  every worker holds every record. --tier interp|jit: how its workers run the\n"
+        "  wasm functions (default jit when this build has the JIT, psljit.so, else\n"
+        "  interp). redis: redis-server is started on a free\n"
+        "  loopback port without persistence unless --redis-port names a running one.\n"
+        "  --check: exit 1 unless every operation succeeded, every read returned the record\n"
+        "  of its key and the counts add up.\n");
 }
 
 static int parse_list_u32(char *s, uint32_t *out, int max) {
@@ -1374,6 +1378,9 @@ static int parse_opts(int argc, char **argv, yopts *o) {
             ok = o->redis_port > 0 && o->redis_port < 65536;
         } else if (strcmp(a, "--dir") == 0) {
             o->dir = v;
+        } else if (strcmp(a, "--tier") == 0) {
+            o->tier = v;
+            ok = !strcmp(v, "interp") || !strcmp(v, "jit");
         } else if (strcmp(a, "--fn") == 0) {
             o->fn_path = v;
         } else if (strcmp(a, "--policy") == 0) {
@@ -1393,6 +1400,15 @@ static int parse_opts(int argc, char **argv, yopts *o) {
         if (!ok) {
             cli_err("bench ycsb: bad value for %s: %s", a, v);
             return -1;
+        }
+    }
+    if (!o->tier) { /* the JIT when this build has it (the paper's setting), else the interpreter */
+        char path[4096];
+        o->tier = "interp";
+        if (plat_exe_dir(path, sizeof path - 16) == 0) {
+            strcat(path, "/psljit.so");
+            if (access(path, R_OK) == 0)
+                o->tier = "jit";
         }
     }
     return 0;
