@@ -172,7 +172,12 @@ static int do_append(stg *s, MDB_txn *t, const uint8_t *id, uint64_t first,
                      (unsigned long long)(first - 1));
             return ERR_CORRUPT;
         }
-        cap_record_hash(v.mv_data, v.mv_size, prev);
+        /* The usual append follows the stored head, whose signed hash is that record's: no need
+         * to hash it again (records of megabytes made this a third of a replica's work). */
+        if (exists && first - 1 == cur.seqno)
+            memcpy(prev, cur.hash, CAP_HASH_BYTES);
+        else
+            cap_record_hash(v.mv_data, v.mv_size, prev);
         prev_hlc = hd.hlc;
     }
     /* Chain links; overlap with stored records must be byte-identical (or a repair). */
