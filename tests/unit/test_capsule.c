@@ -464,15 +464,37 @@ static int extend_with(cap_reader *r, caught *c, size_t i) {
                              &h);
 }
 
+static void caught_free(caught *c) {
+    for (size_t i = 0; i < c->n; i++) {
+        for (size_t k = 0; k < c->b[i].nrec; k++)
+            free(c->b[i].recs[k]);
+        free(c->b[i].recs);
+        free(c->b[i].lens);
+    }
+    c->n = 0;
+}
+
+/* Three replicas on free ports; @p eps their endpoints. */
+static void start3(srv s[3], const char *eps[3]) {
+    int base = free_ports(3);
+    for (int i = 0; i < 3; i++) {
+        srv_start(&s[i], base + i);
+        eps[i] = s[i].ep;
+    }
+}
+
+static void stop3(srv s[3]) {
+    for (int i = 0; i < 3; i++)
+        srv_stop(&s[i]);
+}
+
 /* A reader extended with the writer's durable batches (as multicast brings them) reads them
  * without a sync, and refuses gaps, altered records and foreign heads without changing. */
 static void t_extend(void **st) {
     (void)st;
-    int base = free_ports(3);
     srv s[3];
-    for (int i = 0; i < 3; i++)
-        srv_start(&s[i], base + i);
-    const char *eps[3] = {s[0].ep, s[1].ep, s[2].ep};
+    const char *eps[3];
+    start3(s, eps);
     static caught cb;
     memset(&cb, 0, sizeof cb);
     cap_writer_opts wo = {.replicas = eps,
@@ -554,26 +576,18 @@ static void t_extend(void **st) {
     cap_reader_head(r, &h);
     assert_int_equal(h.seqno, 10);
     cap_reader_close(r);
-    for (size_t i = 0; i < cb.n; i++) {
-        for (size_t k = 0; k < cb.b[i].nrec; k++)
-            free(cb.b[i].recs[k]);
-        free(cb.b[i].recs);
-        free(cb.b[i].lens);
-    }
+    caught_free(&cb);
     cap_client_close(c);
-    for (int i = 0; i < 3; i++)
-        srv_stop(&s[i]);
+    stop3(s);
 }
 
 /* Trimming a reader: hashes before the kept record are forgotten (those reads refused), reads
  * after it, later syncs and extensions go on. */
 static void t_trim(void **st) {
     (void)st;
-    int base = free_ports(3);
     srv s[3];
-    for (int i = 0; i < 3; i++)
-        srv_start(&s[i], base + i);
-    const char *eps[3] = {s[0].ep, s[1].ep, s[2].ep};
+    const char *eps[3];
+    start3(s, eps);
     static caught cb;
     memset(&cb, 0, sizeof cb);
     cap_writer_opts wo = {.replicas = eps,
@@ -628,15 +642,9 @@ static void t_trim(void **st) {
     assert_memory_equal(p, "e2", 2);
     free(p);
     cap_reader_close(r);
-    for (size_t i = 0; i < cb.n; i++) {
-        for (size_t k = 0; k < cb.b[i].nrec; k++)
-            free(cb.b[i].recs[k]);
-        free(cb.b[i].recs);
-        free(cb.b[i].lens);
-    }
+    caught_free(&cb);
     cap_client_close(c);
-    for (int i = 0; i < 3; i++)
-        srv_stop(&s[i]);
+    stop3(s);
 }
 
 /* Backpressure: with two of three replicas down nothing becomes durable, so a writer that keeps
@@ -665,11 +673,9 @@ static void *submit_many(void *a) {
 
 static void t_backpressure(void **st) {
     (void)st;
-    int base = free_ports(3);
     srv s[3];
-    for (int i = 0; i < 3; i++)
-        srv_start(&s[i], base + i);
-    const char *eps[3] = {s[0].ep, s[1].ep, s[2].ep};
+    const char *eps[3];
+    start3(s, eps);
     cap_writer_opts wo = {.replicas = eps, .nreplicas = 3, .name = "bp", .timeout_ms = 200};
     cap_writer *w;
     uint8_t id[32];
@@ -713,8 +719,7 @@ static void t_backpressure(void **st) {
     assert_int_equal(h.seqno, (uint64_t)sa.n);
     cap_reader_close(r);
     cap_client_close(c);
-    for (int i = 0; i < 3; i++)
-        srv_stop(&s[i]);
+    stop3(s);
 }
 
 static void copy_file(const char *from, const char *to) {
