@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/random.h>
@@ -309,4 +312,10 @@ int plat_interrupt_send(uintptr_t t) {
 
 void plat_thread_name(const char *name) {
     (void)pthread_setname_np(pthread_self(), name);
+}
+
+void plat_memory_trim(void) {
+#ifdef __GLIBC__
+    (void)malloc_trim(0);
+#endif
 }

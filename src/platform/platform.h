@@ -13,6 +13,9 @@ uint64_t plat_realtime_ns(void);
 /** Name the calling thread (at most 15 bytes shown) for ps, top, perf and gdb. */
 void plat_thread_name(const char *name);
 size_t plat_page_size(void);
+/** Give the allocator's free memory back to the system (glibc keeps what threads freed in their
+ * arenas). Takes the allocator's locks for a moment: call it now and then, not per request. */
+void plat_memory_trim(void);
 
 /* Reserve @p len bytes of address space with no access. Returns NULL on failure. */
 void *plat_vm_reserve(size_t len);

@@ -26,6 +26,7 @@
 #include <zmq.h>
 
 #define HEARTBEAT_MS 200
+#define TRIM_EVERY 50 /* heartbeats (10 s) between two returns of freed memory to the system */
 #define LOCK_WAIT_MS 30000
 #define MAX_WAITERS 256
 #define OUTBOX "inproc://psl-worker-outbox"
@@ -1046,12 +1047,17 @@ static void front_close(wk *w) {
 /* Serve one connection until it breaks or a stop is requested. */
 static void serve(wk *w, net_chan *c, void *pull) {
     uint64_t next_hb = 0;
+    unsigned beats = 0;
     while (!g_stop) {
         uint64_t now = plat_now_ns();
         if (now >= next_hb) {
             if (send_heartbeat(w, c) != 0)
                 return;
             next_hb = now + (uint64_t)HEARTBEAT_MS * 1000000u;
+            /* Batches of megabytes pass through many threads: glibc keeps what they free in
+             * per-thread arenas (300 MB of a 680 MB worker after in-function YCSB A). */
+            if (++beats % TRIM_EVERY == 0)
+                plat_memory_trim();
         }
         zmq_pollitem_t items[2] = {{net_chan_socket(c), 0, ZMQ_POLLIN, 0},
                                    {pull, 0, ZMQ_POLLIN, 0}};
