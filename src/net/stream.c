@@ -40,9 +40,15 @@ static int split_ep(const char *ep, char *host, size_t hl, char *port, size_t pl
                     size_t whylen) {
     const char *hp = ep + strlen(ST_PREFIX);
     const char *colon = strrchr(hp, ':');
-    if (!st_is_endpoint(ep) || !colon || colon == hp || !colon[1] || (size_t)(colon - hp) >= hl ||
-        strlen(colon + 1) >= pl) {
-        snprintf(why, whylen, "bad stream endpoint '%s' (expected stream://HOST:PORT)", ep);
+    /* An IPv6 address is written in brackets: stream://[::1]:7000. */
+    bool v6 = *hp == '[';
+    const char *hend = v6 ? strchr(hp, ']') : colon;
+    if (!st_is_endpoint(ep) || !colon || colon == hp || !colon[1] || !hend ||
+        (v6 && (hend + 1 != colon || hend == hp + 1)) || strlen(colon + 1) >= pl ||
+        (size_t)(hend - hp) >= hl) {
+        snprintf(why, whylen,
+                 "bad stream endpoint '%s' (expected stream://HOST:PORT or stream://[IPV6]:PORT)",
+                 ep);
         return ERR_USAGE;
     }
     for (const char *p = colon + 1; *p; p++)
@@ -50,8 +56,10 @@ static int split_ep(const char *ep, char *host, size_t hl, char *port, size_t pl
             snprintf(why, whylen, "bad port in stream endpoint '%s'", ep);
             return ERR_USAGE;
         }
-    memcpy(host, hp, (size_t)(colon - hp));
-    host[colon - hp] = 0;
+    if (v6)
+        hp++;
+    memcpy(host, hp, (size_t)(hend - hp));
+    host[hend - hp] = 0;
     snprintf(port, pl, "%s", colon + 1);
     return 0;
 }
@@ -453,11 +461,11 @@ int st_listen(const char *ep, size_t max_len, st_closed_fn closed, void *arg, st
     int rc = split_ep(ep, host, sizeof host, port, sizeof port, why, whylen);
     if (rc)
         return rc;
-    struct addrinfo hints = {.ai_family = AF_INET,
+    bool any = strcmp(host, "*") == 0; /* the IPv4 wildcard; [::] is IPv6's */
+    struct addrinfo hints = {.ai_family = any ? AF_INET : AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE},
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
                     *ai = NULL;
-    bool any = strcmp(host, "*") == 0;
     int g = getaddrinfo(any ? NULL : host, port, &hints, &ai);
     if (g) {
         snprintf(why, whylen, "cannot resolve %s: %s", host, gai_strerror(g));
@@ -475,11 +483,14 @@ int st_listen(const char *ep, size_t max_len, st_closed_fn closed, void *arg, st
         return rc;
     }
     freeaddrinfo(ai);
-    struct sockaddr_in sa;
-    socklen_t sl = sizeof sa;
-    char ip[INET_ADDRSTRLEN] = "0.0.0.0";
-    if (getsockname(fd, (struct sockaddr *)&sa, &sl) != 0 ||
-        !inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof ip)) {
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char ip[INET6_ADDRSTRLEN] = "0.0.0.0";
+    const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0 ||
+        !(ss.ss_family == AF_INET6 ? inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip)
+                                   : inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip))) {
         rc = -errno;
         snprintf(why, whylen, "cannot read the bound address of %s: %s", ep, strerror(errno));
         close(fd);
@@ -498,7 +509,8 @@ int st_listen(const char *ep, size_t max_len, st_closed_fn closed, void *arg, st
         st_server_close(s);
         return rc;
     }
-    snprintf(bound, boundlen, "%s%s:%u", ST_PREFIX, ip, (unsigned)ntohs(sa.sin_port));
+    snprintf(bound, boundlen, ss.ss_family == AF_INET6 ? "%s[%s]:%u" : "%s%s:%u", ST_PREFIX, ip,
+             (unsigned)ntohs(ss.ss_family == AF_INET6 ? s6->sin6_port : s4->sin_port));
     *out = s;
     return 0;
 }

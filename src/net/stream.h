@@ -1,5 +1,6 @@
 /* net stream transport (internal to src/net): length-prefixed messages over plain TCP, the
- * alternative to ZeroMQ under the secure channel for endpoints written "stream://HOST:PORT".
+ * alternative to ZeroMQ under the secure channel for endpoints written "stream://HOST:PORT"
+ * (an IPv6 address in brackets: "stream://[::1]:7000").
  *
  * Why it exists: with one message in flight per connection (a YCSB client, a function
  * invocation), ZeroMQ's cost is its I/O threads, two thread hand-offs per side per round trip.
@@ -55,8 +56,9 @@ typedef struct st_server st_server;
  * call: the owner may send it a last message. */
 typedef void (*st_closed_fn)(void *arg, uint64_t conn, const char *why);
 
-/** Listen on "stream://HOST:PORT" (port 0 picks one; HOST "*" means every address).
- * @param[out] bound the actual endpoint, "stream://ADDR:PORT". @return 0, ERR_USAGE, -errno. */
+/** Listen on "stream://HOST:PORT" (port 0 picks one; HOST "*" means every IPv4 address, "[::]"
+ * every IPv6 one). @param[out] bound the actual endpoint, "stream://ADDR:PORT" ("[ADDR]" for
+ * IPv6). @return 0, ERR_USAGE, -errno. */
 int st_listen(const char *ep, size_t max_len, st_closed_fn closed, void *arg, st_server **out,
               char *bound, size_t boundlen, char *why, size_t whylen);
 /** Accept connections, read, and return the next complete message, connections served in
