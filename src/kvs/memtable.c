@@ -139,17 +139,24 @@ int kvs_merge(kvs *k, const void *key, size_t klen, const void *val, size_t vlen
 
 enum { BATCH_FORMAT = 1, U_PUT = 1, U_DEL = 2 };
 
-/* The pending buffer keeps PEND_HDR bytes free in front of its updates: when the whole pending
- * batch is taken at once, the batch header (format byte, update count as a 5-byte varint) is
- * written there and the buffer itself is handed out, so kvs_take_batch copies nothing while it
- * holds the write lock. */
-#define PEND_HDR 6u
+/* Every batch this file makes (taken pending writes, snapshot parts) starts with a BATCH_HDR-byte
+ * header: the format byte and the update count as a varint padded to 5 bytes, so that the count
+ * can be written after the updates. The pending buffer keeps those bytes free in front of its
+ * updates: when the whole pending batch is taken at once, the header is written there and the
+ * buffer itself is handed out, so kvs_take_batch copies nothing while it holds the write lock. */
+#define BATCH_HDR 6u
+
+static void put_batch_header(uint8_t *out, uint32_t count) {
+    out[0] = BATCH_FORMAT;
+    for (int i = 0; i < 5; i++) /* count < 2^32 */
+        out[1 + i] = (uint8_t)(((uint64_t)count >> (7 * i)) & 0x7f) | (i < 4 ? 0x80 : 0);
+}
 
 static void pend_reserve(kvs *k, size_t n) {
-    if (PEND_HDR + k->npend + n <= k->cappend)
+    if (BATCH_HDR + k->npend + n <= k->cappend)
         return;
     size_t cap = k->cappend ? k->cappend : 256;
-    while (cap < PEND_HDR + k->npend + n)
+    while (cap < BATCH_HDR + k->npend + n)
         cap *= 2;
     k->pend = xrealloc(k->pend, cap);
     k->cappend = cap;
@@ -181,7 +188,7 @@ static uint64_t get_u64(const uint8_t *p) {
 static void pend_append(kvs *k, uint8_t kind, kvs_version ver, const void *key, size_t klen,
                         const void *val, size_t vlen) {
     pend_reserve(k, 1 + 16 + 10 + klen + 10 + vlen);
-    uint8_t *p = k->pend + PEND_HDR + k->npend;
+    uint8_t *p = k->pend + BATCH_HDR + k->npend;
     size_t n = 0;
     p[n++] = kind;
     put_u64(p + n, ver.hlc);
@@ -234,12 +241,6 @@ uint32_t kvs_pending(kvs *k) {
 static size_t skip_update(const uint8_t *p, const uint8_t *end);
 static size_t coalesce(uint8_t *u, size_t len, uint32_t *n);
 
-static void put_count(uint8_t *hdr, uint32_t n) {
-    hdr[0] = BATCH_FORMAT;
-    for (int i = 0; i < 5; i++) /* count < 2^32: a varint padded to 5 bytes */
-        hdr[1 + i] = (uint8_t)(((uint64_t)n >> (7 * i)) & 0x7f) | (i < 4 ? 0x80 : 0);
-}
-
 void kvs_take_batch(kvs *k, size_t max, uint8_t **data, size_t *len, uint32_t *nupdates) {
     pthread_rwlock_wrlock(&k->lock);
     if (!k->pend_count) {
@@ -252,7 +253,7 @@ void kvs_take_batch(kvs *k, size_t max, uint8_t **data, size_t *len, uint32_t *n
     uint8_t *out;
     size_t body;
     uint32_t n;
-    if (!max || PEND_HDR + k->npend <= max) {
+    if (!max || BATCH_HDR + k->npend <= max) {
         /* All of it: hand the buffer over; the header goes in its reserved front bytes. */
         out = k->pend;
         body = k->npend;
@@ -262,18 +263,18 @@ void kvs_take_batch(kvs *k, size_t max, uint8_t **data, size_t *len, uint32_t *n
         k->pend_count = 0;
     } else {
         /* Cut after whole updates, at least one, within max bytes when possible. */
-        uint8_t *pu = k->pend + PEND_HDR;
+        uint8_t *pu = k->pend + BATCH_HDR;
         body = 0;
         n = 0;
         while (n < k->pend_count) {
             size_t u = skip_update(pu + body, pu + k->npend);
-            if (max && n > 0 && PEND_HDR + body + u > max)
+            if (max && n > 0 && BATCH_HDR + body + u > max)
                 break;
             body += u;
             n++;
         }
-        out = xmalloc(PEND_HDR + body);
-        memcpy(out + PEND_HDR, pu, body);
+        out = xmalloc(BATCH_HDR + body);
+        memcpy(out + BATCH_HDR, pu, body);
         memmove(pu, pu + body, k->npend - body);
         k->npend -= body;
         k->pend_count -= n;
@@ -281,12 +282,12 @@ void kvs_take_batch(kvs *k, size_t max, uint8_t **data, size_t *len, uint32_t *n
     pthread_rwlock_unlock(&k->lock);
     /* Outside the lock: the batch is ours now. */
     uint32_t before = n;
-    body = coalesce(out + PEND_HDR, body, &n);
+    body = coalesce(out + BATCH_HDR, body, &n);
     if (n < before)
         __atomic_fetch_add(&k->st.coalesced, before - n, __ATOMIC_RELAXED);
-    put_count(out, n);
+    put_batch_header(out, n);
     *data = out;
-    *len = PEND_HDR + body;
+    *len = BATCH_HDR + body;
     *nupdates = n;
 }
 
@@ -369,51 +370,46 @@ static size_t skip_update(const uint8_t *p, const uint8_t *end) {
  * keys many times per batch; what is dropped is never encrypted, stored on the replicas or
  * multicast. Updates keep their order. Returns the new length; *n becomes the new count. */
 static size_t coalesce(uint8_t *u, size_t len, uint32_t *n) {
-    if (*n < 2)
-        return len;
     uint32_t cnt = *n;
-    size_t *off = xmalloc((cnt + 1) * sizeof *off);
-    const uint8_t **keys = xmalloc(cnt * sizeof *keys);
-    size_t *klens = xmalloc(cnt * sizeof *klens);
+    if (cnt < 2)
+        return len;
+    struct {
+        size_t off, len;
+        const uint8_t *key;
+        size_t klen;
+        bool keep;
+    } *ud = xmalloc(cnt * sizeof *ud);
     map m;
     map_init(&m);
     rd r = {u, u + len, false};
     for (uint32_t i = 0; i < cnt; i++) {
         upd x;
-        off[i] = (size_t)(r.p - u);
+        ud[i].off = (size_t)(r.p - u);
         bool ok = rd_update(&r, &x);
         ASSERT(ok);
-        keys[i] = x.key;
-        klens[i] = x.klen;
+        ud[i].len = (size_t)(r.p - u) - ud[i].off;
+        ud[i].key = x.key;
+        ud[i].klen = x.klen;
         map_put(&m, x.key, x.klen, (void *)(uintptr_t)(i + 1)); /* ends as the last one */
     }
-    off[cnt] = len;
-    if (m.n == cnt) { /* no key twice */
-        map_fini(&m);
-        free(off);
-        free(keys);
-        free(klens);
-        return len;
-    }
-    bool *keep = xmalloc(cnt * sizeof *keep);
-    for (uint32_t i = 0; i < cnt; i++)
-        keep[i] = (uintptr_t)map_get(&m, keys[i], klens[i]) == i + 1;
+    bool dup = m.n < cnt;
+    /* Decided for all before any move: the map's keys point into the updates. */
+    for (uint32_t i = 0; dup && i < cnt; i++)
+        ud[i].keep = (uintptr_t)map_get(&m, ud[i].key, ud[i].klen) == i + 1;
     map_fini(&m);
     size_t w = 0;
     uint32_t kept = 0;
-    for (uint32_t i = 0; i < cnt; i++) {
-        if (!keep[i])
+    for (uint32_t i = 0; dup && i < cnt; i++) {
+        if (!ud[i].keep)
             continue;
-        size_t l = off[i + 1] - off[i];
-        if (w != off[i])
-            memmove(u + w, u + off[i], l);
-        w += l;
+        if (w != ud[i].off)
+            memmove(u + w, u + ud[i].off, ud[i].len);
+        w += ud[i].len;
         kept++;
     }
-    free(keep);
-    free(off);
-    free(keys);
-    free(klens);
+    free(ud);
+    if (!dup)
+        return len;
     *n = kept;
     return w;
 }
@@ -472,17 +468,9 @@ static size_t encode_entry(uint8_t *p, const entry *e) {
     return (size_t)(p - s);
 }
 
-/* A batch header whose count is a varint padded to 5 bytes (kvs_apply_batch reads it). */
-#define SNAP_HDR 6u
-static void snap_header(uint8_t *out, uint32_t count) {
-    out[0] = BATCH_FORMAT;
-    for (int i = 0; i < 5; i++)
-        out[1 + i] = (uint8_t)(((uint64_t)count >> (7 * i)) & 0x7f) | (i < 4 ? 0x80 : 0);
-}
-
 size_t kvs_snapshot_bytes(kvs *k) {
     pthread_rwlock_rdlock(&k->lock);
-    size_t n = SNAP_HDR + k->snap_bytes;
+    size_t n = BATCH_HDR + k->snap_bytes;
     pthread_rwlock_unlock(&k->lock);
     return n;
 }
@@ -499,8 +487,8 @@ int kvs_snapshot_parts(kvs *k, size_t part_max, size_t max_parts, kvs_part **par
     *nentries = n;
     /* Refused before any scan (under the lock every writer needs) when even full parts could
      * not hold it; a state that passes may still not pack into max_parts, found while encoding. */
-    if (part_max <= SNAP_HDR ||
-        (max_parts && left / max_parts + (left % max_parts != 0) > part_max - SNAP_HDR)) {
+    if (part_max <= BATCH_HDR ||
+        (max_parts && left / max_parts + (left % max_parts != 0) > part_max - BATCH_HDR)) {
         pthread_rwlock_unlock(&k->lock);
         return ERR_LIMIT;
     }
@@ -515,12 +503,12 @@ int kvs_snapshot_parts(kvs *k, size_t part_max, size_t max_parts, kvs_part **par
         e = map_next(&k->m, &it);
         size_t need = e ? snap_size(e) : 0;
         if (!e && !cur && nv == 0) { /* an empty store: one part of no entries */
-            cur = xmalloc(SNAP_HDR);
-            used = SNAP_HDR;
+            cur = xmalloc(BATCH_HDR);
+            used = BATCH_HDR;
             count = 0;
         }
         if (cur && (!e || used + need > room)) { /* close the part */
-            snap_header(cur, count);
+            put_batch_header(cur, count);
             if (nv == cap) {
                 cap = cap ? 2 * cap : 8;
                 v = xrealloc(v, cap * sizeof *v);
@@ -531,13 +519,13 @@ int kvs_snapshot_parts(kvs *k, size_t part_max, size_t max_parts, kvs_part **par
         if (!e)
             break;
         if (!cur) {
-            if ((max_parts && nv == max_parts) || SNAP_HDR + need > part_max) {
+            if ((max_parts && nv == max_parts) || BATCH_HDR + need > part_max) {
                 rc = ERR_LIMIT;
                 break;
             }
-            room = SNAP_HDR + left < part_max ? SNAP_HDR + left : part_max;
+            room = BATCH_HDR + left < part_max ? BATCH_HDR + left : part_max;
             cur = xmalloc(room);
-            used = SNAP_HDR;
+            used = BATCH_HDR;
             count = 0;
         }
         used += encode_entry(cur + used, e);
