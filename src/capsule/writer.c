@@ -493,6 +493,9 @@ static wbatch *build_batch(cap_writer *w, size_t maxr, size_t maxb, size_t *nrec
     }
     w->qh = last->next;
     w->qn -= nrec;
+    /* A waiting submitter saw qbytes + len > CAP_QUEUE_MAX with len <= CAP_PAYLOAD_MAX, so the
+     * queue then held more than half of it. */
+    _Static_assert(CAP_PAYLOAD_MAX <= CAP_QUEUE_MAX / 2, "a waiter implies a half-full queue");
     bool was_full = w->qbytes >= CAP_QUEUE_MAX / 2;
     w->qbytes -= bytes;
     if (!w->qh)

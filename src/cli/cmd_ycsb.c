@@ -15,6 +15,7 @@
  * window of --duration seconds (or --ops operations per thread). Reads check that the record
  * returned is the one of the key asked for (ycsb_value_check). */
 #include "cli/cli.h"
+#include "cli/tier.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -1230,10 +1231,10 @@ static void ycsb_help(FILE *out) {
         "    (default 100); 0 runs warm-up and run in one invocation per thread.\n"
         "  psl: a cluster of --workers (2) is started in a temporary directory unless --dir\n"
         "  names a running one (of --workers workers): after the load, the run waits until\n"
-        "  every worker holds every record. --tier interp|jit: how its workers run the\n"
-        "  wasm functions (default jit when this build has the JIT, psljit.so, else\n"
-        "  interp). redis: redis-server is started on a free\n"
-        "  loopback port without persistence unless --redis-port names a running one.\n"
+        "  every worker holds every record. --tier interp|jit: how its workers run the wasm\n"
+        "  functions (default jit when the JIT module psljit.so is there, else interp).\n"
+        "  redis: redis-server is started on a free loopback port without persistence\n"
+        "  unless --redis-port names a running one.\n"
         "  --check: exit 1 unless every operation succeeded, every read returned the record\n"
         "  of its key and the counts add up.\n");
 }
@@ -1402,15 +1403,8 @@ static int parse_opts(int argc, char **argv, yopts *o) {
             return -1;
         }
     }
-    if (!o->tier) { /* the JIT when this build has it (the paper's setting), else the interpreter */
-        char path[4096];
-        o->tier = "interp";
-        if (plat_exe_dir(path, sizeof path - 16) == 0) {
-            strcat(path, "/psljit.so");
-            if (access(path, R_OK) == 0)
-                o->tier = "jit";
-        }
-    }
+    if (!o->tier) /* the JIT when this build has it (the paper's setting), else the interpreter */
+        o->tier = cli_jit_available() ? "jit" : "interp";
     return 0;
 }
 

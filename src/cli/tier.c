@@ -7,19 +7,39 @@
 
 #include "cli/cli.h"
 
+#include "platform/platform.h"
+
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+int cli_jit_module_path(char *path, size_t len) {
+    const char *env = getenv("PSL_JIT_MODULE");
+    if (env && *env)
+        return snprintf(path, len, "%s", env) < (int)len ? 0 : -1;
+    if (len < 16 || plat_exe_dir(path, len - 16) != 0)
+        return -1;
+    strcat(path, "/psljit.so");
+    return 0;
+}
+
+bool cli_jit_available(void) {
+#ifdef PSL_HAVE_JIT
+    char path[4096];
+    return cli_jit_module_path(path, sizeof path) == 0 && access(path, R_OK) == 0;
+#else
+    return false;
+#endif
+}
 
 #ifdef PSL_HAVE_JIT
 #include "jit/jit.h"
-#include "platform/platform.h"
 
 #include "wasm/wasm_int.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <unistd.h>
 
 /* The JIT lives in psljit.so beside the psl executable (or $PSL_JIT_MODULE) and is loaded only
  * here: libLLVM's start-up cost is paid only by runs that compile. */
@@ -32,15 +52,9 @@ typedef struct jit_api {
 
 static int load_jit(const char *cmd, jit_api *api) {
     char path[4096], why[512];
-    const char *env = getenv("PSL_JIT_MODULE");
-    if (env && *env) {
-        snprintf(path, sizeof path, "%s", env);
-    } else {
-        if (plat_exe_dir(path, sizeof path - 16) != 0) {
-            cli_err("%s: cannot find the folder of the psl executable", cmd);
-            return -1;
-        }
-        strcat(path, "/psljit.so");
+    if (cli_jit_module_path(path, sizeof path) != 0) {
+        cli_err("%s: cannot find the folder of the psl executable", cmd);
+        return -1;
     }
     void *h = plat_module_open(path, why, sizeof why);
     if (!h) {

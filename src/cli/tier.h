@@ -4,6 +4,7 @@
 #define PSL_CLI_TIER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* Help text lines for the two options (each ends in a newline). */
 #define CLI_TIER_HELP                                                                              \
@@ -16,6 +17,12 @@
 /** Select the tier before any module is loaded. @p tier may be NULL (then $PSL_TIER or interp).
  * Prints a one-line error and returns -1 on an unknown or unavailable tier; 0 otherwise. */
 int cli_tier_setup(const char *cmd, const char *tier, bool cache);
+
+/** Where the JIT module is looked for: $PSL_JIT_MODULE, else psljit.so beside the psl executable.
+ * @return 0, or -1 when the executable's folder cannot be found or the path does not fit. */
+int cli_jit_module_path(char *path, size_t len);
+/** Whether the JIT module is there to load (a build with -DPSL_JIT=OFF has none). */
+bool cli_jit_available(void);
 
 /** Call with a command's exit status when it is done (every module freed). If the JIT module is
  * still being loaded in the background (--tier auto), flushes stdout and stderr and ends the

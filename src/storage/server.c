@@ -436,11 +436,12 @@ static void handle(stg *s, MDB_txn *t, slot *sl, const uint8_t *data, size_t len
             break;
         st = do_append(s, child, a->capsule.data, a->first, a->records, a->n_records, &a->head,
                        &sl->rep, sl->hb, sl->why, sizeof sl->why);
-        if (st == 0 && mdb_txn_commit(child) != 0)
-            st = ERR_IO;
-        else if (st)
+        if (st == 0) {
+            int crc = mdb_txn_commit(child); /* a full map can show here too */
+            st = crc ? mdb_err(crc) : 0;
+        } else
             mdb_txn_abort(child);
-        if (st == ERR_LIMIT && !sl->why[0]) { /* MDB_MAP_FULL */
+        if (st == ERR_LIMIT && !sl->why[0]) { /* MDB_MAP_FULL (do_append names its own limits) */
             size_t map = s->o->map_size ? s->o->map_size : STG_MAP_DEFAULT;
             snprintf(sl->why, sizeof sl->why,
                      "storage full: this replica's %zu MiB are used (restart it with a larger "
