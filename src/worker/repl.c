@@ -102,13 +102,19 @@ typedef struct apply_ctx {
     int rc;
 } apply_ctx;
 
+/* Records whose payload is a kvs batch: data, and checkpoints (snapshot batches) and their parts;
+ * metadata carries no writes. */
+static bool carries_writes(int kind) {
+    return kind == CAP_KIND_DATA || kind == CAP_KIND_CHECKPOINT || kind == CAP_KIND_CKPT_PART;
+}
+
 static int apply_payload(void *arg, uint64_t seq, int kind, const uint8_t *p, size_t len) {
     apply_ctx *a = arg;
     (void)seq;
     if (atomic_load(&a->r->stop))
         return -EINTR; /* shutting down: the rest is caught up at the next start */
-    if (kind != CAP_KIND_DATA && kind != CAP_KIND_CHECKPOINT && kind != CAP_KIND_CKPT_PART)
-        return 0; /* metadata carries no writes; a checkpoint (part) is a snapshot batch */
+    if (!carries_writes(kind))
+        return 0;
     int rc = kvs_apply_batch(a->r->kv, p, len);
     if (rc < 0) {
         a->rc = rc;
@@ -265,8 +271,7 @@ static int apply_multicast(repl *r, pcap *c, zmq_msg_t *frames, size_t nf) {
             return ERR_MALFORMED;
         uint8_t *pt = xmalloc(h.payload_len ? h.payload_len : 1);
         int rc = cap_record_open(c->dkey, rec, len, pt);
-        if (rc == 0 && (h.kind == CAP_KIND_DATA || h.kind == CAP_KIND_CHECKPOINT ||
-                        h.kind == CAP_KIND_CKPT_PART))
+        if (rc == 0 && carries_writes(h.kind))
             rc = kvs_apply_batch(r->kv, pt, h.payload_len) < 0 ? ERR_CORRUPT : 0;
         free(pt);
         if (rc)
@@ -515,7 +520,8 @@ void repl_close(repl *r) {
  * keeps any other record from slipping in between snapshot and checkpoint (every record before
  * it had its writes in the memtable before the snapshot). A state that fits one record is
  * written as one and waited for, as every checkpoint_every records. A larger one is written in
- * parts (cap_checkpoint_parts), not waited for under flush_mu, and only every big_ckpt_every_ms
+ * parts (cap_checkpoint_parts), not waited for under flush_mu (its parts only wait for room in the
+ * capsule writer's bounded queue, CAP_QUEUE_MAX), and only every big_ckpt_every_ms
  * once the log since the last checkpoint holds half its size: its cost (a copy of the state
  * under the memtable's read lock, then the state's size in appends) stays a fraction of the
  * log's. Until then the capsule keeps replaying from the previous one. */
