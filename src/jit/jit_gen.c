@@ -322,6 +322,17 @@ static void reload_memsize(fgen *f) {
     LLVMBuildStore(B, LLVMBuildLoad2(B, G->i64, p, "msz"), f->memsize);
 }
 
+/* After a call to a compiled function: its results @p r (one i64, or a struct of them) into the
+ * slots from @p base, and the memory size again (the callee may have grown the memory). */
+static void store_results(fgen *f, uint32_t base, const wasm_ftype *t, LLVMValueRef r) {
+    if (t->nresults == 1)
+        st(f, base, r);
+    else
+        for (uint32_t i = 0; i < t->nresults; i++)
+            st(f, base + i, LLVMBuildExtractValue(B, r, i, ""));
+    reload_memsize(f);
+}
+
 /* Charge @p cost cells of work; poll the budget when this activation's fuel runs out. */
 static void loop_fuel(fgen *f, uint32_t cost) {
     if (!G->fuel)
@@ -906,12 +917,7 @@ static LLVMBasicBlockRef call_linked_or(fgen *f, LLVMValueRef code, uint32_t bas
     LLVMValueRef r = LLVMBuildCall2(B, fty, fn, args, t->nparams + 1, "");
     free(ps);
     free(args);
-    if (t->nresults == 1)
-        st(f, base, r);
-    else
-        for (uint32_t i = 0; i < t->nresults; i++)
-            st(f, base + i, LLVMBuildExtractValue(B, r, i, ""));
-    reload_memsize(f);
+    store_results(f, base, t, r);
     LLVMBuildBr(B, join);
     return join;
 }
@@ -1038,12 +1044,7 @@ static int emit_misc(fgen *f, int op, const wasm_cell *ip) {
             args[i + 1] = ld(f, A + i);
         LLVMValueRef r = LLVMBuildCall2(B, G->fntys[k], G->fns[k], args, t->nparams + 1, "");
         free(args);
-        if (t->nresults == 1)
-            st(f, A, r);
-        else
-            for (uint32_t i = 0; i < t->nresults; i++)
-                st(f, A + i, LLVMBuildExtractValue(B, r, i, ""));
-        reload_memsize(f);
+        store_results(f, A, t, r);
         break;
     }
     case OP_call_import: {
