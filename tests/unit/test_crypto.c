@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "base/err.h"
 #include "crypto/crypto.h"
 
@@ -129,6 +131,47 @@ static void test_box_roundtrip_random_nonce(void **state) {
     assert_int_equal(cr_box_open(out, key, "AD", 2, a, 64), ERR_AUTH); /* AD is bound */
 }
 
+/* cr_box computes XChaCha20-Poly1305 through libgcrypt; libsodium's own implementation must
+ * accept its boxes and the other way round, at sizes around libgcrypt's block and AVX2 strides.
+ * A failed open leaves zeros, never unauthenticated plaintext. */
+static void test_box_matches_libsodium(void **state) {
+    (void)state;
+    static const size_t sizes[] = {0,  1,   15,  16,   17,   63,    64,
+                                   65, 255, 256, 1000, 4103, 65536, 1048579};
+    uint8_t key[32], ad[7] = {1, 2, 3, 4, 5, 6, 7};
+    cr_random(key, sizeof key);
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t n = sizes[i];
+        uint8_t *pt = malloc(n + 1), *box = malloc(n + CR_BOX_OVERHEAD), *out = malloc(n + 1);
+        assert_non_null(pt);
+        assert_non_null(box);
+        assert_non_null(out);
+        cr_random(pt, n + 1);
+        cr_box_seal(box, key, ad, sizeof ad, pt, n);
+        unsigned long long ol = 0;
+        assert_int_equal(crypto_aead_xchacha20poly1305_ietf_decrypt(
+                             out, &ol, NULL, box + 24, n + 16, ad, sizeof ad, box, key),
+                         0);
+        assert_int_equal(ol, n);
+        assert_memory_equal(out, pt, n);
+        randombytes_buf(box, 24);
+        crypto_aead_xchacha20poly1305_ietf_encrypt(box + 24, NULL, pt, n, ad, sizeof ad, NULL, box,
+                                                   key);
+        memset(out, 0xaa, n + 1);
+        assert_int_equal(cr_box_open(out, key, ad, sizeof ad, box, n + CR_BOX_OVERHEAD), 0);
+        assert_memory_equal(out, pt, n);
+        box[24 + n / 2] ^= 1; /* the tag when n is 0, else the ciphertext */
+        memset(out, 0xaa, n + 1);
+        assert_int_equal(cr_box_open(out, key, ad, sizeof ad, box, n + CR_BOX_OVERHEAD), ERR_AUTH);
+        for (size_t j = 0; j < n; j++)
+            assert_int_equal(out[j], 0);
+        assert_int_equal(out[n], 0xaa); /* nothing past the plaintext's length */
+        free(pt);
+        free(box);
+        free(out);
+    }
+}
+
 static void test_aesgcm_stream_kat(void **state) {
     (void)state;
     if (!(cr_aead_supported() & CR_AEAD_AESGCM)) {
@@ -222,10 +265,15 @@ int main(void) {
     if (cr_init() != 0)
         return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_blake2b_rfc7693),   cmocka_unit_test(test_ed25519_rfc8032),
-        cmocka_unit_test(test_x25519_rfc7748),    cmocka_unit_test(test_xchacha_draft_vector),
-        cmocka_unit_test(test_box_roundtrip_random_nonce), cmocka_unit_test(test_aesgcm_stream_kat),
-        cmocka_unit_test(test_stream_xchacha),    cmocka_unit_test(test_stream_best),
+        cmocka_unit_test(test_blake2b_rfc7693),
+        cmocka_unit_test(test_ed25519_rfc8032),
+        cmocka_unit_test(test_x25519_rfc7748),
+        cmocka_unit_test(test_xchacha_draft_vector),
+        cmocka_unit_test(test_box_roundtrip_random_nonce),
+        cmocka_unit_test(test_box_matches_libsodium),
+        cmocka_unit_test(test_aesgcm_stream_kat),
+        cmocka_unit_test(test_stream_xchacha),
+        cmocka_unit_test(test_stream_best),
         cmocka_unit_test(test_kdf_and_helpers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
