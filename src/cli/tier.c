@@ -1,8 +1,11 @@
 /* --tier / --no-cache for psl run and psl spectest: registers the JIT tier when it is built in.
- * --tier jit loads the JIT module (LLVM) at once. --tier auto registers a small stand-in tier
- * instead, which records the modules loaded and counts the interpreter's samples; only when code
- * turns out hot does a background thread load the JIT module, hand it the modules and register
- * it. So a short run (a hello world, most serverless calls) never pays LLVM's start-up. */
+ * The tier's run time (src/jit without LLVM) is part of psl; its LLVM half, psljit.so, is loaded
+ * only when a module must be compiled. --tier jit registers the tier at once: a module whose
+ * object is in the code cache is linked by the tier's own ELF loader, so a warm start never
+ * loads LLVM. --tier auto registers a small stand-in tier instead, which records the modules
+ * loaded and counts the interpreter's samples; only when code turns out hot does a background
+ * thread load the JIT module, hand it the modules and register the tier. So a short run (a hello
+ * world, most serverless calls) never pays LLVM's start-up. */
 #include "cli/tier.h"
 
 #include "cli/cli.h"
@@ -41,35 +44,33 @@ bool cli_jit_available(void) {
 #include <pthread.h>
 #include <stdatomic.h>
 
-/* The JIT lives in psljit.so beside the psl executable (or $PSL_JIT_MODULE) and is loaded only
- * here: libLLVM's start-up cost is paid only by runs that compile. */
-typedef struct jit_api {
-    int (*tier_parse)(const char *, jit_tier *);
-    int (*init)(const jit_config *);
-    const char *(*default_cache_dir)(void);
-    const void *(*tier_ops)(void);
-} jit_api;
+/* The LLVM half of the JIT lives in psljit.so beside the psl executable (or $PSL_JIT_MODULE)
+ * and is loaded only here, once, on the first cache miss (or at setup for psl worker). */
+static pthread_mutex_t g_backend_mu = PTHREAD_MUTEX_INITIALIZER;
+static const jit_backend *g_backend_llvm;
+static bool g_backend_tried;
 
-static int load_jit(const char *cmd, jit_api *api) {
-    char path[4096], why[512];
-    if (cli_jit_module_path(path, sizeof path) != 0) {
-        cli_err("%s: cannot find the folder of the psl executable", cmd);
-        return -1;
+static const jit_backend *load_backend(void) {
+    pthread_mutex_lock(&g_backend_mu);
+    if (!g_backend_tried) {
+        g_backend_tried = true;
+        char path[4096], why[512];
+        void *h = NULL;
+        if (cli_jit_module_path(path, sizeof path) != 0)
+            cli_err("cannot find the folder of the psl executable for the JIT module");
+        else if (!(h = plat_module_open(path, why, sizeof why)))
+            cli_err("cannot load the JIT module %s: %s", path, why);
+        const jit_backend *(*get)(void) = NULL;
+        if (h)
+            *(void **)&get = plat_module_sym(h, "jit_backend_llvm");
+        if (h && !get)
+            cli_err("%s is not a psl JIT module", path);
+        if (get)
+            g_backend_llvm = get();
     }
-    void *h = plat_module_open(path, why, sizeof why);
-    if (!h) {
-        cli_err("%s: cannot load the JIT module %s: %s", cmd, path, why);
-        return -1;
-    }
-    *(void **)&api->tier_parse = plat_module_sym(h, "jit_tier_parse");
-    *(void **)&api->init = plat_module_sym(h, "jit_init");
-    *(void **)&api->default_cache_dir = plat_module_sym(h, "jit_default_cache_dir");
-    *(void **)&api->tier_ops = plat_module_sym(h, "jit_tier_ops");
-    if (!api->tier_parse || !api->init || !api->default_cache_dir || !api->tier_ops) {
-        cli_err("%s: %s is not a psl JIT module", cmd, path);
-        return -1;
-    }
-    return 0;
+    const jit_backend *b = g_backend_llvm;
+    pthread_mutex_unlock(&g_backend_mu);
+    return b;
 }
 
 /* ---- auto: the stand-in tier ---- */
@@ -149,17 +150,16 @@ static int lazy_enter(wasm_store *s, wasm_instance *inst, const wasm_code *code,
 /* Background: load the JIT module, hand it the recorded modules, register it. */
 static void *lazy_load(void *arg) {
     (void)arg;
-    jit_api api;
-    if (load_jit("psl", &api) != 0) {
+    if (!load_backend()) {
         atomic_store(&g_lazy_done, true);
         return NULL;
     }
-    if (api.init(&g_lazy_cfg) != 0) {
+    if (jit_init(&g_lazy_cfg) != 0) {
         cli_err("the JIT tier cannot run on this host; staying interpreted");
         atomic_store(&g_lazy_done, true);
         return NULL;
     }
-    const wasm_tier_ops *real = api.tier_ops();
+    const wasm_tier_ops *real = jit_tier_ops();
     pthread_mutex_lock(&g_lazy_mu);
     for (lazy_mod *e = g_lazy_mods, *next; e; e = next) {
         next = e->next;
@@ -248,21 +248,14 @@ int cli_tier_setup(const char *cmd, const char *tier, bool cache) {
     /* A worker daemon loads the JIT at start: it lives long, and its seccomp sandbox (applied
      * after setup) would not let a thread dlopen LLVM and fork compilers later. */
     if (strcmp(tier, "auto") == 0 && strcmp(cmd, "worker") != 0 && !getenv("PSL_JIT_EAGER")) {
-        /* The cache directory is resolved as the JIT module would (jit_default_cache_dir). */
         memset(&g_lazy_cfg, 0, sizeof g_lazy_cfg);
         g_lazy_cfg.tier = JIT_TIER_AUTO;
         g_lazy_cfg.no_register = true;
-        if (cache) {
-            const char *d = getenv("PSL_CACHE_DIR"), *x = getenv("XDG_CACHE_HOME"),
-                       *h = getenv("HOME");
-            if (d && *d)
-                snprintf(g_lazy_cache, sizeof g_lazy_cache, "%s", d);
-            else if (x && *x)
-                snprintf(g_lazy_cache, sizeof g_lazy_cache, "%s/psl/jit", x);
-            else if (h && *h)
-                snprintf(g_lazy_cache, sizeof g_lazy_cache, "%s/.cache/psl/jit", h);
-            g_lazy_cfg.cache_dir = g_lazy_cache[0] ? g_lazy_cache : NULL;
-        }
+        g_lazy_cfg.backend = load_backend;
+        const char *dir = cache ? jit_default_cache_dir() : NULL;
+        if (dir &&
+            snprintf(g_lazy_cache, sizeof g_lazy_cache, "%s", dir) < (int)sizeof g_lazy_cache)
+            g_lazy_cfg.cache_dir = g_lazy_cache;
         g_lazy_ops.mem_reserve = lazy_reserve(g_lazy_cfg.bounds);
         const char *ms = getenv("PSL_JIT_LAZY_MS");
         g_lazy_ns = (uint64_t)((ms && *ms ? atof(ms) : LAZY_MS) * 1e6);
@@ -270,16 +263,19 @@ int cli_tier_setup(const char *cmd, const char *tier, bool cache) {
         wasm__tier_set(&g_lazy_ops);
         return 0;
     }
-    jit_api api;
-    if (load_jit(cmd, &api) != 0)
-        return -1;
-    jit_config cfg = {.tier = JIT_TIER_INTERP};
-    if (api.tier_parse(tier, &cfg.tier) != 0) {
+    jit_config cfg = {.tier = JIT_TIER_INTERP, .backend = load_backend};
+    if (jit_tier_parse(tier, &cfg.tier) != 0) {
         cli_err("%s: --tier wants interp, jit or auto, got '%s'", cmd, tier);
         return -1;
     }
-    cfg.cache_dir = cache ? api.default_cache_dir() : NULL;
-    if (api.init(&cfg) != 0) {
+    /* Only --tier jit with a code cache loads LLVM when a module misses. Without a cache every
+     * module is compiled, so it is loaded now (a missing module is reported here, before
+     * anything runs); so is it for auto loaded eagerly and for a worker, whose sandbox would not
+     * allow it later. */
+    if ((!cache || cfg.tier == JIT_TIER_AUTO || strcmp(cmd, "worker") == 0) && !load_backend())
+        return -1;
+    cfg.cache_dir = cache ? jit_default_cache_dir() : NULL;
+    if (jit_init(&cfg) != 0) {
         cli_err("%s: the JIT tier cannot run on this host", cmd);
         return -1;
     }

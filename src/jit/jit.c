@@ -1,15 +1,12 @@
 /* The JIT tier's run time: registration with src/wasm, entries from the interpreter, the helpers
- * compiled code calls, linking objects with ORC LLJIT, the authenticated code cache and the
- * background compiler of the auto tier. Invariant: a function's tier_entry is published (release)
- * only after its module's object is linked and finalised read+execute. */
+ * compiled code calls, linking objects (the ELF loader, else LLJIT), the authenticated code cache
+ * and the background compiler of the auto tier. No LLVM here: compiling goes through the backend
+ * (jit_llvm.c, psljit.so), loaded only on a cache miss. Invariant: a function's tier_entry is
+ * published (release) only after its module's object is linked and finalised read+execute. */
 #include "crypto/crypto.h"
 #include "jit/jit_int.h"
+#include "jit/jit_version.h"
 #include "platform/platform.h"
-
-#include <llvm-c/Core.h>
-#include <llvm-c/Error.h>
-#include <llvm-c/LLJIT.h>
-#include <llvm-c/Orc.h>
 
 #include <elf.h>
 #include <errno.h>
@@ -26,8 +23,9 @@
 #include <unistd.h>
 
 /* Bumped whenever generated code or the helpers' contract changes; part of the cache key. The
- * build time is added so a rebuilt engine never trusts objects of an older build. */
-#define JIT_ENGINE_VERSION "psl-jit-1 " __DATE__ " " __TIME__
+ * build adds a hash of src/jit and src/wasm and the LLVM version (jit_version.h, generated), so
+ * an engine built from other sources never trusts another's objects. */
+#define JIT_ENGINE_VERSION "psl-jit-2 " JIT_SOURCE_HASH
 
 static jit_config g_cfg;
 static char *g_cache_dir;
@@ -39,6 +37,11 @@ static uint8_t g_cache_key[32];
 static bool g_cache_ok;
 static bool g_guard; /* bounds by guard region (JIT_BOUNDS_GUARD) */
 static bool g_fuel;  /* time budget by fuel in compiled code, else by interrupt signals */
+static bool g_lljit; /* $PSL_JIT_LINKER=lljit: link every object with LLJIT (comparisons) */
+/* The LLVM backend, loaded on first need (backend()). */
+static pthread_mutex_t g_backend_mu = PTHREAD_MUTEX_INITIALIZER;
+static const jit_backend *g_backend;
+static bool g_backend_tried;
 
 /* Hot-function compilation (auto tier): the interpreter's fuel polls sample the running
  * function; JIT_HOT_SAMPLES samples make it hot. */
@@ -63,8 +66,9 @@ static bool g_fuel;  /* time budget by fuel in compiled code, else by interrupt 
 enum { ST_COLD = 0, ST_QUEUED = 1, ST_TAKEN = 2, ST_DONE = 3 };
 
 typedef struct jit_obj {
-    LLVMOrcLLJITRef lljit;
-    int range; /* slot in g_ranges of its code, -1 for none */
+    jit_image *im; /* linked by the ELF loader, or */
+    void *lljit;   /* by the backend (LLJIT) */
+    int range;     /* slot in g_ranges of its code, -1 for none */
 } jit_obj;
 
 typedef struct jit_mod {
@@ -515,15 +519,20 @@ void jit_get_stats(jit_stats *out) {
     pthread_mutex_unlock(&g_stats_mu);
 }
 
-static int llvm_err(LLVMErrorRef e, const char *what, char *err, size_t errlen) {
-    char *m = LLVMGetErrorMessage(e);
-    snprintf(err, errlen, "%s: %s", what, m);
-    LLVMDisposeErrorMessage(m);
-    return ERR_INVALID;
+/* The backend, loaded on first call; NULL when there is none (the module stays interpreted). */
+static const jit_backend *backend(void) {
+    pthread_mutex_lock(&g_backend_mu);
+    if (!g_backend && !g_backend_tried) {
+        g_backend_tried = true;
+        g_backend = g_cfg.backend ? g_cfg.backend() : NULL;
+    }
+    const jit_backend *b = g_backend;
+    pthread_mutex_unlock(&g_backend_mu);
+    return b;
 }
 
-/* Link obj into a fresh LLJIT and publish its functions' entries: sel lists the functions of its
- * tables (NULL: all of the module, no OSR table). */
+/* Link obj (the ELF loader first, LLJIT when it declines) and publish its functions' entries:
+ * sel lists the functions of its tables (NULL: all of the module, no OSR table). */
 static int load_object(jit_mod *jm, const uint8_t *obj, size_t len, const uint8_t *sel, bool quick,
                        char *err, size_t errlen) {
     wasm_module *m = jm->m;
@@ -533,57 +542,54 @@ static int load_object(jit_mod *jm, const uint8_t *obj, size_t len, const uint8_
         if (!sel || sel[k])
             ks[nc++] = k;
     int range = -1;
-    LLVMOrcLLJITRef j = NULL;
-    LLVMErrorRef e = LLVMOrcCreateLLJIT(&j, LLVMOrcCreateLLJITBuilder());
-    if (e) {
-        free(ks);
-        return llvm_err(e, "creating LLJIT", err, errlen);
+    jit_image *im = NULL;
+    void *lj = NULL;
+    jit_tables tb = {0};
+    uintptr_t code_lo = 0, code_hi = 0;
+    int rc = g_lljit ? ERR_INVALID
+                     : jit__elf_link(obj, len, jit__helpers, jit__nhelpers, &im, err, errlen);
+    if (rc == 0) {
+        tb.fns = jit__elf_sym(im, JIT_SYM_FNS);
+        tb.entries = jit__elf_sym(im, JIT_SYM_ENTRIES);
+        tb.osrs = sel ? jit__elf_sym(im, JIT_SYM_OSR) : NULL;
+        if (!tb.fns || !tb.entries || (sel && !tb.osrs)) {
+            snprintf(err, errlen, "object lacks its function tables");
+            goto fail;
+        }
+        jit__elf_code(im, &code_lo, &code_hi);
+        if (getenv("PSL_JIT_STATS"))
+            fprintf(stderr, "psl: jit: linked %zu bytes of object without LLVM\n", len);
+    } else {
+        /* Declined (or $PSL_JIT_LINKER=lljit): LLJIT links anything LLVM emits. */
+        if (rc != ERR_INVALID && rc != ERR_MALFORMED) {
+            free(ks);
+            return rc;
+        }
+        if (!g_lljit && getenv("PSL_JIT_STATS"))
+            fprintf(stderr, "psl: jit: ELF loader declined the object (%s); linking with LLJIT\n",
+                    err);
+        const jit_backend *be = backend();
+        if (!be) {
+            snprintf(err, errlen, "the ELF loader declined the object and there is no LLVM");
+            free(ks);
+            return ERR_INVALID;
+        }
+        rc = be->link(obj, len, jit__helpers, jit__nhelpers, sel != NULL, &lj, &tb, err, errlen);
+        if (rc) {
+            free(ks);
+            return rc;
+        }
     }
-    LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(j);
-    LLVMOrcCSymbolMapPair pairs[32];
-    ASSERT(jit__nhelpers <= 32);
-    for (unsigned i = 0; i < jit__nhelpers; i++) {
-        pairs[i].Name = LLVMOrcLLJITMangleAndIntern(j, jit__helpers[i].name);
-        pairs[i].Sym.Address = (LLVMOrcExecutorAddress)(uintptr_t)jit__helpers[i].addr;
-        pairs[i].Sym.Flags.GenericFlags =
-            LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable;
-        pairs[i].Sym.Flags.TargetFlags = 0;
-    }
-    e = LLVMOrcJITDylibDefine(jd, LLVMOrcAbsoluteSymbols(pairs, jit__nhelpers));
-    if (e) {
-        llvm_err(e, "defining helpers", err, errlen);
-        goto fail;
-    }
-    /* libc symbols the code generator may call (memmove, memset, libm fallbacks). */
-    LLVMOrcDefinitionGeneratorRef dg;
-    e = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&dg, LLVMOrcLLJITGetGlobalPrefix(j),
-                                                             NULL, NULL);
-    if (e) {
-        llvm_err(e, "process symbols", err, errlen);
-        goto fail;
-    }
-    LLVMOrcJITDylibAddGenerator(jd, dg);
-    LLVMMemoryBufferRef mb =
-        LLVMCreateMemoryBufferWithMemoryRangeCopy((const char *)obj, len, "wasm-object");
-    e = LLVMOrcLLJITAddObjectFile(j, jd, mb);
-    if (e) {
-        llvm_err(e, "adding object", err, errlen);
-        goto fail;
-    }
-    LLVMOrcExecutorAddress fa = 0, ea = 0, oa = 0;
-    e = LLVMOrcLLJITLookup(j, &fa, JIT_SYM_FNS);
-    if (!e)
-        e = LLVMOrcLLJITLookup(j, &ea, JIT_SYM_ENTRIES);
-    if (!e && sel)
-        e = LLVMOrcLLJITLookup(j, &oa, JIT_SYM_OSR);
-    if (e) {
-        llvm_err(e, "linking object", err, errlen);
-        goto fail;
-    }
-    void *const *fns = (void *const *)(uintptr_t)fa;
-    void *const *entries = (void *const *)(uintptr_t)ea;
-    void *const *osrs = (void *const *)(uintptr_t)oa;
-    if (g_guard) {
+    void *const *fns = tb.fns;
+    void *const *entries = tb.entries;
+    void *const *osrs = tb.osrs;
+    if (g_guard && im) {
+        range = range_add(code_lo, code_hi);
+        if (range < 0) {
+            snprintf(err, errlen, "cannot register the code range for fault handling");
+            goto fail;
+        }
+    } else if (g_guard) {
         uintptr_t lo = UINTPTR_MAX;
         for (uint32_t k = 0; k < nc; k++) {
             if (fns[k] && (uintptr_t)fns[k] < lo)
@@ -602,7 +608,7 @@ static int load_object(jit_mod *jm, const uint8_t *obj, size_t len, const uint8_
     }
     pthread_mutex_lock(&jm->mu);
     jm->objs = xrealloc(jm->objs, (jm->nobjs + 1) * sizeof *jm->objs);
-    jm->objs[jm->nobjs++] = (jit_obj){j, range};
+    jm->objs[jm->nobjs++] = (jit_obj){im, lj, range};
     for (uint32_t i = 0; i < nc; i++) {
         uint32_t k = ks[i];
         if (osrs && osrs[i])
@@ -634,7 +640,9 @@ static int load_object(jit_mod *jm, const uint8_t *obj, size_t len, const uint8_
     return 0;
 fail:
     free(ks);
-    LLVMOrcDisposeLLJIT(j);
+    jit__elf_free(im);
+    if (lj)
+        g_backend->unlink(lj);
     return ERR_INVALID;
 }
 
@@ -646,20 +654,18 @@ enum { HDR = 8 + 32 + 8, MAC = 32 };
 /* sel: the functions of a batch (NULL: the whole module); osr_cell: their OSR loop heads. */
 static void cache_key(const wasm_module *m, const uint8_t *sel, const uint32_t *osr_cell,
                       uint32_t nc, bool quick, uint8_t out[32]) {
-    const char *cpu, *feat;
-    jit__host_cpu(&cpu, &feat);
+    /* The CPU as LLVM sees it (its host CPU name and features derive from these identification
+     * words), read without LLVM so that a cache hit needs none. */
+    uint32_t cpu[PLAT_CPU_ID_WORDS];
+    size_t ncpu = plat_cpu_identity(cpu, PLAT_CPU_ID_WORDS);
     cr_hash_state st;
     cr_hash_init(&st, 32);
     const char *cg = quick || jit__all_quick() ? "none" : getenv("PSL_JIT_CODEGEN");
-    const char *parts[] = {JIT_ENGINE_VERSION,
-                           jit__pipeline(quick),
-                           cg ? cg : "default",
-                           g_guard ? "guard" : "checks",
-                           g_fuel ? "fuel" : "signals",
-                           cpu,
-                           feat};
-    for (unsigned i = 0; i < 7; i++)
+    const char *parts[] = {JIT_ENGINE_VERSION, jit__pipeline(quick), cg ? cg : "default",
+                           g_guard ? "guard" : "checks", g_fuel ? "fuel" : "signals"};
+    for (unsigned i = 0; i < sizeof parts / sizeof parts[0]; i++)
         cr_hash_update(&st, parts[i], strlen(parts[i]) + 1);
+    cr_hash_update(&st, cpu, ncpu * sizeof cpu[0]);
     cr_hash_update(&st, m->bytes, m->len);
     if (sel) {
         cr_hash_update(&st, sel, nc);
@@ -806,8 +812,8 @@ static int read_all(int fd, void *p, size_t n) {
 }
 
 /* Run jit__compile_object in a child process; the object comes back through a pipe. */
-static int compile_in_child(jit_mod *jm, const uint8_t *sel, bool quick, uint8_t **obj, size_t *len,
-                            char *err, size_t errlen) {
+static int compile_in_child(jit_mod *jm, const jit_backend *be, const uint8_t *sel, bool quick,
+                            uint8_t **obj, size_t *len, char *err, size_t errlen) {
     int fds[2];
     *obj = NULL;
     if (pipe2(fds, O_CLOEXEC) != 0) {
@@ -827,7 +833,7 @@ static int compile_in_child(jit_mod *jm, const uint8_t *sel, bool quick, uint8_t
                            .sel = sel,
                            .osr_cell = jm->osr_cell,
                            .quick = quick};
-        int rc = jit__compile_object(jm->m, &go, &o, &n, e, sizeof e);
+        int rc = be->compile(jm->m, &go, &o, &n, e, sizeof e);
         uint64_t hdr = rc ? UINT64_MAX : n;
         if (write_all(fds[1], &hdr, 8) == 0)
             (void)(rc ? write_all(fds[1], e, sizeof e) : write_all(fds[1], o, n));
@@ -910,8 +916,13 @@ static int compile_objects(jit_mod *jm, const uint8_t *sel, bool quick, char *er
     }
     uint8_t *obj;
     size_t n;
+    const jit_backend *be = backend();
+    if (!be) {
+        snprintf(err, errlen, "no compiler (the JIT module could not be loaded)");
+        return ERR_INVALID;
+    }
     if (jm->has_thread) {
-        rc = compile_in_child(jm, sel, quick, &obj, &n, err, errlen);
+        rc = compile_in_child(jm, be, sel, quick, &obj, &n, err, errlen);
     } else {
         jit_gen_opts go = {.verify = g_cfg.verify,
                            .guard = g_guard,
@@ -919,7 +930,7 @@ static int compile_objects(jit_mod *jm, const uint8_t *sel, bool quick, char *er
                            .sel = sel,
                            .osr_cell = jm->osr_cell,
                            .quick = quick};
-        rc = jit__compile_object(m, &go, &obj, &n, err, errlen);
+        rc = be->compile(m, &go, &obj, &n, err, errlen);
     }
     if (rc)
         return rc;
@@ -1093,9 +1104,12 @@ static uint32_t small_cells(void) {
 /* Add the callees of function k that are small and still cold to the batch, recursively. */
 static void add_callees(jit_mod *jm, uint32_t k, uint8_t *sel, uint32_t *cells) {
     const wasm_module *m = jm->m;
-    uint32_t n = jit__callees(m, k, NULL, 0);
+    const jit_backend *be = backend();
+    if (!be)
+        return;
+    uint32_t n = be->callees(m, k, NULL, 0);
     uint32_t *cs = xmalloc((n ? n : 1) * sizeof *cs);
-    n = jit__callees(m, k, cs, n);
+    n = be->callees(m, k, cs, n);
     for (uint32_t i = 0; i < n; i++) {
         uint32_t j = cs[i];
         const wasm_code *t = &m->codes[j];
@@ -1325,7 +1339,9 @@ static void module_freed(wasm_module *m) {
         m->codes[k].tier_fn = NULL;
     }
     for (uint32_t i = 0; i < jm->nobjs; i++) {
-        LLVMOrcDisposeLLJIT(jm->objs[i].lljit);
+        jit__elf_free(jm->objs[i].im);
+        if (jm->objs[i].lljit)
+            g_backend->unlink(jm->objs[i].lljit);
         range_del(jm->objs[i].range);
     }
     free(jm->objs);
@@ -1371,6 +1387,16 @@ const void *jit_tier_ops(void) {
 
 /* ---- public API ---- */
 
+bool jit__all_quick(void) {
+    const char *q = getenv("PSL_JIT_QUICK");
+    return q && strcmp(q, "1") == 0;
+}
+
+const char *jit__pipeline(bool quick) {
+    const char *p = getenv("PSL_JIT_PASSES");
+    return p && *p ? p : quick || jit__all_quick() ? JIT_PIPELINE_QUICK : JIT_PIPELINE;
+}
+
 int jit_tier_parse(const char *s, jit_tier *out) {
     if (strcmp(s, "interp") == 0)
         *out = JIT_TIER_INTERP;
@@ -1411,7 +1437,12 @@ int jit_init(const jit_config *cfg) {
         wasm__tier_set(NULL);
         return 0;
     }
-    jit__llvm_init();
+    pthread_mutex_lock(&g_backend_mu);
+    if (!g_backend)
+        g_backend_tried = false;
+    pthread_mutex_unlock(&g_backend_mu);
+    const char *lk = getenv("PSL_JIT_LINKER");
+    g_lljit = lk && strcmp(lk, "lljit") == 0;
     free(g_cache_dir);
     g_cache_dir = NULL;
     g_cache_ok = false;

@@ -55,8 +55,21 @@ typedef enum { JIT_BOUNDS_DEFAULT = 0, JIT_BOUNDS_CHECKS = 1, JIT_BOUNDS_GUARD =
  * offset plus an 8-byte access stays inside. */
 #define JIT_GUARD_BYTES ((8ull << 30) + (64u << 10))
 
+/* The LLVM half of the tier: the compiler, and the linker of last resort (ORC LLJIT). A code
+ * cache hit needs neither: the ELF loader built into the tier links cached objects. */
+typedef struct jit_backend jit_backend;
+
+/** The LLVM backend (defined in psljit.so, and in the psljit library tests link). Initialises
+ * LLVM's native target on first call. Never NULL. */
+const jit_backend *jit_backend_llvm(void);
+
 typedef struct jit_config {
     jit_tier tier;
+    /* Called at most once per jit_init, the first time a module must be compiled (a cache miss)
+     * or an object is one the ELF loader declines; NULL return or NULL field: no compiler, such
+     * modules stay interpreted. psl passes a function that loads psljit.so (src/cli/tier.c),
+     * tests jit_backend_llvm. Loading it before the first module costs nothing later. */
+    const jit_backend *(*backend)(void);
     const char *cache_dir; /* NULL: no code cache. Copied by jit_init. */
     bool verify;           /* run LLVM's IR verifier before optimising (tests) */
     jit_bounds bounds;

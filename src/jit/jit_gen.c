@@ -127,16 +127,6 @@ static uint32_t op_len(int op, const wasm_cell *ip) {
     }
 }
 
-bool jit__all_quick(void) {
-    const char *q = getenv("PSL_JIT_QUICK");
-    return q && strcmp(q, "1") == 0;
-}
-
-const char *jit__pipeline(bool quick) {
-    const char *p = getenv("PSL_JIT_PASSES");
-    return p && *p ? p : quick || jit__all_quick() ? JIT_PIPELINE_QUICK : JIT_PIPELINE;
-}
-
 uint32_t jit__callees(const wasm_module *m, uint32_t k, uint32_t *out, uint32_t max) {
     jit__llvm_init();
     const wasm_code *c = &m->codes[k];

@@ -113,8 +113,52 @@ int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **o
 /* The defined functions k calls directly (indices, in code order, repeats possible): writes at
  * most max to out and returns how many there are. */
 uint32_t jit__callees(const wasm_module *m, uint32_t k, uint32_t *out, uint32_t max);
-/* Host CPU name and features, for the cache key (static strings owned by jit_gen.c). */
+/* Host CPU name and features LLVM targets (static strings owned by jit_gen.c). */
 void jit__host_cpu(const char **name, const char **features);
 void jit__llvm_init(void);
+
+/* The tables a linked object exports (JIT_SYM_FNS, JIT_SYM_ENTRIES, JIT_SYM_OSR or NULL). */
+typedef struct jit_tables {
+    void *const *fns;
+    void *const *entries;
+    void *const *osrs;
+} jit_tables;
+
+/* The LLVM half of the tier (jit_llvm.c + jit_gen.c; psljit.so in psl), reached only through
+ * this table so that the rest of src/jit links no LLVM (jit_backend_llvm() returns it). */
+struct jit_backend {
+    /* jit__compile_object */
+    int (*compile)(const wasm_module *m, const jit_gen_opts *o, uint8_t **obj, size_t *len,
+                   char *err, size_t errlen);
+    /* jit__callees */
+    uint32_t (*callees)(const wasm_module *m, uint32_t k, uint32_t *out, uint32_t max);
+    /** Link obj with ORC LLJIT (helpers by name, then the process's symbols) and look its tables
+     * up (osrs only with osr). @param[out] handle for unlink. @return 0 or ERR_INVALID. */
+    int (*link)(const uint8_t *obj, size_t len, const jit_helper *helpers, unsigned nhelpers,
+                bool osr, void **handle, jit_tables *out, char *err, size_t errlen);
+    void (*unlink)(void *handle);
+};
+
+/* ---- the ELF loader (jit_elf.c, no LLVM) ---- */
+
+/* A relocatable x86-64 ELF object placed in memory: code read+execute, constants read-only,
+ * data read-write, never writable and executable at once. */
+typedef struct jit_image jit_image;
+
+/** Link obj without LLVM: place its allocated sections, resolve undefined symbols (helpers by
+ * name, then the process's symbols, as LLJIT does), apply its relocations (R_X86_64_64, PC32,
+ * PLT32 through a stub of its own, PC64, 32, 32S, GOTPCREL[X], REX_GOTPCRELX through a GOT of its
+ * own), then protect. Every offset in obj is bounds-checked; obj is not kept.
+ * @param[out] out the image, freed with jit__elf_free.
+ * @return 0; ERR_MALFORMED (not a well-formed object) or ERR_INVALID (a section, symbol or
+ * relocation this loader does not handle: link with LLJIT instead), nothing mapped; ERR_NOMEM. */
+int jit__elf_link(const uint8_t *obj, size_t len, const jit_helper *helpers, unsigned nhelpers,
+                  jit_image **out, char *err, size_t errlen);
+/* The address of a defined global symbol of the image, or NULL. */
+void *jit__elf_sym(const jit_image *im, const char *name);
+/* The address range of the image's code sections. */
+void jit__elf_code(const jit_image *im, uintptr_t *lo, uintptr_t *hi);
+/* Unmap the image (NULL is ignored). No code of it may be running. */
+void jit__elf_free(jit_image *im);
 
 #endif

@@ -52,6 +52,10 @@ int plat_vm_protect_exec(void *p, size_t len) {
     return mprotect(p, len, PROT_READ | PROT_EXEC) ? -errno : 0;
 }
 
+int plat_vm_protect_read(void *p, size_t len) {
+    return mprotect(p, len, PROT_READ) ? -errno : 0;
+}
+
 int plat_vm_decommit(void *p, size_t len) {
     if (len == 0)
         return 0;
@@ -162,6 +166,61 @@ void *plat_module_open(const char *path, char *why, size_t whylen) {
 void *plat_module_sym(void *module, const char *name) {
     return dlsym(module, name);
 }
+
+void *plat_process_sym(const char *name) {
+    return dlsym(RTLD_DEFAULT, name);
+}
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+
+static size_t cpuid_put(uint32_t *w, size_t n, size_t max, uint32_t leaf, uint32_t sub) {
+    uint32_t r[4] = {0, 0, 0, 0};
+    __cpuid_count(leaf, sub, r[0], r[1], r[2], r[3]);
+    if (leaf == 1)
+        r[1] &= 0x00ffffffu; /* the initial APIC id differs per core */
+    for (int i = 0; i < 4 && n < max; i++)
+        w[n++] = r[i];
+    return n;
+}
+
+size_t plat_cpu_identity(uint32_t *words, size_t max) {
+    /* The leaves a code generator reads to name the CPU and its features (LLVM's
+     * sys::getHostCPUName and getHostCPUFeatures). */
+    static const uint32_t leaves[][2] = {
+        {0, 0},    {1, 0},    {7, 0},           {7, 1},           {0xd, 1},        {0x14, 0},
+        {0x19, 0}, {0x24, 0}, {0x80000000u, 0}, {0x80000001u, 0}, {0x80000008u, 0}};
+    uint32_t a, b, c, d;
+    size_t n = 0;
+    if (!__get_cpuid(0, &a, &b, &c, &d))
+        return 0;
+    uint32_t maxleaf = a;
+    __cpuid(0x80000000u, a, b, c, d);
+    uint32_t maxext = a;
+    for (size_t i = 0; i < sizeof leaves / sizeof leaves[0]; i++) {
+        uint32_t l = leaves[i][0];
+        if ((l < 0x80000000u && l > maxleaf) || (l >= 0x80000000u && l > maxext)) {
+            for (int j = 0; j < 4 && n < max; j++)
+                words[n++] = 0;
+            continue;
+        }
+        n = cpuid_put(words, n, max, l, leaves[i][1]);
+    }
+    __cpuid(1, a, b, c, d);
+    if ((c & (1u << 27)) && n + 2 <= max) { /* OSXSAVE: the OS's enabled state components */
+        uint32_t lo, hi;
+        __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+        words[n++] = lo;
+        words[n++] = hi;
+    }
+    return n;
+}
+#else
+size_t plat_cpu_identity(uint32_t *words, size_t max) {
+    (void)words, (void)max;
+    return 0;
+}
+#endif
 
 /* ---- memory faults ---- */
 

@@ -23,6 +23,8 @@ void *plat_vm_reserve(size_t len);
 int plat_vm_commit(void *p, size_t len);
 /* Make [p, p+len) read+execute and never writable again (W^X). 0 or -errno. */
 int plat_vm_protect_exec(void *p, size_t len);
+/* Make [p, p+len) read-only (constants of generated code once relocated). 0 or -errno. */
+int plat_vm_protect_read(void *p, size_t len);
 /* Return [p, p+len) to no-access and drop its contents. 0 or -errno. */
 int plat_vm_decommit(void *p, size_t len);
 void plat_vm_release(void *p, size_t len);
@@ -38,6 +40,9 @@ int plat_exe_dir(char *buf, size_t len);
  * @return the handle, or NULL with the loader's message in @p why. */
 void *plat_module_open(const char *path, char *why, size_t whylen);
 void *plat_module_sym(void *module, const char *name);
+/** Look a symbol up in the process's global scope (the executable and the libraries it loaded
+ * at start, as the dynamic linker would resolve it). @return its address or NULL. */
+void *plat_process_sym(const char *name);
 
 /* Memory faults (SIGSEGV, SIGBUS) claimed by a callback, for guard-region bounds checks.
  * The callback runs in the signal handler, on the thread's alternate stack when it has one: it
@@ -65,6 +70,14 @@ int plat_interrupt_install(plat_interrupt_fn fn);
 uintptr_t plat_thread_self(void);
 /** Deliver the interrupt signal to thread t. @return 0 or -errno (-ESRCH: it has exited). */
 int plat_interrupt_send(uintptr_t t);
+
+/* The CPU's identification words (x86-64: vendor, family/model/stepping and the feature leaves
+ * of CPUID, with the per-core APIC id masked out, and XCR0): the same words on every core of
+ * every machine whose CPU a code generator would treat alike. */
+#define PLAT_CPU_ID_WORDS 64
+/** Fill words with the CPU's identification. @return how many were written (0 on other
+ * architectures). */
+size_t plat_cpu_identity(uint32_t *words, size_t max);
 
 /* True in AddressSanitizer builds: their leak checker forks a tracer at exit, which a seccomp
  * allow-list without fork would kill, so sandboxes stay off there. */

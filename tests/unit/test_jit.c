@@ -31,7 +31,11 @@ typedef struct run {
 
 static void open_run_b(run *r, jit_tier tier, const char *cache, const wasm_config *cfg,
                        jit_bounds bounds) {
-    jit_config jc = {.tier = tier, .cache_dir = cache, .verify = true, .bounds = bounds};
+    jit_config jc = {.tier = tier,
+                     .cache_dir = cache,
+                     .verify = true,
+                     .bounds = bounds,
+                     .backend = jit_backend_llvm};
     assert_int_equal(jit_init(&jc), 0);
     wasm_error err;
     assert_int_equal(wasm_module_load(k_jit_module, sizeof k_jit_module, &r->m, &err), 0);
