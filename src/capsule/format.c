@@ -1,6 +1,6 @@
-/* capsule format v1: record header, metadata record, heads, keys and evidence (docs/capsule.md).
- * Everything here is pure computation on bytes: the storage server uses the parse and verify
- * functions, which never need a secret. Integers are little endian. */
+/* capsule format (versions 1 and 2): record header, metadata record, heads, keys and evidence
+ * (docs/capsule.md). Everything here is pure computation on bytes: the storage server uses the
+ * parse and verify functions, which never need a secret. Integers are little endian. */
 #include "capsule/capsule.h"
 
 #include "crypto/crypto.h"
@@ -64,8 +64,8 @@ static size_t body_len(const cap_hdr *h) {
 
 int cap_record_parse(const uint8_t *rec, size_t len, cap_hdr *h, const uint8_t **body,
                      size_t *bodylen) {
-    if (len < CAP_HDR_BYTES || rec[0] != CAP_VERSION || rec[1] > CAP_KIND_CKPT_PART ||
-        rec[2] != 0 || rec[3] != 0)
+    if (len < CAP_HDR_BYTES || rec[0] < CAP_V_BLAKE2B || rec[0] > CAP_V_SHA256 ||
+        rec[1] > CAP_KIND_CKPT_PART || rec[2] != 0 || rec[3] != 0)
         return ERR_MALFORMED;
     h->version = rec[0];
     h->kind = rec[1];
@@ -87,17 +87,33 @@ int cap_record_parse(const uint8_t *rec, size_t len, cap_hdr *h, const uint8_t *
 }
 
 void cap_record_hash(const uint8_t *rec, size_t len, uint8_t out[CAP_HASH_BYTES]) {
-    cr_hash(out, rec, len);
+    _Static_assert(CAP_HASH_BYTES == CR_HASH_BYTES && CAP_HASH_BYTES == CR_SHA256_BYTES, "H");
+    if (len && rec[0] == CAP_V_SHA256)
+        cr_sha256(out, rec, len);
+    else
+        cr_hash(out, rec, len);
+}
+
+int cap_default_version(void) {
+    const char *e = getenv("PSL_CAPSULE_HASH");
+    if (!e || !*e)
+        return cr_sha256_fast() ? CAP_V_SHA256 : CAP_V_BLAKE2B;
+    if (strcmp(e, "blake2b") == 0)
+        return CAP_V_BLAKE2B;
+    if (strcmp(e, "sha256") == 0)
+        return CAP_V_SHA256;
+    fprintf(stderr, "psl: PSL_CAPSULE_HASH=%s: expected blake2b or sha256\n", e);
+    return ERR_USAGE;
 }
 
 int cap_record_check_link(const uint8_t *rec, size_t len, const uint8_t id[CAP_ID_BYTES],
-                          uint64_t seqno, const uint8_t prev_hash[CAP_HASH_BYTES],
+                          unsigned version, uint64_t seqno, const uint8_t prev_hash[CAP_HASH_BYTES],
                           uint64_t prev_hlc) {
     cap_hdr h;
     int rc = cap_record_parse(rec, len, &h, NULL, NULL);
     if (rc)
         return rc;
-    if (h.seqno != seqno || memcmp(h.capsule, id, CAP_ID_BYTES) != 0 ||
+    if (h.version != version || h.seqno != seqno || memcmp(h.capsule, id, CAP_ID_BYTES) != 0 ||
         memcmp(h.prev, prev_hash, CAP_HASH_BYTES) != 0 || h.hlc <= prev_hlc)
         return ERR_INVALID;
     return 0;
@@ -164,6 +180,7 @@ int cap_meta_parse(const uint8_t *rec, size_t len, cap_meta *m, uint8_t id[CAP_I
         return ERR_AUTH;
     memset(m, 0, sizeof *m);
     m->f = b[1];
+    m->version = h.version;
     memcpy(m->writer_pk, b + 8, 32);
     m->created_ns = get64(b + 40);
     memcpy(m->salt, b + 48, 16);
@@ -174,10 +191,10 @@ int cap_meta_parse(const uint8_t *rec, size_t len, cap_meta *m, uint8_t id[CAP_I
     return 0;
 }
 
-int cap_meta_build(const cap_keys *k, const char *name, unsigned f, uint8_t **rec, size_t *len,
-                   uint8_t id[CAP_ID_BYTES]) {
+int cap_meta_build(const cap_keys *k, const char *name, unsigned f, unsigned version, uint8_t **rec,
+                   size_t *len, uint8_t id[CAP_ID_BYTES]) {
     size_t nl = name ? strlen(name) : 0;
-    if (nl > CAP_NAME_MAX || f > 255)
+    if (nl > CAP_NAME_MAX || f > 255 || version < CAP_V_BLAKE2B || version > CAP_V_SHA256)
         return ERR_USAGE;
     size_t bl = CAP_META_FIXED + nl;
     uint8_t *r = xcalloc(1, CAP_HDR_BYTES + bl);
@@ -192,7 +209,7 @@ int cap_meta_build(const cap_keys *k, const char *name, unsigned f, uint8_t **re
     cr_random(b + 48, 16);
     if (nl)
         memcpy(b + CAP_META_FIXED, name, nl);
-    cap_hdr h = {.version = CAP_VERSION,
+    cap_hdr h = {.version = (uint8_t)version,
                  .kind = CAP_KIND_META,
                  .payload_len = (uint32_t)bl,
                  .seqno = 0,

@@ -529,7 +529,7 @@ int cap_reader_extend(cap_reader *r, const uint8_t *const *recs, const size_t *l
         } else {
             if (seq == r->nverified)
                 ph = r->head_hlc;
-            if (cap_record_check_link(recs[i], lens[i], r->id, seq, prev, ph) != 0)
+            if (cap_record_check_link(recs[i], lens[i], r->id, r->meta.version, seq, prev, ph) != 0)
                 rc = ERR_INVALID;
             ph = h.hlc;
         }

@@ -60,6 +60,7 @@ struct cap_writer {
     uint8_t id[CAP_ID_BYTES];
     uint8_t dkey[32];
     unsigned f;
+    unsigned version; /* the capsule's record format (CAP_V_*), record 0's */
     cap_client *c;
     cap_writer_opts o;
     int journal_fd;
@@ -511,7 +512,7 @@ static wbatch *build_batch(cap_writer *w, size_t maxr, size_t maxb, size_t *nrec
     b->first = w->built_seq + 1;
     for (pend *p = take, *nx; p; p = nx) {
         nx = p->next;
-        cap_hdr h = {.version = CAP_VERSION,
+        cap_hdr h = {.version = (uint8_t)w->version,
                      .kind = p->kind,
                      .payload_len = (uint32_t)p->len,
                      .seqno = w->built_seq + 1,
@@ -636,7 +637,11 @@ static void *committer(void *arg) {
 static int writer_create(cap_writer *w) {
     uint8_t *rec = NULL;
     size_t len = 0;
-    int rc = cap_meta_build(&w->k, w->o.name, w->f, &rec, &len, w->id);
+    int rc = cap_default_version();
+    if (rc < 0)
+        return rc;
+    w->version = (unsigned)rc;
+    rc = cap_meta_build(&w->k, w->o.name, w->f, w->version, &rec, &len, w->id);
     if (rc)
         return rc;
     cap_hdr h;
@@ -690,6 +695,7 @@ static int writer_resume(cap_writer *w, const uint8_t *id) {
         return rc;
     if (!cr_equal(m.writer_pk, w->k.sign_pk, 32))
         return ERR_AUTH;
+    w->version = m.version;
     /* The newest head among the replicas that answer. */
     size_t answered = 0;
     bool have = false;

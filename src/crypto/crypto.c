@@ -7,6 +7,9 @@
 #include "crypto/crypto.h"
 
 #include <gcrypt.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
@@ -73,6 +76,21 @@ void cr_hash_ex(uint8_t *out, size_t outlen, const void *key, size_t keylen, con
 
 void cr_hash(uint8_t out[CR_HASH_BYTES], const void *in, size_t inlen) {
     crypto_generichash(out, CR_HASH_BYTES, in, inlen, NULL, 0);
+}
+
+void cr_sha256(uint8_t out[CR_SHA256_BYTES], const void *in, size_t inlen) {
+    need_init();
+    ASSERT(in || inlen == 0);
+    gcry_md_hash_buffer(GCRY_MD_SHA256, out, in, inlen);
+}
+
+bool cr_sha256_fast(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 29)); /* CPUID.7.0:EBX.SHA */
+#else
+    return false;
+#endif
 }
 
 void cr_hash_init(cr_hash_state *st, size_t outlen) {

@@ -41,6 +41,14 @@ void cr_hash_ex(uint8_t *out, size_t outlen, const void *key, size_t keylen, con
 /** BLAKE2b-256 of @p in. */
 void cr_hash(uint8_t out[CR_HASH_BYTES], const void *in, size_t inlen);
 
+/* ---- hashing: SHA-256 (for bulk data on CPUs with the SHA extensions) ----------------------- */
+#define CR_SHA256_BYTES 32u
+/** SHA-256 of @p in, through libgcrypt (its SHA-NI code where the CPU has it). */
+void cr_sha256(uint8_t out[CR_SHA256_BYTES], const void *in, size_t inlen);
+/** True when this CPU has the x86 SHA extensions: SHA-256 then runs at ~1.6 GB/s on this
+ * project's machine, where BLAKE2b runs at ~0.9 GB/s; without them SHA-256 is the slower one. */
+bool cr_sha256_fast(void);
+
 /* Incremental BLAKE2b. The state is opaque; its size is checked against libsodium at build time. */
 typedef struct cr_hash_state {
     _Alignas(64) uint8_t opaque[384];

@@ -191,7 +191,8 @@ static int do_append(stg *s, MDB_txn *t, const uint8_t *id, uint64_t first,
             goto out;
         }
         if (seq > 0) {
-            rc = cap_record_check_link(recs[i].data, recs[i].len, id, seq, prev, prev_hlc);
+            rc = cap_record_check_link(recs[i].data, recs[i].len, id, m.version, seq, prev,
+                                       prev_hlc);
             if (rc) {
                 snprintf(why, wl, "record %llu: %s", (unsigned long long)seq,
                          rc == ERR_MALFORMED ? "malformed" : "does not link to its predecessor");

@@ -83,7 +83,7 @@ static void init_once(void) {
     cr_hash_update(&st, label, sizeof label - 1);
     cr_hash_update(&st, b, bl);
     cr_hash_final(&st, g_id);
-    h[0] = CAP_VERSION;
+    h[0] = CAP_V_BLAKE2B;
     h[1] = CAP_KIND_META;
     h[4] = (uint8_t)bl;
     memcpy(h + 8, g_id, CAP_ID_BYTES);
@@ -108,7 +108,8 @@ static void fuzz_parsers(const uint8_t *d, size_t n) {
     CHECK(rc == 0 || rc == ERR_MALFORMED);
     if (rc == 0) {
         CHECK(n >= CAP_HDR_BYTES && body == d + CAP_HDR_BYTES && bl == n - CAP_HDR_BYTES);
-        CHECK(h.version == CAP_VERSION && h.kind <= CAP_KIND_CHECKPOINT);
+        CHECK((h.version == CAP_V_BLAKE2B || h.version == CAP_V_SHA256) &&
+              h.kind <= CAP_KIND_CKPT_PART);
         CHECK(h.payload_len <= CAP_PAYLOAD_MAX);
         CHECK(bl == (h.kind == CAP_KIND_META ? h.payload_len
                                              : (size_t)h.payload_len + CAP_AEAD_OVERHEAD));
@@ -121,7 +122,7 @@ static void fuzz_parsers(const uint8_t *d, size_t n) {
             free(out);
         }
         static const uint8_t zero[CAP_HASH_BYTES];
-        rc = cap_record_check_link(d, n, h.capsule, h.seqno, zero, 0);
+        rc = cap_record_check_link(d, n, h.capsule, h.version, h.seqno, zero, 0);
         CHECK(rc == 0 || rc == ERR_INVALID);
         CHECK(rc != 0 || (memcmp(h.prev, zero, sizeof zero) == 0 && h.hlc > 0));
     }
@@ -226,7 +227,7 @@ static void op_append(in *x, chain *c) {
             lens[k] = CAP_HDR_BYTES + pl + CAP_AEAD_OVERHEAD;
             uint8_t *r = recs[k] = calloc(1, lens[k]);
             CHECK(r);
-            r[0] = CAP_VERSION;
+            r[0] = CAP_V_BLAKE2B;
             r[1] = kind;
             r[4] = (uint8_t)pl;
             memcpy(r + 8, g_id, CAP_ID_BYTES);
@@ -381,7 +382,7 @@ static void check_store(void) {
                 uint8_t id[CAP_ID_BYTES];
                 CHECK(cap_meta_parse(d, n, &m, id) == 0 && memcmp(id, g_id, CAP_ID_BYTES) == 0);
             } else {
-                CHECK(cap_record_check_link(d, n, g_id, seq, prev, phlc) == 0);
+                CHECK(cap_record_check_link(d, n, g_id, CAP_V_BLAKE2B, seq, prev, phlc) == 0);
             }
             cap_record_hash(d, n, hh);
             memcpy(prev, hh, CAP_HASH_BYTES);

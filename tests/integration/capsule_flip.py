@@ -6,7 +6,7 @@ d = bytearray(open(path,'rb').read())
 pat = bytes.fromhex(idhex) + struct.pack('<Q', seq)
 n = 0; i = d.find(pat)
 while i >= 0:
-    if i >= 8 and d[i-8] == 1 and d[i-7] in (1, 2):   # a record header: version 1, data kind
+    if i >= 8 and d[i-8] in (1, 2) and d[i-7] in (1, 2):  # a record header: version 1 or 2, data kind
         d[i + 80 + 40] ^= 0xff; n += 1                  # a ciphertext byte
     i = d.find(pat, i + 1)
 open(path,'wb').write(d)

@@ -29,10 +29,12 @@ static void t_meta(void **st) {
     (void)st;
     uint8_t *rec, id[32], id2[32];
     size_t len;
-    assert_int_equal(cap_meta_build(&K, "unit", 1, &rec, &len, id), 0);
+    assert_int_equal(cap_meta_build(&K, "unit", 1, 3, &rec, &len, id), ERR_USAGE); /* version */
+    assert_int_equal(cap_meta_build(&K, "unit", 1, CAP_V_SHA256, &rec, &len, id), 0);
     cap_meta m;
     assert_int_equal(cap_meta_parse(rec, len, &m, id2), 0);
     assert_memory_equal(id, id2, 32);
+    assert_int_equal(m.version, CAP_V_SHA256);
     assert_memory_equal(m.writer_pk, K.sign_pk, 32);
     assert_string_equal(m.name, "unit");
     assert_int_equal(m.f, 1);
@@ -45,14 +47,17 @@ static void t_meta(void **st) {
     free(rec);
 }
 
-static void t_record(void **st) {
-    (void)st;
+/* One record of format @p version: hash, AEAD, chain links, tampering. */
+static void record_checks(unsigned version) {
     uint8_t key[32], id[32], prev[32], hash[32], hash2[32], out[64];
     cr_random(key, 32);
     cr_random(id, 32);
     cr_random(prev, 32);
-    cap_hdr h = {
-        .version = CAP_VERSION, .kind = CAP_KIND_DATA, .payload_len = 5, .seqno = 7, .hlc = 100};
+    cap_hdr h = {.version = (uint8_t)version,
+                 .kind = CAP_KIND_DATA,
+                 .payload_len = 5,
+                 .seqno = 7,
+                 .hlc = 100};
     memcpy(h.capsule, id, 32);
     memcpy(h.prev, prev, 32);
     uint8_t *rec;
@@ -61,14 +66,24 @@ static void t_record(void **st) {
     assert_int_equal(len, CAP_HDR_BYTES + 5 + CAP_AEAD_OVERHEAD);
     cap_record_hash(rec, len, hash2);
     assert_memory_equal(hash, hash2, 32);
+    if (version == CAP_V_SHA256) /* the hash is the version's: SHA-256 in v2, BLAKE2b in v1 */
+        cr_sha256(hash2, rec, len);
+    else
+        cr_hash(hash2, rec, len);
+    assert_memory_equal(hash, hash2, 32);
     assert_int_equal(cap_record_open(key, rec, len, out), 0);
     assert_memory_equal(out, "hello", 5);
     /* chain links */
-    assert_int_equal(cap_record_check_link(rec, len, id, 7, prev, 99), 0);
-    assert_int_equal(cap_record_check_link(rec, len, id, 8, prev, 99), ERR_INVALID);
-    assert_int_equal(cap_record_check_link(rec, len, id, 7, hash, 99), ERR_INVALID);
-    assert_int_equal(cap_record_check_link(rec, len, id, 7, prev, 100), ERR_INVALID); /* clock */
-    assert_int_equal(cap_record_check_link(rec, len - 1, id, 7, prev, 99), ERR_MALFORMED);
+    assert_int_equal(cap_record_check_link(rec, len, id, version, 7, prev, 99), 0);
+    assert_int_equal(cap_record_check_link(rec, len, id, version, 8, prev, 99), ERR_INVALID);
+    assert_int_equal(cap_record_check_link(rec, len, id, version, 7, hash, 99), ERR_INVALID);
+    assert_int_equal(cap_record_check_link(rec, len, id, version, 7, prev, 100),
+                     ERR_INVALID); /* clock */
+    /* a record of the other format does not belong in this capsule */
+    assert_int_equal(
+        cap_record_check_link(rec, len, id, CAP_V_BLAKE2B + CAP_V_SHA256 - version, 7, prev, 99),
+        ERR_INVALID);
+    assert_int_equal(cap_record_check_link(rec, len - 1, id, version, 7, prev, 99), ERR_MALFORMED);
     /* tampering: every byte of the ciphertext and of the header changes the hash; the tag
      * rejects any change to the body or to the header (associated data). */
     for (size_t i = 0; i < len; i++) {
@@ -81,6 +96,19 @@ static void t_record(void **st) {
         rec[i] ^= 0x40;
     }
     free(rec);
+}
+
+static void t_record(void **st) {
+    (void)st;
+    record_checks(CAP_V_BLAKE2B);
+    record_checks(CAP_V_SHA256);
+    /* SHA-256("abc"), FIPS 180-2 */
+    uint8_t d[32], want[32];
+    cr_sha256(d, "abc", 3);
+    for (int i = 0; i < 32; i++)
+        sscanf(&"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"[2 * i], "%2hhx",
+               &want[i]);
+    assert_memory_equal(d, want, 32);
 }
 
 static void t_head(void **st) {
@@ -274,7 +302,7 @@ static void t_replicas(void **st) {
     cap_hdr mh;
     assert_int_equal(cap_record_parse(m0, m0len, &mh, NULL, NULL), 0);
     for (int i = 1; i <= 11; i++) {
-        cap_hdr hd = {.version = 1,
+        cap_hdr hd = {.version = mh.version,
                       .kind = CAP_KIND_DATA,
                       .payload_len = 4,
                       .seqno = (uint64_t)i,
@@ -647,6 +675,64 @@ static void t_trim(void **st) {
     stop3(s);
 }
 
+/* Both record formats end to end: a writer told by $PSL_CAPSULE_HASH which hash to chain with,
+ * replicas that check the chain, a reader that verifies it, and a writer that resumes the
+ * capsule (it must keep the capsule's format, whatever the variable says then). */
+static void t_versions(void **st) {
+    (void)st;
+    srv s[3];
+    const char *eps[3];
+    start3(s, eps);
+    static const struct {
+        const char *env, *resume_env;
+        unsigned version;
+    } cases[] = {{"blake2b", "sha256", CAP_V_BLAKE2B}, {"sha256", "blake2b", CAP_V_SHA256}};
+    for (size_t k = 0; k < 2; k++) {
+        setenv("PSL_CAPSULE_HASH", cases[k].env, 1);
+        cap_writer_opts wo = {.replicas = eps, .nreplicas = 3, .name = cases[k].env};
+        cap_writer *w;
+        uint8_t id[32];
+        assert_int_equal(cap_writer_open(&K, &wo, NULL, &w, id), 0);
+        uint64_t seq = 0;
+        for (int i = 0; i < 50; i++)
+            assert_int_equal(cap_append_submit(w, "v-record", 8, &seq), 0);
+        assert_int_equal(cap_writer_close(w), 0);
+        setenv("PSL_CAPSULE_HASH", cases[k].resume_env, 1);
+        assert_int_equal(cap_writer_open(&K, &wo, id, &w, NULL), 0);
+        assert_int_equal(cap_append(w, "resumed", 7, &seq), 0);
+        assert_int_equal(seq, 51);
+        assert_int_equal(cap_writer_close(w), 0);
+        cap_client *c;
+        assert_int_equal(cap_client_open(eps, 3, 10000, &c), 0);
+        cap_reader *r;
+        assert_int_equal(cap_reader_open(c, id, K.data_root, &r), 0);
+        assert_int_equal(cap_reader_sync(r), 0);
+        assert_int_equal(cap_reader_meta(r)->version, cases[k].version);
+        uint8_t *p;
+        size_t len;
+        int kind;
+        assert_int_equal(cap_read(r, 51, &p, &len, &kind), 0);
+        assert_memory_equal(p, "resumed", 7);
+        free(p);
+        /* every stored record carries record 0's version */
+        Psl__CapReply *rep;
+        assert_int_equal(cap__read(c, 0, id, 0, 52, &rep), 0);
+        assert_int_equal(rep->n_records, 52);
+        for (size_t i = 0; i < rep->n_records; i++)
+            assert_int_equal(rep->records[i].data[0], cases[k].version);
+        psl__cap_reply__free_unpacked(rep, NULL);
+        cap_reader_close(r);
+        cap_client_close(c);
+    }
+    setenv("PSL_CAPSULE_HASH", "md5", 1);
+    cap_writer_opts wo = {.replicas = eps, .nreplicas = 3, .name = "bad"};
+    cap_writer *w = NULL;
+    uint8_t id[32];
+    assert_int_equal(cap_writer_open(&K, &wo, NULL, &w, id), ERR_USAGE);
+    unsetenv("PSL_CAPSULE_HASH");
+    stop3(s);
+}
+
 /* Backpressure: with two of three replicas down nothing becomes durable, so a writer that keeps
  * submitting must stop once CAP_QUEUE_MAX bytes (plus the batches in flight) wait; when the
  * replicas come back everything is stored and the submitter finishes. */
@@ -793,6 +879,7 @@ int main(void) {
         cmocka_unit_test(t_replicas),     cmocka_unit_test(t_checkpoint),
         cmocka_unit_test(t_extend),       cmocka_unit_test(t_trim),
         cmocka_unit_test(t_backpressure), cmocka_unit_test(t_journal_counter),
+        cmocka_unit_test(t_versions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
