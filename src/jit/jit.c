@@ -583,13 +583,16 @@ static int load_object(jit_mod *jm, const uint8_t *obj, size_t len, const uint8_
     void *const *fns = tb.fns;
     void *const *entries = tb.entries;
     void *const *osrs = tb.osrs;
-    if (g_guard && im) {
+    /* The code range tells the fault handler (guard mode) and the interrupt handler (time
+     * budget by signals) that a signal hit compiled code. */
+    bool need_range = g_guard || !g_fuel;
+    if (need_range && im) {
         range = range_add(code_lo, code_hi);
         if (range < 0) {
             snprintf(err, errlen, "cannot register the code range for fault handling");
             goto fail;
         }
-    } else if (g_guard) {
+    } else if (need_range) {
         uintptr_t lo = UINTPTR_MAX;
         for (uint32_t k = 0; k < nc; k++) {
             if (fns[k] && (uintptr_t)fns[k] < lo)
@@ -635,6 +638,7 @@ static int load_object(jit_mod *jm, const uint8_t *obj, size_t len, const uint8_
     }
     pthread_mutex_unlock(&jm->mu);
     free(ks);
+    stat_add(im ? &g_stats.objects_elf : &g_stats.objects_lljit, 1);
     stat_add(&g_stats.functions, nc);
     stat_add(&g_stats.code_bytes, len);
     return 0;

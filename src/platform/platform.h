@@ -52,7 +52,8 @@ typedef int (*plat_fault_fn)(void *addr, uintptr_t pc);
 /** Install fn as the process's SIGSEGV/SIGBUS handler (SA_SIGINFO | SA_ONSTACK | SA_NODEFER).
  * Faults fn does not claim go to the handler installed before (for instance a sanitizer's), or
  * get the default action (the fault repeats and kills the process with the usual signal).
- * Idempotent for the same fn. @return 0 or -errno; -EBUSY when another fn is installed. */
+ * Idempotent for the same fn, except that a handler someone installed over it since is then
+ * chained in turn. @return 0 or -errno; -EBUSY when another fn is installed. */
 int plat_fault_handler_install(plat_fault_fn fn);
 /** Give the calling thread an alternate signal stack if it has none, so a fault handler can run
  * when the thread's own stack is exhausted; freed when the thread exits. @return 0 or -errno. */

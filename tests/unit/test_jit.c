@@ -1,7 +1,9 @@
 /* Unit tests of src/jit: the same module and inputs under the interpreter and the JIT give
  * identical results and traps (differential), the execution budget stops a compiled infinite
- * loop, deep recursion traps cleanly, no mapping is ever writable and executable (W^X), and the
- * code cache hits on a second load and rejects a tampered entry. Guest: test_jit.wat. */
+ * loop, deep recursion traps cleanly, no mapping is ever writable and executable (W^X), the
+ * code cache hits on a second load and rejects a tampered entry, a cache hit runs without LLVM
+ * through the ELF loader, and the loader declines what it does not handle (LLJIT or a compile
+ * takes over) and survives corrupted objects. Guest: test_jit.wat. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,8 +20,11 @@
 #include <unistd.h>
 
 #include "base/err.h"
-#include "jit/jit.h"
+#include "crypto/crypto.h"
+#include "jit/jit_int.h"
 #include "wasm/wasm.h"
+
+#include <elf.h>
 
 #include "test_jit_module.h"
 
@@ -29,13 +34,21 @@ typedef struct run {
     wasm_instance *inst;
 } run;
 
+/* The backend the next jit_init gets; no_backend stands for a psl whose psljit.so is missing. */
+static const jit_backend *(*g_backend_fn)(void) = jit_backend_llvm;
+static int g_no_backend_calls;
+static const jit_backend *no_backend(void) {
+    g_no_backend_calls++;
+    return NULL;
+}
+
 static void open_run_b(run *r, jit_tier tier, const char *cache, const wasm_config *cfg,
                        jit_bounds bounds) {
     jit_config jc = {.tier = tier,
                      .cache_dir = cache,
                      .verify = true,
                      .bounds = bounds,
-                     .backend = jit_backend_llvm};
+                     .backend = g_backend_fn};
     assert_int_equal(jit_init(&jc), 0);
     wasm_error err;
     assert_int_equal(wasm_module_load(k_jit_module, sizeof k_jit_module, &r->m, &err), 0);
@@ -122,15 +135,16 @@ static const vec *vectors(size_t *n) {
     return v;
 }
 
-/* Every vector, in order, on one instance per tier: results and trap kinds must agree. */
-static void differential(jit_bounds bounds) {
+/* Every vector, in order, on one instance per tier: results and trap kinds must agree. The JIT
+ * run uses the code cache in cache (NULL: none). */
+static void differential_cache(jit_bounds bounds, const char *cache) {
     size_t n;
     const vec *v = vectors(&n);
     wasm_val res_i[64][2], res_j[64][2];
     int rc_i[64], rc_j[64];
     for (int tier = 0; tier < 2; tier++) {
         run r;
-        open_run_b(&r, tier ? JIT_TIER_JIT : JIT_TIER_INTERP, NULL, NULL, bounds);
+        open_run_b(&r, tier ? JIT_TIER_JIT : JIT_TIER_INTERP, tier ? cache : NULL, NULL, bounds);
         if (tier)
             assert_int_equal(jit_bounds_mode(), bounds);
         for (size_t k = 0; k < n; k++) {
@@ -157,6 +171,10 @@ static void differential(jit_bounds bounds) {
     for (size_t k = 0; k < n; k++)
         if (strcmp(v[k].fn, "dropload") == 0 && v[k].args[0] != 131068)
             assert_int_equal(rc_j[k], WASM_TRAP_MEM_OOB);
+}
+
+static void differential(jit_bounds bounds) {
+    differential_cache(bounds, NULL);
 }
 
 static void test_differential_checks(void **state) {
@@ -288,6 +306,271 @@ static void test_cache(void **state) {
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     assert_int_equal(system(cmd), 0);
+}
+
+/* The path of the single cache entry in dir. */
+static void entry_path(const char *dir, char *path, size_t n) {
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *e;
+    path[0] = 0;
+    int found = 0;
+    while ((e = readdir(d)))
+        if (strstr(e->d_name, ".obj") && !strstr(e->d_name, ".tmp")) {
+            snprintf(path, n, "%s/%s", dir, e->d_name);
+            found++;
+        }
+    closedir(d);
+    assert_int_equal(found, 1);
+}
+
+static uint8_t *read_whole(const char *path, size_t *len) {
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    assert_true(n > 0);
+    fseek(fp, 0, SEEK_SET);
+    uint8_t *b = malloc((size_t)n);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, (size_t)n, fp), (size_t)n);
+    fclose(fp);
+    *len = (size_t)n;
+    return b;
+}
+
+static void write_whole(const char *path, const uint8_t *b, size_t len) {
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(b, 1, len, fp), len);
+    fclose(fp);
+}
+
+static void rm_dir(const char *dir) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Entry layout (jit.c): "PSLJIT01" | key (32) | length (8) | object | MAC (32). */
+enum { ENTRY_HDR = 48, ENTRY_MAC = 32 };
+
+/* A warm cache needs no LLVM: with no backend at all, every vector still runs compiled code
+ * linked by the ELF loader (bounds through the guard region and explicit checks, call_indirect,
+ * stack exhaustion) with the interpreter's results, and the time budget stops a compiled
+ * infinite loop. */
+static void test_cache_without_llvm(void **state) {
+    (void)state;
+    jit_bounds modes[2] = {JIT_BOUNDS_GUARD, JIT_BOUNDS_CHECKS};
+    for (int b = 0; b < 2; b++) {
+        char dir[] = "/tmp/psl-jit-nollvm-XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        jit_stats s0, s1, s2;
+        jit_get_stats(&s0);
+        differential_cache(modes[b], dir); /* compiles and stores */
+        jit_get_stats(&s1);
+        assert_int_equal(s1.modules_compiled, s0.modules_compiled + 1);
+        assert_int_equal(s1.objects_elf, s0.objects_elf + 1);
+
+        g_backend_fn = no_backend;
+        g_no_backend_calls = 0;
+        differential_cache(modes[b], dir);
+        jit_get_stats(&s2);
+        assert_int_equal(s2.cache_hits, s1.cache_hits + 1);
+        assert_int_equal(s2.modules_compiled, s1.modules_compiled);
+        assert_int_equal(s2.objects_elf, s1.objects_elf + 1);
+        assert_int_equal(s2.objects_lljit, s1.objects_lljit);
+
+        wasm_config cfg;
+        wasm_config_default(&cfg);
+        cfg.timeout_ns = 100 * 1000 * 1000;
+        run r;
+        open_run_b(&r, JIT_TIER_JIT, dir, &cfg, modes[b]);
+        assert_int_equal(call(&r, "spin", NULL, NULL), WASM_TRAP_TIMEOUT);
+        wasm_val a[1] = {12}, res[1];
+        assert_int_equal(call(&r, "fib", a, res), 0);
+        assert_int_equal(res[0], 144);
+        close_run(&r);
+        g_backend_fn = jit_backend_llvm;
+        assert_int_equal(g_no_backend_calls, 0);
+        rm_dir(dir);
+    }
+}
+
+/* Offsets of the first section of type type (and, if name is set, that name) in an ELF object. */
+static Elf64_Shdr *find_section(uint8_t *obj, uint32_t type, const char *name) {
+    Elf64_Ehdr *eh = (Elf64_Ehdr *)(void *)obj;
+    Elf64_Shdr *sh = (Elf64_Shdr *)(void *)(obj + eh->e_shoff);
+    const char *names = (const char *)obj + sh[eh->e_shstrndx].sh_offset;
+    for (unsigned i = 0; i < eh->e_shnum; i++)
+        if (sh[i].sh_type == type && (!name || strcmp(names + sh[i].sh_name, name) == 0))
+            return &sh[i];
+    return NULL;
+}
+
+/* Rewrite the entry at path with its object changed by edit, under a valid MAC (as if the
+ * compiler had emitted it), so that only the loader can object. */
+static void reseal_entry(const char *dir, const char *path, void (*edit)(uint8_t *obj)) {
+    size_t len, klen;
+    uint8_t *e = read_whole(path, &len);
+    char kp[512];
+    snprintf(kp, sizeof kp, "%s/mac.key", dir);
+    uint8_t *key = read_whole(kp, &klen);
+    assert_int_equal(klen, 32);
+    edit(e + ENTRY_HDR);
+    cr_hash_ex(e + len - ENTRY_MAC, ENTRY_MAC, key, klen, e, len - ENTRY_MAC);
+    write_whole(path, e, len);
+    free(e);
+    free(key);
+}
+
+static void bad_reloc_type(uint8_t *obj) {
+    Elf64_Shdr *rs = find_section(obj, SHT_RELA, ".rela.text");
+    assert_non_null(rs);
+    Elf64_Rela *r = (Elf64_Rela *)(void *)(obj + rs->sh_offset);
+    r[0].r_info = ELF64_R_INFO(ELF64_R_SYM(r[0].r_info), 0x7f); /* no such x86-64 type */
+}
+
+static void note_section(uint8_t *obj) {
+    Elf64_Shdr *s = find_section(obj, SHT_PROGBITS, ".note.GNU-stack");
+    assert_non_null(s);
+    s->sh_type = SHT_NOTE; /* an allocated note: harmless, but not a kind the loader places */
+    s->sh_flags |= SHF_ALLOC;
+}
+
+/* A cache entry with a valid MAC whose object the ELF loader declines: an unknown relocation
+ * type (LLJIT refuses it too: the entry is rejected and the module compiled again) and an
+ * allocated section of a type it does not place (LLJIT links it). Results never change. */
+static void test_cache_declined(void **state) {
+    (void)state;
+    char dir[] = "/tmp/psl-jit-declined-XXXXXX", path[512];
+    assert_non_null(mkdtemp(dir));
+    wasm_val a[1] = {15}, res[1];
+    jit_stats s0, s1, s2;
+    run r;
+    open_run(&r, JIT_TIER_JIT, dir, NULL);
+    close_run(&r);
+    entry_path(dir, path, sizeof path);
+
+    reseal_entry(dir, path, bad_reloc_type);
+    jit_get_stats(&s0);
+    open_run(&r, JIT_TIER_JIT, dir, NULL);
+    assert_int_equal(call(&r, "fib", a, res), 0);
+    assert_int_equal(res[0], 610);
+    close_run(&r);
+    jit_get_stats(&s1);
+    assert_int_equal(s1.cache_hits, s0.cache_hits);
+    assert_int_equal(s1.cache_rejected, s0.cache_rejected + 1);
+    assert_int_equal(s1.modules_compiled, s0.modules_compiled + 1);
+    assert_int_equal(s1.objects_elf, s0.objects_elf + 1); /* the fresh object */
+
+    reseal_entry(dir, path, note_section); /* the entry was rewritten by the compile */
+    open_run(&r, JIT_TIER_JIT, dir, NULL);
+    assert_int_equal(call(&r, "fib", a, res), 0);
+    assert_int_equal(res[0], 610);
+    wasm_val ia[2] = {1, 9};
+    assert_int_equal(call(&r, "ind", ia, res), 0);
+    assert_int_equal(res[0], 81);
+    close_run(&r);
+    jit_get_stats(&s2);
+    assert_int_equal(s2.cache_hits, s1.cache_hits + 1);
+    assert_int_equal(s2.modules_compiled, s1.modules_compiled);
+    assert_int_equal(s2.objects_lljit, s1.objects_lljit + 1);
+    assert_int_equal(s2.objects_elf, s1.objects_elf);
+    rm_dir(dir);
+}
+
+static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
+static uint64_t rnd(void) {
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return g_rng;
+}
+
+static int elf_link(const uint8_t *obj, size_t len) {
+    jit_image *im = NULL;
+    char err[256];
+    int rc = jit__elf_link(obj, len, jit__helpers, jit__nhelpers, &im, err, sizeof err);
+    if (rc == 0) {
+        assert_non_null(im);
+        jit__elf_free(im);
+    } else {
+        assert_null(im);
+        assert_true(rc == ERR_MALFORMED || rc == ERR_INVALID);
+    }
+    return rc;
+}
+
+/* The loader parses defensively: malformed headers and offsets are refused with
+ * ERR_MALFORMED, and thousands of randomly corrupted or truncated objects either link or are
+ * refused, never read or write out of bounds (AddressSanitizer build). */
+static void test_elf_corrupt(void **state) {
+    (void)state;
+    char dir[] = "/tmp/psl-jit-elf-XXXXXX", path[512];
+    assert_non_null(mkdtemp(dir));
+    run r;
+    open_run(&r, JIT_TIER_JIT, dir, NULL);
+    close_run(&r);
+    entry_path(dir, path, sizeof path);
+    size_t elen;
+    uint8_t *entry = read_whole(path, &elen);
+    const uint8_t *obj = entry + ENTRY_HDR;
+    size_t len = elen - ENTRY_HDR - ENTRY_MAC;
+    uint8_t *m = malloc(len);
+    assert_non_null(m);
+
+    jit_image *im = NULL;
+    char err[256];
+    assert_int_equal(jit__elf_link(obj, len, jit__helpers, jit__nhelpers, &im, err, sizeof err), 0);
+    assert_non_null(jit__elf_sym(im, JIT_SYM_FNS));
+    assert_non_null(jit__elf_sym(im, JIT_SYM_ENTRIES));
+    jit__elf_free(im);
+
+    /* Targeted: truncated, section table beyond the end, a relocation beyond its section, a
+     * relocation against a symbol that does not exist, an unknown relocation type. */
+    assert_int_equal(elf_link(obj, 40), ERR_MALFORMED);
+    assert_int_equal(elf_link(obj, len / 2), ERR_MALFORMED);
+    memcpy(m, obj, len);
+    ((Elf64_Ehdr *)(void *)m)->e_shoff = len - 8;
+    assert_int_equal(elf_link(m, len), ERR_MALFORMED);
+    memcpy(m, obj, len);
+    Elf64_Shdr *rs = find_section(m, SHT_RELA, ".rela.text");
+    assert_non_null(rs);
+    Elf64_Rela *rel = (Elf64_Rela *)(void *)(m + rs->sh_offset);
+    rel[1].r_offset = 1ull << 40;
+    assert_int_equal(elf_link(m, len), ERR_MALFORMED);
+    memcpy(m, obj, len);
+    rel[2].r_info = ELF64_R_INFO(0xffffffu, ELF64_R_TYPE(rel[2].r_info));
+    assert_int_equal(elf_link(m, len), ERR_MALFORMED);
+    memcpy(m, obj, len);
+    bad_reloc_type(m);
+    assert_int_equal(elf_link(m, len), ERR_INVALID);
+
+    /* Random: 1-4 bytes flipped anywhere, or in the headers and tables, or truncated. */
+    int linked = 0, refused = 0;
+    for (int i = 0; i < 3000; i++) {
+        memcpy(m, obj, len);
+        size_t n = len;
+        unsigned flips = 1 + (unsigned)(rnd() % 4);
+        for (unsigned f = 0; f < flips; f++) {
+            size_t at = i % 2 ? (size_t)(rnd() % len) : (size_t)(rnd() % 64);
+            if (i % 3 == 0) /* the section headers and the tables after the code */
+                at = len - 1 - (size_t)(rnd() % (len / 3));
+            m[at] ^= (uint8_t)(1u << (rnd() % 8));
+        }
+        if (i % 17 == 0)
+            n = (size_t)(rnd() % len);
+        if (elf_link(m, n) == 0)
+            linked++;
+        else
+            refused++;
+    }
+    assert_true(linked > 0);
+    assert_true(refused > 0);
+    free(m);
+    free(entry);
+    rm_dir(dir);
 }
 
 static void test_auto_tier(void **state) {
@@ -426,6 +709,9 @@ int main(void) {
         cmocka_unit_test(test_timeout_stops_loop),
         cmocka_unit_test(test_wx),
         cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_cache_without_llvm),
+        cmocka_unit_test(test_cache_declined),
+        cmocka_unit_test(test_elf_corrupt),
         cmocka_unit_test(test_auto_tier),
         cmocka_unit_test(test_auto_osr),
         cmocka_unit_test(test_auto_osr_nest),
