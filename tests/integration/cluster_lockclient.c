@@ -162,8 +162,12 @@ int main(int argc, char **argv) {
             Psl__ClusterMsg mm = PSL__CLUSTER_MSG__INIT;
             mm.m_case = PSL__CLUSTER_MSG__M_LOCK_RELEASE;
             mm.lock_release = &lr;
+            /* stamped before the send: a grant to the next holder follows the coordinator's
+             * receipt, so it can never carry an earlier stamp (stamping after the send failed
+             * under load when this process was descheduled in between) */
+            uint64_t sent = ms();
             st = send_msg(&mm) ? 1 : 0;
-            printf("%" PRIu64 " release %s\n", ms(), a1);
+            printf("%" PRIu64 " release %s\n", sent, a1);
         } else if (strcmp(verb, "sleep") == 0 || strcmp(verb, "silent") == 0) {
             st = run(strtoull(a1, NULL, 10), verb[1] == 'i', -1) < 0 ? 1 : 0;
         } else {
