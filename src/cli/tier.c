@@ -147,10 +147,13 @@ static int lazy_enter(wasm_store *s, wasm_instance *inst, const wasm_code *code,
     return -1; /* never reached: nothing is compiled before the JIT is registered */
 }
 
-/* Background: load the JIT module, hand it the recorded modules, register it. */
+/* Background: start the JIT tier (loading its LLVM half first when there is no code cache),
+ * hand it the recorded modules, register it. */
 static void *lazy_load(void *arg) {
     (void)arg;
-    if (!load_backend()) {
+    /* With a code cache the hot code may be linked from it without LLVM: the tier loads
+     * psljit.so at its first miss. Without one everything hot is compiled: load it first. */
+    if (!g_lazy_cfg.cache_dir && !load_backend()) {
         atomic_store(&g_lazy_done, true);
         return NULL;
     }

@@ -1108,12 +1108,9 @@ static uint32_t small_cells(void) {
 /* Add the callees of function k that are small and still cold to the batch, recursively. */
 static void add_callees(jit_mod *jm, uint32_t k, uint8_t *sel, uint32_t *cells) {
     const wasm_module *m = jm->m;
-    const jit_backend *be = backend();
-    if (!be)
-        return;
-    uint32_t n = be->callees(m, k, NULL, 0);
+    uint32_t n = jit__callees(m, k, NULL, 0);
     uint32_t *cs = xmalloc((n ? n : 1) * sizeof *cs);
-    n = be->callees(m, k, cs, n);
+    n = jit__callees(m, k, cs, n);
     for (uint32_t i = 0; i < n; i++) {
         uint32_t j = cs[i];
         const wasm_code *t = &m->codes[j];

@@ -17,53 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- operator table: handler address -> op, and operand formats ---- */
-
-enum { K_BIN, K_BIN_RI, K_BRCMP, K_BRCMP_RI, K_UN, K_LOAD, K_STORE, K_MISC };
-
-typedef struct hmap {
-    const void *h;
-    uint16_t op;
-} hmap;
-
-static hmap g_hmap[OP__COUNT];
-static uint8_t g_kind[OP__COUNT];
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static char *g_cpu, *g_features, *g_triple;
 
-static int hmap_cmp(const void *a, const void *b) {
-    const hmap *x = a, *y = b;
-    return x->h < y->h ? -1 : x->h > y->h;
-}
-
 static void init_once(void) {
-    const void *const *h = wasm__interp_handlers();
-    for (unsigned i = 0; i < OP__COUNT; i++) {
-        g_hmap[i].h = h[i];
-        g_hmap[i].op = (uint16_t)i;
-    }
-    qsort(g_hmap, OP__COUNT, sizeof *g_hmap, hmap_cmp);
-    unsigned i = 0;
-#define KB(n) g_kind[i++] = K_BIN, g_kind[i++] = K_BIN_RI;
-#define KC(n) g_kind[i++] = K_BRCMP, g_kind[i++] = K_BRCMP_RI;
-#define KU(n) g_kind[i++] = K_UN;
-#define KL(n) g_kind[i++] = K_LOAD;
-#define KS(n) g_kind[i++] = K_STORE;
-#define KM(n) g_kind[i++] = K_MISC;
-    WASM_BINOPS(KB)
-    WASM_BRCMPOPS(KC)
-    WASM_UNOPS(KU)
-    WASM_LOADOPS(KL)
-    WASM_STOREOPS(KS)
-    WASM_MISCOPS(KM)
-#undef KB
-#undef KU
-#undef KC
-#undef KL
-#undef KS
-#undef KM
-    ASSERT(i == OP__COUNT);
-
+    jit__ops_init();
     LLVMInitializeNativeTarget();
     LLVMInitializeNativeAsmPrinter();
     g_triple = LLVMGetDefaultTargetTriple();
@@ -81,69 +39,8 @@ void jit__host_cpu(const char **name, const char **features) {
     *features = g_features;
 }
 
-static int op_of(const void *h) {
-    size_t lo = 0, hi = OP__COUNT;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (g_hmap[mid].h == h)
-            return g_hmap[mid].op;
-        if ((uintptr_t)g_hmap[mid].h < (uintptr_t)h)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return -1;
-}
-
-/* Cells taken by the instruction at ip (op already decoded). */
-static uint32_t op_len(int op, const wasm_cell *ip) {
-    switch (g_kind[op]) {
-    case K_BIN_RI:
-    case K_BRCMP: return 3;
-    case K_BRCMP_RI: return 4;
-    case K_MISC: break;
-    default: return 2;
-    }
-    switch (op) {
-    case OP_unreachable:
-    case OP_ret:
-    case OP_nop: return 1;
-    case OP_const:
-    case OP_br_if:
-    case OP_br_if_back:
-    case OP_br_unless:
-    case OP_brif_eqz:
-    case OP_call:
-    case OP_call_import:
-    case OP_call_indirect:
-    case OP_ref_func:
-    case OP_global_get:
-    case OP_global_set:
-    case OP_memory_init:
-    case OP_table_copy:
-    case OP_table_init: return 3;
-    case OP_br_table: return (uint32_t)(3 + ip[2].u64 + 1);
-    default: return 2;
-    }
-}
-
-uint32_t jit__callees(const wasm_module *m, uint32_t k, uint32_t *out, uint32_t max) {
-    jit__llvm_init();
-    const wasm_code *c = &m->codes[k];
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < c->ncode;) {
-        int op = op_of(c->code[i].h);
-        if (op < 0)
-            break;
-        if (op == OP_call) {
-            if (n < max)
-                out[n] = (uint32_t)((const wasm_code *)c->code[i + 2].h - m->codes);
-            n++;
-        }
-        i += op_len(op, &c->code[i]);
-    }
-    return n;
-}
+#define op_of jit__op_of
+#define op_len jit__op_len
 
 /* ---- module-level generator state ---- */
 
@@ -725,7 +622,7 @@ static bool load_used(fgen *f, const wasm_cell *ip) {
         uint16_t a = ops.s.a, b = ops.s.b, c = ops.s.c, d = ops.s.d;
         uint32_t rd[4], nrd = 0, wr = UINT32_MAX;
         bool sink = false;
-        switch (g_kind[op]) {
+        switch (jit__op_kind(op)) {
         case K_BIN: rd[nrd++] = b, rd[nrd++] = c, wr = a; break;
         case K_BIN_RI:
         case K_UN:
@@ -1210,7 +1107,7 @@ static void emit_brcmp(fgen *f, int op, const wasm_cell *ip, uint32_t at) {
     static const LLVMIntPredicate preds[10] = {LLVMIntEQ,  LLVMIntNE,  LLVMIntSLT, LLVMIntULT,
                                                LLVMIntSGT, LLVMIntUGT, LLVMIntSLE, LLVMIntULE,
                                                LLVMIntSGE, LLVMIntUGE};
-    bool ri = g_kind[op] == K_BRCMP_RI;
+    bool ri = jit__op_kind(op) == K_BRCMP_RI;
     unsigned k = (unsigned)(op - OP_brif_i32_eq) / 2;
     LLVMValueRef x = as_i32(f, ld(f, ip[1].s.b));
     LLVMValueRef y = ri ? c32(G, (uint32_t)ip[2].u64) : as_i32(f, ld(f, ip[1].s.c));
@@ -1258,16 +1155,16 @@ static int emit_range(fgen *f, uint32_t k, uint32_t lo, uint32_t hi, char *err, 
         }
         int op = op_of(ip->h);
         uint32_t len = op_len(op, ip);
-        switch (g_kind[op]) {
+        switch (jit__op_kind(op)) {
         case K_BIN:
         case K_BIN_RI: {
-            int bop = g_kind[op] == K_BIN ? op : op - 1;
+            int bop = jit__op_kind(op) == K_BIN ? op : op - 1;
             bool d = bop >= OP_f64_add && bop <= OP_f64_div;
             bool fl = d || (bop >= OP_f32_add && bop <= OP_f32_div);
             LLVMValueRef x = ld(f, ip[1].s.b), y;
             if (fl && nan_fold_const(f, ip[1].s.b, d))
                 x = opaque_bits(f, x, d);
-            if (g_kind[op] == K_BIN) {
+            if (jit__op_kind(op) == K_BIN) {
                 y = ld(f, ip[1].s.c);
                 if (fl && nan_fold_const(f, ip[1].s.c, d))
                     y = opaque_bits(f, y, d);
@@ -1369,7 +1266,7 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
             break;
         }
         default:
-            if (g_kind[op] == K_BRCMP || g_kind[op] == K_BRCMP_RI) {
+            if (jit__op_kind(op) == K_BRCMP || jit__op_kind(op) == K_BRCMP_RI) {
                 starts[ip[len - 1].target - code->code] = true;
                 mark_back(heads, head_end, (uint32_t)(ip[len - 1].target - code->code),
                           ip[len - 1].target <= ip, i + len);

@@ -110,6 +110,18 @@ typedef int32_t (*jit_osr_fn)(jit_ctx *c, wasm_val *fp, uint32_t cell);
  * @return 0 or ERR_LIMIT / ERR_INVALID with a message in err (err may be NULL). */
 int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **obj, size_t *len,
                         char *err, size_t errlen);
+/* ---- the operator table (jit_ops.c, no LLVM) ---- */
+
+/* Operand formats of the lowered operators. */
+enum { K_BIN, K_BIN_RI, K_BRCMP, K_BRCMP_RI, K_UN, K_LOAD, K_STORE, K_MISC };
+/* Build the table (once; every function below needs it built). */
+void jit__ops_init(void);
+/* The operator whose handler is h, or -1. */
+int jit__op_of(const void *h);
+/* Cells taken by the instruction at ip (op already decoded). */
+uint32_t jit__op_len(int op, const wasm_cell *ip);
+/* op's operand format (K_*). */
+int jit__op_kind(int op);
 /* The defined functions k calls directly (indices, in code order, repeats possible): writes at
  * most max to out and returns how many there are. */
 uint32_t jit__callees(const wasm_module *m, uint32_t k, uint32_t *out, uint32_t max);
@@ -130,8 +142,6 @@ struct jit_backend {
     /* jit__compile_object */
     int (*compile)(const wasm_module *m, const jit_gen_opts *o, uint8_t **obj, size_t *len,
                    char *err, size_t errlen);
-    /* jit__callees */
-    uint32_t (*callees)(const wasm_module *m, uint32_t k, uint32_t *out, uint32_t max);
     /** Link obj with ORC LLJIT (helpers by name, then the process's symbols) and look its tables
      * up (osrs only with osr). @param[out] handle for unlink. @return 0 or ERR_INVALID. */
     int (*link)(const uint8_t *obj, size_t len, const jit_helper *helpers, unsigned nhelpers,

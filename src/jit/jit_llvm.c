@@ -84,7 +84,6 @@ static void lljit_unlink(void *handle) {
 
 static const jit_backend g_llvm = {
     .compile = jit__compile_object,
-    .callees = jit__callees,
     .link = lljit_link,
     .unlink = lljit_unlink,
 };
