@@ -8,8 +8,9 @@
 
 /* Help text lines for the two options (each ends in a newline). */
 #define CLI_TIER_HELP                                                                              \
-    "  --tier T            interp, jit (compile each module with LLVM before running) or auto\n"   \
-    "                      (start interpreted, compile hot functions in the background);\n"        \
+    "  --tier T            interp, jit (compile each module with LLVM before running, or link\n"   \
+    "                      it from the code cache without LLVM) or auto (start interpreted,\n"     \
+    "                      compile hot functions in the background);\n"                            \
     "                      default $PSL_TIER, else interp\n"                                       \
     "  --no-cache          do not use the JIT code cache ($PSL_CACHE_DIR, else "                   \
     "~/.cache/psl/jit)\n"

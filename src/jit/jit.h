@@ -8,9 +8,11 @@
  * calls to imports, other instances and host functions go through C helpers that use the
  * interpreter's calling convention. A module is compiled whole: one LLVM module, optimised with
  * the new pass manager's default<O1> pipeline, emitted to an ELF object in memory by a
- * TargetMachine for the host CPU, then linked into the process by LLJIT (JITLink). Its memory
- * manager writes code into read-write pages and then makes them read+execute: pages are never
- * writable and executable at once (W^X; see docs/jit.md for SGX2/EDMM).
+ * TargetMachine for the host CPU, then linked into the process by the tier's own ELF loader
+ * (jit_elf.c; LLJIT when it declines an object). Code is written into read-write pages, relocated,
+ * and only then made read+execute: pages are never writable and executable at once (W^X; see
+ * docs/jit.md for SGX2/EDMM). Only compiling needs LLVM: it lives in a backend (jit_backend,
+ * psljit.so in psl) loaded on the first cache miss, so a warm start never loads LLVM.
  *
  * Semantics. Same instance, memory, table and global objects as the interpreter; memory bounds by
  * a guard region (8 GiB reserved per memory, a fault in compiled code becomes the trap) or
@@ -31,7 +33,7 @@
  * default level. JIT_TIER_INTERP registers nothing.
  *
  * Code cache. With a cache directory, the object bytes of a module are stored on disk keyed by
- * BLAKE2b(module bytes, engine version, CPU name and features, options) and authenticated with a
+ * BLAKE2b(module bytes, engine version, CPU identification, options) and authenticated with a
  * keyed BLAKE2b MAC under a key kept in the cache directory (mode 0600); a tampered or truncated
  * entry fails the MAC, is ignored and recompiled. */
 #ifndef PSL_JIT_JIT_H
@@ -82,7 +84,8 @@ typedef struct jit_config {
 int jit_tier_parse(const char *s, jit_tier *out);
 
 /** Set the process-wide tier. Call once, before any module is loaded and before threads use
- * src/wasm. @param[in] cfg copied. @return 0, or ERR_UNSUPPORTED when LLVM cannot target the host.
+ * src/wasm. @param[in] cfg copied. @return 0 (LLVM is not touched here: the backend is loaded when
+ * first needed).
  */
 int jit_init(const jit_config *cfg);
 

@@ -3,7 +3,9 @@
 # falls against the background load of the JIT module: before the load starts, while libLLVM is
 # being loaded (the run then leaves with _exit, cli_tier_finish), or after the JIT took over.
 # The interpreter's output of the same run is the reference. Not timed: each case runs with
-# several load delays ($PSL_JIT_LAZY_MS) and run lengths, so that every phase is hit.
+# several load delays ($PSL_JIT_LAZY_MS) and run lengths, so that every phase is hit, and both
+# without a code cache (the lazy thread loads psljit.so) and with one shared by all runs (the
+# tier loads it from its hot thread at a miss; later runs find batches in the cache).
 # Usage: auto_exit.sh PSL EXAMPLES_DIR CLI_WASM_DIR
 set -u
 psl=$1 ex=$2 dir=$3
@@ -18,20 +20,25 @@ case_() {
     shift 2
     PSL_TIER=interp "$psl" run "$@" </dev/null >"$tmp/want" 2>"$tmp/want_err"
     want=$?
-    for lazy in 0 2 5 1000; do
-        for rep in 1 2 3; do
-            n=$((n + 1))
-            PSL_JIT_LAZY_MS=$lazy "$psl" run --tier auto --no-cache "$@" </dev/null \
-                >"$tmp/out" 2>"$tmp/err"
-            st=$?
-            bad=""
-            [ "$st" -eq "$want" ] || bad="status $st, want $want"
-            cmp -s "$tmp/out" "$tmp/want" || bad="$bad; stdout differs: $(head -c 200 "$tmp/out")"
-            cmp -s "$tmp/err" "$tmp/want_err" || bad="$bad; stderr: $(head -c 300 "$tmp/err")"
-            if [ -n "$bad" ]; then
-                echo "FAIL $name (PSL_JIT_LAZY_MS=$lazy, run $rep): $bad"
-                fails=$((fails + 1))
-            fi
+    for cache in --no-cache --cache; do
+        opt=$cache
+        [ "$cache" = --cache ] && opt=
+        for lazy in 0 2 5 1000; do
+            for rep in 1 2 3; do
+                n=$((n + 1))
+                PSL_JIT_LAZY_MS=$lazy "$psl" run --tier auto $opt "$@" </dev/null \
+                    >"$tmp/out" 2>"$tmp/err"
+                st=$?
+                bad=""
+                [ "$st" -eq "$want" ] || bad="status $st, want $want"
+                cmp -s "$tmp/out" "$tmp/want" ||
+                    bad="$bad; stdout differs: $(head -c 200 "$tmp/out")"
+                cmp -s "$tmp/err" "$tmp/want_err" || bad="$bad; stderr: $(head -c 300 "$tmp/err")"
+                if [ -n "$bad" ]; then
+                    echo "FAIL $name ($cache, PSL_JIT_LAZY_MS=$lazy, run $rep): $bad"
+                    fails=$((fails + 1))
+                fi
+            done
         done
     done
     echo "ok   $name"
