@@ -66,9 +66,10 @@ static bool g_backend_tried;
 enum { ST_COLD = 0, ST_QUEUED = 1, ST_TAKEN = 2, ST_DONE = 3 };
 
 typedef struct jit_obj {
-    jit_image *im; /* linked by the ELF loader, or */
-    void *lljit;   /* by the backend (LLJIT) */
-    int range;     /* slot in g_ranges of its code, -1 for none */
+    jit_image *im;         /* linked by the ELF loader, or */
+    void *lljit;           /* by the backend (LLJIT) */
+    const jit_backend *be; /* that backend */
+    int range;             /* slot in g_ranges of its code, -1 for none */
 } jit_obj;
 
 typedef struct jit_mod {
@@ -544,6 +545,7 @@ static int load_object(jit_mod *jm, const uint8_t *obj, size_t len, const uint8_
     int range = -1;
     jit_image *im = NULL;
     void *lj = NULL;
+    const jit_backend *be = NULL;
     jit_tables tb = {0};
     uintptr_t code_lo = 0, code_hi = 0;
     int rc = g_lljit ? ERR_INVALID
@@ -568,7 +570,7 @@ static int load_object(jit_mod *jm, const uint8_t *obj, size_t len, const uint8_
         if (!g_lljit && getenv("PSL_JIT_STATS"))
             fprintf(stderr, "psl: jit: ELF loader declined the object (%s); linking with LLJIT\n",
                     err);
-        const jit_backend *be = backend();
+        be = backend();
         if (!be) {
             snprintf(err, errlen, "the ELF loader declined the object and there is no LLVM");
             free(ks);
@@ -611,7 +613,7 @@ static int load_object(jit_mod *jm, const uint8_t *obj, size_t len, const uint8_
     }
     pthread_mutex_lock(&jm->mu);
     jm->objs = xrealloc(jm->objs, (jm->nobjs + 1) * sizeof *jm->objs);
-    jm->objs[jm->nobjs++] = (jit_obj){im, lj, range};
+    jm->objs[jm->nobjs++] = (jit_obj){im, lj, be, range};
     for (uint32_t i = 0; i < nc; i++) {
         uint32_t k = ks[i];
         if (osrs && osrs[i])
@@ -646,7 +648,7 @@ fail:
     free(ks);
     jit__elf_free(im);
     if (lj)
-        g_backend->unlink(lj);
+        be->unlink(lj);
     return ERR_INVALID;
 }
 
@@ -1342,7 +1344,7 @@ static void module_freed(wasm_module *m) {
     for (uint32_t i = 0; i < jm->nobjs; i++) {
         jit__elf_free(jm->objs[i].im);
         if (jm->objs[i].lljit)
-            g_backend->unlink(jm->objs[i].lljit);
+            jm->objs[i].be->unlink(jm->objs[i].lljit);
         range_del(jm->objs[i].range);
     }
     free(jm->objs);
@@ -1438,9 +1440,9 @@ int jit_init(const jit_config *cfg) {
         wasm__tier_set(NULL);
         return 0;
     }
-    pthread_mutex_lock(&g_backend_mu);
-    if (!g_backend)
-        g_backend_tried = false;
+    pthread_mutex_lock(&g_backend_mu); /* this configuration's backend, loaded when needed */
+    g_backend = NULL;
+    g_backend_tried = false;
     pthread_mutex_unlock(&g_backend_mu);
     const char *lk = getenv("PSL_JIT_LINKER");
     g_lljit = lk && strcmp(lk, "lljit") == 0;
