@@ -174,7 +174,8 @@ void cr_kdf(uint8_t *out, size_t outlen, const uint8_t key[CR_KEY], const char *
 /* XChaCha20-Poly1305-IETF is HChaCha20(key, nonce[0..16]) as the key of ChaCha20-Poly1305-IETF
  * (RFC 8439) with the 12-byte nonce 0^4 || nonce[16..24]. libgcrypt's ChaCha20-Poly1305 has
  * AVX2 code paths: 3.2 GB/s on 1 MiB where libsodium 1.0.18's XChaCha20 takes 1.3 GB/s
- * (docs/BENCHMARKS.md), and capsule records are sealed, multicast and opened by the megabyte.
+ * (docs/BENCHMARKS.md), and capsule records are sealed, multicast and opened by the megabyte;
+ * streams without AES-NI use it too.
  * The bytes are libsodium's (test_crypto checks the draft's vector). Decryption authenticates
  * as it goes; box_run's caller wipes @p out on a bad tag. Seals when @p tag_out is given,
  * opens against @p tag_in otherwise.
@@ -323,9 +324,9 @@ int cr_stream_seal(cr_stream *s, const void *ad, size_t adlen, const void *pt, s
     if (s->alg == CR_AEAD_AESGCM) {
         if (!gcm_run(s->gcm, 1, nonce, ad, adlen, pt, len, out, out + len))
             base_panic(__FILE__, __LINE__, "libgcrypt AES-256-GCM encryption failed");
-    } else
-        crypto_aead_xchacha20poly1305_ietf_encrypt(out, NULL, pt, len, ad, adlen, NULL, nonce,
-                                                   s->key);
+    } else if (!box_run(s->key, nonce, ad, adlen, pt, len, out, out + len, NULL)) {
+        base_panic(__FILE__, __LINE__, "libgcrypt ChaCha20-Poly1305 encryption failed");
+    }
     if (seq)
         *seq = s->seq;
     s->seq++;
@@ -345,11 +346,14 @@ int cr_stream_open(cr_stream *s, uint64_t seq, const void *ad, size_t adlen, con
         uint8_t tag[CR_STREAM_TAG];
         memcpy(tag, ct + ctlen - CR_STREAM_TAG, CR_STREAM_TAG);
         rc = gcm_run(s->gcm, 0, nonce, ad, adlen, ct, ctlen - CR_STREAM_TAG, out, tag) ? 0 : -1;
-        if (rc) /* GCM decrypts as it authenticates: take back what was written */
-            sodium_memzero(out, ctlen - CR_STREAM_TAG);
-    } else
-        rc = crypto_aead_xchacha20poly1305_ietf_decrypt(out, NULL, NULL, ct, ctlen, ad, adlen,
-                                                        nonce, s->key);
+    } else {
+        rc = box_run(s->key, nonce, ad, adlen, ct, ctlen - CR_STREAM_TAG, out, NULL,
+                     ct + ctlen - CR_STREAM_TAG)
+                 ? 0
+                 : -1;
+    }
+    if (rc) /* both decrypt as they authenticate: take back what was written */
+        sodium_memzero(out, ctlen - CR_STREAM_TAG);
     if (rc != 0)
         return ERR_AUTH;
     s->seq++;

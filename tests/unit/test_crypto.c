@@ -224,6 +224,21 @@ static void stream_props(unsigned alg) {
 static void test_stream_xchacha(void **state) {
     (void)state;
     stream_props(CR_AEAD_XCHACHA);
+    /* the bytes are libsodium's XChaCha20-Poly1305 under the counter nonce (LE, zero padded) */
+    uint8_t key[32], out[300 + 16], want[300 + 16], pt[300], nonce[24] = {0};
+    cr_random(key, sizeof key);
+    cr_random(pt, sizeof pt);
+    cr_stream *st = cr_stream_new(CR_AEAD_XCHACHA, key);
+    for (uint8_t seq = 0; seq < 3; seq++) {
+        uint64_t got;
+        assert_int_equal(cr_stream_seal(st, "ad", 2, pt, sizeof pt, out, &got), 0);
+        assert_int_equal(got, seq);
+        nonce[0] = seq;
+        crypto_aead_xchacha20poly1305_ietf_encrypt(want, NULL, pt, sizeof pt, (const uint8_t *)"ad",
+                                                   2, NULL, nonce, key);
+        assert_memory_equal(out, want, sizeof out);
+    }
+    cr_stream_free(st);
 }
 
 static void test_stream_best(void **state) {
