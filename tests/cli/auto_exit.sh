@@ -33,7 +33,8 @@ case_() {
                 [ "$st" -eq "$want" ] || bad="status $st, want $want"
                 cmp -s "$tmp/out" "$tmp/want" ||
                     bad="$bad; stdout differs: $(head -c 200 "$tmp/out")"
-                cmp -s "$tmp/err" "$tmp/want_err" || bad="$bad; stderr: $(head -c 300 "$tmp/err")"
+                cmp -s "$tmp/err" "$tmp/want_err" ||
+                    bad="$bad; stderr: $(head -c 6000 "$tmp/err")"
                 if [ -n "$bad" ]; then
                     echo "FAIL $name ($cache, PSL_JIT_LAZY_MS=$lazy, run $rep): $bad"
                     fails=$((fails + 1))
