@@ -387,3 +387,10 @@ void plat_memory_trim(void) {
     (void)malloc_trim(0);
 #endif
 }
+
+void plat_memory_keep_large(void) {
+#ifdef __GLIBC__
+    (void)mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    (void)mallopt(M_TRIM_THRESHOLD, 64 << 20);
+#endif
+}
