@@ -102,6 +102,14 @@ static int merge_locked(kvs *k, const void *key, size_t klen, const void *val, s
         k->st.stale++;
         return 0;
     }
+    if (old && !old->tomb && !tomb && old->vlen == vlen) {
+        /* Same size (every YCSB update): overwrite in place, no allocation under the lock.
+         * Safe because every reader copies out under the read lock. */
+        old->ver = ver;
+        if (vlen)
+            memcpy(old->data + klen, val, vlen);
+        return 1;
+    }
     entry *e = xmalloc(sizeof *e + klen + (tomb ? 0 : vlen));
     e->ver = ver;
     e->klen = (uint32_t)klen;

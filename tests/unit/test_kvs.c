@@ -69,16 +69,32 @@ static void test_put_get_delete(void **state) {
     assert_int_equal(kvs_put(k, "a", 1, "one", 3), 0);
     assert_int_equal(get_str(k, "a", buf, sizeof buf), 0);
     assert_string_equal(buf, "one");
-    assert_int_equal(kvs_put(k, "a", 1, "uno", 3), 0);
+    kvs_version v1, v2;
+    size_t vl;
+    assert_int_equal(kvs_get(k, "a", 1, NULL, 0, &vl, &v1), 0);
+    assert_int_equal(kvs_put(k, "a", 1, "uno", 3), 0); /* same size: overwritten in place */
     assert_int_equal(get_str(k, "a", buf, sizeof buf), 0);
     assert_string_equal(buf, "uno");
+    assert_int_equal(kvs_get(k, "a", 1, NULL, 0, &vl, &v2), 0);
+    assert_int_equal(kvs_version_cmp(v2, v1), 1);
+    /* an older write of the same size loses, a newer one wins, in place too */
+    assert_int_equal(kvs_merge(k, "a", 1, "old", 3, false, v1), 0);
+    assert_int_equal(get_str(k, "a", buf, sizeof buf), 0);
+    assert_string_equal(buf, "uno");
+    kvs_version v3 = {.hlc = v2.hlc + 1, .writer = 9};
+    assert_int_equal(kvs_merge(k, "a", 1, "new", 3, false, v3), 1);
+    assert_int_equal(get_str(k, "a", buf, sizeof buf), 0);
+    assert_string_equal(buf, "new");
+    assert_int_equal(kvs_get(k, "a", 1, NULL, 0, &vl, &v2), 0);
+    assert_int_equal(kvs_version_cmp(v2, v3), 0);
+    assert_int_equal(kvs_put(k, "a", 1, "uno", 3), 0);
     /* A short buffer still reports the full length. */
     size_t n;
     assert_int_equal(kvs_get(k, "a", 1, buf, 1, &n, NULL), 0);
     assert_int_equal(n, 3);
     assert_int_equal(kvs_delete(k, "a", 1), 0);
     assert_int_equal(get_str(k, "a", buf, sizeof buf), ERR_NOTFOUND);
-    assert_int_equal(kvs_pending(k), 3);
+    assert_int_equal(kvs_pending(k), 4);
     kvs_stats st;
     kvs_get_stats(k, &st);
     assert_int_equal(st.keys, 0);
