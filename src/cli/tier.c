@@ -4,8 +4,9 @@
  * object is in the code cache is linked by the tier's own ELF loader, so a warm start never
  * loads LLVM. --tier auto registers a small stand-in tier instead, which records the modules
  * loaded and counts the interpreter's samples; only when code turns out hot does a background
- * thread load the JIT module, hand it the modules and register the tier. So a short run (a hello
- * world, most serverless calls) never pays LLVM's start-up. */
+ * thread start the tier, fork its compiler process (which loads the JIT module, so this process
+ * never does), hand it the modules and register it. So a short run (a hello world, most
+ * serverless calls) never pays LLVM's start-up. */
 #include "cli/tier.h"
 
 #include "cli/cli.h"
@@ -147,16 +148,11 @@ static int lazy_enter(wasm_store *s, wasm_instance *inst, const wasm_code *code,
     return -1; /* never reached: nothing is compiled before the JIT is registered */
 }
 
-/* Background: start the JIT tier (loading its LLVM half first when there is no code cache),
- * hand it the recorded modules, register it. */
+/* Background: start the JIT tier and its compiler process (which loads the LLVM half, so this
+ * process never does unless that process cannot be started), hand the tier the recorded
+ * modules, register it. */
 static void *lazy_load(void *arg) {
     (void)arg;
-    /* With a code cache the hot code may be linked from it without LLVM: the tier loads
-     * psljit.so at its first miss. Without one everything hot is compiled: load it first. */
-    if (!g_lazy_cfg.cache_dir && !load_backend()) {
-        atomic_store(&g_lazy_done, true);
-        return NULL;
-    }
     if (jit_init(&g_lazy_cfg) != 0) {
         cli_err("the JIT tier cannot run on this host; staying interpreted");
         atomic_store(&g_lazy_done, true);
@@ -164,6 +160,20 @@ static void *lazy_load(void *arg) {
     }
     const wasm_tier_ops *real = jit_tier_ops();
     pthread_mutex_lock(&g_lazy_mu);
+    /* Forked before any hot thread of the tier exists: only this thread and the interpreter's
+     * run. Modules freed from now on are forgotten by the tier's module_freed. */
+    uint32_t nm = 0;
+    for (lazy_mod *e = g_lazy_mods; e; e = e->next)
+        nm++;
+    wasm_module **mods = xmalloc((nm ? nm : 1) * sizeof *mods);
+    nm = 0;
+    for (lazy_mod *e = g_lazy_mods; e; e = e->next)
+        mods[nm++] = e->m;
+    /* Not under AddressSanitizer: its allocator is not fork-safe (gcc 12's libasan), and the
+     * process, forked while the interpreter allocates, could inherit a held lock and hang. */
+    if (nm && !getenv("PSL_JIT_NO_COMPILER_PROCESS") && !plat_sanitizer_build())
+        (void)jit_compiler_start(mods, nm);
+    free(mods);
     for (lazy_mod *e = g_lazy_mods, *next; e; e = next) {
         next = e->next;
         e->m->tier_data = NULL;

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -888,6 +889,196 @@ static int compile_in_child(jit_mod *jm, const jit_backend *be, const uint8_t *s
     return rc;
 }
 
+/* ---- the compiler process (jit_compiler_start) ----
+ * One process forked before LLVM is loaded into this one; it loads the backend itself and
+ * compiles batches of the modules it was forked with on request, over a socket pair: request
+ * {module pointer, nc, has_sel, quick} [sel[nc], osr_cell[nc]], reply {length or UINT64_MAX}
+ * then the object or a 256-byte message. The module's lowered code never changes after loading,
+ * so the copy the process has is the one this process would compile. */
+typedef struct srv_req {
+    uint64_t m;
+    uint32_t nc;
+    uint8_t has_sel, quick, pad[2];
+} srv_req;
+
+static pthread_mutex_t g_srv_mu = PTHREAD_MUTEX_INITIALIZER;
+static pid_t g_srv_pid;                /* 0: none, or it was stopped */
+static int g_srv_fd = -1;              /* this side of the socket pair */
+static const wasm_module **g_srv_mods; /* the modules the process holds (forked with them) */
+static uint32_t g_srv_nmods;
+
+static int send_all(int fd, const void *p, size_t n) {
+    const uint8_t *b = p;
+    while (n) {
+        ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return ERR_IO;
+        b += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int read_all(int fd, void *p, size_t n);
+
+static _Noreturn void srv_main(int fd) {
+    const jit_backend *be = backend(); /* loads psljit.so here, not in the parent */
+    for (;;) {
+        srv_req rq;
+        if (read_all(fd, &rq, sizeof rq) != 0)
+            _exit(0); /* the parent closed its side or exited */
+        uint8_t *sel = NULL;
+        uint32_t *osr = NULL;
+        if (rq.has_sel) {
+            sel = xmalloc(rq.nc ? rq.nc : 1);
+            osr = xmalloc((rq.nc ? rq.nc : 1) * sizeof *osr);
+            if (read_all(fd, sel, rq.nc) != 0 || read_all(fd, osr, rq.nc * sizeof *osr) != 0)
+                _exit(0);
+        }
+        const wasm_module *m = (const wasm_module *)(uintptr_t)rq.m;
+        jit_gen_opts go = {.verify = g_cfg.verify,
+                           .guard = g_guard,
+                           .fuel = g_fuel,
+                           .sel = sel,
+                           .osr_cell = osr,
+                           .quick = rq.quick};
+        uint8_t *o = NULL;
+        size_t n = 0;
+        char e[256] = "no compiler (the JIT module could not be loaded)";
+        int rc = be ? be->compile(m, &go, &o, &n, e, sizeof e) : ERR_INVALID;
+        uint64_t hdr = rc ? UINT64_MAX : n;
+        if (send_all(fd, &hdr, 8) != 0 ||
+            (rc ? send_all(fd, e, sizeof e) : send_all(fd, o, n)) != 0)
+            _exit(0);
+        free(o);
+        free(sel);
+        free(osr);
+    }
+}
+
+int jit_compiler_start(wasm_module *const *mods, uint32_t n) {
+    int sv[2];
+    if (!g_inited || g_srv_pid > 0 || n == 0)
+        return ERR_INVALID;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return ERR_IO;
+    pthread_mutex_lock(&g_srv_mu);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(sv[0]);
+        srv_main(sv[1]);
+    }
+    close(sv[1]);
+    if (pid < 0) {
+        close(sv[0]);
+        pthread_mutex_unlock(&g_srv_mu);
+        return ERR_IO;
+    }
+    g_srv_pid = pid;
+    g_srv_fd = sv[0];
+    g_srv_mods = xmalloc(n * sizeof *g_srv_mods);
+    memcpy(g_srv_mods, mods, n * sizeof *g_srv_mods);
+    g_srv_nmods = n;
+    pthread_mutex_unlock(&g_srv_mu);
+    return 0;
+}
+
+static void srv_stop(void);
+
+void jit_compiler_forget(const wasm_module *m) {
+    pthread_mutex_lock(&g_srv_mu);
+    bool had = false;
+    for (uint32_t i = 0; i < g_srv_nmods; i++)
+        if (g_srv_mods[i] == m) {
+            g_srv_mods[i] = g_srv_mods[--g_srv_nmods];
+            had = true;
+        }
+    /* The last of its modules: the process has nothing left to do (the end of a run). */
+    if (had && g_srv_nmods == 0)
+        srv_stop();
+    pthread_mutex_unlock(&g_srv_mu);
+}
+
+/* Stop the compiler process (under g_srv_mu): after a failed exchange, or killed by a module's
+ * cancellation. It is not waited for: tearing down its copy of this process takes milliseconds,
+ * which the end of a short run would pay; waitpid(WNOHANG) reaps it later (a zombie until then). */
+static pid_t g_srv_dead;
+
+static void srv_stop(void) {
+    if (g_srv_dead > 0 && waitpid(g_srv_dead, NULL, WNOHANG) != 0)
+        g_srv_dead = 0;
+    if (g_srv_pid <= 0)
+        return;
+    kill(g_srv_pid, SIGKILL);
+    if (waitpid(g_srv_pid, NULL, WNOHANG) == 0)
+        g_srv_dead = g_srv_pid;
+    close(g_srv_fd);
+    g_srv_fd = -1;
+    g_srv_pid = 0;
+    g_srv_nmods = 0;
+}
+
+/* Compile through the compiler process when it holds jm's module. Returns ERR_NOTFOUND when it
+ * does not (or there is none): compile in this process then. Freeing the module meanwhile kills
+ * the process (jm->child), as it kills a forked compiler. */
+static int srv_compile(jit_mod *jm, const uint8_t *sel, bool quick, uint8_t **obj, size_t *len,
+                       char *err, size_t errlen) {
+    pthread_mutex_lock(&g_srv_mu);
+    bool has = false;
+    for (uint32_t i = 0; i < g_srv_nmods && !has; i++)
+        has = g_srv_mods[i] == jm->m;
+    if (g_srv_pid <= 0 || !has) {
+        pthread_mutex_unlock(&g_srv_mu);
+        return ERR_NOTFOUND;
+    }
+    pthread_mutex_lock(&jm->mu);
+    bool cancel = jm->cancel;
+    if (!cancel)
+        jm->child = g_srv_pid;
+    pthread_mutex_unlock(&jm->mu);
+    int rc = ERR_IO;
+    uint64_t n = 0;
+    *obj = NULL;
+    srv_req rq = {
+        .m = (uint64_t)(uintptr_t)jm->m, .nc = jm->nc, .has_sel = sel != NULL, .quick = quick};
+    if (cancel) {
+        snprintf(err, errlen, "cancelled");
+    } else if (send_all(g_srv_fd, &rq, sizeof rq) != 0 ||
+               (sel && (send_all(g_srv_fd, sel, jm->nc) != 0 ||
+                        send_all(g_srv_fd, jm->osr_cell, jm->nc * sizeof *jm->osr_cell) != 0)) ||
+               read_all(g_srv_fd, &n, 8) != 0) {
+        snprintf(err, errlen, "compiler process ended early");
+        srv_stop();
+    } else if (n == UINT64_MAX) {
+        char e[256];
+        rc = read_all(g_srv_fd, e, sizeof e) == 0 ? ERR_INVALID : ERR_IO;
+        snprintf(err, errlen, "%.200s", rc == ERR_INVALID ? e : "compiler process ended early");
+        if (rc == ERR_IO)
+            srv_stop();
+    } else {
+        *obj = xmalloc(n ? n : 1);
+        rc = read_all(g_srv_fd, *obj, n);
+        if (rc == 0) {
+            *len = n;
+            stat_add(&g_stats.remote_compiles, 1);
+        } else {
+            snprintf(err, errlen, "compiler process ended early");
+            srv_stop();
+        }
+    }
+    pthread_mutex_lock(&jm->mu);
+    jm->child = 0;
+    pthread_mutex_unlock(&jm->mu);
+    pthread_mutex_unlock(&g_srv_mu);
+    if (rc) {
+        free(*obj);
+        *obj = NULL;
+    }
+    return rc;
+}
+
 /* Load an object (whole module, or the batch sel) from the code cache. 0 on a hit. */
 static int cache_load(jit_mod *jm, const uint8_t key[32], const uint8_t *sel, bool quick, char *err,
                       size_t errlen) {
@@ -920,14 +1111,20 @@ static int compile_objects(jit_mod *jm, const uint8_t *sel, bool quick, char *er
         if (cache_load(jm, key, sel, quick, err, errlen) == 0)
             return 0;
     }
-    uint8_t *obj;
-    size_t n;
-    const jit_backend *be = backend();
-    if (!be) {
+    uint8_t *obj = NULL;
+    size_t n = 0;
+    rc = jm->has_thread ? srv_compile(jm, sel, quick, &obj, &n, err, errlen) : ERR_NOTFOUND;
+    const jit_backend *be = rc == ERR_NOTFOUND ? backend() : NULL;
+    if (rc == ERR_NOTFOUND && !be) {
         snprintf(err, errlen, "no compiler (the JIT module could not be loaded)");
         return ERR_INVALID;
     }
-    if (jm->has_thread) {
+    if (rc != ERR_NOTFOUND) {
+        /* compiled by the compiler process, or failed there */
+    } else if (jm->has_thread && !plat_sanitizer_build()) {
+        /* Under AddressSanitizer the compile stays in this thread (freeing the module then waits
+         * for it): its allocator is not fork-safe (gcc 12's libasan), and a child forked while
+         * the interpreter allocates could inherit a held lock or a half-updated heap. */
         rc = compile_in_child(jm, be, sel, quick, &obj, &n, err, errlen);
     } else {
         jit_gen_opts go = {.verify = g_cfg.verify,
@@ -1335,6 +1532,7 @@ static void module_freed(wasm_module *m) {
         pthread_mutex_unlock(&jm->mu);
         pthread_join(jm->thread, NULL);
     }
+    jit_compiler_forget(m); /* after the join: a compile in flight holds the process */
     pthread_cond_destroy(&jm->cv);
     pthread_mutex_destroy(&jm->mu);
     for (uint32_t k = 0; k < jm->nc; k++) {
@@ -1481,6 +1679,11 @@ void jit_shutdown(void) {
     if (!g_inited)
         return;
     wasm__tier_set(NULL);
+    pthread_mutex_lock(&g_srv_mu);
+    srv_stop();
+    free(g_srv_mods);
+    g_srv_mods = NULL;
+    pthread_mutex_unlock(&g_srv_mu);
     free(g_cache_dir);
     g_cache_dir = NULL;
     g_cache_ok = false;

@@ -93,6 +93,18 @@ int jit_init(const jit_config *cfg);
  * freed. Safe to call when jit_init was not called. */
 void jit_shutdown(void);
 
+/** Start the compiler process of the auto tier: a child forked now, before LLVM is loaded into
+ * this process, that loads the backend itself and compiles the batches of @p mods (modules
+ * already loaded; borrowed, each must stay loaded or be passed to jit_compiler_forget before it
+ * is freed, which the tier's module_freed does) and sends their objects back for the ELF loader.
+ * LLVM's loading and each compile's fork then happen outside this process, whose interpreter
+ * they slowed (docs/jit.md). Other modules are compiled as before. Call after jit_init.
+ * @return 0, ERR_INVALID (not initialised, started already, no modules) or ERR_IO (fork). */
+struct wasm_module;
+int jit_compiler_start(struct wasm_module *const *mods, uint32_t n);
+/** The compiler process no longer holds m (it is being freed). */
+void jit_compiler_forget(const struct wasm_module *m);
+
 /* The default cache directory: $PSL_CACHE_DIR, else $XDG_CACHE_HOME/psl/jit, else
  * $HOME/.cache/psl/jit. Returns a static buffer, NULL when none can be determined. */
 const char *jit_default_cache_dir(void);
@@ -116,6 +128,7 @@ typedef struct jit_stats {
     uint64_t osr_entries;      /* interpreted activations finished in compiled code (auto) */
     uint64_t objects_elf;      /* objects linked by the ELF loader (no LLVM) */
     uint64_t objects_lljit;    /* objects the ELF loader declined, linked by LLJIT */
+    uint64_t remote_compiles;  /* objects compiled by the compiler process (jit_compiler_start) */
 } jit_stats;
 void jit_get_stats(jit_stats *out);
 

@@ -671,6 +671,41 @@ static void test_auto_cross_object(void **state) {
     close_run(&r);
 }
 
+/* auto with the compiler process (jit_compiler_start, as psl's lazy start uses it): batches are
+ * compiled in the forked process, linked here, and give the interpreter's results, through an
+ * OSR entry and ordinary calls; a module freed while a batch may be compiling stops it. */
+static void test_auto_compiler_process(void **state) {
+    (void)state;
+    wasm_val warm[2] = {22, 99}, want[1], res[1], a[1] = {30000000};
+    run r;
+    open_run(&r, JIT_TIER_INTERP, NULL, NULL);
+    assert_int_equal(call(&r, "rf", warm, want), 0);
+    close_run(&r);
+    open_run(&r, JIT_TIER_AUTO, NULL, NULL);
+    assert_int_equal(jit_compiler_start(&r.m, 1), 0);
+    assert_int_equal(jit_compiler_start(&r.m, 1), ERR_INVALID); /* one per process */
+    jit_stats s0, s1, s2;
+    jit_get_stats(&s0);
+    assert_int_equal(call(&r, "sum", a, res), 0);
+    assert_int_equal(res[0], 7 + 30000000ull * 30000001ull / 2);
+    jit_get_stats(&s1);
+    assert_true(s1.remote_compiles > s0.remote_compiles);
+    assert_int_equal(s1.osr_entries, s0.osr_entries + 1);
+    for (int i = 0; i < 4000; i++) {
+        assert_int_equal(call(&r, "rf", warm, res), 0);
+        assert_int_equal(res[0], want[0]);
+        jit_get_stats(&s2);
+        if (s2.remote_compiles > s1.remote_compiles)
+            break;
+    }
+    assert_true(s2.remote_compiles > s1.remote_compiles);
+    assert_int_equal(s2.modules_compiled - s0.modules_compiled,
+                     s2.remote_compiles - s0.remote_compiles);
+    wasm_val bad[2] = {22, 3};
+    assert_int_equal(call(&r, "rf", bad, res), WASM_TRAP_UNREACHABLE);
+    close_run(&r); /* forgets the module, stops a compile in flight */
+}
+
 /* auto, two levels: rf is linked as quick code first, then replaced by default-level code
  * while it keeps being called; results stay the interpreter's throughout. */
 static void test_auto_two_levels(void **state) {
@@ -717,6 +752,7 @@ int main(void) {
         cmocka_unit_test(test_auto_osr_nest),
         cmocka_unit_test(test_auto_cross_object),
         cmocka_unit_test(test_auto_two_levels),
+        cmocka_unit_test(test_auto_compiler_process),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
