@@ -1,6 +1,7 @@
 /* psl storage: run one untrusted DataCapsule replica (src/storage) until SIGINT/SIGTERM. */
 #include "cli/cli.h"
 
+#include "platform/platform.h"
 #include "storage/storage.h"
 
 #include <signal.h>
@@ -85,6 +86,7 @@ int cmd_storage(int argc, char **argv) {
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    plat_memory_keep_large(); /* a replica allocates and frees megabyte buffers per append */
     int rc = stg_serve(&o, &g_stop);
     return rc ? EXIT_IO : EXIT_OK;
 }

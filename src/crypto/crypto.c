@@ -1,7 +1,8 @@
-/* libsodium wrappers. This is the only file in psl that includes sodium.h, and the only one that
- * includes gcrypt.h: the channel's AES-256-GCM streams use libgcrypt (VAES/VPCLMUL and AES-NI
- * code paths with a small per-message cost: 240 ns per KiB where libsodium 1.0.18 takes 520-610
- * and OpenSSL 3.0's EVP 400, measured for docs/BENCHMARKS.md; standard GCM, identical bytes).
+/* libsodium and libgcrypt wrappers. This is the only file in psl that includes sodium.h, and the
+ * only one that includes gcrypt.h. libgcrypt runs the channel's AES-256-GCM streams (VAES/VPCLMUL
+ * and AES-NI code paths with a small per-message cost: 240 ns per KiB where libsodium 1.0.18 takes
+ * 520-610 and OpenSSL 3.0's EVP 400, measured for docs/BENCHMARKS.md; standard GCM, identical
+ * bytes), the ChaCha20-Poly1305 under cr_box and the XChaCha streams, and SHA-256 (SHA-NI).
  * Invariant: a cr_stream never encrypts two messages under one counter value; the counter is
  * private to the stream and only moves forward. */
 #include "crypto/crypto.h"

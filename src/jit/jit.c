@@ -704,10 +704,12 @@ static int mkdir_p(const char *dir) {
     return 0;
 }
 
-static int write_all(int fd, const void *p, size_t n) {
+/* Write all of @p; on a socket with send(MSG_NOSIGNAL), so a peer that died is ERR_IO, not
+ * SIGPIPE. */
+static int put_all(int fd, const void *p, size_t n, bool sock) {
     const uint8_t *b = p;
     while (n) {
-        ssize_t w = write(fd, b, n);
+        ssize_t w = sock ? send(fd, b, n, MSG_NOSIGNAL) : write(fd, b, n);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
@@ -716,6 +718,10 @@ static int write_all(int fd, const void *p, size_t n) {
         n -= (size_t)w;
     }
     return 0;
+}
+
+static int write_all(int fd, const void *p, size_t n) {
+    return put_all(fd, p, n, false);
 }
 
 /* The MAC key lives in the cache directory (0600); created on first use. */
@@ -908,20 +914,8 @@ static const wasm_module **g_srv_mods; /* the modules the process holds (forked 
 static uint32_t g_srv_nmods;
 
 static int send_all(int fd, const void *p, size_t n) {
-    const uint8_t *b = p;
-    while (n) {
-        ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return ERR_IO;
-        b += w;
-        n -= (size_t)w;
-    }
-    return 0;
+    return put_all(fd, p, n, true);
 }
-
-static int read_all(int fd, void *p, size_t n);
 
 static _Noreturn void srv_main(int fd) {
     const jit_backend *be = backend(); /* loads psljit.so here, not in the parent */

@@ -826,7 +826,6 @@ int stg_serve(const stg_opts *o, volatile sig_atomic_t *stop) {
     int rc = cr_init();
     if (rc)
         goto out;
-    plat_memory_keep_large();
     rc = env_open(o->data, o->map_size, o->nosync, &s.env, &s.recs, &s.sigs, &s.heads);
     if (rc)
         goto out;
