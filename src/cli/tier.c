@@ -216,6 +216,7 @@ static wasm_tier_ops g_lazy_ops = {
     .module_loaded = lazy_loaded,
     .module_freed = lazy_freed,
     .enter = lazy_enter,
+    .mem_no_fork = true, /* the compiler process is forked from this one */
     .sample = lazy_sample,
 };
 

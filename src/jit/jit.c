@@ -1562,6 +1562,7 @@ static const wasm_tier_ops g_ops = {
     .module_loaded = module_loaded,
     .module_freed = module_freed,
     .enter = tier_enter,
+    .mem_no_fork = true,
     .sample = sample,
 };
 static const wasm_tier_ops g_ops_guard = {
@@ -1569,6 +1570,7 @@ static const wasm_tier_ops g_ops_guard = {
     .module_freed = module_freed,
     .enter = tier_enter,
     .mem_reserve = JIT_GUARD_BYTES,
+    .mem_no_fork = true,
     .sample = sample,
 };
 

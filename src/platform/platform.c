@@ -64,6 +64,12 @@ int plat_vm_decommit(void *p, size_t len) {
     return q == MAP_FAILED ? -errno : 0;
 }
 
+int plat_vm_no_fork(void *p, size_t len) {
+    if (len == 0)
+        return 0;
+    return madvise(p, len, MADV_DONTFORK) ? -errno : 0;
+}
+
 void plat_vm_release(void *p, size_t len) {
     if (p)
         munmap(p, len);

@@ -34,6 +34,11 @@ int plat_vm_protect_read(void *p, size_t len);
 /* Return [p, p+len) to no-access and drop its contents. 0 or -errno. */
 int plat_vm_decommit(void *p, size_t len);
 void plat_vm_release(void *p, size_t len);
+/* Leave [p, p+len) out of the address space of children forked from now on (madvise
+ * MADV_DONTFORK; the mapping keeps the mark until it is replaced, e.g. by plat_vm_decommit):
+ * their pages are then neither copied on write in this process nor mapped in the child, which
+ * must not touch them. 0 or -errno. */
+int plat_vm_no_fork(void *p, size_t len);
 
 /** Read a whole file. @param[out] data malloc'd, caller frees. 0 or -errno. */
 int plat_read_file(const char *path, uint8_t **data, size_t *len);

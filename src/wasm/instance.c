@@ -282,6 +282,8 @@ wasm_memory *wasm_memory_new(wasm_store *s, wasm_limits lim) {
     m->data = data;
     m->reserved = reserve;
     m->max_bytes = cap * WASM_PAGE;
+    /* Only a cost if it fails: the pages are copied on write after a fork, as before. */
+    m->no_fork = wasm__tier && wasm__tier->mem_no_fork && plat_vm_no_fork(data, reserve) == 0;
     m->lim = lim;
     m->size = lim.min * WASM_PAGE;
     return m;
@@ -376,8 +378,8 @@ static int link_imports(wasm_store *s, wasm_instance *inst, const wasm_extern *i
         const wasm_extern *ex = &imports[i];
         if (ex->kind != im->kind || !ex->u.func)
             return wasm__fail(err, ERR_UNLINKABLE, SIZE_MAX,
-                              "incompatible import type: %s.%s must be a %s", im->module,
-                              im->name, kind_name(im->kind));
+                              "incompatible import type: %s.%s must be a %s", im->module, im->name,
+                              kind_name(im->kind));
         switch (im->kind) {
         case WASM_EXTERN_FUNC:
             if (!ftype_eq(ex->u.func->type, &m->types[im->u.typeidx]))
@@ -436,7 +438,8 @@ static int init_state(wasm_store *s, wasm_instance *inst, wasm_error *err) {
         wasm_table *t = inst->tables[e->table];
         uint64_t off = (uint32_t)eval_const(inst, &e->offset);
         if (off + e->n > t->lim.min) {
-            wasm__fail(err, ERR_TRAP, SIZE_MAX, "out of bounds table access (element segment %u)", i);
+            wasm__fail(err, ERR_TRAP, SIZE_MAX, "out of bounds table access (element segment %u)",
+                       i);
             return set_trap(s, WASM_TRAP_TABLE_OOB);
         }
         memcpy(t->elems + off, inst->elem_vals[i], e->n * sizeof(wasm_val));
@@ -473,10 +476,14 @@ int wasm_instance_reset(wasm_instance *inst, wasm_error *err) {
             memset(mem->data, 0, init);
             if (mem->size > init && plat_vm_decommit(mem->data + init, mem->size - init) != 0)
                 return wasm__fail(err, ERR_NOMEM, SIZE_MAX, "cannot reset linear memory");
+            if (mem->no_fork && mem->size > init)
+                (void)plat_vm_no_fork(mem->data + init, mem->size - init);
         } else if (plat_vm_decommit(mem->data, mem->size) != 0 ||
                    plat_vm_commit(mem->data, init) != 0) {
             /* Drop every page (fresh zero pages on next touch), then recommit the initial size. */
             return wasm__fail(err, ERR_NOMEM, SIZE_MAX, "cannot reset linear memory");
+        } else if (mem->no_fork) {
+            (void)plat_vm_no_fork(mem->data, mem->size);
         }
         mem->size = init;
         mem->lim.min = m->mems[0].min;
@@ -534,10 +541,9 @@ int wasm_instance_new(wasm_store *s, const wasm_module *m, const wasm_extern *im
     if (m->nmems > m->nimported_mems) {
         inst->mem = wasm_memory_new(s, m->mems[0]);
         if (!inst->mem)
-            return wasm__fail(err, ERR_LIMIT, SIZE_MAX,
-                              "memory of %llu pages exceeds the limit of %llu bytes",
-                              (unsigned long long)m->mems[0].min,
-                              (unsigned long long)s->cfg.max_memory_bytes);
+            return wasm__fail(
+                err, ERR_LIMIT, SIZE_MAX, "memory of %llu pages exceeds the limit of %llu bytes",
+                (unsigned long long)m->mems[0].min, (unsigned long long)s->cfg.max_memory_bytes);
     }
     for (uint32_t i = m->nimported_globals; i < m->nglobals; i++)
         inst->globals[i] = wasm_global_new(s, m->globals[i].type, m->globals[i].mut, 0);

@@ -131,7 +131,7 @@ struct wasm_module {
     wasm_limits *mems;
 
     uint32_t nglobals, nimported_globals;
-    wasm_globaltype *globals;   /* nglobals, imports first */
+    wasm_globaltype *globals;    /* nglobals, imports first */
     wasm_constexpr *global_init; /* nglobals - nimported_globals */
 
     uint32_t nexports;
@@ -176,8 +176,8 @@ int64_t wasm__rd_s64(wasm_reader *r);
 /* ---- runtime objects ---- */
 
 struct wasm_func {
-    wasm_ftype *type; /* canonical copy owned by the store or the module */
-    wasm_instance *inst; /* NULL for host functions */
+    wasm_ftype *type;      /* canonical copy owned by the store or the module */
+    wasm_instance *inst;   /* NULL for host functions */
     const wasm_code *code; /* NULL for host functions */
     wasm_host_fn host;
     void *host_ud;
@@ -197,6 +197,7 @@ struct wasm_memory {
     wasm_limits lim;    /* pages; lim.min is the current page count */
     size_t reserved;    /* bytes of address space reserved at data (>= max_bytes) */
     uint64_t max_bytes; /* growth cap: lim.max and the store's max_memory_bytes */
+    bool no_fork;       /* left out of forked children (wasm_tier_ops.mem_no_fork) */
 };
 
 struct wasm_global {
@@ -208,14 +209,14 @@ struct wasm_global {
 struct wasm_instance {
     const wasm_module *mod;
     wasm_store *store;
-    wasm_func **funcs;       /* nfuncs */
-    wasm_table **tables;     /* ntables */
-    wasm_memory *mem;        /* memory 0 or NULL */
-    wasm_global **globals;   /* nglobals */
-    wasm_val **elem_vals;    /* nelems evaluated element segments */
-    uint32_t *elem_len;      /* nelems; 0 once dropped */
-    bool *data_dropped;      /* ndatas */
-    uint32_t *type_ids;      /* ntypes: store-wide ids of the module's types */
+    wasm_func **funcs;     /* nfuncs */
+    wasm_table **tables;   /* ntables */
+    wasm_memory *mem;      /* memory 0 or NULL */
+    wasm_global **globals; /* nglobals */
+    wasm_val **elem_vals;  /* nelems evaluated element segments */
+    uint32_t *elem_len;    /* nelems; 0 once dropped */
+    bool *data_dropped;    /* ndatas */
+    uint32_t *type_ids;    /* ntypes: store-wide ids of the module's types */
 };
 
 /* Every store allocation is linked for wasm_store_free. */
@@ -233,10 +234,10 @@ typedef struct wasm_frame {
 struct wasm_store {
     wasm_config cfg;
     wasm_obj *objs;
-    wasm_val *stack, *stack_end;  /* value stack */
-    wasm_frame *frames;           /* call stack, cfg.max_call_depth + 1 entries */
-    uint32_t depth;               /* frames in use */
-    wasm_val *sp;                 /* first free slot for a (re-entrant) wasm_call */
+    wasm_val *stack, *stack_end; /* value stack */
+    wasm_frame *frames;          /* call stack, cfg.max_call_depth + 1 entries */
+    uint32_t depth;              /* frames in use */
+    wasm_val *sp;                /* first free slot for a (re-entrant) wasm_call */
     atomic_int interrupt;
     uint64_t deadline_ns; /* 0: none */
     wasm_trap trap;
@@ -285,13 +286,17 @@ typedef struct wasm_tier_ops {
      * (no access beyond its size), so compiled code may rely on a guard region instead of
      * explicit bounds checks. 0: only what the memory can grow to. */
     uint64_t mem_reserve;
+    /* Linear memories created while this tier is registered are not inherited by forked
+     * children (plat_vm_no_fork): the tier forks compiler processes, which read only modules.
+     * Without it every page the interpreter writes after such a fork is copied once (a page
+     * fault each: +374 of them in a 43 ms interpreted run of primes.wasm 1500000). */
+    bool mem_no_fork;
     /* Optional. Called by the interpreter every time its fuel runs out (about every 2^18 cells
      * of work) with the cell about to run in inst: a loop head after a back edge (back), the
-     * target of a forward branch, or a callee's first cell. Returns 0 to go on interpreting, a wasm_trap, or a negative value
-     * when the tier ran the rest of the activation itself (on-stack replacement at a back
-     * edge): results at fp[0..), s->depth unchanged. */
-    int (*sample)(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool back,
-                  wasm_val *fp);
+     * target of a forward branch, or a callee's first cell. Returns 0 to go on interpreting, a
+     * wasm_trap, or a negative value when the tier ran the rest of the activation itself (on-stack
+     * replacement at a back edge): results at fp[0..), s->depth unchanged. */
+    int (*sample)(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool back, wasm_val *fp);
 } wasm_tier_ops;
 extern const wasm_tier_ops *wasm__tier;
 void wasm__tier_set(const wasm_tier_ops *ops);
