@@ -207,7 +207,8 @@ typedef struct cap_writer_opts {
      * batch is journaled and every journal entry carries its value under a tag keyed from the
      * data root, so a host that deletes the journal or puts back an older copy is detected when
      * the writer resumes (CAP_ERR_ROLLBACK) instead of letting it sign different records at
-     * seqnos a replica may already hold (a fork). Costs one counter increment per batch. */
+     * seqnos a replica may already hold (a fork). Costs one counter increment per batch. The
+     * name is copied: it need not outlive cap_writer_open. */
     tee_enclave *tee;
     const char *journal_counter;
 } cap_writer_opts;

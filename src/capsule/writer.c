@@ -97,6 +97,7 @@ struct cap_writer {
     size_t jrecs;     /* records journaled since offset 0 */
     uint8_t jkey[32]; /* journal entry tags */
     uint64_t jctr;    /* the TEE counter's value (opts.tee) */
+    char jname[TEE_COUNTER_NAME_MAX + 1]; /* opts.journal_counter, copied at open */
 };
 
 static void wire_unref(wire *x) {
@@ -854,10 +855,12 @@ int cap_writer_open(const cap_keys *keys, const cap_writer_opts *o, const uint8_
         }
     }
     if (o->tee) {
-        if (!o->journal || !o->journal_counter) {
+        if (!o->journal || !o->journal_counter || strlen(o->journal_counter) >= sizeof w->jname) {
             rc = ERR_USAGE;
             goto fail;
         }
+        memcpy(w->jname, o->journal_counter, strlen(o->journal_counter) + 1);
+        w->o.journal_counter = w->jname; /* the caller's string need not outlive the open */
         rc = tee_counter_read(o->tee, o->journal_counter, &w->jctr);
         if (rc)
             goto fail;

@@ -43,6 +43,11 @@ void cmd_worker_help(FILE *out) {
             "                    in several, at most every MS ms from the start or the last\n"
             "                    one (default 1800000, or $PSL_BIG_CHECKPOINT_MS), once the\n"
             "                    log since the last checkpoint holds half the state's size\n"
+            "  --journal-counter bind our capsule's journal to the enclave's monotonic counter\n"
+            "                    capsule-journal-N (default: $PSL_JOURNAL_COUNTER=1 turns it\n"
+            "                    on): a restart refuses a deleted or older journal instead of\n"
+            "                    risking a fork; costs one counter increment per batch\n"
+            "                    (docs/capsule.md)\n"
             "  --client-listen EP  serve clients over the attested channel there (ClientInvoke;\n"
             "                    docs/client.md): any client identity may invoke (as on the\n"
             "                    gateway's /function/ path) unless --client-keys lists them.\n"
@@ -78,7 +83,12 @@ int cmd_worker(int argc, char **argv) {
     worker_opts o = {0};
     char dir[512];
     const char *tier = NULL, *ckpt = getenv("PSL_CHECKPOINT_EVERY");
-    const char *big = getenv("PSL_BIG_CHECKPOINT_MS");
+    const char *big = getenv("PSL_BIG_CHECKPOINT_MS"), *jc = getenv("PSL_JOURNAL_COUNTER");
+    if (jc && *jc && strcmp(jc, "0") != 0 && strcmp(jc, "1") != 0) {
+        cli_err("worker: PSL_JOURNAL_COUNTER must be 0 or 1, not '%s'", jc);
+        return EXIT_USAGE;
+    }
+    o.journal_counter = jc && strcmp(jc, "1") == 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -87,6 +97,10 @@ int cmd_worker(int argc, char **argv) {
         }
         if (!strcmp(a, "--no-sandbox")) {
             o.no_sandbox = true;
+            continue;
+        }
+        if (!strcmp(a, "--journal-counter")) {
+            o.journal_counter = true;
             continue;
         }
         if (!(v = arg_value(argc, argv, &i)))

@@ -682,7 +682,7 @@ int tee_unseal(tee_enclave *t, const char *label, const uint8_t *in, size_t inle
 
 static int counter_path(tee_enclave *t, const char *name, char *path, size_t n) {
     size_t l = strlen(name);
-    if (l == 0 || l > 64)
+    if (l == 0 || l > TEE_COUNTER_NAME_MAX)
         return ERR_USAGE;
     for (size_t i = 0; i < l; i++) {
         char c = name[i];

@@ -148,7 +148,11 @@ int tee_seal(tee_enclave *t, const char *label, const void *pt, size_t len, uint
  *         platform, under another label, or altered). */
 int tee_unseal(tee_enclave *t, const char *label, const uint8_t *in, size_t inlen, uint8_t **out,
                size_t *outlen) WARN_UNUSED;
-/** Monotonic counter @p name ([A-Za-z0-9._-], up to 64 chars). Missing counters read as 0.
+
+#define TEE_COUNTER_NAME_MAX 64u /* bytes of a counter name */
+
+/** Monotonic counter @p name ([A-Za-z0-9._-], up to TEE_COUNTER_NAME_MAX chars, not starting
+ * with '.'). Missing counters read as 0.
  * @return 0, ERR_USAGE (bad name), ERR_CORRUPT (counter file altered), ERR_IO. */
 int tee_counter_read(tee_enclave *t, const char *name, uint64_t *value) WARN_UNUSED;
 /** Increment durably (fsync + rename) and return the new value. */

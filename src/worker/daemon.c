@@ -1203,6 +1203,7 @@ int worker_run(const worker_opts *o) {
                             .zctx = w.zctx,
                             .kv = w.kv,
                             .name = w.name,
+                            .tee = o->journal_counter ? t : NULL,
                             .checkpoint_every = o->checkpoint_every,
                             .big_checkpoint_ms = o->big_checkpoint_ms};
             rc = repl_open(&ro, &w.rp, why, sizeof why);

@@ -411,14 +411,18 @@ int repl_open(const repl_opts *o, repl **out, char *why, size_t whylen) {
 
     /* Our own capsule: resume it when its id is on disk, else create it. */
     mkdir(o->dir, 0700);
-    char idpath[1024], jpath[1024], cname[64];
+    char idpath[1024], jpath[1024], cname[64], ctr[64];
     snprintf(idpath, sizeof idpath, "%s/capsule.id", o->dir);
     snprintf(jpath, sizeof jpath, "%s/capsule.journal", o->dir);
     snprintf(cname, sizeof cname, NAME_PREFIX "%llu", (unsigned long long)o->writer);
+    /* Workers of one cluster may share an enclave home: one counter per writer id. */
+    snprintf(ctr, sizeof ctr, "capsule-journal-%llu", (unsigned long long)o->writer);
     cap_writer_opts wo = {.replicas = (const char *const *)r->eps,
                           .nreplicas = r->neps,
                           .name = cname,
                           .journal = jpath,
+                          .tee = o->tee,
+                          .journal_counter = o->tee ? ctr : NULL,
                           .on_durable = publish,
                           .on_durable_ud = r};
     FILE *fp = fopen(idpath, "r");

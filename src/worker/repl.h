@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "kvs/kvs.h"
+#include "tee/tee.h"
 
 typedef struct repl_opts {
     uint64_t writer;          /* this worker's id */
@@ -42,6 +43,8 @@ typedef struct repl_opts {
     void *zctx;
     kvs *kv;
     const char *name;           /* for log lines */
+    tee_enclave *tee;           /* binds the capsule journal to the TEE monotonic counter
+                                 * "capsule-journal-WRITER" (docs/capsule.md); NULL: unbound */
     uint64_t checkpoint_every;  /* write a checkpoint every N own records; 0 = never */
     uint64_t big_checkpoint_ms; /* a checkpoint larger than one record (written as several) at
                                  * most this often, and only once the records appended since the

@@ -829,18 +829,21 @@ static void t_journal_counter(void **st) {
     tee_opts to = {.home = s[1].dir, .quiet = true};
     tee_enclave *tee;
     assert_int_equal(tee_open(&to, &tee), 0);
+    char cname[TEE_COUNTER_NAME_MAX + 1] = "capsule-journal";
     cap_writer_opts wo = {.replicas = eps,
                           .nreplicas = 3,
                           .name = "jc",
                           .journal = jpath,
                           .tee = tee,
-                          .journal_counter = "capsule-journal"};
+                          .journal_counter = cname};
     cap_writer *w;
     uint8_t id[32];
     uint64_t seq;
     assert_int_equal(cap_writer_open(&K, &wo, NULL, &w, id), 0);
+    memset(cname, 'x', sizeof cname - 1); /* the writer keeps its own copy of the name */
     assert_int_equal(cap_append(w, "a", 1, &seq), 0);
     assert_int_equal(cap_writer_close(w), 0);
+    snprintf(cname, sizeof cname, "capsule-journal");
     uint64_t v1;
     assert_int_equal(tee_counter_read(tee, "capsule-journal", &v1), 0);
     assert_int_equal(v1, 2); /* record 0, then one batch */
