@@ -70,6 +70,19 @@ if [ "$rc" -eq 0 ]; then
     n=$(grep -c ',2000,0,' "$T/c.csv" 2>/dev/null || echo 0)
     [ "$n" -eq 4 ] || { echo "FAIL: CSV has $n rows of 2000 reads (want 4)"; cat "$T/c.csv"; st=1; }
 fi
+# CPU per operation, measured over the run's window: this process (client) and the server side
+# (redis-server; psl's workers, with its storage replicas apart), under each row and in the CSV.
+"$PSL" bench ycsb --quiet --fn "$FN" --records 500 --workload a --threads 2 --warmup 0.2 \
+    --duration 1.5 --target redis,psl-client --csv "$T/cpu.csv" >"$T/out" 2>"$T/err"
+rc=$?
+cat "$T/out"
+judge "cpu accounting run"
+n=$(grep -c 'cpu us/op: client [0-9.]* server [0-9.]*' "$T/out")
+grep -q 'cpu us/op: client [0-9.]* server [0-9.]* replicas [0-9.]*' "$T/out" && [ "$n" -eq 2 ] ||
+    { echo "FAIL: want a cpu us/op line with client and server for both targets (replicas for psl)"; st=1; }
+bad=$(awk -F, 'NR > 1 && $7 == "ALL" && !($19 > 0 && $20 > 0)' "$T/cpu.csv")
+[ -z "$bad" ] && [ "$(grep -c ',ALL,' "$T/cpu.csv")" -eq 2 ] ||
+    { echo "FAIL: CSV rows without client and server CPU:"; cat "$T/cpu.csv"; st=1; }
 # The tier reaches the workers: a jit cluster compiles the deployed functions (the workers log it).
 if [ -n "$JIT" ]; then
     "$PSL" bench ycsb --check --fn "$FN" --records 200 --workload c --threads 1 --ops 100 \

@@ -108,6 +108,15 @@ int cli_gnuplot(const char *script, const char *data, const char *png, const cha
 unsigned cli_free_port(void);
 /* The gateway URL of the cluster in DIR (from DIR/cluster.json), malloc'd, or NULL. */
 char *cli_cluster_gateway(const char *dir);
+/* One process of a cluster that psl up started: its role ("coordinator", "worker-1",
+ * "storage-0", "forwarder", ...) and pid, as DIR/cluster.json lists them. */
+typedef struct cli_proc {
+    char role[32];
+    int pid;
+} cli_proc;
+/* Fill @p ps with up to @p max processes of the cluster in DIR. Returns how many, or -1 when
+ * DIR/cluster.json is missing or unreadable. */
+int cli_cluster_procs(const char *dir, cli_proc *ps, int max);
 /* A growing byte buffer, kept NUL-terminated, that libcurl fills: CURLOPT_WRITEFUNCTION
  * cli_buf_write with CURLOPT_WRITEDATA a cli_buf (zeroed to start). p is malloc'd (NULL while
  * nothing arrived); the caller frees it. */

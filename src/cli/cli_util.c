@@ -36,6 +36,34 @@ int cli_run_wait(char *const argv[], bool quiet) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
+int cli_cluster_procs(const char *dir, cli_proc *ps, int max) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/cluster.json", dir);
+    uint8_t *b;
+    size_t len;
+    if (plat_read_file(path, &b, &len) != 0)
+        return -1;
+    cJSON *j = cJSON_ParseWithLength((const char *)b, len);
+    free(b);
+    if (!j)
+        return -1;
+    int n = 0;
+    const cJSON *p;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(j, "processes")) {
+        if (n >= max)
+            break;
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(p, "role");
+        const cJSON *pid = cJSON_GetObjectItemCaseSensitive(p, "pid");
+        if (!cJSON_IsString(r) || !cJSON_IsNumber(pid))
+            continue;
+        snprintf(ps[n].role, sizeof ps[n].role, "%s", r->valuestring);
+        ps[n].pid = (int)pid->valuedouble;
+        n++;
+    }
+    cJSON_Delete(j);
+    return n;
+}
+
 char *cli_cluster_gateway(const char *dir) {
     char path[4200];
     snprintf(path, sizeof path, "%s/cluster.json", dir);

@@ -1089,24 +1089,14 @@ int cmd_up(int argc, char **argv) {
 }
 
 static int load_procs(const char *dir, proc *ps, int max) {
-    cJSON *j = read_cluster(dir);
-    if (!j)
-        return -1;
-    int n = 0;
-    const cJSON *p;
-    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(j, "processes")) {
-        if (n >= max)
-            break;
-        const cJSON *r = cJSON_GetObjectItemCaseSensitive(p, "role");
-        const cJSON *pid = cJSON_GetObjectItemCaseSensitive(p, "pid");
-        if (!cJSON_IsString(r) || !cJSON_IsNumber(pid))
-            continue;
-        snprintf(ps[n].role, sizeof ps[n].role, "%s", r->valuestring);
-        ps[n].pid = (pid_t)pid->valuedouble;
-        ps[n].log[0] = 0;
-        n++;
+    cli_proc cp[MAX_PROCS];
+    int n = cli_cluster_procs(dir, cp, max < MAX_PROCS ? max : MAX_PROCS);
+    for (int i = 0; i < n; i++) {
+        _Static_assert(sizeof ps[i].role == sizeof cp[i].role, "role buffers differ");
+        memcpy(ps[i].role, cp[i].role, sizeof ps[i].role);
+        ps[i].pid = (pid_t)cp[i].pid;
+        ps[i].log[0] = 0;
     }
-    cJSON_Delete(j);
     return n;
 }
 

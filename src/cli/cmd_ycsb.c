@@ -97,6 +97,11 @@ typedef struct env {
     char zmq_ep[64];
 } env;
 
+/* Where the CPU goes, per operation of the measured window (microseconds of user + system time
+ * of each kind of process; < 0 when that kind could not be read). */
+enum { CPU_CLIENT, CPU_SERVER, CPU_REPLICAS, CPU_OTHER, CPU_KINDS };
+static const char *const cpu_kind_name[CPU_KINDS] = {"client", "server", "replicas", "other"};
+
 typedef struct result {
     const target *t;
     char workload;
@@ -104,6 +109,7 @@ typedef struct result {
     uint32_t threads;
     double secs, tput;
     ycsb_stats *st;
+    double cpu_us[CPU_KINDS];
 } result;
 
 static atomic_ullong g_progress;
@@ -997,6 +1003,97 @@ static int load(env *e, const yopts *o, const target *t) {
     return rc;
 }
 
+/* ---------- CPU accounting ---------- */
+
+/* CPU seconds (user + system, all threads) process @p pid has used so far; -1 if unreadable. */
+static double proc_cpu_s(pid_t pid) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
+    unsigned long long ut, st;
+    /* after ") ": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime
+     * stime (fields 3 to 15 of proc(5)) */
+    if (!p ||
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* The processes a target runs on, by kind: this process is the client; the server is psl's
+ * workers (with the replicas and the coordinator, forwarder and gateway apart), or the
+ * redis-server or ZeroMQ echo process this run started. */
+typedef struct cpu_set {
+    pid_t pid[64];
+    int kind[64];
+    int n;
+} cpu_set;
+
+static void cpu_set_add(cpu_set *c, pid_t pid, int kind) {
+    if (pid > 0 && c->n < (int)(sizeof c->pid / sizeof c->pid[0])) {
+        c->pid[c->n] = pid;
+        c->kind[c->n++] = kind;
+    }
+}
+
+static void cpu_set_for(const env *e, const target *t, cpu_set *c) {
+    c->n = 0;
+    cpu_set_add(c, getpid(), CPU_CLIENT);
+    if (t->kind == T_REDIS) {
+        cpu_set_add(c, e->redis_pid, CPU_SERVER);
+        return;
+    }
+    if (t->kind == T_ZMQ) {
+        cpu_set_add(c, e->zmq_pid, CPU_SERVER);
+        return;
+    }
+    cli_proc ps[64];
+    int n = e->dir ? cli_cluster_procs(e->dir, ps, 64) : -1;
+    for (int i = 0; i < n; i++)
+        cpu_set_add(c, (pid_t)ps[i].pid,
+                    strncmp(ps[i].role, "worker", 6) == 0    ? CPU_SERVER
+                    : strncmp(ps[i].role, "storage", 7) == 0 ? CPU_REPLICAS
+                                                             : CPU_OTHER);
+}
+
+/* CPU seconds by kind (-1: no process of that kind could be read). */
+static void cpu_sample(const cpu_set *c, double s[CPU_KINDS]) {
+    for (int k = 0; k < CPU_KINDS; k++)
+        s[k] = -1;
+    for (int i = 0; i < c->n; i++) {
+        double v = proc_cpu_s(c->pid[i]);
+        if (v >= 0)
+            s[c->kind[i]] = (s[c->kind[i]] < 0 ? 0 : s[c->kind[i]]) + v;
+    }
+}
+
+/* Takes the first sample when the warm-up ends (the measured window starts). */
+typedef struct cpu_window {
+    const cpu_set *set;
+    double t_start; /* when to sample (now_s clock) */
+    double at;      /* when it sampled */
+    double s[CPU_KINDS];
+    atomic_bool cancel;
+} cpu_window;
+
+static void *cpu_window_main(void *arg) {
+    cpu_window *cw = arg;
+    while (!atomic_load(&cw->cancel) && now_s() < cw->t_start) {
+        double left = cw->t_start - now_s();
+        struct timespec ts = {0, (long)((left < 0.05 ? left : 0.05) * 1e9)};
+        if (left > 0)
+            nanosleep(&ts, NULL);
+    }
+    cw->at = now_s();
+    cpu_sample(cw->set, cw->s);
+    return NULL;
+}
+
 static int run_once(env *e, const yopts *o, const target *t, const ycsb_workload *w,
                     uint32_t nthreads, result *res) {
     job *jobs = xcalloc(nthreads, sizeof *jobs);
@@ -1018,8 +1115,21 @@ static int run_once(env *e, const yopts *o, const target *t, const ycsb_workload
     char what[96];
     snprintf(what, sizeof what, "%s %c/%s x%u", t->label, w->name, ycsb_dist_name(w->dist),
              nthreads);
+    cpu_set cs;
+    cpu_set_for(e, t, &cs);
+    cpu_window cw = {.set = &cs, .t_start = start + o->warmup};
+    atomic_init(&cw.cancel, false);
+    pthread_t cth;
+    bool cth_ok = pthread_create(&cth, NULL, cpu_window_main, &cw) == 0;
     int rc =
         run_jobs(jobs, nthreads, fn ? fn_thread : client_thread, what, o->warmup + o->duration);
+    double cpu_end[CPU_KINDS];
+    cpu_sample(&cs, cpu_end);
+    double cpu_at = now_s();
+    if (cth_ok) {
+        atomic_store(&cw.cancel, true);
+        pthread_join(cth, NULL);
+    }
     res->t = t;
     res->workload = w->name;
     res->dist = w->dist;
@@ -1052,6 +1162,14 @@ static int run_once(env *e, const yopts *o, const target *t, const ycsb_workload
         total += res->st->ops[op];
     res->secs = secs;
     res->tput = secs > 0 ? (double)total / secs : 0;
+    /* CPU per operation: what each kind used between the two samples over the operations the
+     * throughput says ran in that time (the samples bracket the measured window to within the
+     * threads' stop). */
+    double span = cpu_at - cw.at;
+    for (int k = 0; k < CPU_KINDS; k++)
+        res->cpu_us[k] = cth_ok && span > 0.5 && res->tput > 0 && cw.s[k] >= 0 && cpu_end[k] >= 0
+                             ? (cpu_end[k] - cw.s[k]) * 1e6 / (res->tput * span)
+                             : -1;
     free(jobs);
     free(st);
     return rc;
@@ -1089,6 +1207,18 @@ static void print_result(const result *r) {
                "not yet visible\n",
                "", (unsigned long long)r->st->notfound, (unsigned long long)r->st->bad,
                (unsigned long long)r->st->stale);
+    double tot = 0;
+    bool any = false;
+    for (int k = 0; k < CPU_KINDS; k++)
+        if (r->cpu_us[k] >= 0)
+            tot += r->cpu_us[k], any = true;
+    if (any) {
+        printf("%-18s   cpu us/op:", "");
+        for (int k = 0; k < CPU_KINDS; k++)
+            if (r->cpu_us[k] >= 0)
+                printf(" %s %.1f", cpu_kind_name[k], r->cpu_us[k]);
+        printf(" (total %.1f, %.2f cores)\n", tot, tot * r->tput / 1e6);
+    }
     fflush(stdout);
 }
 
@@ -1099,7 +1229,8 @@ static int write_csv(const char *path, const result *rs, int n) {
         return EXIT_IO;
     }
     fprintf(f, "target,workload,distribution,threads,seconds,ops_per_s,op,count,errors,avg_us,"
-               "p50_us,p95_us,p99_us,p999_us,max_us,notfound,bad,stale\n");
+               "p50_us,p95_us,p99_us,p999_us,max_us,notfound,bad,stale,cpu_client_us,"
+               "cpu_server_us,cpu_replicas_us,cpu_other_us\n");
     for (int i = 0; i < n; i++) {
         const result *r = &rs[i];
         ycsb_hist all;
@@ -1118,7 +1249,7 @@ static int write_csv(const char *path, const result *rs, int n) {
                 continue;
             fprintf(f,
                     "%s,%c,%s,%u,%.3f,%.1f,%s,%llu,%llu,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%llu,%llu,"
-                    "%llu\n",
+                    "%llu",
                     r->t->label, r->workload, ycsb_dist_name(r->dist), r->threads, r->secs, r->tput,
                     op < YCSB_NOPS ? ycsb_op_name((ycsb_op)op) : "ALL", (unsigned long long)cnt,
                     (unsigned long long)errs, h->n ? (double)h->sum_ns / (double)h->n / 1e3 : 0,
@@ -1128,6 +1259,12 @@ static int write_csv(const char *path, const result *rs, int n) {
                     (double)ycsb_hist_quantile(h, 0.999) / 1e3, (double)h->max_ns / 1e3,
                     (unsigned long long)r->st->notfound, (unsigned long long)r->st->bad,
                     (unsigned long long)r->st->stale);
+            for (int k = 0; k < CPU_KINDS; k++) /* empty: not measured */
+                if (r->cpu_us[k] >= 0)
+                    fprintf(f, ",%.2f", r->cpu_us[k]);
+                else
+                    fputs(",", f);
+            fputc('\n', f);
         }
     }
     int rc = fclose(f) == 0 ? 0 : EXIT_IO;
@@ -1236,7 +1373,12 @@ static void ycsb_help(FILE *out) {
         "  redis: redis-server is started on a free loopback port without persistence\n"
         "  unless --redis-port names a running one.\n"
         "  --check: exit 1 unless every operation succeeded, every read returned the record\n"
-        "  of its key and the counts add up.\n");
+        "  of its key and the counts add up.\n"
+        "  Under each row, and in the CSV: CPU microseconds per operation of the client (this\n"
+        "  process), the server (redis-server, the zmq echo process, or psl's workers), psl's\n"
+        "  storage replicas and its other processes (coordinator, forwarder, gateway), from\n"
+        "  /proc over the measured window (not shown for windows under 0.5 s, nor for a\n"
+        "  server this run did not start and cannot find: --redis-port).\n");
 }
 
 static int parse_list_u32(char *s, uint32_t *out, int max) {
