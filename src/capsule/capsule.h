@@ -49,6 +49,7 @@
 #define CAP_ERR_QUORUM (ERR_BASE - 204)    /* fewer than f+1 replicas answered in time */
 #define CAP_ERR_GAP (ERR_BASE - 205)       /* replica: the append does not follow its head */
 #define CAP_ERR_CONFLICT (ERR_BASE - 206)  /* replica: a different record is stored at a seqno */
+#define CAP_ERR_TRIMMED (ERR_BASE - 207)   /* the writer had records before this one dropped */
 
 /** err_str() extended with the CAP_ERR_* codes. Never NULL. */
 const char *cap_strerror(int err);
@@ -66,6 +67,7 @@ const char *cap_strerror(int err);
 #define CAP_HDR_BYTES 88u
 #define CAP_AEAD_OVERHEAD 40u /* 24-byte nonce + 16-byte tag (XChaCha20-Poly1305) */
 #define CAP_HEAD_BYTES 136u   /* id 32 || seqno 8 || hash 32 || sig 64 */
+#define CAP_TRIM_BYTES 104u   /* id 32 || below 8 || sig 64 */
 #define CAP_META_FIXED 72u
 #define CAP_NAME_MAX 128u
 #define CAP_PAYLOAD_MAX (4u << 20) /* largest payload of one record */
@@ -112,6 +114,22 @@ void cap_head_encode(const cap_head *h, uint8_t out[CAP_HEAD_BYTES]);
 int cap_head_decode(const uint8_t *in, size_t len, cap_head *h) WARN_UNUSED;
 /** Check the head's signature with the writer key. @return 0 or ERR_AUTH. */
 int cap_head_verify(const cap_head *h, const uint8_t writer_pk[32]) WARN_UNUSED;
+/* A trim statement: the writer's signature over ("psl-capsule-trim-v1", capsule id, below),
+ * permission for replicas to drop records 1 .. below-1 (record 0 stays). Records from below on
+ * are still authenticated by the signed heads after them; a reader that finds the records it
+ * asks for dropped is shown the statement and starts verifying at below (docs/capsule.md). */
+typedef struct cap_trim {
+    uint8_t capsule[CAP_ID_BYTES];
+    uint64_t below;
+    uint8_t sig[64];
+} cap_trim;
+
+void cap_trim_sign(cap_trim *t, const uint8_t sign_sk[64]);
+/** @return 0 or ERR_AUTH (bad signature, or below < 2: a trim that drops nothing). */
+int cap_trim_verify(const cap_trim *t, const uint8_t writer_pk[32]) WARN_UNUSED;
+void cap_trim_encode(const cap_trim *t, uint8_t out[CAP_TRIM_BYTES]);
+/** @return 0 or ERR_MALFORMED (bad length). */
+int cap_trim_decode(const uint8_t *in, size_t len, cap_trim *t) WARN_UNUSED;
 /** Parse record 0: checks the header (seqno 0, zero prev, kind META) and that the capsule id is
  * the hash of the metadata body. @return 0, ERR_MALFORMED or ERR_AUTH (id mismatch). */
 int cap_meta_parse(const uint8_t *rec, size_t len, cap_meta *m,
@@ -183,6 +201,12 @@ size_t cap_client_count(const cap_client *c);
 const char *cap_client_endpoint(const cap_client *c, size_t i);
 /** List the capsule ids one replica holds. @param[out] ids malloc'd n*32 bytes. */
 int cap_client_list(cap_client *c, size_t replica, uint8_t **ids, size_t *n) WARN_UNUSED;
+/** Send trim statement @p t (cap_writer_trim_statement) to one replica, which stores it and drops
+ * records 1 .. t->below-1 in the background. @return 0; ERR_AUTH (does not verify with the
+ * writer key), CAP_ERR_GAP (past the replica's head: it keeps everything for now), ERR_NOTFOUND,
+ * or a transport error; @p why (may be NULL) gets the replica's reason. */
+int cap_client_trim(cap_client *c, size_t replica, const cap_trim *t, char *why,
+                    size_t whylen) WARN_UNUSED;
 
 /* ---- writer -------------------------------------------------------------------------------- */
 typedef struct cap_writer cap_writer;
@@ -241,6 +265,12 @@ int cap_checkpoint_parts(cap_writer *w, const void *const *parts, const size_t *
                          bool wait, uint64_t *seq) WARN_UNUSED;
 /** Latest durable head (signed). */
 void cap_writer_head(cap_writer *w, cap_head *h);
+/** Sign a trim statement letting the replicas drop records 1 .. @p below - 1 (send it with
+ * cap_client_trim). Call it only when every reader can start at or after @p below: typically
+ * @p below is the first record of a checkpoint run (readers that replay from a checkpoint never
+ * look further back), and readers that had not caught up to it must sync again from there.
+ * @return 0, or ERR_USAGE when @p below is under 2 or past the durable head. */
+int cap_writer_trim_statement(cap_writer *w, uint64_t below, cap_trim *t) WARN_UNUSED;
 typedef struct cap_writer_stats {
     uint64_t batches, records, bytes, resends;
 } cap_writer_stats;

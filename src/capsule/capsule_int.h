@@ -6,7 +6,11 @@
 #include "proto/capsule.pb-c.h"
 
 /* Deliberately ignore a result (gcc does not accept a (void) cast for warn_unused_result). */
-#define CAP_IGNORE(x) do { if (x) {} } while (0)
+#define CAP_IGNORE(x)                                                                              \
+    do {                                                                                           \
+        if (x) {                                                                                   \
+        }                                                                                          \
+    } while (0)
 
 #define CAP_MAX_MSG (64u << 20) /* largest protocol message either side accepts */
 
@@ -26,11 +30,13 @@ int cap__recv(cap_client *c, size_t i, int timeout_ms, Psl__CapReply **rep) WARN
 /** Send and wait for the reply with the same id (stale replies are dropped). */
 int cap__call(cap_client *c, size_t i, Psl__CapRequest *req, Psl__CapReply **rep) WARN_UNUSED;
 /** Ask replica @p i for its head of @p id: 0 (head set), ERR_NOTFOUND, or an error. */
-int cap__get_head(cap_client *c, size_t i, const uint8_t id[CAP_ID_BYTES], cap_head *h)
-    WARN_UNUSED;
+int cap__get_head(cap_client *c, size_t i, const uint8_t id[CAP_ID_BYTES], cap_head *h) WARN_UNUSED;
 /** Read records [first, first+count) from replica @p i. */
 int cap__read(cap_client *c, size_t i, const uint8_t id[CAP_ID_BYTES], uint64_t first,
               uint64_t count, Psl__CapReply **rep) WARN_UNUSED;
+/** The same, but the reply is returned whatever its status (0 = a reply arrived). */
+int cap__read_reply(cap_client *c, size_t i, const uint8_t id[CAP_ID_BYTES], uint64_t first,
+                    uint64_t count, Psl__CapReply **rep) WARN_UNUSED;
 /** Send a scrub hint (no reply awaited beyond the timeout). */
 void cap__scrub_hint(cap_client *c, size_t i, const uint8_t id[CAP_ID_BYTES]);
 /** Fetch and check record 0 from any replica. */

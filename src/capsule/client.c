@@ -145,15 +145,7 @@ int cap__get_head(cap_client *c, size_t i, const uint8_t id[CAP_ID_BYTES], cap_h
 
 int cap__read(cap_client *c, size_t i, const uint8_t id[CAP_ID_BYTES], uint64_t first,
               uint64_t count, Psl__CapReply **rep) {
-    Psl__CapRead r = PSL__CAP_READ__INIT;
-    r.capsule.data = (uint8_t *)id;
-    r.capsule.len = CAP_ID_BYTES;
-    r.first = first;
-    r.count = count;
-    Psl__CapRequest req = PSL__CAP_REQUEST__INIT;
-    req.body_case = PSL__CAP_REQUEST__BODY_READ;
-    req.read = &r;
-    int rc = cap__call(c, i, &req, rep);
+    int rc = cap__read_reply(c, i, id, first, count, rep);
     if (rc)
         return rc;
     if ((*rep)->status != 0) {
@@ -162,6 +154,39 @@ int cap__read(cap_client *c, size_t i, const uint8_t id[CAP_ID_BYTES], uint64_t 
         *rep = NULL;
     }
     return rc;
+}
+
+int cap_client_trim(cap_client *c, size_t replica, const cap_trim *t, char *why, size_t whylen) {
+    uint8_t enc[CAP_TRIM_BYTES];
+    cap_trim_encode(t, enc);
+    Psl__CapTrim tr = PSL__CAP_TRIM__INIT;
+    tr.trim.data = enc;
+    tr.trim.len = sizeof enc;
+    Psl__CapRequest req = PSL__CAP_REQUEST__INIT;
+    req.body_case = PSL__CAP_REQUEST__BODY_TRIM;
+    req.trim = &tr;
+    Psl__CapReply *rep = NULL;
+    int rc = cap__call(c, replica, &req, &rep);
+    if (rc)
+        return rc;
+    rc = rep->status;
+    if (why && whylen)
+        snprintf(why, whylen, "%s", rep->error && rep->error[0] ? rep->error : cap_strerror(rc));
+    psl__cap_reply__free_unpacked(rep, NULL);
+    return rc;
+}
+
+int cap__read_reply(cap_client *c, size_t i, const uint8_t id[CAP_ID_BYTES], uint64_t first,
+                    uint64_t count, Psl__CapReply **rep) {
+    Psl__CapRead r = PSL__CAP_READ__INIT;
+    r.capsule.data = (uint8_t *)id;
+    r.capsule.len = CAP_ID_BYTES;
+    r.first = first;
+    r.count = count;
+    Psl__CapRequest req = PSL__CAP_REQUEST__INIT;
+    req.body_case = PSL__CAP_REQUEST__BODY_READ;
+    req.read = &r;
+    return cap__call(c, i, &req, rep);
 }
 
 void cap__scrub_hint(cap_client *c, size_t i, const uint8_t id[CAP_ID_BYTES]) {

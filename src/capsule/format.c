@@ -15,6 +15,7 @@
 
 static const char HEAD_LABEL[] = "psl-capsule-head-v1";
 static const char ID_LABEL[] = "psl-capsule-id-v1";
+static const char TRIM_LABEL[] = "psl-capsule-trim-v1";
 
 const char *cap_strerror(int err) {
     switch (err) {
@@ -25,6 +26,7 @@ const char *cap_strerror(int err) {
     case CAP_ERR_QUORUM: return "not enough replicas answered";
     case CAP_ERR_GAP: return "append does not follow the replica's head";
     case CAP_ERR_CONFLICT: return "a different record is stored at this seqno";
+    case CAP_ERR_TRIMMED: return "records dropped by the writer's trim";
     default: return err_str(err);
     }
 }
@@ -153,6 +155,41 @@ void cap_head_sign(cap_head *h, const uint8_t sign_sk[64]) {
     uint8_t msg[sizeof HEAD_LABEL - 1 + 72];
     head_msg(h, msg);
     cr_sign(h->sig, msg, sizeof msg, sign_sk);
+}
+
+static void trim_msg(const cap_trim *t, uint8_t *msg) {
+    memcpy(msg, TRIM_LABEL, sizeof TRIM_LABEL - 1);
+    memcpy(msg + sizeof TRIM_LABEL - 1, t->capsule, CAP_ID_BYTES);
+    put64(msg + sizeof TRIM_LABEL - 1 + CAP_ID_BYTES, t->below);
+}
+
+void cap_trim_sign(cap_trim *t, const uint8_t sign_sk[64]) {
+    uint8_t msg[sizeof TRIM_LABEL - 1 + CAP_ID_BYTES + 8];
+    trim_msg(t, msg);
+    cr_sign(t->sig, msg, sizeof msg, sign_sk);
+}
+
+int cap_trim_verify(const cap_trim *t, const uint8_t writer_pk[32]) {
+    if (t->below < 2)
+        return ERR_AUTH;
+    uint8_t msg[sizeof TRIM_LABEL - 1 + CAP_ID_BYTES + 8];
+    trim_msg(t, msg);
+    return cr_sign_verify(t->sig, msg, sizeof msg, writer_pk);
+}
+
+void cap_trim_encode(const cap_trim *t, uint8_t out[CAP_TRIM_BYTES]) {
+    memcpy(out, t->capsule, CAP_ID_BYTES);
+    put64(out + CAP_ID_BYTES, t->below);
+    memcpy(out + CAP_ID_BYTES + 8, t->sig, 64);
+}
+
+int cap_trim_decode(const uint8_t *in, size_t len, cap_trim *t) {
+    if (len != CAP_TRIM_BYTES)
+        return ERR_MALFORMED;
+    memcpy(t->capsule, in, CAP_ID_BYTES);
+    t->below = get64(in + CAP_ID_BYTES);
+    memcpy(t->sig, in + CAP_ID_BYTES + 8, 64);
+    return 0;
 }
 
 static void capsule_id(const uint8_t *body, size_t len, uint8_t id[CAP_ID_BYTES]) {

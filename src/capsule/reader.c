@@ -23,6 +23,7 @@ struct cap_reader {
     uint64_t nverified;                /* records base..nverified-1 (and 0) are verified */
     uint64_t base;                     /* first verified data record (a checkpoint), 0 = all */
     bool from_ckpt;                    /* the first sync may start at the newest checkpoint */
+    uint64_t trim_below;               /* a verified trim statement's point (0: none seen) */
     size_t hcap;
     cap_head head;
     uint64_t head_hlc;
@@ -198,7 +199,25 @@ static int fetch_range(cap_reader *r, uint64_t lo, uint64_t cnt, tmp_rec *tmp, c
         size_t i = (r->pref + tries) % n;
         Psl__CapReply *rep = NULL;
         uint64_t before = got;
-        if (cap__read(r->c, i, r->id, lo + got, cnt - got, &rep) == 0) {
+        if (cap__read_reply(r->c, i, r->id, lo + got, cnt - got, &rep) == 0 &&
+            rep->status == CAP_ERR_TRIMMED) {
+            /* The writer let the replicas drop these records: believe it only when it signed so
+             * (a replica that merely lost them is a truncation, reported below). */
+            cap_trim tr;
+            bool ok = cap_trim_decode(rep->trim.data, rep->trim.len, &tr) == 0 &&
+                      memcmp(tr.capsule, r->id, CAP_ID_BYTES) == 0 &&
+                      cap_trim_verify(&tr, r->meta.writer_pk) == 0;
+            psl__cap_reply__free_unpacked(rep, NULL);
+            rep = NULL;
+            if (ok && tr.below > r->trim_below)
+                r->trim_below = tr.below;
+            if (ok && lo + got < tr.below)
+                return CAP_ERR_TRIMMED;
+        } else if (rep && rep->status != 0) {
+            psl__cap_reply__free_unpacked(rep, NULL);
+            rep = NULL;
+        }
+        if (rep) {
             for (size_t k = 0; k < rep->n_records && got < cnt; k++) {
                 cap_hdr h;
                 const uint8_t *rec = rep->records[k].data;
@@ -260,10 +279,11 @@ static int walk_one(cap_reader *r, tmp_rec *t, uint64_t seq, uint8_t expect[CAP_
     return 0;
 }
 
-/* First sync of a checkpoint reader: walk back from the signed head @p H in chunks until a
- * checkpoint record (or record 1), verifying every record on the way. The records at and after
- * it become the verified range; nothing before the checkpoint is fetched. */
-static int sync_tail(cap_reader *r, const cap_head *H) {
+/* First sync of a checkpoint reader (@p at_ckpt), or of any reader of a trimmed capsule: walk
+ * back from the signed head @p H in chunks until a checkpoint record (at_ckpt only), the first
+ * record the writer's trim kept, or record 1, verifying every record on the way. The records at
+ * and after where it stopped become the verified range; nothing before is fetched. */
+static int sync_tail(cap_reader *r, const cap_head *H, bool at_ckpt) {
     enum { CHUNK = 4096 };
     uint64_t hi = H->seqno, base = 1;
     uint8_t expect[CAP_HASH_BYTES];
@@ -273,11 +293,14 @@ static int sync_tail(cap_reader *r, const cap_head *H) {
     size_t nrev = 0, caprev = 0;
     int rc = 0;
     bool found = false, done = false;
-    while (hi >= 1 && !done) {
+    while (hi >= (r->trim_below > 1 ? r->trim_below : 1) && !done) {
         /* Past the checkpoint only its parts are left to find: fetch a few records at a time. */
+        uint64_t floor = r->trim_below > 1 ? r->trim_below : 1;
         uint64_t want = found ? 64 : CHUNK;
-        uint64_t lo = hi >= want ? hi - want + 1 : 1;
+        uint64_t lo = hi >= want && hi - want + 1 > floor ? hi - want + 1 : floor;
         rc = fetch_range(r, lo, hi - lo + 1, chunk, H);
+        if (rc == CAP_ERR_TRIMMED)
+            continue; /* trim_below moved up: fetch from there */
         if (rc)
             goto out;
         for (uint64_t k = hi + 1; k-- > lo;) {
@@ -291,7 +314,9 @@ static int sync_tail(cap_reader *r, const cap_head *H) {
             }
             rev[nrev++] = *t;
             /* The newest CHECKPOINT, then the parts of it just before it. */
-            if (!found && t->kind == CAP_KIND_CHECKPOINT) {
+            if (!at_ckpt) {
+                /* walking down to the trim point */
+            } else if (!found && t->kind == CAP_KIND_CHECKPOINT) {
                 base = k;
                 found = true;
             } else if (found && t->kind == CAP_KIND_CKPT_PART) {
@@ -302,6 +327,13 @@ static int sync_tail(cap_reader *r, const cap_head *H) {
             }
         }
         hi = lo - 1;
+    }
+    /* Stopped at the trim point: the writer signed that nothing before it is kept, and the
+     * signed head vouches for everything from it. */
+    uint64_t floor = r->trim_below > 1 ? r->trim_below : 1;
+    if (!found && floor > 1 && nrev > 0) {
+        found = true;
+        base = floor;
     }
     if (!found && memcmp(expect, hat(r, 0), CAP_HASH_BYTES) != 0) {
         cap_evidence *e =
@@ -440,13 +472,19 @@ int cap_reader_sync(cap_reader *r) {
     }
     r->pref = (size_t)best;
     if (r->from_ckpt && !r->has_head && r->nverified == 1) {
-        rc = sync_tail(r, &H);
+        rc = sync_tail(r, &H, true);
         goto out;
     }
     /* 4. Fetch [nverified, H.seqno], hashing each record, from the freshest replica first. */
     uint64_t lo = r->nverified, cnt = H.seqno + 1 - lo;
     tmp = xcalloc(cnt, sizeof *tmp);
     rc = fetch_range(r, lo, cnt, tmp, &H);
+    if (rc == CAP_ERR_TRIMMED && !r->has_head && r->nverified == 1) {
+        /* A first sync of a trimmed capsule verifies from the trim point up. A later one whose
+         * next record is gone stays CAP_ERR_TRIMMED: the caller syncs a new reader. */
+        rc = sync_tail(r, &H, false);
+        goto out;
+    }
     if (rc)
         goto out;
     /* 5. Walk back from the signed head: each record must hash to what its successor names. */

@@ -964,6 +964,18 @@ int cap_checkpoint(cap_writer *w, const void *summary, size_t len, uint64_t *seq
     return cap_checkpoint_parts(w, &summary, &len, 1, true, seq);
 }
 
+int cap_writer_trim_statement(cap_writer *w, uint64_t below, cap_trim *t) {
+    pthread_mutex_lock(&w->mu);
+    uint64_t durable = w->head.seqno;
+    pthread_mutex_unlock(&w->mu);
+    if (below < 2 || below > durable)
+        return ERR_USAGE;
+    memcpy(t->capsule, w->id, CAP_ID_BYTES);
+    t->below = below;
+    cap_trim_sign(t, w->k.sign_sk);
+    return 0;
+}
+
 void cap_writer_head(cap_writer *w, cap_head *h) {
     pthread_mutex_lock(&w->mu);
     *h = w->head;

@@ -28,7 +28,9 @@ void cmd_capsule_help(FILE *out) {
         "Options shared by read/verify: --quorum Q (answers needed; default f+1).\n"
         "create prints the capsule id. append prints 'SEQ TEXT' for each record once it is\n"
         "durable on f+1 replicas. read prints 'SEQ<TAB>TEXT' for verified records. verify\n"
-        "prints the verified head. Tampering, truncation, rollback and forks are reported\n"
+        "prints the verified head, and the first record kept when the writer trimmed the\n"
+        "capsule (its workers do behind their checkpoints). Tampering, truncation, rollback\n"
+        "and forks are reported\n"
         "with evidence on stderr and exit status 1. See docs/capsule.md.\n");
 }
 
@@ -262,8 +264,13 @@ static int do_read(const copts *o, bool verify_only) {
         char hx[65];
         cr_hex(hx, h.hash, 32);
         const cap_meta *m = cap_reader_meta(r);
-        printf("capsule %s\nname %s\nf %u\nhead %llu %s\nverified ok\n", o->capsule, m->name, m->f,
+        printf("capsule %s\nname %s\nf %u\nhead %llu %s\n", o->capsule, m->name, m->f,
                (unsigned long long)h.seqno, hx);
+        if (cap_reader_first(r) > 1)
+            printf("first %llu (records 1 to %llu dropped by the writer's trim)\n",
+                   (unsigned long long)cap_reader_first(r),
+                   (unsigned long long)cap_reader_first(r) - 1);
+        printf("verified ok\n");
     }
     if (r)
         print_evidence(r);

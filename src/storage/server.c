@@ -1,6 +1,8 @@
 /* storage server: a keyless DataCapsule replica on LMDB, with group commit and anti-entropy.
- * Invariant: every record stored for a capsule is linked to record 0 by prev hashes and covered by
- * a stored head signature that verifies with the writer key named in record 0. */
+ * Invariant: every record stored for a capsule is linked to record 0 by prev hashes, or, once the
+ * writer signed a trim statement (stored in `trims`), to the first record kept (records 1 ..
+ * below-1 are dropped), and is covered by a stored head signature that verifies with the writer
+ * key named in record 0. */
 #include "storage/storage.h"
 
 #include "capsule/capsule_int.h"
@@ -21,11 +23,12 @@
 #define APPEND_MAX_RECORDS 65536u
 #define GROUP_MAX 256 /* requests committed in one transaction */
 #define SCRUB_QUEUE 64
+#define TRIM_DELETE_MAX 4096 /* records dropped per transaction once a trim is stored */
 
 typedef struct stg {
     const stg_opts *o;
     MDB_env *env;
-    MDB_dbi recs, sigs, heads;
+    MDB_dbi recs, sigs, heads, trims;
     void *zctx, *router;
     volatile sig_atomic_t *stop;
     pthread_mutex_t mu;
@@ -67,6 +70,50 @@ static int get_rec(stg *s, MDB_txn *t, const uint8_t *id, uint64_t seq, MDB_val 
     mkkey(kb, id, seq);
     MDB_val k = {sizeof kb, kb};
     int rc = mdb_get(t, s->recs, &k, v);
+    return rc ? mdb_err(rc) : 0;
+}
+
+/* The trim statement stored for capsule @p id: 0 (set), ERR_NOTFOUND, or an error. */
+static int get_trim(stg *s, MDB_txn *t, const uint8_t *id, cap_trim *tr, MDB_val *raw) {
+    MDB_val k = {CAP_ID_BYTES, (void *)id}, v;
+    int rc = mdb_get(t, s->trims, &k, &v);
+    if (rc)
+        return mdb_err(rc);
+    if (raw)
+        *raw = v;
+    return cap_trim_decode(v.mv_data, v.mv_size, tr) ? ERR_CORRUPT : 0;
+}
+
+/* First seqno above record 0 that this replica keeps for @p id (1 when untrimmed). */
+static uint64_t kept_from(stg *s, MDB_txn *t, const uint8_t *id) {
+    cap_trim tr;
+    return get_trim(s, t, id, &tr, NULL) == 0 ? tr.below : 1;
+}
+
+/* Check trim statement @p enc against the writer key of record 0 (stored) and store it when it
+ * drops more than the stored one; the records go later (trim_delete). @return 0, ERR_NOTFOUND
+ * (no record 0 here), ERR_AUTH (does not verify) or ERR_MALFORMED. */
+static int store_trim(stg *s, MDB_txn *t, const uint8_t *enc, size_t len, cap_trim *out) {
+    cap_trim tr, cur;
+    if (cap_trim_decode(enc, len, &tr) != 0)
+        return ERR_MALFORMED;
+    MDB_val v;
+    cap_meta m;
+    uint8_t mid[CAP_ID_BYTES];
+    int rc = get_rec(s, t, tr.capsule, 0, &v);
+    if (rc)
+        return rc;
+    if (cap_meta_parse(v.mv_data, v.mv_size, &m, mid) != 0 ||
+        memcmp(mid, tr.capsule, CAP_ID_BYTES) != 0)
+        return ERR_CORRUPT;
+    if (cap_trim_verify(&tr, m.writer_pk) != 0)
+        return ERR_AUTH;
+    if (out)
+        *out = tr;
+    if (get_trim(s, t, tr.capsule, &cur, NULL) == 0 && cur.below >= tr.below)
+        return 0;
+    MDB_val k = {CAP_ID_BYTES, tr.capsule}, nv = {len, (void *)enc};
+    rc = mdb_put(t, s->trims, &k, &nv, 0);
     return rc ? mdb_err(rc) : 0;
 }
 
@@ -137,11 +184,17 @@ static int do_append(stg *s, MDB_txn *t, const uint8_t *id, uint64_t first,
     bool exists = rc == 0;
     if (rc && rc != ERR_NOTFOUND)
         return rc;
-    if (!exists && first != 0) {
+    /* Records below the trim point are gone here: an append may start at the trim point (a
+     * replica catching up across it holds record 0 and the trim, maybe no head yet), and its
+     * first record then has no stored predecessor to link to; the signed head at its end still
+     * covers it. */
+    uint64_t kept = kept_from(s, t, id);
+    bool at_trim = kept > 1 && first == kept && (!exists || cur.seqno < kept);
+    if (!exists && first != 0 && !at_trim) {
         snprintf(why, wl, "unknown capsule (send record 0 first)");
         return ERR_NOTFOUND;
     }
-    if (exists && first > cur.seqno + 1) {
+    if (exists && first > cur.seqno + 1 && !at_trim) {
         set_head_reply(rep, &cur, hb);
         snprintf(why, wl, "append starts at %llu, replica holds up to %llu",
                  (unsigned long long)first, (unsigned long long)cur.seqno);
@@ -163,7 +216,16 @@ static int do_append(stg *s, MDB_txn *t, const uint8_t *id, uint64_t first,
     }
     uint8_t prev[CAP_HASH_BYTES];
     uint64_t prev_hlc = 0;
-    if (first > 0) {
+    bool linked = true; /* the first record's link is checked against a stored predecessor */
+    if (first > 0 && first - 1 >= 1 && first - 1 < kept) {
+        cap_hdr hd;
+        if (cap_record_parse(recs[0].data, recs[0].len, &hd, NULL, NULL) != 0) {
+            snprintf(why, wl, "record %llu: malformed", (unsigned long long)first);
+            return ERR_MALFORMED;
+        }
+        memcpy(prev, hd.prev, CAP_HASH_BYTES); /* trimmed predecessor: the head vouches for it */
+        linked = false;
+    } else if (first > 0) {
         MDB_val v;
         cap_hdr hd;
         if (get_rec(s, t, id, first - 1, &v) != 0 ||
@@ -192,7 +254,7 @@ static int do_append(stg *s, MDB_txn *t, const uint8_t *id, uint64_t first,
         }
         if (seq > 0) {
             rc = cap_record_check_link(recs[i].data, recs[i].len, id, m.version, seq, prev,
-                                       prev_hlc);
+                                       i == 0 && !linked ? 0 : prev_hlc);
             if (rc) {
                 snprintf(why, wl, "record %llu: %s", (unsigned long long)seq,
                          rc == ERR_MALFORMED ? "malformed" : "does not link to its predecessor");
@@ -204,6 +266,8 @@ static int do_append(stg *s, MDB_txn *t, const uint8_t *id, uint64_t first,
         prev_hlc = hd.hlc;
         cap_record_hash(recs[i].data, recs[i].len, hashes[i]);
         memcpy(prev, hashes[i], CAP_HASH_BYTES);
+        if (seq >= 1 && seq < kept)
+            continue; /* dropped by the trim: checked for the chain, not stored again */
         if (exists && seq <= cur.seqno) {
             MDB_val v;
             uint8_t want[CAP_HASH_BYTES];
@@ -245,7 +309,7 @@ static int do_append(stg *s, MDB_txn *t, const uint8_t *id, uint64_t first,
     }
     for (size_t i = 0; i < n; i++) {
         uint64_t seq = first + i;
-        if (exists && seq <= cur.seqno && !repair[i])
+        if ((exists && seq <= cur.seqno && !repair[i]) || (seq >= 1 && seq < kept))
             continue;
         rc = put_rec(t, s->recs, id, seq, recs[i].data, recs[i].len);
         if (rc)
@@ -284,6 +348,20 @@ static int do_read(stg *s, MDB_txn *t, const Psl__CapRead *r, Psl__CapReply *rep
     if (rc)
         return rc;
     set_head_reply(rep, &cur, hb);
+    cap_trim tr;
+    MDB_val traw, r0;
+    if (r->first >= 1 && get_trim(s, t, r->capsule.data, &tr, &traw) == 0 && r->first < tr.below) {
+        /* Dropped: the statement that says so, and record 0 to check it with. */
+        rep->trim.data = traw.mv_data;
+        rep->trim.len = traw.mv_size;
+        if (get_rec(s, t, r->capsule.data, 0, &r0) == 0) {
+            rep->records = xmalloc(sizeof *rep->records);
+            rep->records[0].data = r0.mv_data;
+            rep->records[0].len = r0.mv_size;
+            rep->n_records = 1;
+        }
+        return CAP_ERR_TRIMMED;
+    }
     if (r->first > cur.seqno)
         return 0;
     uint64_t last = cur.seqno;
@@ -463,6 +541,30 @@ static void handle(stg *s, MDB_txn *t, slot *sl, const uint8_t *data, size_t len
             queue_scrub(s, sl->req->scrub->capsule.data);
         st = 0;
         break;
+    case PSL__CAP_REQUEST__BODY_TRIM: {
+        /* Only a trim the writer signed, and only below our head: what stays must still end at a
+         * signed head. The records are dropped by the anti-entropy thread, in slices. */
+        const ProtobufCBinaryData *b = &sl->req->trim->trim;
+        cap_trim tr;
+        cap_head cur;
+        if (cap_trim_decode(b->data, b->len, &tr) != 0) {
+            st = ERR_MALFORMED;
+            break;
+        }
+        st = get_head(s, t, tr.capsule, &cur);
+        if (st == 0 && tr.below > cur.seqno) {
+            set_head_reply(&sl->rep, &cur, sl->hb);
+            snprintf(sl->why, sizeof sl->why, "trim below %llu passes this replica's head %llu",
+                     (unsigned long long)tr.below, (unsigned long long)cur.seqno);
+            st = CAP_ERR_GAP;
+            break;
+        }
+        if (st == 0)
+            st = store_trim(s, t, b->data, b->len, NULL);
+        if (st == ERR_AUTH)
+            snprintf(sl->why, sizeof sl->why, "trim does not verify with the writer key");
+        break;
+    }
     default: snprintf(sl->why, sizeof sl->why, "unknown request"); st = ERR_MALFORMED;
     }
 done:
@@ -525,6 +627,40 @@ static int apply_append(stg *s, const uint8_t *id, uint64_t first, ProtobufCBina
 }
 
 /* Pull what peer @p p has beyond our head. */
+/* The peer dropped the records we asked for: take its trim statement (checked against record 0,
+ * which we store first when we lack it) so that the next read starts at its trim point. Returns
+ * the first seqno to pull from, or 0 when the statement is not acceptable. */
+static uint64_t adopt_trim(stg *s, const uint8_t *id, const Psl__CapReply *rep) {
+    cap_trim tr;
+    if (!rep->trim.len || cap_trim_decode(rep->trim.data, rep->trim.len, &tr) != 0 ||
+        memcmp(tr.capsule, id, CAP_ID_BYTES) != 0)
+        return 0;
+    MDB_txn *t;
+    if (mdb_txn_begin(s->env, NULL, 0, &t) != 0)
+        return 0;
+    MDB_val v;
+    int rc = 0;
+    if (get_rec(s, t, id, 0, &v) != 0) {
+        cap_meta m;
+        uint8_t mid[CAP_ID_BYTES];
+        if (rep->n_records < 1 ||
+            cap_meta_parse(rep->records[0].data, rep->records[0].len, &m, mid) != 0 ||
+            memcmp(mid, id, CAP_ID_BYTES) != 0)
+            rc = ERR_MALFORMED;
+        else
+            rc = put_rec(t, s->recs, id, 0, rep->records[0].data, rep->records[0].len);
+    }
+    cap_trim got;
+    if (rc == 0)
+        rc = store_trim(s, t, rep->trim.data, rep->trim.len, &got);
+    if (rc == 0 && mdb_txn_commit(t) == 0)
+        return got.below;
+    if (rc)
+        mdb_txn_abort(t);
+    logf_(s, "anti-entropy: a peer's trim statement is not acceptable: %s", cap_strerror(rc));
+    return 0;
+}
+
 static void pull(stg *s, cap_client *c, size_t p, const uint8_t *id) {
     for (int round = 0; round < 10000 && !*s->stop; round++) {
         MDB_txn *t;
@@ -532,11 +668,46 @@ static void pull(stg *s, cap_client *c, size_t p, const uint8_t *id) {
         if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t) != 0)
             return;
         int rc = get_head(s, t, id, &cur);
+        uint64_t kept = kept_from(s, t, id);
+        MDB_val r0;
+        bool has0 = get_rec(s, t, id, 0, &r0) == 0;
         mdb_txn_abort(t);
-        uint64_t from = rc == 0 ? cur.seqno + 1 : 0;
+        uint64_t from = rc == 0 ? cur.seqno + 1 : has0 ? 1 : 0;
+        if (from >= 1 && from < kept)
+            from = kept; /* what we lack was dropped by the writer's trim */
         Psl__CapReply *rep = NULL;
-        if (cap__read(c, p, id, from, 0, &rep) != 0)
+        rc = cap__read_reply(c, p, id, from, 0, &rep);
+        if (rc == 0 && rep->status == CAP_ERR_TRIMMED) {
+            uint64_t k = adopt_trim(s, id, rep);
+            psl__cap_reply__free_unpacked(rep, NULL);
+            if (k > from)
+                continue;
             return;
+        }
+        if (rc == 0 && rep->status != 0) {
+            psl__cap_reply__free_unpacked(rep, NULL);
+            return;
+        }
+        if (rc != 0)
+            return;
+        if (from == 0 && rep->n_records == 1 && rep->records_head.len != CAP_HEAD_BYTES) {
+            /* Record 0 alone, without a head of its own: the peer dropped what followed it in
+             * its batch. Record 0 certifies itself (the id is its hash); the next read learns
+             * the trim. */
+            cap_meta m;
+            uint8_t mid[CAP_ID_BYTES];
+            bool ok = cap_meta_parse(rep->records[0].data, rep->records[0].len, &m, mid) == 0 &&
+                      memcmp(mid, id, CAP_ID_BYTES) == 0;
+            if (ok && mdb_txn_begin(s->env, NULL, 0, &t) == 0) {
+                if (put_rec(t, s->recs, id, 0, rep->records[0].data, rep->records[0].len) != 0 ||
+                    mdb_txn_commit(t) != 0)
+                    ok = false;
+            }
+            psl__cap_reply__free_unpacked(rep, NULL);
+            if (!ok)
+                return;
+            continue;
+        }
         if (rep->n_records == 0 || rep->records_head.len != CAP_HEAD_BYTES) {
             psl__cap_reply__free_unpacked(rep, NULL);
             return;
@@ -596,10 +767,15 @@ static size_t scrub(stg *s, cap_client *c, scrub_cur *sc, size_t budget) {
         size_t len;
     } *fix = NULL;
     bool finished = false;
+    uint64_t kept = kept_from(s, t, sc->id);
     for (;;) {
         if (done >= budget)
             break;
         uint64_t k = sc->next;
+        if (k >= 1 && k < kept) { /* the cursor went below a trim stored since */
+            finished = true;
+            break;
+        }
         MDB_val v;
         uint8_t hh[CAP_HASH_BYTES];
         cap_hdr hd;
@@ -643,7 +819,9 @@ static size_t scrub(stg *s, cap_client *c, scrub_cur *sc, size_t budget) {
                 break;
             }
         }
-        if (k == 0) {
+        /* Down to record 0, or to the first record the writer's trim kept (its predecessor is
+         * gone; record 0 certifies itself). */
+        if (k == 0 || (k > 1 && k <= kept)) {
             finished = true;
             break;
         }
@@ -668,6 +846,45 @@ static size_t scrub(stg *s, cap_client *c, scrub_cur *sc, size_t budget) {
         free(fix[i].rec);
     free(fix);
     return done;
+}
+
+/* Drop up to TRIM_DELETE_MAX records (and batch-end signatures) that capsule @p id's stored trim
+ * statement lets go, in one transaction. @return how many went (0: nothing left to drop). */
+static size_t trim_delete(stg *s, const uint8_t *id) {
+    MDB_txn *t;
+    if (mdb_txn_begin(s->env, NULL, 0, &t) != 0)
+        return 0;
+    cap_trim tr;
+    size_t n = 0;
+    int rc = 0;
+    if (get_trim(s, t, id, &tr, NULL) == 0) {
+        MDB_dbi dbs[2] = {s->recs, s->sigs};
+        for (int d = 0; d < 2 && rc == 0; d++) {
+            MDB_cursor *cu;
+            if ((rc = mdb_cursor_open(t, dbs[d], &cu)) != 0)
+                break;
+            uint8_t kb[CAP_ID_BYTES + 8], end[CAP_ID_BYTES + 8];
+            mkkey(kb, id, 1);
+            mkkey(end, id, tr.below);
+            /* Seek afresh each time: keys sort by capsule id, then big-endian seqno. */
+            while (n < TRIM_DELETE_MAX) {
+                MDB_val k = {sizeof kb, kb}, v;
+                if (mdb_cursor_get(cu, &k, &v, MDB_SET_RANGE) != 0 || k.mv_size != sizeof end ||
+                    memcmp(k.mv_data, end, sizeof end) >= 0)
+                    break;
+                if ((rc = mdb_cursor_del(cu, 0)) != 0)
+                    break;
+                n++;
+            }
+            mdb_cursor_close(cu);
+        }
+    }
+    if (rc == 0 && n && mdb_txn_commit(t) == 0)
+        return n;
+    mdb_txn_abort(t);
+    if (rc)
+        logf_(s, "dropping trimmed records: %s", mdb_strerror(rc));
+    return 0;
 }
 
 /* The cursor of capsule @p id in @p *curs (added idle when new). */
@@ -765,6 +982,10 @@ static void *ae_main(void *arg) {
             size_t budget = (size_t)((double)rate * interval / 1000.0);
             uint64_t now = plat_now_ns();
             for (size_t i = 0; i < n && !*s->stop; i++) {
+                /* Records a stored trim lets go, a slice per capsule and round. */
+                size_t dropped = trim_delete(s, ids + CAP_ID_BYTES * i);
+                if (dropped && s->o->verbose)
+                    logf_(s, "trim: dropped %zu records", dropped);
                 scrub_cur *sc = scrub_find(&curs, &ncurs, &capcurs, ids + CAP_ID_BYTES * i);
                 if (!sc->active && sc->done_ns && now - sc->done_ns < STG_SCRUB_PAUSE_NS)
                     continue; /* a full pass ended recently */
@@ -783,8 +1004,8 @@ static void *ae_main(void *arg) {
 }
 
 /* ---- setup --------------------------------------------------------------------------------- */
-static int env_open(const char *dir, size_t map, bool nosync, MDB_env **env, MDB_dbi *recs,
-                    MDB_dbi *sigs, MDB_dbi *heads) {
+static int env_open(const char *dir, size_t map, bool nosync, stg *s) {
+    MDB_env **env = &s->env;
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
         return -errno;
     int rc = mdb_env_create(env);
@@ -799,9 +1020,10 @@ static int env_open(const char *dir, size_t map, bool nosync, MDB_env **env, MDB
     rc = mdb_txn_begin(*env, NULL, 0, &t);
     if (rc)
         goto fail;
-    if ((rc = mdb_dbi_open(t, "recs", MDB_CREATE, recs)) ||
-        (rc = mdb_dbi_open(t, "sigs", MDB_CREATE, sigs)) ||
-        (rc = mdb_dbi_open(t, "heads", MDB_CREATE, heads))) {
+    if ((rc = mdb_dbi_open(t, "recs", MDB_CREATE, &s->recs)) ||
+        (rc = mdb_dbi_open(t, "sigs", MDB_CREATE, &s->sigs)) ||
+        (rc = mdb_dbi_open(t, "heads", MDB_CREATE, &s->heads)) ||
+        (rc = mdb_dbi_open(t, "trims", MDB_CREATE, &s->trims))) {
         mdb_txn_abort(t);
         goto fail;
     }
@@ -826,7 +1048,7 @@ int stg_serve(const stg_opts *o, volatile sig_atomic_t *stop) {
     int rc = cr_init();
     if (rc)
         goto out;
-    rc = env_open(o->data, o->map_size, o->nosync, &s.env, &s.recs, &s.sigs, &s.heads);
+    rc = env_open(o->data, o->map_size, o->nosync, &s);
     if (rc)
         goto out;
     s.zctx = zmq_ctx_new();
@@ -901,11 +1123,12 @@ out:
 }
 
 int stg_bench_lmdb(const char *dir, size_t n, size_t size, size_t batch, double *secs) {
-    MDB_env *env;
-    MDB_dbi recs, sigs, heads;
-    int rc = env_open(dir, 0, false, &env, &recs, &sigs, &heads);
+    stg s = {0};
+    int rc = env_open(dir, 0, false, &s);
     if (rc)
         return rc;
+    MDB_env *env = s.env;
+    MDB_dbi recs = s.recs;
     uint8_t id[CAP_ID_BYTES];
     memset(id, 0x5a, sizeof id);
     uint8_t *val = xcalloc(1, size);
@@ -941,7 +1164,7 @@ int stg_db_open(const char *dir, size_t map_size, bool nosync, stg_db **out) {
         return rc;
     stg_db *d = xcalloc(1, sizeof *d);
     d->s.o = &d->o;
-    rc = env_open(dir, map_size, nosync, &d->s.env, &d->s.recs, &d->s.sigs, &d->s.heads);
+    rc = env_open(dir, map_size, nosync, &d->s);
     if (rc) {
         free(d);
         return rc;
@@ -963,12 +1186,36 @@ int stg_db_clear(stg_db *d) {
     MDB_txn *t;
     if (mdb_txn_begin(d->s.env, NULL, 0, &t) != 0)
         return ERR_IO;
-    if (mdb_drop(t, d->s.recs, 0) || mdb_drop(t, d->s.sigs, 0) || mdb_drop(t, d->s.heads, 0)) {
+    if (mdb_drop(t, d->s.recs, 0) || mdb_drop(t, d->s.sigs, 0) || mdb_drop(t, d->s.heads, 0) ||
+        mdb_drop(t, d->s.trims, 0)) {
         mdb_txn_abort(t);
         return ERR_IO;
     }
     d->s.nscrub = 0;
     return mdb_txn_commit(t) ? ERR_IO : 0;
+}
+
+size_t stg_db_records(stg_db *d, const uint8_t *id, bool drop) {
+    while (drop && trim_delete(&d->s, id) > 0) {
+    }
+    MDB_txn *t;
+    if (mdb_txn_begin(d->s.env, NULL, MDB_RDONLY, &t) != 0)
+        return 0;
+    MDB_cursor *cu;
+    size_t n = 0;
+    if (mdb_cursor_open(t, d->s.recs, &cu) == 0) {
+        uint8_t kb[CAP_ID_BYTES + 8];
+        mkkey(kb, id, 0);
+        MDB_val k = {sizeof kb, kb}, v;
+        int rc = mdb_cursor_get(cu, &k, &v, MDB_SET_RANGE);
+        while (rc == 0 && k.mv_size == sizeof kb && memcmp(k.mv_data, id, CAP_ID_BYTES) == 0) {
+            n++;
+            rc = mdb_cursor_get(cu, &k, &v, MDB_NEXT);
+        }
+        mdb_cursor_close(cu);
+    }
+    mdb_txn_abort(t);
+    return n;
 }
 
 int stg_db_request(stg_db *d, const uint8_t *req, size_t len, uint8_t **reply, size_t *rlen) {

@@ -71,6 +71,9 @@ int stg_db_clear(stg_db *d) WARN_UNUSED;
 /** Serve one packed CapRequest exactly as a request of stg_serve (decode, check, store in its own
  * committed transaction) and return the packed CapReply. Scrub hints are queued and never run.
  * @param[out] reply malloc'd. @return 0, or ERR_IO when the transaction cannot commit. */
+/** Records stored for capsule @p id (record 0 included): what a trim has dropped is not counted.
+ * Runs one pass of the background deletion of trimmed records first, when @p drop. */
+size_t stg_db_records(stg_db *d, const uint8_t *id, bool drop);
 int stg_db_request(stg_db *d, const uint8_t *req, size_t len, uint8_t **reply,
                    size_t *rlen) WARN_UNUSED;
 

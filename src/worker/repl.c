@@ -64,6 +64,14 @@ struct repl {
     uint64_t ckpt_seq;         /* seqno of our last checkpoint (or of the resume point) */
     uint64_t big_ckpt_every_ms, big_ckpt_ms; /* multi-record checkpoints: interval, last one */
     size_t bytes_since_ckpt;                 /* payload appended since the last checkpoint */
+    /* Trimming our capsule: once a checkpoint run is durable, the replicas may drop what comes
+     * before the previous one (so a reader replaying from that one is not cut off). Set under
+     * flush_mu, read by the rx thread. */
+    _Atomic uint64_t ckpt_start, ckpt_end; /* newest checkpoint run: first part, CHECKPOINT */
+    _Atomic uint64_t trim_want;            /* the first record of the previous run */
+    uint64_t trim_sent;                    /* rx thread: below this, every replica has agreed */
+    uint32_t trim_acked;                   /* rx thread: replicas that took trim_want (bits) */
+    _Atomic uint64_t trims;                /* trims every replica took */
 };
 
 static void rlog(const repl *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -143,7 +151,17 @@ static int catch_up(repl *r, pcap *c) {
             atomic_fetch_add(&r->from_checkpoint, 1);
         }
     } else if ((rc = cap_reader_sync(c->rd)) != 0) {
-        return rc;
+        if (rc != CAP_ERR_TRIMMED)
+            return rc;
+        /* The writer trimmed records we had not read yet: start over from its newest checkpoint
+         * (a snapshot of everything before it). */
+        rlog(r,
+             "capsule of writer %llu was trimmed past what we had read: replaying from its "
+             "newest checkpoint",
+             (unsigned long long)c->writer);
+        cap_reader_close(c->rd);
+        c->rd = NULL;
+        return catch_up(r, c);
     }
     if (!c->known) {
         const cap_meta *m = cap_reader_meta(c->rd);
@@ -289,6 +307,41 @@ static uint64_t now_ms(void) {
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* Tell every replica it may drop our records before trim_want (the first record of our previous
+ * checkpoint run) once the newest run is durable. Replicas that did not answer, or were behind
+ * (CAP_ERR_GAP), are asked again next round; a replica that comes back behind the trim point
+ * learns it from its peers (anti-entropy). rx thread only (r->cl is not shared). */
+static void send_trim(repl *r) {
+    uint64_t want = atomic_load(&r->trim_want);
+    if (!r->w || want <= r->trim_sent)
+        return;
+    cap_head h;
+    cap_writer_head(r->w, &h);
+    if (h.seqno < atomic_load(&r->ckpt_end))
+        return; /* the newest checkpoint is not durable yet */
+    cap_trim t;
+    if (cap_writer_trim_statement(r->w, want, &t) != 0)
+        return;
+    size_t n = cap_client_count(r->cl);
+    uint32_t all = n >= 32 ? UINT32_MAX : (1u << n) - 1;
+    for (size_t i = 0; i < n && i < 32; i++) {
+        if (r->trim_acked & (1u << i))
+            continue;
+        char why[200];
+        int rc = cap_client_trim(r->cl, i, &t, why, sizeof why);
+        if (rc == 0)
+            r->trim_acked |= 1u << i;
+        else if (rc != CAP_ERR_GAP && rc != -ETIMEDOUT)
+            rlog(r, "trim of our capsule below %llu refused by %s: %s", (unsigned long long)want,
+                 cap_client_endpoint(r->cl, i), why);
+    }
+    if ((r->trim_acked & all) == all) {
+        r->trim_sent = want;
+        r->trim_acked = 0;
+        atomic_fetch_add(&r->trims, 1);
+    }
+}
+
 /* Receives peers' multicast; every ANTI_ENTROPY_MS it also pulls from storage whatever multicast
  * lost (the forwarder is untrusted and may drop anything), so replicas converge without it. */
 #define ANTI_ENTROPY_MS 1000
@@ -303,6 +356,7 @@ static void *rx_main(void *arg) {
             pthread_mutex_lock(&r->mu);
             (void)recover_all(r);
             pthread_mutex_unlock(&r->mu);
+            send_trim(r);
             next_sync = now_ms() + ANTI_ENTROPY_MS;
         }
         if (!r->sub) {
@@ -563,6 +617,11 @@ static int checkpoint(repl *r) {
     r->last_seq = s;
     r->ckpt_seq = s;
     r->bytes_since_ckpt = 0;
+    uint64_t prev_start = atomic_load(&r->ckpt_start);
+    atomic_store(&r->ckpt_end, s);
+    atomic_store(&r->ckpt_start, s - np + 1);
+    if (prev_start >= 2)
+        atomic_store(&r->trim_want, prev_start);
     if (big) {
         r->big_ckpt_ms = now;
         rlog(r, "checkpoint of %u keys in %zu records (%zu bytes)", n, np, est);

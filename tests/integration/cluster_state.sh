@@ -1,8 +1,9 @@
 #!/bin/sh
 # Shared state across a real local cluster (psl up: 2 workers, 3 storage replicas, forwarder,
 # coordinator): concurrent writers converge, transfers under locks preserve the total on every
-# observation, state survives a full restart, and nothing acknowledged with sync durability is
-# lost when a worker is killed with SIGKILL mid-stream.
+# observation, the workers trim their capsules behind their checkpoints, state survives a full
+# restart, and nothing acknowledged with sync durability is lost when a worker is killed with
+# SIGKILL mid-stream.
 # usage: cluster_state.sh PSL EXAMPLES_DIR
 set -u
 PSL=${1:?} EX=${2:?}
@@ -55,6 +56,20 @@ if [ "$a1" = "$a2" ] && [ "$b1" = "$b2" ] && [ $((a1 + b1)) -eq 200 ]; then
 else
     bad "balances: a=$a1/$a2 b=$b1/$b2"
 fi
+
+# 1b. Behind their checkpoints the workers trim their capsules: the replicas drop the records
+#     before the previous checkpoint run, and a verifier starts at the trim point (2. then
+#     recovers the state from the trimmed capsules).
+sleep 2.5
+EPS=$(tr -d '\n\t ' < "$D/cluster.json" | sed 's/.*"storage":"\([^"]*\)".*/\1/')
+for w in 1 2; do
+    out=$("$PSL" capsule verify --replicas "$EPS" --capsule "$(cat "$D/worker-$w/capsule.id")" 2>&1)
+    if echo "$out" | grep -q '^verified ok' && echo "$out" | grep -q '^first [0-9]* (records 1 to'; then
+        ok "worker-$w's capsule is trimmed and verifies: $(echo "$out" | grep '^first' | cut -d' ' -f1-2), $(echo "$out" | grep '^head' | cut -d' ' -f1-2)"
+    else
+        bad "worker-$w's capsule: $(echo "$out" | tr '\n' ' ')"
+    fi
+done
 
 # 2. A full restart recovers the same state from the capsules.
 "$PSL" down --dir "$D" >/dev/null 2>&1

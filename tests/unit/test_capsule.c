@@ -872,6 +872,180 @@ static void t_journal_counter(void **st) {
         srv_stop(&s[i]);
 }
 
+/* A replica with anti-entropy against @p npeers peers (every 100 ms), keeping its folder. */
+static void srv_start_ae(srv *s, int port, const char **peers, size_t npeers, const char *dir) {
+    memset(s, 0, sizeof *s);
+    snprintf(s->ep, sizeof s->ep, "tcp://127.0.0.1:%d", port);
+    if (dir)
+        snprintf(s->dir, sizeof s->dir, "%s", dir);
+    else {
+        snprintf(s->dir, sizeof s->dir, "/tmp/psl-captest-XXXXXX");
+        assert_non_null(mkdtemp(s->dir));
+    }
+    s->o.listen = s->ep;
+    s->o.data = s->dir;
+    s->o.peers = peers;
+    s->o.npeers = npeers;
+    s->o.ae_interval_ms = 100;
+    pthread_create(&s->th, NULL, srv_main, s);
+}
+
+static void append_n(cap_writer *w, const char *prefix, int n, uint64_t *seq) {
+    for (int i = 0; i < n; i++) {
+        char b[32];
+        int l = snprintf(b, sizeof b, "%s%d", prefix, i);
+        assert_int_equal(cap_append_submit(w, b, (size_t)l, seq), 0);
+    }
+    assert_int_equal(cap_wait_durable(w, *seq), 0);
+}
+
+/* Trim: the writer signs a permission to drop its records before a checkpoint run; replicas
+ * check and store it, serve it instead of those records, drop them in the background, keep
+ * accepting appends, and a replica that joins afterwards catches up across it from its peers.
+ * Readers verify from the trim point (a full sync) or from the checkpoint; one that had not read
+ * up to the trim point gets CAP_ERR_TRIMMED. */
+static void t_drop(void **st) {
+    (void)st;
+    int base = free_ports(3);
+    char eps_s[3][64];
+    for (int i = 0; i < 3; i++)
+        snprintf(eps_s[i], sizeof eps_s[i], "tcp://127.0.0.1:%d", base + i);
+    const char *eps[3] = {eps_s[0], eps_s[1], eps_s[2]};
+    const char *peers[3][2] = {{eps[1], eps[2]}, {eps[0], eps[2]}, {eps[0], eps[1]}};
+    srv s[3];
+    for (int i = 0; i < 2; i++) /* the third replica joins after the trim */
+        srv_start_ae(&s[i], base + i, peers[i], 2, NULL);
+    char jpath[128];
+    snprintf(jpath, sizeof jpath, "%s/journal", s[0].dir);
+    cap_writer_opts wo = {.replicas = eps,
+                          .nreplicas = 3,
+                          .name = "drop",
+                          .journal = jpath,
+                          .max_batch_records = 3,
+                          .timeout_ms = 200};
+    cap_writer *w;
+    uint8_t id[32];
+    uint64_t seq = 0, c1, c2;
+    assert_int_equal(cap_writer_open(&K, &wo, NULL, &w, id), 0);
+    append_n(w, "a", 50, &seq);
+    cap_client *c;
+    assert_int_equal(cap_client_open(eps, 3, 2000, &c), 0);
+    cap_reader *stale; /* verified up to 50, then left behind */
+    assert_int_equal(cap_reader_open(c, id, K.data_root, &stale), 0);
+    assert_int_equal(cap_reader_sync(stale), 0);
+    assert_int_equal(cap_checkpoint(w, "sum1", 4, &c1), 0);
+    append_n(w, "b", 20, &seq);
+    assert_int_equal(cap_checkpoint(w, "sum2", 4, &c2), 0);
+    append_n(w, "c", 10, &seq);
+
+    /* Signed by the writer, below its durable head; c2 is a checkpoint (a run of one record). */
+    cap_trim t, bad;
+    assert_int_equal(cap_writer_trim_statement(w, 1, &t), ERR_USAGE);
+    assert_int_equal(cap_writer_trim_statement(w, seq + 1, &t), ERR_USAGE);
+    assert_int_equal(cap_writer_trim_statement(w, c2, &t), 0);
+    bad = t;
+    bad.below = c1; /* the signature covers below */
+    char why[200];
+    assert_int_equal(cap_client_trim(c, 0, &bad, why, sizeof why), ERR_AUTH);
+    cap_keys other;
+    cap_keys_generate(&other);
+    bad = t;
+    cap_trim_sign(&bad, other.sign_sk);
+    assert_int_equal(cap_client_trim(c, 0, &bad, why, sizeof why), ERR_AUTH);
+    bad = t;
+    bad.below = seq + 5;
+    cap_trim_sign(&bad, K.sign_sk);
+    assert_int_equal(cap_client_trim(c, 0, &bad, why, sizeof why), CAP_ERR_GAP);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(cap_client_trim(c, (size_t)i, &t, why, sizeof why), 0);
+
+    /* What was dropped is answered by the statement and record 0. */
+    Psl__CapReply *rep = NULL;
+    assert_int_equal(cap__read_reply(c, 0, id, 1, 5, &rep), 0);
+    assert_int_equal(rep->status, CAP_ERR_TRIMMED);
+    assert_int_equal(rep->trim.len, CAP_TRIM_BYTES);
+    assert_int_equal(rep->n_records, 1);
+    cap_trim got;
+    assert_int_equal(cap_trim_decode(rep->trim.data, rep->trim.len, &got), 0);
+    assert_int_equal(got.below, c2);
+    assert_int_equal(cap_trim_verify(&got, K.sign_pk), 0);
+    psl__cap_reply__free_unpacked(rep, NULL);
+
+    /* Appends go on past the trim. */
+    append_n(w, "d", 7, &seq);
+    cap_head wh;
+    cap_writer_head(w, &wh);
+    assert_int_equal(wh.seqno, seq);
+
+    /* A full sync verifies from the trim point; records before it are not served. */
+    cap_reader *r;
+    uint8_t *p;
+    size_t len;
+    int kind;
+    assert_int_equal(cap_reader_open(c, id, K.data_root, &r), 0);
+    assert_int_equal(cap_reader_sync(r), 0);
+    assert_int_equal(cap_reader_first(r), c2);
+    cap_head h;
+    cap_reader_head(r, &h);
+    assert_int_equal(h.seqno, seq);
+    assert_int_equal(cap_read(r, c2, &p, &len, &kind), 0);
+    assert_int_equal(kind, CAP_KIND_CHECKPOINT);
+    assert_memory_equal(p, "sum2", 4);
+    free(p);
+    assert_int_equal(cap_read(r, seq, &p, &len, &kind), 0);
+    assert_memory_equal(p, "d6", 2);
+    free(p);
+    assert_int_equal(cap_read(r, c1, &p, &len, &kind), ERR_NOTFOUND);
+    cap_reader_close(r);
+    /* From the newest checkpoint, as before. */
+    uint64_t ck = 0;
+    assert_int_equal(cap_reader_open(c, id, K.data_root, &r), 0);
+    assert_int_equal(cap_reader_sync_from_checkpoint(r, &ck), 0);
+    assert_int_equal(ck, c2);
+    cap_reader_close(r);
+    /* A reader that stopped at record 50 cannot go on: it must start again from a checkpoint
+     * (its next records, 51 .. c2-1, are gone). */
+    assert_int_equal(cap_reader_sync(stale), CAP_ERR_TRIMMED);
+    cap_reader_close(stale);
+
+    /* A third replica joins: it takes record 0, the trim and what follows from its peers. */
+    srv_start_ae(&s[2], base + 2, peers[2], 2, NULL);
+    cap_head h2 = {0};
+    for (int i = 0; i < 100; i++) {
+        if (cap__get_head(c, 2, id, &h2) == 0 && h2.seqno == seq)
+            break;
+        usleep(100000);
+    }
+    assert_int_equal(h2.seqno, seq);
+    assert_int_equal(cap__read_reply(c, 2, id, 2, 1, &rep), 0);
+    assert_int_equal(rep->status, CAP_ERR_TRIMMED);
+    psl__cap_reply__free_unpacked(rep, NULL);
+    assert_int_equal(cap__read(c, 2, id, c2, 1, &rep), 0);
+    assert_int_equal(rep->n_records, 1);
+    psl__cap_reply__free_unpacked(rep, NULL);
+    /* ... and its copy alone verifies. */
+    assert_int_equal(cap_reader_open(c, id, K.data_root, &r), 0);
+    cap_reader_set_quorum(r, 1);
+    assert_int_equal(cap_reader_sync(r), 0);
+    assert_int_equal(cap_reader_first(r), c2);
+    cap_reader_close(r);
+
+    assert_int_equal(cap_writer_close(w), 0);
+    cap_client_close(c);
+    /* The records are gone from the disks: record 0 and c2..seq stay. */
+    for (int i = 0; i < 3; i++) {
+        s[i].stop = 1;
+        pthread_join(s[i].th, NULL);
+        stg_db *d;
+        assert_int_equal(stg_db_open(s[i].dir, 0, true, &d), 0);
+        assert_int_equal(stg_db_records(d, id, true), 1 + seq - c2 + 1);
+        stg_db_close(d);
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", s[i].dir);
+        assert_int_equal(system(cmd), 0);
+    }
+}
+
 int main(void) {
     if (cr_init() != 0)
         return 1;
@@ -882,7 +1056,7 @@ int main(void) {
         cmocka_unit_test(t_replicas),     cmocka_unit_test(t_checkpoint),
         cmocka_unit_test(t_extend),       cmocka_unit_test(t_trim),
         cmocka_unit_test(t_backpressure), cmocka_unit_test(t_journal_counter),
-        cmocka_unit_test(t_versions),
+        cmocka_unit_test(t_drop),         cmocka_unit_test(t_versions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
