@@ -165,7 +165,18 @@ static int call_host(wasm_store *s, wasm_instance *caller, const wasm_func *f, w
 }
 
 static const void *const *g_handlers;
-static int run(wasm_store *s, const wasm_func *f, wasm_val *sp);
+/* Every handler label of run() starts on a 32-byte boundary (gcc; clang has no such per-function
+ * option). Without it the interpreter's speed depended on where the linker happened to place
+ * run(): two builds whose interpreter sources were identical ran primes.wasm 3000000 in 97 and
+ * 81 ms of CPU and sort 217 and 231 ms, each faster on some kernels. With it, both builds ran
+ * within a few percent of each other and of the better of the two on every kernel measured
+ * (primes 82, sha256 812-814, sort 202-210, matmul 29 ms; docs/jit.md, session 6). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define WASM_ALIGN_HANDLERS __attribute__((optimize("align-labels=32")))
+#else
+#define WASM_ALIGN_HANDLERS
+#endif
+static int run(wasm_store *s, const wasm_func *f, wasm_val *sp) WASM_ALIGN_HANDLERS;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 static void init_handlers(void) {
