@@ -70,8 +70,8 @@ struct repl {
     _Atomic uint64_t ckpt_start, ckpt_end; /* newest checkpoint run: first part, CHECKPOINT */
     _Atomic uint64_t trim_want;            /* the first record of the previous run */
     uint64_t trim_sent;                    /* rx thread: below this, every replica has agreed */
-    uint32_t trim_acked;                   /* rx thread: replicas that took trim_want (bits) */
-    _Atomic uint64_t trims;                /* trims every replica took */
+    uint32_t trim_acked, trim_given_up;    /* rx thread: replicas that took trim_want, or did
+                                            * not answer (bits) */
 };
 
 static void rlog(const repl *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -308,9 +308,10 @@ static uint64_t now_ms(void) {
 }
 
 /* Tell every replica it may drop our records before trim_want (the first record of our previous
- * checkpoint run) once the newest run is durable. Replicas that did not answer, or were behind
- * (CAP_ERR_GAP), are asked again next round; a replica that comes back behind the trim point
- * learns it from its peers (anti-entropy). rx thread only (r->cl is not shared). */
+ * checkpoint run) once the newest run is durable. A replica that is behind (CAP_ERR_GAP) is asked
+ * again next round; one that does not answer is not (this thread also receives the multicast, and
+ * each try waits for the client's timeout): it gets the next trim, or learns this one from its
+ * peers when it catches up across it (anti-entropy). rx thread only (r->cl is not shared). */
 static void send_trim(repl *r) {
     uint64_t want = atomic_load(&r->trim_want);
     if (!r->w || want <= r->trim_sent)
@@ -325,20 +326,22 @@ static void send_trim(repl *r) {
     size_t n = cap_client_count(r->cl);
     uint32_t all = n >= 32 ? UINT32_MAX : (1u << n) - 1;
     for (size_t i = 0; i < n && i < 32; i++) {
-        if (r->trim_acked & (1u << i))
+        if ((r->trim_acked | r->trim_given_up) & (1u << i))
             continue;
         char why[200];
         int rc = cap_client_trim(r->cl, i, &t, why, sizeof why);
         if (rc == 0)
             r->trim_acked |= 1u << i;
-        else if (rc != CAP_ERR_GAP && rc != -ETIMEDOUT)
-            rlog(r, "trim of our capsule below %llu refused by %s: %s", (unsigned long long)want,
-                 cap_client_endpoint(r->cl, i), why);
+        else if (rc != CAP_ERR_GAP) {
+            r->trim_given_up |= 1u << i;
+            if (rc != -ETIMEDOUT)
+                rlog(r, "trim of our capsule below %llu refused by %s: %s",
+                     (unsigned long long)want, cap_client_endpoint(r->cl, i), why);
+        }
     }
-    if ((r->trim_acked & all) == all) {
+    if (((r->trim_acked | r->trim_given_up) & all) == all) {
         r->trim_sent = want;
-        r->trim_acked = 0;
-        atomic_fetch_add(&r->trims, 1);
+        r->trim_acked = r->trim_given_up = 0;
     }
 }
 
