@@ -214,6 +214,61 @@ static void test_guard_passes_other_faults(void **state) {
     assert_int_equal(WTERMSIG(st), SIGSEGV);
 }
 
+/* Status of a forked child that reads byte p of the parent's address space: exit 0 when it
+ * reads 0x5a, killed by SIGSEGV when p is not mapped in the child. */
+static int child_reads(const uint8_t *p) {
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGSEGV, SIG_DFL);
+        _exit(*(const volatile uint8_t *)p == 0x5a ? 0 : 3);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    return st;
+}
+
+static bool killed_by_segv(int st) {
+    return WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV;
+}
+
+/* Linear memories made while the tier is registered are left out of forked children (the auto
+ * tier's compiler process is forked from the interpreter's process, which would otherwise copy
+ * every page it writes afterwards), also the pages wasm_instance_reset replaced; without the
+ * tier a child sees the memory. */
+static void test_memory_not_forked(void **state) {
+    (void)state;
+    run r;
+    open_run(&r, JIT_TIER_JIT, NULL, NULL);
+    wasm_extern ex;
+    assert_int_equal(wasm_instance_export(r.inst, "mem", &ex), 0);
+    uint8_t *mem = wasm_memory_data(ex.u.memory);
+    mem[0] = 0x5a;
+    assert_true(killed_by_segv(child_reads(mem)));
+    wasm_val a[1] = {20}, res[1];
+    assert_int_equal(call(&r, "grow", a, res), 0);
+    assert_int_equal(res[0], 21);
+    mem[10 * 65536] = 0x5a;
+    assert_true(killed_by_segv(child_reads(mem + 10 * 65536)));
+    wasm_error err;
+    assert_int_equal(wasm_instance_reset(r.inst, &err), 0); /* drops pages 1..20 */
+    assert_int_equal(call(&r, "grow", a, res), 0);
+    mem[0] = 0x5a;
+    mem[10 * 65536] = 0x5a;
+    assert_true(killed_by_segv(child_reads(mem)));
+    assert_true(killed_by_segv(child_reads(mem + 10 * 65536)));
+    close_run(&r);
+
+    open_run(&r, JIT_TIER_INTERP, NULL, NULL);
+    assert_int_equal(wasm_instance_export(r.inst, "mem", &ex), 0);
+    mem = wasm_memory_data(ex.u.memory);
+    mem[0] = 0x5a;
+    int st = child_reads(mem);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    close_run(&r);
+}
+
 static void test_timeout_stops_loop(void **state) {
     (void)state;
     wasm_config cfg;
@@ -741,6 +796,7 @@ int main(void) {
         cmocka_unit_test(test_differential_checks),
         cmocka_unit_test(test_differential_guard),
         cmocka_unit_test(test_guard_passes_other_faults),
+        cmocka_unit_test(test_memory_not_forked),
         cmocka_unit_test(test_timeout_stops_loop),
         cmocka_unit_test(test_wx),
         cmocka_unit_test(test_cache),
