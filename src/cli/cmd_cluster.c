@@ -363,7 +363,8 @@ void cmd_up_help(FILE *out) {
     fprintf(out,
             "usage: psl up [--workers N] [--replicas R] [--dir DIR] [--threads T]\n"
             "  Start a local cluster on loopback in the background: R storage replicas (odd,\n"
-            "  default 3: f = (R-1)/2 failures tolerated), the forwarder, the coordinator with\n"
+            "  default 3: f = (R-1)/2 failures tolerated; each one the others' anti-entropy\n"
+            "  peer), the forwarder, the coordinator with\n"
             "  its HTTP gateway, and N workers (default 2). Writes DIR/cluster.json (pids and\n"
             "  endpoints; DIR defaults to ./psl-data), waits until every worker has joined, and\n"
             "  prints the gateway URL. Logs go to DIR/logs/. Stop with `psl down`.\n"
@@ -719,11 +720,22 @@ static int up_from_file(const copts *o, const char *dir) {
     cJSON_ArrayForEach(r, st) {
         const char *ep = jstr(r, "endpoint"), *lis = jstr(r, "listen");
         if (ep && on_host(r, host)) {
-            char data[4300], role[32];
+            /* Its peers for anti-entropy: every other replica's endpoint. */
+            char data[4300], role[32], peers[4096] = "";
+            const cJSON *q;
+            cJSON_ArrayForEach(q, st) {
+                const char *qe = jstr(q, "endpoint");
+                size_t l = strlen(peers);
+                if (q != r && qe)
+                    snprintf(peers + l, sizeof peers - l, "%s%s", l ? "," : "", qe);
+            }
             snprintf(data, sizeof data, "%s/storage-%d", dir, k);
             snprintf(role, sizeof role, "storage-%d", k);
             char *av[] = {(char *)exe, "storage", "--listen", (char *)(lis ? lis : ep),
-                          "--data",    data,      NULL};
+                          "--data",    data,      "--peers",  peers,
+                          NULL};
+            if (!peers[0])
+                av[5] = NULL;
             START(role, av);
         }
         k++;
@@ -981,15 +993,29 @@ int cmd_up(int argc, char **argv) {
     } while (0)
 
     if (have_storage) {
-        for (uint32_t k = 0; k < o.replicas; k++) {
-            char ep[64], data[4300], role[32];
-            snprintf(ep, sizeof ep, "tcp://127.0.0.1:%u", cli_free_port());
+        /* Each replica names the others as its peers (anti-entropy: one that was down, or behind
+         * past the writers' resend window or a trim point, catches up from them). */
+        char eps[16][64];
+        uint32_t nrep = o.replicas < 16 ? o.replicas : 16;
+        for (uint32_t k = 0; k < nrep; k++) {
+            snprintf(eps[k], sizeof eps[k], "tcp://127.0.0.1:%u", cli_free_port());
+            size_t l = strlen(storage_eps);
+            snprintf(storage_eps + l, sizeof storage_eps - l, "%s%s", l ? "," : "", eps[k]);
+        }
+        for (uint32_t k = 0; k < nrep; k++) {
+            char data[4300], role[32], peers[16 * 66] = "";
             snprintf(data, sizeof data, "%s/storage-%u", dir, k);
             snprintf(role, sizeof role, "storage-%u", k);
-            char *av[] = {(char *)exe, "storage", "--listen", ep, "--data", data, NULL};
+            for (uint32_t j = 0; j < nrep; j++) {
+                size_t l = strlen(peers);
+                if (j != k)
+                    snprintf(peers + l, sizeof peers - l, "%s%s", l ? "," : "", eps[j]);
+            }
+            char *av[] = {(char *)exe, "storage", "--listen", eps[k], "--data",
+                          data,        "--peers", peers,      NULL};
+            if (nrep == 1)
+                av[5] = NULL; /* no peers */
             ADD_PROC(role, av);
-            size_t l = strlen(storage_eps);
-            snprintf(storage_eps + l, sizeof storage_eps - l, "%s%s", l ? "," : "", ep);
         }
     } else {
         cli_err("up: note: this psl has no `storage` command yet: no storage replicas started");

@@ -20,12 +20,14 @@ static const cli_cmd cli_cmds[] = {
     {"policy", cmd_policy, "print an attestation policy accepting this node", cmd_policy_help},
     {"identity", cmd_identity, "create or show a client identity (Ed25519 seed file)",
      cmd_identity_help},
-    {"deployment", cmd_deployment, "create a deployment's sealed secrets, or fetch them as a worker",
-     cmd_deployment_help},
+    {"deployment", cmd_deployment,
+     "create a deployment's sealed secrets, or fetch them as a worker", cmd_deployment_help},
     {"keymgr", cmd_keymgr, "serve deployment keys to attested workers (coordinator key manager)",
      cmd_keymgr_help},
-    {"capsule", cmd_capsule, "DataCapsules: keygen, create, append, read, verify", cmd_capsule_help},
-    {"storage", cmd_storage, "run an untrusted DataCapsule storage replica (LMDB)", cmd_storage_help},
+    {"capsule", cmd_capsule, "DataCapsules: keygen, create, append, read, verify",
+     cmd_capsule_help},
+    {"storage", cmd_storage, "run an untrusted DataCapsule storage replica (LMDB)",
+     cmd_storage_help},
     {"worker", cmd_worker, "run a worker enclave for a coordinator (daemon)", cmd_worker_help},
     {"forwarder", cmd_forwarder, "relay multicast between workers (untrusted daemon)",
      cmd_forwarder_help},
@@ -40,7 +42,8 @@ static const cli_cmd cli_cmds[] = {
     {"remove", cmd_remove, "remove a deployed function", cmd_remove_help},
     {"logs", cmd_logs, "print a function's recent log lines", cmd_logs_help},
     {"kv", cmd_kv, "get, put or delete a key (owner admin path)", cmd_kv_help},
-    {"bench", cmd_bench, "benchmarks: channel, capsule, ycsb, dnn (psl help bench)", cmd_bench_help},
+    {"bench", cmd_bench, "benchmarks: channel, capsule, ycsb, dnn (psl help bench)",
+     cmd_bench_help},
 };
 
 void cli_err(const char *fmt, ...) {
@@ -112,6 +115,12 @@ int main(int argc, char **argv) {
     if (!c) {
         cli_err("unknown command '%s' (see psl --help)", a);
         return EXIT_USAGE;
+    }
+    /* psl COMMAND --help, for every command (their option parsers would take --help for an
+     * option that needs a value). */
+    if (argc >= 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+        c->help(stdout);
+        return EXIT_OK;
     }
     return c->fn(argc - 1, argv + 1);
 }

@@ -132,5 +132,19 @@ else
     fails=$((fails + 1))
 fi
 
+# psl COMMAND --help prints that command's usage on stdout and exits 0, for every command (the
+# cluster commands' option parser used to take --help for an option missing its value).
+for c in $("$psl" --help | sed -n '/^commands:/,$p' | awk '/^  [a-z]/ {print $1}'); do
+    n=$((n + 1))
+    if "$psl" "$c" --help >"$tmp/out" 2>"$tmp/err" && grep -q "usage: psl $c" "$tmp/out" &&
+        [ ! -s "$tmp/err" ]; then
+        :
+    else
+        echo "FAIL $c --help: status or output: $(head -c 200 "$tmp/out" "$tmp/err")"
+        fails=$((fails + 1))
+    fi
+done
+echo "ok   COMMAND --help for every command"
+
 echo "$((n - fails)) of $n psl run checks passed"
 [ "$fails" -eq 0 ]

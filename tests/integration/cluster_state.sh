@@ -71,6 +71,33 @@ for w in 1 2; do
     fi
 done
 
+# 1c. A storage replica loses its disk: restarted empty, it gets every capsule back from its peers
+#     (psl up makes the replicas each other's anti-entropy peers): record 0, the trim statement
+#     and the records after it, and then verifies on its own.
+S2=$(tr -d '\n\t ' < "$D/cluster.json" | sed 's/.*"role":"storage-2","pid":\([0-9]*\).*/\1/')
+S2EP=$(echo "$EPS" | cut -d, -f3)
+S2PEERS=$(echo "$EPS" | cut -d, -f1-2)
+kill -9 "$S2" && rm -rf "$D/storage-2"
+"$PSL" storage --listen "$S2EP" --data "$D/storage-2" --peers "$S2PEERS" >>"$D/logs/storage-2.log" 2>&1 &
+S2NEW=$!
+caught=0
+for i in $(seq 1 60); do
+    o1=$("$PSL" capsule verify --quorum 1 --replicas "$S2EP" --capsule "$(cat "$D/worker-1/capsule.id")" 2>/dev/null)
+    o2=$("$PSL" capsule verify --quorum 1 --replicas "$S2EP" --capsule "$(cat "$D/worker-2/capsule.id")" 2>/dev/null)
+    if echo "$o1" | grep -q '^verified ok' && echo "$o2" | grep -q '^verified ok'; then
+        caught=1
+        break
+    fi
+    sleep 0.25
+done
+if [ "$caught" -eq 1 ]; then
+    ok "an emptied replica caught up from its peers: $(echo "$o1" | grep -E '^(first|head)' | cut -d' ' -f1-2 | tr '\n' ' ')"
+else
+    bad "the emptied replica did not catch up: $(echo "$o1" | tr '\n' ' ') $(tail -n 3 "$D/logs/storage-2.log" | tr '\n' ' ')"
+fi
+kill "$S2NEW" 2>/dev/null
+wait "$S2NEW" 2>/dev/null
+
 # 2. A full restart recovers the same state from the capsules.
 "$PSL" down --dir "$D" >/dev/null 2>&1
 "$PSL" up --workers 2 --dir "$D" >"$T/up2.out" 2>&1 || { cat "$T/up2.out"; bad "psl up again"; exit 1; }
