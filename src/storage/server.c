@@ -653,11 +653,15 @@ static uint64_t adopt_trim(stg *s, const uint8_t *id, const Psl__CapReply *rep) 
     cap_trim got;
     if (rc == 0)
         rc = store_trim(s, t, rep->trim.data, rep->trim.len, &got);
-    if (rc == 0 && mdb_txn_commit(t) == 0)
-        return got.below;
-    if (rc)
+    if (rc) {
         mdb_txn_abort(t);
-    logf_(s, "anti-entropy: a peer's trim statement is not acceptable: %s", cap_strerror(rc));
+        logf_(s, "anti-entropy: a peer's trim statement is not acceptable: %s", cap_strerror(rc));
+        return 0;
+    }
+    int crc = mdb_txn_commit(t);
+    if (crc == 0)
+        return got.below;
+    logf_(s, "anti-entropy: cannot store a peer's trim statement: %s", mdb_strerror(crc));
     return 0;
 }
 
@@ -699,9 +703,14 @@ static void pull(stg *s, cap_client *c, size_t p, const uint8_t *id) {
             bool ok = cap_meta_parse(rep->records[0].data, rep->records[0].len, &m, mid) == 0 &&
                       memcmp(mid, id, CAP_ID_BYTES) == 0;
             if (ok && mdb_txn_begin(s->env, NULL, 0, &t) == 0) {
-                if (put_rec(t, s->recs, id, 0, rep->records[0].data, rep->records[0].len) != 0 ||
-                    mdb_txn_commit(t) != 0)
+                if (put_rec(t, s->recs, id, 0, rep->records[0].data, rep->records[0].len) != 0) {
+                    mdb_txn_abort(t);
                     ok = false;
+                } else if (mdb_txn_commit(t) != 0) {
+                    ok = false;
+                }
+            } else {
+                ok = false;
             }
             psl__cap_reply__free_unpacked(rep, NULL);
             if (!ok)
@@ -879,9 +888,13 @@ static size_t trim_delete(stg *s, const uint8_t *id) {
             mdb_cursor_close(cu);
         }
     }
-    if (rc == 0 && n && mdb_txn_commit(t) == 0)
-        return n;
-    mdb_txn_abort(t);
+    if (rc == 0 && n) {
+        rc = mdb_txn_commit(t); /* frees the transaction, failed or not */
+        if (rc == 0)
+            return n;
+    } else {
+        mdb_txn_abort(t);
+    }
     if (rc)
         logf_(s, "dropping trimmed records: %s", mdb_strerror(rc));
     return 0;
