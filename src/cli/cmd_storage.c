@@ -1,6 +1,7 @@
 /* psl storage: run one untrusted DataCapsule replica (src/storage) until SIGINT/SIGTERM. */
 #include "cli/cli.h"
 
+#include "base/base.h"
 #include "platform/platform.h"
 #include "storage/storage.h"
 
@@ -78,8 +79,10 @@ int cmd_storage(int argc, char **argv) {
         cli_err("storage: --listen and --data are required");
         return EXIT_USAGE;
     }
+    char *pcopy = NULL; /* split a copy: the command line (ps, /proc) keeps its commas */
     if (plist && plist[0]) {
-        o.npeers = cli_split_list(plist, peers, 16);
+        pcopy = xstrdup(plist);
+        o.npeers = cli_split_list(pcopy, peers, 16);
         o.peers = peers;
     }
     struct sigaction sa = {0};
@@ -88,5 +91,6 @@ int cmd_storage(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     plat_memory_keep_large(); /* a replica allocates and frees megabyte buffers per append */
     int rc = stg_serve(&o, &g_stop);
+    free(pcopy);
     return rc ? EXIT_IO : EXIT_OK;
 }
