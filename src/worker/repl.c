@@ -22,6 +22,7 @@
 #include <zmq.h>
 
 #define NAME_PREFIX "psl-worker-"
+#define CHECKPOINT_LOG_BYTES (64u << 20) /* log after which a checkpoint is due in any case */
 
 typedef struct pcap {
     struct pcap *next;
@@ -600,7 +601,8 @@ static int checkpoint(repl *r) {
     uint32_t n;
     int rc = kvs_snapshot_parts(r->kv, part, 0, &parts, &np, &n);
     if (rc) {
-        r->ckpt_seq = r->last_seq; /* try again after checkpoint_every more records */
+        r->ckpt_seq = r->last_seq; /* try again after checkpoint_every more records (or */
+        r->bytes_since_ckpt = 0;   /* CHECKPOINT_LOG_BYTES more) */
         rlog(r, "no checkpoint: the snapshot of %u keys failed (%s)", n, err_str(rc));
         return 0;
     }
@@ -652,7 +654,13 @@ int repl_flush(repl *r, bool wait, uint64_t *seq) {
         r->bytes_since_ckpt += len;
         atomic_fetch_add(&r->appends, 1);
     }
-    if (!rc && r->checkpoint_every && r->last_seq >= r->ckpt_seq + r->checkpoint_every)
+    /* Every checkpoint_every records, or sooner once the records since the last checkpoint
+     * hold CHECKPOINT_LOG_BYTES: in function mode one record carries a whole invocation's
+     * writes, and counting records alone left heavy writers without checkpoints (and so without
+     * trims) for minutes. */
+    if (!rc && r->checkpoint_every &&
+        (r->last_seq >= r->ckpt_seq + r->checkpoint_every ||
+         r->bytes_since_ckpt >= CHECKPOINT_LOG_BYTES))
         rc = checkpoint(r);
     uint64_t last = r->last_seq;
     pthread_mutex_unlock(&r->flush_mu);
