@@ -114,6 +114,9 @@ typedef struct cli_proc {
     char role[32];
     int pid;
 } cli_proc;
+/* CPU seconds (user + system, all threads) process @p pid (0 = this one) has used so far, from
+ * /proc/PID/stat (clock ticks); -1 when it cannot be read. */
+double cli_proc_cpu_s(int pid);
 /* Fill @p ps with up to @p max processes of the cluster in DIR. Returns how many, or -1 when
  * DIR/cluster.json is missing or unreadable. */
 int cli_cluster_procs(const char *dir, cli_proc *ps, int max);

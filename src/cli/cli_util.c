@@ -36,6 +36,25 @@ int cli_run_wait(char *const argv[], bool quiet) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
+double cli_proc_cpu_s(int pid) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, pid ? "/proc/%d/stat" : "/proc/self/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
+    unsigned long long ut, st;
+    /* after ") ": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime
+     * stime (fields 3 to 15 of proc(5)) */
+    if (!p ||
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 int cli_cluster_procs(const char *dir, cli_proc *ps, int max) {
     char path[4200];
     snprintf(path, sizeof path, "%s/cluster.json", dir);

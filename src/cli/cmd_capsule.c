@@ -364,23 +364,12 @@ static int cmp_double(const void *a, const void *b) {
  * says more than records/s alone. */
 static void proc_usage(pid_t pid, double *cpu, double *wbytes) {
     char path[64], buf[1024];
-    *cpu = *wbytes = 0;
-    snprintf(path, sizeof path, pid ? "/proc/%d/stat" : "/proc/self/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f) {
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        buf[n] = 0;
-        fclose(f);
-        char *p = strrchr(buf, ')');
-        unsigned long ut = 0, st = 0;
-        /* after "pid (comm)": state ppid pgrp session tty tpgid flags minflt cminflt majflt
-         * cmajflt utime stime */
-        if (p &&
-            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
-            *cpu = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-    }
+    *wbytes = 0;
+    *cpu = cli_proc_cpu_s((int)pid);
+    if (*cpu < 0)
+        *cpu = 0;
     snprintf(path, sizeof path, pid ? "/proc/%d/io" : "/proc/self/io", (int)pid);
-    f = fopen(path, "r");
+    FILE *f = fopen(path, "r");
     if (f) {
         unsigned long long wb;
         while (fgets(buf, sizeof buf, f))

@@ -622,6 +622,17 @@ static bool running_in(const char *dir) {
     return running;
 }
 
+/* The anti-entropy peers of replica @p self: the other endpoints of @p eps, comma-separated, into
+ * @p out ("" when it is the only one). */
+static void peer_list(const char *const *eps, size_t n, size_t self, char *out, size_t cap) {
+    out[0] = 0;
+    for (size_t j = 0; j < n; j++) {
+        size_t l = strlen(out);
+        if (j != self)
+            snprintf(out + l, cap - l, "%s%s", l ? "," : "", eps[j]);
+    }
+}
+
 static int up_from_file(const copts *o, const char *dir) {
     char hostbuf[256];
     const char *host = o->host;
@@ -721,14 +732,18 @@ static int up_from_file(const copts *o, const char *dir) {
         const char *ep = jstr(r, "endpoint"), *lis = jstr(r, "listen");
         if (ep && on_host(r, host)) {
             /* Its peers for anti-entropy: every other replica's endpoint. */
-            char data[4300], role[32], peers[4096] = "";
+            const char *all[16];
+            size_t nall = 0, self = 0;
             const cJSON *q;
             cJSON_ArrayForEach(q, st) {
                 const char *qe = jstr(q, "endpoint");
-                size_t l = strlen(peers);
-                if (q != r && qe)
-                    snprintf(peers + l, sizeof peers - l, "%s%s", l ? "," : "", qe);
+                if (q == r)
+                    self = nall;
+                if (qe && nall < 16)
+                    all[nall++] = qe;
             }
+            char data[4300], role[32], peers[16 * 300];
+            peer_list(all, nall, self, peers, sizeof peers);
             snprintf(data, sizeof data, "%s/storage-%d", dir, k);
             snprintf(role, sizeof role, "storage-%d", k);
             char *av[] = {(char *)exe, "storage", "--listen", (char *)(lis ? lis : ep),
@@ -1002,19 +1017,18 @@ int cmd_up(int argc, char **argv) {
             size_t l = strlen(storage_eps);
             snprintf(storage_eps + l, sizeof storage_eps - l, "%s%s", l ? "," : "", eps[k]);
         }
+        const char *epp[16];
+        for (uint32_t k = 0; k < nrep; k++)
+            epp[k] = eps[k];
         for (uint32_t k = 0; k < nrep; k++) {
-            char data[4300], role[32], peers[16 * 66] = "";
+            char data[4300], role[32], peers[16 * 66];
             snprintf(data, sizeof data, "%s/storage-%u", dir, k);
             snprintf(role, sizeof role, "storage-%u", k);
-            for (uint32_t j = 0; j < nrep; j++) {
-                size_t l = strlen(peers);
-                if (j != k)
-                    snprintf(peers + l, sizeof peers - l, "%s%s", l ? "," : "", eps[j]);
-            }
+            peer_list(epp, nrep, k, peers, sizeof peers);
             char *av[] = {(char *)exe, "storage", "--listen", eps[k], "--data",
                           data,        "--peers", peers,      NULL};
-            if (nrep == 1)
-                av[5] = NULL; /* no peers */
+            if (!peers[0])
+                av[5] = NULL; /* the only replica */
             ADD_PROC(role, av);
         }
     } else {

@@ -1005,26 +1005,6 @@ static int load(env *e, const yopts *o, const target *t) {
 
 /* ---------- CPU accounting ---------- */
 
-/* CPU seconds (user + system, all threads) process @p pid has used so far; -1 if unreadable. */
-static double proc_cpu_s(pid_t pid) {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    const char *p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
-    unsigned long long ut, st;
-    /* after ") ": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime
-     * stime (fields 3 to 15 of proc(5)) */
-    if (!p ||
-        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-        return -1;
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
 /* The processes a target runs on, by kind: this process is the client; the server is psl's
  * workers (with the replicas and the coordinator, forwarder and gateway apart), or the
  * redis-server or ZeroMQ echo process this run started. */
@@ -1066,7 +1046,7 @@ static void cpu_sample(const cpu_set *c, double s[CPU_KINDS]) {
     for (int k = 0; k < CPU_KINDS; k++)
         s[k] = -1;
     for (int i = 0; i < c->n; i++) {
-        double v = proc_cpu_s(c->pid[i]);
+        double v = cli_proc_cpu_s((int)c->pid[i]);
         if (v >= 0)
             s[c->kind[i]] = (s[c->kind[i]] < 0 ? 0 : s[c->kind[i]]) + v;
     }
