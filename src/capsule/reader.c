@@ -283,6 +283,11 @@ static int walk_one(cap_reader *r, tmp_rec *t, uint64_t seq, uint8_t expect[CAP_
  * back from the signed head @p H in chunks until a checkpoint record (at_ckpt only), the first
  * record the writer's trim kept, or record 1, verifying every record on the way. The records at
  * and after where it stopped become the verified range; nothing before is fetched. */
+/* The lowest seqno a walk back may reach: record 1, or the first one a verified trim kept. */
+static uint64_t walk_floor(const cap_reader *r) {
+    return r->trim_below > 1 ? r->trim_below : 1;
+}
+
 static int sync_tail(cap_reader *r, const cap_head *H, bool at_ckpt) {
     enum { CHUNK = 4096 };
     uint64_t hi = H->seqno, base = 1;
@@ -293,9 +298,9 @@ static int sync_tail(cap_reader *r, const cap_head *H, bool at_ckpt) {
     size_t nrev = 0, caprev = 0;
     int rc = 0;
     bool found = false, done = false;
-    while (hi >= (r->trim_below > 1 ? r->trim_below : 1) && !done) {
+    while (hi >= walk_floor(r) && !done) {
         /* Past the checkpoint only its parts are left to find: fetch a few records at a time. */
-        uint64_t floor = r->trim_below > 1 ? r->trim_below : 1;
+        uint64_t floor = walk_floor(r);
         uint64_t want = found ? 64 : CHUNK;
         uint64_t lo = hi >= want && hi - want + 1 > floor ? hi - want + 1 : floor;
         rc = fetch_range(r, lo, hi - lo + 1, chunk, H);
@@ -313,10 +318,10 @@ static int sync_tail(cap_reader *r, const cap_head *H, bool at_ckpt) {
                 rev = xrealloc(rev, caprev * sizeof *rev);
             }
             rev[nrev++] = *t;
+            if (!at_ckpt)
+                continue; /* walking down to the trim point */
             /* The newest CHECKPOINT, then the parts of it just before it. */
-            if (!at_ckpt) {
-                /* walking down to the trim point */
-            } else if (!found && t->kind == CAP_KIND_CHECKPOINT) {
+            if (!found && t->kind == CAP_KIND_CHECKPOINT) {
                 base = k;
                 found = true;
             } else if (found && t->kind == CAP_KIND_CKPT_PART) {
@@ -330,10 +335,9 @@ static int sync_tail(cap_reader *r, const cap_head *H, bool at_ckpt) {
     }
     /* Stopped at the trim point: the writer signed that nothing before it is kept, and the
      * signed head vouches for everything from it. */
-    uint64_t floor = r->trim_below > 1 ? r->trim_below : 1;
-    if (!found && floor > 1 && nrev > 0) {
+    if (!found && walk_floor(r) > 1 && nrev > 0) {
         found = true;
-        base = floor;
+        base = walk_floor(r);
     }
     if (!found && memcmp(expect, hat(r, 0), CAP_HASH_BYTES) != 0) {
         cap_evidence *e =
