@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Objects larger than this are left to LLJIT (the biggest benchmark module's is ~1 MB). */
 #define ELF_MAX_IMAGE (256u << 20)
@@ -395,6 +396,28 @@ static void loader_free(loader *l) {
     free(l->wgot);
 }
 
+/* $PSL_JIT_PERFMAP=1 (a profiling aid): every function of a linked image is appended to
+ * /tmp/perf-PID.map, where perf looks up the names of code in anonymous mappings. */
+static void perf_map(const loader *l) {
+    const char *on = getenv("PSL_JIT_PERFMAP");
+    if (!on || !*on || *on == '0')
+        return;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/perf-%ld.map", (long)getpid());
+    FILE *f = fopen(path, "a");
+    if (!f)
+        return;
+    for (uint32_t si = 1; si < l->nsyms; si++) {
+        Elf64_Sym s = sym(l, si);
+        const char *name = sym_name(l, s.st_name);
+        if (ELF64_ST_TYPE(s.st_info) == STT_FUNC && l->symok[si] == 1 && name &&
+            s.st_shndx < l->nsh && l->part[s.st_shndx] == PART_X)
+            fprintf(f, "%llx %llx %s\n", (unsigned long long)l->symaddr[si],
+                    (unsigned long long)s.st_size, name);
+    }
+    fclose(f);
+}
+
 int jit__elf_link(const uint8_t *obj, size_t len, const jit_helper *helpers, unsigned nhelpers,
                   jit_image **out, char *err, size_t errlen) {
     loader l = {.obj = obj, .len = len, .err = err, .errlen = errlen};
@@ -454,6 +477,7 @@ int jit__elf_link(const uint8_t *obj, size_t len, const jit_helper *helpers, uns
         rc = refuse(&l, ERR_NOMEM, "mprotect failed");
         goto fail;
     }
+    perf_map(&l);
     im = xcalloc(1, sizeof *im);
     im->base = base;
     im->size = total;

@@ -308,6 +308,34 @@ static void test_wx(void **state) {
     close_run(&r);
 }
 
+/* $PSL_JIT_PERFMAP=1: each linked image's functions are listed in /tmp/perf-PID.map for perf. */
+static void test_perf_map(void **state) {
+    (void)state;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/perf-%ld.map", (long)getpid());
+    unlink(path);
+    setenv("PSL_JIT_PERFMAP", "1", 1);
+    run r;
+    open_run(&r, JIT_TIER_JIT, NULL, NULL);
+    unsetenv("PSL_JIT_PERFMAP");
+    wasm_val a[1] = {10}, res[1];
+    assert_int_equal(call(&r, "fib", a, res), 0);
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    char line[256], name[64];
+    unsigned long long addr, size;
+    int fns = 0;
+    while (fgets(line, sizeof line, fp)) {
+        assert_int_equal(sscanf(line, "%llx %llx %63s", &addr, &size, name), 3);
+        assert_true(addr != 0 && size != 0);
+        fns += name[0] == 'f';
+    }
+    fclose(fp);
+    unlink(path);
+    assert_true(fns > 0);
+    close_run(&r);
+}
+
 static void test_cache(void **state) {
     (void)state;
     char dir[] = "/tmp/psl-jit-cache-XXXXXX";
@@ -807,6 +835,7 @@ int main(void) {
         cmocka_unit_test(test_memory_not_forked),
         cmocka_unit_test(test_timeout_stops_loop),
         cmocka_unit_test(test_wx),
+        cmocka_unit_test(test_perf_map),
         cmocka_unit_test(test_cache),
         cmocka_unit_test(test_cache_without_llvm),
         cmocka_unit_test(test_cache_declined),
