@@ -65,6 +65,9 @@ size_t cli_split_list(char *s, const char **out, size_t max);
 /* A byte count: digits with an optional K, M, G or T suffix (powers of 1024). @return 0, or -1
  * when @p s is not one (empty, junk, a zero count, overflow). */
 int cli_parse_size(const char *s, uint64_t *out);
+/* A decimal count in [@p min, @p max]. @return 0, or -1 when @p s is not one (empty, a sign,
+ * junk after the digits, overflow, out of range); *out is left alone then. */
+int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
 /* Daemons of src/worker (cmd_worker.c) */
 int cmd_worker(int argc, char **argv);

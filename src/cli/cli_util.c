@@ -183,6 +183,18 @@ unsigned cli_free_port(void) {
     return 0;
 }
 
+int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out) {
+    if (!s || *s < '0' || *s > '9')
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
 int cli_parse_size(const char *s, uint64_t *out) {
     if (!s || *s < '0' || *s > '9')
         return -1;

@@ -56,10 +56,8 @@ void cmd_coordinator_help(FILE *out) {
 }
 
 static bool parse_u32(const char *s, uint32_t *out) {
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (!*s || *end || errno || v > UINT32_MAX)
+    uint64_t v;
+    if (cli_parse_u64(s, 0, UINT32_MAX, &v) != 0)
         return false;
     *out = (uint32_t)v;
     return true;

@@ -69,18 +69,6 @@ static void on_sigint(int sig) {
         wasm_store_interrupt(s);
 }
 
-static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out) {
-    char *end;
-    errno = 0;
-    if (*s == '-' || *s == '\0')
-        return -1;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static int parse_opts(int argc, char **argv, run_opts *o) {
     wasm_config_default(&o->cfg);
     o->env = xcalloc((size_t)argc, sizeof *o->env);
@@ -123,13 +111,13 @@ static int parse_opts(int argc, char **argv, run_opts *o) {
             if (!o->cfg.timeout_ns)
                 o->cfg.timeout_ns = 1;
         } else if (strcmp(a, "--max-memory") == 0) {
-            if (parse_u64(v, 1, 4096, &n)) {
+            if (cli_parse_u64(v, 1, 4096, &n)) {
                 cli_err("run: --max-memory wants MiB in 1..4096, got '%s'", v);
                 return -1;
             }
             o->cfg.max_memory_bytes = n << 20;
         } else if (strcmp(a, "--max-stack") == 0) {
-            if (parse_u64(v, 1, 1000000, &n)) {
+            if (cli_parse_u64(v, 1, 1000000, &n)) {
                 cli_err("run: --max-stack wants a depth in 1..1000000, got '%s'", v);
                 return -1;
             }

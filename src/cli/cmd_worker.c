@@ -44,6 +44,10 @@ void cmd_worker_help(FILE *out) {
             "                    in several, at most every MS ms from the start or the last\n"
             "                    one (default 1800000, or $PSL_BIG_CHECKPOINT_MS), once the\n"
             "                    log since the last checkpoint holds half the state's size\n"
+            "  --big-checkpoint-log SIZE  ... or sooner, once that log holds SIZE bytes (K, M, G\n"
+            "                    suffixes) and twice the state's size, so that the replicas\n"
+            "                    keep a bounded log whatever the write rate (default 4G, or\n"
+            "                    $PSL_BIG_CHECKPOINT_LOG)\n"
             "  --journal-counter bind our capsule's journal to the enclave's monotonic counter\n"
             "                    capsule-journal-N (default: $PSL_JOURNAL_COUNTER=1 turns it\n"
             "                    on): a restart refuses a deleted or older journal instead of\n"
@@ -85,6 +89,7 @@ int cmd_worker(int argc, char **argv) {
     char dir[512];
     const char *tier = NULL, *ckpt = getenv("PSL_CHECKPOINT_EVERY");
     const char *big = getenv("PSL_BIG_CHECKPOINT_MS"), *jc = getenv("PSL_JOURNAL_COUNTER");
+    const char *biglog = getenv("PSL_BIG_CHECKPOINT_LOG");
     if (jc && *jc && strcmp(jc, "0") != 0 && strcmp(jc, "1") != 0) {
         cli_err("worker: PSL_JOURNAL_COUNTER must be 0 or 1, not '%s'", jc);
         return EXIT_USAGE;
@@ -92,6 +97,8 @@ int cmd_worker(int argc, char **argv) {
     o.journal_counter = jc && strcmp(jc, "1") == 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
+        bool bad = false;
+        uint64_t n = 0;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             cmd_worker_help(stdout);
             return EXIT_OK;
@@ -109,16 +116,17 @@ int cmd_worker(int argc, char **argv) {
         if (!strcmp(a, "--coordinator"))
             o.coordinator = v;
         else if (!strcmp(a, "--id"))
-            o.id = strtoull(v, NULL, 10);
+            bad = cli_parse_u64(v, 1, UINT64_MAX, &o.id) != 0;
         else if (!strcmp(a, "--policy"))
             o.policy = v;
         else if (!strcmp(a, "--dir"))
             o.dir = v;
         else if (!strcmp(a, "--home"))
             o.home = v;
-        else if (!strcmp(a, "--threads"))
-            o.threads = (unsigned)strtoul(v, NULL, 10);
-        else if (!strcmp(a, "--name"))
+        else if (!strcmp(a, "--threads")) {
+            bad = cli_parse_u64(v, 1, 1024, &n) != 0;
+            o.threads = (unsigned)n;
+        } else if (!strcmp(a, "--name"))
             o.name = v;
         else if (!strcmp(a, "--storage"))
             o.storage = v;
@@ -134,12 +142,18 @@ int cmd_worker(int argc, char **argv) {
             ckpt = v;
         else if (!strcmp(a, "--big-checkpoint-ms"))
             big = v;
+        else if (!strcmp(a, "--big-checkpoint-log"))
+            biglog = v;
         else if (!strcmp(a, "--client-listen"))
             o.client_listen = v;
         else if (!strcmp(a, "--client-keys"))
             o.client_keys = v;
         else {
             cli_err("worker: unknown option %s (see psl worker --help)", a);
+            return EXIT_USAGE;
+        }
+        if (bad) {
+            cli_err("worker: bad value for %s: '%s'", a, v);
             return EXIT_USAGE;
         }
     }
@@ -160,8 +174,25 @@ int cmd_worker(int argc, char **argv) {
         snprintf(dir, sizeof dir, "psl-data/worker-%llu", (unsigned long long)o.id);
         o.dir = dir;
     }
-    o.checkpoint_every = ckpt && *ckpt ? strtoull(ckpt, NULL, 10) : 1000;
-    o.big_checkpoint_ms = big && *big ? strtoull(big, NULL, 10) : 0;
+    o.checkpoint_every = 1000;
+    if (ckpt && *ckpt && cli_parse_u64(ckpt, 0, UINT64_MAX, &o.checkpoint_every) != 0) {
+        cli_err("worker: bad checkpoint interval '%s' (--checkpoint-every or "
+                "$PSL_CHECKPOINT_EVERY: a count of records, 0 = never)",
+                ckpt);
+        return EXIT_USAGE;
+    }
+    if (big && *big && cli_parse_u64(big, 1, UINT64_MAX, &o.big_checkpoint_ms) != 0) {
+        cli_err("worker: bad interval '%s' (--big-checkpoint-ms or $PSL_BIG_CHECKPOINT_MS: "
+                "milliseconds, at least 1)",
+                big);
+        return EXIT_USAGE;
+    }
+    if (biglog && *biglog && cli_parse_size(biglog, &o.big_checkpoint_log) != 0) {
+        cli_err("worker: bad size '%s' (--big-checkpoint-log or $PSL_BIG_CHECKPOINT_LOG: bytes "
+                "with an optional K, M, G or T suffix)",
+                biglog);
+        return EXIT_USAGE;
+    }
     if (!tier)
         tier = getenv("PSL_TIER");
     if (tier && !strcmp(tier, "auto") && !o.no_sandbox) {

@@ -1205,7 +1205,8 @@ int worker_run(const worker_opts *o) {
                             .name = w.name,
                             .tee = o->journal_counter ? t : NULL,
                             .checkpoint_every = o->checkpoint_every,
-                            .big_checkpoint_ms = o->big_checkpoint_ms};
+                            .big_checkpoint_ms = o->big_checkpoint_ms,
+                            .big_checkpoint_log = o->big_checkpoint_log};
             rc = repl_open(&ro, &w.rp, why, sizeof why);
             km_secrets_free(sec);
             if (rc) {

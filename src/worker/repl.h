@@ -49,6 +49,9 @@ typedef struct repl_opts {
     uint64_t big_checkpoint_ms; /* a checkpoint larger than one record (written as several) at
                                  * most this often, and only once the records appended since the
                                  * last one hold at least half its size; 0 = 1800000 */
+    uint64_t big_checkpoint_log; /* ... or sooner, once they hold this many bytes and twice the
+                                  * state's size, so the log the replicas keep stays bounded
+                                  * whatever the write rate; 0 = 4 GiB */
 } repl_opts;
 
 typedef struct repl repl;

@@ -48,6 +48,7 @@ typedef struct worker_opts {
     bool no_sandbox;        /* skip the seccomp allow-list (debugging only) */
     uint64_t checkpoint_every;  /* own capsule records between checkpoints (0 = never) */
     uint64_t big_checkpoint_ms; /* least time between multi-record checkpoints (0 = 1800000) */
+    uint64_t big_checkpoint_log; /* log bytes that make one due sooner (0 = 4 GiB; repl_opts) */
     bool journal_counter;       /* bind the capsule journal to the tee's counter (repl_opts.tee) */
     const char *client_listen;  /* client-facing channel endpoint (NULL = stream://127.0.0.1:0,
                                  * an ephemeral loopback port on the stream transport; "tcp://..."
