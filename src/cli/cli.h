@@ -68,6 +68,9 @@ int cli_parse_size(const char *s, uint64_t *out);
 /* A decimal count in [@p min, @p max]. @return 0, or -1 when @p s is not one (empty, a sign,
  * junk after the digits, overflow, out of range); *out is left alone then. */
 int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/* Option @p opt of command @p cmd with value @p v: a decimal integer in [@p min, @p max] (min >=
+ * 0) into *out. @return 0, or -1 after saying on stderr what was wrong. */
+int cli_opt_int(const char *cmd, const char *opt, const char *v, int min, int max, int *out);
 
 /* Daemons of src/worker (cmd_worker.c) */
 int cmd_worker(int argc, char **argv);

@@ -195,6 +195,16 @@ int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out) {
     return 0;
 }
 
+int cli_opt_int(const char *cmd, const char *opt, const char *v, int min, int max, int *out) {
+    uint64_t n;
+    if (min < 0 || cli_parse_u64(v, (uint64_t)min, (uint64_t)max, &n) != 0) {
+        cli_err("%s: bad value for %s: '%s' (a whole number from %d to %d)", cmd, opt, v, min, max);
+        return -1;
+    }
+    *out = (int)n;
+    return 0;
+}
+
 int cli_parse_size(const char *s, uint64_t *out) {
     if (!s || *s < '0' || *s > '9')
         return -1;

@@ -207,19 +207,29 @@ static int cmd_bench_channel(int argc, char **argv) {
     int msgs = 100000, rtts = 20000, window = 64, hs = 200, repeat = 1, only = -1;
     const char *home = NULL;
     for (int i = 1; i < argc; i++) {
-        if (i + 1 < argc && strcmp(argv[i], "--messages") == 0)
-            msgs = atoi(argv[++i]);
-        else if (i + 1 < argc && strcmp(argv[i], "--round-trips") == 0)
-            rtts = atoi(argv[++i]);
-        else if (i + 1 < argc && strcmp(argv[i], "--window") == 0)
-            window = atoi(argv[++i]);
-        else if (i + 1 < argc && strcmp(argv[i], "--handshakes") == 0)
-            hs = atoi(argv[++i]);
-        else if (i + 1 < argc && strcmp(argv[i], "--home") == 0)
+        if (i + 1 < argc && strcmp(argv[i], "--messages") == 0) {
+            if (cli_opt_int("bench channel", argv[i], argv[i + 1], 1, 100000000, &msgs) != 0)
+                return EXIT_USAGE;
+            i++;
+        } else if (i + 1 < argc && strcmp(argv[i], "--round-trips") == 0) {
+            if (cli_opt_int("bench channel", argv[i], argv[i + 1], 1, 100000000, &rtts) != 0)
+                return EXIT_USAGE;
+            i++;
+        } else if (i + 1 < argc && strcmp(argv[i], "--window") == 0) {
+            if (cli_opt_int("bench channel", argv[i], argv[i + 1], 1, 1000000, &window) != 0)
+                return EXIT_USAGE;
+            i++;
+        } else if (i + 1 < argc && strcmp(argv[i], "--handshakes") == 0) {
+            if (cli_opt_int("bench channel", argv[i], argv[i + 1], 1, 1000000, &hs) != 0)
+                return EXIT_USAGE;
+            i++;
+        } else if (i + 1 < argc && strcmp(argv[i], "--home") == 0)
             home = argv[++i];
-        else if (i + 1 < argc && strcmp(argv[i], "--repeat") == 0)
-            repeat = atoi(argv[++i]);
-        else if (i + 1 < argc && strcmp(argv[i], "--only") == 0) {
+        else if (i + 1 < argc && strcmp(argv[i], "--repeat") == 0) {
+            if (cli_opt_int("bench channel", argv[i], argv[i + 1], 1, 64, &repeat) != 0)
+                return EXIT_USAGE;
+            i++;
+        } else if (i + 1 < argc && strcmp(argv[i], "--only") == 0) {
             const char *m = argv[++i];
             only = -2;
             for (int k = 0; k < NMODES; k++)
@@ -234,8 +244,6 @@ static int cmd_bench_channel(int argc, char **argv) {
             return EXIT_USAGE;
         }
     }
-    if (msgs <= 0 || rtts <= 0 || window <= 0 || hs <= 0 || repeat <= 0 || repeat > 64)
-        return EXIT_USAGE;
     tee_opts to = {.home = home};
     tee_enclave *t;
     if (tee_open(&to, &t) != 0)

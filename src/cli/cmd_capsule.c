@@ -455,13 +455,21 @@ int cmd_bench_capsule(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (i + 1 < argc && !strcmp(argv[i], "--seconds"))
             secs = atof(argv[++i]);
-        else if (i + 1 < argc && !strcmp(argv[i], "--writers"))
-            writers = (size_t)atol(argv[++i]);
-        else if (i + 1 < argc && !strcmp(argv[i], "--port"))
-            base = atoi(argv[++i]);
-        else if (i + 1 < argc && !strcmp(argv[i], "--only"))
-            only = atoi(argv[++i]);
-        else {
+        else if (i + 1 < argc && !strcmp(argv[i], "--writers")) {
+            int n;
+            if (cli_opt_int("bench capsule", argv[i], argv[i + 1], 1, 4096, &n) != 0)
+                return EXIT_USAGE;
+            writers = (size_t)n;
+            i++;
+        } else if (i + 1 < argc && !strcmp(argv[i], "--port")) {
+            if (cli_opt_int("bench capsule", argv[i], argv[i + 1], 1024, 65500, &base) != 0)
+                return EXIT_USAGE;
+            i++;
+        } else if (i + 1 < argc && !strcmp(argv[i], "--only")) {
+            if (cli_opt_int("bench capsule", argv[i], argv[i + 1], 1, 4, &only) != 0)
+                return EXIT_USAGE;
+            i++;
+        } else {
             cli_err(
                 "bench capsule: usage: psl bench capsule [--seconds S] [--writers N] [--port P] "
                 "[--only ROW]");

@@ -5,6 +5,7 @@
 #include "platform/platform.h"
 #include "storage/storage.h"
 
+#include <limits.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -28,7 +29,7 @@ void cmd_storage_help(FILE *out) {
         "  --listen ENDPOINT     ZeroMQ endpoint, e.g. tcp://127.0.0.1:7101\n"
         "  --data DIR            LMDB directory (created 0700)\n"
         "  --peers LIST          comma-separated endpoints of the other replicas\n"
-        "  --anti-entropy-ms N   pull/scrub interval (default 500; -1: only on scrub hints)\n"
+        "  --anti-entropy-ms N   pull/scrub interval in ms (default 500; -1: only on scrub hints)\n"
         "  --map-size SIZE       most the replica may hold, e.g. 512M, 64G (default 256G; only\n"
         "                        what is written takes disk). Capsules are append-only logs: a\n"
         "                        full replica refuses appends with 'storage full'\n"
@@ -69,7 +70,11 @@ int cmd_storage(int argc, char **argv) {
             }
             o.map_size = (size_t)v;
         } else if (i + 1 < argc && !strcmp(a, "--anti-entropy-ms")) {
-            o.ae_interval_ms = atoi(argv[++i]);
+            const char *v = argv[++i];
+            if (!strcmp(v, "-1")) /* only on scrub hints */
+                o.ae_interval_ms = -1;
+            else if (cli_opt_int("storage", a, v, 1, INT_MAX, &o.ae_interval_ms) != 0)
+                return EXIT_USAGE;
         } else {
             cli_err("storage: unknown or incomplete option '%s' (see psl help storage)", a);
             return EXIT_USAGE;

@@ -68,6 +68,19 @@ check usage_nofile 120 "" "^psl: run: no module file" -- run
 check usage_badopt 120 "" "^psl: run: unknown option --bogus" -- run --bogus 1 x.wasm
 check usage_timeout 120 "" "^psl: run: --timeout" -- run --timeout -1 x.wasm
 check unknown_cmd 120 "" "^psl: unknown command 'frobnicate'" -- frobnicate
+# Numbers given to the daemons and benchmarks are checked, not read as 0.
+check worker_badid 120 "" "^psl: worker: bad value for --id: 'x'" -- worker --coordinator \
+    tcp://127.0.0.1:1 --policy p --id x
+check worker_badthreads 120 "" "^psl: worker: bad value for --threads: '0'" -- worker \
+    --coordinator tcp://127.0.0.1:1 --policy p --id 1 --threads 0
+check worker_badlog 120 "" "^psl: worker: bad size '4X'" -- worker --coordinator \
+    tcp://127.0.0.1:1 --policy p --id 1 --big-checkpoint-log 4X
+check storage_badae 120 "" "^psl: storage: bad value for --anti-entropy-ms: '1s'" -- storage \
+    --listen tcp://127.0.0.1:1 --data "$tmp/st" --anti-entropy-ms 1s
+check channel_badwin 120 "" "^psl: bench channel: bad value for --window: '0'" -- bench channel \
+    --window 0
+check capsule_badwriters 120 "" "^psl: bench capsule: bad value for --writers: '-2'" -- bench \
+    capsule --writers -2
 
 # A wasi-libc program: args, environment, clocks, sleep, random, no file system, stdin, status.
 n=$((n + 1))
