@@ -79,6 +79,7 @@ typedef struct fgen {
     LLVMBasicBlockRef *bbs; /* per cell: the block starting there, or NULL */
     const bool *starts;     /* per cell: a block starts there */
     bool osr;               /* the OSR variant: (ctx, fp, cell), results to fp */
+    bool leaf;              /* calls nothing (no call, call_import, call_indirect) */
     LLVMValueRef fpv;       /* its fp */
     LLVMBasicBlockRef traps[WASM_TRAP_COUNT];
     LLVMBasicBlockRef entry;
@@ -821,7 +822,8 @@ static void call_linked(fgen *f, LLVMValueRef code, uint32_t base, const wasm_ft
 }
 
 static void emit_ret(fgen *f) {
-    LLVMBuildStore(B, f->depth0, f->depthp);
+    if (!f->leaf)
+        LLVMBuildStore(B, f->depth0, f->depthp);
     uint32_t nr = f->ft->nresults;
     if (f->osr) {
         for (uint32_t i = 0; i < nr; i++) {
@@ -1202,6 +1204,7 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
     f->ft = code_type(m, k);
     f->fn = fn;
     f->osr = osr;
+    f->leaf = true; /* until pass 1 finds a call */
     f->ctx = LLVMGetParam(f->fn, 0);
     if (osr)
         f->fpv = LLVMGetParam(f->fn, 1);
@@ -1252,6 +1255,7 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
         case OP_call:
         case OP_call_import:
         case OP_call_indirect: {
+            f->leaf = false;
             if (op == OP_call && g->fns[(const wasm_code *)ip[2].h - m->codes])
                 break; /* a direct native call */
             const wasm_ftype *t =
@@ -1332,7 +1336,10 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
     if (!osr) { /* an OSR activation is already counted (and fuelled) by the interpreter */
         LLVMValueRef maxd = ctx_field(f, offsetof(jit_ctx, max_depth), g->i32, "");
         trap_if(f, LLVMBuildICmp(B, LLVMIntUGE, f->depth0, maxd, ""), WASM_TRAP_STACK);
-        LLVMBuildStore(B, LLVMBuildAdd(B, f->depth0, c32(g, 1), ""), f->depthp);
+        /* A leaf's own level of the depth counter is never read (it calls nothing, and a trap
+         * restores the counter at the entry): it checks the limit but counts nothing. */
+        if (!f->leaf)
+            LLVMBuildStore(B, LLVMBuildAdd(B, f->depth0, c32(g, 1), ""), f->depthp);
     }
     if (!osr && g->fuel) {
         LLVMValueRef idx = c64(g, offsetof(jit_ctx, fuel));

@@ -129,6 +129,8 @@ static const vec *vectors(size_t *n) {
     v[k++] = (vec){"load", {131064}};
     v[k++] = (vec){"store2", {0xfffffff0u, 7}};
     v[k++] = (vec){"load", {16}};
+    for (uint32_t d = 9996; d <= 10000; d++) /* around the depth limit (10000 calls) */
+        v[k++] = (vec){"deep", {d}};
     v[k++] = (vec){"unreach", {0}};
     v[k++] = (vec){"rec", {1}};
     *n = k;
@@ -168,6 +170,11 @@ static void differential_cache(jit_bounds bounds, const char *cache) {
     assert_int_equal(res_j[10][0], 55);
     assert_int_equal(rc_j[n - 1], WASM_TRAP_STACK);
     assert_int_equal(rc_j[n - 2], WASM_TRAP_UNREACHABLE);
+    /* deep(9996..10000): the first ones return, the last ones trap, the switch where the call
+     * of the leaf $sq is one too many (a leaf checks the limit although it counts nothing). */
+    assert_int_equal(rc_j[n - 7], 0);
+    assert_int_equal(res_j[n - 7][0], 9996 + 9);
+    assert_int_equal(rc_j[n - 3], WASM_TRAP_STACK);
     for (size_t k = 0; k < n; k++)
         if (strcmp(v[k].fn, "dropload") == 0 && v[k].args[0] != 131068)
             assert_int_equal(rc_j[k], WASM_TRAP_MEM_OOB);

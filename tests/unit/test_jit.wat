@@ -27,6 +27,11 @@
   (func (export "fmin") (param f64 f64) (result f64) (f64.min (local.get 0) (local.get 1)))
   (func (export "trunc") (param f32) (result i32) (i32.trunc_f32_s (local.get 0)))
   (func $rec (export "rec") (param i32) (result i32) (i32.add (call $rec (local.get 0)) (i32.const 1)))
+  ;; n calls deep, then a call of the leaf $sq: at the depth limit the leaf's call traps
+  (func $deep (export "deep") (param i32) (result i32)
+    (if (result i32) (i32.eqz (local.get 0))
+      (then (call $sq (i32.const 3)))
+      (else (i32.add (call $deep (i32.sub (local.get 0) (i32.const 1))) (i32.const 1)))))
   (func (export "spin") (loop (br 0)))
   (func (export "unreach") (unreachable))
   ;; Guard-mode bounds: a dropped load must still trap; a reduction over memory (its loads feed
