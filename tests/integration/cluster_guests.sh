@@ -7,15 +7,8 @@
 # usage: cluster_guests.sh PSL EXAMPLES_DIR
 set -u
 PSL=${1:?} EX=${2:?}
-T=$(mktemp -d /tmp/psl-guests-test.XXXXXX)
-D="$T/cluster"
-FAILS=0 PASSES=0
-cleanup() { "$PSL" down --dir "$D" >/dev/null 2>&1; [ -n "${KEEP:-}" ] || rm -rf "$T"; }
-trap cleanup EXIT INT TERM
-ok() { echo "ok:   $*"; PASSES=$((PASSES + 1)); }
-bad() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
-inv() { "$PSL" invoke "$1" --data "$2" --dir "$D" 2>>"$T/client.err"; }
-kvget() { "$PSL" kv get "$1" --dir "$D" 2>>"$T/client.err"; }
+. "$(dirname "$0")/cluster_lib.sh"
+cluster_tmp guests
 # check NAME REQUEST EXPECTED: the response, exactly
 check() {
     got=$(inv "$1" "$2")
@@ -92,5 +85,4 @@ if [ -f "$EX/stats.so" ]; then
     fi
 fi
 
-echo "cluster_guests: $PASSES passed, $FAILS failed"
-[ "$FAILS" -eq 0 ]
+finish

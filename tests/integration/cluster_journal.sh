@@ -7,16 +7,9 @@
 # usage: cluster_journal.sh PSL EXAMPLES_DIR
 set -u
 PSL=${1:?} EX=${2:?}
-T=$(mktemp -d /tmp/psl-journal-test.XXXXXX)
-D="$T/cluster"
-FAILS=0 PASSES=0
-cleanup() { "$PSL" down --dir "$D" >/dev/null 2>&1; [ -n "${KEEP:-}" ] || rm -rf "$T"; }
-trap cleanup EXIT INT TERM
-ok() { echo "ok:   $*"; PASSES=$((PASSES + 1)); }
-bad() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
+. "$(dirname "$0")/cluster_lib.sh"
+cluster_tmp journal
 export PSL_JOURNAL_COUNTER=1
-inv() { "$PSL" invoke "$1" --data "$2" --dir "$D" 2>>"$T/client.err"; }
-kvget() { "$PSL" kv get "$1" --dir "$D" 2>>"$T/client.err"; }
 ctr() { od -An -t u8 -N 8 "$D/counters/capsule-journal-$1" 2>/dev/null | tr -d ' '; }
 
 "$PSL" up --workers 2 --dir "$D" >"$T/up.out" 2>&1 || { cat "$T/up.out"; bad "psl up"; exit 1; }
@@ -74,5 +67,4 @@ elif grep -q "worker-1 .*exited during start-up" "$T/up4.out" &&
 else
     bad "deleted journal not refused: $(cat "$T/up4.out" | tr '\n' ' ')"
 fi
-echo "$PASSES passed, $FAILS failed"
-[ "$FAILS" -eq 0 ]
+finish

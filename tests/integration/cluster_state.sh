@@ -7,18 +7,11 @@
 # usage: cluster_state.sh PSL EXAMPLES_DIR
 set -u
 PSL=${1:?} EX=${2:?}
-T=$(mktemp -d /tmp/psl-state-test.XXXXXX)
-D="$T/cluster"
-FAILS=0 PASSES=0
-cleanup() { "$PSL" down --dir "$D" >/dev/null 2>&1; [ -n "${KEEP:-}" ] || rm -rf "$T"; }
-trap cleanup EXIT INT TERM
-ok() { echo "ok:   $*"; PASSES=$((PASSES + 1)); }
-bad() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
+. "$(dirname "$0")/cluster_lib.sh"
+cluster_tmp state
 # Workers write a checkpoint every 5 records of their capsule, so the restarts below recover from
 # checkpoints (a snapshot, then only the records after it).
 export PSL_CHECKPOINT_EVERY=5
-inv() { "$PSL" invoke "$1" --data "$2" --dir "$D" 2>>"$T/client.err"; }
-kvget() { "$PSL" kv get "$1" --dir "$D" 2>>"$T/client.err"; }
 
 "$PSL" up --workers 2 --dir "$D" >"$T/up.out" 2>&1 || { cat "$T/up.out"; bad "psl up"; exit 1; }
 "$PSL" deploy counter "$EX/counter.wasm" --dir "$D" >/dev/null &&
@@ -158,5 +151,4 @@ if [ -n "$n1" ] && [ "$n1" = "$n2" ] && [ "$n2" = "$n3" ]; then
 else
     bad "without the forwarder, replicas disagree: $n1 $n2 $n3"
 fi
-echo "$PASSES passed, $FAILS failed"
-[ "$FAILS" -eq 0 ]
+finish
