@@ -70,6 +70,17 @@ if [ "$rc" -eq 0 ]; then
     n=$(grep -c ',2000,0,' "$T/c.csv" 2>/dev/null || echo 0)
     [ "$n" -eq 4 ] || { echo "FAIL: CSV has $n rows of 2000 reads (want 4)"; cat "$T/c.csv"; st=1; }
 fi
+# The transport-only targets (echo processes): every operation answered, with the right size.
+"$PSL" bench ycsb --quiet --records 500 --workload a --threads 2 --ops 1000 --warmup 0 \
+    --duration 30 --target zmq,tcp --csv "$T/echo.csv" >"$T/out" 2>"$T/err"
+rc=$?
+cat "$T/out" "$T/err"
+judge "zmq and tcp echo"
+if [ "$rc" -eq 0 ]; then
+    rows "$T/out" a zmq tcp
+    n=$(grep -cE '^(zmq|tcp),a,.*,ALL,2000,0,' "$T/echo.csv" 2>/dev/null || echo 0)
+    [ "$n" -eq 2 ] || { echo "FAIL: want an ALL row of 2000 operations, no error, for zmq and tcp"; st=1; }
+fi
 # CPU per operation, measured over the run's window: this process (client) and the server side
 # (redis-server; psl's workers, with its storage replicas apart), under each row and in the CSV.
 "$PSL" bench ycsb --quiet --fn "$FN" --records 500 --workload a --threads 2 --warmup 0.2 \

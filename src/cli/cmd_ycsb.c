@@ -24,6 +24,7 @@
 #include <hiredis/hiredis.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -33,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -48,7 +50,7 @@
 
 #include <zmq.h>
 
-enum { T_REDIS, T_PSL_FN, T_PSL_CLIENT, T_PSL_HTTP, T_ZMQ };
+enum { T_REDIS, T_PSL_FN, T_PSL_CLIENT, T_PSL_HTTP, T_ZMQ, T_TCP };
 
 #define MAX_TARGETS 8
 #define MAX_LIST 16
@@ -95,6 +97,8 @@ typedef struct env {
     void *zctx;    /* the client connections' ZeroMQ context (psl-client and zmq) */
     pid_t zmq_pid; /* the zmq target's echo server (a child process) */
     char zmq_ep[64];
+    pid_t tcp_pid; /* the tcp target's echo server (a child process) */
+    int tcp_port;
 } env;
 
 /* Where the CPU goes, per operation of the measured window (microseconds of user + system time
@@ -428,11 +432,157 @@ static int zmq_echo_start(env *e) {
     return 0;
 }
 
+/* The tcp target: the same requests and replies as zmq, each behind a 4-byte little-endian
+ * length, over plain TCP sockets (TCP_NODELAY, as hiredis and psl's stream transport set) to a
+ * child process with one thread in an epoll loop, as redis-server serves its connections: what
+ * this machine's loopback does with one operation in flight per connection, with no protocol,
+ * security or store at all. */
+#define TCP_FRAME_MAX (YCSB_VALUE_LEN + 256)
+
+typedef struct tcp_peer {
+    int fd;
+    size_t have;
+    uint8_t buf[4 + TCP_FRAME_MAX];
+} tcp_peer;
+
+/* Answer every complete request in @p c's buffer. @return 0, or -1 to drop the connection. */
+static int tcp_echo_serve(tcp_peer *c, const uint8_t *rec) {
+    size_t off = 0;
+    while (c->have - off >= 4) {
+        uint32_t n = (uint32_t)c->buf[off] | (uint32_t)c->buf[off + 1] << 8 |
+                     (uint32_t)c->buf[off + 2] << 16 | (uint32_t)c->buf[off + 3] << 24;
+        if (n > TCP_FRAME_MAX)
+            return -1;
+        if (c->have - off < 4 + (size_t)n)
+            break;
+        bool rd = n > 0 && c->buf[off + 4] == 'r';
+        uint8_t hdr[4] = {rd ? (uint8_t)(YCSB_VALUE_LEN & 0xff) : 0,
+                          rd ? (uint8_t)(YCSB_VALUE_LEN >> 8) : 0, 0, 0};
+        struct iovec iov[2] = {{hdr, 4}, {(void *)rec, rd ? YCSB_VALUE_LEN : 0}};
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+        if (sendmsg(c->fd, &mh, MSG_NOSIGNAL) != (ssize_t)(4 + (rd ? YCSB_VALUE_LEN : 0)))
+            return -1; /* a client with one request in flight never fills the socket buffer */
+        off += 4 + (size_t)n;
+    }
+    memmove(c->buf, c->buf + off, c->have - off);
+    c->have -= off;
+    return 0;
+}
+
+static void tcp_echo_main(int ls) {
+    static uint8_t rec[YCSB_VALUE_LEN];
+    memset(rec, 'x', sizeof rec);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev) != 0)
+        _exit(1);
+    for (;;) {
+        struct epoll_event evs[64];
+        int n = epoll_wait(ep, evs, 64, -1);
+        if (n < 0 && errno != EINTR)
+            _exit(1);
+        for (int i = 0; i < n; i++) {
+            tcp_peer *c = evs[i].data.ptr;
+            if (!c) {
+                int fd = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+                if (fd < 0)
+                    continue;
+                int one = 1;
+                setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                c = xcalloc(1, sizeof *c);
+                c->fd = fd;
+                struct epoll_event cev = {.events = EPOLLIN, .data.ptr = c};
+                if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &cev) != 0) {
+                    close(fd);
+                    free(c);
+                }
+                continue;
+            }
+            ssize_t r = recv(c->fd, c->buf + c->have, sizeof c->buf - c->have, 0);
+            if (r > 0) {
+                c->have += (size_t)r;
+                if (tcp_echo_serve(c, rec) == 0)
+                    continue;
+            } else if (r < 0 && (errno == EINTR || errno == EAGAIN)) {
+                continue;
+            }
+            close(c->fd); /* also leaves the epoll set */
+            free(c);
+        }
+    }
+}
+
+static int tcp_echo_start(env *e) {
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    if (ls < 0 || setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(ls, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(ls, 128) != 0 ||
+        getsockname(ls, (struct sockaddr *)&sa, &sl) != 0) {
+        cli_err("bench ycsb: tcp echo: cannot listen on loopback: %s", strerror(errno));
+        if (ls >= 0)
+            close(ls);
+        return EXIT_FAILED;
+    }
+    e->tcp_port = ntohs(sa.sin_port);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t p = fork();
+    if (p < 0) {
+        close(ls);
+        return EXIT_FAILED;
+    }
+    if (p == 0) {
+        signal(SIGINT, SIG_IGN);
+        signal(SIGTERM, SIG_DFL);
+        tcp_echo_main(ls);
+    }
+    close(ls);
+    e->tcp_pid = p;
+    return 0;
+}
+
+/* One request over a tcp target connection: the frame, then its whole reply. @return the reply's
+ * length, or -1. */
+static long tcp_call(int fd, const void *req, size_t len, uint8_t *out, size_t cap) {
+    uint8_t hdr[4] = {(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16),
+                      (uint8_t)(len >> 24)};
+    struct iovec iov[2] = {{hdr, 4}, {(void *)req, len}};
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+    if (sendmsg(fd, &mh, MSG_NOSIGNAL) != (ssize_t)(4 + len))
+        return -1;
+    size_t got = 0, want = 4;
+    uint8_t rh[4];
+    while (got < want) {
+        ssize_t r =
+            got < 4 ? recv(fd, rh + got, 4 - got, 0) : recv(fd, out + got - 4, want - got, 0);
+        if (r <= 0) {
+            if (r < 0 && errno == EINTR)
+                continue;
+            return -1;
+        }
+        got += (size_t)r;
+        if (got == 4) {
+            size_t n =
+                (size_t)rh[0] | (size_t)rh[1] << 8 | (size_t)rh[2] << 16 | (size_t)rh[3] << 24;
+            if (n > cap)
+                return -1;
+            want = 4 + n;
+        }
+    }
+    return (long)(want - 4);
+}
+
 static void redis_stop(env *e) {
     if (e->zmq_pid > 0) {
         kill(e->zmq_pid, SIGTERM);
         waitpid(e->zmq_pid, NULL, 0);
         e->zmq_pid = 0;
+    }
+    if (e->tcp_pid > 0) {
+        kill(e->tcp_pid, SIGTERM);
+        waitpid(e->tcp_pid, NULL, 0);
+        e->tcp_pid = 0;
     }
     if (e->redis_pid > 0) {
         kill(e->redis_pid, SIGTERM);
@@ -452,6 +602,7 @@ typedef struct conn {
     http h;
     cl_conn *cc; /* psl-client: the attested channel to one worker */
     void *zs;    /* zmq: a DEALER to the echo server */
+    int fd;      /* tcp: a socket to the echo server (-1: none) */
     uint8_t zbuf[YCSB_VALUE_LEN + 64];
     char err[160];
 } conn;
@@ -459,6 +610,7 @@ typedef struct conn {
 /* Thread @p thread's connection; psl-client threads go round-robin over the workers. */
 static int conn_open(conn *c, env *e, const target *t, uint64_t records, uint32_t thread) {
     memset(c, 0, sizeof *c);
+    c->fd = -1;
     c->kind = t->kind;
     c->sync = t->sync;
     c->records = records;
@@ -467,6 +619,17 @@ static int conn_open(conn *c, env *e, const target *t, uint64_t records, uint32_
         return c->rc ? 0 : ERR_IO;
     }
     c->op_fn = op_name(t);
+    if (t->kind == T_TCP) {
+        struct sockaddr_in sa = {.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)e->tcp_port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int one = 1;
+        c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sa, sizeof sa) != 0)
+            return ERR_IO;
+        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        return 0;
+    }
     if (t->kind == T_ZMQ) {
         c->zs = zmq_socket(e->zctx, ZMQ_DEALER);
         int linger = 0;
@@ -484,6 +647,8 @@ static void conn_close(conn *c) {
     cl_close(c->cc);
     if (c->zs)
         zmq_close(c->zs);
+    if (c->fd >= 0)
+        close(c->fd);
     if (c->rc)
         redisFree(c->rc);
     http_close(&c->h);
@@ -520,6 +685,9 @@ static int conn_read(conn *c, uint64_t k, ycsb_stats *st) {
             v = (const uint8_t *)r->str, vl = r->len;
         else if (r->type != REDIS_REPLY_NIL)
             rc = ERR_IO;
+    } else if (c->kind == T_TCP) { /* transport only, as zmq */
+        key[0] = 'r', key[1] = ' ';
+        return tcp_call(c->fd, key, kl + 2, c->zbuf, sizeof c->zbuf) == YCSB_VALUE_LEN ? 0 : ERR_IO;
     } else if (c->kind == T_ZMQ) { /* transport only: the echo's record is not checked */
         key[0] = 'r', key[1] = ' ';
         if (zmq_send(c->zs, key, kl + 2, 0) < 0)
@@ -571,6 +739,8 @@ static int conn_write(conn *c, uint64_t k, uint8_t *msg, size_t off) {
         cl_result res;
         return conn_invoke(c, p, hl + YCSB_VALUE_LEN, &res);
     }
+    if (c->kind == T_TCP)
+        return tcp_call(c->fd, p, hl + YCSB_VALUE_LEN, c->zbuf, sizeof c->zbuf) == 0 ? 0 : ERR_IO;
     if (c->kind == T_ZMQ) {
         if (zmq_send(c->zs, p, hl + YCSB_VALUE_LEN, 0) < 0)
             return ERR_IO;
@@ -1028,8 +1198,8 @@ static void cpu_set_for(const env *e, const target *t, cpu_set *c) {
         cpu_set_add(c, e->redis_pid, CPU_SERVER);
         return;
     }
-    if (t->kind == T_ZMQ) {
-        cpu_set_add(c, e->zmq_pid, CPU_SERVER);
+    if (t->kind == T_ZMQ || t->kind == T_TCP) {
+        cpu_set_add(c, t->kind == T_ZMQ ? e->zmq_pid : e->tcp_pid, CPU_SERVER);
         return;
     }
     cli_proc ps[64];
@@ -1327,14 +1497,16 @@ static void ycsb_help(FILE *out) {
         "                      [--policy FILE] [--measurement HEX] [--identity SEED]\n"
         "                      [--csv FILE] [--plot FILE.png] [--seed N] [--check]\n"
         "  YCSB core workloads (a b c d f) against redis and psl, side by side.\n"
-        "  --target: comma list of redis, zmq, psl-fn, psl-client, psl-client-wasm,\n"
+        "  --target: comma list of redis, zmq, tcp, psl-fn, psl-client, psl-client-wasm,\n"
         "    psl-http, each psl one with :sync or :async (psl = psl-fn; default\n"
         "    redis,psl-fn). zmq: plain ZeroMQ round trips of the same sizes to an echo\n"
-        "    process (the transport alone, nothing checked). psl-fn runs the YCSB\n"
-        "    function inside the workers (in-function mode); psl-client sends each\n"
-        "    operation to the function over a worker's attested secure channel (client\n"
-        "    mode: one channel per thread, round-robin over the workers, one operation in\n"
-        "    flight; psl-client-wasm: the same operation function built to wasm);\n"
+        "    process (the transport alone, nothing checked); tcp: the same over plain\n"
+        "    TCP to a one-thread epoll echo process (loopback's own ceiling). psl-fn\n"
+        "    runs the YCSB function inside the workers (in-function mode); psl-client\n"
+        "    sends each operation to the function over a worker's attested secure\n"
+        "    channel (client mode: one channel per thread, round-robin over the workers,\n"
+        "    one operation in flight; psl-client-wasm: the same operation function built\n"
+        "    to wasm);\n"
         "    psl-http sends it through the HTTP gateway (keep-alive).\n"
         "  --policy FILE, --measurement HEX: what psl-client demands of the workers\n"
         "    (default: the cluster's DIR/policy.txt and the published measurement).\n"
@@ -1355,8 +1527,8 @@ static void ycsb_help(FILE *out) {
         "  --check: exit 1 unless every operation succeeded, every read returned the record\n"
         "  of its key and the counts add up.\n"
         "  Under each row, and in the CSV: CPU microseconds per operation of the client (this\n"
-        "  process), the server (redis-server, the zmq echo process, or psl's workers), psl's\n"
-        "  storage replicas and its other processes (coordinator, forwarder, gateway), from\n"
+        "  process), the server (redis-server, the zmq or tcp echo process, or psl's workers),\n"
+        "  psl's storage replicas and its other processes (coordinator, forwarder, gateway), from\n"
         "  /proc over the measured window (not shown for windows under 0.5 s, nor for a\n"
         "  server this run did not start and cannot find: --redis-port).\n");
 }
@@ -1402,6 +1574,8 @@ static int parse_targets(char *s, yopts *o) {
             t->kind = T_PSL_HTTP;
         else if (bl == 3 && strncmp(p, "zmq", 3) == 0 && !colon)
             t->kind = T_ZMQ;
+        else if (bl == 3 && strncmp(p, "tcp", 3) == 0 && !colon)
+            t->kind = T_TCP;
         else
             return -1;
         snprintf(t->label, sizeof t->label, "%s%s",
@@ -1409,10 +1583,11 @@ static int parse_targets(char *s, yopts *o) {
                  : t->kind == T_PSL_FN     ? "psl-fn"
                  : t->kind == T_PSL_CLIENT ? (t->wasm ? "psl-client-wasm" : "psl-client")
                  : t->kind == T_ZMQ        ? "zmq"
+                 : t->kind == T_TCP        ? "tcp"
                                            : "psl-http",
-                 t->kind == T_REDIS || t->kind == T_ZMQ ? ""
-                 : t->sync                              ? ":sync"
-                                                        : ":async");
+                 t->kind == T_REDIS || t->kind == T_ZMQ || t->kind == T_TCP ? ""
+                 : t->sync                                                  ? ":sync"
+                                                                            : ":async");
         o->ntargets++;
     }
     return o->ntargets ? 0 : -1;
@@ -1575,12 +1750,14 @@ int cmd_bench_ycsb(int argc, char **argv) {
         snprintf(fnpath, sizeof fnpath, "%.*s/bench/ycsb.wasm", (int)(slash - e.self), e.self);
         o.fn_path = fnpath;
     }
-    bool want_redis = false, want_psl = false, want_zmq = false;
+    bool want_redis = false, want_psl = false, want_zmq = false, want_tcp = false;
     for (int i = 0; i < o.ntargets; i++)
         if (o.targets[i].kind == T_REDIS)
             want_redis = true;
         else if (o.targets[i].kind == T_ZMQ)
             want_zmq = true;
+        else if (o.targets[i].kind == T_TCP)
+            want_tcp = true;
         else
             want_psl = true;
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -1597,13 +1774,15 @@ int cmd_bench_ycsb(int argc, char **argv) {
         goto out;
     if (want_zmq && (rc = zmq_echo_start(&e)) != 0) /* forks: before any ZeroMQ context */
         goto out;
+    if (want_tcp && (rc = tcp_echo_start(&e)) != 0)
+        goto out;
     if (want_psl && (rc = psl_start(&e, &o)) != 0)
         goto out;
     if (want_zmq && !e.zctx)
         e.zctx = zmq_ctx_new();
     for (int i = 0; i < o.ntargets && !g_stop; i++) {
         const target *t = &o.targets[i];
-        if (t->kind == T_ZMQ)
+        if (t->kind == T_ZMQ || t->kind == T_TCP)
             continue; /* nothing to load */
         bool *loaded = t->kind == T_REDIS ? &e.redis_loaded : &e.psl_loaded;
         if (!*loaded) {
