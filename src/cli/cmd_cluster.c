@@ -748,7 +748,7 @@ static int up_from_file(const copts *o, const char *dir) {
                           "--data",    data,      "--peers",  peers,
                           NULL};
             if (!peers[0])
-                av[5] = NULL;
+                av[6] = NULL; /* the only replica: no --peers */
             START(role, av);
         }
         k++;
@@ -1026,7 +1026,7 @@ int cmd_up(int argc, char **argv) {
             char *av[] = {(char *)exe, "storage", "--listen", eps[k], "--data",
                           data,        "--peers", peers,      NULL};
             if (!peers[0])
-                av[5] = NULL; /* the only replica */
+                av[6] = NULL; /* the only replica: no --peers */
             ADD_PROC(role, av);
         }
     } else {

@@ -4,7 +4,8 @@
 # 1000 bytes (about 6 MB) with the YCSB function, then 10 more; the worker logs a checkpoint in
 # several records; after psl down / psl up it reports its capsule replayed from a checkpoint and
 # holds all 6010 records.
-# Then, on a fresh cluster whose multi-record checkpoints may come only once an hour, one is
+# Then, on a fresh cluster with a single storage replica (psl up --replicas 1, which once started
+# it with its arguments cut short) whose multi-record checkpoints may come only once an hour, one is
 # still taken once the log since the last checkpoint holds --big-checkpoint-log bytes and twice
 # the state: none after loading the 6000 records, one after writing them all twice more.
 # usage: cluster_bigstate.sh PSL YCSB_WASM
@@ -55,7 +56,8 @@ ok "restart: ${rec#*: }; all 6010 records present"
 # ---- the log bound: the interval is an hour, the log makes one due -----------------------------
 D="$T/cluster2"
 export PSL_BIG_CHECKPOINT_MS=3600000 PSL_BIG_CHECKPOINT_LOG=1K
-"$PSL" up --workers 1 --dir "$D" >"$T/up3.out" 2>&1 || { cat "$T/up3.out"; fail "psl up (2)"; }
+"$PSL" up --workers 1 --replicas 1 --dir "$D" >"$T/up3.out" 2>&1 ||
+    { cat "$T/up3.out"; fail "psl up --replicas 1"; }
 "$PSL" deploy ycsb "$FN" --timeout-ms 60000 --dir "$D" >/dev/null || fail "deploy ycsb (2)"
 load_all() {
     for a in 0 1000 2000 3000 4000 5000; do

@@ -12,6 +12,7 @@ T=$(mktemp -d /tmp/psl-cf.XXXXXX)
 cleanup() {
     "$PSL" down --dir "$T/h2" >/dev/null 2>&1
     "$PSL" down --dir "$T/h1" >/dev/null 2>&1
+    "$PSL" down --dir "$T/s" >/dev/null 2>&1
     rm -rf "$T"
 }
 trap cleanup EXIT
@@ -63,6 +64,19 @@ until curl -s "$GW/healthz" | grep -q '"workers":0'; do
 done
 "$PSL" down --dir "$T/h1" >/dev/null || fail "psl down h1"
 curl -s "$GW/healthz" >/dev/null && fail "the gateway still answers after psl down h1"
+# A cluster file with a single storage replica: it starts with no anti-entropy peers.
+SE=$(ep)
+cat > "$T/one.json" <<JSON
+{"policy": "$T/workers.policy", "coordinator": {"host": "c", "endpoint": "$(ep)", "http": $(port)},
+ "storage": [{"host": "s", "endpoint": "$SE"}], "workers": [{"host": "w", "id": 1}]}
+JSON
+"$PSL" up --cluster "$T/one.json" --host s --dir "$T/s" >/dev/null 2>&1 || fail "psl up (one replica)"
+"$PSL" status --dir "$T/s" | grep -q "storage-0 .* running" || fail "the only replica is not running"
+"$PSL" capsule keygen --keys "$T/keys" >/dev/null || fail "capsule keygen"
+"$PSL" capsule create --replicas "$SE" --quorum 1 --keys "$T/keys" --name one \
+    --journal "$T/journal" >/dev/null || fail "a capsule on the only replica"
+"$PSL" down --dir "$T/s" >/dev/null || fail "psl down (one replica)"
+echo "ok: a cluster file with one storage replica"
 if grep -lE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$T"/h*/logs/*.log >/dev/null 2>&1; then
     fail "sanitizer report in $(grep -lE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$T"/h*/logs/*.log)"
 fi
