@@ -52,7 +52,7 @@ static int h_get(wasm_store *s, wasm_instance *caller, void *ud, const wasm_val 
         RET(PSL_EUNAVAIL);
     size_t vlen;
     c->kv_reads++;
-    int rc = kvs_get(c->kv, key, (uint32_t)a[1], buf, (uint32_t)a[3], &vlen, NULL);
+    int rc = kvs_get_obs(c->kv, key, (uint32_t)a[1], buf, (uint32_t)a[3], &vlen, &c->obs);
     if (rc == ERR_NOTFOUND)
         RET(PSL_ENOTFOUND);
     RET(vlen);
@@ -70,6 +70,7 @@ static int h_put(wasm_store *s, wasm_instance *caller, void *ud, const wasm_val 
     if (!c->kv)
         RET(PSL_EUNAVAIL);
     c->kv_writes++;
+    c->obs.wrote = true;
     int rc = kvs_put(c->kv, key, (uint32_t)a[1], val, (uint32_t)a[3]);
     RET(rc == 0 ? PSL_OK : PSL_ETOOBIG);
 }
@@ -87,6 +88,7 @@ static int h_delete(wasm_store *s, wasm_instance *caller, void *ud, const wasm_v
     if (!c->kv)
         RET(PSL_EUNAVAIL);
     c->kv_writes++;
+    c->obs.wrote = true;
     int rc = kvs_delete(c->kv, key, (uint32_t)a[1]);
     RET(rc == 0 ? PSL_OK : PSL_ETOOBIG);
 }
@@ -125,6 +127,7 @@ static int invoke_common(wasm_instance *caller, host_ctx *c, const wasm_val *a, 
         RET(PSL_EFAULT);
     if (!c->svc.invoke)
         RET(PSL_EUNAVAIL);
+    c->obs.wrote = true; /* whatever the callee wrote, our reply now depends on */
     uint8_t *resp = NULL;
     size_t rlen = 0;
     int rc = c->svc.invoke(c->svc.ud, (const char *)fn, (uint32_t)a[1], in, (uint32_t)a[3], async,

@@ -32,6 +32,7 @@ typedef struct host_ctx {
     kvs *kv; /* NULL: get/put/delete answer PSL_EUNAVAIL */
     host_services svc;
     uint64_t kv_reads, kv_writes; /* counters for metrics */
+    kvs_obs obs; /* the running invocation's reads and writes (the executor zeroes it per run) */
 } host_ctx;
 
 /** Resolve import @p i of @p m if it belongs to module "psl".

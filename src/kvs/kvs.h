@@ -43,10 +43,23 @@ kvs *kvs_new(uint64_t writer);
 void kvs_free(kvs *k);
 
 /** Read @p key. Copies at most @p cap bytes of the value into @p buf.
- * @param[out] vlen  the value's full length.  @param[out] ver  its version (may be NULL).
+ * @param[out] vlen  the value's full length.  @param[out] ver  its version (may be NULL); when
+ *             the key is deleted, the delete's version (and ERR_NOTFOUND); untouched when absent.
  * @return 0 or ERR_NOTFOUND (absent or deleted). */
 int kvs_get(kvs *k, const void *key, size_t klen, void *buf, size_t cap, size_t *vlen,
             kvs_version *ver);
+
+/* What one invocation's calls tell about its durability: whether it wrote (or did something
+ * that may write, such as invoking another function), and the greatest HLC of this memtable's own
+ * writes that it read (0: none; compare with kvs_own_hlc). The caller zeroes it per invocation. */
+typedef struct kvs_obs {
+    bool wrote;
+    uint64_t read_own_hlc;
+} kvs_obs;
+
+/** kvs_get, noting into @p obs (may be NULL) the version it answered from, a delete's included. */
+int kvs_get_obs(kvs *k, const void *key, size_t klen, void *buf, size_t cap, size_t *vlen,
+                kvs_obs *obs);
 
 /** Local writes. @return 0, or ERR_LIMIT when the key or value exceeds KVS_MAX_KEY/VALUE. */
 int kvs_put(kvs *k, const void *key, size_t klen, const void *val, size_t vlen);
@@ -66,6 +79,14 @@ int kvs_merge(kvs *k, const void *key, size_t klen, const void *val, size_t vlen
 void kvs_take_batch(kvs *k, size_t max, uint8_t **data, size_t *len, uint32_t *nupdates);
 /* Number of local writes waiting in the pending batch. */
 uint32_t kvs_pending(kvs *k);
+/** The writer id given to kvs_new: the writer of this memtable's local writes. */
+uint64_t kvs_writer(const kvs *k);
+/** The greatest HLC among versions of this writer the memtable has held: its local writes, and
+ * its own writes merged back (recovery from its capsule). Every local write made after a call
+ * gets a greater HLC; so once the writes taken by kvs_take_batch up to the call are durable, a
+ * read that returns a version of this writer with an HLC at most this value returned durable
+ * data (the worker's sync durability answers such reads at once). */
+uint64_t kvs_own_hlc(kvs *k);
 
 /** One part of a snapshot: a batch (the format of kvs_take_batch) holding some of the entries. */
 typedef struct kvs_part {

@@ -25,6 +25,7 @@ struct kvs {
     map m;
     hlc clock;
     uint64_t writer;
+    uint64_t own_hlc; /* greatest HLC of a version of ours held (kvs_own_hlc) */
     /* pending batch of local writes: encoded updates without the header */
     uint8_t *pend;
     size_t npend, cappend;
@@ -81,6 +82,8 @@ int kvs_get(kvs *k, const void *key, size_t klen, void *buf, size_t cap, size_t 
     entry *e = map_get(&k->m, key, klen);
     __atomic_add_fetch(&k->st.gets, 1, __ATOMIC_RELAXED);
     if (!e || e->tomb) {
+        if (e && ver) /* a delete decided the answer: its version tells whose */
+            *ver = e->ver;
         pthread_rwlock_unlock(&k->lock);
         return ERR_NOTFOUND;
     }
@@ -93,11 +96,22 @@ int kvs_get(kvs *k, const void *key, size_t klen, void *buf, size_t cap, size_t 
     return 0;
 }
 
+int kvs_get_obs(kvs *k, const void *key, size_t klen, void *buf, size_t cap, size_t *vlen,
+                kvs_obs *obs) {
+    kvs_version ver = {0, 0};
+    int rc = kvs_get(k, key, klen, buf, cap, vlen, obs ? &ver : NULL);
+    if (obs && ver.writer == k->writer && ver.hlc > obs->read_own_hlc)
+        obs->read_own_hlc = ver.hlc;
+    return rc;
+}
+
 /* Requires the write lock. */
 static int merge_locked(kvs *k, const void *key, size_t klen, const void *val, size_t vlen,
                         bool tomb, kvs_version ver) {
     entry *old = map_get(&k->m, key, klen);
     hlc_observe(&k->clock, ver.hlc);
+    if (ver.writer == k->writer && ver.hlc > k->own_hlc)
+        k->own_hlc = ver.hlc;
     if (old && kvs_version_cmp(ver, old->ver) <= 0) {
         k->st.stale++;
         return 0;
@@ -237,6 +251,17 @@ int kvs_put(kvs *k, const void *key, size_t klen, const void *val, size_t vlen) 
 
 int kvs_delete(kvs *k, const void *key, size_t klen) {
     return local_write(k, key, klen, NULL, 0, true);
+}
+
+uint64_t kvs_own_hlc(kvs *k) {
+    pthread_rwlock_rdlock(&k->lock);
+    uint64_t h = k->own_hlc;
+    pthread_rwlock_unlock(&k->lock);
+    return h;
+}
+
+uint64_t kvs_writer(const kvs *k) {
+    return k->writer;
 }
 
 uint32_t kvs_pending(kvs *k) {

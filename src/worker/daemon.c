@@ -327,6 +327,13 @@ static void lock_granted(wk *w, const Psl__LockGranted *g) {
 static void wait_deployed(wk *w, const char *name);
 static void front_complete(wk *w, cdone *first, cdone *last);
 
+/* A sync invocation may be answered without waiting for durability when it wrote nothing (nor
+ * invoked anything that might have) and every version of ours it read is durable: versions of
+ * other workers reach us only once durable, and its answer depends on nothing else. */
+static bool durable_already(wk *w, const ex_result *r) {
+    return !r->kv.wrote && r->kv.read_own_hlc <= repl_durable_hlc(w->rp);
+}
+
 static void *invoker(void *arg) {
     plat_thread_name("invoker");
     wk *w = arg;
@@ -356,9 +363,11 @@ static void *invoker(void *arg) {
         }
         t_function = NULL;
         if (w->rp) {
-            /* Every invocation's writes go to the capsule now; sync functions wait for f+1. */
-            int fr = repl_flush(w->rp, r.sync, NULL);
-            if (fr && r.sync && r.status == 0) {
+            /* Every invocation's writes go to the capsule now; sync functions wait for f+1,
+             * unless they wrote nothing and read only durable data. */
+            bool wait = r.sync && !durable_already(w, &r);
+            int fr = repl_flush(w->rp, wait, NULL);
+            if (fr && wait && r.status == 0) {
                 r.status = ERR_IO;
                 snprintf(r.msg, sizeof r.msg, "writes not durable: %s", err_str(fr));
             }
@@ -851,10 +860,14 @@ static void front_request(wk *w, fstate *st, uint64_t peer, const uint8_t *msg, 
     front_run(w, fn, ci->body.data, ci->body.len, &r);
     fstat_add(s, r.ns);
     if (w->rp) {
-        if (!st->dirty)
-            st->dirty_ns = plat_now_ns();
-        st->dirty = true;
-        if (r.sync) { /* group commit: answered once the group's record is durable */
+        if (r.kv.wrote) {
+            if (!st->dirty)
+                st->dirty_ns = plat_now_ns();
+            st->dirty = true;
+        }
+        /* Group commit: answered once the group's record is durable; at once when it wrote
+         * nothing and read only durable data. */
+        if (r.sync && !durable_already(w, &r)) {
             cdone *d = xcalloc(1, sizeof *d);
             d->peer = peer;
             d->req_id = ci->req_id;

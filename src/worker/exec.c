@@ -392,12 +392,14 @@ typedef struct ncall {
     uint8_t *out, *err;
     size_t outlen, outcap, errlen;
     bool overflow; /* the handler wrote past max_response */
+    kvs_obs obs;   /* its reads and writes (ex_result.kv) */
 } ncall;
 
 #define NATIVE_MAX_STDERR (64 * 1024)
 
 static int n_get(void *ctx, const void *key, size_t klen, void *buf, size_t cap) {
-    kvs *kv = ((ncall *)ctx)->f->ex->kv;
+    ncall *c = ctx;
+    kvs *kv = c->f->ex->kv;
     if (klen > PSL_MAX_KEY)
         return PSL_ETOOBIG;
     if (!key || (!buf && cap))
@@ -405,7 +407,7 @@ static int n_get(void *ctx, const void *key, size_t klen, void *buf, size_t cap)
     if (!kv)
         return PSL_EUNAVAIL;
     size_t vlen;
-    if (kvs_get(kv, key, klen, buf, cap, &vlen, NULL) == ERR_NOTFOUND)
+    if (kvs_get_obs(kv, key, klen, buf, cap, &vlen, &c->obs) == ERR_NOTFOUND)
         return PSL_ENOTFOUND;
     return (int)vlen; /* values are at most PSL_MAX_VALUE bytes */
 }
@@ -418,6 +420,7 @@ static int n_put(void *ctx, const void *key, size_t klen, const void *val, size_
         return PSL_EFAULT;
     if (!kv)
         return PSL_EUNAVAIL;
+    ((ncall *)ctx)->obs.wrote = true;
     return kvs_put(kv, key, klen, val, vlen) == 0 ? PSL_OK : PSL_ETOOBIG;
 }
 
@@ -429,6 +432,7 @@ static int n_del(void *ctx, const void *key, size_t klen) {
         return PSL_EFAULT;
     if (!kv)
         return PSL_EUNAVAIL;
+    ((ncall *)ctx)->obs.wrote = true;
     return kvs_delete(kv, key, klen) == 0 ? PSL_OK : PSL_ETOOBIG;
 }
 
@@ -462,6 +466,7 @@ static int n_invoke(void *ctx, const char *fname, size_t fnlen, const void *in, 
         return PSL_EFAULT;
     uint8_t *resp = NULL;
     size_t rlen = 0;
+    c->obs.wrote = true; /* whatever the callee wrote, our reply now depends on */
     int rc = nested_invoke(c->f->ex, c->depth, fname, fnlen, in, inlen, false, &resp, &rlen);
     if (rc == 0) {
         if (rlen)
@@ -477,6 +482,7 @@ static int n_invoke_async(void *ctx, const char *fname, size_t fnlen, const void
     ncall *c = ctx;
     if (!fname || (!in && inlen))
         return PSL_EFAULT;
+    c->obs.wrote = true;
     return nested_invoke(c->f->ex, c->depth, fname, fnlen, in, inlen, true, NULL, NULL);
 }
 
@@ -545,6 +551,7 @@ static void run_native(fn *f, const uint8_t *in, size_t inlen, uint32_t depth, e
     uint64_t t0 = plat_now_ns();
     int status = f->native(&api, inlen ? in : empty, inlen);
     res->ns = plat_now_ns() - t0;
+    res->kv = c.obs;
     if (c.overflow) {
         res->status = ERR_LIMIT;
         msgf(res->msg, sizeof res->msg, "response exceeds the limit of %u bytes",
@@ -601,8 +608,10 @@ static void run(executor *ex, fn *f, const uint8_t *in, size_t inlen, uint32_t d
     if (f->lim.timeout_ms)
         wasi_set_deadline(p->wasi, t0 + (uint64_t)f->lim.timeout_ms * 1000000u);
     p->depth = depth;
+    p->host.obs = (kvs_obs){0};
     int rc = wasm_call(p->s, p->start, NULL, NULL);
     res->ns = plat_now_ns() - t0;
+    res->kv = p->host.obs;
     size_t olen;
     const uint8_t *o = wasi_captured(p->wasi, 1, &olen);
     if (rc == 0 || rc == ERR_EXIT) {

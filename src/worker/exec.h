@@ -40,6 +40,8 @@ typedef struct ex_result {
     char msg[256];  /* why, when status != 0 or exit_code != 0 */
     uint64_t ns;    /* wall time of the run */
     bool sync;      /* the function's durability is sync: reply after its writes are durable */
+    kvs_obs kv;     /* what it wrote and read: with sync durability, a run that wrote nothing
+                     * and read only durable versions may be answered at once */
 } ex_result;
 
 typedef struct executor executor;

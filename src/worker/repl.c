@@ -24,6 +24,7 @@
 #define NAME_PREFIX "psl-worker-"
 #define CHECKPOINT_LOG_BYTES (64u << 20) /* log after which a checkpoint is due in any case */
 #define BIG_CHECKPOINT_LOG (4ull << 30)  /* default of repl_opts.big_checkpoint_log */
+#define DUR_MARKS 64                     /* flushes whose durability repl_durable_hlc awaits */
 
 typedef struct pcap {
     struct pcap *next;
@@ -67,6 +68,16 @@ struct repl {
     uint64_t big_ckpt_every_ms, big_ckpt_ms; /* multi-record checkpoints: interval, last one */
     uint64_t big_ckpt_log;                   /* ... and the log that makes one due sooner */
     uint64_t bytes_since_ckpt;               /* payload appended since the last checkpoint */
+    /* Which of our writes are durable (repl_durable_hlc): each flush marks (its last record, the
+     * memtable's own HLC before it took the batches); once that record is durable, so is every
+     * write of ours up to that HLC. Marks are added by flushes and consumed by the writer's
+     * on_durable callback, under dur_mu (never held while waiting). */
+    pthread_mutex_t dur_mu;
+    struct {
+        uint64_t seq, hlc;
+    } dur_marks[DUR_MARKS];
+    unsigned ndur;
+    _Atomic uint64_t durable_hlc;
     /* Trimming our capsule: once a checkpoint run is durable, the replicas may drop what comes
      * before the previous one (so a reader replaying from that one is not cut off). Set under
      * flush_mu, read by the rx thread. */
@@ -230,6 +241,21 @@ static int recover_all(repl *r) {
 static void publish(void *ud, const uint8_t *const *recs, const size_t *lens, size_t n,
                     const uint8_t *head) {
     repl *r = ud;
+    cap_head h;
+    if (cap_head_decode(head, CAP_HEAD_BYTES, &h) == 0) {
+        pthread_mutex_lock(&r->dur_mu);
+        unsigned k = 0;
+        uint64_t d = atomic_load(&r->durable_hlc);
+        while (k < r->ndur && r->dur_marks[k].seq <= h.seqno) {
+            if (r->dur_marks[k].hlc > d)
+                d = r->dur_marks[k].hlc;
+            k++;
+        }
+        memmove(r->dur_marks, r->dur_marks + k, (r->ndur - k) * sizeof r->dur_marks[0]);
+        r->ndur -= k;
+        atomic_store(&r->durable_hlc, d);
+        pthread_mutex_unlock(&r->dur_mu);
+    }
     if (!r->pub)
         return;
     uint8_t hdr[8 + CAP_ID_BYTES];
@@ -453,6 +479,7 @@ int repl_open(const repl_opts *o, repl **out, char *why, size_t whylen) {
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
     pthread_mutex_init(&r->flush_mu, NULL);
+    pthread_mutex_init(&r->dur_mu, NULL);
     atomic_init(&r->stop, false);
     int rc = split_endpoints(r, o->storage ? o->storage : "");
     if (rc) {
@@ -525,6 +552,7 @@ int repl_open(const repl_opts *o, repl **out, char *why, size_t whylen) {
     (void)own;
     rc = recover_all(r);
     r->recovered = true;
+    atomic_store(&r->durable_hlc, kvs_own_hlc(r->kv)); /* what recovery brought back is durable */
     pthread_mutex_unlock(&r->mu);
     if (rc) {
         snprintf(why, whylen, "recovery from storage: %s", cap_strerror(rc));
@@ -576,6 +604,7 @@ void repl_close(repl *r) {
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);
     pthread_mutex_destroy(&r->flush_mu);
+    pthread_mutex_destroy(&r->dur_mu);
     free(r);
 }
 
@@ -643,9 +672,36 @@ static int checkpoint(repl *r) {
     return 0;
 }
 
+/* After a flush: every write of ours up to @p hlc is in records up to @p seq. */
+static void mark_flushed(repl *r, uint64_t seq, uint64_t hlc) {
+    cap_head h;
+    cap_writer_head(r->w, &h);
+    pthread_mutex_lock(&r->dur_mu);
+    if (h.seqno >= seq) { /* durable already (nothing new, or it was quick) */
+        if (hlc > atomic_load(&r->durable_hlc))
+            atomic_store(&r->durable_hlc, hlc);
+    } else if (r->ndur && r->dur_marks[r->ndur - 1].seq >= seq) {
+        if (hlc > r->dur_marks[r->ndur - 1].hlc) /* nothing new appended: same record */
+            r->dur_marks[r->ndur - 1].hlc = hlc;
+    } else if (r->ndur == DUR_MARKS) { /* full: the newest mark waits for the newest record */
+        r->dur_marks[r->ndur - 1].seq = seq;
+        r->dur_marks[r->ndur - 1].hlc = hlc;
+    } else {
+        r->dur_marks[r->ndur].seq = seq;
+        r->dur_marks[r->ndur].hlc = hlc;
+        r->ndur++;
+    }
+    pthread_mutex_unlock(&r->dur_mu);
+}
+
+uint64_t repl_durable_hlc(repl *r) {
+    return atomic_load(&r->durable_hlc);
+}
+
 int repl_flush(repl *r, bool wait, uint64_t *seq) {
     pthread_mutex_lock(&r->flush_mu);
     int rc = 0;
+    uint64_t own = kvs_own_hlc(r->kv); /* before taking: every write up to it is pending or sent */
     for (;;) {
         uint8_t *data;
         size_t len;
@@ -662,6 +718,8 @@ int repl_flush(repl *r, bool wait, uint64_t *seq) {
         r->bytes_since_ckpt += len;
         atomic_fetch_add(&r->appends, 1);
     }
+    if (!rc)
+        mark_flushed(r, r->last_seq, own);
     /* Every checkpoint_every records, or sooner once the records since the last checkpoint
      * hold CHECKPOINT_LOG_BYTES: in function mode one record carries a whole invocation's
      * writes, and counting records alone left heavy writers without checkpoints (and so without

@@ -78,4 +78,9 @@ typedef struct repl_stats {
 } repl_stats;
 void repl_get_stats(repl *r, repl_stats *s);
 
+/** Every write of ours (this worker's memtable writer) with an HLC up to this value is durable:
+ * a sync invocation that wrote nothing and read only versions of ours up to it (ex_result.kv,
+ * kvs_own_hlc) read durable data and may be answered without waiting for a group commit. */
+uint64_t repl_durable_hlc(repl *r);
+
 #endif

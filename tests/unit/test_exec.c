@@ -136,6 +136,44 @@ static void *mover(void *arg) {
     return NULL;
 }
 
+/* ex_result.kv: what an invocation wrote and the newest version of ours it read (the worker's
+ * sync durability answers at once the runs that wrote nothing and read only durable versions). */
+static void test_kv_obs(void **state) {
+    (void)state;
+    kvs *kv = kvs_new(1);
+    host_services svc = {.ud = &g_svc_tag, .lock = t_lock, .unlock = t_unlock};
+    executor *ex = ex_new(kv, &svc);
+    size_t len;
+    uint8_t *wasm = load(EXAMPLES_DIR "/bank.wasm", &len);
+    char msg[256];
+    assert_int_equal(ex_deploy(ex, "bank", wasm, len, NULL, msg, sizeof msg), 0);
+    ex_result r;
+    invoke_str(ex, "bank", "total alice", &r); /* absent */
+    assert_int_equal(r.status, 0);
+    assert_false(r.kv.wrote);
+    assert_int_equal(r.kv.read_own_hlc, 0);
+    free(r.out);
+    invoke_str(ex, "bank", "open alice 100", &r);
+    assert_true(r.kv.wrote);
+    free(r.out);
+    uint64_t mine = kvs_own_hlc(kv);
+    assert_true(mine > 0);
+    kvs_version peer = {.hlc = mine + 1000, .writer = 7};
+    assert_int_equal(kvs_merge(kv, "bank/bob", 8, "5", 1, false, peer), 1);
+    invoke_str(ex, "bank", "total bob", &r); /* another writer's version only */
+    assert_false(r.kv.wrote);
+    assert_int_equal(r.kv.read_own_hlc, 0);
+    assert_int_equal(r.outlen, strlen("total 5\n"));
+    free(r.out);
+    invoke_str(ex, "bank", "total alice bob", &r);
+    assert_false(r.kv.wrote);
+    assert_int_equal(r.kv.read_own_hlc, mine);
+    free(r.out);
+    free(wasm);
+    ex_free(ex);
+    kvs_free(kv);
+}
+
 static void test_bank_concurrent(void **state) {
     (void)state;
     kvs *kv = kvs_new(1);
@@ -171,6 +209,7 @@ int main(void) {
         cmocka_unit_test(test_counter_state),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_bank_concurrent),
+        cmocka_unit_test(test_kv_obs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -264,6 +264,23 @@ static void test_native_stats(void **state) {
 
     /* A nested call back into the same native object: its api is saved and restored. */
     expect(exn, "stats", "call stats show c", 0, "stats said: c n=200 sum=200 min=1 max=1\n");
+
+    /* What a native run read and wrote (ex_result.kv, for sync durability): a read-only run
+     * notes the newest version of ours it read; a write, or a nested call, counts as writing. */
+    ex_invoke(exn, "stats", (const uint8_t *)"show c", 6, 0, &r);
+    assert_false(r.kv.wrote);
+    assert_int_equal(r.kv.read_own_hlc, kvs_own_hlc(kvn));
+    free(r.out);
+    ex_invoke(exn, "stats", (const uint8_t *)"show nothing", 12, 0, &r);
+    assert_false(r.kv.wrote);
+    assert_int_equal(r.kv.read_own_hlc, 0);
+    free(r.out);
+    ex_invoke(exn, "stats", (const uint8_t *)"add c 1", 7, 0, &r);
+    assert_true(r.kv.wrote);
+    free(r.out);
+    ex_invoke(exn, "stats", (const uint8_t *)"call stats show c", 17, 0, &r);
+    assert_true(r.kv.wrote);
+    free(r.out);
     ex_free(exw);
     ex_free(exn);
     kvs_free(kvw);

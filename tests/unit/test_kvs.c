@@ -61,6 +61,49 @@ static int get_str(kvs *k, const char *key, char *buf, size_t cap) {
     return rc;
 }
 
+/* kvs_own_hlc follows this writer's versions, local or merged back; kvs_get_obs notes the
+ * greatest of them a read returned, a delete's included, and nothing for other writers' versions
+ * or absent keys. */
+static void test_own_hlc(void **state) {
+    (void)state;
+    kvs *k = kvs_new(1);
+    assert_int_equal(kvs_writer(k), 1);
+    assert_int_equal(kvs_own_hlc(k), 0);
+    assert_int_equal(kvs_put(k, "a", 1, "x", 1), 0);
+    kvs_version va;
+    size_t vl;
+    assert_int_equal(kvs_get(k, "a", 1, NULL, 0, &vl, &va), 0);
+    assert_int_equal(kvs_own_hlc(k), va.hlc);
+    kvs_obs o = {0};
+    assert_int_equal(kvs_get_obs(k, "a", 1, NULL, 0, &vl, &o), 0);
+    assert_int_equal(o.read_own_hlc, va.hlc);
+    assert_false(o.wrote);
+    /* Another writer's newer version: not ours, neither in own_hlc nor in what a read notes. */
+    kvs_version vp = {.hlc = va.hlc + 100, .writer = 9};
+    assert_int_equal(kvs_merge(k, "p", 1, "y", 1, false, vp), 1);
+    assert_int_equal(kvs_own_hlc(k), va.hlc);
+    kvs_obs o2 = {0};
+    assert_int_equal(kvs_get_obs(k, "p", 1, NULL, 0, &vl, &o2), 0);
+    assert_int_equal(o2.read_own_hlc, 0);
+    assert_int_equal(kvs_get_obs(k, "absent", 6, NULL, 0, &vl, &o2), ERR_NOTFOUND);
+    assert_int_equal(o2.read_own_hlc, 0);
+    /* A local write after observing vp gets a greater HLC than both. */
+    assert_int_equal(kvs_delete(k, "a", 1), 0);
+    uint64_t del = kvs_own_hlc(k);
+    assert_true(del > vp.hlc);
+    assert_int_equal(kvs_get_obs(k, "a", 1, NULL, 0, &vl, &o2), ERR_NOTFOUND);
+    assert_int_equal(o2.read_own_hlc, del); /* the delete decided the answer */
+    kvs_version vd;
+    assert_int_equal(kvs_get(k, "a", 1, NULL, 0, &vl, &vd), ERR_NOTFOUND);
+    assert_int_equal(vd.hlc, del);
+    assert_int_equal(vd.writer, 1);
+    /* Our own write merged back (recovery): counted. */
+    kvs_version vr = {.hlc = del + 50, .writer = 1};
+    assert_int_equal(kvs_merge(k, "r", 1, "z", 1, false, vr), 1);
+    assert_int_equal(kvs_own_hlc(k), del + 50);
+    kvs_free(k);
+}
+
 static void test_put_get_delete(void **state) {
     (void)state;
     kvs *k = kvs_new(1);
@@ -447,6 +490,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_map_many),        cmocka_unit_test(test_hlc_monotonic),
         cmocka_unit_test(test_put_get_delete),  cmocka_unit_test(test_convergence_any_order),
+        cmocka_unit_test(test_own_hlc),
         cmocka_unit_test(test_bounded_batches), cmocka_unit_test(test_coalesce),
         cmocka_unit_test(test_snapshot),        cmocka_unit_test(test_snapshot_parts),
         cmocka_unit_test(test_corrupt_batch),
