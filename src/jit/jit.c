@@ -90,6 +90,8 @@ typedef struct jit_mod {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pid_t child;
+    int child_fd; /* the compiler process's socket while this module's compile is in flight
+                   * there (child is then that process), else -1 */
     bool cancel;
     _Atomic uint32_t *samples; /* per function */
     _Atomic uint32_t *callw;   /* per function: cells of its code times its interpreted calls
@@ -1034,8 +1036,10 @@ static int srv_compile(jit_mod *jm, const uint8_t *sel, bool quick, uint8_t **ob
     }
     pthread_mutex_lock(&jm->mu);
     bool cancel = jm->cancel;
-    if (!cancel)
+    if (!cancel) {
         jm->child = g_srv_pid;
+        jm->child_fd = g_srv_fd;
+    }
     pthread_mutex_unlock(&jm->mu);
     int rc = ERR_IO;
     uint64_t n = 0;
@@ -1069,6 +1073,7 @@ static int srv_compile(jit_mod *jm, const uint8_t *sel, bool quick, uint8_t **ob
     }
     pthread_mutex_lock(&jm->mu);
     jm->child = 0;
+    jm->child_fd = -1;
     pthread_mutex_unlock(&jm->mu);
     pthread_mutex_unlock(&g_srv_mu);
     if (rc) {
@@ -1540,6 +1545,7 @@ static void module_loaded(wasm_module *m) {
     jit_mod *jm = xcalloc(1, sizeof *jm);
     jm->m = m;
     jm->nc = m->nfuncs - m->nimported_funcs;
+    jm->child_fd = -1;
     jm->state = xcalloc(jm->nc, 1);
     jm->quick = xcalloc(jm->nc, 1);
     jm->osr = xcalloc((size_t)jm->nc * JIT_MAX_OSR, sizeof *jm->osr);
@@ -1595,6 +1601,11 @@ static void module_freed(wasm_module *m) {
         jm->cancel = true;
         if (jm->child > 0)
             kill(jm->child, SIGKILL);
+        /* The socket closes only once the killed process's memory is torn down (LLVM's: a
+         * few milliseconds, which the end of a short run waited for in the join below): end
+         * the hot thread's read now. */
+        if (jm->child_fd >= 0)
+            shutdown(jm->child_fd, SHUT_RDWR);
         pthread_cond_signal(&jm->cv);
         pthread_mutex_unlock(&jm->mu);
         pthread_join(jm->thread, NULL);
