@@ -78,6 +78,7 @@ struct repl {
     } dur_marks[DUR_MARKS];
     unsigned ndur;
     _Atomic uint64_t durable_hlc;
+    atomic_bool dur_lost; /* a flush failed after taking writes: no write counts as durable */
     /* Trimming our capsule: once a checkpoint run is durable, the replicas may drop what comes
      * before the previous one (so a reader replaying from that one is not cut off). Set under
      * flush_mu, read by the rx thread. */
@@ -695,7 +696,7 @@ static void mark_flushed(repl *r, uint64_t seq, uint64_t hlc) {
 }
 
 uint64_t repl_durable_hlc(repl *r) {
-    return atomic_load(&r->durable_hlc);
+    return atomic_load(&r->dur_lost) ? 0 : atomic_load(&r->durable_hlc);
 }
 
 int repl_flush(repl *r, bool wait, uint64_t *seq) {
@@ -720,6 +721,8 @@ int repl_flush(repl *r, bool wait, uint64_t *seq) {
     }
     if (!rc)
         mark_flushed(r, r->last_seq, own);
+    else /* writes taken and not appended: a later flush's mark would cover them */
+        atomic_store(&r->dur_lost, true);
     /* Every checkpoint_every records, or sooner once the records since the last checkpoint
      * hold CHECKPOINT_LOG_BYTES: in function mode one record carries a whole invocation's
      * writes, and counting records alone left heavy writers without checkpoints (and so without
