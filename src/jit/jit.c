@@ -61,11 +61,6 @@ static bool g_backend_tried;
  * at the default level in ~25 ms or less: not worth a second compile. $PSL_JIT_QUICK_CELLS
  * overrides (tests). */
 #define JIT_QUICK_CELLS 400
-/* A function of at least this many cells in a quick batch gets its default-level compile apart
- * from the batch's smaller functions, which would otherwise wait for it (expr: eval and
- * parse_unary, a third of the run, stayed quick code for the ~400 ms that musl's printf_core,
- * 4752 cells, took at the default level). $PSL_JIT_BIG_CELLS overrides (0: no split). */
-#define JIT_BIG_CELLS 1000
 
 /* Per function: interpreted; hot, waiting for the thread; in a batch being compiled (stays so
  * if the batch fails: interpreted for good); linked. */
@@ -1351,75 +1346,11 @@ static uint32_t quick_cells(void) {
     return e && *e ? (uint32_t)atoi(e) : JIT_QUICK_CELLS;
 }
 
-static uint32_t big_cells(void) {
-    const char *e = getenv("PSL_JIT_BIG_CELLS");
-    return e && *e ? (uint32_t)atoi(e) : JIT_BIG_CELLS;
-}
-
-/* Batches linked as quick code, waiting for their default-level compile. */
-typedef struct jit_later {
-    uint8_t *sel;
-    uint32_t cells;
-} jit_later;
-
-static void later_add(jit_later **later, uint32_t *nlater, uint8_t *sel, uint32_t cells) {
-    *later = xrealloc(*later, (*nlater + 1) * sizeof **later);
-    (*later)[(*nlater)++] = (jit_later){sel, cells};
-}
-
-uint32_t jit__batch_split(const uint32_t *cells, uint32_t nc, const uint8_t *q, uint32_t big,
-                          uint32_t small, uint8_t **out, uint32_t *out_cells) {
-    uint32_t n = 0, rest = 0;
-    bool only_small = true;
-    for (uint32_t k = 0; k < nc; k++) {
-        if (!q[k])
-            continue;
-        if (!big || cells[k] < big) {
-            rest += cells[k];
-            only_small &= cells[k] <= small;
-            continue;
-        }
-        uint8_t *b = xcalloc(nc, 1);
-        out_cells[n] = cells[k];
-        b[k] = q[k];
-        for (uint32_t j = 0; j < nc; j++)
-            if (q[j] && cells[j] <= small && !b[j]) {
-                b[j] = q[j];
-                out_cells[n] += cells[j];
-            }
-        out[n++] = b;
-    }
-    if (rest && !(n && only_small)) {
-        uint8_t *b = xcalloc(nc, 1);
-        for (uint32_t k = 0; k < nc; k++)
-            if (q[k] && (!big || cells[k] < big))
-                b[k] = q[k];
-        out_cells[n] = rest;
-        out[n++] = b;
-    }
-    return n;
-}
-
-/* Queue the default-level compiles that replace quick batch q (freed). */
-static void later_split(const jit_mod *jm, uint8_t *q, jit_later **later, uint32_t *nlater) {
-    uint32_t *cells = xmalloc(jm->nc * sizeof *cells), *gc = xmalloc(jm->nc * sizeof *gc);
-    uint8_t **g = xmalloc(jm->nc * sizeof *g);
-    for (uint32_t k = 0; k < jm->nc; k++)
-        cells[k] = jm->m->codes[k].ncode;
-    uint32_t n = jit__batch_split(cells, jm->nc, q, big_cells(), small_cells(), g, gc);
-    for (uint32_t i = 0; i < n; i++)
-        later_add(later, nlater, g[i], gc[i]);
-    free(g);
-    free(gc);
-    free(cells);
-    free(q);
-}
-
 static void *hot_thread(void *arg) {
     jit_mod *jm = arg;
     uint8_t *sel = xmalloc(jm->nc);
-    /* Quick batches waiting for their default-level compile, smallest done first. */
-    jit_later *later = NULL;
+    /* Batches linked as quick code, waiting for their default-level compile (newest last). */
+    uint8_t **later = NULL;
     uint32_t nlater = 0;
     char err[256];
     for (;;) {
@@ -1431,15 +1362,10 @@ static void *hot_thread(void *arg) {
             break;
         }
         if (jm->nqueued == 0) {
-            /* Nothing newly hot: replace the smallest quick batch by default-level code (the
-             * interpreter and compiled callers in other objects switch at their next call).
-             * Smallest first, so that small hot functions do not wait for a big one. */
-            uint32_t best = 0;
-            for (uint32_t i = 1; i < nlater; i++)
-                if (later[i].cells < later[best].cells)
-                    best = i;
-            uint8_t *b = later[best].sel;
-            memmove(later + best, later + best + 1, (--nlater - best) * sizeof *later);
+            /* Nothing newly hot: replace the oldest quick batch by default-level code (the
+             * interpreter and compiled callers in other objects switch at their next call). */
+            uint8_t *b = later[0];
+            memmove(later, later + 1, --nlater * sizeof *later);
             pthread_mutex_unlock(&jm->mu);
             if (compile_objects(jm, b, false, err, sizeof err) != 0 && !jm->cancel)
                 report(err);
@@ -1514,7 +1440,8 @@ static void *hot_thread(void *arg) {
                 continue;
             }
             pthread_mutex_lock(&jm->mu);
-            later_split(jm, q, &later, &nlater);
+            later = xrealloc(later, (nlater + 1) * sizeof *later);
+            later[nlater++] = q;
             pthread_mutex_unlock(&jm->mu);
             if (!has_osr)
                 continue;
@@ -1526,7 +1453,7 @@ static void *hot_thread(void *arg) {
             report(err);
     }
     for (uint32_t i = 0; i < nlater; i++)
-        free(later[i].sel);
+        free(later[i]);
     free(later);
     free(sel);
     return NULL;

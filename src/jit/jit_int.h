@@ -125,15 +125,6 @@ int jit__op_kind(int op);
 /* The defined functions k calls directly (indices, in code order, repeats possible): writes at
  * most max to out and returns how many there are. */
 uint32_t jit__callees(const wasm_module *m, uint32_t k, uint32_t *out, uint32_t max);
-
-/* The default-level compiles that replace quick batch q (nc selection flags; cells[k]: function
- * k's length): each selected function of at least big cells (big > 0) apart, together with the
- * batch's functions of at most small cells (so that it can still inline them), then the other
- * functions together, unless only such small ones are left. Writes fresh nc-byte selections
- * (the caller frees them) and their cell counts to out and out_cells (room for nc each);
- * returns how many. */
-uint32_t jit__batch_split(const uint32_t *cells, uint32_t nc, const uint8_t *q, uint32_t big,
-                          uint32_t small, uint8_t **out, uint32_t *out_cells);
 /* Host CPU name and features LLVM targets (static strings owned by jit_gen.c). */
 void jit__host_cpu(const char **name, const char **features);
 void jit__llvm_init(void);

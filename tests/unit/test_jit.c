@@ -834,47 +834,6 @@ static void test_auto_two_levels(void **state) {
     unsetenv("PSL_JIT_QUICK_CELLS");
 }
 
-/* The default-level compiles replacing a quick batch: a big function apart (with the small
- * ones it may inline), the others together; no split without big functions or with big = 0. */
-static void test_batch_split(void **state) {
-    (void)state;
-    /*                 big   mid small  mid   not in the batch, big   small */
-    uint32_t cells[] = {4752, 231, 46, 334, 5000, 20};
-    uint8_t q[] = {1, 1, 1, 1, 0, 1};
-    uint8_t *out[6];
-    uint32_t oc[6];
-    assert_int_equal(jit__batch_split(cells, 6, q, 1000, 60, out, oc), 2);
-    const uint8_t want0[] = {1, 0, 1, 0, 0, 1}, want1[] = {0, 1, 1, 1, 0, 1};
-    assert_memory_equal(out[0], want0, 6);
-    assert_int_equal(oc[0], 4752 + 46 + 20);
-    assert_memory_equal(out[1], want1, 6);
-    assert_int_equal(oc[1], 231 + 46 + 334 + 20);
-    free(out[0]);
-    free(out[1]);
-    /* only small functions besides the big one: they go with it, nothing else */
-    uint8_t q2[] = {1, 0, 1, 0, 0, 1};
-    assert_int_equal(jit__batch_split(cells, 6, q2, 1000, 60, out, oc), 1);
-    assert_memory_equal(out[0], q2, 6);
-    free(out[0]);
-    /* nothing big, or no splitting: the batch as it is */
-    uint8_t q3[] = {0, 1, 1, 1, 0, 0};
-    assert_int_equal(jit__batch_split(cells, 6, q3, 1000, 60, out, oc), 1);
-    assert_memory_equal(out[0], q3, 6);
-    assert_int_equal(oc[0], 231 + 46 + 334);
-    free(out[0]);
-    assert_int_equal(jit__batch_split(cells, 6, q, 0, 60, out, oc), 1);
-    assert_memory_equal(out[0], q, 6);
-    free(out[0]);
-    /* two big functions: one compile each */
-    uint8_t q4[] = {1, 0, 0, 0, 1, 1};
-    assert_int_equal(jit__batch_split(cells, 6, q4, 1000, 60, out, oc), 2);
-    const uint8_t w40[] = {1, 0, 0, 0, 0, 1}, w41[] = {0, 0, 0, 0, 1, 1};
-    assert_memory_equal(out[0], w40, 6);
-    assert_memory_equal(out[1], w41, 6);
-    free(out[0]);
-    free(out[1]);
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_differential_checks),
@@ -893,7 +852,6 @@ int main(void) {
         cmocka_unit_test(test_auto_osr_nest),
         cmocka_unit_test(test_auto_cross_object),
         cmocka_unit_test(test_auto_two_levels),
-        cmocka_unit_test(test_batch_split),
         cmocka_unit_test(test_auto_compiler_process),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
