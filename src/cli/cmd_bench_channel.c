@@ -206,35 +206,30 @@ static double median(const double *v, int n) {
 static int cmd_bench_channel(int argc, char **argv) {
     int msgs = 100000, rtts = 20000, window = 64, hs = 200, repeat = 1, only = -1;
     const char *home = NULL;
+    const struct {
+        const char *name;
+        int *v, max;
+    } nums[] = {{"--messages", &msgs, 100000000},
+                {"--round-trips", &rtts, 100000000},
+                {"--window", &window, 1000000},
+                {"--handshakes", &hs, 1000000},
+                {"--repeat", &repeat, 64}};
     for (int i = 1; i < argc; i++) {
-        if (i + 1 < argc && strcmp(argv[i], "--messages") == 0) {
-            if (cli_opt_int("bench channel", argv[i], argv[i + 1], 1, 100000000, &msgs) != 0)
+        size_t k = 0;
+        while (k < sizeof nums / sizeof nums[0] && strcmp(argv[i], nums[k].name) != 0)
+            k++;
+        if (i + 1 < argc && k < sizeof nums / sizeof nums[0]) {
+            if (cli_opt_int("bench channel", argv[i], argv[i + 1], 1, nums[k].max, nums[k].v) != 0)
                 return EXIT_USAGE;
             i++;
-        } else if (i + 1 < argc && strcmp(argv[i], "--round-trips") == 0) {
-            if (cli_opt_int("bench channel", argv[i], argv[i + 1], 1, 100000000, &rtts) != 0)
-                return EXIT_USAGE;
-            i++;
-        } else if (i + 1 < argc && strcmp(argv[i], "--window") == 0) {
-            if (cli_opt_int("bench channel", argv[i], argv[i + 1], 1, 1000000, &window) != 0)
-                return EXIT_USAGE;
-            i++;
-        } else if (i + 1 < argc && strcmp(argv[i], "--handshakes") == 0) {
-            if (cli_opt_int("bench channel", argv[i], argv[i + 1], 1, 1000000, &hs) != 0)
-                return EXIT_USAGE;
-            i++;
-        } else if (i + 1 < argc && strcmp(argv[i], "--home") == 0)
+        } else if (i + 1 < argc && strcmp(argv[i], "--home") == 0) {
             home = argv[++i];
-        else if (i + 1 < argc && strcmp(argv[i], "--repeat") == 0) {
-            if (cli_opt_int("bench channel", argv[i], argv[i + 1], 1, 64, &repeat) != 0)
-                return EXIT_USAGE;
-            i++;
         } else if (i + 1 < argc && strcmp(argv[i], "--only") == 0) {
             const char *m = argv[++i];
             only = -2;
-            for (int k = 0; k < NMODES; k++)
-                if (!strcmp(m, mode_short[k]))
-                    only = k;
+            for (int md = 0; md < NMODES; md++)
+                if (!strcmp(m, mode_short[md]))
+                    only = md;
             if (only == -2) {
                 cli_err("bench channel: --only takes plain, secure, batched or stream");
                 return EXIT_USAGE;

@@ -136,17 +136,24 @@ static void *mover(void *arg) {
     return NULL;
 }
 
-/* ex_result.kv: what an invocation wrote and the newest version of ours it read (the worker's
- * sync durability answers at once the runs that wrote nothing and read only durable versions). */
-static void test_kv_obs(void **state) {
-    (void)state;
-    kvs *kv = kvs_new(1);
-    host_services svc = {.ud = &g_svc_tag, .lock = t_lock, .unlock = t_unlock};
+/* An executor on @p kv with the test lock service and bank.wasm deployed as "bank". */
+static executor *bank_executor(kvs *kv) {
+    static const host_services svc = {.ud = &g_svc_tag, .lock = t_lock, .unlock = t_unlock};
     executor *ex = ex_new(kv, &svc);
     size_t len;
     uint8_t *wasm = load(EXAMPLES_DIR "/bank.wasm", &len);
     char msg[256];
     assert_int_equal(ex_deploy(ex, "bank", wasm, len, NULL, msg, sizeof msg), 0);
+    free(wasm);
+    return ex;
+}
+
+/* ex_result.kv: what an invocation wrote and the newest version of ours it read (the worker's
+ * sync durability answers at once the runs that wrote nothing and read only durable versions). */
+static void test_kv_obs(void **state) {
+    (void)state;
+    kvs *kv = kvs_new(1);
+    executor *ex = bank_executor(kv);
     ex_result r;
     invoke_str(ex, "bank", "total alice", &r); /* absent */
     assert_int_equal(r.status, 0);
@@ -169,7 +176,6 @@ static void test_kv_obs(void **state) {
     assert_false(r.kv.wrote);
     assert_int_equal(r.kv.read_own_hlc, mine);
     free(r.out);
-    free(wasm);
     ex_free(ex);
     kvs_free(kv);
 }
@@ -177,12 +183,7 @@ static void test_kv_obs(void **state) {
 static void test_bank_concurrent(void **state) {
     (void)state;
     kvs *kv = kvs_new(1);
-    host_services svc = {.ud = &g_svc_tag, .lock = t_lock, .unlock = t_unlock};
-    executor *ex = ex_new(kv, &svc);
-    size_t len;
-    uint8_t *wasm = load(EXAMPLES_DIR "/bank.wasm", &len);
-    char msg[256];
-    assert_int_equal(ex_deploy(ex, "bank", wasm, len, NULL, msg, sizeof msg), 0);
+    executor *ex = bank_executor(kv);
     ex_result r;
     invoke_str(ex, "bank", "open a 100", &r);
     free(r.out);
@@ -199,7 +200,6 @@ static void test_bank_concurrent(void **state) {
     assert_int_equal(r.outlen, strlen("total 200\n"));
     assert_memory_equal(r.out, "total 200\n", r.outlen);
     free(r.out);
-    free(wasm);
     ex_free(ex);
     kvs_free(kv);
 }
