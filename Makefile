@@ -81,8 +81,9 @@ bench-wasm: build
 bench-gateway: build
 	sh bench/gateway/run.sh $(BUILD)
 
-# YCSB: psl (in-function and client mode, async and sync) against Redis, workloads C and A,
-# 1/4/16 connections, median of 3 runs (bench/ycsb/run.sh; results in $(BUILD)/bench/ycsb-results).
+# YCSB: psl (in-function and client mode, async and sync) against Redis and a no-op TCP echo,
+# workloads C and A, 1/4/16 connections, median of 3 runs (bench/ycsb/run.sh; results in
+# $(BUILD)/bench/ycsb-results).
 bench-ycsb: build
 	sh bench/ycsb/run.sh
 
