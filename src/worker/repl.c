@@ -681,10 +681,9 @@ static void mark_flushed(repl *r, uint64_t seq, uint64_t hlc) {
     if (h.seqno >= seq) { /* durable already (nothing new, or it was quick) */
         if (hlc > atomic_load(&r->durable_hlc))
             atomic_store(&r->durable_hlc, hlc);
-    } else if (r->ndur && r->dur_marks[r->ndur - 1].seq >= seq) {
-        if (hlc > r->dur_marks[r->ndur - 1].hlc) /* nothing new appended: same record */
-            r->dur_marks[r->ndur - 1].hlc = hlc;
-    } else if (r->ndur == DUR_MARKS) { /* full: the newest mark waits for the newest record */
+    } else if (r->ndur && (r->dur_marks[r->ndur - 1].seq == seq || r->ndur == DUR_MARKS)) {
+        /* The same record (nothing new appended), or no room: the newest mark moves up (seq and
+         * hlc only grow), so it waits for the newest record. */
         r->dur_marks[r->ndur - 1].seq = seq;
         r->dur_marks[r->ndur - 1].hlc = hlc;
     } else {
