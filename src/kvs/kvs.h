@@ -79,8 +79,6 @@ int kvs_merge(kvs *k, const void *key, size_t klen, const void *val, size_t vlen
 void kvs_take_batch(kvs *k, size_t max, uint8_t **data, size_t *len, uint32_t *nupdates);
 /* Number of local writes waiting in the pending batch. */
 uint32_t kvs_pending(kvs *k);
-/** The writer id given to kvs_new: the writer of this memtable's local writes. */
-uint64_t kvs_writer(const kvs *k);
 /** The greatest HLC among versions of this writer the memtable has held: its local writes, and
  * its own writes merged back (recovery from its capsule). Every local write made after a call
  * gets a greater HLC; so once the writes taken by kvs_take_batch up to the call are durable, a

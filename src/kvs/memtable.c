@@ -260,10 +260,6 @@ uint64_t kvs_own_hlc(kvs *k) {
     return h;
 }
 
-uint64_t kvs_writer(const kvs *k) {
-    return k->writer;
-}
-
 uint32_t kvs_pending(kvs *k) {
     pthread_rwlock_rdlock(&k->lock);
     uint32_t n = k->pend_count;

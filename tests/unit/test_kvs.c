@@ -67,7 +67,6 @@ static int get_str(kvs *k, const char *key, char *buf, size_t cap) {
 static void test_own_hlc(void **state) {
     (void)state;
     kvs *k = kvs_new(1);
-    assert_int_equal(kvs_writer(k), 1);
     assert_int_equal(kvs_own_hlc(k), 0);
     assert_int_equal(kvs_put(k, "a", 1, "x", 1), 0);
     kvs_version va;
