@@ -108,7 +108,16 @@ typedef struct jit_mod {
     uint32_t *osr_cell;        /* per function: the loop head of the batch's OSR entry (set
                                 * under mu by the thread that builds the batch) */
     uint32_t *osr_want;        /* per function: the loop head an OSR request is for (under mu) */
-    uint32_t *by_addr;         /* function indices sorted by code address (sample lookup) */
+    /* OSR specialisation (jit_gen_opts.osr_vals): per function the interpreter's frame at its
+     * last back-edge sample and that loop head (under mu); the frame a batch's OSR entry is
+     * specialised to (set with osr_cell, NULL: none); an OSR entry declined because the frame
+     * differed from it, so that a new one may be compiled at the same loop head (under mu). */
+    uint64_t **snap;
+    uint32_t *snap_at;
+    uint64_t **osr_vals;
+    uint8_t *osr_stale;
+    bool no_cache_read; /* the batch being compiled replaces a stale entry (hot thread only) */
+    uint32_t *by_addr;  /* function indices sorted by code address (sample lookup) */
 } jit_mod;
 
 /* ---- code ranges and memory faults (guard mode) ----
@@ -456,7 +465,8 @@ static uintptr_t stack_limit(void) {
 static const uint64_t g_zero_size = 0;
 
 /* Run compiled code of inst: fn(ctx, fp) or, with osr, the OSR entry fn(ctx, fp, cell).
- * Returns 0, a wasm_trap, or -1 when the instance cannot run compiled code (declined). */
+ * Returns 0, a wasm_trap, or -1 when the instance cannot run compiled code (declined); -2 when
+ * an OSR entry declined because the frame differs from the one it was specialised to. */
 static int enter_native(wasm_store *s, wasm_instance *inst, const wasm_code *code, wasm_val *fp,
                         void *fn, bool osr, uint32_t cell) {
     /* Guard-mode code needs the full reservation; a memory made before the tier was registered
@@ -495,13 +505,13 @@ static int enter_native(wasm_store *s, wasm_instance *inst, const wasm_code *cod
     t_ctx = &c;
     int declined = 0;
     if (osr)
-        declined = ((jit_osr_fn)fn)(&c, fp, cell) != 0;
+        declined = ((jit_osr_fn)fn)(&c, fp, cell);
     else
         ((jit_entry_fn)fn)(&c, fp);
     t_ctx = outer;
     if (slot && !outer)
         atomic_store_explicit(&slot->store, NULL, memory_order_release);
-    return declined ? -1 : 0;
+    return declined == 2 ? -2 : declined ? -1 : 0;
 }
 
 static int tier_enter(wasm_store *s, wasm_instance *inst, const wasm_code *code, wasm_val *fp) {
@@ -669,8 +679,7 @@ static void cache_key(const wasm_module *m, const uint8_t *sel, const uint32_t *
     size_t ncpu = plat_cpu_identity(cpu, PLAT_CPU_ID_WORDS);
     cr_hash_state st;
     cr_hash_init(&st, 32);
-    const char *cg = quick || jit__all_quick() ? "none" : getenv("PSL_JIT_CODEGEN");
-    const char *parts[] = {JIT_ENGINE_VERSION, jit__pipeline(quick), cg ? cg : "default",
+    const char *parts[] = {JIT_ENGINE_VERSION, jit__pipeline(quick), jit__codegen(quick),
                            g_guard ? "guard" : "checks", g_fuel ? "fuel" : "signals"};
     for (unsigned i = 0; i < sizeof parts / sizeof parts[0]; i++)
         cr_hash_update(&st, parts[i], strlen(parts[i]) + 1);
@@ -847,6 +856,7 @@ static int compile_in_child(jit_mod *jm, const jit_backend *be, const uint8_t *s
                            .fuel = g_fuel,
                            .sel = sel,
                            .osr_cell = jm->osr_cell,
+                           .osr_vals = (const uint64_t *const *)jm->osr_vals,
                            .quick = quick};
         int rc = be->compile(jm->m, &go, &o, &n, e, sizeof e);
         uint64_t hdr = rc ? UINT64_MAX : n;
@@ -927,18 +937,34 @@ static _Noreturn void srv_main(int fd) {
             _exit(0); /* the parent closed its side or exited */
         uint8_t *sel = NULL;
         uint32_t *osr = NULL;
+        uint64_t **vals = NULL;
+        const wasm_module *m = (const wasm_module *)(uintptr_t)rq.m;
         if (rq.has_sel) {
             sel = xmalloc(rq.nc ? rq.nc : 1);
             osr = xmalloc((rq.nc ? rq.nc : 1) * sizeof *osr);
+            vals = xcalloc(rq.nc ? rq.nc : 1, sizeof *vals);
             if (read_all(fd, sel, rq.nc) != 0 || read_all(fd, osr, rq.nc * sizeof *osr) != 0)
                 _exit(0);
+            for (uint32_t k = 0; k < rq.nc; k++) {
+                uint8_t has = 0;
+                if (!(sel[k] & JIT_SEL_OSR))
+                    continue;
+                if (read_all(fd, &has, 1) != 0)
+                    _exit(0);
+                if (!has)
+                    continue;
+                uint32_t ns = m->codes[k].nslots;
+                vals[k] = xmalloc((ns ? ns : 1) * sizeof *vals[k]);
+                if (read_all(fd, vals[k], ns * sizeof *vals[k]) != 0)
+                    _exit(0);
+            }
         }
-        const wasm_module *m = (const wasm_module *)(uintptr_t)rq.m;
         jit_gen_opts go = {.verify = g_cfg.verify,
                            .guard = g_guard,
                            .fuel = g_fuel,
                            .sel = sel,
                            .osr_cell = osr,
+                           .osr_vals = (const uint64_t *const *)vals,
                            .quick = rq.quick};
         uint8_t *o = NULL;
         size_t n = 0;
@@ -951,6 +977,9 @@ static _Noreturn void srv_main(int fd) {
         free(o);
         free(sel);
         free(osr);
+        for (uint32_t k = 0; vals && k < rq.nc; k++)
+            free(vals[k]);
+        free(vals);
     }
 }
 
@@ -1016,6 +1045,20 @@ static void srv_stop(void) {
     g_srv_nmods = 0;
 }
 
+/* Per OSR entry of the batch: a byte (has a frame), then the frame's nslots values. */
+static int send_osr_vals(jit_mod *jm, const uint8_t *sel) {
+    for (uint32_t k = 0; k < jm->nc; k++) {
+        if (!(sel[k] & JIT_SEL_OSR))
+            continue;
+        const uint64_t *v = jm->osr_vals ? jm->osr_vals[k] : NULL;
+        uint8_t has = v != NULL;
+        if (send_all(g_srv_fd, &has, 1) != 0 ||
+            (v && send_all(g_srv_fd, v, jm->m->codes[k].nslots * sizeof *v) != 0))
+            return ERR_IO;
+    }
+    return 0;
+}
+
 /* Compile through the compiler process when it holds jm's module. Returns ERR_NOTFOUND when it
  * does not (or there is none): compile in this process then. Freeing the module meanwhile kills
  * the process (jm->child), as it kills a forked compiler. */
@@ -1045,7 +1088,8 @@ static int srv_compile(jit_mod *jm, const uint8_t *sel, bool quick, uint8_t **ob
         snprintf(err, errlen, "cancelled");
     } else if (send_all(g_srv_fd, &rq, sizeof rq) != 0 ||
                (sel && (send_all(g_srv_fd, sel, jm->nc) != 0 ||
-                        send_all(g_srv_fd, jm->osr_cell, jm->nc * sizeof *jm->osr_cell) != 0)) ||
+                        send_all(g_srv_fd, jm->osr_cell, jm->nc * sizeof *jm->osr_cell) != 0 ||
+                        send_osr_vals(jm, sel) != 0)) ||
                read_all(g_srv_fd, &n, 8) != 0) {
         snprintf(err, errlen, "compiler process ended early");
         srv_stop();
@@ -1107,7 +1151,7 @@ static int compile_objects(jit_mod *jm, const uint8_t *sel, bool quick, char *er
     int rc;
     if (g_cache_ok) {
         cache_key(m, sel, jm->osr_cell, jm->nc, quick, key);
-        if (cache_load(jm, key, sel, quick, err, errlen) == 0)
+        if (!(sel && jm->no_cache_read) && cache_load(jm, key, sel, quick, err, errlen) == 0)
             return 0;
     }
     uint8_t *obj = NULL;
@@ -1131,6 +1175,7 @@ static int compile_objects(jit_mod *jm, const uint8_t *sel, bool quick, char *er
                            .fuel = g_fuel,
                            .sel = sel,
                            .osr_cell = jm->osr_cell,
+                           .osr_vals = (const uint64_t *const *)jm->osr_vals,
                            .quick = quick};
         rc = be->compile(m, &go, &obj, &n, err, errlen);
     }
@@ -1253,8 +1298,17 @@ static int sample(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool 
     const wasm_code *code = &inst->mod->codes[k];
     uint32_t cell = (uint32_t)(at - code->code);
     atomic_store_explicit(&jm->back_at[k], cell, memory_order_relaxed);
+    if (jm->snap) {
+        pthread_mutex_lock(&jm->mu);
+        if (!jm->snap[k])
+            jm->snap[k] = xmalloc((code->nslots ? code->nslots : 1) * sizeof *jm->snap[k]);
+        memcpy(jm->snap[k], fp, code->nslots * sizeof *jm->snap[k]);
+        jm->snap_at[k] = cell;
+        pthread_mutex_unlock(&jm->mu);
+    }
+    /* The newest entry at this loop head (an older one may be specialised to a stale frame). */
     void *o = NULL, *any = NULL;
-    for (unsigned j = 0; j < JIT_MAX_OSR && !o; j++) {
+    for (unsigned j = 0; j < JIT_MAX_OSR; j++) {
         void *e = atomic_load_explicit(&jm->osr[k * JIT_MAX_OSR + j], memory_order_acquire);
         if (!e)
             break;
@@ -1274,6 +1328,10 @@ static int sample(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool 
             atomic_fetch_add(&jm->late[k], 1) + 1 >= JIT_HOT_SAMPLES) {
             atomic_store(&jm->late[k], 0);
             pthread_mutex_lock(&jm->mu);
+            if (rc == -2) {
+                jm->osr_stale[k] = 1;
+                stat_add(&g_stats.osr_stale, 1);
+            }
             if (jm->osr_req[k] != 1 && jm->nosr[k] < JIT_MAX_OSR) {
                 jm->osr_req[k] = 1;
                 jm->osr_want[k] = cell;
@@ -1376,6 +1434,7 @@ static void *hot_thread(void *arg) {
          * and their small callees, so that calls between them are native and inlinable. */
         memset(sel, 0, jm->nc);
         uint32_t cells = 0;
+        bool no_cache_read = false;
         for (uint32_t k = 0; k < jm->nc; k++) {
             uint32_t at = atomic_load_explicit(&jm->back_at[k], memory_order_relaxed);
             if (jm->state[k] == ST_QUEUED) {
@@ -1396,11 +1455,25 @@ static void *hot_thread(void *arg) {
             }
             if (jm->osr_req[k] == 1) {
                 jm->osr_req[k] = 2;
-                /* The request may be older than the entry it asks for. */
-                if (!has_osr(jm, k, jm->osr_want[k])) {
+                /* The request may be older than the entry it asks for (unless that one declined
+                 * a frame it was not specialised to). */
+                if (!has_osr(jm, k, jm->osr_want[k]) || jm->osr_stale[k]) {
+                    no_cache_read |= jm->osr_stale[k];
+                    jm->osr_stale[k] = 0;
                     jm->nosr[k]++;
                     jm->osr_cell[k] = jm->osr_want[k];
                     sel[k] |= JIT_SEL_OSR;
+                }
+            }
+            if ((sel[k] & JIT_SEL_OSR) && jm->snap) {
+                uint32_t ns = jm->m->codes[k].nslots;
+                if (jm->snap[k] && jm->snap_at[k] == jm->osr_cell[k]) {
+                    if (!jm->osr_vals[k])
+                        jm->osr_vals[k] = xmalloc((ns ? ns : 1) * sizeof *jm->osr_vals[k]);
+                    memcpy(jm->osr_vals[k], jm->snap[k], ns * sizeof *jm->osr_vals[k]);
+                } else {
+                    free(jm->osr_vals[k]);
+                    jm->osr_vals[k] = NULL;
                 }
             }
             if (sel[k])
@@ -1416,6 +1489,7 @@ static void *hot_thread(void *arg) {
         pthread_mutex_unlock(&jm->mu);
         if (nsel == 0)
             continue;
+        jm->no_cache_read = no_cache_read;
         /* Functions whose batch fails stay ST_TAKEN, that is interpreted for good. */
         uint32_t fn_cells = 0;
         bool has_osr = false;
@@ -1483,6 +1557,13 @@ static void module_loaded(wasm_module *m) {
     jm->nosr = xcalloc(jm->nc, 1);
     jm->osr_cell = xcalloc(jm->nc, sizeof *jm->osr_cell);
     jm->osr_want = xcalloc(jm->nc, sizeof *jm->osr_want);
+    const char *spec = getenv("PSL_JIT_OSR_SPECIALIZE");
+    if (g_cfg.tier == JIT_TIER_AUTO && !(spec && strcmp(spec, "0") == 0)) {
+        jm->snap = xcalloc(jm->nc, sizeof *jm->snap);
+        jm->snap_at = xcalloc(jm->nc, sizeof *jm->snap_at);
+        jm->osr_vals = xcalloc(jm->nc, sizeof *jm->osr_vals);
+    }
+    jm->osr_stale = xcalloc(jm->nc, 1);
     jm->back_at = xmalloc(jm->nc * sizeof *jm->back_at);
     for (uint32_t k = 0; k < jm->nc; k++)
         atomic_init(&jm->back_at[k], UINT32_MAX);
@@ -1563,6 +1644,14 @@ static void module_freed(wasm_module *m) {
     free(jm->nosr);
     free(jm->osr_cell);
     free(jm->osr_want);
+    for (uint32_t k = 0; jm->snap && k < jm->nc; k++) {
+        free(jm->snap[k]);
+        free(jm->osr_vals[k]);
+    }
+    free(jm->snap);
+    free(jm->snap_at);
+    free(jm->osr_vals);
+    free(jm->osr_stale);
     free((void *)jm->back_at);
     free(jm->by_addr);
     free(jm);
@@ -1603,6 +1692,15 @@ bool jit__all_quick(void) {
 const char *jit__pipeline(bool quick) {
     const char *p = getenv("PSL_JIT_PASSES");
     return p && *p ? p : quick || jit__all_quick() ? JIT_PIPELINE_QUICK : JIT_PIPELINE;
+}
+
+const char *jit__codegen(bool quick) {
+    const char *c = getenv("PSL_JIT_CODEGEN");
+    if (quick || jit__all_quick())
+        return "none";
+    if (c && (strcmp(c, "none") == 0 || strcmp(c, "less") == 0 || strcmp(c, "fastisel") == 0))
+        return c;
+    return "default";
 }
 
 int jit_tier_parse(const char *s, jit_tier *out) {

@@ -126,6 +126,8 @@ typedef struct jit_stats {
     uint64_t compile_ns;       /* wall time in translation, optimisation, codegen and linking */
     uint64_t code_bytes;       /* object bytes produced or loaded */
     uint64_t osr_entries;      /* interpreted activations finished in compiled code (auto) */
+    uint64_t osr_stale;        /* OSR entries declined: the frame differed from the one they
+                                * were specialised to (a new entry is compiled) */
     uint64_t objects_elf;      /* objects linked by the ELF loader (no LLVM) */
     uint64_t objects_lljit;    /* objects the ELF loader declined, linked by LLJIT */
     uint64_t remote_compiles;  /* objects compiled by the compiler process (jit_compiler_start) */

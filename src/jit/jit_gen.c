@@ -12,6 +12,7 @@
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
 
+#include <llvm-c/Support.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,18 @@ static void init_once(void) {
     g_triple = LLVMGetDefaultTargetTriple();
     g_cpu = LLVMGetHostCPUName();
     g_features = LLVMGetHostCPUFeatures();
+    /* Experiments: options for LLVM's own command line (space-separated). */
+    const char *opts = getenv("PSL_JIT_LLVM_OPTS");
+    if (opts && *opts) {
+        static char buf[1024];
+        const char *argv[32] = {"psl"};
+        int argc = 1;
+        snprintf(buf, sizeof buf, "%s", opts);
+        for (char *save = NULL, *t = strtok_r(buf, " ", &save); t && argc < 32;
+             t = strtok_r(NULL, " ", &save))
+            argv[argc++] = t;
+        LLVMParseCommandLineOptions(argc, argv, "psl");
+    }
 }
 
 void jit__llvm_init(void) {
@@ -50,11 +63,12 @@ typedef struct gen {
     LLVMModuleRef mod;
     LLVMBuilderRef b;
     LLVMTypeRef i1, i8, i16, i32, i64, f32, f64, ptr, vd;
-    bool guard;               /* no bounds checks on loads and stores */
-    const uint8_t *sel;       /* jit_gen_opts.sel */
-    const uint32_t *osr_cell; /* jit_gen_opts.osr_cell */
-    bool fuel;                /* jit_gen_opts.fuel */
-    LLVMValueRef *fns;        /* native function per code */
+    bool guard;                      /* no bounds checks on loads and stores */
+    const uint8_t *sel;              /* jit_gen_opts.sel */
+    const uint32_t *osr_cell;        /* jit_gen_opts.osr_cell */
+    const uint64_t *const *osr_vals; /* jit_gen_opts.osr_vals */
+    bool fuel;                       /* jit_gen_opts.fuel */
+    LLVMValueRef *fns;               /* native function per code */
     LLVMTypeRef *fntys;
     unsigned prof_kind;
     LLVMValueRef unlikely_md;
@@ -1195,6 +1209,131 @@ static int emit_range(fgen *f, uint32_t k, uint32_t lo, uint32_t hi, char *err, 
 }
 
 /* Generate function k into fn: the native function, or with osr its OSR variant. */
+static int cmp_ptr(const void *a, const void *b) {
+    uintptr_t x = (uintptr_t)*(void *const *)a, y = (uintptr_t)*(void *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* OSR specialisation. The interpreter's frame was sampled at the loop head L this entry
+ * resumes at. A slot that no loop around L writes (neither L's own nest, copy A, nor the loops
+ * of B that contain L) keeps, while the activation stays in those loops, the value it had then:
+ * a loop bound, a pointer, the length of an array computed before the loop. The entry makes
+ * those slots' initial values constants, which lets LLVM compute trip counts, unroll and fold
+ * address arithmetic as it does in the ordinary copy, where these values are computed in view.
+ * That is correct whatever the rest of the function does (a later write defines a new value as
+ * usual), because the entry compares each such slot of the frame with its constant and declines
+ * (returns 2) on a difference: the frame then belongs to another activation, or the sample came
+ * from another run (a cached object); the tier then compiles a new entry. Written is read off
+ * the finished IR: any use of a slot's alloca in those loops other than a load counts, so no
+ * operator of the lowered code needs modelling here. Not specialised: slots no reachable code
+ * reads, and values whose use as a float constant LLVM could fold (x*1, x+-0: see
+ * nan_fold_bits), which would skip the quieting of a signalling NaN. @p a_blocks: the blocks of
+ * copy A; @p l_b: L's block in B. */
+static void osr_specialize(fgen *f, const uint64_t *vals, LLVMValueRef *init_st,
+                           LLVMValueRef osr_br, LLVMBasicBlockRef *a_blocks, uint32_t na,
+                           LLVMBasicBlockRef l_b) {
+    uint32_t nb = LLVMCountBasicBlocks(f->fn);
+    LLVMBasicBlockRef *bbs = xmalloc((nb ? nb : 1) * sizeof *bbs);
+    LLVMGetBasicBlocks(f->fn, bbs);
+    qsort(bbs, nb, sizeof *bbs, cmp_ptr);
+#define BB_INDEX(b)                                                                                \
+    ((uint32_t)((LLVMBasicBlockRef *)bsearch(&(b), bbs, nb, sizeof *bbs, cmp_ptr) - bbs))
+    /* Edges (CSR, forward and reverse). */
+    uint32_t ne = 0;
+    for (uint32_t i = 0; i < nb; i++) {
+        LLVMValueRef t = LLVMGetBasicBlockTerminator(bbs[i]);
+        ne += t ? LLVMGetNumSuccessors(t) : 0;
+    }
+    uint32_t *fo = xcalloc(nb + 1, sizeof *fo), *ro = xcalloc(nb + 1, sizeof *ro);
+    uint32_t *fe = xmalloc((ne ? ne : 1) * sizeof *fe), *re = xmalloc((ne ? ne : 1) * sizeof *re);
+    uint32_t *src = xmalloc((ne ? ne : 1) * sizeof *src),
+             *dst = xmalloc((ne ? ne : 1) * sizeof *dst);
+    ne = 0;
+    for (uint32_t i = 0; i < nb; i++) {
+        LLVMValueRef t = LLVMGetBasicBlockTerminator(bbs[i]);
+        for (unsigned j = 0, ns = t ? LLVMGetNumSuccessors(t) : 0; j < ns; j++) {
+            LLVMBasicBlockRef sb = LLVMGetSuccessor(t, j);
+            src[ne] = i, dst[ne] = BB_INDEX(sb), ne++;
+        }
+    }
+    for (uint32_t e = 0; e < ne; e++)
+        fo[src[e] + 1]++, ro[dst[e] + 1]++;
+    for (uint32_t i = 0; i < nb; i++)
+        fo[i + 1] += fo[i], ro[i + 1] += ro[i];
+    {
+        uint32_t *fc = xmalloc((nb + 1) * sizeof *fc), *rc = xmalloc((nb + 1) * sizeof *rc);
+        memcpy(fc, fo, (nb + 1) * sizeof *fc);
+        memcpy(rc, ro, (nb + 1) * sizeof *rc);
+        for (uint32_t e = 0; e < ne; e++)
+            fe[fc[src[e]]++] = dst[e], re[rc[dst[e]]++] = src[e];
+        free(fc);
+        free(rc);
+    }
+    /* bit 1: reachable from A's entry; 2: reachable from L in B; 4: reaches L in B. */
+    uint8_t *mark = xcalloc(nb ? nb : 1, 1);
+    uint32_t *stack = xmalloc((nb ? nb : 1) * sizeof *stack);
+    LLVMBasicBlockRef roots[3] = {LLVMGetSuccessor(osr_br, 0), l_b, l_b};
+    for (unsigned pass = 0; pass < 3; pass++) {
+        uint8_t bit = (uint8_t)(1u << pass);
+        const uint32_t *off = pass == 2 ? ro : fo, *edge = pass == 2 ? re : fe;
+        uint32_t sp = 0, r = BB_INDEX(roots[pass]);
+        mark[r] |= bit;
+        stack[sp++] = r;
+        while (sp) {
+            uint32_t b = stack[--sp];
+            for (uint32_t e = off[b]; e < off[b + 1]; e++)
+                if (!(mark[edge[e]] & bit)) {
+                    mark[edge[e]] |= bit;
+                    stack[sp++] = edge[e];
+                }
+        }
+    }
+#undef BB_INDEX
+    LLVMPositionBuilderBefore(B, osr_br);
+    LLVMValueRef differs = NULL;
+    for (uint32_t i = 0; i < f->code->nslots; i++) {
+        uint64_t v = vals[i];
+        if (!init_st[i] || nan_fold_bits(v, true) || nan_fold_bits(v & 0xffffffffu, false))
+            continue;
+        bool written = false, read = false;
+        for (LLVMUseRef u = LLVMGetFirstUse(f->slots[i]); u && !written; u = LLVMGetNextUse(u)) {
+            LLVMValueRef user = LLVMGetUser(u);
+            if (user == init_st[i])
+                continue;
+            LLVMBasicBlockRef ub = LLVMGetInstructionParent(user);
+            LLVMBasicBlockRef *p = ub ? bsearch(&ub, bbs, nb, sizeof *bbs, cmp_ptr) : NULL;
+            uint8_t m = p ? mark[p - bbs] : 7;
+            if (!(m & 1))
+                continue; /* unreachable code */
+            bool in_loops = (m & 6) == 6 || bsearch(&ub, a_blocks, na, sizeof *a_blocks, cmp_ptr);
+            if (LLVMGetInstructionOpcode(user) == LLVMLoad)
+                read = true;
+            else if (LLVMGetInstructionOpcode(user) != LLVMStore ||
+                     LLVMGetOperand(user, 1) != f->slots[i] || in_loops)
+                written = true;
+        }
+        if (written || !read)
+            continue;
+        LLVMValueRef c = c64(G, v);
+        LLVMValueRef d = LLVMBuildICmp(B, LLVMIntNE, LLVMGetOperand(init_st[i], 0), c, "");
+        differs = differs ? LLVMBuildOr(B, differs, d, "") : d;
+        LLVMSetOperand(init_st[i], 0, c);
+    }
+    if (differs) {
+        LLVMBasicBlockRef a = LLVMGetSuccessor(osr_br, 0);
+        LLVMBasicBlockRef no = new_bb(f, "stale");
+        LLVMValueRef br = LLVMBuildCondBr(B, differs, no, a);
+        LLVMSetMetadata(br, G->prof_kind, G->unlikely_md);
+        LLVMInstructionEraseFromParent(osr_br);
+        LLVMPositionBuilderAtEnd(B, no);
+        LLVMBuildRet(B, c32(G, 2));
+    }
+    free(stack);
+    free(mark);
+    free(fo), free(ro), free(fe), free(re), free(src), free(dst);
+    free(bbs);
+}
+
 static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, size_t errlen) {
     const wasm_module *m = g->m;
     fgen fs, *f = &fs;
@@ -1218,6 +1357,7 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
     bool *heads = xcalloc(n + 1, 1);
     uint32_t *head_end = xcalloc(n + 1, sizeof *head_end);
     LLVMBasicBlockRef *bbs_a = NULL;
+    LLVMValueRef *init_st = NULL, osr_br = NULL; /* OSR: the slots' first stores, the jump to A */
     f->starts = starts;
     f->bbs = xcalloc(n + 1, sizeof *f->bbs);
     for (uint32_t i = 0; i < n;) {
@@ -1361,9 +1501,11 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
     /* Parameters, then zeroed locals; operand slots are always written before being read. An
      * OSR variant takes every slot from the interpreter's frame. */
     if (osr) {
+        init_st = xcalloc(code->nslots ? code->nslots : 1, sizeof *init_st);
         for (uint32_t i = 0; i < code->nslots; i++) {
             LLVMValueRef idx = c64(g, i);
             st(f, i, LLVMBuildLoad2(B, g->i64, LLVMBuildGEP2(B, g->i64, f->fpv, &idx, 1, ""), ""));
+            init_st[i] = LLVMGetLastInstruction(LLVMGetInsertBlock(B));
         }
         starts[0] = true;
     } else {
@@ -1396,7 +1538,7 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
         for (uint32_t i = osr_at; i < end_a; i++)
             if (f->bbs[i])
                 bbs_a[i] = new_bb(f, "osr_a");
-        LLVMBuildBr(B, bbs_a[osr_at]);
+        osr_br = LLVMBuildBr(B, bbs_a[osr_at]);
     }
     /* The lowered code never falls off its end (the last instruction is ret or a branch); the
      * block at n exists only as a fall-through target and is unreachable. */
@@ -1409,7 +1551,7 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
     LLVMPositionBuilderAtEnd(B, f->bbs[n]);
     LLVMBuildUnreachable(B);
     if (osr) { /* copy A: L's loop nest, branches out of it into B */
-        LLVMBasicBlockRef *bbs_b = f->bbs;
+        LLVMBasicBlockRef *bbs_b = f->bbs, before_a = LLVMGetLastBasicBlock(f->fn);
         f->bbs = bbs_a;
         rc = emit_range(f, k, osr_at, end_a, err, errlen);
         if (!rc && !terminated(f))
@@ -1417,8 +1559,24 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
         f->bbs = bbs_b;
         if (rc)
             goto done;
+        const uint64_t *vals = g->osr_vals ? g->osr_vals[k] : NULL;
+        if (vals) {
+            /* A's blocks: its loop heads' copies, made before B, and those made with it. */
+            uint32_t na = 0, cap = LLVMCountBasicBlocks(f->fn);
+            LLVMBasicBlockRef *ab = xmalloc((cap ? cap : 1) * sizeof *ab);
+            for (uint32_t i = osr_at; i < end_a; i++)
+                if (bbs_a[i] && bbs_a[i] != bbs_b[i])
+                    ab[na++] = bbs_a[i];
+            for (LLVMBasicBlockRef b = LLVMGetNextBasicBlock(before_a); b && na < cap;
+                 b = LLVMGetNextBasicBlock(b))
+                ab[na++] = b;
+            qsort(ab, na, sizeof *ab, cmp_ptr);
+            osr_specialize(f, vals, init_st, osr_br, ab, na, bbs_b[osr_at]);
+            free(ab);
+        }
     }
 done:
+    free(init_st);
     free(starts);
     free(heads);
     free(head_end);
@@ -1531,6 +1689,7 @@ int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **o
     g->guard = o->guard;
     g->sel = o->sel;
     g->osr_cell = o->osr_cell;
+    g->osr_vals = o->osr_vals;
     g->fuel = o->fuel;
     g->cx = LLVMContextCreate();
     g->mod = LLVMModuleCreateWithNameInContext("wasm", g->cx);
@@ -1565,14 +1724,15 @@ int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **o
         rc = ERR_INVALID;
         goto fail;
     }
-    LLVMCodeGenOptLevel cgl = LLVMCodeGenLevelDefault;
-    const char *cge = getenv("PSL_JIT_CODEGEN"); /* experiments: none, less, default */
-    if ((cge && strcmp(cge, "none") == 0) || o->quick || jit__all_quick())
-        cgl = LLVMCodeGenLevelNone;
-    else if (cge && strcmp(cge, "less") == 0)
-        cgl = LLVMCodeGenLevelLess;
+    const char *cge = jit__codegen(o->quick); /* none, less, fastisel, default */
+    bool fast_isel = strcmp(cge, "fastisel") == 0;
+    LLVMCodeGenOptLevel cgl = strcmp(cge, "none") == 0                ? LLVMCodeGenLevelNone
+                              : fast_isel || strcmp(cge, "less") == 0 ? LLVMCodeGenLevelLess
+                                                                      : LLVMCodeGenLevelDefault;
     tm = LLVMCreateTargetMachine(target, g_triple, g_cpu, g_features, cgl, LLVMRelocPIC,
                                  LLVMCodeModelSmall);
+    if (fast_isel)
+        LLVMSetTargetMachineFastISel(tm, 1);
     LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
     LLVMSetModuleDataLayout(g->mod, td);
     LLVMDisposeTargetData(td);
@@ -1660,8 +1820,17 @@ int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **o
         rc = ERR_INVALID;
         goto fail_tables;
     }
-    if (getenv("PSL_JIT_DUMP"))
-        LLVMPrintModuleToFile(g->mod, getenv("PSL_JIT_DUMP"), NULL);
+    const char *dump = getenv("PSL_JIT_DUMP");
+    if (dump) {
+        /* The first module goes to the named file, later ones (the auto tier's batches) to
+         * "file.1", "file.2", ... so that none overwrites another. */
+        static _Atomic unsigned dumped;
+        unsigned n = dumped++;
+        char path[4096];
+        if (n)
+            snprintf(path, sizeof path, "%s.%u", dump, n);
+        LLVMPrintModuleToFile(g->mod, n ? path : dump, NULL);
+    }
     uint64_t t_cg = plat_now_ns();
     if (LLVMTargetMachineEmitToMemoryBuffer(tm, g->mod, LLVMObjectFile, &msg, &buf)) {
         snprintf(err, errlen, "code generation failed: %s", msg);

@@ -75,6 +75,10 @@ typedef void (*jit_entry_fn)(jit_ctx *c, wasm_val *fp);
 #define JIT_PIPELINE_QUICK "function(sroa,early-cse)"
 /* The pipeline of an object: $PSL_JIT_PASSES, else the quick or the default one. */
 const char *jit__pipeline(bool quick);
+/* The code generator of an object: "none" (CodeGenOptLevel None, fast instruction selection)
+ * for quick objects; else $PSL_JIT_CODEGEN (experiments: none, less: that level; fastisel: fast
+ * instruction selection at level Less) or "default". */
+const char *jit__codegen(bool quick);
 /* Every object quick ($PSL_JIT_QUICK=1: tests run the spec suite on quick code). */
 bool jit__all_quick(void);
 
@@ -92,6 +96,11 @@ typedef struct jit_gen_opts {
     /* Per defined function with JIT_SEL_OSR: the loop head (cell index, the target of a back
      * edge) its OSR entry resumes at. */
     const uint32_t *osr_cell;
+    /* Per defined function with JIT_SEL_OSR: NULL, or the interpreter's frame (nslots values)
+     * sampled at its OSR loop head; the entry takes the slots that no loop around that head
+     * writes as constants, and returns 2 when the frame differs in them (jit_gen.c,
+     * osr_specialize). */
+    const uint64_t *const *osr_vals;
     bool quick; /* JIT_PIPELINE_QUICK and fast instruction selection */
 } jit_gen_opts;
 #define JIT_SEL_FN 1
@@ -100,8 +109,9 @@ typedef struct jit_gen_opts {
 /* Name of the third table: per selected function its OSR entry or NULL. An OSR entry runs the
  * rest of an interpreted activation: slots loaded from fp, execution resumes at loop head
  * `cell` (the target of a back edge), results stored to fp[0..); s->depth is left as found.
- * It returns 0, or 1 without doing anything when cell is not the loop head it was compiled for
- * (jit_gen_opts.osr_cell). */
+ * It returns 0, or without doing anything 1 when cell is not the loop head it was compiled for
+ * (jit_gen_opts.osr_cell) and 2 when the frame differs from the one it was specialised to
+ * (jit_gen_opts.osr_vals). */
 #define JIT_SYM_OSR "psl_jit_osr"
 typedef int32_t (*jit_osr_fn)(jit_ctx *c, wasm_val *fp, uint32_t cell);
 

@@ -717,6 +717,36 @@ static void test_auto_osr_nest(void **state) {
     close_run(&r);
 }
 
+/* auto: an OSR entry is specialised to the frame it was sampled with (the loop's bound and
+ * step, which the loop never writes, become constants). A second activation with another step
+ * reaches it at the same loop head: the entry declines (counted as stale), a new one is
+ * compiled for the new frame and taken, and both calls give the interpreter's results. */
+static void test_auto_osr_specialised(void **state) {
+    (void)state;
+    const uint32_t n = 30000000;
+    wasm_val a1[2] = {n, 3}, a2[2] = {n, 5}, want1[1], want2[1], res[1];
+    run r;
+    open_run(&r, JIT_TIER_INTERP, NULL, NULL);
+    assert_int_equal(call(&r, "span", a1, want1), 0);
+    assert_int_equal(call(&r, "span", a2, want2), 0);
+    close_run(&r);
+    assert_true(want1[0] != want2[0]);
+    open_run(&r, JIT_TIER_AUTO, NULL, NULL);
+    jit_stats s0, s1, s2;
+    jit_get_stats(&s0);
+    assert_int_equal(call(&r, "span", a1, res), 0);
+    assert_int_equal(res[0], want1[0]);
+    jit_get_stats(&s1);
+    assert_int_equal(s1.osr_entries, s0.osr_entries + 1);
+    assert_int_equal(s1.osr_stale, s0.osr_stale);
+    assert_int_equal(call(&r, "span", a2, res), 0);
+    assert_int_equal(res[0], want2[0]);
+    jit_get_stats(&s2);
+    assert_true(s2.osr_stale > s1.osr_stale);
+    assert_int_equal(s2.osr_entries, s1.osr_entries + 1);
+    close_run(&r);
+}
+
 /* auto: a function compiled later calls functions linked earlier in another object through
  * their native copies (a direct call with two results, an indirect call, a trap inside the
  * callee), with the interpreter's results and trap. */
@@ -850,6 +880,7 @@ int main(void) {
         cmocka_unit_test(test_auto_tier),
         cmocka_unit_test(test_auto_osr),
         cmocka_unit_test(test_auto_osr_nest),
+        cmocka_unit_test(test_auto_osr_specialised),
         cmocka_unit_test(test_auto_cross_object),
         cmocka_unit_test(test_auto_two_levels),
         cmocka_unit_test(test_auto_compiler_process),
