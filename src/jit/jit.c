@@ -1320,6 +1320,16 @@ static int sample(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool 
         fprintf(stderr, "psl: jit: function %u enters its OSR entry at cell %u after %.1f ms\n",
                 inst->mod->nimported_funcs + k, cell, (double)(plat_now_ns() - g_t0) / 1e6);
     int rc = o ? enter_native(s, inst, code, fp, o, true, cell) : -1;
+    if (rc == -2) {
+        /* Specialised to another frame: this is another activation (see osr_specialize), so
+         * the function is called after all: compile its ordinary copy too. */
+        if (getenv("PSL_JIT_STATS"))
+            fprintf(stderr, "psl: jit: function %u declined its OSR entry (another frame)\n",
+                    inst->mod->nimported_funcs + k);
+        atomic_store(&jm->entered[k], 1);
+        if (!atomic_load_explicit(&code->tier_entry, memory_order_relaxed))
+            queue_cold(jm, k);
+    }
     if (rc < 0) {
         /* Linked without an OSR entry (it looked called often), or with one for another loop
          * head, yet still sampled interpreted: an activation that started before is looping
