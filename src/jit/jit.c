@@ -116,6 +116,7 @@ typedef struct jit_mod {
     uint32_t *snap_at;
     uint64_t **osr_vals;
     uint8_t *osr_stale;
+    uint8_t *nospec;    /* per function: an entry of it was stale, specialise no more (under mu) */
     bool no_cache_read; /* the batch being compiled replaces a stale entry (hot thread only) */
     uint32_t *by_addr;  /* function indices sorted by code address (sample lookup) */
 } jit_mod;
@@ -1340,6 +1341,7 @@ static int sample(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool 
             pthread_mutex_lock(&jm->mu);
             if (rc == -2) {
                 jm->osr_stale[k] = 1;
+                jm->nospec[k] = 1;
                 stat_add(&g_stats.osr_stale, 1);
             }
             if (jm->osr_req[k] != 1 && jm->nosr[k] < JIT_MAX_OSR) {
@@ -1477,7 +1479,10 @@ static void *hot_thread(void *arg) {
             }
             if ((sel[k] & JIT_SEL_OSR) && jm->snap) {
                 uint32_t ns = jm->m->codes[k].nslots;
-                if (jm->snap[k] && jm->snap_at[k] == jm->osr_cell[k]) {
+                /* Not after a stale entry: the function runs as many activations with other
+                 * frames (sha256's compress, called per block), where an unspecialised entry
+                 * serves them all. */
+                if (jm->snap[k] && jm->snap_at[k] == jm->osr_cell[k] && !jm->nospec[k]) {
                     if (!jm->osr_vals[k])
                         jm->osr_vals[k] = xmalloc((ns ? ns : 1) * sizeof *jm->osr_vals[k]);
                     memcpy(jm->osr_vals[k], jm->snap[k], ns * sizeof *jm->osr_vals[k]);
@@ -1574,6 +1579,7 @@ static void module_loaded(wasm_module *m) {
         jm->osr_vals = xcalloc(jm->nc, sizeof *jm->osr_vals);
     }
     jm->osr_stale = xcalloc(jm->nc, 1);
+    jm->nospec = xcalloc(jm->nc, 1);
     jm->back_at = xmalloc(jm->nc * sizeof *jm->back_at);
     for (uint32_t k = 0; k < jm->nc; k++)
         atomic_init(&jm->back_at[k], UINT32_MAX);
@@ -1662,6 +1668,7 @@ static void module_freed(wasm_module *m) {
     free(jm->snap_at);
     free(jm->osr_vals);
     free(jm->osr_stale);
+    free(jm->nospec);
     free((void *)jm->back_at);
     free(jm->by_addr);
     free(jm);
