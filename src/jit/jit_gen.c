@@ -8,11 +8,11 @@
 
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Core.h>
+#include <llvm-c/Support.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
 
-#include <llvm-c/Support.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1208,7 +1208,6 @@ static int emit_range(fgen *f, uint32_t k, uint32_t lo, uint32_t hi, char *err, 
     return 0;
 }
 
-/* Generate function k into fn: the native function, or with osr its OSR variant. */
 static int cmp_ptr(const void *a, const void *b) {
     uintptr_t x = (uintptr_t)*(void *const *)a, y = (uintptr_t)*(void *const *)b;
     return x < y ? -1 : x > y;
@@ -1334,6 +1333,7 @@ static void osr_specialize(fgen *f, const uint64_t *vals, LLVMValueRef *init_st,
     free(bbs);
 }
 
+/* Generate function k into fn: the native function, or with osr its OSR variant. */
 static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, size_t errlen) {
     const wasm_module *m = g->m;
     fgen fs, *f = &fs;
