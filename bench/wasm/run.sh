@@ -9,6 +9,10 @@
 #
 # Usage: bench/wasm/run.sh [--quick] [--list] [KERNEL_REGEX...]
 #   --quick          small inputs, 1 run, columns native+psl: a correctness check (used by ctest)
+#   --osr            inputs that run 25-200 ms under the auto tier, 1 run, columns native+psl-auto,
+#                    no code cache, the JIT loaded at once (PSL_JIT_LAZY_MS=0): every kernel's long
+#                    loop reaches compiled code through an OSR entry, specialised to its frame
+#                    (used by ctest: the outputs must agree)
 #   --list           print the kernel names and exit
 #   KERNEL_REGEX     only kernels whose name matches one of these (also: BENCH_FILTER=regex)
 # Environment:
@@ -39,6 +43,7 @@ CC_NATIVE=${CC_NATIVE:-gcc}
 CC_WASM=${CC_WASM:-clang-19}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-600}
 QUICK=0
+OSR=0
 FILTERS=()
 
 # Kernels: name, then the arguments of a --quick run (the defaults are the timed sizes).
@@ -54,6 +59,20 @@ declare -A QUICK_ARGS=(
     [sieve]="200000 1"
     [sort]="20000 1"
 )
+# --osr: each run long enough under --tier auto for an OSR entry of its main loop (checked with
+# PSL_JIT_STATS=1 on the lead's machine: one entry per kernel).
+declare -A OSR_ARGS=(
+    [expr]="3000"
+    [fannkuch]="9 1"
+    [hashmap]="400000"
+    [lz]="600000 2"
+    [mandelbrot]="300 64"
+    [matmul]="128 4"
+    [nbody]="100000"
+    [sha256]="10"
+    [sieve]="4000000 2"
+    [sort]="100000 1"
+)
 KERNELS=()
 for src in "$HERE"/*.c; do
     KERNELS+=("$(basename "$src" .c)")
@@ -62,12 +81,16 @@ done
 for arg in "$@"; do
     case "$arg" in
     --quick) QUICK=1 ;;
+    --osr)
+        QUICK=1
+        OSR=1
+        ;;
     --list)
         printf '%s\n' "${KERNELS[@]}"
         exit 0
         ;;
     -h | --help)
-        sed -n '2,27p' "$0"
+        sed -n '2,31p' "$0"
         exit 0
         ;;
     -*)
@@ -79,7 +102,12 @@ for arg in "$@"; do
 done
 if [ -n "${BENCH_FILTER:-}" ]; then FILTERS+=("$BENCH_FILTER"); fi
 
-if [ "$QUICK" = 1 ]; then
+if [ "$OSR" = 1 ]; then
+    RUNS=${BENCH_RUNS:-1}
+    COLUMNS=${BENCH_COLUMNS:-native psl-auto}
+    BENCH_JIT_CACHE=0
+    export PSL_JIT_LAZY_MS=0
+elif [ "$QUICK" = 1 ]; then
     RUNS=${BENCH_RUNS:-1}
     COLUMNS=${BENCH_COLUMNS:-native psl}
 else
@@ -210,6 +238,7 @@ rule="$rule---|"
 
 mode="median of $RUNS run(s)"
 [ "$QUICK" = 1 ] && mode="quick check, small inputs"
+[ "$OSR" = 1 ] && mode="OSR check: --tier auto, JIT loaded at once, no cache"
 echo "psl wasm kernels: wall-clock seconds, $mode; ratio = column / native"
 echo
 echo "$header"
@@ -221,7 +250,11 @@ failures=()
 for k in "${KERNELS[@]}"; do
     selected "$k" || continue
     args=()
-    if [ "$QUICK" = 1 ]; then read -r -a args <<<"${QUICK_ARGS[$k]:-}"; fi
+    if [ "$OSR" = 1 ]; then
+        read -r -a args <<<"${OSR_ARGS[$k]:-}"
+    elif [ "$QUICK" = 1 ]; then
+        read -r -a args <<<"${QUICK_ARGS[$k]:-}"
+    fi
     row="| $k |"
     native_time=""
     reference=""
