@@ -116,9 +116,8 @@ typedef struct jit_mod {
     uint32_t *snap_at;
     uint64_t **osr_vals;
     uint8_t *osr_stale;
-    uint8_t *nospec;    /* per function: an entry of it was stale, specialise no more (under mu) */
-    bool no_cache_read; /* the batch being compiled replaces a stale entry (hot thread only) */
-    uint32_t *by_addr;  /* function indices sorted by code address (sample lookup) */
+    uint8_t *nospec;   /* per function: an entry of it was stale, specialise no more (under mu) */
+    uint32_t *by_addr; /* function indices sorted by code address (sample lookup) */
 } jit_mod;
 
 /* ---- code ranges and memory faults (guard mode) ----
@@ -671,9 +670,12 @@ fail:
 #define CACHE_MAGIC "PSLJIT01"
 enum { HDR = 8 + 32 + 8, MAC = 32 };
 
-/* sel: the functions of a batch (NULL: the whole module); osr_cell: their OSR loop heads. */
+/* sel: the functions of a batch (NULL: the whole module); osr_cell: their OSR loop heads;
+ * osr_vals: which of those entries are specialised to a frame. Not the frame itself: an entry
+ * specialised to another run's frame declines at once and is replaced by an unspecialised one,
+ * which has a key of its own, while the same program with the same arguments hits the first. */
 static void cache_key(const wasm_module *m, const uint8_t *sel, const uint32_t *osr_cell,
-                      uint32_t nc, bool quick, uint8_t out[32]) {
+                      uint64_t *const *osr_vals, uint32_t nc, bool quick, uint8_t out[32]) {
     /* The CPU as LLVM sees it (its host CPU name and features derive from these identification
      * words), read without LLVM so that a cache hit needs none. */
     uint32_t cpu[PLAT_CPU_ID_WORDS];
@@ -689,8 +691,11 @@ static void cache_key(const wasm_module *m, const uint8_t *sel, const uint32_t *
     if (sel) {
         cr_hash_update(&st, sel, nc);
         for (uint32_t k = 0; k < nc; k++)
-            if (sel[k] & JIT_SEL_OSR)
+            if (sel[k] & JIT_SEL_OSR) {
+                uint8_t spec = osr_vals && osr_vals[k];
                 cr_hash_update(&st, &osr_cell[k], sizeof osr_cell[k]);
+                cr_hash_update(&st, &spec, 1);
+            }
     }
     cr_hash_final(&st, out);
 }
@@ -1151,8 +1156,8 @@ static int compile_objects(jit_mod *jm, const uint8_t *sel, bool quick, char *er
     uint8_t key[32];
     int rc;
     if (g_cache_ok) {
-        cache_key(m, sel, jm->osr_cell, jm->nc, quick, key);
-        if (!(sel && jm->no_cache_read) && cache_load(jm, key, sel, quick, err, errlen) == 0)
+        cache_key(m, sel, jm->osr_cell, jm->osr_vals, jm->nc, quick, key);
+        if (cache_load(jm, key, sel, quick, err, errlen) == 0)
             return 0;
     }
     uint8_t *obj = NULL;
@@ -1446,7 +1451,6 @@ static void *hot_thread(void *arg) {
          * and their small callees, so that calls between them are native and inlinable. */
         memset(sel, 0, jm->nc);
         uint32_t cells = 0;
-        bool no_cache_read = false;
         for (uint32_t k = 0; k < jm->nc; k++) {
             uint32_t at = atomic_load_explicit(&jm->back_at[k], memory_order_relaxed);
             if (jm->state[k] == ST_QUEUED) {
@@ -1470,7 +1474,6 @@ static void *hot_thread(void *arg) {
                 /* The request may be older than the entry it asks for (unless that one declined
                  * a frame it was not specialised to). */
                 if (!has_osr(jm, k, jm->osr_want[k]) || jm->osr_stale[k]) {
-                    no_cache_read |= jm->osr_stale[k];
                     jm->osr_stale[k] = 0;
                     jm->nosr[k]++;
                     jm->osr_cell[k] = jm->osr_want[k];
@@ -1504,7 +1507,6 @@ static void *hot_thread(void *arg) {
         pthread_mutex_unlock(&jm->mu);
         if (nsel == 0)
             continue;
-        jm->no_cache_read = no_cache_read;
         /* Functions whose batch fails stay ST_TAKEN, that is interpreted for good. */
         uint32_t fn_cells = 0;
         bool has_osr = false;
@@ -1594,7 +1596,7 @@ static void module_loaded(wasm_module *m) {
          * interpreted reaches compiled code only through an OSR entry compiled for it. */
         uint8_t key[32];
         if (g_cache_ok) {
-            cache_key(m, NULL, NULL, jm->nc, false, key);
+            cache_key(m, NULL, NULL, NULL, jm->nc, false, key);
             (void)cache_load(jm, key, NULL, false, err, sizeof err);
         }
         jm->samples = xcalloc(jm->nc, sizeof *jm->samples);
@@ -1712,9 +1714,9 @@ const char *jit__pipeline(bool quick) {
 }
 
 const char *jit__codegen(bool quick) {
-    const char *c = getenv("PSL_JIT_CODEGEN");
     if (quick || jit__all_quick())
         return "none";
+    const char *c = getenv("PSL_JIT_CODEGEN");
     if (c && (strcmp(c, "none") == 0 || strcmp(c, "less") == 0 || strcmp(c, "fastisel") == 0))
         return c;
     return "default";
