@@ -174,10 +174,15 @@ static void *lazy_load(void *arg) {
     if (nm && !getenv("PSL_JIT_NO_COMPILER_PROCESS") && !plat_sanitizer_build())
         (void)jit_compiler_start(mods, nm);
     free(mods);
+    /* A recorded module keeps the marker until the JIT's own state replaces it: a module freed
+     * meanwhile (wasm_module_free reads tier_data without a lock) must still reach lazy_freed,
+     * which waits for this lock, and not be cleared under module_loaded (seen under ASan: a
+     * heap-use-after-free in module_loaded's sort when the marker was dropped first). */
     for (lazy_mod *e = g_lazy_mods, *next; e; e = next) {
         next = e->next;
-        e->m->tier_data = NULL;
         real->module_loaded(e->m);
+        if (e->m->tier_data == &g_lazy_marker) /* a module the JIT does not track */
+            e->m->tier_data = NULL;
         free(e);
     }
     g_lazy_mods = NULL;
