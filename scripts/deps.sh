@@ -7,7 +7,7 @@
 set -eu
 
 REQUIRED="build-essential cmake pkg-config
-clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 libclang-rt-19-dev clang-format-19
+clang-19 lld-19 musl-tools wasi-libc libclang-rt-19-dev-wasm32 libclang-rt-19-dev clang-format-19
 libc++-19-dev-wasm32 libc++abi-19-dev-wasm32 rustc libstd-rust-dev-wasm32
 libcmocka-dev wabt llvm-19-dev
 libsodium-dev libzmq3-dev liblmdb-dev protobuf-c-compiler libprotobuf-c-dev

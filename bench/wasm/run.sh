@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Compute-kernel benchmark of the psl WebAssembly engine against native code and V8.
 #
-# Builds every kernel in this folder natively (gcc -O2) and to wasm32-wasi (clang-19 -O2), runs
-# each one BENCH_RUNS times per column, and prints a Markdown table of median wall-clock seconds,
-# the ratio of each column to native, the geometric mean of the ratios, and whether every column
+# Builds every kernel in this folder natively (gcc -O2, against glibc; and, when musl-gcc is
+# installed, gcc -O2 against musl, the C library wasi-libc is derived from) and to wasm32-wasi
+# (clang-19 -O2), runs each one BENCH_RUNS times per column, and prints a Markdown table of median
+# wall-clock seconds, the ratio of each column to native, the geometric mean of the ratios (and,
+# with a native-musl column, a second geometric mean against it), and whether every column
 # printed the same checksum line as native. Exit status: 0 when every run succeeded and every
 # output agreed, 1 otherwise.
 #
@@ -17,13 +19,19 @@
 #   KERNEL_REGEX     only kernels whose name matches one of these (also: BENCH_FILTER=regex)
 # Environment:
 #   BENCH_RUNS=N       runs per cell (default 5; the median is reported)
-#   BENCH_COLUMNS="…"  columns to run (default: native psl [psl-TIER for each PSL_TIERS] node)
+#   BENCH_COLUMNS="…"  columns to run (default: native [native-musl] psl [psl-TIER for each
+#                      PSL_TIERS] node). native-musl: the kernel built by musl-gcc -O2 (static);
+#                      printf, memcpy and malloc are then musl's, as in the wasm build, where
+#                      native runs glibc's (expr spends half its time in snprintf).
+#                      wasm2c: the kernel's .wasm translated to C by wabt's wasm2c and compiled by
+#                      gcc -O2 beforehand (host: wasm2c/host.c): the wasm build run as native
+#                      code compiled ahead of time, no engine and no compile time counted
 #   PSL_TIERS="a b"    adds a column psl-a running `psl run --tier a` (and so on)
 #   BENCH_JIT_CACHE=0  the psl-TIER columns run with --no-cache: every run compiles (the JIT's
 #                      compile time is then part of each measured wall time)
 #   BENCH_TIMEOUT=S    kill a run after S seconds (default 600)
 #   BUILD=dir          CMake build folder with psl and examples (default build)
-#   PSL, NODE, CC_NATIVE, CC_WASM, BENCH_OUT   tools and the output folder
+#   PSL, NODE, CC_NATIVE, CC_MUSL, CC_WASM, BENCH_OUT   tools and the output folder
 #   BENCH_SNAPSHOT=0   time $PSL in place instead of a copy taken at the start
 #   BENCH_DETAILS=0    skip the second table: one more (untimed) run per cell that reports peak
 #                      resident memory (/usr/bin/time) and, for psl-TIER columns, the JIT's
@@ -40,6 +48,7 @@ PSL=${PSL:-$BUILD/psl}
 BENCH_OUT=${BENCH_OUT:-$BUILD/bench/wasm}
 NODE=${NODE:-$(command -v node || true)}
 CC_NATIVE=${CC_NATIVE:-gcc}
+CC_MUSL=${CC_MUSL:-$(command -v musl-gcc || true)}
 CC_WASM=${CC_WASM:-clang-19}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-600}
 QUICK=0
@@ -90,7 +99,7 @@ for arg in "$@"; do
         exit 0
         ;;
     -h | --help)
-        sed -n '2,31p' "$0"
+        sed -n '2,/^# Adding a column/p' "$0"
         exit 0
         ;;
     -*)
@@ -113,7 +122,9 @@ elif [ "$QUICK" = 1 ]; then
 else
     RUNS=${BENCH_RUNS:-5}
     if [ -z "${BENCH_COLUMNS:-}" ]; then
-        COLUMNS="native psl"
+        COLUMNS="native"
+        if [ -n "$CC_MUSL" ]; then COLUMNS="$COLUMNS native-musl"; fi
+        COLUMNS="$COLUMNS psl"
         for t in ${PSL_TIERS:-}; do COLUMNS="$COLUMNS psl-$t"; done
         if [ -n "$NODE" ]; then COLUMNS="$COLUMNS node"; fi
     else
@@ -136,6 +147,8 @@ column_cmd() {
     local col=$1 k=$2
     case "$col" in
     native) CMD=("$BENCH_OUT/$k") ;;
+    native-musl) CMD=("$BENCH_OUT/$k.musl") ;;
+    wasm2c) CMD=("$BENCH_OUT/$k.w2c") ;;
     psl) CMD=("$PSL" run "$BENCH_OUT/$k.wasm") ;;
     psl-*)
         CMD=("$PSL" run --tier "${col#psl-}")
@@ -159,9 +172,27 @@ for k in "${KERNELS[@]}"; do
     if [ ! -x "$BENCH_OUT/$k" ] || [ "$src" -nt "$BENCH_OUT/$k" ]; then
         "$CC_NATIVE" -O2 -std=c17 -Wall -Wextra -o "$BENCH_OUT/$k" "$src" -lm || build_failed=1
     fi
+    if [[ " ${COLS[*]} " == *" native-musl "* ]] &&
+        { [ ! -x "$BENCH_OUT/$k.musl" ] || [ "$src" -nt "$BENCH_OUT/$k.musl" ]; }; then
+        if [ -z "$CC_MUSL" ]; then
+            echo "run.sh: column native-musl needs musl-gcc (Debian package musl-tools) or CC_MUSL" >&2
+            exit 2
+        fi
+        "$CC_MUSL" -O2 -std=c17 -Wall -Wextra -static -o "$BENCH_OUT/$k.musl" "$src" -lm ||
+            build_failed=1
+    fi
     if [ ! -f "$BENCH_OUT/$k.wasm" ] || [ "$src" -nt "$BENCH_OUT/$k.wasm" ]; then
         "$CC_WASM" --target=wasm32-wasi -O2 -std=c17 -Wall -Wextra -o "$BENCH_OUT/$k.wasm" "$src" ||
             build_failed=1
+    fi
+    if [[ " ${COLS[*]} " == *" wasm2c "* ]] &&
+        { [ ! -x "$BENCH_OUT/$k.w2c" ] || [ "$BENCH_OUT/$k.wasm" -nt "$BENCH_OUT/$k.w2c" ] ||
+            [ "$HERE/wasm2c/host.c" -nt "$BENCH_OUT/$k.w2c" ]; }; then
+        w2c=$BENCH_OUT/w2c/$k
+        mkdir -p "$w2c"
+        { wasm2c -n kernel "$BENCH_OUT/$k.wasm" -o "$w2c/kernel.c" &&
+            "$CC_NATIVE" -O2 -I"$w2c" -o "$BENCH_OUT/$k.w2c" "$w2c/kernel.c" "$HERE/wasm2c/host.c" \
+                -lwasm-rt-impl -lm; } || build_failed=1
     fi
 done
 if [ "$build_failed" = 1 ]; then
@@ -220,7 +251,7 @@ run_cell() {
     CELL_TIME=$(printf '%s\n' "${times[@]}" | median)
 }
 
-declare -A RATIO_LOG_SUM RATIO_COUNT
+declare -A RATIO_LOG_SUM RATIO_COUNT MUSL_LOG_SUM
 header="| kernel |"
 rule="|---|"
 for c in "${COLS[@]}"; do
@@ -232,7 +263,10 @@ for c in "${COLS[@]}"; do
     fi
     RATIO_LOG_SUM[$c]=0
     RATIO_COUNT[$c]=0
+    MUSL_LOG_SUM[$c]=0
 done
+HAVE_MUSL=0
+[[ " ${COLS[*]} " == *" native-musl "* ]] && [[ " ${COLS[*]} " == *" native "* ]] && HAVE_MUSL=1
 header="$header output |"
 rule="$rule---|"
 
@@ -257,6 +291,7 @@ for k in "${KERNELS[@]}"; do
     fi
     row="| $k |"
     native_time=""
+    musl_time=""
     reference=""
     agree=yes
     for c in "${COLS[@]}"; do
@@ -278,6 +313,11 @@ for k in "${KERNELS[@]}"; do
             mismatches+=("$k/$c printed: $out" "$k expected: $reference")
         fi
         row="$row $(printf '%.3f' "$CELL_TIME") |"
+        if [ "$c" = native-musl ]; then musl_time=$CELL_TIME; fi
+        if [ -n "$musl_time" ] && [ "$c" != native ]; then
+            MUSL_LOG_SUM[$c]=$(awk -v s="${MUSL_LOG_SUM[$c]}" -v a="$CELL_TIME" -v b="$musl_time" \
+                'BEGIN { printf "%.9f", s + log(a / b) }')
+        fi
         if [ "$c" = native ]; then
             native_time=$CELL_TIME
         elif [ -n "$native_time" ]; then
@@ -306,6 +346,24 @@ for c in "${COLS[@]}"; do
     fi
 done
 echo "$row |"
+if [ "$HAVE_MUSL" = 1 ]; then
+    row="| geometric mean / native-musl |"
+    for c in "${COLS[@]}"; do
+        row="$row |"
+        [ "$c" = native ] && continue
+        if [ "$c" = native-musl ]; then
+            row="$row - |"
+            continue
+        fi
+        if [ "${RATIO_COUNT[$c]}" -gt 0 ]; then
+            gm=$(awk -v s="${MUSL_LOG_SUM[$c]}" -v n="${RATIO_COUNT[$c]}" 'BEGIN { printf "%.2f", exp(s / n) }')
+            row="$row ${gm}x |"
+        else
+            row="$row - |"
+        fi
+    done
+    echo "$row |"
+fi
 echo
 
 # Cold start: a hello-world run, which is what a serverless invocation pays first.
@@ -313,7 +371,7 @@ hello=$BUILD/examples/hello.wasm
 if [ "$QUICK" = 0 ] && [ -f "$hello" ]; then
     line="cold start, hello world (median of 20):"
     for c in "${COLS[@]}"; do
-        [ "$c" = native ] && continue
+        [[ $c == native* || $c == wasm2c ]] && continue
         column_cmd "$c" hello
         CMD[${#CMD[@]} - 1]=$hello
         times=()

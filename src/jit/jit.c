@@ -490,6 +490,9 @@ static int enter_native(wasm_store *s, wasm_instance *inst, const wasm_code *cod
     c.stack_limit = stack_limit();
     c.scratch = fp + code->nslots;
     c.jb = &jb;
+    for (uint32_t i = 0; i < JIT_CTX_GLOBALS; i++)
+        c.gval[i] = i < inst->mod->nglobals ? (uint64_t *)&inst->globals[i]->val : NULL;
+    c.tab0 = inst->mod->ntables ? inst->tables[0] : NULL;
     const uint32_t depth0 = s->depth;
     jit_ctx *volatile outer = t_ctx;
     int rc = sigsetjmp(jb, 0);

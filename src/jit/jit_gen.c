@@ -70,7 +70,7 @@ typedef struct gen {
     bool fuel;                       /* jit_gen_opts.fuel */
     LLVMValueRef *fns;               /* native function per code */
     LLVMTypeRef *fntys;
-    unsigned prof_kind;
+    unsigned prof_kind, invariant_kind;
     LLVMValueRef unlikely_md;
     /* helpers */
     LLVMTypeRef t_trap, t_budget, t_call, t_calli, t_mgrow, t_minit, t_seg, t_tget, t_tset, t_tsize,
@@ -116,6 +116,15 @@ static LLVMValueRef ctx_field(fgen *f, size_t off, LLVMTypeRef ty, const char *n
     LLVMValueRef idx = c64(G, off);
     LLVMValueRef p = LLVMBuildGEP2(B, G->i8, f->ctx, &idx, 1, "");
     return LLVMBuildLoad2(B, ty, p, name);
+}
+
+/* A context field that no code changes while compiled code runs (the instance's shortcuts):
+ * marked invariant, so LLVM may reuse one load across calls and hoist it out of loops. */
+static LLVMValueRef ctx_fixed(fgen *f, size_t off, LLVMTypeRef ty, const char *name) {
+    LLVMValueRef v = ctx_field(f, off, ty, name);
+    LLVMSetMetadata(v, G->invariant_kind,
+                    LLVMMetadataAsValue(G->cx, LLVMMDNodeInContext2(G->cx, NULL, 0)));
+    return v;
 }
 
 static LLVMValueRef field_ptr(fgen *f, LLVMValueRef base, size_t off) {
@@ -861,6 +870,8 @@ static void emit_ret(fgen *f) {
 }
 
 static LLVMValueRef globals_ptr(fgen *f, uint64_t idx) {
+    if (idx < JIT_CTX_GLOBALS)
+        return ctx_fixed(f, offsetof(jit_ctx, gval) + idx * sizeof(uint64_t *), G->ptr, "gval");
     LLVMValueRef arr =
         LLVMBuildLoad2(B, G->ptr, field_ptr(f, f->inst, offsetof(wasm_instance, globals)), "");
     LLVMValueRef i = c64(G, idx);
@@ -963,10 +974,15 @@ static int emit_misc(fgen *f, int op, const wasm_cell *ip) {
         LLVMValueRef args[5] = {f->ctx, c32(G, C), c32(G, ip[2].u64), elem, f->callbuf};
         /* Fast path: an element in range whose function is wasm code of this instance with the
          * expected type; anything else (and every trap) through the helper. */
-        LLVMValueRef tabs =
-            LLVMBuildLoad2(B, G->ptr, field_ptr(f, f->inst, offsetof(wasm_instance, tables)), "");
-        LLVMValueRef tab = LLVMBuildLoad2(
-            B, G->ptr, LLVMBuildGEP2(B, G->ptr, tabs, (LLVMValueRef[]){c64(G, C)}, 1, ""), "");
+        LLVMValueRef tab;
+        if (C == 0) {
+            tab = ctx_fixed(f, offsetof(jit_ctx, tab0), G->ptr, "tab0");
+        } else {
+            LLVMValueRef tabs = LLVMBuildLoad2(
+                B, G->ptr, field_ptr(f, f->inst, offsetof(wasm_instance, tables)), "");
+            tab = LLVMBuildLoad2(
+                B, G->ptr, LLVMBuildGEP2(B, G->ptr, tabs, (LLVMValueRef[]){c64(G, C)}, 1, ""), "");
+        }
         LLVMValueRef size = LLVMBuildLoad2(
             B, G->i64, field_ptr(f, tab, offsetof(wasm_table, lim) + offsetof(wasm_limits, min)),
             "");
@@ -1704,6 +1720,7 @@ int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **o
     g->ptr = LLVMPointerTypeInContext(g->cx, 0);
     g->vd = LLVMVoidTypeInContext(g->cx);
     g->prof_kind = LLVMGetMDKindIDInContext(g->cx, "prof", 4);
+    g->invariant_kind = LLVMGetMDKindIDInContext(g->cx, "invariant.load", 14);
     {
         LLVMMetadataRef md[3] = {
             LLVMMDStringInContext2(g->cx, "branch_weights", 14),

@@ -17,6 +17,8 @@
 
 /* One activation of compiled code entered from the interpreter (or wasm_call). Lives on the C
  * stack of jit__enter; every compiled function of the same instance receives a pointer to it. */
+#define JIT_CTX_GLOBALS 4
+
 typedef struct jit_ctx {
     wasm_instance *inst;
     wasm_store *store;
@@ -28,6 +30,12 @@ typedef struct jit_ctx {
     uintptr_t stack_limit; /* native stack pointer must stay above */
     wasm_val *scratch;     /* free value-stack cells for calls into the interpreter or host */
     sigjmp_buf *jb;        /* where traps unwind to; siglongjmp value = wasm_trap */
+    /* Shortcuts into the instance, fixed for its life, so that compiled code reaches them in
+     * one load from the context instead of a chain through the instance: the value of each of
+     * the first JIT_CTX_GLOBALS globals (clang's __stack_pointer is global 0: every function
+     * with a frame in linear memory reads and writes it), and table 0 (call_indirect). */
+    uint64_t *gval[JIT_CTX_GLOBALS]; /* &inst->globals[i]->val, NULL past nglobals */
+    wasm_table *tab0;                /* inst->tables[0], NULL without tables */
 } jit_ctx;
 
 /* Helpers called by generated code (resolved by name when the object is linked). All that can
