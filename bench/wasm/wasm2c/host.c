@@ -30,7 +30,9 @@ static uint8_t *at(struct Z_wasi_snapshot_preview1_instance_t *w, uint32_t a, ui
     return w->mem->data + a;
 }
 
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static void put32(uint8_t *p, uint32_t v) {
+    memcpy(p, &v, 4);
+}
 
 static uint32_t get32(const uint8_t *p) {
     uint32_t v;
