@@ -844,8 +844,22 @@ static void call_linked(fgen *f, LLVMValueRef code, uint32_t base, const wasm_ft
     LLVMPositionBuilderAtEnd(B, join);
 }
 
+/* The store's depth counter around a call made by a counting function (not a leaf, not an
+ * OSR copy, whose activation the interpreter counted): the callee sees depth0 + 1, as if this
+ * function had counted itself at its entry, and the counter is depth0 again after the call, so
+ * paths that call nothing (eval's leaves in expr) store nothing. */
+static void depth_bump(fgen *f) {
+    if (!f->leaf && !f->osr)
+        LLVMBuildStore(B, LLVMBuildAdd(B, f->depth0, c32(G, 1), ""), f->depthp);
+}
+
+static void depth_restore(fgen *f) {
+    if (!f->leaf && !f->osr)
+        LLVMBuildStore(B, f->depth0, f->depthp);
+}
+
 static void emit_ret(fgen *f) {
-    if (!f->leaf)
+    if (!f->leaf && f->osr)
         LLVMBuildStore(B, f->depth0, f->depthp);
     uint32_t nr = f->ft->nresults;
     if (f->osr) {
@@ -1213,11 +1227,17 @@ static int emit_range(fgen *f, uint32_t k, uint32_t lo, uint32_t hi, char *err, 
         case K_UN: st(f, ip[1].s.a, emit_un(f, op, ld(f, ip[1].s.b))); break;
         case K_LOAD: emit_load(f, op, ip); break;
         case K_STORE: emit_store(f, op, ip); break;
-        default:
+        default: {
+            bool call = op == OP_call || op == OP_call_import || op == OP_call_indirect;
+            if (call)
+                depth_bump(f);
             if (emit_misc(f, op, ip) != 0) {
                 snprintf(err, errlen, "function %u: unsupported operator %d", k, op);
                 return ERR_INVALID;
             }
+            if (call)
+                depth_restore(f);
+        }
         }
         i += len;
     }
@@ -1482,9 +1502,11 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
     f->depthp = ctx_field(f, offsetof(jit_ctx, depth), g->ptr, "depthp");
 
     LLVMValueRef zero32 = c32(g, 0);
+    /* The stack pointer (not the frame address, which would make every path set up a frame:
+     * with the stack pointer, a path that calls nothing can skip the register saves). */
     LLVMValueRef sp = LLVMBuildCall2(
-        B, LLVMIntrinsicGetType(g->cx, LLVMLookupIntrinsicID("llvm.frameaddress", 17), &g->ptr, 1),
-        intrinsic(g, "llvm.frameaddress", &g->ptr, 1), &zero32, 1, "");
+        B, LLVMIntrinsicGetType(g->cx, LLVMLookupIntrinsicID("llvm.stacksave", 14), &g->ptr, 1),
+        intrinsic(g, "llvm.stacksave", &g->ptr, 1), NULL, 0, "");
     LLVMValueRef lim = ctx_field(f, offsetof(jit_ctx, stack_limit), g->i64, "");
     trap_if(f, LLVMBuildICmp(B, LLVMIntULT, LLVMBuildPtrToInt(B, sp, g->i64, ""), lim, ""),
             WASM_TRAP_STACK);
@@ -1492,10 +1514,9 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
     if (!osr) { /* an OSR activation is already counted (and fuelled) by the interpreter */
         LLVMValueRef maxd = ctx_field(f, offsetof(jit_ctx, max_depth), g->i32, "");
         trap_if(f, LLVMBuildICmp(B, LLVMIntUGE, f->depth0, maxd, ""), WASM_TRAP_STACK);
-        /* A leaf's own level of the depth counter is never read (it calls nothing, and a trap
-         * restores the counter at the entry): it checks the limit but counts nothing. */
-        if (!f->leaf)
-            LLVMBuildStore(B, LLVMBuildAdd(B, f->depth0, c32(g, 1), ""), f->depthp);
+        /* The function's own level of the counter is only read by its callees: it is stored
+         * around each call (depth_bump), not here, and a trap restores the counter at the
+         * entry. */
     }
     if (!osr && g->fuel) {
         LLVMValueRef idx = c64(g, offsetof(jit_ctx, fuel));
