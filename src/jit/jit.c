@@ -550,7 +550,7 @@ static const jit_backend *backend(void) {
 
 /* Link obj (the ELF loader first, LLJIT when it declines) and publish its functions' entries:
  * sel lists the functions of its tables (NULL: all of the module, no OSR table). */
-static int load_object(jit_mod *jm, const uint8_t *obj, size_t len, const uint8_t *sel, bool quick,
+static int load_object(jit_mod *jm, const uint8_t *obj, size_t len, const uint8_t *sel, int level,
                        char *err, size_t errlen) {
     wasm_module *m = jm->m;
     uint32_t nc = 0;
@@ -650,7 +650,7 @@ static int load_object(jit_mod *jm, const uint8_t *obj, size_t len, const uint8_
             continue;
         }
         jm->state[k] = ST_DONE;
-        jm->quick[k] = quick;
+        jm->quick[k] = level == JIT_LEVEL_QUICK;
         m->codes[k].tier_fn = fns[i];
         atomic_store_explicit(&m->codes[k].tier_entry, entries[i], memory_order_release);
     }
@@ -678,14 +678,14 @@ enum { HDR = 8 + 32 + 8, MAC = 32 };
  * specialised to another run's frame declines at once and is replaced by an unspecialised one,
  * which has a key of its own, while the same program with the same arguments hits the first. */
 static void cache_key(const wasm_module *m, const uint8_t *sel, const uint32_t *osr_cell,
-                      uint64_t *const *osr_vals, uint32_t nc, bool quick, uint8_t out[32]) {
+                      uint64_t *const *osr_vals, uint32_t nc, int level, uint8_t out[32]) {
     /* The CPU as LLVM sees it (its host CPU name and features derive from these identification
      * words), read without LLVM so that a cache hit needs none. */
     uint32_t cpu[PLAT_CPU_ID_WORDS];
     size_t ncpu = plat_cpu_identity(cpu, PLAT_CPU_ID_WORDS);
     cr_hash_state st;
     cr_hash_init(&st, 32);
-    const char *parts[] = {JIT_ENGINE_VERSION, jit__pipeline(quick), jit__codegen(quick),
+    const char *parts[] = {JIT_ENGINE_VERSION, jit__pipeline(level), jit__codegen(level),
                            g_guard ? "guard" : "checks", g_fuel ? "fuel" : "signals"};
     for (unsigned i = 0; i < sizeof parts / sizeof parts[0]; i++)
         cr_hash_update(&st, parts[i], strlen(parts[i]) + 1);
@@ -845,7 +845,7 @@ static int read_all(int fd, void *p, size_t n) {
 }
 
 /* Run jit__compile_object in a child process; the object comes back through a pipe. */
-static int compile_in_child(jit_mod *jm, const jit_backend *be, const uint8_t *sel, bool quick,
+static int compile_in_child(jit_mod *jm, const jit_backend *be, const uint8_t *sel, int level,
                             uint8_t **obj, size_t *len, char *err, size_t errlen) {
     int fds[2];
     *obj = NULL;
@@ -866,7 +866,7 @@ static int compile_in_child(jit_mod *jm, const jit_backend *be, const uint8_t *s
                            .sel = sel,
                            .osr_cell = jm->osr_cell,
                            .osr_vals = (const uint64_t *const *)jm->osr_vals,
-                           .quick = quick};
+                           .level = (uint8_t)level};
         int rc = be->compile(jm->m, &go, &o, &n, e, sizeof e);
         uint64_t hdr = rc ? UINT64_MAX : n;
         if (write_all(fds[1], &hdr, 8) == 0)
@@ -919,13 +919,13 @@ static int compile_in_child(jit_mod *jm, const jit_backend *be, const uint8_t *s
 /* ---- the compiler process (jit_compiler_start) ----
  * One process forked before LLVM is loaded into this one; it loads the backend itself and
  * compiles batches of the modules it was forked with on request, over a socket pair: request
- * {module pointer, nc, has_sel, quick} [sel[nc], osr_cell[nc]], reply {length or UINT64_MAX}
+ * {module pointer, nc, has_sel, level} [sel[nc], osr_cell[nc]], reply {length or UINT64_MAX}
  * then the object or a 256-byte message. The module's lowered code never changes after loading,
  * so the copy the process has is the one this process would compile. */
 typedef struct srv_req {
     uint64_t m;
     uint32_t nc;
-    uint8_t has_sel, quick, pad[2];
+    uint8_t has_sel, level, pad[2];
 } srv_req;
 
 static pthread_mutex_t g_srv_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -974,7 +974,7 @@ static _Noreturn void srv_main(int fd) {
                            .sel = sel,
                            .osr_cell = osr,
                            .osr_vals = (const uint64_t *const *)vals,
-                           .quick = rq.quick};
+                           .level = rq.level};
         uint8_t *o = NULL;
         size_t n = 0;
         char e[256] = "no compiler (the JIT module could not be loaded)";
@@ -1071,7 +1071,7 @@ static int send_osr_vals(jit_mod *jm, const uint8_t *sel) {
 /* Compile through the compiler process when it holds jm's module. Returns ERR_NOTFOUND when it
  * does not (or there is none): compile in this process then. Freeing the module meanwhile kills
  * the process (jm->child), as it kills a forked compiler. */
-static int srv_compile(jit_mod *jm, const uint8_t *sel, bool quick, uint8_t **obj, size_t *len,
+static int srv_compile(jit_mod *jm, const uint8_t *sel, int level, uint8_t **obj, size_t *len,
                        char *err, size_t errlen) {
     pthread_mutex_lock(&g_srv_mu);
     bool has = false;
@@ -1091,8 +1091,10 @@ static int srv_compile(jit_mod *jm, const uint8_t *sel, bool quick, uint8_t **ob
     int rc = ERR_IO;
     uint64_t n = 0;
     *obj = NULL;
-    srv_req rq = {
-        .m = (uint64_t)(uintptr_t)jm->m, .nc = jm->nc, .has_sel = sel != NULL, .quick = quick};
+    srv_req rq = {.m = (uint64_t)(uintptr_t)jm->m,
+                  .nc = jm->nc,
+                  .has_sel = sel != NULL,
+                  .level = (uint8_t)level};
     if (cancel) {
         snprintf(err, errlen, "cancelled");
     } else if (send_all(g_srv_fd, &rq, sizeof rq) != 0 ||
@@ -1132,7 +1134,7 @@ static int srv_compile(jit_mod *jm, const uint8_t *sel, bool quick, uint8_t **ob
 }
 
 /* Load an object (whole module, or the batch sel) from the code cache. 0 on a hit. */
-static int cache_load(jit_mod *jm, const uint8_t key[32], const uint8_t *sel, bool quick, char *err,
+static int cache_load(jit_mod *jm, const uint8_t key[32], const uint8_t *sel, int level, char *err,
                       size_t errlen) {
     uint64_t t0 = plat_now_ns();
     uint8_t *file;
@@ -1140,7 +1142,7 @@ static int cache_load(jit_mod *jm, const uint8_t key[32], const uint8_t *sel, bo
     const uint8_t *obj = cache_read(key, &file, &n);
     if (!obj)
         return ERR_NOTFOUND;
-    int rc = load_object(jm, obj, n, sel, quick, err, errlen);
+    int rc = load_object(jm, obj, n, sel, level, err, errlen);
     free(file);
     if (rc == 0) {
         stat_add(&g_stats.cache_hits, 1);
@@ -1153,19 +1155,19 @@ static int cache_load(jit_mod *jm, const uint8_t key[32], const uint8_t *sel, bo
 
 /* Compile and link the whole module (sel NULL) or a batch: from the cache when it holds the
  * object, else with LLVM (in a child process on the auto tier's thread). */
-static int compile_objects(jit_mod *jm, const uint8_t *sel, bool quick, char *err, size_t errlen) {
+static int compile_objects(jit_mod *jm, const uint8_t *sel, int level, char *err, size_t errlen) {
     wasm_module *m = jm->m;
     uint64_t t0 = plat_now_ns();
     uint8_t key[32];
     int rc;
     if (g_cache_ok) {
-        cache_key(m, sel, jm->osr_cell, jm->osr_vals, jm->nc, quick, key);
-        if (cache_load(jm, key, sel, quick, err, errlen) == 0)
+        cache_key(m, sel, jm->osr_cell, jm->osr_vals, jm->nc, level, key);
+        if (cache_load(jm, key, sel, level, err, errlen) == 0)
             return 0;
     }
     uint8_t *obj = NULL;
     size_t n = 0;
-    rc = jm->has_thread ? srv_compile(jm, sel, quick, &obj, &n, err, errlen) : ERR_NOTFOUND;
+    rc = jm->has_thread ? srv_compile(jm, sel, level, &obj, &n, err, errlen) : ERR_NOTFOUND;
     const jit_backend *be = rc == ERR_NOTFOUND ? backend() : NULL;
     if (rc == ERR_NOTFOUND && !be) {
         snprintf(err, errlen, "no compiler (the JIT module could not be loaded)");
@@ -1177,7 +1179,7 @@ static int compile_objects(jit_mod *jm, const uint8_t *sel, bool quick, char *er
         /* Under AddressSanitizer the compile stays in this thread (freeing the module then waits
          * for it): its allocator is not fork-safe (gcc 12's libasan), and a child forked while
          * the interpreter allocates could inherit a held lock or a half-updated heap. */
-        rc = compile_in_child(jm, be, sel, quick, &obj, &n, err, errlen);
+        rc = compile_in_child(jm, be, sel, level, &obj, &n, err, errlen);
     } else {
         jit_gen_opts go = {.verify = g_cfg.verify,
                            .guard = g_guard,
@@ -1185,7 +1187,7 @@ static int compile_objects(jit_mod *jm, const uint8_t *sel, bool quick, char *er
                            .sel = sel,
                            .osr_cell = jm->osr_cell,
                            .osr_vals = (const uint64_t *const *)jm->osr_vals,
-                           .quick = quick};
+                           .level = (uint8_t)level};
         rc = be->compile(m, &go, &obj, &n, err, errlen);
     }
     if (rc)
@@ -1197,7 +1199,7 @@ static int compile_objects(jit_mod *jm, const uint8_t *sel, bool quick, char *er
         free(obj);
         return ERR_IO;
     }
-    rc = load_object(jm, obj, n, sel, quick, err, errlen);
+    rc = load_object(jm, obj, n, sel, level, err, errlen);
     if (rc == 0 && g_cache_ok)
         cache_write(key, obj, n);
     free(obj);
@@ -1215,8 +1217,11 @@ static int compile_objects(jit_mod *jm, const uint8_t *sel, bool quick, char *er
             fprintf(stderr,
                     "psl: jit: compiled %u of %u functions%s (%u cells; %zu bytes of wasm, %zu of "
                     "object) in %.1f ms, linked %.1f ms after start\n",
-                    nf, jm->nc, quick ? " quick" : "", cells, m->len, n, (double)dt / 1e6,
-                    (double)(plat_now_ns() - g_t0) / 1e6);
+                    nf, jm->nc,
+                    level == JIT_LEVEL_QUICK ? " quick"
+                    : level == JIT_LEVEL_MID ? " mid"
+                                             : "",
+                    cells, m->len, n, (double)dt / 1e6, (double)(plat_now_ns() - g_t0) / 1e6);
             for (uint32_t k = 0; sel && atoi(getenv("PSL_JIT_STATS")) > 1 && k < jm->nc; k++) {
                 if (!sel[k])
                     continue;
@@ -1412,11 +1417,20 @@ static bool has_osr(jit_mod *jm, uint32_t k, uint32_t cell) {
     return false;
 }
 
-/* Two levels ($PSL_JIT_QUICK unset): called functions are compiled quick first, at default
- * level when the thread has nothing newer to do. 0: default level only; 1: quick only. */
+/* Levels ($PSL_JIT_QUICK unset): called functions are compiled quick first, then at the mid and
+ * the default level when the thread has nothing newer to do. 0: default level only; 1: quick
+ * only; mid: mid only (jit__forced_level). */
 static bool two_levels(void) {
     const char *q = getenv("PSL_JIT_QUICK");
     return !q || !*q;
+}
+
+/* The levels a quick batch is compiled at again: mid, then default ($PSL_JIT_REPLACE: "mid"
+ * only the first, "default" only the second; experiments). */
+static void replace_levels(int *first, int *then_default) {
+    const char *e = getenv("PSL_JIT_REPLACE");
+    *first = e && strcmp(e, "default") == 0 ? JIT_LEVEL_DEFAULT : JIT_LEVEL_MID;
+    *then_default = *first == JIT_LEVEL_MID && !(e && strcmp(e, "mid") == 0);
 }
 
 static uint32_t quick_cells(void) {
@@ -1427,9 +1441,12 @@ static uint32_t quick_cells(void) {
 static void *hot_thread(void *arg) {
     jit_mod *jm = arg;
     uint8_t *sel = xmalloc(jm->nc);
-    /* Batches linked as quick code, waiting for their default-level compile (newest last). */
-    uint8_t **later = NULL;
+    /* Batches linked as quick code (newest last), each waiting to be compiled again at
+     * later_level[i]: mid, then default (replace_levels). */
+    uint8_t **later = NULL, *later_level = NULL;
     uint32_t nlater = 0;
+    int first_level, then_default;
+    replace_levels(&first_level, &then_default);
     char err[256];
     for (;;) {
         pthread_mutex_lock(&jm->mu);
@@ -1440,14 +1457,32 @@ static void *hot_thread(void *arg) {
             break;
         }
         if (jm->nqueued == 0) {
-            /* Nothing newly hot: replace the oldest quick batch by default-level code (the
-             * interpreter and compiled callers in other objects switch at their next call). */
-            uint8_t *b = later[0];
-            memmove(later, later + 1, --nlater * sizeof *later);
+            /* Nothing newly hot: compile a quick batch again (the interpreter and compiled
+             * callers in other objects switch at their next call), the oldest still at the
+             * quick level first, so that every batch gets its mid-level code before any its
+             * default-level code. */
+            uint32_t i = 0;
+            while (i < nlater && later_level[i] != JIT_LEVEL_MID)
+                i++;
+            if (i == nlater)
+                i = 0;
+            uint8_t *b = later[i];
+            int level = later_level[i];
+            nlater--;
+            memmove(later + i, later + i + 1, (nlater - i) * sizeof *later);
+            memmove(later_level + i, later_level + i + 1, nlater - i);
             pthread_mutex_unlock(&jm->mu);
-            if (compile_objects(jm, b, false, err, sizeof err) != 0 && !jm->cancel)
+            int rc = compile_objects(jm, b, level, err, sizeof err);
+            if (rc != 0 && !jm->cancel)
                 report(err);
-            free(b);
+            if (rc == 0 && level == JIT_LEVEL_MID && then_default) {
+                pthread_mutex_lock(&jm->mu);
+                later[nlater] = b;
+                later_level[nlater++] = JIT_LEVEL_DEFAULT;
+                pthread_mutex_unlock(&jm->mu);
+            } else {
+                free(b);
+            }
             continue;
         }
         /* The sampled functions (with OSR entries: they may be running a long loop right now)
@@ -1526,7 +1561,7 @@ static void *hot_thread(void *arg) {
             uint8_t *q = xmalloc(jm->nc);
             for (uint32_t k = 0; k < jm->nc; k++)
                 q[k] = sel[k] & JIT_SEL_FN;
-            int rc = compile_objects(jm, q, true, err, sizeof err);
+            int rc = compile_objects(jm, q, JIT_LEVEL_QUICK, err, sizeof err);
             if (rc != 0) {
                 if (!jm->cancel)
                     report(err);
@@ -1535,7 +1570,9 @@ static void *hot_thread(void *arg) {
             }
             pthread_mutex_lock(&jm->mu);
             later = xrealloc(later, (nlater + 1) * sizeof *later);
-            later[nlater++] = q;
+            later_level = xrealloc(later_level, nlater + 1);
+            later[nlater] = q;
+            later_level[nlater++] = (uint8_t)first_level;
             pthread_mutex_unlock(&jm->mu);
             if (!has_osr)
                 continue;
@@ -1543,12 +1580,13 @@ static void *hot_thread(void *arg) {
                 if (!(sel[k] & JIT_SEL_OSR) && jm->m->codes[k].ncode > small_cells())
                     sel[k] = 0;
         }
-        if (compile_objects(jm, sel, false, err, sizeof err) != 0 && !jm->cancel)
+        if (compile_objects(jm, sel, JIT_LEVEL_DEFAULT, err, sizeof err) != 0 && !jm->cancel)
             report(err);
     }
     for (uint32_t i = 0; i < nlater; i++)
         free(later[i]);
     free(later);
+    free(later_level);
     free(sel);
     return NULL;
 }
@@ -1706,19 +1744,31 @@ const void *jit_tier_ops(void) {
 
 /* ---- public API ---- */
 
-bool jit__all_quick(void) {
+int jit__forced_level(void) {
     const char *q = getenv("PSL_JIT_QUICK");
-    return q && strcmp(q, "1") == 0;
+    if (q && strcmp(q, "1") == 0)
+        return JIT_LEVEL_QUICK;
+    if (q && strcmp(q, "mid") == 0)
+        return JIT_LEVEL_MID;
+    return -1;
 }
 
-const char *jit__pipeline(bool quick) {
+const char *jit__pipeline(int level) {
     const char *p = getenv("PSL_JIT_PASSES");
-    return p && *p ? p : quick || jit__all_quick() ? JIT_PIPELINE_QUICK : JIT_PIPELINE;
+    if (p && *p)
+        return p;
+    if (jit__forced_level() >= 0)
+        level = jit__forced_level();
+    return level != JIT_LEVEL_DEFAULT ? JIT_PIPELINE_QUICK : JIT_PIPELINE;
 }
 
-const char *jit__codegen(bool quick) {
-    if (quick || jit__all_quick())
+const char *jit__codegen(int level) {
+    if (jit__forced_level() >= 0)
+        level = jit__forced_level();
+    if (level == JIT_LEVEL_QUICK)
         return "none";
+    if (level == JIT_LEVEL_MID)
+        return "less";
     const char *c = getenv("PSL_JIT_CODEGEN");
     if (c && (strcmp(c, "none") == 0 || strcmp(c, "less") == 0 || strcmp(c, "fastisel") == 0))
         return c;

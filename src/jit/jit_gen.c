@@ -1762,7 +1762,7 @@ int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **o
         rc = ERR_INVALID;
         goto fail;
     }
-    const char *cge = jit__codegen(o->quick); /* none, less, fastisel, default */
+    const char *cge = jit__codegen(o->level); /* none, less, fastisel, default */
     bool fast_isel = strcmp(cge, "fastisel") == 0;
     LLVMCodeGenOptLevel cgl = strcmp(cge, "none") == 0                ? LLVMCodeGenLevelNone
                               : fast_isel || strcmp(cge, "less") == 0 ? LLVMCodeGenLevelLess
@@ -1848,7 +1848,7 @@ int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **o
         msg = NULL;
     }
     pbo = LLVMCreatePassBuilderOptions();
-    const char *pipeline = jit__pipeline(o->quick);
+    const char *pipeline = jit__pipeline(o->level);
     uint64_t t_opt = plat_now_ns();
     LLVMErrorRef e = LLVMRunPasses(g->mod, pipeline, tm, pbo);
     if (e) {

@@ -81,14 +81,19 @@ typedef void (*jit_entry_fn)(jit_ctx *c, wasm_val *fp);
  * about 10x faster than JIT_PIPELINE (expr's whole module 70 ms against 820 ms) and its code runs
  * 2-3.4x slower (still 2-5x faster than the interpreter); see docs/jit.md. */
 #define JIT_PIPELINE_QUICK "function(sroa,early-cse)"
+/* Compile levels: the default pipeline and code generator; quick (JIT_PIPELINE_QUICK, fast
+ * instruction selection at CodeGenOptLevel None); mid (JIT_PIPELINE_QUICK, the SelectionDAG
+ * and greedy register allocation at CodeGenOptLevel Less). */
+typedef enum { JIT_LEVEL_DEFAULT, JIT_LEVEL_QUICK, JIT_LEVEL_MID } jit_level;
 /* The pipeline of an object: $PSL_JIT_PASSES, else the quick or the default one. */
-const char *jit__pipeline(bool quick);
+const char *jit__pipeline(int level);
 /* The code generator of an object: "none" (CodeGenOptLevel None, fast instruction selection)
- * for quick objects; else $PSL_JIT_CODEGEN (experiments: none, less: that level; fastisel: fast
- * instruction selection at level Less) or "default". */
-const char *jit__codegen(bool quick);
-/* Every object quick ($PSL_JIT_QUICK=1: tests run the spec suite on quick code). */
-bool jit__all_quick(void);
+ * for quick objects, "less" for mid ones; else $PSL_JIT_CODEGEN (experiments: none, less: that
+ * level; fastisel: fast instruction selection at level Less) or "default". */
+const char *jit__codegen(int level);
+/* The level every object is compiled at, or -1: $PSL_JIT_QUICK=1 quick, =mid mid (tests run
+ * the spec suite on both). */
+int jit__forced_level(void);
 
 /* What to generate. */
 typedef struct jit_gen_opts {
@@ -109,7 +114,7 @@ typedef struct jit_gen_opts {
      * writes as constants, and returns 2 when the frame differs in them (jit_gen.c,
      * osr_specialize). */
     const uint64_t *const *osr_vals;
-    bool quick; /* JIT_PIPELINE_QUICK and fast instruction selection */
+    uint8_t level; /* jit_level */
 } jit_gen_opts;
 #define JIT_SEL_FN 1
 #define JIT_SEL_OSR 2

@@ -834,9 +834,9 @@ static void test_auto_compiler_process(void **state) {
     close_run(&r); /* forgets the module, stops a compile in flight */
 }
 
-/* auto, two levels: rf is linked as quick code first, then replaced by default-level code
- * while it keeps being called; results stay the interpreter's throughout. */
-static void test_auto_two_levels(void **state) {
+/* auto, three levels: rf is linked as quick code first, then replaced by mid-level and then by
+ * default-level code while it keeps being called; results stay the interpreter's throughout. */
+static void test_auto_levels(void **state) {
     (void)state;
     wasm_val warm[2] = {22, 99}, want[1], res[1];
     run r;
@@ -847,15 +847,15 @@ static void test_auto_two_levels(void **state) {
     open_run(&r, JIT_TIER_AUTO, NULL, NULL);
     jit_stats s0, s1;
     jit_get_stats(&s0);
-    for (int i = 0; i < 4000; i++) {
+    for (int i = 0; i < 400000; i++) {
         assert_int_equal(call(&r, "rf", warm, res), 0);
         assert_int_equal(res[0], want[0]);
         jit_get_stats(&s1);
-        if (s1.modules_compiled >= s0.modules_compiled + 2)
+        if (s1.modules_compiled >= s0.modules_compiled + 3)
             break;
     }
-    /* quick object and its replacement */
-    assert_true(s1.modules_compiled >= s0.modules_compiled + 2);
+    /* quick object and its two replacements */
+    assert_true(s1.modules_compiled >= s0.modules_compiled + 3);
     wasm_val bad[2] = {22, 3};
     assert_int_equal(call(&r, "rf", bad, res), WASM_TRAP_UNREACHABLE);
     assert_int_equal(call(&r, "rf", warm, res), 0);
@@ -882,7 +882,7 @@ int main(void) {
         cmocka_unit_test(test_auto_osr_nest),
         cmocka_unit_test(test_auto_osr_specialised),
         cmocka_unit_test(test_auto_cross_object),
-        cmocka_unit_test(test_auto_two_levels),
+        cmocka_unit_test(test_auto_levels),
         cmocka_unit_test(test_auto_compiler_process),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
