@@ -101,6 +101,10 @@ static char g_lazy_marker; /* tier_data of recorded modules */
 static pthread_t g_lazy_thread;
 static _Atomic bool g_lazy_started; /* the loader thread runs or ran and was not joined */
 static _Atomic bool g_lazy_done;    /* the loader thread has returned (or is about to) */
+static _Atomic bool g_lazy_tried;   /* the loader was started (or could not be) */
+static bool g_lazy_cached;          /* loaded for a module the code cache holds whole */
+
+static void *lazy_load(void *arg);
 
 static void lazy_loaded(wasm_module *m) {
     pthread_mutex_lock(&g_lazy_mu);
@@ -113,8 +117,20 @@ static void lazy_loaded(wasm_module *m) {
         m->tier_data = &g_lazy_marker; /* so that wasm_module_free tells us */
     }
     pthread_mutex_unlock(&g_lazy_mu);
-    if (real)
+    if (real) {
         real->module_loaded(m);
+        return;
+    }
+    /* A module whose whole object a `--tier jit` run cached: load the JIT now, in this thread,
+     * before the module runs (a link from the cache costs about a millisecond; loaded 20 ms
+     * later, an activation that started interpreted would need an OSR entry compiled for it).
+     * Nothing to compile: no compiler process (another module missing the cache is compiled
+     * in this process). */
+    if (g_lazy_cfg.cache_dir && !atomic_load(&g_lazy_tried) &&
+        jit_cache_has_module(&g_lazy_cfg, m) && !atomic_exchange(&g_lazy_tried, true)) {
+        g_lazy_cached = true;
+        lazy_load(NULL);
+    }
 }
 
 /* Wait for the loader thread if it runs or ran. */
@@ -171,7 +187,7 @@ static void *lazy_load(void *arg) {
         mods[nm++] = e->m;
     /* Not under AddressSanitizer: its allocator is not fork-safe (gcc 12's libasan), and the
      * process, forked while the interpreter allocates, could inherit a held lock and hang. */
-    if (nm && !getenv("PSL_JIT_NO_COMPILER_PROCESS") && !plat_sanitizer_build())
+    if (nm && !g_lazy_cached && !getenv("PSL_JIT_NO_COMPILER_PROCESS") && !plat_sanitizer_build())
         (void)jit_compiler_start(mods, nm);
     free(mods);
     /* A recorded module keeps the marker until the JIT's own state replaces it: a module freed
@@ -196,12 +212,11 @@ static void *lazy_load(void *arg) {
 static int lazy_sample(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool back,
                        wasm_val *fp) {
     (void)s, (void)inst, (void)at, (void)back, (void)fp;
-    static _Atomic bool tried; /* the loader thread was started (or could not be) */
-    if (atomic_load_explicit(&tried, memory_order_relaxed))
+    if (atomic_load_explicit(&g_lazy_tried, memory_order_relaxed))
         return 0;
     uint64_t now = plat_now_ns(), first = 0;
     if (atomic_compare_exchange_strong(&g_lazy_first, &first, now) || now - first < g_lazy_ns ||
-        atomic_exchange(&tried, true))
+        atomic_exchange(&g_lazy_tried, true))
         return 0;
     if (pthread_create(&g_lazy_thread, NULL, lazy_load, NULL) == 0)
         atomic_store(&g_lazy_started, true);

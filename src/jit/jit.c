@@ -80,6 +80,8 @@ typedef struct jit_mod {
     uint32_t nobjs;
     pthread_t thread;
     bool has_thread;
+    bool thread_started; /* the hot thread runs (under mu): deferred for a module linked whole
+                          * from the cache until something turns hot (hot_wake) */
     /* auto tier: the compiler runs in a forked child so that freeing the module (the end of a
      * short run) can stop it at once instead of waiting for LLVM. */
     pthread_mutex_t mu;
@@ -446,9 +448,22 @@ const unsigned jit__nhelpers = sizeof jit__helpers / sizeof jit__helpers[0];
 
 static _Thread_local uintptr_t t_stack_limit;
 
+/* glibc: the top of the main thread's stack (exported by ld.so). */
+extern void *__libc_stack_end;
+
 static uintptr_t stack_limit(void) {
     if (t_stack_limit)
         return t_stack_limit;
+    /* The main thread's stack grows down from __libc_stack_end to its RLIMIT_STACK (the kernel
+     * keeps that range free of other mappings). pthread_getattr_np finds the same bounds by
+     * reading /proc/self/maps, about half a millisecond of a warm-cache hello world. */
+    struct rlimit rl;
+    if (getpid() == gettid() && getrlimit(RLIMIT_STACK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur > 4 * JIT_STACK_RESERVE) {
+        uintptr_t top = ((uintptr_t)__libc_stack_end + 4095) & ~(uintptr_t)4095;
+        if (top > rl.rlim_cur)
+            return t_stack_limit = top - rl.rlim_cur + JIT_STACK_RESERVE;
+    }
     pthread_attr_t a;
     void *addr = NULL;
     size_t size = 0;
@@ -677,8 +692,9 @@ enum { HDR = 8 + 32 + 8, MAC = 32 };
  * osr_vals: which of those entries are specialised to a frame. Not the frame itself: an entry
  * specialised to another run's frame declines at once and is replaced by an unspecialised one,
  * which has a key of its own, while the same program with the same arguments hits the first. */
-static void cache_key(const wasm_module *m, const uint8_t *sel, const uint32_t *osr_cell,
-                      uint64_t *const *osr_vals, uint32_t nc, int level, uint8_t out[32]) {
+static void cache_key_modes(const wasm_module *m, const uint8_t *sel, const uint32_t *osr_cell,
+                            uint64_t *const *osr_vals, uint32_t nc, int level, bool guard,
+                            bool fuel, uint8_t out[32]) {
     /* The CPU as LLVM sees it (its host CPU name and features derive from these identification
      * words), read without LLVM so that a cache hit needs none. */
     uint32_t cpu[PLAT_CPU_ID_WORDS];
@@ -686,7 +702,7 @@ static void cache_key(const wasm_module *m, const uint8_t *sel, const uint32_t *
     cr_hash_state st;
     cr_hash_init(&st, 32);
     const char *parts[] = {JIT_ENGINE_VERSION, jit__pipeline(level), jit__codegen(level),
-                           g_guard ? "guard" : "checks", g_fuel ? "fuel" : "signals"};
+                           guard ? "guard" : "checks", fuel ? "fuel" : "signals"};
     for (unsigned i = 0; i < sizeof parts / sizeof parts[0]; i++)
         cr_hash_update(&st, parts[i], strlen(parts[i]) + 1);
     cr_hash_update(&st, cpu, ncpu * sizeof cpu[0]);
@@ -703,10 +719,20 @@ static void cache_key(const wasm_module *m, const uint8_t *sel, const uint32_t *
     cr_hash_final(&st, out);
 }
 
-static void cache_path(const uint8_t key[32], char *path, size_t n) {
+/* The key of an object under this process's bounds and budget modes. */
+static void cache_key(const wasm_module *m, const uint8_t *sel, const uint32_t *osr_cell,
+                      uint64_t *const *osr_vals, uint32_t nc, int level, uint8_t out[32]) {
+    cache_key_modes(m, sel, osr_cell, osr_vals, nc, level, g_guard, g_fuel, out);
+}
+
+static void cache_path_in(const char *dir, const uint8_t key[32], char *path, size_t n) {
     char hex[65];
     cr_hex(hex, key, 32);
-    snprintf(path, n, "%s/%s.obj", g_cache_dir, hex);
+    snprintf(path, n, "%s/%s.obj", dir, hex);
+}
+
+static void cache_path(const uint8_t key[32], char *path, size_t n) {
+    cache_path_in(g_cache_dir, key, path, n);
 }
 
 static int mkdir_p(const char *dir) {
@@ -1261,13 +1287,26 @@ static uint32_t code_at(const jit_mod *jm, const wasm_cell *at) {
     return at < m->codes[k].code + m->codes[k].ncode ? k : UINT32_MAX;
 }
 
+static void *hot_thread(void *arg);
+
+/* Under mu: wake the hot thread for new work, starting it first if it was deferred. If it cannot
+ * be started the work stays queued and the functions interpreted. */
+static void hot_wake(jit_mod *jm) {
+    if (!jm->thread_started) {
+        if (pthread_create(&jm->thread, NULL, hot_thread, jm) != 0)
+            return;
+        jm->thread_started = true;
+    }
+    pthread_cond_signal(&jm->cv);
+}
+
 /* Queue function k for the hot thread unless it is queued, compiling or compiled already. */
 static void queue_cold(jit_mod *jm, uint32_t k) {
     pthread_mutex_lock(&jm->mu);
     if (jm->state[k] == ST_COLD) {
         jm->state[k] = ST_QUEUED;
         jm->nqueued++;
-        pthread_cond_signal(&jm->cv);
+        hot_wake(jm);
     }
     pthread_mutex_unlock(&jm->mu);
 }
@@ -1361,7 +1400,7 @@ static int sample(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool 
                 jm->osr_req[k] = 1;
                 jm->osr_want[k] = cell;
                 jm->nqueued++;
-                pthread_cond_signal(&jm->cv);
+                hot_wake(jm);
             }
             pthread_mutex_unlock(&jm->mu);
         }
@@ -1636,9 +1675,10 @@ static void module_loaded(wasm_module *m) {
          * (src/cli/tier.c) the module may already be running, and an activation that started
          * interpreted reaches compiled code only through an OSR entry compiled for it. */
         uint8_t key[32];
+        bool whole = false;
         if (g_cache_ok) {
-            cache_key(m, NULL, NULL, NULL, jm->nc, false, key);
-            (void)cache_load(jm, key, NULL, false, err, sizeof err);
+            cache_key(m, NULL, NULL, NULL, jm->nc, JIT_LEVEL_DEFAULT, key);
+            whole = cache_load(jm, key, NULL, JIT_LEVEL_DEFAULT, err, sizeof err) == 0;
         }
         jm->samples = xcalloc(jm->nc, sizeof *jm->samples);
         jm->callw = xcalloc(jm->nc, sizeof *jm->callw);
@@ -1646,16 +1686,24 @@ static void module_loaded(wasm_module *m) {
         for (uint32_t k = 0; k < jm->nc; k++)
             by[k] = k;
         qsort_r(by, jm->nc, sizeof *by, cmp_code_addr, m);
-        /* has_thread is set before the thread starts: compile_objects reads it. */
+        /* has_thread is set before the thread starts: compile_objects reads it. With the whole
+         * module linked nothing may ever turn hot (nothing runs interpreted when the module
+         * was linked before it ran): the thread starts with the first work (hot_wake), and a
+         * short run does not pay for its start and its join. */
         jm->has_thread = true;
+        if (whole) {
+            jm->by_addr = by;
+            return;
+        }
         if (pthread_create(&jm->thread, NULL, hot_thread, jm) == 0) {
+            jm->thread_started = true;
             jm->by_addr = by; /* sampling starts: the thread is there to compile */
             return;
         }
         jm->has_thread = false;
         free(by);
     }
-    if (compile_objects(jm, NULL, false, err, sizeof err) != 0)
+    if (compile_objects(jm, NULL, JIT_LEVEL_DEFAULT, err, sizeof err) != 0)
         report(err);
 }
 
@@ -1674,8 +1722,10 @@ static void module_freed(wasm_module *m) {
         if (jm->child_fd >= 0)
             shutdown(jm->child_fd, SHUT_RDWR);
         pthread_cond_signal(&jm->cv);
+        bool started = jm->thread_started;
         pthread_mutex_unlock(&jm->mu);
-        pthread_join(jm->thread, NULL);
+        if (started)
+            pthread_join(jm->thread, NULL);
     }
     jit_compiler_forget(m); /* after the join: a compile in flight holds the process */
     pthread_cond_destroy(&jm->cv);
@@ -1805,6 +1855,37 @@ const char *jit_default_cache_dir(void) {
     return NULL;
 }
 
+/* The bounds mode of a configuration ($PSL_JIT_BOUNDS overrides; the guard region by default,
+ * AddressSanitizer builds too: its fault handler is chained), before the fault handler is
+ * installed (jit_init falls back to checks if that fails). */
+static jit_bounds resolve_bounds(jit_bounds b) {
+    const char *env = getenv("PSL_JIT_BOUNDS");
+    if (env && strcmp(env, "checks") == 0)
+        b = JIT_BOUNDS_CHECKS;
+    else if (env && strcmp(env, "guard") == 0)
+        b = JIT_BOUNDS_GUARD;
+    if (b == JIT_BOUNDS_DEFAULT)
+        b = JIT_BOUNDS_GUARD;
+    return b == JIT_BOUNDS_GUARD && sizeof(void *) >= 8 ? JIT_BOUNDS_GUARD : JIT_BOUNDS_CHECKS;
+}
+
+/* The budget mode: fuel counters ($PSL_JIT_INTERRUPT=fuel) or the watchdog's signals. */
+static bool resolve_fuel(void) {
+    const char *env = getenv("PSL_JIT_INTERRUPT");
+    return env && strcmp(env, "fuel") == 0;
+}
+
+bool jit_cache_has_module(const jit_config *cfg, const wasm_module *m) {
+    if (!cfg->cache_dir || m->nfuncs == m->nimported_funcs || cr_init() != 0)
+        return false;
+    uint8_t key[32];
+    cache_key_modes(m, NULL, NULL, NULL, m->nfuncs - m->nimported_funcs, JIT_LEVEL_DEFAULT,
+                    resolve_bounds(cfg->bounds) == JIT_BOUNDS_GUARD, resolve_fuel(), key);
+    char path[4200];
+    cache_path_in(cfg->cache_dir, key, path, sizeof path);
+    return access(path, R_OK) == 0;
+}
+
 int jit_init(const jit_config *cfg) {
     g_cfg = *cfg;
     g_cfg.cache_dir = NULL;
@@ -1831,21 +1912,12 @@ int jit_init(const jit_config *cfg) {
             fprintf(stderr, "psl: jit: code cache at %s unusable; compiling every time\n",
                     cfg->cache_dir);
     }
-    jit_bounds b = cfg->bounds;
-    const char *env = getenv("PSL_JIT_BOUNDS");
-    if (env && strcmp(env, "checks") == 0)
-        b = JIT_BOUNDS_CHECKS;
-    else if (env && strcmp(env, "guard") == 0)
-        b = JIT_BOUNDS_GUARD;
-    if (b == JIT_BOUNDS_DEFAULT) /* AddressSanitizer builds too: its handler is chained */
-        b = JIT_BOUNDS_GUARD;
-    g_guard = b == JIT_BOUNDS_GUARD;
-    if (g_guard && (sizeof(void *) < 8 || plat_fault_handler_install(on_fault) != 0)) {
+    g_guard = resolve_bounds(cfg->bounds) == JIT_BOUNDS_GUARD;
+    if (g_guard && plat_fault_handler_install(on_fault) != 0) {
         fprintf(stderr, "psl: jit: no fault handler; using explicit bounds checks\n");
         g_guard = false;
     }
-    env = getenv("PSL_JIT_INTERRUPT");
-    g_fuel = env && strcmp(env, "fuel") == 0;
+    g_fuel = resolve_fuel();
     g_inited = true;
     if (!cfg->no_register)
         wasm__tier_set(g_guard ? &g_ops_guard : &g_ops);

@@ -105,6 +105,12 @@ int jit_compiler_start(struct wasm_module *const *mods, uint32_t n);
 /** The compiler process no longer holds m (it is being freed). */
 void jit_compiler_forget(const struct wasm_module *m);
 
+/** Whether the code cache in cfg->cache_dir holds an object of the whole module m (what a
+ * `--tier jit` run stores) under the bounds and budget modes jit_init(cfg) would choose: computed
+ * without LLVM and without initialising anything (the entry's MAC is checked when it is
+ * linked). The auto tier's lazy loader then loads the JIT before m runs (src/cli/tier.c). */
+bool jit_cache_has_module(const jit_config *cfg, const struct wasm_module *m);
+
 /* The default cache directory: $PSL_CACHE_DIR, else $XDG_CACHE_HOME/psl/jit, else
  * $HOME/.cache/psl/jit. Returns a static buffer, NULL when none can be determined. */
 const char *jit_default_cache_dir(void);
