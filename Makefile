@@ -74,8 +74,12 @@ demo: $(BUILD)/CMakeCache.txt
 	@echo '# a local cluster: stateful functions deployed and invoked, then a full restart'
 	@sh scripts/demo-cluster.sh $(PSL) $(EX) $(BUILD)/demo-cluster
 
+# Every column: native (glibc, musl), wasm2c, the interpreter, jit and auto with every compile
+# counted (--no-cache), node. BENCH_JIT_CACHE=1 times the JIT columns with the code cache.
+PSL_TIERS ?= jit auto
+BENCH_JIT_CACHE ?= 0
 bench-wasm: build
-	bash bench/wasm/run.sh
+	PSL_TIERS="$(PSL_TIERS)" BENCH_JIT_CACHE=$(BENCH_JIT_CACHE) bash bench/wasm/run.sh
 
 # Invocation latency and throughput through the HTTP gateway and the CLI (a local cluster).
 bench-gateway: build

@@ -19,8 +19,8 @@
 #   KERNEL_REGEX     only kernels whose name matches one of these (also: BENCH_FILTER=regex)
 # Environment:
 #   BENCH_RUNS=N       runs per cell (default 5; the median is reported)
-#   BENCH_COLUMNS="…"  columns to run (default: native [native-musl] psl [psl-TIER for each
-#                      PSL_TIERS] node). native-musl: the kernel built by musl-gcc -O2 (static);
+#   BENCH_COLUMNS="…"  columns to run (default: native [native-musl] [wasm2c] psl [psl-TIER for
+#                      each PSL_TIERS] node). native-musl: the kernel built by musl-gcc -O2 (static);
 #                      printf, memcpy and malloc are then musl's, as in the wasm build, where
 #                      native runs glibc's (expr spends half its time in snprintf).
 #                      wasm2c: the kernel's .wasm translated to C by wabt's wasm2c and compiled by
@@ -124,6 +124,7 @@ else
     if [ -z "${BENCH_COLUMNS:-}" ]; then
         COLUMNS="native"
         if [ -n "$CC_MUSL" ]; then COLUMNS="$COLUMNS native-musl"; fi
+        if command -v wasm2c >/dev/null; then COLUMNS="$COLUMNS wasm2c"; fi
         COLUMNS="$COLUMNS psl"
         for t in ${PSL_TIERS:-}; do COLUMNS="$COLUMNS psl-$t"; done
         if [ -n "$NODE" ]; then COLUMNS="$COLUMNS node"; fi
