@@ -57,9 +57,9 @@ static bool g_backend_tried;
  * looping at another head asks for another). */
 #define JIT_MAX_OSR 4
 /* A batch whose called functions (not OSR entries) have at least this many cells is linked as
- * quick code first (JIT_PIPELINE_QUICK), then again at the default level. Smaller ones compile
- * at the default level in ~25 ms or less: not worth a second compile. $PSL_JIT_QUICK_CELLS
- * overrides (tests). */
+ * quick code first (JIT_PIPELINE_QUICK), then again at the mid and the default level. Smaller
+ * ones compile at the default level in ~25 ms or less: not worth more compiles.
+ * $PSL_JIT_QUICK_CELLS overrides (tests). */
 #define JIT_QUICK_CELLS 400
 
 /* Per function: interpreted; hot, waiting for the thread; in a batch being compiled (stays so

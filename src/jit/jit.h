@@ -27,10 +27,12 @@
  * module when it is loaded (wasm_module_load returns after compilation); JIT_TIER_AUTO returns at
  * once, samples the interpreter (at its fuel polls) and compiles hot functions with their small
  * callees on a background thread; a function switches to compiled code at its next entry, or at
- * a loop back edge through an OSR entry. Called functions are compiled twice: quick code first
- * (SROA, early CSE, fast instruction selection: a tenth of the compile time), then default-level
- * code that replaces it at their next call once nothing newer waits; OSR entries only at the
- * default level. JIT_TIER_INTERP registers nothing.
+ * a loop back edge through an OSR entry. Big batches of called functions are compiled three
+ * times: quick code first (SROA, early CSE, fast instruction selection: a tenth of the compile
+ * time), then mid-level code (the same passes, the optimising code generator at level Less) and
+ * default-level code, each replacing the previous at the functions' next call once nothing newer
+ * waits; OSR entries only at the default level. Under auto, a module whose whole object is in
+ * the code cache is linked when it is loaded. JIT_TIER_INTERP registers nothing.
  *
  * Code cache. With a cache directory, the object bytes of a module are stored on disk keyed by
  * BLAKE2b(module bytes, engine version, CPU identification, options) and authenticated with a
