@@ -1601,9 +1601,10 @@ static void *hot_thread(void *arg) {
         }
         if (fn_cells >= quick_cells() && fn_cells > 0 && two_levels()) {
             /* Called functions run quick code at once (a tenth of the compile time); their
-             * default-level compile follows when nothing newer waits. OSR entries are compiled
-             * at the default level at once (with the small functions, which they inline): a
-             * long loop waits for them, and quick code could not be left once entered there. */
+             * mid- and default-level compiles follow when nothing newer waits. OSR entries are
+             * compiled at the mid level at once (with the small functions, which they inline,
+             * below): a long loop waits for them, and an activation cannot leave the code of
+             * the entry it went in by. */
             uint8_t *q = xmalloc(jm->nc);
             for (uint32_t k = 0; k < jm->nc; k++)
                 q[k] = sel[k] & JIT_SEL_FN;

@@ -31,7 +31,8 @@
  * times: quick code first (SROA, early CSE, fast instruction selection: a tenth of the compile
  * time), then mid-level code (the same passes, the optimising code generator at level Less) and
  * default-level code, each replacing the previous at the functions' next call once nothing newer
- * waits; OSR entries only at the default level. Under auto, a module whose whole object is in
+ * waits; OSR entries and small batches at the mid level, their called functions then again at
+ * the default level. Under auto, a module whose whole object is in
  * the code cache is linked when it is loaded. JIT_TIER_INTERP registers nothing.
  *
  * Code cache. With a cache directory, the object bytes of a module are stored on disk keyed by
