@@ -335,35 +335,26 @@ for k in "${KERNELS[@]}"; do
     echo "$row"
 done
 
-row="| geometric mean |"
-for c in "${COLS[@]}"; do
-    row="$row |"
-    [ "$c" = native ] && continue
-    if [ "${RATIO_COUNT[$c]}" -gt 0 ]; then
-        gm=$(awk -v s="${RATIO_LOG_SUM[$c]}" -v n="${RATIO_COUNT[$c]}" 'BEGIN { printf "%.2f", exp(s / n) }')
-        row="$row **${gm}x** |"
-    else
-        row="$row - |"
-    fi
-done
-echo "$row |"
-if [ "$HAVE_MUSL" = 1 ]; then
-    row="| geometric mean / native-musl |"
+# geomean_row LABEL SUMS MARK BASE: a row of exp(mean of the logs in the associative array SUMS)
+# per column, MARK around each figure; the columns native and BASE get none.
+geomean_row() {
+    local -n sums=$2
+    local row="| $1 |" c gm
     for c in "${COLS[@]}"; do
         row="$row |"
         [ "$c" = native ] && continue
-        if [ "$c" = native-musl ]; then
-            row="$row - |"
-            continue
-        fi
-        if [ "${RATIO_COUNT[$c]}" -gt 0 ]; then
-            gm=$(awk -v s="${MUSL_LOG_SUM[$c]}" -v n="${RATIO_COUNT[$c]}" 'BEGIN { printf "%.2f", exp(s / n) }')
-            row="$row ${gm}x |"
+        if [ "$c" != "$4" ] && [ "${RATIO_COUNT[$c]}" -gt 0 ]; then
+            gm=$(awk -v s="${sums[$c]}" -v n="${RATIO_COUNT[$c]}" 'BEGIN { printf "%.2f", exp(s / n) }')
+            row="$row $3${gm}x$3 |"
         else
             row="$row - |"
         fi
     done
     echo "$row |"
+}
+geomean_row "geometric mean" RATIO_LOG_SUM "**" native
+if [ "$HAVE_MUSL" = 1 ]; then
+    geomean_row "geometric mean / native-musl" MUSL_LOG_SUM "" native-musl
 fi
 echo
 
