@@ -243,12 +243,7 @@ static wasm_tier_ops g_lazy_ops = {
 /* The bounds mode the JIT will pick (jit_init): memories made now must already have the guard
  * region it relies on. */
 static uint64_t lazy_reserve(jit_bounds b) {
-    const char *env = getenv("PSL_JIT_BOUNDS");
-    if (env && strcmp(env, "checks") == 0)
-        return 0;
-    if (env && strcmp(env, "guard") == 0)
-        return JIT_GUARD_BYTES;
-    return b == JIT_BOUNDS_CHECKS ? 0 : JIT_GUARD_BYTES;
+    return jit_bounds_resolve(b) == JIT_BOUNDS_GUARD ? JIT_GUARD_BYTES : 0;
 }
 #endif
 

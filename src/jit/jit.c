@@ -1484,51 +1484,67 @@ static uint32_t quick_cells(void) {
     return e && *e ? (uint32_t)atoi(e) : JIT_QUICK_CELLS;
 }
 
+/* Batches waiting (newest last) to be compiled again at a higher level when the hot thread has
+ * nothing newer to do: quick batches (mid, then default; replace_levels) and the called
+ * functions of batches compiled at the mid level (default). Only the hot thread uses it (no
+ * lock); it frees what is left when it ends. */
+typedef struct later_q {
+    uint8_t **sel;
+    uint8_t *level;
+    uint32_t n;
+} later_q;
+
+static void later_push(later_q *q, uint8_t *sel, int level) {
+    q->sel = xrealloc(q->sel, (q->n + 1) * sizeof *q->sel);
+    q->level = xrealloc(q->level, q->n + 1);
+    q->sel[q->n] = sel;
+    q->level[q->n++] = (uint8_t)level;
+}
+
+/* The next batch: the oldest waiting for its mid level, so that every batch gets its mid-level
+ * code before any its default-level code; else the oldest. */
+static uint8_t *later_pop(later_q *q, int *level) {
+    uint32_t i = 0;
+    while (i < q->n && q->level[i] != JIT_LEVEL_MID)
+        i++;
+    if (i == q->n)
+        i = 0;
+    uint8_t *b = q->sel[i];
+    *level = q->level[i];
+    q->n--;
+    memmove(q->sel + i, q->sel + i + 1, (q->n - i) * sizeof *q->sel);
+    memmove(q->level + i, q->level + i + 1, q->n - i);
+    return b;
+}
+
 static void *hot_thread(void *arg) {
     jit_mod *jm = arg;
     uint8_t *sel = xmalloc(jm->nc);
-    /* Batches linked as quick code (newest last), each waiting to be compiled again at
-     * later_level[i]: mid, then default (replace_levels). */
-    uint8_t **later = NULL, *later_level = NULL;
-    uint32_t nlater = 0;
+    later_q later = {0};
     int first_level, then_default;
     replace_levels(&first_level, &then_default);
     char err[256];
     for (;;) {
         pthread_mutex_lock(&jm->mu);
-        while (!jm->cancel && jm->nqueued == 0 && nlater == 0)
+        while (!jm->cancel && jm->nqueued == 0 && later.n == 0)
             pthread_cond_wait(&jm->cv, &jm->mu);
         if (jm->cancel) {
             pthread_mutex_unlock(&jm->mu);
             break;
         }
         if (jm->nqueued == 0) {
-            /* Nothing newly hot: compile a quick batch again (the interpreter and compiled
-             * callers in other objects switch at their next call), the oldest still at the
-             * quick level first, so that every batch gets its mid-level code before any its
-             * default-level code. */
-            uint32_t i = 0;
-            while (i < nlater && later_level[i] != JIT_LEVEL_MID)
-                i++;
-            if (i == nlater)
-                i = 0;
-            uint8_t *b = later[i];
-            int level = later_level[i];
-            nlater--;
-            memmove(later + i, later + i + 1, (nlater - i) * sizeof *later);
-            memmove(later_level + i, later_level + i + 1, nlater - i);
+            /* Nothing newly hot: compile a waiting batch again (the interpreter and compiled
+             * callers in other objects switch at their next call). */
+            int level;
+            uint8_t *b = later_pop(&later, &level);
             pthread_mutex_unlock(&jm->mu);
             int rc = compile_objects(jm, b, level, err, sizeof err);
             if (rc != 0 && !jm->cancel)
                 report(err);
-            if (rc == 0 && level == JIT_LEVEL_MID && then_default) {
-                pthread_mutex_lock(&jm->mu);
-                later[nlater] = b;
-                later_level[nlater++] = JIT_LEVEL_DEFAULT;
-                pthread_mutex_unlock(&jm->mu);
-            } else {
+            if (rc == 0 && level == JIT_LEVEL_MID && then_default)
+                later_push(&later, b, JIT_LEVEL_DEFAULT);
+            else
                 free(b);
-            }
             continue;
         }
         /* The sampled functions (with OSR entries: they may be running a long loop right now)
@@ -1593,6 +1609,7 @@ static void *hot_thread(void *arg) {
             continue;
         /* Functions whose batch fails stay ST_TAKEN, that is interpreted for good. */
         uint32_t fn_cells = 0;
+        bool quick_queued = false;
         bool has_osr = false;
         for (uint32_t k = 0; k < jm->nc; k++) {
             if (sel[k] & JIT_SEL_FN)
@@ -1615,12 +1632,8 @@ static void *hot_thread(void *arg) {
                 free(q);
                 continue;
             }
-            pthread_mutex_lock(&jm->mu);
-            later = xrealloc(later, (nlater + 1) * sizeof *later);
-            later_level = xrealloc(later_level, nlater + 1);
-            later[nlater] = q;
-            later_level[nlater++] = (uint8_t)first_level;
-            pthread_mutex_unlock(&jm->mu);
+            later_push(&later, q, first_level);
+            quick_queued = true;
             if (!has_osr)
                 continue;
             for (uint32_t k = 0; k < jm->nc; k++)
@@ -1635,29 +1648,25 @@ static void *hot_thread(void *arg) {
         int rc = compile_objects(jm, sel, level, err, sizeof err);
         if (rc != 0 && !jm->cancel)
             report(err);
-        if (rc == 0 && level == JIT_LEVEL_MID) {
+        /* (After a quick batch its called functions, the small ones left here among them,
+         * are queued already.) */
+        if (rc == 0 && level == JIT_LEVEL_MID && !quick_queued) {
             uint8_t *d = xmalloc(jm->nc);
             bool any = false;
             for (uint32_t k = 0; k < jm->nc; k++) {
                 d[k] = sel[k] & JIT_SEL_FN;
                 any |= d[k] != 0;
             }
-            if (any) {
-                pthread_mutex_lock(&jm->mu);
-                later = xrealloc(later, (nlater + 1) * sizeof *later);
-                later_level = xrealloc(later_level, nlater + 1);
-                later[nlater] = d;
-                later_level[nlater++] = JIT_LEVEL_DEFAULT;
-                pthread_mutex_unlock(&jm->mu);
-            } else {
+            if (any)
+                later_push(&later, d, JIT_LEVEL_DEFAULT);
+            else
                 free(d);
-            }
         }
     }
-    for (uint32_t i = 0; i < nlater; i++)
-        free(later[i]);
-    free(later);
-    free(later_level);
+    for (uint32_t i = 0; i < later.n; i++)
+        free(later.sel[i]);
+    free(later.sel);
+    free(later.level);
     free(sel);
     return NULL;
 }
@@ -1887,10 +1896,7 @@ const char *jit_default_cache_dir(void) {
     return NULL;
 }
 
-/* The bounds mode of a configuration ($PSL_JIT_BOUNDS overrides; the guard region by default,
- * AddressSanitizer builds too: its fault handler is chained), before the fault handler is
- * installed (jit_init falls back to checks if that fails). */
-static jit_bounds resolve_bounds(jit_bounds b) {
+jit_bounds jit_bounds_resolve(jit_bounds b) {
     const char *env = getenv("PSL_JIT_BOUNDS");
     if (env && strcmp(env, "checks") == 0)
         b = JIT_BOUNDS_CHECKS;
@@ -1912,7 +1918,7 @@ bool jit_cache_has_module(const jit_config *cfg, const wasm_module *m) {
         return false;
     uint8_t key[32];
     cache_key_modes(m, NULL, NULL, NULL, m->nfuncs - m->nimported_funcs, JIT_LEVEL_DEFAULT,
-                    resolve_bounds(cfg->bounds) == JIT_BOUNDS_GUARD, resolve_fuel(), key);
+                    jit_bounds_resolve(cfg->bounds) == JIT_BOUNDS_GUARD, resolve_fuel(), key);
     char path[4200];
     cache_path_in(cfg->cache_dir, key, path, sizeof path);
     return access(path, R_OK) == 0;
@@ -1944,7 +1950,7 @@ int jit_init(const jit_config *cfg) {
             fprintf(stderr, "psl: jit: code cache at %s unusable; compiling every time\n",
                     cfg->cache_dir);
     }
-    g_guard = resolve_bounds(cfg->bounds) == JIT_BOUNDS_GUARD;
+    g_guard = jit_bounds_resolve(cfg->bounds) == JIT_BOUNDS_GUARD;
     if (g_guard && plat_fault_handler_install(on_fault) != 0) {
         fprintf(stderr, "psl: jit: no fault handler; using explicit bounds checks\n");
         g_guard = false;

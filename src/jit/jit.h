@@ -118,6 +118,12 @@ bool jit_cache_has_module(const jit_config *cfg, const struct wasm_module *m);
  * $HOME/.cache/psl/jit. Returns a static buffer, NULL when none can be determined. */
 const char *jit_default_cache_dir(void);
 
+/* The bounds-check mode jit_init would choose for a configuration's @p requested mode
+ * ($PSL_JIT_BOUNDS overrides; DEFAULT is the guard region, AddressSanitizer builds too: its fault
+ * handler is chained; CHECKS where pointers are 32-bit). jit_init falls back to CHECKS if it
+ * cannot install the fault handler. */
+jit_bounds jit_bounds_resolve(jit_bounds requested);
+
 /* The bounds-check mode jit_init chose (CHECKS or GUARD). */
 jit_bounds jit_bounds_mode(void);
 

@@ -859,8 +859,6 @@ static void depth_restore(fgen *f) {
 }
 
 static void emit_ret(fgen *f) {
-    if (!f->leaf && f->osr)
-        LLVMBuildStore(B, f->depth0, f->depthp);
     uint32_t nr = f->ft->nresults;
     if (f->osr) {
         for (uint32_t i = 0; i < nr; i++) {
@@ -1510,8 +1508,8 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
     LLVMValueRef lim = ctx_field(f, offsetof(jit_ctx, stack_limit), g->i64, "");
     trap_if(f, LLVMBuildICmp(B, LLVMIntULT, LLVMBuildPtrToInt(B, sp, g->i64, ""), lim, ""),
             WASM_TRAP_STACK);
-    f->depth0 = LLVMBuildLoad2(B, g->i32, f->depthp, "depth");
     if (!osr) { /* an OSR activation is already counted (and fuelled) by the interpreter */
+        f->depth0 = LLVMBuildLoad2(B, g->i32, f->depthp, "depth");
         LLVMValueRef maxd = ctx_field(f, offsetof(jit_ctx, max_depth), g->i32, "");
         trap_if(f, LLVMBuildICmp(B, LLVMIntUGE, f->depth0, maxd, ""), WASM_TRAP_STACK);
         /* The function's own level of the counter is only read by its callees: it is stored
