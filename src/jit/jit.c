@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -965,6 +966,9 @@ static int send_all(int fd, const void *p, size_t n) {
 }
 
 static _Noreturn void srv_main(int fd) {
+    /* Named apart from the interpreter's process for ps, top and perf (`perf report --sort
+     * comm` then splits the compiler's samples from the interpreter's). */
+    (void)prctl(PR_SET_NAME, "psl-jitc");
     const jit_backend *be = backend(); /* loads psljit.so here, not in the parent */
     for (;;) {
         srv_req rq;

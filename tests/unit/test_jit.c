@@ -791,9 +791,36 @@ static void test_auto_cross_object(void **state) {
     close_run(&r);
 }
 
+/* Children of this process named @p comm (/proc/PID/stat: "pid (comm) state ppid ..."). */
+static int children_named(const char *comm) {
+    DIR *d = opendir("/proc");
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        char path[300], buf[512], name[64];
+        int ppid = 0;
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = 0;
+        if (sscanf(buf, "%*d (%63[^)]) %*c %d", name, &ppid) == 2 && ppid == (int)getpid() &&
+            strcmp(name, comm) == 0)
+            n++;
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
 /* auto with the compiler process (jit_compiler_start, as psl's lazy start uses it): batches are
  * compiled in the forked process, linked here, and give the interpreter's results, through an
- * OSR entry and ordinary calls; a module freed while a batch may be compiling stops it. */
+ * OSR entry and ordinary calls; the process is named psl-jitc; a module freed while a batch may
+ * be compiling stops it. */
 static void test_auto_compiler_process(void **state) {
     (void)state;
     wasm_val warm[2] = {22, 99}, want[1], res[1], a[1] = {30000000};
@@ -810,6 +837,7 @@ static void test_auto_compiler_process(void **state) {
     assert_int_equal(res[0], 7 + 30000000ull * 30000001ull / 2);
     jit_get_stats(&s1);
     assert_true(s1.remote_compiles > s0.remote_compiles);
+    assert_int_equal(children_named("psl-jitc"), 1); /* named apart from the interpreter */
     assert_int_equal(s1.osr_entries, s0.osr_entries + 1);
     for (int i = 0; i < 4000; i++) {
         assert_int_equal(call(&r, "rf", warm, res), 0);
