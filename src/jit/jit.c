@@ -332,6 +332,7 @@ static void call_func(jit_ctx *c, const wasm_func *f, wasm_val *buf) {
     if (sp + span + 1 > s->stack_end)
         psl_jit_trap(c, WASM_TRAP_STACK);
     memcpy(sp, buf, t->nparams * sizeof *sp);
+    s->depth = c->depth; /* the interpreter counts on from the compiled caller's depth */
     int rc = wasm__call_func(s, c->inst, f, sp);
     if (rc)
         psl_jit_trap(c, rc);
@@ -500,7 +501,7 @@ static int enter_native(wasm_store *s, wasm_instance *inst, const wasm_code *cod
     c.store = s;
     c.mem = inst->mem ? inst->mem->data : NULL;
     c.memsize = inst->mem ? &inst->mem->size : &g_zero_size;
-    c.depth = &s->depth;
+    c.depth = s->depth;
     c.max_depth = s->cfg.max_call_depth;
     c.fuel = JIT_FUEL_PERIOD;
     c.stack_limit = stack_limit();
@@ -528,6 +529,7 @@ static int enter_native(wasm_store *s, wasm_instance *inst, const wasm_code *cod
     else
         ((jit_entry_fn)fn)(&c, fp);
     t_ctx = outer;
+    s->depth = depth0; /* a call into the interpreter left its caller's depth there */
     if (slot && !outer)
         atomic_store_explicit(&slot->store, NULL, memory_order_release);
     return declined == 2 ? -2 : declined ? -1 : 0;

@@ -844,18 +844,16 @@ static void call_linked(fgen *f, LLVMValueRef code, uint32_t base, const wasm_ft
     LLVMPositionBuilderAtEnd(B, join);
 }
 
-/* The store's depth counter around a call made by a counting function (not a leaf, not an
- * OSR copy, whose activation the interpreter counted): the callee sees depth0 + 1, as if this
- * function had counted itself at its entry, and the counter is depth0 again after the call, so
- * paths that call nothing (eval's leaves in expr) store nothing. */
+/* The call depth before a call: the callee sees depth0 + 1, as if this function had counted
+ * itself at its entry (an OSR copy passes depth0 on: the interpreter counted its activation).
+ * The counter is read only by a function's entry, which a caller's store always precedes, so
+ * nothing puts it back after the call (the callee leaves its own callees' level there): paths
+ * that call nothing (eval's leaves in expr) store nothing, and a call followed by a return can
+ * be a tail call. enter_native restores the store's counter when the activation ends. */
 static void depth_bump(fgen *f) {
-    if (!f->leaf && !f->osr)
-        LLVMBuildStore(B, LLVMBuildAdd(B, f->depth0, c32(G, 1), ""), f->depthp);
-}
-
-static void depth_restore(fgen *f) {
-    if (!f->leaf && !f->osr)
-        LLVMBuildStore(B, f->depth0, f->depthp);
+    if (!f->leaf)
+        LLVMBuildStore(B, f->osr ? f->depth0 : LLVMBuildAdd(B, f->depth0, c32(G, 1), ""),
+                       f->depthp);
 }
 
 static void emit_ret(fgen *f) {
@@ -1233,8 +1231,6 @@ static int emit_range(fgen *f, uint32_t k, uint32_t lo, uint32_t hi, char *err, 
                 snprintf(err, errlen, "function %u: unsupported operator %d", k, op);
                 return ERR_INVALID;
             }
-            if (call)
-                depth_restore(f);
         }
         }
         i += len;
@@ -1497,7 +1493,7 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
             offsetof(wasm_module, codes)),
         "codes");
     f->mem = ctx_field(f, offsetof(jit_ctx, mem), g->ptr, "mem");
-    f->depthp = ctx_field(f, offsetof(jit_ctx, depth), g->ptr, "depthp");
+    f->depthp = field_ptr(f, f->ctx, offsetof(jit_ctx, depth));
 
     LLVMValueRef zero32 = c32(g, 0);
     /* The stack pointer (not the frame address, which would make every path set up a frame:
@@ -1508,13 +1504,13 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
     LLVMValueRef lim = ctx_field(f, offsetof(jit_ctx, stack_limit), g->i64, "");
     trap_if(f, LLVMBuildICmp(B, LLVMIntULT, LLVMBuildPtrToInt(B, sp, g->i64, ""), lim, ""),
             WASM_TRAP_STACK);
-    if (!osr) { /* an OSR activation is already counted (and fuelled) by the interpreter */
+    if (!osr || !f->leaf)
         f->depth0 = LLVMBuildLoad2(B, g->i32, f->depthp, "depth");
+    if (!osr) { /* an OSR activation is already counted (and fuelled) by the interpreter */
         LLVMValueRef maxd = ctx_field(f, offsetof(jit_ctx, max_depth), g->i32, "");
         trap_if(f, LLVMBuildICmp(B, LLVMIntUGE, f->depth0, maxd, ""), WASM_TRAP_STACK);
         /* The function's own level of the counter is only read by its callees: it is stored
-         * around each call (depth_bump), not here, and a trap restores the counter at the
-         * entry. */
+         * before each call (depth_bump), not here. */
     }
     if (!osr && g->fuel) {
         LLVMValueRef idx = c64(g, offsetof(jit_ctx, fuel));

@@ -24,7 +24,11 @@ typedef struct jit_ctx {
     wasm_store *store;
     uint8_t *mem;            /* memory 0 base (never moves), NULL without memory */
     const uint64_t *memsize; /* &memory->size (re-read after calls and memory.grow) */
-    uint32_t *depth;         /* &store->depth */
+    /* The store's call depth while compiled code runs, kept here (one load from the context at
+     * each entry, no pointer to follow): enter_native copies it from store->depth, call_func
+     * copies it back before the interpreter or a host function runs, enter_native restores
+     * store->depth when the activation ends. */
+    uint32_t depth;
     uint32_t max_depth;
     int32_t fuel;          /* function entries until the next budget poll */
     uintptr_t stack_limit; /* native stack pointer must stay above */
