@@ -785,9 +785,25 @@ static LLVMTypeRef ret_type(gen *g, const wasm_ftype *t) {
     return st;
 }
 
+/* The call depth of this function's callees: depth0 + 1, as if this function had counted itself
+ * at its entry (an OSR copy passes depth0 on: the interpreter counted its activation). A
+ * compiled callee receives it as its second argument; a call through a helper stores it in the
+ * context first (depth_store), where the helper (call_func) or an entry wrapper reads it. */
+static LLVMValueRef callee_depth(fgen *f) {
+    return f->osr ? f->depth0 : LLVMBuildAdd(B, f->depth0, c32(G, 1), "");
+}
+
+/* Before a call through a helper: the counter in the context is read only there and by entry
+ * wrappers, and every such call is preceded by this store, so nothing puts it back after the
+ * call. enter_native restores the store's counter when the activation ends. */
+static void depth_store(fgen *f) {
+    LLVMBuildStore(B, callee_depth(f), f->depthp);
+}
+
 /* Call through the helper buffer: args from slots base.., results back into them. */
 static void call_via_buf(fgen *f, uint32_t base, const wasm_ftype *t, LLVMTypeRef fty,
                          LLVMValueRef fn, LLVMValueRef *args, unsigned nargs) {
+    depth_store(f);
     for (uint32_t i = 0; i < t->nparams; i++) {
         LLVMValueRef idx = c64(G, i);
         LLVMBuildStore(B, ld(f, base + i), LLVMBuildGEP2(B, G->i64, f->callbuf, &idx, 1, ""));
@@ -816,16 +832,18 @@ static LLVMBasicBlockRef call_linked_or(fgen *f, LLVMValueRef code, uint32_t bas
     LLVMPositionBuilderAtEnd(B, fast);
     LLVMValueRef fn =
         LLVMBuildLoad2(B, G->ptr, field_ptr(f, code, offsetof(wasm_code, tier_fn)), "");
-    LLVMTypeRef *ps = xmalloc((t->nparams + 1) * sizeof *ps);
-    LLVMValueRef *args = xmalloc((t->nparams + 1) * sizeof *args);
+    LLVMTypeRef *ps = xmalloc((t->nparams + 2) * sizeof *ps);
+    LLVMValueRef *args = xmalloc((t->nparams + 2) * sizeof *args);
     ps[0] = G->ptr;
+    ps[1] = G->i32;
     args[0] = f->ctx;
+    args[1] = callee_depth(f);
     for (uint32_t i = 0; i < t->nparams; i++) {
-        ps[i + 1] = G->i64;
-        args[i + 1] = ld(f, base + i);
+        ps[i + 2] = G->i64;
+        args[i + 2] = ld(f, base + i);
     }
-    LLVMTypeRef fty = LLVMFunctionType(ret_type(G, t), ps, t->nparams + 1, 0);
-    LLVMValueRef r = LLVMBuildCall2(B, fty, fn, args, t->nparams + 1, "");
+    LLVMTypeRef fty = LLVMFunctionType(ret_type(G, t), ps, t->nparams + 2, 0);
+    LLVMValueRef r = LLVMBuildCall2(B, fty, fn, args, t->nparams + 2, "");
     free(ps);
     free(args);
     store_results(f, base, t, r);
@@ -842,18 +860,6 @@ static void call_linked(fgen *f, LLVMValueRef code, uint32_t base, const wasm_ft
     call_via_buf(f, base, t, fty, fn, args, nargs);
     LLVMBuildBr(B, join);
     LLVMPositionBuilderAtEnd(B, join);
-}
-
-/* The call depth before a call: the callee sees depth0 + 1, as if this function had counted
- * itself at its entry (an OSR copy passes depth0 on: the interpreter counted its activation).
- * The counter is read only by a function's entry, which a caller's store always precedes, so
- * nothing puts it back after the call (the callee leaves its own callees' level there): paths
- * that call nothing (eval's leaves in expr) store nothing, and a call followed by a return can
- * be a tail call. enter_native restores the store's counter when the activation ends. */
-static void depth_bump(fgen *f) {
-    if (!f->leaf)
-        LLVMBuildStore(B, f->osr ? f->depth0 : LLVMBuildAdd(B, f->depth0, c32(G, 1), ""),
-                       f->depthp);
 }
 
 static void emit_ret(fgen *f) {
@@ -962,11 +968,12 @@ static int emit_misc(fgen *f, int op, const wasm_cell *ip) {
             call_linked(f, code, A, t, G->t_call, G->h_call, args, 3);
             break;
         }
-        LLVMValueRef *args = xmalloc((t->nparams + 1) * sizeof *args);
+        LLVMValueRef *args = xmalloc((t->nparams + 2) * sizeof *args);
         args[0] = f->ctx;
+        args[1] = callee_depth(f);
         for (uint32_t i = 0; i < t->nparams; i++)
-            args[i + 1] = ld(f, A + i);
-        LLVMValueRef r = LLVMBuildCall2(B, G->fntys[k], G->fns[k], args, t->nparams + 1, "");
+            args[i + 2] = ld(f, A + i);
+        LLVMValueRef r = LLVMBuildCall2(B, G->fntys[k], G->fns[k], args, t->nparams + 2, "");
         free(args);
         store_results(f, A, t, r);
         break;
@@ -1224,9 +1231,6 @@ static int emit_range(fgen *f, uint32_t k, uint32_t lo, uint32_t hi, char *err, 
         case K_LOAD: emit_load(f, op, ip); break;
         case K_STORE: emit_store(f, op, ip); break;
         default: {
-            bool call = op == OP_call || op == OP_call_import || op == OP_call_indirect;
-            if (call)
-                depth_bump(f);
             if (emit_misc(f, op, ip) != 0) {
                 snprintf(err, errlen, "function %u: unsupported operator %d", k, op);
                 return ERR_INVALID;
@@ -1504,13 +1508,14 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
     LLVMValueRef lim = ctx_field(f, offsetof(jit_ctx, stack_limit), g->i64, "");
     trap_if(f, LLVMBuildICmp(B, LLVMIntULT, LLVMBuildPtrToInt(B, sp, g->i64, ""), lim, ""),
             WASM_TRAP_STACK);
-    if (!osr || !f->leaf)
+    if (!osr)
+        f->depth0 = LLVMGetParam(f->fn, 1);
+    else if (!f->leaf)
         f->depth0 = LLVMBuildLoad2(B, g->i32, f->depthp, "depth");
     if (!osr) { /* an OSR activation is already counted (and fuelled) by the interpreter */
         LLVMValueRef maxd = ctx_field(f, offsetof(jit_ctx, max_depth), g->i32, "");
         trap_if(f, LLVMBuildICmp(B, LLVMIntUGE, f->depth0, maxd, ""), WASM_TRAP_STACK);
-        /* The function's own level of the counter is only read by its callees: it is stored
-         * before each call (depth_bump), not here. */
+        /* Its callees get depth0 + 1 (callee_depth); nothing is stored here. */
     }
     if (!osr && g->fuel) {
         LLVMValueRef idx = c64(g, offsetof(jit_ctx, fuel));
@@ -1541,7 +1546,7 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
         starts[0] = true;
     } else {
         for (uint32_t i = 0; i < f->ft->nparams + code->nlocals && i < code->nslots; i++)
-            st(f, i, i < f->ft->nparams ? LLVMGetParam(f->fn, i + 1) : c64(g, 0));
+            st(f, i, i < f->ft->nparams ? LLVMGetParam(f->fn, i + 2) : c64(g, 0));
     }
 
     for (uint32_t i = 0; i <= n; i++)
@@ -1625,14 +1630,16 @@ static void gen_entry(gen *g, uint32_t k, LLVMValueRef e) {
     LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(g->cx, e, "");
     LLVMPositionBuilderAtEnd(g->b, bb);
     LLVMValueRef ctx = LLVMGetParam(e, 0), fp = LLVMGetParam(e, 1);
-    LLVMValueRef *args = xmalloc((t->nparams + 1) * sizeof *args);
+    LLVMValueRef *args = xmalloc((t->nparams + 2) * sizeof *args);
     args[0] = ctx;
+    LLVMValueRef didx = c64(g, offsetof(jit_ctx, depth));
+    args[1] = LLVMBuildLoad2(g->b, g->i32, LLVMBuildGEP2(g->b, g->i8, ctx, &didx, 1, ""), "depth");
     for (uint32_t i = 0; i < t->nparams; i++) {
         LLVMValueRef idx = c64(g, i);
-        args[i + 1] =
+        args[i + 2] =
             LLVMBuildLoad2(g->b, g->i64, LLVMBuildGEP2(g->b, g->i64, fp, &idx, 1, ""), "");
     }
-    LLVMValueRef r = LLVMBuildCall2(g->b, g->fntys[k], g->fns[k], args, t->nparams + 1, "");
+    LLVMValueRef r = LLVMBuildCall2(g->b, g->fntys[k], g->fns[k], args, t->nparams + 2, "");
     free(args);
     for (uint32_t i = 0; i < t->nresults; i++) {
         LLVMValueRef idx = c64(g, i);
@@ -1793,13 +1800,14 @@ int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **o
         if (o->sel && !(o->sel[k] & JIT_SEL_FN))
             continue; /* only the OSR entry */
         const wasm_ftype *t = code_type(m, k);
-        LLVMTypeRef *ps = xmalloc((t->nparams + 1) * sizeof *ps);
+        LLVMTypeRef *ps = xmalloc((t->nparams + 2) * sizeof *ps);
         ps[0] = g->ptr;
+        ps[1] = g->i32; /* the call depth (callee_depth) */
         for (uint32_t i = 0; i < t->nparams; i++)
-            ps[i + 1] = g->i64;
+            ps[i + 2] = g->i64;
         char name[32];
         snprintf(name, sizeof name, "f%u", k);
-        g->fns[k] = declare(g, name, &g->fntys[k], ret_type(g, t), ps, t->nparams + 1);
+        g->fns[k] = declare(g, name, &g->fntys[k], ret_type(g, t), ps, t->nparams + 2);
         LLVMSetLinkage(g->fns[k], LLVMInternalLinkage);
         free(ps);
         snprintf(name, sizeof name, "e%u", k);

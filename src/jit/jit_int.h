@@ -24,9 +24,10 @@ typedef struct jit_ctx {
     wasm_store *store;
     uint8_t *mem;            /* memory 0 base (never moves), NULL without memory */
     const uint64_t *memsize; /* &memory->size (re-read after calls and memory.grow) */
-    /* The store's call depth while compiled code runs, kept here (one load from the context at
-     * each entry, no pointer to follow): enter_native copies it from store->depth, call_func
-     * copies it back before the interpreter or a host function runs, enter_native restores
+    /* The call depth an entry wrapper passes to its function (compiled functions pass it to
+     * each other as their second argument): enter_native sets it from store->depth; compiled
+     * code stores its callee's depth here before a call through a helper, and call_func copies
+     * it to store->depth before the interpreter or a host function runs; enter_native restores
      * store->depth when the activation ends. */
     uint32_t depth;
     uint32_t max_depth;
