@@ -27,6 +27,7 @@
 #include <elf.h>
 
 #include "test_jit_module.h"
+#include "test_jit_reenter_module.h"
 
 typedef struct run {
     wasm_module *m;
@@ -193,6 +194,73 @@ static void test_differential_checks(void **state) {
 static void test_differential_guard(void **state) {
     (void)state;
     differential(JIT_BOUNDS_GUARD);
+}
+
+/* Re-entry: "down" recurses through a host import that calls "down" again with wasm_call, so
+ * compiled frames, helper calls and host frames alternate. The first n whose call traps, and
+ * its trap, must be the interpreter's (compiled code passes the call depth in a register and
+ * hands it to the store only when it calls through a helper). */
+typedef struct reenter {
+    wasm_func *down;
+} reenter;
+
+static int h_reenter(wasm_store *s, wasm_instance *caller, void *ud, const wasm_val *args,
+                     wasm_val *results) {
+    (void)caller;
+    const reenter *re = ud;
+    int rc = wasm_call(s, re->down, args, results);
+    return rc == 0 ? 0 : (int)wasm_store_trap(s);
+}
+
+static void reenter_boundary(jit_tier tier, uint32_t *first_trap, int *trap) {
+    jit_config jc = {.tier = tier, .verify = true, .backend = g_backend_fn};
+    assert_int_equal(jit_init(&jc), 0);
+    wasm_module *m;
+    wasm_error err;
+    assert_int_equal(wasm_module_load(k_jit_reenter_module, sizeof k_jit_reenter_module, &m, &err),
+                     0);
+    wasm_config cfg;
+    wasm_config_default(&cfg);
+    cfg.max_call_depth = 300;
+    wasm_store *s = wasm_store_new(&cfg);
+    reenter re = {0};
+    const uint8_t ii[2] = {WASM_I32, WASM_I32};
+    wasm_extern imp = {.kind = WASM_EXTERN_FUNC,
+                       .u.func = wasm_func_new_host(s, (wasm_functype){1, 1, ii}, h_reenter, &re)};
+    wasm_instance *inst;
+    assert_int_equal(wasm_instance_new(s, m, &imp, 1, &inst, &err), 0);
+    wasm_extern ex;
+    assert_int_equal(wasm_instance_export(inst, "down", &ex), 0);
+    re.down = ex.u.func;
+    *first_trap = 0;
+    for (uint32_t n = 1; n < 1000 && !*first_trap; n++) {
+        wasm_val a[1] = {n}, r[1] = {0};
+        if (wasm_call(s, re.down, a, r) != 0) {
+            *first_trap = n;
+            *trap = (int)wasm_store_trap(s);
+        } else {
+            assert_int_equal(r[0], n);
+        }
+    }
+    wasm_store_free(s);
+    wasm_module_free(m);
+    jit_shutdown();
+}
+
+static void test_reenter_depth(void **state) {
+    (void)state;
+    uint32_t first_i, first_j;
+    int trap_i = 0, trap_j = 0;
+    reenter_boundary(JIT_TIER_INTERP, &first_i, &trap_i);
+    jit_stats s0, s1;
+    jit_get_stats(&s0);
+    reenter_boundary(JIT_TIER_JIT, &first_j, &trap_j);
+    jit_get_stats(&s1);
+    assert_true(s1.functions > s0.functions); /* "down" ran compiled */
+    assert_true(first_i > 100 && first_i < 1000);
+    assert_int_equal(trap_i, WASM_TRAP_STACK);
+    assert_int_equal(first_j, first_i);
+    assert_int_equal(trap_j, trap_i);
 }
 
 /* With the guard-mode fault handler installed, a fault outside compiled code still kills the
@@ -896,6 +964,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_differential_checks),
         cmocka_unit_test(test_differential_guard),
+        cmocka_unit_test(test_reenter_depth),
         cmocka_unit_test(test_guard_passes_other_faults),
         cmocka_unit_test(test_memory_not_forked),
         cmocka_unit_test(test_timeout_stops_loop),
