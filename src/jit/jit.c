@@ -1295,15 +1295,18 @@ static uint32_t code_at(const jit_mod *jm, const wasm_cell *at) {
 
 static void *hot_thread(void *arg);
 
+/* Start the hot thread (once). False when it cannot be started. */
+static bool hot_start(jit_mod *jm) {
+    if (!jm->thread_started && pthread_create(&jm->thread, NULL, hot_thread, jm) == 0)
+        jm->thread_started = true;
+    return jm->thread_started;
+}
+
 /* Under mu: wake the hot thread for new work, starting it first if it was deferred. If it cannot
  * be started the work stays queued and the functions interpreted. */
 static void hot_wake(jit_mod *jm) {
-    if (!jm->thread_started) {
-        if (pthread_create(&jm->thread, NULL, hot_thread, jm) != 0)
-            return;
-        jm->thread_started = true;
-    }
-    pthread_cond_signal(&jm->cv);
+    if (hot_start(jm))
+        pthread_cond_signal(&jm->cv);
 }
 
 /* Queue function k for the hot thread unless it is queued, compiling or compiled already. */
@@ -1523,6 +1526,21 @@ static uint8_t *later_pop(later_q *q, int *level) {
     return b;
 }
 
+/* The called functions (not OSR entries) of batch sel, as a new batch; NULL when there are none. */
+static uint8_t *called_of(const jit_mod *jm, const uint8_t *sel) {
+    uint8_t *d = xmalloc(jm->nc);
+    bool any = false;
+    for (uint32_t k = 0; k < jm->nc; k++) {
+        d[k] = sel[k] & JIT_SEL_FN;
+        any |= d[k] != 0;
+    }
+    if (!any) {
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
 static void *hot_thread(void *arg) {
     jit_mod *jm = arg;
     uint8_t *sel = xmalloc(jm->nc);
@@ -1628,9 +1646,7 @@ static void *hot_thread(void *arg) {
              * compiled at the mid level at once (with the small functions, which they inline,
              * below): a long loop waits for them, and an activation cannot leave the code of
              * the entry it went in by. */
-            uint8_t *q = xmalloc(jm->nc);
-            for (uint32_t k = 0; k < jm->nc; k++)
-                q[k] = sel[k] & JIT_SEL_FN;
+            uint8_t *q = called_of(jm, sel); /* not NULL: fn_cells > 0 */
             int rc = compile_objects(jm, q, JIT_LEVEL_QUICK, err, sizeof err);
             if (rc != 0) {
                 if (!jm->cancel)
@@ -1656,18 +1672,9 @@ static void *hot_thread(void *arg) {
             report(err);
         /* (After a quick batch its called functions, the small ones left here among them,
          * are queued already.) */
-        if (rc == 0 && level == JIT_LEVEL_MID && !quick_queued) {
-            uint8_t *d = xmalloc(jm->nc);
-            bool any = false;
-            for (uint32_t k = 0; k < jm->nc; k++) {
-                d[k] = sel[k] & JIT_SEL_FN;
-                any |= d[k] != 0;
-            }
-            if (any)
-                later_push(&later, d, JIT_LEVEL_DEFAULT);
-            else
-                free(d);
-        }
+        uint8_t *d = rc == 0 && level == JIT_LEVEL_MID && !quick_queued ? called_of(jm, sel) : NULL;
+        if (d)
+            later_push(&later, d, JIT_LEVEL_DEFAULT);
     }
     for (uint32_t i = 0; i < later.n; i++)
         free(later.sel[i]);
@@ -1738,13 +1745,8 @@ static void module_loaded(wasm_module *m) {
          * was linked before it ran): the thread starts with the first work (hot_wake), and a
          * short run does not pay for its start and its join. */
         jm->has_thread = true;
-        if (whole) {
-            jm->by_addr = by;
-            return;
-        }
-        if (pthread_create(&jm->thread, NULL, hot_thread, jm) == 0) {
-            jm->thread_started = true;
-            jm->by_addr = by; /* sampling starts: the thread is there to compile */
+        if (whole || hot_start(jm)) {
+            jm->by_addr = by; /* sampling starts: the thread is (or will be) there to compile */
             return;
         }
         jm->has_thread = false;

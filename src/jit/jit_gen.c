@@ -800,6 +800,31 @@ static void depth_store(fgen *f) {
     LLVMBuildStore(B, callee_depth(f), f->depthp);
 }
 
+/* The parameter types of a compiled function of type t: (ctx, call depth, params...). The
+ * caller frees them. */
+static LLVMTypeRef *native_params(gen *g, const wasm_ftype *t) {
+    LLVMTypeRef *ps = xmalloc((t->nparams + 2) * sizeof *ps);
+    ps[0] = g->ptr;
+    ps[1] = g->i32; /* callee_depth */
+    for (uint32_t i = 0; i < t->nparams; i++)
+        ps[i + 2] = g->i64;
+    return ps;
+}
+
+/* Call compiled function fn (of type fty, wasm type t) with args from slots base..; returns its
+ * result value (see store_results). */
+static LLVMValueRef call_native(fgen *f, LLVMTypeRef fty, LLVMValueRef fn, const wasm_ftype *t,
+                                uint32_t base) {
+    LLVMValueRef *args = xmalloc((t->nparams + 2) * sizeof *args);
+    args[0] = f->ctx;
+    args[1] = callee_depth(f);
+    for (uint32_t i = 0; i < t->nparams; i++)
+        args[i + 2] = ld(f, base + i);
+    LLVMValueRef r = LLVMBuildCall2(B, fty, fn, args, t->nparams + 2, "");
+    free(args);
+    return r;
+}
+
 /* Call through the helper buffer: args from slots base.., results back into them. */
 static void call_via_buf(fgen *f, uint32_t base, const wasm_ftype *t, LLVMTypeRef fty,
                          LLVMValueRef fn, LLVMValueRef *args, unsigned nargs) {
@@ -832,21 +857,10 @@ static LLVMBasicBlockRef call_linked_or(fgen *f, LLVMValueRef code, uint32_t bas
     LLVMPositionBuilderAtEnd(B, fast);
     LLVMValueRef fn =
         LLVMBuildLoad2(B, G->ptr, field_ptr(f, code, offsetof(wasm_code, tier_fn)), "");
-    LLVMTypeRef *ps = xmalloc((t->nparams + 2) * sizeof *ps);
-    LLVMValueRef *args = xmalloc((t->nparams + 2) * sizeof *args);
-    ps[0] = G->ptr;
-    ps[1] = G->i32;
-    args[0] = f->ctx;
-    args[1] = callee_depth(f);
-    for (uint32_t i = 0; i < t->nparams; i++) {
-        ps[i + 2] = G->i64;
-        args[i + 2] = ld(f, base + i);
-    }
+    LLVMTypeRef *ps = native_params(G, t);
     LLVMTypeRef fty = LLVMFunctionType(ret_type(G, t), ps, t->nparams + 2, 0);
-    LLVMValueRef r = LLVMBuildCall2(B, fty, fn, args, t->nparams + 2, "");
     free(ps);
-    free(args);
-    store_results(f, base, t, r);
+    store_results(f, base, t, call_native(f, fty, fn, t, base));
     LLVMBuildBr(B, join);
     return join;
 }
@@ -968,14 +982,7 @@ static int emit_misc(fgen *f, int op, const wasm_cell *ip) {
             call_linked(f, code, A, t, G->t_call, G->h_call, args, 3);
             break;
         }
-        LLVMValueRef *args = xmalloc((t->nparams + 2) * sizeof *args);
-        args[0] = f->ctx;
-        args[1] = callee_depth(f);
-        for (uint32_t i = 0; i < t->nparams; i++)
-            args[i + 2] = ld(f, A + i);
-        LLVMValueRef r = LLVMBuildCall2(B, G->fntys[k], G->fns[k], args, t->nparams + 2, "");
-        free(args);
-        store_results(f, A, t, r);
+        store_results(f, A, t, call_native(f, G->fntys[k], G->fns[k], t, A));
         break;
     }
     case OP_call_import: {
@@ -1230,12 +1237,11 @@ static int emit_range(fgen *f, uint32_t k, uint32_t lo, uint32_t hi, char *err, 
         case K_UN: st(f, ip[1].s.a, emit_un(f, op, ld(f, ip[1].s.b))); break;
         case K_LOAD: emit_load(f, op, ip); break;
         case K_STORE: emit_store(f, op, ip); break;
-        default: {
+        default:
             if (emit_misc(f, op, ip) != 0) {
                 snprintf(err, errlen, "function %u: unsupported operator %d", k, op);
                 return ERR_INVALID;
             }
-        }
         }
         i += len;
     }
@@ -1800,11 +1806,7 @@ int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **o
         if (o->sel && !(o->sel[k] & JIT_SEL_FN))
             continue; /* only the OSR entry */
         const wasm_ftype *t = code_type(m, k);
-        LLVMTypeRef *ps = xmalloc((t->nparams + 2) * sizeof *ps);
-        ps[0] = g->ptr;
-        ps[1] = g->i32; /* the call depth (callee_depth) */
-        for (uint32_t i = 0; i < t->nparams; i++)
-            ps[i + 2] = g->i64;
+        LLVMTypeRef *ps = native_params(g, t);
         char name[32];
         snprintf(name, sizeof name, "f%u", k);
         g->fns[k] = declare(g, name, &g->fntys[k], ret_type(g, t), ps, t->nparams + 2);

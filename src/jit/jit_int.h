@@ -15,10 +15,12 @@
 /* Bytes of native stack kept free below compiled code for helpers, host functions and libc. */
 #define JIT_STACK_RESERVE (256u * 1024u)
 
-/* One activation of compiled code entered from the interpreter (or wasm_call). Lives on the C
- * stack of jit__enter; every compiled function of the same instance receives a pointer to it. */
+/* Globals whose value pointers the context keeps (jit_ctx.gval). */
 #define JIT_CTX_GLOBALS 4
 
+/* One activation of compiled code entered from the interpreter (or wasm_call). Lives on the C
+ * stack of enter_native (jit.c); every compiled function of the same instance receives a pointer
+ * to it. */
 typedef struct jit_ctx {
     wasm_instance *inst;
     wasm_store *store;
