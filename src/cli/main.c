@@ -1,6 +1,7 @@
 /* psl entry point: subcommand dispatch through one table, --help and --version.
  * New subcommands (daemons, deploy, invoke) are added as rows of cli_cmds. */
 #include "cli/cli.h"
+#include "cli/tier.h"
 
 #include "base/base.h"
 
@@ -85,6 +86,7 @@ static const cli_cmd *find_cmd(const char *name) {
 int main(int argc, char **argv) {
     /* A closed stdout must surface as a write error (EPIPE), never kill psl. */
     signal(SIGPIPE, SIG_IGN);
+    cli_tier_compiler_main(argc, argv);
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;

@@ -44,6 +44,7 @@ bool cli_jit_available(void) {
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 
 /* The LLVM half of the JIT lives in psljit.so beside the psl executable (or $PSL_JIT_MODULE)
  * and is loaded only here, once, on the first cache miss (or at setup for psl worker). */
@@ -102,7 +103,9 @@ static pthread_t g_lazy_thread;
 static _Atomic bool g_lazy_started; /* the loader thread runs or ran and was not joined */
 static _Atomic bool g_lazy_done;    /* the loader thread has returned (or is about to) */
 static _Atomic bool g_lazy_tried;   /* the loader was started (or could not be) */
-static bool g_lazy_cached;          /* loaded for a module the code cache holds whole */
+static bool g_lazy_abort;           /* (under g_lazy_mu) a waiting loader stops */
+static pthread_cond_t g_lazy_cv = PTHREAD_COND_INITIALIZER; /* wakes a waiting loader */
+static bool g_lazy_cached; /* loaded for a module the code cache holds whole */
 
 static void *lazy_load(void *arg);
 
@@ -135,8 +138,13 @@ static void lazy_loaded(wasm_module *m) {
 
 /* Wait for the loader thread if it runs or ran. */
 static void lazy_join(void) {
-    if (atomic_exchange(&g_lazy_started, false))
-        pthread_join(g_lazy_thread, NULL);
+    if (!atomic_exchange(&g_lazy_started, false))
+        return;
+    pthread_mutex_lock(&g_lazy_mu);
+    g_lazy_abort = true;
+    pthread_cond_broadcast(&g_lazy_cv);
+    pthread_mutex_unlock(&g_lazy_mu);
+    pthread_join(g_lazy_thread, NULL);
 }
 
 /* A module freed while the loader runs is only dropped from the list: the loader hands over,
@@ -153,6 +161,7 @@ static void lazy_freed(wasm_module *m) {
                 break;
             }
         m->tier_data = NULL;
+        jit_compiler_forget(m); /* the last one stops the compiler process */
     }
     pthread_mutex_unlock(&g_lazy_mu);
     if (real && m->tier_data) /* handed over: the JIT's own state */
@@ -164,11 +173,57 @@ static int lazy_enter(wasm_store *s, wasm_instance *inst, const wasm_code *code,
     return -1; /* never reached: nothing is compiled before the JIT is registered */
 }
 
-/* Background: start the JIT tier and its compiler process (which loads the LLVM half, so this
- * process never does unless that process cannot be started), hand the tier the recorded
- * modules, register it. */
+/* Start the compiler process with the modules recorded so far (under g_lazy_mu). It loads the
+ * LLVM half and warms it up on the other core while this process goes on interpreting. */
+static void lazy_spawn(void) {
+    if (getenv("PSL_JIT_NO_COMPILER_PROCESS"))
+        return;
+    uint32_t nm = 0;
+    for (lazy_mod *e = g_lazy_mods; e; e = e->next)
+        nm++;
+    if (!nm)
+        return;
+    wasm_module **mods = xmalloc(nm * sizeof *mods);
+    nm = 0;
+    for (lazy_mod *e = g_lazy_mods; e; e = e->next)
+        mods[nm++] = e->m;
+    (void)jit_compiler_start(&g_lazy_cfg, mods, nm);
+    free(mods);
+}
+
+/* Wait (under g_lazy_mu) until LAZY_MS after the first sample. false: stop (the run ends). */
+static bool lazy_wait(void) {
+    uint64_t due = atomic_load(&g_lazy_first) + g_lazy_ns;
+    for (;;) {
+        uint64_t now = plat_now_ns();
+        if (g_lazy_abort)
+            return false;
+        if (now >= due)
+            return true;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t ns = (uint64_t)ts.tv_nsec + (due - now);
+        ts.tv_sec += (time_t)(ns / 1000000000u);
+        ts.tv_nsec = (long)(ns % 1000000000u);
+        pthread_cond_timedwait(&g_lazy_cv, &g_lazy_mu, &ts);
+    }
+}
+
+/* Background (arg non-NULL: started at the first sample): start the compiler process, which
+ * loads the LLVM half so that this process never does unless that process cannot be started;
+ * LAZY_MS later start the JIT tier, hand it the recorded modules and register it. With a NULL
+ * arg (a module the code cache holds whole), only the latter, at once. */
 static void *lazy_load(void *arg) {
-    (void)arg;
+    if (arg) {
+        pthread_mutex_lock(&g_lazy_mu);
+        lazy_spawn();
+        bool go = lazy_wait();
+        pthread_mutex_unlock(&g_lazy_mu);
+        if (!go) {
+            atomic_store(&g_lazy_done, true);
+            return NULL;
+        }
+    }
     if (jit_init(&g_lazy_cfg) != 0) {
         cli_err("the JIT tier cannot run on this host; staying interpreted");
         atomic_store(&g_lazy_done, true);
@@ -176,20 +231,6 @@ static void *lazy_load(void *arg) {
     }
     const wasm_tier_ops *real = jit_tier_ops();
     pthread_mutex_lock(&g_lazy_mu);
-    /* Forked before any hot thread of the tier exists: only this thread and the interpreter's
-     * run. Modules freed from now on are forgotten by the tier's module_freed. */
-    uint32_t nm = 0;
-    for (lazy_mod *e = g_lazy_mods; e; e = e->next)
-        nm++;
-    wasm_module **mods = xmalloc((nm ? nm : 1) * sizeof *mods);
-    nm = 0;
-    for (lazy_mod *e = g_lazy_mods; e; e = e->next)
-        mods[nm++] = e->m;
-    /* Not under AddressSanitizer: its allocator is not fork-safe (gcc 12's libasan), and the
-     * process, forked while the interpreter allocates, could inherit a held lock and hang. */
-    if (nm && !g_lazy_cached && !getenv("PSL_JIT_NO_COMPILER_PROCESS") && !plat_sanitizer_build())
-        (void)jit_compiler_start(mods, nm);
-    free(mods);
     /* A recorded module keeps the marker until the JIT's own state replaces it: a module freed
      * meanwhile (wasm_module_free reads tier_data without a lock) must still reach lazy_freed,
      * which waits for this lock, and not be cleared under module_loaded (seen under ASan: a
@@ -212,13 +253,11 @@ static void *lazy_load(void *arg) {
 static int lazy_sample(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool back,
                        wasm_val *fp) {
     (void)s, (void)inst, (void)at, (void)back, (void)fp;
-    if (atomic_load_explicit(&g_lazy_tried, memory_order_relaxed))
-        return 0;
-    uint64_t now = plat_now_ns(), first = 0;
-    if (atomic_compare_exchange_strong(&g_lazy_first, &first, now) || now - first < g_lazy_ns ||
+    if (atomic_load_explicit(&g_lazy_tried, memory_order_relaxed) ||
         atomic_exchange(&g_lazy_tried, true))
         return 0;
-    if (pthread_create(&g_lazy_thread, NULL, lazy_load, NULL) == 0)
+    atomic_store(&g_lazy_first, plat_now_ns());
+    if (pthread_create(&g_lazy_thread, NULL, lazy_load, &g_lazy_first) == 0)
         atomic_store(&g_lazy_started, true);
     else
         cli_err("cannot start the JIT loader thread; staying interpreted");
@@ -236,7 +275,7 @@ static wasm_tier_ops g_lazy_ops = {
     .module_loaded = lazy_loaded,
     .module_freed = lazy_freed,
     .enter = lazy_enter,
-    .mem_no_fork = true, /* the compiler process is forked from this one */
+    .mem_no_fork = true, /* the JIT may fork per batch (modules its process does not hold) */
     .sample = lazy_sample,
 };
 
@@ -246,6 +285,15 @@ static uint64_t lazy_reserve(jit_bounds b) {
     return jit_bounds_resolve(b) == JIT_BOUNDS_GUARD ? JIT_GUARD_BYTES : 0;
 }
 #endif
+
+void cli_tier_compiler_main(int argc, char **argv) {
+#ifdef PSL_HAVE_JIT
+    if (argc == 2 && strcmp(argv[1], JIT_COMPILER_ARG) == 0)
+        jit_compiler_main(load_backend);
+#else
+    (void)argc, (void)argv;
+#endif
+}
 
 int cli_tier_finish(int status) {
 #ifdef PSL_HAVE_JIT

@@ -25,6 +25,11 @@ int cli_jit_module_path(char *path, size_t len);
 /** Whether the JIT module is there to load (a build with -DPSL_JIT=OFF has none). */
 bool cli_jit_available(void);
 
+/** Call first in main: when psl was started as the JIT's compiler process (argv[1] is
+ * JIT_COMPILER_ARG, by jit_compiler_start under --tier auto), serves as that and never returns;
+ * otherwise returns at once. */
+void cli_tier_compiler_main(int argc, char **argv);
+
 /** Call with a command's exit status when it is done (every module freed). If the JIT module is
  * still being loaded in the background (--tier auto), flushes stdout and stderr and ends the
  * process at once with _exit(status): no atexit handler or library destructor runs, and the run

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <spawn.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -946,40 +948,149 @@ static int compile_in_child(jit_mod *jm, const jit_backend *be, const uint8_t *s
 }
 
 /* ---- the compiler process (jit_compiler_start) ----
- * One process forked before LLVM is loaded into this one; it loads the backend itself and
- * compiles batches of the modules it was forked with on request, over a socket pair: request
- * {module pointer, nc, has_sel, level} [sel[nc], osr_cell[nc]], reply {length or UINT64_MAX}
- * then the object or a 256-byte message. The module's lowered code never changes after loading,
- * so the copy the process has is the one this process would compile. */
+ * The running executable (/proc/self/exe) started again with argv[1] JIT_COMPILER_ARG, by
+ * posix_spawn (vfork and exec: neither the page tables of this process are copied nor any page
+ * it writes afterwards, as a fork would), before LLVM is loaded into this one. It gets the
+ * modules' bytes in a memfd (SRV_MODS_FD), loads them itself (decoding and lowering are
+ * deterministic, so its lowered code is the code this process would compile), loads the backend,
+ * warms LLVM up with one compile of its own, and then compiles batches on request over a socket
+ * pair (SRV_SOCK_FD): request {module id, nc, has_sel, level, flags} [sel[nc], osr_cell[nc],
+ * frames], reply {length or UINT64_MAX} then the object or a 256-byte message. A module's id is
+ * its address in this process. */
 typedef struct srv_req {
     uint64_t m;
     uint32_t nc;
-    uint8_t has_sel, level, pad[2];
+    uint8_t has_sel, level, flags, pad;
 } srv_req;
+
+enum { SRV_GUARD = 1, SRV_FUEL = 2, SRV_VERIFY = 4 };
+enum { SRV_SOCK_FD = 3, SRV_MODS_FD = 4 };
+#define SRV_MAGIC "PSLJITM1"
 
 static pthread_mutex_t g_srv_mu = PTHREAD_MUTEX_INITIALIZER;
 static pid_t g_srv_pid;                /* 0: none, or it was stopped */
 static int g_srv_fd = -1;              /* this side of the socket pair */
-static const wasm_module **g_srv_mods; /* the modules the process holds (forked with them) */
+static const wasm_module **g_srv_mods; /* the modules the process holds */
 static uint32_t g_srv_nmods;
 
 static int send_all(int fd, const void *p, size_t n) {
     return put_all(fd, p, n, true);
 }
 
-static _Noreturn void srv_main(int fd) {
+static bool resolve_fuel(void);
+
+static uint8_t srv_flags(bool guard, bool fuel, bool verify) {
+    return (uint8_t)((guard ? SRV_GUARD : 0) | (fuel ? SRV_FUEL : 0) | (verify ? SRV_VERIFY : 0));
+}
+
+/* The process's modules, read from the memfd: NULL on a malformed one (the process then ends,
+ * and the tier compiles in its own process). */
+typedef struct srv_mods {
+    uint64_t *id;
+    wasm_module **m;
+    uint32_t n;
+    uint8_t flags;
+} srv_mods;
+
+static int srv_read_mods(int fd, srv_mods *sm) {
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size < 16)
+        return ERR_IO;
+    size_t len = (size_t)st.st_size;
+    const uint8_t *p = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED)
+        return ERR_IO;
+    int rc = memcmp(p, SRV_MAGIC, 8) == 0 ? 0 : ERR_INVALID;
+    uint32_t n = 0;
+    size_t at = 16;
+    if (!rc) {
+        memcpy(&n, p + 8, 4);
+        sm->flags = p[12];
+        sm->id = xcalloc(n ? n : 1, sizeof *sm->id);
+        sm->m = xcalloc(n ? n : 1, sizeof *sm->m);
+    }
+    for (uint32_t i = 0; !rc && i < n; i++) {
+        uint64_t hdr[2];
+        if (len - at < sizeof hdr) {
+            rc = ERR_INVALID;
+            break;
+        }
+        memcpy(hdr, p + at, sizeof hdr);
+        at += sizeof hdr;
+        if (len - at < hdr[1]) {
+            rc = ERR_INVALID;
+            break;
+        }
+        wasm_error we = {.offset = SIZE_MAX};
+        rc = wasm_module_load(p + at, (size_t)hdr[1], &sm->m[i], &we);
+        at += (size_t)hdr[1];
+        sm->id[i] = hdr[0];
+        sm->n = i + 1;
+    }
+    munmap((void *)p, len);
+    return rc;
+}
+
+/* Compile one middling function of the first module at the mid and quick levels and throw the
+ * objects away: LLVM's first compile in a process runs ~3-4 ms slower than the next (its code
+ * paged in, its tables set up), and this one happens while the requester still interprets. */
+static void srv_warm_up(const jit_backend *be, const wasm_module *m, uint8_t flags) {
+    uint32_t nc = m->nfuncs - m->nimported_funcs, best = UINT32_MAX;
+    for (uint32_t k = 0; k < nc; k++) {
+        uint32_t c = m->codes[k].ncode;
+        if (c <= 300 && (best == UINT32_MAX || c > m->codes[best].ncode))
+            best = k;
+    }
+    if (best == UINT32_MAX)
+        return;
+    uint8_t *sel = xcalloc(nc, 1);
+    sel[best] = JIT_SEL_FN;
+    static const int levels[] = {JIT_LEVEL_MID, JIT_LEVEL_QUICK};
+    for (size_t i = 0; i < sizeof levels / sizeof *levels; i++) {
+        jit_gen_opts go = {.guard = flags & SRV_GUARD,
+                           .fuel = flags & SRV_FUEL,
+                           .sel = sel,
+                           .level = (uint8_t)levels[i]};
+        uint8_t *o = NULL;
+        size_t n = 0;
+        char e[256];
+        if (be->compile(m, &go, &o, &n, e, sizeof e) == 0)
+            free(o);
+    }
+    free(sel);
+}
+
+_Noreturn void jit_compiler_main(const jit_backend *(*load)(void)) {
     /* Named apart from the interpreter's process for ps, top and perf (`perf report --sort
      * comm` then splits the compiler's samples from the interpreter's). */
     (void)prctl(PR_SET_NAME, "psl-jitc");
-    const jit_backend *be = backend(); /* loads psljit.so here, not in the parent */
+    uint64_t t0 = plat_now_ns();
+    srv_mods sm = {0};
+    int fd = SRV_SOCK_FD;
+    if (srv_read_mods(SRV_MODS_FD, &sm) != 0) {
+        fprintf(stderr, "psl: jit: the compiler process got no valid modules\n");
+        _exit(1);
+    }
+    close(SRV_MODS_FD);
+    const jit_backend *be = load ? load() : NULL;
+    if (be && sm.n)
+        srv_warm_up(be, sm.m[0], sm.flags);
+    if (getenv("PSL_JIT_STATS"))
+        fprintf(stderr, "psl: jit: compiler process ready %.1f ms after its start\n",
+                (double)(plat_now_ns() - t0) / 1e6);
     for (;;) {
         srv_req rq;
         if (read_all(fd, &rq, sizeof rq) != 0)
             _exit(0); /* the parent closed its side or exited */
+        const wasm_module *m = NULL;
+        for (uint32_t i = 0; i < sm.n && !m; i++)
+            if (sm.id[i] == rq.m)
+                m = sm.m[i];
         uint8_t *sel = NULL;
         uint32_t *osr = NULL;
         uint64_t **vals = NULL;
-        const wasm_module *m = (const wasm_module *)(uintptr_t)rq.m;
+        if (m && rq.nc != m->nfuncs - m->nimported_funcs)
+            m = NULL;
         if (rq.has_sel) {
             sel = xmalloc(rq.nc ? rq.nc : 1);
             osr = xmalloc((rq.nc ? rq.nc : 1) * sizeof *osr);
@@ -994,15 +1105,22 @@ static _Noreturn void srv_main(int fd) {
                     _exit(0);
                 if (!has)
                     continue;
-                uint32_t ns = m->codes[k].nslots;
+                uint64_t ns = 0;
+                if (read_all(fd, &ns, 8) != 0 || ns > UINT32_MAX)
+                    _exit(0);
                 vals[k] = xmalloc((ns ? ns : 1) * sizeof *vals[k]);
                 if (read_all(fd, vals[k], ns * sizeof *vals[k]) != 0)
                     _exit(0);
+                if (m && ns != m->codes[k].nslots) {
+                    free(vals[k]);
+                    vals[k] = NULL;
+                    m = NULL;
+                }
             }
         }
-        jit_gen_opts go = {.verify = g_cfg.verify,
-                           .guard = g_guard,
-                           .fuel = g_fuel,
+        jit_gen_opts go = {.verify = rq.flags & SRV_VERIFY,
+                           .guard = rq.flags & SRV_GUARD,
+                           .fuel = rq.flags & SRV_FUEL,
                            .sel = sel,
                            .osr_cell = osr,
                            .osr_vals = (const uint64_t *const *)vals,
@@ -1010,7 +1128,11 @@ static _Noreturn void srv_main(int fd) {
         uint8_t *o = NULL;
         size_t n = 0;
         char e[256] = "no compiler (the JIT module could not be loaded)";
-        int rc = be ? be->compile(m, &go, &o, &n, e, sizeof e) : ERR_INVALID;
+        int rc = ERR_INVALID;
+        if (!m)
+            snprintf(e, sizeof e, "the compiler process does not hold that module");
+        else if (be)
+            rc = be->compile(m, &go, &o, &n, e, sizeof e);
         uint64_t hdr = rc ? UINT64_MAX : n;
         if (send_all(fd, &hdr, 8) != 0 ||
             (rc ? send_all(fd, e, sizeof e) : send_all(fd, o, n)) != 0)
@@ -1024,26 +1146,70 @@ static _Noreturn void srv_main(int fd) {
     }
 }
 
-int jit_compiler_start(wasm_module *const *mods, uint32_t n) {
-    int sv[2];
-    if (!g_inited || g_srv_pid > 0 || n == 0)
+/* fd moved to a descriptor >= 10 (close-on-exec), so that the spawn's dup2 onto 3 and 4 never
+ * meets its own source. -1 on failure (fd closed). */
+static int fd_high(int fd) {
+    int h = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+    close(fd);
+    return h;
+}
+
+int jit_compiler_start(const jit_config *cfg, wasm_module *const *mods, uint32_t n) {
+    extern char **environ;
+    if (n == 0)
         return ERR_INVALID;
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-        return ERR_IO;
     pthread_mutex_lock(&g_srv_mu);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(sv[0]);
-        srv_main(sv[1]);
-    }
-    close(sv[1]);
-    if (pid < 0) {
-        close(sv[0]);
+    if (g_srv_pid > 0) {
         pthread_mutex_unlock(&g_srv_mu);
-        return ERR_IO;
+        return ERR_INVALID;
+    }
+    int sv[2] = {-1, -1}, mfd = memfd_create("psl-jit-modules", MFD_CLOEXEC), rc = ERR_IO;
+    if (mfd >= 0)
+        mfd = fd_high(mfd);
+    if (mfd >= 0 && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0) {
+        sv[1] = fd_high(sv[1]);
+        uint8_t hdr[16] = SRV_MAGIC;
+        memcpy(hdr + 8, &n, 4);
+        hdr[12] =
+            srv_flags(jit_bounds_resolve(cfg->bounds) == JIT_BOUNDS_GUARD, resolve_fuel(), false);
+        rc = sv[1] >= 0 && put_all(mfd, hdr, sizeof hdr, false) == 0 ? 0 : ERR_IO;
+        for (uint32_t i = 0; !rc && i < n; i++) {
+            uint64_t mh[2] = {(uint64_t)(uintptr_t)mods[i], mods[i]->len};
+            rc = put_all(mfd, mh, sizeof mh, false) == 0 &&
+                         put_all(mfd, mods[i]->bytes, mods[i]->len, false) == 0
+                     ? 0
+                     : ERR_IO;
+        }
+    }
+    pid_t pid = -1;
+    if (!rc) {
+        posix_spawn_file_actions_t fa;
+        char a0[] = "psl-jitc", a1[] = JIT_COMPILER_ARG;
+        char *argv[] = {a0, a1, NULL};
+        rc = ERR_IO;
+        if (posix_spawn_file_actions_init(&fa) == 0) {
+            if (posix_spawn_file_actions_adddup2(&fa, sv[1], SRV_SOCK_FD) == 0 &&
+                posix_spawn_file_actions_adddup2(&fa, mfd, SRV_MODS_FD) == 0 &&
+                posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0) == 0 &&
+                posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0) == 0 &&
+                posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ) == 0)
+                rc = 0;
+            posix_spawn_file_actions_destroy(&fa);
+        }
+    }
+    if (mfd >= 0)
+        close(mfd);
+    if (sv[1] >= 0)
+        close(sv[1]);
+    if (rc) {
+        if (sv[0] >= 0)
+            close(sv[0]);
+        pthread_mutex_unlock(&g_srv_mu);
+        return rc;
     }
     g_srv_pid = pid;
     g_srv_fd = sv[0];
+    free(g_srv_mods);
     g_srv_mods = xmalloc(n * sizeof *g_srv_mods);
     memcpy(g_srv_mods, mods, n * sizeof *g_srv_mods);
     g_srv_nmods = n;
@@ -1086,15 +1252,16 @@ static void srv_stop(void) {
     g_srv_nmods = 0;
 }
 
-/* Per OSR entry of the batch: a byte (has a frame), then the frame's nslots values. */
+/* Per OSR entry of the batch: a byte (has a frame), then the frame's nslots and values. */
 static int send_osr_vals(jit_mod *jm, const uint8_t *sel) {
     for (uint32_t k = 0; k < jm->nc; k++) {
         if (!(sel[k] & JIT_SEL_OSR))
             continue;
         const uint64_t *v = jm->osr_vals ? jm->osr_vals[k] : NULL;
         uint8_t has = v != NULL;
+        uint64_t ns = jm->m->codes[k].nslots;
         if (send_all(g_srv_fd, &has, 1) != 0 ||
-            (v && send_all(g_srv_fd, v, jm->m->codes[k].nslots * sizeof *v) != 0))
+            (v && (send_all(g_srv_fd, &ns, 8) != 0 || send_all(g_srv_fd, v, ns * sizeof *v) != 0)))
             return ERR_IO;
     }
     return 0;
@@ -1126,7 +1293,8 @@ static int srv_compile(jit_mod *jm, const uint8_t *sel, int level, uint8_t **obj
     srv_req rq = {.m = (uint64_t)(uintptr_t)jm->m,
                   .nc = jm->nc,
                   .has_sel = sel != NULL,
-                  .level = (uint8_t)level};
+                  .level = (uint8_t)level,
+                  .flags = srv_flags(g_guard, g_fuel, g_cfg.verify)};
     if (cancel) {
         snprintf(err, errlen, "cancelled");
     } else if (send_all(g_srv_fd, &rq, sizeof rq) != 0 ||

@@ -96,15 +96,25 @@ int jit_init(const jit_config *cfg);
  * freed. Safe to call when jit_init was not called. */
 void jit_shutdown(void);
 
-/** Start the compiler process of the auto tier: a child forked now, before LLVM is loaded into
- * this process, that loads the backend itself and compiles the batches of @p mods (modules
- * already loaded; borrowed, each must stay loaded or be passed to jit_compiler_forget before it
- * is freed, which the tier's module_freed does) and sends their objects back for the ELF loader.
- * LLVM's loading and each compile's fork then happen outside this process, whose interpreter
- * they slowed (docs/jit.md). Other modules are compiled as before. Call after jit_init.
- * @return 0, ERR_INVALID (not initialised, started already, no modules) or ERR_IO (fork). */
+/** Start the compiler process of the auto tier: the running executable (/proc/self/exe) started
+ * again with argv[1] JIT_COMPILER_ARG (posix_spawn, so nothing of this process is copied), before
+ * LLVM is loaded into this one. It loads the backend and its own copy of @p mods (modules already
+ * loaded; their bytes go along in a memfd; borrowed, each must stay loaded or be passed to
+ * jit_compiler_forget before it is freed, which the tier's module_freed does), compiles a warm-up
+ * function, then the batches of those modules on request, and sends their objects back for the
+ * ELF loader. LLVM's loading and each compile then happen outside this process, whose
+ * interpreter they slowed (docs/jit.md). Other modules are compiled as before. May be called
+ * before jit_init (the tier adopts the process when it is registered); @p cfg gives the bounds
+ * mode of the warm-up (requests carry their own). One per process.
+ * @return 0, ERR_INVALID (started already, no modules) or ERR_IO (memfd, socket, spawn). */
 struct wasm_module;
-int jit_compiler_start(struct wasm_module *const *mods, uint32_t n);
+int jit_compiler_start(const jit_config *cfg, struct wasm_module *const *mods, uint32_t n);
+/** argv[1] of the compiler process. An executable that calls jit_compiler_start must, when it sees
+ * it, call jit_compiler_main at once. */
+#define JIT_COMPILER_ARG "--jit-compiler-process"
+/** The compiler process's main: @p load gives the backend (NULL or failing: every request is
+ * answered with an error). Ends when the other side of its socket closes. */
+_Noreturn void jit_compiler_main(const jit_backend *(*load)(void));
 /** The compiler process no longer holds m (it is being freed). */
 void jit_compiler_forget(const struct wasm_module *m);
 

@@ -886,7 +886,7 @@ static int children_named(const char *comm) {
 }
 
 /* auto with the compiler process (jit_compiler_start, as psl's lazy start uses it): batches are
- * compiled in the forked process, linked here, and give the interpreter's results, through an
+ * compiled in the spawned process, linked here, and give the interpreter's results, through an
  * OSR entry and ordinary calls; the process is named psl-jitc; a module freed while a batch may
  * be compiling stops it. */
 static void test_auto_compiler_process(void **state) {
@@ -897,8 +897,9 @@ static void test_auto_compiler_process(void **state) {
     assert_int_equal(call(&r, "rf", warm, want), 0);
     close_run(&r);
     open_run(&r, JIT_TIER_AUTO, NULL, NULL);
-    assert_int_equal(jit_compiler_start(&r.m, 1), 0);
-    assert_int_equal(jit_compiler_start(&r.m, 1), ERR_INVALID); /* one per process */
+    jit_config jc = {.tier = JIT_TIER_AUTO};
+    assert_int_equal(jit_compiler_start(&jc, &r.m, 1), 0);
+    assert_int_equal(jit_compiler_start(&jc, &r.m, 1), ERR_INVALID); /* one per process */
     jit_stats s0, s1, s2;
     jit_get_stats(&s0);
     assert_int_equal(call(&r, "sum", a, res), 0);
@@ -960,7 +961,10 @@ static void test_auto_levels(void **state) {
     unsetenv("PSL_JIT_QUICK_CELLS");
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    /* jit_compiler_start runs this executable again as the compiler process. */
+    if (argc == 2 && strcmp(argv[1], JIT_COMPILER_ARG) == 0)
+        jit_compiler_main(jit_backend_llvm);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_differential_checks),
         cmocka_unit_test(test_differential_guard),
