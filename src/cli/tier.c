@@ -78,13 +78,14 @@ static const jit_backend *load_backend(void) {
 /* ---- auto: the stand-in tier ---- */
 
 /* Milliseconds of interpretation (from the first sample: fuel polls come about every
- * millisecond) before the JIT module is loaded; $PSL_JIT_LAZY_MS overrides. Loading libLLVM costs
- * ~25 ms of CPU (symbol lookups and relocations in ld.so) on the other core, and while it runs
- * the interpreter runs ~30 % slower on this 2-vCPU machine (more when it is loaded), so a run
- * that ends soon after the load started pays for it and gains nothing. Runs shorter than this
- * never start the loader; a run that ends while it loads leaves through cli_tier_finish
- * without waiting for it. Longer runs start compiling this much later. */
-#define LAZY_MS 20
+ * millisecond) before the JIT tier starts; $PSL_JIT_LAZY_MS overrides. The compiler process is
+ * spawned at the first sample and loads LLVM meanwhile on the other core; starting the tier
+ * itself (its thread, the hand-over, the samples' frame copies, the first requests) costs the
+ * interpreter's process a little, which a run that ends soon after pays and gains nothing from:
+ * measured +3 % on runs of 11 ms at 10 ms, +9 % at 5 ms (docs/jit.md). Runs shorter than this
+ * never start the tier; a run that ends while the loader waits or works leaves through
+ * cli_tier_finish without waiting for it. Longer runs start compiling this much later. */
+#define LAZY_MS 10
 
 typedef struct lazy_mod {
     wasm_module *m;
