@@ -28,18 +28,19 @@ static void init_once(void) {
     g_triple = LLVMGetDefaultTargetTriple();
     g_cpu = LLVMGetHostCPUName();
     g_features = LLVMGetHostCPUFeatures();
-    /* Experiments: options for LLVM's own command line (space-separated). */
+    /* LLVM's own command line: X86DomainReassignment off (it moves integer work into AVX-512
+     * mask registers on hosts that have them; on the benchmark modules it took 5-12 % of the
+     * code generator's time, see docs/jit.md), then $PSL_JIT_LLVM_OPTS (space-separated,
+     * experiments). */
+    static char buf[1024];
+    const char *argv[32] = {"psl", "-disable-x86-domain-reassignment"};
+    int argc = 2;
     const char *opts = getenv("PSL_JIT_LLVM_OPTS");
-    if (opts && *opts) {
-        static char buf[1024];
-        const char *argv[32] = {"psl"};
-        int argc = 1;
-        snprintf(buf, sizeof buf, "%s", opts);
-        for (char *save = NULL, *t = strtok_r(buf, " ", &save); t && argc < 32;
-             t = strtok_r(NULL, " ", &save))
-            argv[argc++] = t;
-        LLVMParseCommandLineOptions(argc, argv, "psl");
-    }
+    snprintf(buf, sizeof buf, "%s", opts ? opts : "");
+    for (char *save = NULL, *t = strtok_r(buf, " ", &save); t && argc < 32;
+         t = strtok_r(NULL, " ", &save))
+        argv[argc++] = t;
+    LLVMParseCommandLineOptions(argc, argv, "psl");
 }
 
 void jit__llvm_init(void) {
