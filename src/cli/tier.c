@@ -252,8 +252,8 @@ static void *lazy_load(void *arg) {
 }
 
 static int lazy_sample(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool back,
-                       wasm_val *fp) {
-    (void)s, (void)inst, (void)at, (void)back, (void)fp;
+                       wasm_val *fp, const wasm_cell **resume) {
+    (void)s, (void)inst, (void)at, (void)back, (void)fp, (void)resume;
     if (atomic_load_explicit(&g_lazy_tried, memory_order_relaxed) ||
         atomic_exchange(&g_lazy_tried, true))
         return 0;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <poll.h>
 #include <spawn.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -103,16 +104,17 @@ typedef struct jit_mod {
      * the loop head each resumes at (stored before the entry is published) */
     _Atomic(void *) *osr;
     uint32_t *osr_at;
-    _Atomic uint8_t *entered;  /* per function: sampled at its entry (it is called, not only
-                                * looping in one long activation) */
-    _Atomic uint32_t *late;    /* per function: samples in interpreted code after it was linked */
-    uint8_t *osr_req;          /* per function: 1 an OSR entry is wanted, 2 taken (under mu) */
-    uint8_t *nosr;             /* per function: OSR entries asked for (under mu) */
-    _Atomic uint32_t *back_at; /* per function: loop head of its last back-edge sample, or
-                                * UINT32_MAX */
-    uint32_t *osr_cell;        /* per function: the loop head of the batch's OSR entry (set
-                                * under mu by the thread that builds the batch) */
-    uint32_t *osr_want;        /* per function: the loop head an OSR request is for (under mu) */
+    _Atomic uint8_t *entered;    /* per function: sampled at its entry (it is called, not only
+                                  * looping in one long activation) */
+    _Atomic uint32_t *late;      /* per function: samples in interpreted code after it was linked */
+    uint8_t *osr_req;            /* per function: 1 an OSR entry is wanted, 2 taken (under mu) */
+    uint8_t *nosr;               /* per function: OSR entries asked for (under mu) */
+    _Atomic uint32_t *back_at;   /* per function: loop head of its last back-edge sample, or
+                                  * UINT32_MAX */
+    _Atomic uint32_t *osr_epoch; /* per function: OSR entries replaced (jit_ctx.osr_epoch) */
+    uint32_t *osr_cell;          /* per function: the loop head of the batch's OSR entry (set
+                                  * under mu by the thread that builds the batch) */
+    uint32_t *osr_want;          /* per function: the loop head an OSR request is for (under mu) */
     /* OSR specialisation (jit_gen_opts.osr_vals): per function the interpreter's frame at its
      * last back-edge sample and that loop head (under mu); the frame a batch's OSR entry is
      * specialised to (set with osr_cell, NULL: none); an OSR entry declined because the frame
@@ -512,6 +514,8 @@ static int enter_native(wasm_store *s, wasm_instance *inst, const wasm_code *cod
     for (uint32_t i = 0; i < JIT_CTX_GLOBALS; i++)
         c.gval[i] = i < inst->mod->nglobals ? (uint64_t *)&inst->globals[i]->val : NULL;
     c.tab0 = inst->mod->ntables ? inst->tables[0] : NULL;
+    const jit_mod *jm = inst->mod->tier_data;
+    c.osr_epoch = jm ? (const uint32_t *)jm->osr_epoch : NULL;
     const uint32_t depth0 = s->depth;
     jit_ctx *volatile outer = t_ctx;
     int rc = sigsetjmp(jb, 0);
@@ -534,6 +538,8 @@ static int enter_native(wasm_store *s, wasm_instance *inst, const wasm_code *cod
     s->depth = depth0; /* a call into the interpreter left its caller's depth there */
     if (slot && !outer)
         atomic_store_explicit(&slot->store, NULL, memory_order_release);
+    if (declined >= JIT_OSR_LEFT)
+        return -declined; /* left at cell declined - JIT_OSR_LEFT */
     return declined == 2 ? -2 : declined ? -1 : 0;
 }
 
@@ -652,15 +658,30 @@ static int load_object(jit_mod *jm, const uint8_t *obj, size_t len, const uint8_
     jm->objs[jm->nobjs++] = (jit_obj){im, lj, be, range};
     for (uint32_t i = 0; i < nc; i++) {
         uint32_t k = ks[i];
-        if (osrs && osrs[i])
-            for (unsigned q = 0; q < JIT_MAX_OSR; q++)
+        if (osrs && osrs[i]) {
+            /* In place of an entry at the same loop head (a stale one, or the mid-level code
+             * this one replaces: the function's running OSR activations then leave at their
+             * next back edge of a loop around their head), else in the first free place. */
+            unsigned q = 0, free_q = JIT_MAX_OSR;
+            for (; q < JIT_MAX_OSR; q++) {
                 if (!atomic_load_explicit(&jm->osr[k * JIT_MAX_OSR + q], memory_order_relaxed)) {
-                    jm->osr_at[k * JIT_MAX_OSR + q] = jm->osr_cell[k];
-                    atomic_store_explicit(&jm->osr[k * JIT_MAX_OSR + q], osrs[i],
-                                          memory_order_release);
-                    atomic_store(&jm->late[k], 0); /* samples before it count no more */
-                    break;
+                    free_q = free_q < q ? free_q : q;
+                    continue;
                 }
+                if (jm->osr_at[k * JIT_MAX_OSR + q] == jm->osr_cell[k])
+                    break;
+            }
+            bool replaces = q < JIT_MAX_OSR;
+            if (!replaces)
+                q = free_q;
+            if (q < JIT_MAX_OSR) {
+                jm->osr_at[k * JIT_MAX_OSR + q] = jm->osr_cell[k];
+                atomic_store_explicit(&jm->osr[k * JIT_MAX_OSR + q], osrs[i], memory_order_release);
+                atomic_store(&jm->late[k], 0); /* samples before it count no more */
+                if (replaces)
+                    atomic_fetch_add_explicit(&jm->osr_epoch[k], 1, memory_order_release);
+            }
+        }
         if (!entries[i]) {
             /* Only an OSR entry: the function may turn hot again by being called. */
             if (jm->state[k] != ST_DONE) {
@@ -1031,32 +1052,31 @@ static int srv_read_mods(int fd, srv_mods *sm) {
     return rc;
 }
 
-/* Compile one middling function of the first module at the mid and quick levels and throw the
- * objects away: LLVM's first compile in a process runs ~3-4 ms slower than the next (its code
- * paged in, its tables set up), and this one happens while the requester still interprets. */
-static void srv_warm_up(const jit_backend *be, const wasm_module *m, uint8_t flags) {
+/* Unless a request is waiting on fd, compile one small function of the first module at the mid
+ * level and throw the object away: LLVM's first compile in a process runs ~3-4 ms slower than
+ * the next (its code paged in, its tables set up), and this one happens while the requester
+ * still interprets. */
+static void srv_warm_up(const jit_backend *be, const wasm_module *m, uint8_t flags, int fd) {
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    if (poll(&pf, 1, 0) != 0)
+        return;
     uint32_t nc = m->nfuncs - m->nimported_funcs, best = UINT32_MAX;
     for (uint32_t k = 0; k < nc; k++) {
         uint32_t c = m->codes[k].ncode;
-        if (c <= 300 && (best == UINT32_MAX || c > m->codes[best].ncode))
+        if (c <= 120 && (best == UINT32_MAX || c > m->codes[best].ncode))
             best = k;
     }
     if (best == UINT32_MAX)
         return;
     uint8_t *sel = xcalloc(nc, 1);
     sel[best] = JIT_SEL_FN;
-    static const int levels[] = {JIT_LEVEL_MID, JIT_LEVEL_QUICK};
-    for (size_t i = 0; i < sizeof levels / sizeof *levels; i++) {
-        jit_gen_opts go = {.guard = flags & SRV_GUARD,
-                           .fuel = flags & SRV_FUEL,
-                           .sel = sel,
-                           .level = (uint8_t)levels[i]};
-        uint8_t *o = NULL;
-        size_t n = 0;
-        char e[256];
-        if (be->compile(m, &go, &o, &n, e, sizeof e) == 0)
-            free(o);
-    }
+    jit_gen_opts go = {
+        .guard = flags & SRV_GUARD, .fuel = flags & SRV_FUEL, .sel = sel, .level = JIT_LEVEL_MID};
+    uint8_t *o = NULL;
+    size_t n = 0;
+    char e[256];
+    if (be->compile(m, &go, &o, &n, e, sizeof e) == 0)
+        free(o);
     free(sel);
 }
 
@@ -1072,12 +1092,17 @@ _Noreturn void jit_compiler_main(const jit_backend *(*load)(void)) {
         _exit(1);
     }
     close(SRV_MODS_FD);
+    uint64_t t1 = plat_now_ns();
     const jit_backend *be = load ? load() : NULL;
+    uint64_t t2 = plat_now_ns();
     if (be && sm.n)
-        srv_warm_up(be, sm.m[0], sm.flags);
+        srv_warm_up(be, sm.m[0], sm.flags, fd);
     if (getenv("PSL_JIT_STATS"))
-        fprintf(stderr, "psl: jit: compiler process ready %.1f ms after its start\n",
-                (double)(plat_now_ns() - t0) / 1e6);
+        fprintf(stderr,
+                "psl: jit: compiler process ready %.1f ms after its start (modules %.1f ms, "
+                "backend %.1f, warm-up %.1f)\n",
+                (double)(plat_now_ns() - t0) / 1e6, (double)(t1 - t0) / 1e6,
+                (double)(t2 - t1) / 1e6, (double)(plat_now_ns() - t2) / 1e6);
     for (;;) {
         srv_req rq;
         if (read_all(fd, &rq, sizeof rq) != 0)
@@ -1512,8 +1537,23 @@ static void call_sample(const wasm_module *m, uint32_t k) {
     }
 }
 
-static int sample(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool back,
-                  wasm_val *fp) {
+/* The newest OSR entry of function k at loop head cell, or NULL. */
+static void *osr_entry_at(jit_mod *jm, uint32_t k, uint32_t cell, void **any) {
+    void *o = NULL;
+    for (unsigned j = 0; j < JIT_MAX_OSR; j++) {
+        void *e = atomic_load_explicit(&jm->osr[k * JIT_MAX_OSR + j], memory_order_acquire);
+        if (!e)
+            break;
+        if (any)
+            *any = e;
+        if (jm->osr_at[k * JIT_MAX_OSR + j] == cell)
+            o = e;
+    }
+    return o;
+}
+
+static int sample(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool back, wasm_val *fp,
+                  const wasm_cell **resume) {
     jit_mod *jm = inst->mod->tier_data;
     if (!jm || !jm->by_addr)
         return 0;
@@ -1536,20 +1576,24 @@ static int sample(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool 
         jm->snap_at[k] = cell;
         pthread_mutex_unlock(&jm->mu);
     }
-    /* The newest entry at this loop head (an older one may be specialised to a stale frame). */
-    void *o = NULL, *any = NULL;
-    for (unsigned j = 0; j < JIT_MAX_OSR; j++) {
-        void *e = atomic_load_explicit(&jm->osr[k * JIT_MAX_OSR + j], memory_order_acquire);
-        if (!e)
-            break;
-        any = e;
-        if (jm->osr_at[k * JIT_MAX_OSR + j] == cell)
-            o = e;
-    }
+    void *any = NULL, *o = osr_entry_at(jm, k, cell, &any);
     if (o && getenv("PSL_JIT_STATS"))
         fprintf(stderr, "psl: jit: function %u enters its OSR entry at cell %u after %.1f ms\n",
                 inst->mod->nimported_funcs + k, cell, (double)(plat_now_ns() - g_t0) / 1e6);
     int rc = o ? enter_native(s, inst, code, fp, o, true, cell) : -1;
+    /* Left for newer code (JIT_OSR_LEFT): the frame is at loop head -rc - JIT_OSR_LEFT. Enter
+     * the newest entry there if there is one, else the interpreter goes on from that head. */
+    while (rc <= -JIT_OSR_LEFT) {
+        cell = (uint32_t)(-(rc + JIT_OSR_LEFT));
+        *resume = code->code + cell;
+        stat_add(&g_stats.osr_left, 1);
+        o = osr_entry_at(jm, k, cell, NULL);
+        if (getenv("PSL_JIT_STATS"))
+            fprintf(stderr, "psl: jit: function %u left its OSR code at cell %u after %.1f ms%s\n",
+                    inst->mod->nimported_funcs + k, cell, (double)(plat_now_ns() - g_t0) / 1e6,
+                    o ? ", enters the newer entry there" : "");
+        rc = o ? enter_native(s, inst, code, fp, o, true, cell) : -1;
+    }
     if (rc == -2) {
         /* Specialised to another frame: this is another activation (see osr_specialize), so
          * the function is called after all: compile its ordinary copy too. */
@@ -1662,9 +1706,9 @@ static uint32_t quick_cells(void) {
 }
 
 /* Batches waiting (newest last) to be compiled again at a higher level when the hot thread has
- * nothing newer to do: quick batches (mid, then default; replace_levels) and the called
- * functions of batches compiled at the mid level (default). Only the hot thread uses it (no
- * lock); it frees what is left when it ends. */
+ * nothing newer to do: quick batches (mid, then default; replace_levels), and the called
+ * functions and the OSR entries of batches compiled at the mid level (default). Only the hot thread
+ * uses it (no lock); it frees what is left when it ends. */
 typedef struct later_q {
     uint8_t **sel;
     uint8_t *level;
@@ -1678,12 +1722,24 @@ static void later_push(later_q *q, uint8_t *sel, int level) {
     q->level[q->n++] = (uint8_t)level;
 }
 
+static bool has_osr_sel(const uint8_t *sel, uint32_t nc) {
+    for (uint32_t k = 0; k < nc; k++)
+        if (sel[k] & JIT_SEL_OSR)
+            return true;
+    return false;
+}
+
 /* The next batch: the oldest waiting for its mid level, so that every batch gets its mid-level
- * code before any its default-level code; else the oldest. */
-static uint8_t *later_pop(later_q *q, int *level) {
+ * code before any its default-level code; else the oldest of called functions; else the oldest
+ * OSR entries compiled again (what they gain only counts while their activation runs on, and a
+ * compile cannot be interrupted by newly hot functions). */
+static uint8_t *later_pop(later_q *q, uint32_t nc, int *level) {
     uint32_t i = 0;
     while (i < q->n && q->level[i] != JIT_LEVEL_MID)
         i++;
+    if (i == q->n)
+        for (i = 0; i < q->n && has_osr_sel(q->sel[i], nc); i++)
+            ;
     if (i == q->n)
         i = 0;
     uint8_t *b = q->sel[i];
@@ -1709,6 +1765,25 @@ static uint8_t *called_of(const jit_mod *jm, const uint8_t *sel) {
     return d;
 }
 
+/* The OSR entries of batch sel whose functions were not seen being called, with the small
+ * functions of sel (inlined there), as a new batch; NULL when there are none. */
+static uint8_t *osr_again(const jit_mod *jm, const uint8_t *sel) {
+    uint8_t *o = xcalloc(jm->nc, 1);
+    bool any = false;
+    for (uint32_t k = 0; k < jm->nc; k++)
+        if ((sel[k] & JIT_SEL_OSR) && !atomic_load(&jm->entered[k])) {
+            o[k] = sel[k];
+            any = true;
+        } else if ((sel[k] & JIT_SEL_FN) && jm->m->codes[k].ncode <= small_cells()) {
+            o[k] = JIT_SEL_FN;
+        }
+    if (!any) {
+        free(o);
+        return NULL;
+    }
+    return o;
+}
+
 static void *hot_thread(void *arg) {
     jit_mod *jm = arg;
     uint8_t *sel = xmalloc(jm->nc);
@@ -1728,8 +1803,15 @@ static void *hot_thread(void *arg) {
             /* Nothing newly hot: compile a waiting batch again (the interpreter and compiled
              * callers in other objects switch at their next call). */
             int level;
-            uint8_t *b = later_pop(&later, &level);
+            uint8_t *b = later_pop(&later, jm->nc, &level);
             pthread_mutex_unlock(&jm->mu);
+            if (has_osr_sel(b, jm->nc)) { /* OSR entries again: still of uncalled functions? */
+                uint8_t *o = osr_again(jm, b);
+                free(b);
+                if (!o)
+                    continue;
+                b = o;
+            }
             int rc = compile_objects(jm, b, level, err, sizeof err);
             if (rc != 0 && !jm->cancel)
                 report(err);
@@ -1843,6 +1925,13 @@ static void *hot_thread(void *arg) {
         uint8_t *d = rc == 0 && level == JIT_LEVEL_MID && !quick_queued ? called_of(jm, sel) : NULL;
         if (d)
             later_push(&later, d, JIT_LEVEL_DEFAULT);
+        /* Its OSR entries again at the default level, last of all, with the small functions
+         * they inline: the activations running their mid-level code then leave for it at the
+         * next back edge of a loop around their head (jit_ctx.osr_epoch). Only for functions
+         * not seen being called: a called one's new activations run its ordinary copy. */
+        uint8_t *o = rc == 0 && level == JIT_LEVEL_MID && has_osr ? osr_again(jm, sel) : NULL;
+        if (o)
+            later_push(&later, o, JIT_LEVEL_DEFAULT);
     }
     for (uint32_t i = 0; i < later.n; i++)
         free(later.sel[i]);
@@ -1885,6 +1974,7 @@ static void module_loaded(wasm_module *m) {
     jm->osr_stale = xcalloc(jm->nc, 1);
     jm->nospec = xcalloc(jm->nc, 1);
     jm->back_at = xmalloc(jm->nc * sizeof *jm->back_at);
+    jm->osr_epoch = xcalloc(jm->nc, sizeof *jm->osr_epoch);
     for (uint32_t k = 0; k < jm->nc; k++)
         atomic_init(&jm->back_at[k], UINT32_MAX);
     pthread_mutex_init(&jm->mu, NULL);
@@ -1959,6 +2049,7 @@ static void module_freed(wasm_module *m) {
     }
     free(jm->objs);
     free(jm->samples);
+    free(jm->osr_epoch);
     free((void *)jm->callw);
     free(jm->state);
     free(jm->quick);

@@ -43,7 +43,17 @@ typedef struct jit_ctx {
      * with a frame in linear memory reads and writes it), and table 0 (call_indirect). */
     uint64_t *gval[JIT_CTX_GLOBALS]; /* &inst->globals[i]->val, NULL past nglobals */
     wasm_table *tab0;                /* inst->tables[0], NULL without tables */
+    /* Per defined function: bumped when an OSR entry of it replaces one at the same loop head.
+     * An OSR activation reads its function's count at entry and leaves (JIT_OSR_LEFT) at a back
+     * edge of a loop around its head when it changed, so that the interpreter enters the newer
+     * code (docs/jit.md). */
+    const uint32_t *osr_epoch;
 } jit_ctx;
+
+/* An OSR entry's results: 0 the activation ran to its end (results at fp), 1 called at another
+ * loop head, 2 specialised to another frame, JIT_OSR_LEFT + cell: left at a loop nest's back
+ * edge, every slot at fp, for the interpreter to go on at that cell (a loop head). */
+#define JIT_OSR_LEFT 3
 
 /* Helpers called by generated code (resolved by name when the object is linked). All that can
  * trap do so by siglongjmp to ctx->jb. */

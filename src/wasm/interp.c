@@ -229,7 +229,8 @@ int wasm__call_func(wasm_store *s, wasm_instance *caller, const wasm_func *f, wa
     } while (0)
 /* Charge n cells; when the fuel runs out, poll the time budget and let a compiling tier sample
  * the running code (at: the branch target or the callee's first cell; back: a loop's back edge,
- * where the tier may finish the activation in compiled code: then return as L_ret does). */
+ * where the tier may finish the activation in compiled code: then return as L_ret does; or run
+ * part of it and hand it back at another loop head: go on there). */
 #define FUEL_AT(n, at, back)                                                                       \
     do {                                                                                           \
         fuel -= (int64_t)(n);                                                                      \
@@ -239,11 +240,17 @@ int wasm__call_func(wasm_store *s, wasm_instance *caller, const wasm_func *f, wa
             if (b_)                                                                                \
                 TRAP(b_);                                                                          \
             if (wasm__tier && wasm__tier->sample) {                                                \
-                b_ = wasm__tier->sample(s, inst, (at), (back), fp);                                \
+                const wasm_cell *rs_ = NULL;                                                       \
+                b_ = wasm__tier->sample(s, inst, (at), (back), fp, &rs_);                          \
                 if (b_ > 0)                                                                        \
                     TRAP(b_);                                                                      \
                 if (b_ < 0)                                                                        \
                     goto L_ret;                                                                    \
+                if (rs_) {                                                                         \
+                    RELOAD_MEM();                                                                  \
+                    ip = rs_;                                                                      \
+                    DISPATCH();                                                                    \
+                }                                                                                  \
             }                                                                                      \
         }                                                                                          \
     } while (0)

@@ -295,8 +295,11 @@ typedef struct wasm_tier_ops {
      * of work) with the cell about to run in inst: a loop head after a back edge (back), the
      * target of a forward branch, or a callee's first cell. Returns 0 to go on interpreting, a
      * wasm_trap, or a negative value when the tier ran the rest of the activation itself (on-stack
-     * replacement at a back edge): results at fp[0..), s->depth unchanged. */
-    int (*sample)(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool back, wasm_val *fp);
+     * replacement at a back edge): results at fp[0..), s->depth unchanged. Returning 0 after it
+     * ran part of the activation, it sets *resume (otherwise left alone) to the loop head where
+     * the interpreter goes on, with every slot of fp written. */
+    int (*sample)(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool back, wasm_val *fp,
+                  const wasm_cell **resume);
 } wasm_tier_ops;
 extern const wasm_tier_ops *wasm__tier;
 void wasm__tier_set(const wasm_tier_ops *ops);
