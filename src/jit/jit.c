@@ -1766,8 +1766,12 @@ static uint8_t *called_of(const jit_mod *jm, const uint8_t *sel) {
 }
 
 /* The OSR entries of batch sel whose functions were not seen being called, with the small
- * functions of sel (inlined there), as a new batch; NULL when there are none. */
+ * functions of sel (inlined there), as a new batch; NULL when there are none (or with
+ * $PSL_JIT_OSR_AGAIN=0, for comparisons: OSR entries keep their mid-level code). */
 static uint8_t *osr_again(const jit_mod *jm, const uint8_t *sel) {
+    const char *e = getenv("PSL_JIT_OSR_AGAIN");
+    if (e && strcmp(e, "0") == 0)
+        return NULL;
     uint8_t *o = xcalloc(jm->nc, 1);
     bool any = false;
     for (uint32_t k = 0; k < jm->nc; k++)
