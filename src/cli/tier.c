@@ -106,7 +106,6 @@ static _Atomic bool g_lazy_done;    /* the loader thread has returned (or is abo
 static _Atomic bool g_lazy_tried;   /* the loader was started (or could not be) */
 static bool g_lazy_abort;           /* (under g_lazy_mu) a waiting loader stops */
 static pthread_cond_t g_lazy_cv = PTHREAD_COND_INITIALIZER; /* wakes a waiting loader */
-static bool g_lazy_cached; /* loaded for a module the code cache holds whole */
 
 static void *lazy_load(void *arg);
 
@@ -126,15 +125,14 @@ static void lazy_loaded(wasm_module *m) {
         return;
     }
     /* A module whose whole object a `--tier jit` run cached: load the JIT now, in this thread,
-     * before the module runs (a link from the cache costs about a millisecond; loaded 20 ms
-     * later, an activation that started interpreted would need an OSR entry compiled for it).
+     * before the module runs (a link from the cache costs about a millisecond; loaded at the
+     * lazy point, an activation that started interpreted would need an OSR entry compiled for
+     * it).
      * Nothing to compile: no compiler process (another module missing the cache is compiled
      * in this process). */
     if (g_lazy_cfg.cache_dir && !atomic_load(&g_lazy_tried) &&
-        jit_cache_has_module(&g_lazy_cfg, m) && !atomic_exchange(&g_lazy_tried, true)) {
-        g_lazy_cached = true;
+        jit_cache_has_module(&g_lazy_cfg, m) && !atomic_exchange(&g_lazy_tried, true))
         lazy_load(NULL);
-    }
 }
 
 /* Wait for the loader thread if it runs or ran. */

@@ -1004,8 +1004,8 @@ static uint8_t srv_flags(bool guard, bool fuel, bool verify) {
     return (uint8_t)((guard ? SRV_GUARD : 0) | (fuel ? SRV_FUEL : 0) | (verify ? SRV_VERIFY : 0));
 }
 
-/* The process's modules, read from the memfd: NULL on a malformed one (the process then ends,
- * and the tier compiles in its own process). */
+/* The process's modules, read from the memfd: nonzero on a malformed one (the process then
+ * ends, and the tier compiles in its own process). */
 typedef struct srv_mods {
     uint64_t *id;
     wasm_module **m;

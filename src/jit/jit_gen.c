@@ -270,8 +270,9 @@ static void loop_fuel(fgen *f, uint32_t cost) {
 }
 
 /* OSR variant, at a back edge to loop head t: when newer code for this function was linked
- * since the activation entered (its OSR count changed), write every slot to the interpreter's
- * frame (the state at t, a block start) and return JIT_OSR_LEFT + t. Only at the loops around
+ * since the activation entered (its OSR count changed), write the slots to the interpreter's
+ * frame (the state at t, a block start; osr_prune_leaves later keeps the stores of those live
+ * at t) and return JIT_OSR_LEFT + t. Only at the loops around
  * the entry's loop head: one load per run of an inner loop, and inner loops keep one exit. */
 static void osr_leave_check(fgen *f, uint32_t t) {
     LLVMValueRef now = LLVMBuildLoad2(B, G->i32, f->epochp, "epoch");
@@ -1288,21 +1289,6 @@ static int cmp_ptr(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* OSR specialisation. The interpreter's frame was sampled at the loop head L this entry
- * resumes at. A slot that no loop around L writes (neither L's own nest, copy A, nor the loops
- * of B that contain L) keeps, while the activation stays in those loops, the value it had then:
- * a loop bound, a pointer, the length of an array computed before the loop. The entry makes
- * those slots' initial values constants, which lets LLVM compute trip counts, unroll and fold
- * address arithmetic as it does in the ordinary copy, where these values are computed in view.
- * That is correct whatever the rest of the function does (a later write defines a new value as
- * usual), because the entry compares each such slot of the frame with its constant and declines
- * (returns 2) on a difference: the frame then belongs to another activation, or the sample came
- * from another run (a cached object); the tier then compiles a new entry. Written is read off
- * the finished IR: any use of a slot's alloca in those loops other than a load counts, so no
- * operator of the lowered code needs modelling here. Not specialised: slots no reachable code
- * reads, and values whose use as a float constant LLVM could fold (x*1, x+-0: see
- * nan_fold_bits), which would skip the quieting of a signalling NaN. @p a_blocks: the blocks of
- * copy A; @p l_b: L's block in B. */
 typedef struct slot_ref {
     LLVMValueRef a;
     uint32_t i;
@@ -1311,6 +1297,15 @@ typedef struct slot_ref {
 static int cmp_slot_ref(const void *x, const void *y) {
     uintptr_t a = (uintptr_t)((const slot_ref *)x)->a, b = (uintptr_t)((const slot_ref *)y)->a;
     return a < b ? -1 : a > b;
+}
+
+/* The blocks of fn sorted by address (for bb_index), their count in *nb; the caller frees. */
+static LLVMBasicBlockRef *sorted_blocks(LLVMValueRef fn, uint32_t *nb) {
+    *nb = LLVMCountBasicBlocks(fn);
+    LLVMBasicBlockRef *bbs = xmalloc((*nb ? *nb : 1) * sizeof *bbs);
+    LLVMGetBasicBlocks(fn, bbs);
+    qsort(bbs, *nb, sizeof *bbs, cmp_ptr);
+    return bbs;
 }
 
 /* The index of block b in bbs (nb blocks sorted by address). */
@@ -1332,17 +1327,15 @@ static uint32_t slot_of(const slot_ref *refs, uint32_t n, LLVMValueRef p) {
  * usual backward dataflow over the IR's blocks, on the slots' allocas (the leave blocks' own
  * loads not counted). */
 static void osr_prune_leaves(fgen *f) {
-    uint32_t ns = f->code->nslots, nb = LLVMCountBasicBlocks(f->fn);
-    if (!f->nleaves || !ns || !nb)
+    uint32_t ns = f->code->nslots, nb;
+    if (!f->nleaves || !ns)
         return;
     uint32_t w = (ns + 63) / 64;
     slot_ref *refs = xmalloc(ns * sizeof *refs);
     for (uint32_t i = 0; i < ns; i++)
         refs[i] = (slot_ref){f->slots[i], i};
     qsort(refs, ns, sizeof *refs, cmp_slot_ref);
-    LLVMBasicBlockRef *bbs = xmalloc(nb * sizeof *bbs);
-    LLVMGetBasicBlocks(f->fn, bbs);
-    qsort(bbs, nb, sizeof *bbs, cmp_ptr);
+    LLVMBasicBlockRef *bbs = sorted_blocks(f->fn, &nb);
     uint64_t *use = xcalloc((size_t)nb * w, 8), *kill = xcalloc((size_t)nb * w, 8);
     uint64_t *in = xcalloc((size_t)nb * w, 8);
     bool *leaving = xcalloc(nb, 1);
@@ -1368,24 +1361,26 @@ static void osr_prune_leaves(fgen *f) {
         }
     }
     /* in = use | (out & ~kill), out = the union of the successors' in, to a fixpoint. */
+    uint64_t *out = xmalloc(w * sizeof *out);
     for (bool changed = true; changed;) {
         changed = false;
         for (uint32_t b = nb; b-- > 0;) {
             LLVMValueRef t = LLVMGetBasicBlockTerminator(bbs[b]);
+            memset(out, 0, w * sizeof *out);
+            for (unsigned j = 0, n = t ? LLVMGetNumSuccessors(t) : 0; j < n; j++) {
+                const uint64_t *is = in + (size_t)bb_index(bbs, nb, LLVMGetSuccessor(t, j)) * w;
+                for (uint32_t x = 0; x < w; x++)
+                    out[x] |= is[x];
+            }
             uint64_t *ib = in + (size_t)b * w;
             for (uint32_t x = 0; x < w; x++) {
-                uint64_t out = 0;
-                for (unsigned j = 0, n = t ? LLVMGetNumSuccessors(t) : 0; j < n; j++) {
-                    out |= in[(size_t)bb_index(bbs, nb, LLVMGetSuccessor(t, j)) * w + x];
-                }
-                uint64_t v = use[(size_t)b * w + x] | (out & ~kill[(size_t)b * w + x]);
-                if (v != ib[x]) {
-                    ib[x] = v;
-                    changed = true;
-                }
+                uint64_t v = use[(size_t)b * w + x] | (out[x] & ~kill[(size_t)b * w + x]);
+                changed |= v != ib[x];
+                ib[x] = v;
             }
         }
     }
+    free(out);
     for (uint32_t j = 0; j < f->nleaves; j++) {
         const uint64_t *live = in + (size_t)bb_index(bbs, nb, f->bbs[f->leave_at[j]]) * w;
         for (LLVMValueRef ins = LLVMGetFirstInstruction(f->leaves[j]), next; ins; ins = next) {
@@ -1402,9 +1397,7 @@ static void osr_prune_leaves(fgen *f) {
             LLVMInstructionEraseFromParent(ins);
             if (!LLVMGetFirstUse(gep))
                 LLVMInstructionEraseFromParent(gep);
-            if (next == v)
-                next = LLVMGetNextInstruction(v);
-            if (!LLVMGetFirstUse(v))
+            if (!LLVMGetFirstUse(v)) /* made before the store: next is not it */
                 LLVMInstructionEraseFromParent(v);
         }
     }
@@ -1416,15 +1409,26 @@ static void osr_prune_leaves(fgen *f) {
     free(refs);
 }
 
+/* OSR specialisation. The interpreter's frame was sampled at the loop head L this entry
+ * resumes at. A slot that no loop around L writes (neither L's own nest, copy A, nor the loops
+ * of B that contain L) keeps, while the activation stays in those loops, the value it had then:
+ * a loop bound, a pointer, the length of an array computed before the loop. The entry makes
+ * those slots' initial values constants, which lets LLVM compute trip counts, unroll and fold
+ * address arithmetic as it does in the ordinary copy, where these values are computed in view.
+ * That is correct whatever the rest of the function does (a later write defines a new value as
+ * usual), because the entry compares each such slot of the frame with its constant and declines
+ * (returns 2) on a difference: the frame then belongs to another activation, or the sample came
+ * from another run (a cached object); the tier then compiles a new entry. Written is read off
+ * the finished IR: any use of a slot's alloca in those loops other than a load counts, so no
+ * operator of the lowered code needs modelling here. Not specialised: slots no reachable code
+ * reads, and values whose use as a float constant LLVM could fold (x*1, x+-0: see
+ * nan_fold_bits), which would skip the quieting of a signalling NaN. @p a_blocks: the blocks of
+ * copy A; @p l_b: L's block in B. */
 static void osr_specialize(fgen *f, const uint64_t *vals, LLVMValueRef *init_st,
                            LLVMValueRef osr_br, LLVMBasicBlockRef *a_blocks, uint32_t na,
                            LLVMBasicBlockRef l_b) {
-    uint32_t nb = LLVMCountBasicBlocks(f->fn);
-    LLVMBasicBlockRef *bbs = xmalloc((nb ? nb : 1) * sizeof *bbs);
-    LLVMGetBasicBlocks(f->fn, bbs);
-    qsort(bbs, nb, sizeof *bbs, cmp_ptr);
-#define BB_INDEX(b)                                                                                \
-    ((uint32_t)((LLVMBasicBlockRef *)bsearch(&(b), bbs, nb, sizeof *bbs, cmp_ptr) - bbs))
+    uint32_t nb;
+    LLVMBasicBlockRef *bbs = sorted_blocks(f->fn, &nb);
     /* Edges (CSR, forward and reverse). */
     uint32_t ne = 0;
     for (uint32_t i = 0; i < nb; i++) {
@@ -1440,7 +1444,7 @@ static void osr_specialize(fgen *f, const uint64_t *vals, LLVMValueRef *init_st,
         LLVMValueRef t = LLVMGetBasicBlockTerminator(bbs[i]);
         for (unsigned j = 0, ns = t ? LLVMGetNumSuccessors(t) : 0; j < ns; j++) {
             LLVMBasicBlockRef sb = LLVMGetSuccessor(t, j);
-            src[ne] = i, dst[ne] = BB_INDEX(sb), ne++;
+            src[ne] = i, dst[ne] = bb_index(bbs, nb, sb), ne++;
         }
     }
     for (uint32_t e = 0; e < ne; e++)
@@ -1463,7 +1467,7 @@ static void osr_specialize(fgen *f, const uint64_t *vals, LLVMValueRef *init_st,
     for (unsigned pass = 0; pass < 3; pass++) {
         uint8_t bit = (uint8_t)(1u << pass);
         const uint32_t *off = pass == 2 ? ro : fo, *edge = pass == 2 ? re : fe;
-        uint32_t sp = 0, r = BB_INDEX(roots[pass]);
+        uint32_t sp = 0, r = bb_index(bbs, nb, roots[pass]);
         mark[r] |= bit;
         stack[sp++] = r;
         while (sp) {
@@ -1475,7 +1479,6 @@ static void osr_specialize(fgen *f, const uint64_t *vals, LLVMValueRef *init_st,
                 }
         }
     }
-#undef BB_INDEX
     LLVMPositionBuilderBefore(B, osr_br);
     LLVMValueRef differs = NULL;
     for (uint32_t i = 0; i < f->code->nslots; i++) {

@@ -52,7 +52,8 @@ typedef struct jit_ctx {
 
 /* An OSR entry's results: 0 the activation ran to its end (results at fp), 1 called at another
  * loop head, 2 specialised to another frame, JIT_OSR_LEFT + cell: left at a loop nest's back
- * edge, every slot at fp, for the interpreter to go on at that cell (a loop head). */
+ * edge, the slots live at that cell (a loop head) written to fp, for the interpreter to go on
+ * there. */
 #define JIT_OSR_LEFT 3
 
 /* Helpers called by generated code (resolved by name when the object is linked). All that can

@@ -297,7 +297,7 @@ typedef struct wasm_tier_ops {
      * wasm_trap, or a negative value when the tier ran the rest of the activation itself (on-stack
      * replacement at a back edge): results at fp[0..), s->depth unchanged. Returning 0 after it
      * ran part of the activation, it sets *resume (otherwise left alone) to the loop head where
-     * the interpreter goes on, with every slot of fp written. */
+     * the interpreter goes on, with every slot it reads from there on written to fp. */
     int (*sample)(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool back, wasm_val *fp,
                   const wasm_cell **resume);
 } wasm_tier_ops;
