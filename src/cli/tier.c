@@ -274,7 +274,8 @@ static wasm_tier_ops g_lazy_ops = {
     .module_loaded = lazy_loaded,
     .module_freed = lazy_freed,
     .enter = lazy_enter,
-    .mem_no_fork = true, /* the JIT may fork per batch (modules its process does not hold) */
+    .mem_max = JIT_MEM_MAX, /* as the JIT's own ops: its code relies on it */
+    .mem_no_fork = true,    /* the JIT may fork per batch (modules its process does not hold) */
     .sample = lazy_sample,
 };
 

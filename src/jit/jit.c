@@ -494,6 +494,8 @@ static int enter_native(wasm_store *s, wasm_instance *inst, const wasm_code *cod
      * lacks it, so such an instance runs interpreted. */
     if (g_guard && inst->mem && inst->mem->reserved < JIT_GUARD_BYTES)
         return -1;
+    if (inst->mem && inst->mem->max_bytes > JIT_MEM_MAX)
+        return -1;
     if ((g_guard || !g_fuel) && plat_fault_altstack() != 0)
         return -1;
     jit_thread_slot *slot = NULL;
@@ -2084,6 +2086,7 @@ static const wasm_tier_ops g_ops = {
     .module_loaded = module_loaded,
     .module_freed = module_freed,
     .enter = tier_enter,
+    .mem_max = JIT_MEM_MAX,
     .mem_no_fork = true,
     .sample = sample,
 };
@@ -2092,6 +2095,7 @@ static const wasm_tier_ops g_ops_guard = {
     .module_freed = module_freed,
     .enter = tier_enter,
     .mem_reserve = JIT_GUARD_BYTES,
+    .mem_max = JIT_MEM_MAX,
     .mem_no_fork = true,
     .sample = sample,
 };

@@ -60,6 +60,13 @@ typedef enum { JIT_BOUNDS_DEFAULT = 0, JIT_BOUNDS_CHECKS = 1, JIT_BOUNDS_GUARD =
  * offset plus an 8-byte access stays inside. */
 #define JIT_GUARD_BYTES ((8ull << 30) + (64u << 10))
 
+/* Largest linear memory while the JIT tier is registered: 4 GiB less one page. Compiled code
+ * relies on it: after an access of n bytes at address a + offset o succeeds, a + o + n is at
+ * most JIT_MEM_MAX, so a + c cannot wrap around 2^32 for any c < o + n + 64 KiB (jit_gen.c
+ * marks such additions nuw). Memories made before the tier was registered may be larger; the
+ * instances using them run interpreted. */
+#define JIT_MEM_MAX ((4ull << 30) - (64u << 10))
+
 /* The LLVM half of the tier: the compiler, and the linker of last resort (ORC LLJIT). A code
  * cache hit needs neither: the ELF loader built into the tier links cached objects. */
 typedef struct jit_backend jit_backend;

@@ -108,6 +108,10 @@ typedef struct fgen {
     /* Slots known to hold a constant in the current block (kgen[slot] == gen). */
     uint32_t *kgen, cur_gen;
     uint64_t *kval;
+    /* Slots s known to satisfy s + xk[s] <= JIT_MEM_MAX in the current block (xgen[s] == gen):
+     * see note_access. */
+    uint32_t *xgen;
+    int64_t *xk;
 } fgen;
 
 #define B (f->g->b)
@@ -164,6 +168,26 @@ static void st(fgen *f, uint32_t slot, LLVMValueRef v) {
     ASSERT(slot < f->code->nslots);
     LLVMBuildStore(B, v, f->slots[slot]);
     f->kgen[slot] = 0;
+    f->xgen[slot] = 0;
+}
+
+/* Additions that cannot wrap. The tier caps every memory at JIT_MEM_MAX = 2^32 - 2^16 bytes
+ * (jit.h), so once an access of n bytes at zext(s) + o has run in the current block (a trap
+ * would have left it), s + o + n <= JIT_MEM_MAX and s + c < 2^32 for every c < o + n + 2^16.
+ * Such an i32.add is emitted nuw: LLVM then keeps the address in 64 bits without masking it
+ * after the add, so a loop's pointer steps become one 64-bit induction variable and p + 8 beside
+ * p becomes a displacement of the same base register. Per slot, xk[s] = k records the fact
+ * s + k <= JIT_MEM_MAX (k < 0 after additions); writing the slot (st) or a new block forgets it. */
+static void note_access(fgen *f, uint32_t s, uint64_t end) {
+    if (f->xgen[s] != f->cur_gen || f->xk[s] < (int64_t)end) {
+        f->xgen[s] = f->cur_gen;
+        f->xk[s] = (int64_t)end;
+    }
+}
+
+/* Does s + c (32-bit) provably not wrap? */
+static bool add_nuw(const fgen *f, uint32_t s, uint32_t c) {
+    return f->xgen[s] == f->cur_gen && (int64_t)c - f->xk[s] < (1 << 16);
 }
 
 /* Is slot a constant whose use as an operand lets LLVM fold x+-0, x*+-1, x/+-1 or -0-x into x or
@@ -236,6 +260,15 @@ static void trap_if(fgen *f, LLVMValueRef cond, int kind) {
     LLVMPositionBuilderAtEnd(B, ok);
 }
 
+/* st of a value of wasm type @p type that arrives as 64 bits LLVM knows nothing about (a call's
+ * result, a global): an i32 or f32 one is stored as the zero extension of its low half, which
+ * costs nothing (the upper half is zero already) and lets narrow_slots see it fits. */
+static void st_typed(fgen *f, uint32_t slot, LLVMValueRef v, uint8_t type) {
+    if (type == WASM_I32 || type == WASM_F32)
+        v = LLVMBuildZExt(B, LLVMBuildTrunc(B, v, G->i32, ""), G->i64, "");
+    st(f, slot, v);
+}
+
 static void reload_memsize(fgen *f) {
     LLVMValueRef p = ctx_field(f, offsetof(jit_ctx, memsize), G->ptr, "msp");
     LLVMBuildStore(B, LLVMBuildLoad2(B, G->i64, p, "msz"), f->memsize);
@@ -245,10 +278,10 @@ static void reload_memsize(fgen *f) {
  * slots from @p base, and the memory size again (the callee may have grown the memory). */
 static void store_results(fgen *f, uint32_t base, const wasm_ftype *t, LLVMValueRef r) {
     if (t->nresults == 1)
-        st(f, base, r);
+        st_typed(f, base, r, t->types[t->nparams]);
     else
         for (uint32_t i = 0; i < t->nresults; i++)
-            st(f, base + i, LLVMBuildExtractValue(B, r, i, ""));
+            st_typed(f, base + i, LLVMBuildExtractValue(B, r, i, ""), t->types[t->nparams + i]);
     reload_memsize(f);
 }
 
@@ -772,6 +805,7 @@ static void emit_load(fgen *f, int op, const wasm_cell *ip) {
     LLVMValueRef p = mem_addr(f, ip[1].s.b, ip[1].w.hi, n, G->guard && load_used(f, ip));
     LLVMValueRef v = LLVMBuildLoad2(B, t, p, "");
     LLVMSetAlignment(v, 1);
+    note_access(f, ip[1].s.b, (uint64_t)ip[1].w.hi + n);
     LLVMValueRef r;
     switch (op) {
     case OP_load64: r = v; break;
@@ -802,6 +836,7 @@ static void emit_store(fgen *f, int op, const wasm_cell *ip) {
         v = LLVMBuildTrunc(B, v, t, "");
     LLVMValueRef s = LLVMBuildStore(B, v, p);
     LLVMSetAlignment(s, 1);
+    note_access(f, ip[1].s.a, (uint64_t)ip[1].w.hi + n);
 }
 
 static const wasm_ftype *code_type(const wasm_module *m, uint32_t k) {
@@ -872,8 +907,9 @@ static void call_via_buf(fgen *f, uint32_t base, const wasm_ftype *t, LLVMTypeRe
     LLVMBuildCall2(B, fty, fn, args, nargs, "");
     for (uint32_t i = 0; i < t->nresults; i++) {
         LLVMValueRef idx = c64(G, i);
-        st(f, base + i,
-           LLVMBuildLoad2(B, G->i64, LLVMBuildGEP2(B, G->i64, f->callbuf, &idx, 1, ""), ""));
+        st_typed(f, base + i,
+                 LLVMBuildLoad2(B, G->i64, LLVMBuildGEP2(B, G->i64, f->callbuf, &idx, 1, ""), ""),
+                 t->types[t->nparams + i]);
     }
     reload_memsize(f);
 }
@@ -955,7 +991,15 @@ static int emit_misc(fgen *f, int op, const wasm_cell *ip) {
     switch (op) {
     case OP_unreachable: LLVMBuildBr(B, trap_bb(f, WASM_TRAP_UNREACHABLE)); break;
     case OP_nop: break;
-    case OP_copy: st(f, A, ld(f, Bs)); break;
+    case OP_copy: {
+        bool known = f->xgen[Bs] == f->cur_gen;
+        int64_t k = f->xk[Bs];
+        /* C: a 32-bit value (see lower.c's copy_w32), stored so narrow_slots sees it fits */
+        st(f, A, C ? from_i32(f, as_i32(f, ld(f, Bs))) : ld(f, Bs));
+        if (known)
+            f->xgen[A] = f->cur_gen, f->xk[A] = k;
+        break;
+    }
     case OP_copy2:
         st(f, A, ld(f, Bs));
         st(f, C, ld(f, D));
@@ -1088,11 +1132,14 @@ static int emit_misc(fgen *f, int op, const wasm_cell *ip) {
         st(f, A, LLVMBuildPtrToInt(B, fp, G->i64, ""));
         break;
     }
-    case OP_global_get: st(f, A, LLVMBuildLoad2(B, G->i64, globals_ptr(f, ip[2].u64), "")); break;
+    case OP_global_get:
+        st_typed(f, A, LLVMBuildLoad2(B, G->i64, globals_ptr(f, ip[2].u64), ""),
+                 m->globals[ip[2].u64].type);
+        break;
     case OP_global_set: LLVMBuildStore(B, ld(f, A), globals_ptr(f, ip[2].u64)); break;
     case OP_memory_size: {
         LLVMValueRef msz = LLVMBuildLoad2(B, G->i64, f->memsize, "");
-        st(f, A, LLVMBuildLShr(B, msz, c64(G, 16), ""));
+        st_typed(f, A, LLVMBuildLShr(B, msz, c64(G, 16), ""), WASM_I32);
         break;
     }
     case OP_memory_grow: {
@@ -1264,6 +1311,23 @@ static int emit_range(fgen *f, uint32_t k, uint32_t lo, uint32_t hi, char *err, 
                 y = c64(g, ip[2].u64);
                 if (fl && nan_fold_bits(ip[2].u64, d))
                     y = opaque_bits(f, y, d);
+            }
+            /* i32.add of an address known to have been accessed and a small constant */
+            uint32_t s = ip[1].s.b, kc = 0;
+            bool have_c = jit__op_kind(op) == K_BIN_RI;
+            if (have_c)
+                kc = (uint32_t)ip[2].u64;
+            else if (bop == OP_i32_add && f->kgen[ip[1].s.c] == f->cur_gen)
+                have_c = true, kc = (uint32_t)f->kval[ip[1].s.c];
+            else if (bop == OP_i32_add && f->kgen[s] == f->cur_gen)
+                have_c = true, kc = (uint32_t)f->kval[s], s = ip[1].s.c;
+            if (bop == OP_i32_add && have_c && add_nuw(f, s, kc)) {
+                int64_t xk = f->xk[s] - kc;
+                LLVMValueRef a = as_i32(f, ld(f, s));
+                st(f, ip[1].s.a, from_i32(f, LLVMBuildNUWAdd(B, a, c32(g, kc), "")));
+                f->xgen[ip[1].s.a] = f->cur_gen;
+                f->xk[ip[1].s.a] = xk;
+                break;
             }
             st(f, ip[1].s.a, emit_bin(f, bop, x, y));
             break;
@@ -1530,6 +1594,103 @@ static void osr_specialize(fgen *f, const uint64_t *vals, LLVMValueRef *init_st,
     free(bbs);
 }
 
+/* Does v (i64) fit in 32 bits: a zero extension of a narrower value, a constant below 2^32, a
+ * load of a slot still in @p cand (see narrow_slots), or a select of such values? */
+static bool fits32(LLVMValueRef v, const slot_ref *refs, uint32_t ns, const bool *cand, int depth) {
+    if (LLVMIsAConstantInt(v))
+        return LLVMConstIntGetZExtValue(v) <= UINT32_MAX;
+    if (!LLVMIsAInstruction(v) || depth > 4)
+        return false;
+    switch (LLVMGetInstructionOpcode(v)) {
+    case LLVMZExt: return LLVMGetIntTypeWidth(LLVMTypeOf(LLVMGetOperand(v, 0))) <= 32;
+    case LLVMSelect:
+        return fits32(LLVMGetOperand(v, 1), refs, ns, cand, depth + 1) &&
+               fits32(LLVMGetOperand(v, 2), refs, ns, cand, depth + 1);
+    case LLVMLoad: {
+        uint32_t from = slot_of(refs, ns, LLVMGetOperand(v, 0));
+        return from != UINT32_MAX && cand[from];
+    }
+    default: return false;
+    }
+}
+
+/* Slots that only ever hold 32-bit values (i32 and f32 ones: the lowered code keeps their upper
+ * half zero) get an i32 alloca, read through a zero extension. Their values then reach SSA form
+ * as i32 phis instead of i64 phis of zero-extended values, whose upper half LLVM cannot prove
+ * zero around a loop: it masked every address computed from a loop's pointer with 0xffffffff,
+ * so no address could share a base register with another or become a 64-bit induction
+ * variable. Decided on the finished IR, as a greatest fixpoint (copies between slots go around
+ * loops): a slot qualifies while its alloca is only loaded and stored, and every store stores a
+ * value that fits32 (loads of qualifying slots included) or @p init (an OSR variant's copy of
+ * the interpreter's frame, which keeps the same invariant). */
+static void narrow_slots(fgen *f, LLVMValueRef *init) {
+    uint32_t ns = f->code->nslots;
+    if (!ns)
+        return;
+    slot_ref *refs = xmalloc(ns * sizeof *refs);
+    for (uint32_t i = 0; i < ns; i++)
+        refs[i] = (slot_ref){f->slots[i], i};
+    qsort(refs, ns, sizeof *refs, cmp_slot_ref);
+    bool *cand = xmalloc(ns * sizeof *cand);
+    for (uint32_t i = 0; i < ns; i++)
+        cand[i] = LLVMGetFirstUse(f->slots[i]) != NULL;
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (uint32_t i = 0; i < ns; i++) {
+            LLVMValueRef a = f->slots[i];
+            for (LLVMUseRef u = LLVMGetFirstUse(a); u && cand[i]; u = LLVMGetNextUse(u)) {
+                LLVMValueRef user = LLVMGetUser(u);
+                LLVMOpcode op = LLVMGetInstructionOpcode(user);
+                bool ok = op == LLVMLoad;
+                if (op == LLVMStore && LLVMGetOperand(user, 1) == a)
+                    ok = (init && user == init[i]) ||
+                         fits32(LLVMGetOperand(user, 0), refs, ns, cand, 0);
+                if (!ok)
+                    cand[i] = false, changed = true;
+            }
+        }
+    }
+    /* Loads first (each becomes zext(load i32)), then the stores, whose values may be those. */
+    LLVMValueRef *na = xmalloc(ns * sizeof *na);
+    for (uint32_t i = 0; i < ns; i++) {
+        if (!cand[i])
+            continue;
+        LLVMPositionBuilderBefore(B, f->slots[i]);
+        na[i] = LLVMBuildAlloca(B, G->i32, "");
+        for (LLVMUseRef u = LLVMGetFirstUse(f->slots[i]), next; u; u = next) {
+            next = LLVMGetNextUse(u);
+            LLVMValueRef user = LLVMGetUser(u);
+            if (LLVMGetInstructionOpcode(user) != LLVMLoad)
+                continue;
+            LLVMPositionBuilderBefore(B, user);
+            LLVMValueRef z = LLVMBuildZExt(B, LLVMBuildLoad2(B, G->i32, na[i], ""), G->i64, "");
+            LLVMReplaceAllUsesWith(user, z);
+            LLVMInstructionEraseFromParent(user);
+        }
+    }
+    for (uint32_t i = 0; i < ns; i++) {
+        if (!cand[i])
+            continue;
+        for (LLVMUseRef u = LLVMGetFirstUse(f->slots[i]), next; u; u = next) {
+            next = LLVMGetNextUse(u);
+            LLVMValueRef user = LLVMGetUser(u), v = LLVMGetOperand(user, 0);
+            LLVMPositionBuilderBefore(B, user);
+            bool zx = LLVMIsAInstruction(v) && LLVMGetInstructionOpcode(v) == LLVMZExt &&
+                      LLVMTypeOf(LLVMGetOperand(v, 0)) == G->i32;
+            LLVMValueRef st32 = LLVMBuildStore(
+                B, zx ? LLVMGetOperand(v, 0) : LLVMBuildTrunc(B, v, G->i32, ""), na[i]);
+            if (init && user == init[i])
+                init[i] = st32;
+            LLVMInstructionEraseFromParent(user);
+        }
+        LLVMInstructionEraseFromParent(f->slots[i]);
+        f->slots[i] = na[i];
+    }
+    free(na);
+    free(cand);
+    free(refs);
+}
+
 /* Generate function k into fn: the native function, or with osr its OSR variant. */
 static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, size_t errlen) {
     const wasm_module *m = g->m;
@@ -1635,8 +1796,11 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
     f->entry = new_bb(f, "entry");
     LLVMPositionBuilderAtEnd(g->b, f->entry);
     f->slots = xmalloc(code->nslots * sizeof *f->slots);
+
     f->kgen = xcalloc(code->nslots, sizeof *f->kgen);
     f->kval = xcalloc(code->nslots, sizeof *f->kval);
+    f->xgen = xcalloc(code->nslots, sizeof *f->xgen);
+    f->xk = xcalloc(code->nslots, sizeof *f->xk);
     f->cur_gen = 1;
     for (uint32_t i = 0; i < code->nslots; i++)
         f->slots[i] = LLVMBuildAlloca(B, g->i64, "");
@@ -1725,7 +1889,10 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
         starts[0] = true;
     } else {
         for (uint32_t i = 0; i < f->ft->nparams + code->nlocals && i < code->nslots; i++)
-            st(f, i, i < f->ft->nparams ? LLVMGetParam(f->fn, i + 2) : c64(g, 0));
+            if (i < f->ft->nparams)
+                st_typed(f, i, LLVMGetParam(f->fn, i + 2), f->ft->types[i]);
+            else
+                st(f, i, c64(g, 0));
     }
 
     for (uint32_t i = 0; i <= n; i++)
@@ -1791,6 +1958,7 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
             free(ab);
         }
     }
+    narrow_slots(f, init_st);
 done:
     free(init_st);
     free(starts);
@@ -1804,6 +1972,8 @@ done:
     free(f->slots);
     free(f->kgen);
     free(f->kval);
+    free(f->xgen);
+    free(f->xk);
     return rc;
 }
 

@@ -266,6 +266,8 @@ wasm_memory *wasm_memory_new(wasm_store *s, wasm_limits lim) {
     uint64_t cap = s->cfg.max_memory_bytes / WASM_PAGE;
     if (lim.max < cap)
         cap = lim.max;
+    if (wasm__tier && wasm__tier->mem_max && cap > wasm__tier->mem_max / WASM_PAGE)
+        cap = wasm__tier->mem_max / WASM_PAGE;
     if (lim.min > cap)
         return NULL;
     size_t reserve = (size_t)(cap ? cap : 1) * WASM_PAGE;

@@ -136,6 +136,12 @@ static uint32_t emit_slots(lower *c, uint32_t a, uint32_t b, uint32_t cc, uint32
     return emit_cell(c, v);
 }
 
+/* OP_copy's third operand: 1 when the copied value is an i32 or f32 (its slot's upper half is
+ * zero), else 0. The interpreter ignores it; the JIT keeps 32-bit values in 32-bit variables. */
+static uint32_t copy_w32(uint8_t type) {
+    return type == WASM_I32 || type == WASM_F32;
+}
+
 static uint32_t emit_u64(lower *c, uint64_t x) {
     wasm_cell v = {.u64 = x};
     return emit_cell(c, v);
@@ -186,7 +192,7 @@ static void materialize(lower *c, uint32_t d) {
     if (!dead(c)) {
         if (e->kind == V_LOCAL) {
             emit_op(c, OP_copy);
-            emit_slots(c, home(c, d), e->local, 0, 0);
+            emit_slots(c, home(c, d), e->local, copy_w32(e->type), 0);
         } else {
             emit_op(c, OP_const);
             emit_slots(c, home(c, d), 0, 0, 0);
@@ -340,11 +346,11 @@ static void emit_label_moves(lower *c, const cframe *f, uint32_t n) {
         if (e->kind == V_STACK) {
             if (src0 + i != f->height + i) {
                 emit_op(c, OP_copy);
-                emit_slots(c, dst, home(c, src0 + i), 0, 0);
+                emit_slots(c, dst, home(c, src0 + i), copy_w32(e->type), 0);
             }
         } else if (e->kind == V_LOCAL) {
             emit_op(c, OP_copy);
-            emit_slots(c, dst, e->local, 0, 0);
+            emit_slots(c, dst, e->local, copy_w32(e->type), 0);
         } else {
             emit_op(c, OP_const);
             emit_slots(c, dst, 0, 0, 0);
@@ -402,7 +408,7 @@ static void emit_return(lower *c) {
             uint32_t s = e->kind == V_LOCAL ? e->local : home(c, src0 + i);
             if (s != i) {
                 emit_op(c, OP_copy);
-                emit_slots(c, i, s, 0, 0);
+                emit_slots(c, i, s, copy_w32(e->type), 0);
             }
         }
     }
@@ -826,7 +832,7 @@ static void lower_local_set(lower *c, uint32_t x, bool tee) {
             uint32_t src = e.kind == V_LOCAL ? e.local : home(c, d);
             if (src != x) {
                 emit_op(c, OP_copy);
-                emit_slots(c, x, src, 0, 0);
+                emit_slots(c, x, src, copy_w32(e.type), 0);
             }
         }
     }

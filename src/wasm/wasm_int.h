@@ -286,6 +286,9 @@ typedef struct wasm_tier_ops {
      * (no access beyond its size), so compiled code may rely on a guard region instead of
      * explicit bounds checks. 0: only what the memory can grow to. */
     uint64_t mem_reserve;
+    /* Largest size in bytes a linear memory created while this tier is registered may reach
+     * (below the store's cap and the memory's declared maximum); 0: no cap of the tier's. */
+    uint64_t mem_max;
     /* Linear memories created while this tier is registered are not inherited by forked
      * children (plat_vm_no_fork): the tier forks compiler processes, which read only modules.
      * Without it every page the interpreter writes after such a fork is copied once (a page
