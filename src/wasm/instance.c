@@ -262,12 +262,18 @@ static void memory_fini(void *p) {
     plat_vm_release(m->data, m->reserved);
 }
 
+/* The most bytes a memory made now may hold: the store's cap, and the registered tier's. */
+static uint64_t memory_cap(const wasm_store *s) {
+    uint64_t cap = s->cfg.max_memory_bytes;
+    if (wasm__tier && wasm__tier->mem_max && wasm__tier->mem_max < cap)
+        cap = wasm__tier->mem_max;
+    return cap;
+}
+
 wasm_memory *wasm_memory_new(wasm_store *s, wasm_limits lim) {
-    uint64_t cap = s->cfg.max_memory_bytes / WASM_PAGE;
+    uint64_t cap = memory_cap(s) / WASM_PAGE;
     if (lim.max < cap)
         cap = lim.max;
-    if (wasm__tier && wasm__tier->mem_max && cap > wasm__tier->mem_max / WASM_PAGE)
-        cap = wasm__tier->mem_max / WASM_PAGE;
     if (lim.min > cap)
         return NULL;
     size_t reserve = (size_t)(cap ? cap : 1) * WASM_PAGE;
@@ -545,7 +551,7 @@ int wasm_instance_new(wasm_store *s, const wasm_module *m, const wasm_extern *im
         if (!inst->mem)
             return wasm__fail(
                 err, ERR_LIMIT, SIZE_MAX, "memory of %llu pages exceeds the limit of %llu bytes",
-                (unsigned long long)m->mems[0].min, (unsigned long long)s->cfg.max_memory_bytes);
+                (unsigned long long)m->mems[0].min, (unsigned long long)memory_cap(s));
     }
     for (uint32_t i = m->nimported_globals; i < m->nglobals; i++)
         inst->globals[i] = wasm_global_new(s, m->globals[i].type, m->globals[i].mut, 0);

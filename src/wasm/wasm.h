@@ -121,7 +121,8 @@ void wasm_module_export(const wasm_module *m, uint32_t i, const char **name, uin
 typedef struct wasm_config {
     uint32_t max_call_depth;   /* nested wasm calls before "call stack exhausted" (default 10000) */
     uint32_t stack_slots;      /* value stack size in 8-byte slots (default 1 Mi = 8 MiB) */
-    uint64_t max_memory_bytes; /* cap on each linear memory (default 4 GiB, the wasm32 maximum),
+    uint64_t max_memory_bytes; /* cap on each linear memory (default 4 GiB, the wasm32 maximum;
+                                  while the JIT tier is registered at most 4 GiB - 64 KiB),
                                   and on all tables of the store together (8 bytes an entry) */
     uint64_t timeout_ns;       /* wall-time budget per top-level wasm_call; 0 = none */
 } wasm_config;

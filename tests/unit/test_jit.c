@@ -94,7 +94,7 @@ typedef struct vec {
 } vec;
 
 static const vec *vectors(size_t *n) {
-    static vec v[64];
+    static vec v[80];
     size_t k = 0;
     for (uint32_t i = 0; i < 20; i++)
         v[k++] = (vec){"fib", {i}};
@@ -130,6 +130,12 @@ static const vec *vectors(size_t *n) {
     v[k++] = (vec){"load", {131064}};
     v[k++] = (vec){"store2", {0xfffffff0u, 7}};
     v[k++] = (vec){"load", {16}};
+    v[k++] = (vec){"walk", {0, 1000}};
+    v[k++] = (vec){"walk", {130000, 100}};
+    v[k++] = (vec){"walk", {131040, 100}}; /* traps at the end of memory */
+    v[k++] = (vec){"walk", {0xfffffff0u, 3}};
+    v[k++] = (vec){"walkdown", {1000, 100}};
+    v[k++] = (vec){"walkdown", {20, 10}};    /* wraps below 0: traps */
     for (uint32_t d = 9996; d <= 10000; d++) /* around the depth limit (10000 calls) */
         v[k++] = (vec){"deep", {d}};
     v[k++] = (vec){"unreach", {0}};
@@ -143,8 +149,8 @@ static const vec *vectors(size_t *n) {
 static void differential_cache(jit_bounds bounds, const char *cache) {
     size_t n;
     const vec *v = vectors(&n);
-    wasm_val res_i[64][2], res_j[64][2];
-    int rc_i[64], rc_j[64];
+    wasm_val res_i[80][2], res_j[80][2];
+    int rc_i[80], rc_j[80];
     for (int tier = 0; tier < 2; tier++) {
         run r;
         open_run_b(&r, tier ? JIT_TIER_JIT : JIT_TIER_INTERP, tier ? cache : NULL, NULL, bounds);
@@ -176,9 +182,15 @@ static void differential_cache(jit_bounds bounds, const char *cache) {
     assert_int_equal(rc_j[n - 7], 0);
     assert_int_equal(res_j[n - 7][0], 9996 + 9);
     assert_int_equal(rc_j[n - 3], WASM_TRAP_STACK);
-    for (size_t k = 0; k < n; k++)
+    for (size_t k = 0; k < n; k++) {
         if (strcmp(v[k].fn, "dropload") == 0 && v[k].args[0] != 131068)
             assert_int_equal(rc_j[k], WASM_TRAP_MEM_OOB);
+        if (strncmp(v[k].fn, "walk", 4) == 0)
+            assert_int_equal(rc_j[k], v[k].args[0] == 131040 || v[k].args[0] == 0xfffffff0u ||
+                                              (v[k].args[0] == 20 && v[k].args[1] == 10)
+                                          ? WASM_TRAP_MEM_OOB
+                                          : 0);
+    }
 }
 
 static void differential(jit_bounds bounds) {
@@ -342,6 +354,37 @@ static void test_memory_not_forked(void **state) {
     int st = child_reads(mem);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     close_run(&r);
+}
+
+/* While the JIT is registered a memory holds at most JIT_MEM_MAX bytes (its code relies on
+ * that): growing to 65536 pages fails, to 65535 works, and a module asking for 65536 pages at
+ * the start is refused with the limit in the message. Without the tier 65536 pages work. */
+static void test_memory_cap(void **state) {
+    (void)state;
+    for (int tier = 0; tier < 2; tier++) {
+        run r;
+        open_run(&r, tier ? JIT_TIER_JIT : JIT_TIER_INTERP, NULL, NULL);
+        wasm_val a[1] = {65535}, res[1];
+        assert_int_equal(call(&r, "grow", a, res), 0);
+        assert_int_equal(res[0], tier ? 1 : 65536);
+        if (tier) {
+            a[0] = 65534;
+            assert_int_equal(call(&r, "grow", a, res), 0);
+            assert_int_equal(res[0], 65535);
+            assert_int_equal(res[0] * 65536, JIT_MEM_MAX);
+            /* (memory 65536) */
+            static const uint8_t big[] = {0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+                                          0x05, 0x05, 0x01, 0x00, 0x80, 0x80, 0x04};
+            wasm_module *m;
+            wasm_instance *inst;
+            wasm_error err;
+            assert_int_equal(wasm_module_load(big, sizeof big, &m, &err), 0);
+            assert_int_not_equal(wasm_instance_new(r.s, m, NULL, 0, &inst, &err), 0);
+            assert_non_null(strstr(err.msg, "4294901760 bytes"));
+            wasm_module_free(m);
+        }
+        close_run(&r);
+    }
 }
 
 static void test_timeout_stops_loop(void **state) {
@@ -977,6 +1020,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_reenter_depth),
         cmocka_unit_test(test_guard_passes_other_faults),
         cmocka_unit_test(test_memory_not_forked),
+        cmocka_unit_test(test_memory_cap),
         cmocka_unit_test(test_timeout_stops_loop),
         cmocka_unit_test(test_wx),
         cmocka_unit_test(test_perf_map),

@@ -34,6 +34,22 @@
       (else (i32.add (call $deep (i32.sub (local.get 0) (i32.const 1))) (i32.const 1)))))
   (func (export "spin") (loop (br 0)))
   (func (export "unreach") (unreachable))
+  ;; Addresses stepped by small constants after an access (the JIT emits such adds nuw, which
+  ;; holds because memories stay below 4 GiB - 64 KiB): up to the end of memory, where it traps,
+  ;; and down by a negative step (an add of a large constant), which wraps below 0 and traps.
+  (func (export "walk") (param $p i32) (param $n i32) (result i32) (local $s i32)
+    (loop $l
+      (local.set $s (i32.add (local.get $s) (i32.load (local.get $p))))
+      (local.set $s (i32.add (local.get $s) (i32.load8_u (i32.add (local.get $p) (i32.const 4)))))
+      (local.set $p (i32.add (local.get $p) (i32.const 5)))
+      (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
+    (local.get $s))
+  (func (export "walkdown") (param $p i32) (param $n i32) (result i32) (local $s i32)
+    (loop $l
+      (local.set $s (i32.add (local.get $s) (i32.load (local.get $p))))
+      (local.set $p (i32.add (local.get $p) (i32.const -5)))
+      (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
+    (local.get $s))
   ;; Guard-mode bounds: a dropped load must still trap; a reduction over memory (its loads feed
   ;; a loop-carried sum); a store that faults must leave memory unchanged before it.
 ;; A loop nest for on-stack replacement: the sampled loop head is likely the innermost, whose
