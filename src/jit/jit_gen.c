@@ -93,6 +93,8 @@ typedef struct fgen {
     uint32_t callbuf_n;
     LLVMBasicBlockRef *bbs; /* per cell: the block starting there, or NULL */
     const bool *starts;     /* per cell: a block starts there */
+    const uint8_t *jt;      /* per cell: a branch goes there (JT_FWD, JT_BACK) */
+    const bool *iv_nuw;     /* per cell: an i32.add proven not to wrap (iv_adds), or NULL */
     bool osr;               /* the OSR variant: (ctx, fp, cell), results to fp */
     bool leaf;              /* calls nothing (no call, call_import, call_indirect) */
     LLVMValueRef fpv;       /* its fp */
@@ -1271,7 +1273,11 @@ static bool is_terminator(int op) {
 
 /* A branch to cell t ending at cell end: a back edge (t at or before the branch) makes t a loop
  * head whose body extends at least to end. */
-static void mark_back(bool *heads, uint32_t *head_end, uint32_t t, bool back, uint32_t end) {
+enum { JT_FWD = 1, JT_BACK = 2 };
+
+static void mark_back(bool *heads, uint32_t *head_end, uint8_t *jt, uint32_t t, bool back,
+                      uint32_t end) {
+    jt[t] |= back ? JT_BACK : JT_FWD;
     if (!back)
         return;
     heads[t] = true;
@@ -1287,7 +1293,10 @@ static int emit_range(fgen *f, uint32_t k, uint32_t lo, uint32_t hi, char *err, 
     for (uint32_t i = lo; i < hi;) {
         const wasm_cell *ip = &code->code[i];
         if (f->bbs[i]) {
-            f->cur_gen++;
+            /* Facts about slots hold on into a block reached only by falling through (after a
+             * conditional branch); one that a branch enters starts afresh. */
+            if (f->jt[i])
+                f->cur_gen++;
             if (!terminated(f))
                 LLVMBuildBr(B, f->bbs[i]);
             LLVMPositionBuilderAtEnd(B, f->bbs[i]);
@@ -1321,6 +1330,11 @@ static int emit_range(fgen *f, uint32_t k, uint32_t lo, uint32_t hi, char *err, 
                 have_c = true, kc = (uint32_t)f->kval[ip[1].s.c];
             else if (bop == OP_i32_add && f->kgen[s] == f->cur_gen)
                 have_c = true, kc = (uint32_t)f->kval[s], s = ip[1].s.c;
+            if (bop == OP_i32_add && !have_c && f->iv_nuw && f->iv_nuw[i]) {
+                st(f, ip[1].s.a,
+                   from_i32(f, LLVMBuildNUWAdd(B, as_i32(f, x), as_i32(f, ld(f, ip[1].s.c)), "")));
+                break;
+            }
             if (bop == OP_i32_add && have_c && add_nuw(f, s, kc)) {
                 int64_t xk = f->xk[s] - kc;
                 LLVMValueRef a = as_i32(f, ld(f, s));
@@ -1691,6 +1705,186 @@ static void narrow_slots(fgen *f, LLVMValueRef *init) {
     free(refs);
 }
 
+/* The slots cell p (operator op) writes into w[0..*nw) (at most 2, or a call's results from
+ * *call_base, *call_n of them); false for an operator this does not model. */
+static bool cell_writes(const wasm_module *m, int op, const wasm_cell *p, uint32_t *w, uint32_t *nw,
+                        uint32_t *call_base, uint32_t *call_n) {
+    *nw = 0, *call_n = 0;
+    switch (jit__op_kind(op)) {
+    case K_BIN:
+    case K_BIN_RI:
+    case K_UN:
+    case K_LOAD: w[(*nw)++] = p[1].s.a; return true;
+    case K_STORE:
+    case K_BRCMP:
+    case K_BRCMP_RI: return true;
+    default: break;
+    }
+    switch (op) {
+    case OP_nop:
+    case OP_br:
+    case OP_br_back:
+    case OP_br_if:
+    case OP_br_if_back:
+    case OP_br_unless:
+    case OP_brif_eqz:
+    case OP_br_table:
+    case OP_global_set:
+    case OP_memory_fill:
+    case OP_memory_copy:
+    case OP_unreachable:
+    case OP_ret: return true;
+    case OP_copy2: w[(*nw)++] = p[1].s.c; /* fall through */
+    case OP_copy:
+    case OP_const:
+    case OP_select:
+    case OP_global_get:
+    case OP_memory_size:
+    case OP_memory_grow: w[(*nw)++] = p[1].s.a; return true;
+    case OP_call:
+    case OP_call_import:
+    case OP_call_indirect: {
+        const wasm_ftype *t = op == OP_call
+                                  ? code_type(m, (uint32_t)((const wasm_code *)p[2].h - m->codes))
+                              : op == OP_call_import ? &m->types[m->func_types[p[2].u64]]
+                                                     : &m->types[p[2].u64];
+        *call_base = p[1].s.a;
+        *call_n = t->nresults;
+        return true;
+    }
+    default: return false;
+    }
+}
+
+/* Loop induction, the other source of nuw adds (see note_access). In a loop L entered only by
+ * falling through, with slot l set to 0 just before it and written in the loop only by one
+ * `l = l + c` (0 < c < 2^16), and slot p not written in the loop: if every run of that
+ * increment follows, in the same straight stretch of code (no branch target between), an access
+ * at p + l computed there, then p + l never wraps in the loop. It does not for l = 0, and
+ * whenever l grows by c, the access just made proves p + l + 1 <= JIT_MEM_MAX, so
+ * p + l + c < 2^32. Every i32.add of p and l in the loop is then marked (lz's match loop
+ * `src[cand + l] == src[i + l]`). Loops around an OSR variant's entry (@p osr_at) are left out:
+ * they are entered with the interpreter's values. Returns NULL when nothing was marked. */
+static bool *iv_adds(fgen *f, const bool *heads, const uint32_t *head_end, const uint8_t *jt,
+                     uint32_t osr_at) {
+    const wasm_code *code = f->code;
+    const wasm_module *m = f->g->m;
+    uint32_t n = code->ncode, ns = code->nslots;
+    bool *out = NULL;
+    uint32_t *nwr = NULL, *wrc = NULL;
+    for (uint32_t L = 0; L < n; L++) {
+        uint32_t E = head_end[L];
+        if (!heads[L] || (jt[L] & JT_FWD) || (L <= osr_at && osr_at < E) || E > n)
+            continue;
+        if (!nwr) {
+            nwr = xmalloc(ns * sizeof *nwr);
+            wrc = xmalloc(ns * sizeof *wrc);
+        }
+        memset(nwr, 0, ns * sizeof *nwr);
+        bool ok = true;
+        for (uint32_t i = L; i < E && ok;) {
+            const wasm_cell *p = &code->code[i];
+            int op = op_of(p->h);
+            uint32_t w[2], nw, cb, cn;
+            ok = cell_writes(m, op, p, w, &nw, &cb, &cn);
+            for (uint32_t j = 0; ok && j < nw; j++)
+                if (w[j] < ns)
+                    nwr[w[j]]++, wrc[w[j]] = i;
+            for (uint32_t j = 0; ok && j < cn; j++)
+                if (cb + j < ns)
+                    nwr[cb + j] += 2; /* never an induction variable */
+            i += op_len(op, p);
+        }
+        if (!ok)
+            continue;
+        /* The stretch before L: its last write of each candidate must be `const 0`. */
+        uint32_t P = 0;
+        for (uint32_t i = 0; i < L;) {
+            if (jt[i])
+                P = i;
+            i += op_len(op_of(code->code[i].h), &code->code[i]);
+        }
+        for (uint32_t i = L; i < E;) {
+            const wasm_cell *p = &code->code[i];
+            int op = op_of(p->h);
+            uint32_t len = op_len(op, p);
+            uint32_t t = p[1].s.a, b = p[1].s.b, c = p[1].s.c;
+            if (op != OP_i32_add || b >= ns || c >= ns || t >= ns) {
+                i += len;
+                continue;
+            }
+            /* An access at t after this add, then the increment of l, with no branch target,
+             * no other write of t and no write of l in between. */
+            for (int side = 0; side < 2; side++) {
+                uint32_t l = side ? b : c, base = side ? c : b;
+                uint32_t inc = wrc[l];
+                const wasm_cell *ip = &code->code[inc];
+                if (nwr[l] != 1 || nwr[base] != 0 || l == base || inc <= i ||
+                    op_of(ip->h) != OP_i32_add_ri || ip[1].s.a != l || ip[1].s.b != l ||
+                    (uint32_t)ip[2].u64 == 0 || (uint32_t)ip[2].u64 >= (1u << 16))
+                    continue;
+                bool accessed = false, clean = true;
+                for (uint32_t x = i + len; x < inc && clean;) {
+                    const wasm_cell *q = &code->code[x];
+                    int qop = op_of(q->h);
+                    if (jt[x]) {
+                        clean = false;
+                        break;
+                    }
+                    int kind = jit__op_kind(qop);
+                    if (!accessed &&
+                        ((kind == K_LOAD && q[1].s.b == t) || (kind == K_STORE && q[1].s.a == t)))
+                        accessed = true;
+                    uint32_t w[2], nw, cb, cn;
+                    if (!cell_writes(m, qop, q, w, &nw, &cb, &cn))
+                        clean = false;
+                    for (uint32_t j = 0; j < nw && !accessed; j++)
+                        clean &= w[j] != t;
+                    for (uint32_t j = 0; j < cn && !accessed; j++)
+                        clean &= cb + j != t;
+                    x += op_len(qop, q);
+                }
+                if (!accessed || !clean || jt[inc])
+                    continue;
+                /* l's value on entry */
+                bool zero = false;
+                for (uint32_t x = P; x < L;) {
+                    const wasm_cell *q = &code->code[x];
+                    int qop = op_of(q->h);
+                    uint32_t w[2], nw, cb, cn;
+                    if (!cell_writes(m, qop, q, w, &nw, &cb, &cn)) {
+                        zero = false;
+                        break;
+                    }
+                    for (uint32_t j = 0; j < nw; j++)
+                        if (w[j] == l)
+                            zero = qop == OP_const && q[2].u64 == 0;
+                    if (cn && l >= cb && l < cb + cn)
+                        zero = false;
+                    x += op_len(qop, q);
+                }
+                if (!zero)
+                    continue;
+                /* Proven for (base, l): mark every add of the two in the loop. */
+                if (!out)
+                    out = xcalloc(n + 1, 1);
+                for (uint32_t y = L; y < E;) {
+                    const wasm_cell *q = &code->code[y];
+                    int qop = op_of(q->h);
+                    if (qop == OP_i32_add && ((q[1].s.b == base && q[1].s.c == l) ||
+                                              (q[1].s.b == l && q[1].s.c == base)))
+                        out[y] = true;
+                    y += op_len(qop, q);
+                }
+            }
+            i += len;
+        }
+    }
+    free(nwr);
+    free(wrc);
+    return out;
+}
+
 /* Generate function k into fn: the native function, or with osr its OSR variant. */
 static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, size_t errlen) {
     const wasm_module *m = g->m;
@@ -1714,9 +1908,11 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
     bool *starts = xcalloc(n + 1, 1);
     bool *heads = xcalloc(n + 1, 1);
     uint32_t *head_end = xcalloc(n + 1, sizeof *head_end);
+    uint8_t *jt = xcalloc(n + 1, 1); /* per cell: JT_FWD / JT_BACK, a branch goes there */
     LLVMBasicBlockRef *bbs_a = NULL;
     LLVMValueRef *init_st = NULL, osr_br = NULL; /* OSR: the slots' first stores, the jump to A */
     f->starts = starts;
+    f->jt = jt;
     f->bbs = xcalloc(n + 1, sizeof *f->bbs);
     for (uint32_t i = 0; i < n;) {
         const wasm_cell *ip = &code->code[i];
@@ -1731,22 +1927,22 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
         case OP_br:
         case OP_br_back:
             starts[ip[1].target - code->code] = true;
-            mark_back(heads, head_end, (uint32_t)(ip[1].target - code->code), ip[1].target <= ip,
-                      i + len);
+            mark_back(heads, head_end, jt, (uint32_t)(ip[1].target - code->code),
+                      ip[1].target <= ip, i + len);
             break;
         case OP_br_if:
         case OP_br_if_back:
         case OP_br_unless:
         case OP_brif_eqz:
             starts[ip[2].target - code->code] = true;
-            mark_back(heads, head_end, (uint32_t)(ip[2].target - code->code), ip[2].target <= ip,
-                      i + len);
+            mark_back(heads, head_end, jt, (uint32_t)(ip[2].target - code->code),
+                      ip[2].target <= ip, i + len);
             starts[i + len] = true;
             break;
         case OP_br_table:
             for (uint64_t t = 0; t <= ip[2].u64; t++) {
                 starts[ip[3 + t].target - code->code] = true;
-                mark_back(heads, head_end, (uint32_t)(ip[3 + t].target - code->code),
+                mark_back(heads, head_end, jt, (uint32_t)(ip[3 + t].target - code->code),
                           ip[3 + t].target <= ip, i + len);
             }
             break;
@@ -1770,7 +1966,7 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
         default:
             if (jit__op_kind(op) == K_BRCMP || jit__op_kind(op) == K_BRCMP_RI) {
                 starts[ip[len - 1].target - code->code] = true;
-                mark_back(heads, head_end, (uint32_t)(ip[len - 1].target - code->code),
+                mark_back(heads, head_end, jt, (uint32_t)(ip[len - 1].target - code->code),
                           ip[len - 1].target <= ip, i + len);
                 starts[i + len] = true;
             }
@@ -1915,6 +2111,7 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
             rc = ERR_INVALID;
             goto done;
         }
+        jt[end_a] |= JT_FWD; /* copy A's fall-through exit enters B there */
         bbs_a = xmalloc((n + 1) * sizeof *bbs_a);
         memcpy(bbs_a, f->bbs, (n + 1) * sizeof *bbs_a);
         for (uint32_t i = osr_at; i < end_a; i++)
@@ -1925,6 +2122,7 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
     /* The lowered code never falls off its end (the last instruction is ret or a branch); the
      * block at n exists only as a fall-through target and is unreachable. */
 
+    f->iv_nuw = iv_adds(f, heads, head_end, jt, osr ? osr_at : UINT32_MAX);
     rc = emit_range(f, k, 0, n, err, errlen);
     if (rc)
         goto done;
@@ -1963,6 +2161,8 @@ done:
     free(init_st);
     free(starts);
     free(heads);
+    free(jt);
+    free((void *)f->iv_nuw);
     free(f->nest_head);
     free(f->leaves);
     free(f->leave_at);
