@@ -44,6 +44,14 @@
       (local.set $p (i32.add (local.get $p) (i32.const 5)))
       (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
     (local.get $s))
+  ;; p + l with l counted from 0 (the JIT proves it by induction over the loop: iv_adds)
+  (func (export "scan") (param $p i32) (param $n i32) (result i32) (local $l i32) (local $s i32)
+    (local.set $l (i32.const 0))
+    (loop $top
+      (local.set $s (i32.add (local.get $s) (i32.load8_u (i32.add (local.get $p) (local.get $l)))))
+      (local.set $l (i32.add (local.get $l) (i32.const 1)))
+      (br_if $top (i32.lt_u (local.get $l) (local.get $n))))
+    (local.get $s))
   (func (export "walkdown") (param $p i32) (param $n i32) (result i32) (local $s i32)
     (loop $l
       (local.set $s (i32.add (local.get $s) (i32.load (local.get $p))))
