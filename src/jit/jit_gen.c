@@ -1330,6 +1330,10 @@ static int emit_range(fgen *f, uint32_t k, uint32_t lo, uint32_t hi, char *err, 
                 have_c = true, kc = (uint32_t)f->kval[ip[1].s.c];
             else if (bop == OP_i32_add && f->kgen[s] == f->cur_gen)
                 have_c = true, kc = (uint32_t)f->kval[s], s = ip[1].s.c;
+            if (bop == OP_i32_add && jit__op_kind(op) == K_BIN_RI && f->iv_nuw && f->iv_nuw[i]) {
+                st(f, ip[1].s.a, from_i32(f, LLVMBuildNUWAdd(B, as_i32(f, x), c32(g, kc), "")));
+                break;
+            }
             if (bop == OP_i32_add && !have_c && f->iv_nuw && f->iv_nuw[i]) {
                 st(f, ip[1].s.a,
                    from_i32(f, LLVMBuildNUWAdd(B, as_i32(f, x), as_i32(f, ld(f, ip[1].s.c)), "")));
@@ -1756,17 +1760,62 @@ static bool cell_writes(const wasm_module *m, int op, const wasm_cell *p, uint32
     }
 }
 
+/* Bytes a load or store operator accesses. */
+static uint32_t access_size(int op) {
+    switch (op) {
+    case OP_load8_s32:
+    case OP_load8_u:
+    case OP_load8_s64:
+    case OP_store8: return 1;
+    case OP_load16_s32:
+    case OP_load16_u:
+    case OP_load16_s64:
+    case OP_store16: return 2;
+    case OP_load64:
+    case OP_store64: return 8;
+    default: return 4;
+    }
+}
+
+/* In cells [from, L): is slot p accessed (as an address) and not written after that? */
+static bool accessed_before(const wasm_module *m, const wasm_code *code, uint32_t from, uint32_t L,
+                            uint32_t p) {
+    bool ok = false;
+    for (uint32_t x = from; x < L;) {
+        const wasm_cell *q = &code->code[x];
+        int op = op_of(q->h);
+        int kind = jit__op_kind(op);
+        if ((kind == K_LOAD && q[1].s.b == p) || (kind == K_STORE && q[1].s.a == p))
+            ok = true;
+        uint32_t w[2], nw, cb, cn;
+        if (!cell_writes(m, op, q, w, &nw, &cb, &cn))
+            return false;
+        for (uint32_t j = 0; j < nw; j++)
+            ok &= w[j] != p;
+        if (cn && p >= cb && p < cb + cn)
+            ok = false;
+        x += op_len(op, q);
+    }
+    return ok;
+}
+
 /* Loop induction, the other source of nuw adds (see note_access). In a loop L entered only by
  * falling through, with slot l set to 0 just before it and written in the loop only by one
  * `l = l + c` (0 < c < 2^16), and slot p not written in the loop: if every run of that
  * increment follows, in the same straight stretch of code (no branch target between), an access
- * at p + l computed there, then p + l never wraps in the loop. It does not for l = 0, and
+ * at t = p + l computed there, then p + l never wraps in the loop. It does not for l = 0, and
  * whenever l grows by c, the access just made proves p + l + 1 <= JIT_MEM_MAX, so
  * p + l + c < 2^32. Every i32.add of p and l in the loop is then marked (lz's match loop
- * `src[cand + l] == src[i + l]`). Loops around an OSR variant's entry (@p osr_at) are left out:
- * they are entered with the interpreter's values. Returns NULL when nothing was marked. */
+ * `src[cand + l] == src[i + l]`). When p was accessed in the stretch before the loop (so
+ * p <= JIT_MEM_MAX), the access may also be at t + d (d < 2^16, an add_ri of t in the stretch)
+ * provided c <= d + its offset + its size: then p + l <= JIT_MEM_MAX holds throughout (t + d
+ * cannot wrap, and its access bounds the next t), and the adds of small constants to t in the
+ * stretch are marked too (sha256's `w[i - 15]`, `w[i - 2]`... off one base). Loops around an OSR
+ * variant's entry (@p osr_at) are left out: they are entered with the interpreter's values.
+ * Returns NULL when nothing was marked. */
 static bool *iv_adds(fgen *f, const bool *heads, const uint32_t *head_end, const uint8_t *jt,
                      uint32_t osr_at) {
+    enum { DERIVED_MAX = 8 };
     const wasm_code *code = f->code;
     const wasm_module *m = f->g->m;
     uint32_t n = code->ncode, ns = code->nslots;
@@ -1813,17 +1862,21 @@ static bool *iv_adds(fgen *f, const bool *heads, const uint32_t *head_end, const
                 i += len;
                 continue;
             }
-            /* An access at t after this add, then the increment of l, with no branch target,
-             * no other write of t and no write of l in between. */
             for (int side = 0; side < 2; side++) {
                 uint32_t l = side ? b : c, base = side ? c : b;
                 uint32_t inc = wrc[l];
                 const wasm_cell *ip = &code->code[inc];
-                if (nwr[l] != 1 || nwr[base] != 0 || l == base || inc <= i ||
+                if (nwr[l] != 1 || nwr[base] != 0 || l == base || t == l || t == base || inc <= i ||
                     op_of(ip->h) != OP_i32_add_ri || ip[1].s.a != l || ip[1].s.b != l ||
                     (uint32_t)ip[2].u64 == 0 || (uint32_t)ip[2].u64 >= (1u << 16))
                     continue;
-                bool accessed = false, clean = true;
+                uint32_t step = (uint32_t)ip[2].u64;
+                bool base_ok = accessed_before(m, code, P, L, base);
+                /* From the add to the increment: slots holding t + d (d = 0: t itself), an
+                 * access at one of them, no branch target, t not written before that access. */
+                uint32_t dslot[DERIVED_MAX], dd[DERIVED_MAX], nd = 1;
+                dslot[0] = t, dd[0] = 0;
+                bool proven = false, strong = false, clean = true;
                 for (uint32_t x = i + len; x < inc && clean;) {
                     const wasm_cell *q = &code->code[x];
                     int qop = op_of(q->h);
@@ -1832,19 +1885,34 @@ static bool *iv_adds(fgen *f, const bool *heads, const uint32_t *head_end, const
                         break;
                     }
                     int kind = jit__op_kind(qop);
-                    if (!accessed &&
-                        ((kind == K_LOAD && q[1].s.b == t) || (kind == K_STORE && q[1].s.a == t)))
-                        accessed = true;
+                    uint32_t a = kind == K_LOAD ? q[1].s.b : kind == K_STORE ? q[1].s.a : ns;
+                    /* weak: at t itself (p + l does not wrap); strong: p <= JIT_MEM_MAX on entry
+                     * and the access bounds the next t (p + l <= JIT_MEM_MAX throughout) */
+                    for (uint32_t j = 0; j < nd && !strong; j++)
+                        if (a == dslot[j]) {
+                            proven |= dd[j] == 0;
+                            if (base_ok && step <= (uint64_t)dd[j] + q[1].w.hi + access_size(qop))
+                                proven = strong = true;
+                        }
                     uint32_t w[2], nw, cb, cn;
                     if (!cell_writes(m, qop, q, w, &nw, &cb, &cn))
                         clean = false;
-                    for (uint32_t j = 0; j < nw && !accessed; j++)
-                        clean &= w[j] != t;
-                    for (uint32_t j = 0; j < cn && !accessed; j++)
-                        clean &= cb + j != t;
+                    /* a write kills the derived slots it overwrites (t itself: stop) */
+                    for (uint32_t j = 0; j < nw; j++)
+                        for (uint32_t e = 0; e < nd; e++)
+                            if (dslot[e] == w[j])
+                                dslot[e] = ns;
+                    for (uint32_t e = 0; e < nd; e++)
+                        if (cn && dslot[e] >= cb && dslot[e] < cb + cn)
+                            dslot[e] = ns;
+                    if (dslot[0] != t && !proven)
+                        clean = false; /* t rewritten before an access proved anything */
+                    if (qop == OP_i32_add_ri && q[1].s.b == t && dslot[0] == t &&
+                        (uint32_t)q[2].u64 < (1u << 16) && nd < DERIVED_MAX)
+                        dslot[nd] = q[1].s.a, dd[nd++] = (uint32_t)q[2].u64;
                     x += op_len(qop, q);
                 }
-                if (!accessed || !clean || jt[inc])
+                if (!proven || !clean || jt[inc])
                     continue;
                 /* l's value on entry */
                 bool zero = false;
@@ -1865,16 +1933,36 @@ static bool *iv_adds(fgen *f, const bool *heads, const uint32_t *head_end, const
                 }
                 if (!zero)
                     continue;
-                /* Proven for (base, l): mark every add of the two in the loop. */
+                /* Proven for (base, l): mark every add of the two in the loop, and when strong
+                 * the adds of small constants to their results in the same stretch. */
                 if (!out)
                     out = xcalloc(n + 1, 1);
                 for (uint32_t y = L; y < E;) {
                     const wasm_cell *q = &code->code[y];
                     int qop = op_of(q->h);
+                    uint32_t ylen = op_len(qop, q);
                     if (qop == OP_i32_add && ((q[1].s.b == base && q[1].s.c == l) ||
-                                              (q[1].s.b == l && q[1].s.c == base)))
+                                              (q[1].s.b == l && q[1].s.c == base))) {
                         out[y] = true;
-                    y += op_len(qop, q);
+                        uint32_t r = q[1].s.a;
+                        for (uint32_t x = y + ylen; strong && r != base && r != l && x < E;) {
+                            const wasm_cell *z = &code->code[x];
+                            int zop = op_of(z->h);
+                            uint32_t w[2], nw, cb, cn;
+                            if (jt[x] || !cell_writes(m, zop, z, w, &nw, &cb, &cn))
+                                break;
+                            if (zop == OP_i32_add_ri && z[1].s.b == r &&
+                                (uint32_t)z[2].u64 < (1u << 16))
+                                out[x] = true;
+                            bool killed = cn && r >= cb && r < cb + cn;
+                            for (uint32_t j = 0; j < nw; j++)
+                                killed |= w[j] == r;
+                            if (killed)
+                                break;
+                            x += op_len(zop, z);
+                        }
+                    }
+                    y += ylen;
                 }
             }
             i += len;

@@ -139,7 +139,10 @@ static const vec *vectors(size_t *n) {
     v[k++] = (vec){"scan", {0, 1000}};
     v[k++] = (vec){"scan", {131000, 100}};     /* traps at the end of memory */
     v[k++] = (vec){"scan", {0xfffffff0u, 32}}; /* traps at once */
-    for (uint32_t d = 9996; d <= 10000; d++)   /* around the depth limit (10000 calls) */
+    v[k++] = (vec){"scan4", {0, 1000}};
+    v[k++] = (vec){"scan4", {130000, 4000}}; /* traps at the end of memory */
+    v[k++] = (vec){"scan4", {0xfffffff0u, 8}};
+    for (uint32_t d = 9996; d <= 10000; d++) /* around the depth limit (10000 calls) */
         v[k++] = (vec){"deep", {d}};
     v[k++] = (vec){"unreach", {0}};
     v[k++] = (vec){"rec", {1}};
@@ -188,6 +191,8 @@ static void differential_cache(jit_bounds bounds, const char *cache) {
     for (size_t k = 0; k < n; k++) {
         if (strcmp(v[k].fn, "dropload") == 0 && v[k].args[0] != 131068)
             assert_int_equal(rc_j[k], WASM_TRAP_MEM_OOB);
+        if (strcmp(v[k].fn, "scan4") == 0)
+            assert_int_equal(rc_j[k], v[k].args[0] ? WASM_TRAP_MEM_OOB : 0);
         if (strcmp(v[k].fn, "scan") == 0)
             assert_int_equal(rc_j[k], v[k].args[0] ? WASM_TRAP_MEM_OOB : 0);
         if (strncmp(v[k].fn, "walk", 4) == 0)

@@ -52,6 +52,16 @@
       (local.set $l (i32.add (local.get $l) (i32.const 1)))
       (br_if $top (i32.lt_u (local.get $l) (local.get $n))))
     (local.get $s))
+  ;; the same off a base accessed before the loop, the access at p + l + 4 (iv_adds, strong form)
+  (func (export "scan4") (param $p i32) (param $n i32) (result i32) (local $l i32) (local $s i32) (local $t i32)
+    (local.set $s (i32.load (local.get $p)))
+    (local.set $l (i32.const 0))
+    (loop $top
+      (local.set $t (i32.add (local.get $p) (local.get $l)))
+      (local.set $s (i32.add (local.get $s) (i32.load (i32.add (local.get $t) (i32.const 4)))))
+      (local.set $l (i32.add (local.get $l) (i32.const 4)))
+      (br_if $top (i32.lt_u (local.get $l) (local.get $n))))
+    (local.get $s))
   (func (export "walkdown") (param $p i32) (param $n i32) (result i32) (local $s i32)
     (loop $l
       (local.set $s (i32.add (local.get $s) (i32.load (local.get $p))))
