@@ -1885,7 +1885,10 @@ static bool *iv_adds(fgen *f, const bool *heads, const uint32_t *head_end, const
                         break;
                     }
                     int kind = jit__op_kind(qop);
-                    uint32_t a = kind == K_LOAD ? q[1].s.b : kind == K_STORE ? q[1].s.a : ns;
+                    /* UINT32_MAX for no access: killed derived slots read ns */
+                    uint32_t a = kind == K_LOAD    ? q[1].s.b
+                                 : kind == K_STORE ? q[1].s.a
+                                                   : UINT32_MAX;
                     /* weak: at t itself (p + l does not wrap); strong: p <= JIT_MEM_MAX on entry
                      * and the access bounds the next t (p + l <= JIT_MEM_MAX throughout) */
                     for (uint32_t j = 0; j < nd && !strong; j++)
