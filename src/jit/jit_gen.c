@@ -1760,6 +1760,20 @@ static bool cell_writes(const wasm_module *m, int op, const wasm_cell *p, uint32
     }
 }
 
+/* Does cell p (operator op) write slot s? *known is cleared for an operator cell_writes does not
+ * model (then the answer is true). */
+static bool writes_slot(const wasm_module *m, int op, const wasm_cell *p, uint32_t s, bool *known) {
+    uint32_t w[2], nw, cb, cn;
+    if (!cell_writes(m, op, p, w, &nw, &cb, &cn)) {
+        *known = false;
+        return true;
+    }
+    for (uint32_t j = 0; j < nw; j++)
+        if (w[j] == s)
+            return true;
+    return cn && s >= cb && s < cb + cn;
+}
+
 /* Bytes a load or store operator accesses. */
 static uint32_t access_size(int op) {
     switch (op) {
@@ -1787,13 +1801,11 @@ static bool accessed_before(const wasm_module *m, const wasm_code *code, uint32_
         int kind = jit__op_kind(op);
         if ((kind == K_LOAD && q[1].s.b == p) || (kind == K_STORE && q[1].s.a == p))
             ok = true;
-        uint32_t w[2], nw, cb, cn;
-        if (!cell_writes(m, op, q, w, &nw, &cb, &cn))
-            return false;
-        for (uint32_t j = 0; j < nw; j++)
-            ok &= w[j] != p;
-        if (cn && p >= cb && p < cb + cn)
+        bool known = true;
+        if (writes_slot(m, op, q, p, &known))
             ok = false;
+        if (!known)
+            return false;
         x += op_len(op, q);
     }
     return ok;
@@ -1918,20 +1930,12 @@ static bool *iv_adds(fgen *f, const bool *heads, const uint32_t *head_end, const
                 if (!proven || !clean || jt[inc])
                     continue;
                 /* l's value on entry */
-                bool zero = false;
-                for (uint32_t x = P; x < L;) {
+                bool zero = false, known = true;
+                for (uint32_t x = P; x < L && known;) {
                     const wasm_cell *q = &code->code[x];
                     int qop = op_of(q->h);
-                    uint32_t w[2], nw, cb, cn;
-                    if (!cell_writes(m, qop, q, w, &nw, &cb, &cn)) {
-                        zero = false;
-                        break;
-                    }
-                    for (uint32_t j = 0; j < nw; j++)
-                        if (w[j] == l)
-                            zero = qop == OP_const && q[2].u64 == 0;
-                    if (cn && l >= cb && l < cb + cn)
-                        zero = false;
+                    if (writes_slot(m, qop, q, l, &known))
+                        zero = known && qop == OP_const && q[1].s.a == l && q[2].u64 == 0;
                     x += op_len(qop, q);
                 }
                 if (!zero)
@@ -1948,19 +1952,16 @@ static bool *iv_adds(fgen *f, const bool *heads, const uint32_t *head_end, const
                                               (q[1].s.b == l && q[1].s.c == base))) {
                         out[y] = true;
                         uint32_t r = q[1].s.a;
+                        bool modelled = true;
                         for (uint32_t x = y + ylen; strong && r != base && r != l && x < E;) {
                             const wasm_cell *z = &code->code[x];
                             int zop = op_of(z->h);
-                            uint32_t w[2], nw, cb, cn;
-                            if (jt[x] || !cell_writes(m, zop, z, w, &nw, &cb, &cn))
+                            if (jt[x])
                                 break;
                             if (zop == OP_i32_add_ri && z[1].s.b == r &&
                                 (uint32_t)z[2].u64 < (1u << 16))
                                 out[x] = true;
-                            bool killed = cn && r >= cb && r < cb + cn;
-                            for (uint32_t j = 0; j < nw; j++)
-                                killed |= w[j] == r;
-                            if (killed)
+                            if (writes_slot(m, zop, z, r, &modelled))
                                 break;
                             x += op_len(zop, z);
                         }
