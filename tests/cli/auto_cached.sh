@@ -35,10 +35,17 @@ if grep -q "jit: compiled\|OSR\|cannot load\|stays interpreted" "$tmp/auto.err";
     fail "the run compiled, entered an OSR entry or needed LLVM"
 fi
 
-# An empty cache: the module starts interpreted and the JIT is loaded later, as without one.
-PSL_CACHE_DIR=$tmp/empty PSL_JIT_STATS=1 PSL_JIT_LAZY_MS=0 "$psl" run --tier auto "$prog" $arg >"$tmp/auto2" \
-    2>"$tmp/auto2.err" || { cat "$tmp/auto2.err" >&2; fail "--tier auto run without the entry failed"; }
-cmp -s "$tmp/want" "$tmp/auto2" || fail "--tier auto without the entry printed something else"
+# An empty cache: the module starts interpreted and the JIT is loaded later, as without one. The
+# run must outlast the compiler's start and first batch: primes below 3000000 takes 50 ms
+# interpreted on a fast machine, about what the compiler process needs to be ready (a CI run
+# ended before anything was compiled), so this run sieves ten times as far (0.5 s interpreted
+# there, 0.17 s under auto).
+long=30000000
+"$psl" run --tier interp "$prog" $long >"$tmp/want2" 2>&1 || fail "interpreted run ($long) failed"
+PSL_CACHE_DIR=$tmp/empty PSL_JIT_STATS=1 PSL_JIT_LAZY_MS=0 "$psl" run --tier auto "$prog" $long \
+    >"$tmp/auto2" 2>"$tmp/auto2.err" ||
+    { cat "$tmp/auto2.err" >&2; fail "--tier auto run without the entry failed"; }
+cmp -s "$tmp/want2" "$tmp/auto2" || fail "--tier auto without the entry printed something else"
 grep -q "jit: compiled" "$tmp/auto2.err" || {
     cat "$tmp/auto2.err" >&2
     fail "without the entry nothing was compiled (is the run long enough?)"
