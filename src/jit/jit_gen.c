@@ -677,36 +677,211 @@ static LLVMValueRef emit_un(fgen *f, int op, LLVMValueRef x) {
 
 /* Guard mode and dead loads. LLVM deletes a load whose value is unused (a load is not a side
  * effect in its IR), and would take the fault with it: (drop (i32.load ...)) must still trap.
- * A load may rely on the guard region only when its value certainly reaches an effect in the
- * same basic block: a store (address or value), a call or return, a branch condition, a
- * global.set or another access, possibly through pure operators. This forward scan follows
- * the value's slots to the end of the block; anything it does not understand, or a value still
- * unconsumed at the block's end (a loop-carried sum, for example), keeps the explicit check. */
+ * It also deletes a load whose value is used only where its result cannot matter: x - x,
+ * x & 0, x * 0, (select c v v), x == x, x <u 0, a zero-extended byte < 256, a branch whose two
+ * successors are the same block all fold to something without x. A load may therefore rely on
+ * the guard region only when its value certainly reaches an effect in the same basic block (a
+ * store, a call or return, a branch condition, a global.set, or the address of an access that
+ * is itself followed) through operators that LLVM cannot fold away from it:
+ *  - copies, and add, sub, xor, rotl, rotr with one followed operand whose other operand does
+ *    not come from a load of the same block (for any value of that operand the result
+ *    determines x; two loads of one address are one value to LLVM, so load(a) - load(a) folds,
+ *    and an operator whose two operands are both followed is not followed either: x - x,
+ *    (x + 1) - x fold); values loaded in earlier blocks are checked or kept by their own block;
+ *  - a compare only as eq or ne (the same condition on the other operand), or against an
+ *    immediate that is not the predicate's edge (x <u 0, x >s INT_MAX fold), and only on a
+ *    value with no known bits at that width (a byte load zero-extended, a sign extension or a
+ *    compare's 0/1 have a range that compares against constants can fold); ordered compares
+ *    of two slots are not followed (the other slot may hold a constant LLVM sees, e.g. 0);
+ *  - a branch only when its target is not its fall-through.
+ * Anything else (and, or, mul, shifts, select, float arithmetic, conversions) ends the path,
+ * and a value still unconsumed at the block's end (a loop-carried sum, for example) keeps the
+ * explicit check. Left: a store whose value is a followed load and that a later store to the
+ * same address overwrites before any read (LLVM's dead store elimination then deletes both),
+ * and branches whose targets differ but lead through empty blocks to the same place. */
 enum { TRACK_MAX = 8 };
+/* What LLVM may know of a followed value: nothing at 32 bits (i32 operators see all of it;
+ * as an i64 its upper half is known: a zero- or sign-extended i32), nothing at 64 bits, or a
+ * range (a narrow load, a compare's 0/1, a sign extension). */
+enum { LV_W32 = 1, LV_W64, LV_RANGE };
 static const wasm_ftype *code_type(const wasm_module *m, uint32_t k);
 static bool is_terminator(int op);
 
-static bool tracked(const uint32_t *set, unsigned n, uint32_t slot) {
+static int track_find(const uint32_t *set, unsigned n, uint32_t slot) {
     for (unsigned i = 0; i < n; i++)
         if (set[i] == slot)
-            return true;
-    return false;
+            return (int)i;
+    return -1;
 }
 
-static void untrack(uint32_t *set, unsigned *n, uint32_t slot) {
-    for (unsigned i = 0; i < *n; i++)
-        if (set[i] == slot) {
-            set[i] = set[--*n];
+static void untrack(uint32_t *set, uint8_t *kind, unsigned *n, uint32_t slot) {
+    int i = track_find(set, *n, slot);
+    if (i >= 0) {
+        --*n;
+        set[i] = set[*n], kind[i] = kind[*n];
+    }
+}
+
+/* The kind of a value a load operator produces. */
+static uint8_t load_kind(int op) {
+    return op == OP_load64 ? LV_W64 : op == OP_load32 || op == OP_load32_s64 ? LV_W32 : LV_RANGE;
+}
+
+/* Binary operators through which a followed operand stays determined by the result (one
+ * operand followed). 32 or 64 for the operator's width, 0 for none of them. */
+static int injective_bin(int op) {
+    switch (op) {
+    case OP_i32_add:
+    case OP_i32_sub:
+    case OP_i32_xor:
+    case OP_i32_rotl:
+    case OP_i32_rotr:
+    case OP_i32_add_ri:
+    case OP_i32_sub_ri:
+    case OP_i32_xor_ri:
+    case OP_i32_rotl_ri:
+    case OP_i32_rotr_ri: return 32;
+    case OP_i64_add:
+    case OP_i64_sub:
+    case OP_i64_xor:
+    case OP_i64_rotl:
+    case OP_i64_rotr:
+    case OP_i64_add_ri:
+    case OP_i64_sub_ri:
+    case OP_i64_xor_ri:
+    case OP_i64_rotl_ri:
+    case OP_i64_rotr_ri: return 64;
+    default: return 0;
+    }
+}
+
+/* Integer compares: the predicate's index in eq, ne, lt_s, lt_u, gt_s, gt_u, le_s, le_u, ge_s,
+ * ge_u (the order of WASM_BINOPS and WASM_BRCMPOPS), the width in *w; -1 for other operators. */
+static int cmp_index(int op, int *w, bool *ri) {
+    *ri = false;
+    if (op >= OP_i32_eq && op <= OP_i32_ge_u_ri) {
+        *w = 32, *ri = (op - OP_i32_eq) & 1;
+        return (op - OP_i32_eq) / 2;
+    }
+    if (op >= OP_i64_eq && op <= OP_i64_ge_u_ri) {
+        *w = 64, *ri = (op - OP_i64_eq) & 1;
+        return (op - OP_i64_eq) / 2;
+    }
+    if (op >= OP_brif_i32_eq && op <= OP_brif_i32_ge_u_ri) {
+        *w = 32, *ri = (op - OP_brif_i32_eq) & 1;
+        return (op - OP_brif_i32_eq) / 2;
+    }
+    return -1;
+}
+
+/* Does "x pred imm" fold for every x of the width (the predicate's edge constants)? */
+static bool cmp_edge(int pred, int w, uint64_t imm) {
+    uint64_t umax = w == 32 ? UINT32_MAX : UINT64_MAX;
+    uint64_t smin = w == 32 ? (uint64_t)INT32_MIN & umax : (uint64_t)INT64_MIN;
+    uint64_t smax = w == 32 ? (uint64_t)INT32_MAX : (uint64_t)INT64_MAX;
+    imm &= umax;
+    switch (pred) {
+    case 2:
+    case 8: return imm == smin; /* lt_s, ge_s */
+    case 3:
+    case 9: return imm == 0; /* lt_u, ge_u */
+    case 4:
+    case 6: return imm == smax; /* gt_s, le_s */
+    case 5:
+    case 7: return imm == umax; /* gt_u, le_u */
+    default: return false;      /* eq, ne */
+    }
+}
+
+static bool full_at(uint8_t kind, int w) {
+    return kind == LV_W64 || (kind == LV_W32 && w == 32);
+}
+
+/* Slots holding a value computed from a load of the current block (up to TAINT_MAX, then every
+ * slot counts). */
+enum { TAINT_MAX = 16 };
+typedef struct taint {
+    uint32_t slot[TAINT_MAX];
+    unsigned n;
+    bool all;
+} taint;
+
+static bool tainted(const taint *t, uint32_t s) {
+    return t->all || track_find(t->slot, t->n, s) >= 0;
+}
+
+/* Cell p (operator op, len cells) writes: update the taint of what it writes. */
+static void taint_step(taint *t, const wasm_module *m, int op, const wasm_cell *p, uint32_t len) {
+    wasm_cell ops = {0};
+    if (len > 1)
+        ops = p[1];
+    uint16_t a = ops.s.a, b = ops.s.b, c = ops.s.c, d = ops.s.d;
+    bool in = false;
+    uint32_t wr = UINT32_MAX, nwr = 1;
+    switch (jit__op_kind(op)) {
+    case K_BIN: wr = a, in = tainted(t, b) || tainted(t, c); break;
+    case K_BIN_RI:
+    case K_UN: wr = a, in = tainted(t, b); break;
+    case K_LOAD: wr = a, in = true; break;
+    default:
+        switch (op) {
+        case OP_const:
+        case OP_global_get:
+        case OP_memory_size: wr = a; break;
+        case OP_copy: wr = a, in = tainted(t, b); break;
+        case OP_select: wr = a, in = tainted(t, b) || tainted(t, c) || tainted(t, d); break;
+        case OP_call:
+        case OP_call_import:
+        case OP_call_indirect: {
+            const wasm_ftype *ft =
+                op == OP_call ? code_type(m, (uint32_t)((const wasm_code *)p[2].h - m->codes))
+                : op == OP_call_import ? &m->types[m->func_types[p[2].u64]]
+                                       : &m->types[p[2].u64];
+            wr = a, nwr = ft->nresults, in = true; /* a callee may return what it was passed */
+            break;
+        }
+        default:
+            if (!is_terminator(op) && op != OP_nop && jit__op_kind(op) != K_STORE &&
+                jit__op_kind(op) != K_BRCMP && jit__op_kind(op) != K_BRCMP_RI)
+                t->all = true; /* an operator this pass does not model */
             return;
         }
+    }
+    for (uint32_t k = 0; k < nwr && wr != UINT32_MAX; k++) {
+        int at = track_find(t->slot, t->n, wr + k);
+        if (at >= 0 && !in)
+            t->slot[at] = t->slot[--t->n];
+        else if (at < 0 && in) {
+            if (t->n == TAINT_MAX)
+                t->all = true;
+            else
+                t->slot[t->n++] = wr + k;
+        }
+    }
 }
 
 static bool load_used(fgen *f, const wasm_cell *ip) {
     const wasm_code *code = f->code;
     const wasm_module *m = G->m;
-    uint32_t set[TRACK_MAX], nset = 1;
+    uint32_t set[TRACK_MAX];
+    uint8_t kind[TRACK_MAX];
+    unsigned nset = 1;
     set[0] = ip[1].s.a;
-    uint32_t i = (uint32_t)(ip - code->code) + 2;
+    kind[0] = load_kind(op_of(ip[0].h));
+    uint32_t i = (uint32_t)(ip - code->code);
+    /* the taint of the block's cells before this load */
+    taint tn = {.n = 0};
+    uint32_t s0 = i;
+    while (s0 > 0 && !f->starts[s0])
+        s0--;
+    for (uint32_t j = s0; j < i;) {
+        int jop = op_of(code->code[j].h);
+        uint32_t jl = op_len(jop, &code->code[j]);
+        taint_step(&tn, m, jop, &code->code[j], jl);
+        j += jl;
+    }
+    taint_step(&tn, m, op_of(ip[0].h), ip, 2);
+    i += 2;
     while (i < code->ncode && !f->starts[i]) {
         const wasm_cell *p = &code->code[i];
         int op = op_of(p->h);
@@ -714,30 +889,85 @@ static bool load_used(fgen *f, const wasm_cell *ip) {
         wasm_cell ops = {0}; /* unreachable, nop and ret are one cell long */
         if (len > 1)
             ops = p[1];
-        uint16_t a = ops.s.a, b = ops.s.b, c = ops.s.c, d = ops.s.d;
-        uint32_t rd[4], nrd = 0, wr = UINT32_MAX;
-        bool sink = false;
+        uint16_t a = ops.s.a, b = ops.s.b, c = ops.s.c;
+        int ib = track_find(set, nset, b), ic = track_find(set, nset, c);
+        /* a slot-slot operator: the other operand must not come from a load of this block */
+        bool other_ok = ib >= 0 ? !tainted(&tn, c) : !tainted(&tn, b);
+        taint_step(&tn, m, op, p, len);
+        uint32_t wr = UINT32_MAX; /* the slot written */
+        int wkind = 0;            /* its kind when it is followed, 0 when not */
+        int w, pred;
+        bool ri;
         switch (jit__op_kind(op)) {
-        case K_BIN: rd[nrd++] = b, rd[nrd++] = c, wr = a; break;
-        case K_BIN_RI:
+        case K_BIN:
+        case K_BIN_RI: {
+            wr = a;
+            bool two = jit__op_kind(op) == K_BIN && ib >= 0 && ic >= 0;
+            int in = ib >= 0 ? ib : jit__op_kind(op) == K_BIN ? ic : -1;
+            if (in < 0 || two || (jit__op_kind(op) == K_BIN && !other_ok))
+                break;
+            if ((w = injective_bin(op)) != 0) {
+                if (full_at(kind[in], w))
+                    wkind = w == 32 ? LV_W32 : LV_W64;
+            } else if ((pred = cmp_index(op, &w, &ri)) >= 0 && full_at(kind[in], w) &&
+                       (ri ? !cmp_edge(pred, w, p[2].u64) : pred < 2)) {
+                wkind = LV_RANGE;
+            }
+            break;
+        }
         case K_UN:
-        case K_LOAD: rd[nrd++] = b, wr = a; break;
-        case K_BRCMP: rd[nrd++] = b, rd[nrd++] = c, sink = true; break;
-        case K_BRCMP_RI: rd[nrd++] = b, sink = true; break;
-        case K_STORE: rd[nrd++] = a, rd[nrd++] = b, sink = true; break;
+            wr = a;
+            if (ib < 0)
+                break;
+            if ((op == OP_i32_eqz && full_at(kind[ib], 32)) ||
+                (op == OP_i64_eqz && full_at(kind[ib], 64)) || op == OP_i64_extend_i32_s)
+                wkind = LV_RANGE;
+            else if (op == OP_i32_wrap_i64)
+                wkind = kind[ib] == LV_RANGE ? LV_RANGE : LV_W32;
+            break;
+        case K_LOAD:
+            wr = a;
+            if (ib >= 0)
+                wkind = load_kind(op);
+            break;
+        case K_BRCMP:
+        case K_BRCMP_RI: {
+            const wasm_cell *tgt = p[jit__op_kind(op) == K_BRCMP ? 2 : 3].target;
+            pred = cmp_index(op, &w, &ri);
+            bool two = !ri && ib >= 0 && ic >= 0;
+            int in = ib >= 0 ? ib : !ri ? ic : -1;
+            if (in >= 0 && !two && (ri || other_ok) && tgt != p + len && full_at(kind[in], 32) &&
+                (ri ? !cmp_edge(pred, 32, p[2].u64) : pred < 2))
+                return true;
+            break;
+        }
+        case K_STORE:
+            if (track_find(set, nset, a) >= 0 || track_find(set, nset, b) >= 0)
+                return true;
+            break;
         default:
             switch (op) {
             case OP_nop: break;
             case OP_const:
             case OP_global_get: wr = a; break;
-            case OP_copy: rd[nrd++] = b, wr = a; break;
-            case OP_select: rd[nrd++] = b, rd[nrd++] = c, rd[nrd++] = d, wr = a; break;
+            case OP_copy:
+                wr = a;
+                if (ib >= 0)
+                    wkind = c && kind[ib] == LV_W64 ? LV_W32 : kind[ib];
+                break;
+            case OP_select: wr = a; break; /* (select c v v) and constant conditions fold */
             case OP_br_if:
             case OP_br_if_back:
             case OP_br_unless:
             case OP_brif_eqz:
+                if (track_find(set, nset, a) >= 0 && p[2].target != p + len)
+                    return true;
+                break;
             case OP_br_table:
-            case OP_global_set: rd[nrd++] = a, sink = true; break;
+            case OP_global_set:
+                if (track_find(set, nset, a) >= 0)
+                    return true;
+                break;
             case OP_ret:
                 for (unsigned k = 0; k < nset; k++)
                     if (set[k] < f->ft->nresults)
@@ -753,10 +983,10 @@ static bool load_used(fgen *f, const wasm_cell *ip) {
                 for (unsigned k = 0; k < nset; k++)
                     if (set[k] >= a && set[k] < a + t->nparams)
                         return true;
-                if (op == OP_call_indirect && tracked(set, nset, b))
+                if (op == OP_call_indirect && ib >= 0)
                     return true;
                 for (uint32_t k = 0; k < t->nresults; k++)
-                    untrack(set, &nset, a + k);
+                    untrack(set, kind, &nset, a + k);
                 if (nset == 0)
                     return false;
                 i += len;
@@ -765,22 +995,14 @@ static bool load_used(fgen *f, const wasm_cell *ip) {
             default: return false; /* an operator this scan does not model */
             }
         }
-        bool hit = false;
-        for (uint32_t k = 0; k < nrd; k++)
-            hit |= tracked(set, nset, rd[k]);
-        if (hit && sink)
-            return true;
         if (wr != UINT32_MAX) {
-            if (hit) {
-                if (!tracked(set, nset, wr)) {
-                    if (nset == TRACK_MAX)
-                        return false;
-                    set[nset++] = wr;
-                }
-            } else {
-                untrack(set, &nset, wr);
-                if (nset == 0)
+            untrack(set, kind, &nset, wr);
+            if (wkind) {
+                if (nset == TRACK_MAX)
                     return false;
+                set[nset] = wr, kind[nset] = (uint8_t)wkind, nset++;
+            } else if (nset == 0) {
+                return false;
             }
         }
         if (is_terminator(op))
