@@ -751,6 +751,22 @@ static int injective_bin(int op) {
     case OP_i64_xor_ri:
     case OP_i64_rotl_ri:
     case OP_i64_rotr_ri: return 64;
+    case OP_f32_add:
+    case OP_f32_sub:
+    case OP_f32_mul:
+    case OP_f32_div:
+    case OP_f32_add_ri:
+    case OP_f32_sub_ri:
+    case OP_f32_mul_ri:
+    case OP_f32_div_ri: return 32;
+    case OP_f64_add:
+    case OP_f64_sub:
+    case OP_f64_mul:
+    case OP_f64_div:
+    case OP_f64_add_ri:
+    case OP_f64_sub_ri:
+    case OP_f64_mul_ri:
+    case OP_f64_div_ri: return 64;
     default: return 0;
     }
 }
@@ -793,6 +809,16 @@ static bool cmp_edge(int pred, int w, uint64_t imm) {
     }
 }
 
+/* A float operator's immediate that is a NaN (x + NaN folds to NaN). */
+static bool nan_imm(int op, uint64_t imm) {
+    bool f32 = op >= OP_f32_add && op <= OP_f32_copysign_ri;
+    bool f64 = op >= OP_f64_add && op <= OP_f64_copysign_ri;
+    if (f32)
+        return ((uint32_t)imm & 0x7f800000u) == 0x7f800000u && ((uint32_t)imm & 0x7fffffu);
+    return f64 && (imm & 0x7ff0000000000000ull) == 0x7ff0000000000000ull &&
+           (imm & 0xfffffffffffffull);
+}
+
 static bool full_at(uint8_t kind, int w) {
     return kind == LV_W64 || (kind == LV_W32 && w == 32);
 }
@@ -811,7 +837,8 @@ static bool tainted(const taint *t, uint32_t s) {
 }
 
 /* Cell p (operator op, len cells) writes: update the taint of what it writes. */
-static void taint_step(taint *t, const wasm_module *m, int op, const wasm_cell *p, uint32_t len) {
+static void taint_step(taint *t, const wasm_module *m, int op, const wasm_cell *p, uint32_t len,
+                       const wasm_cell *ld) {
     wasm_cell ops = {0};
     if (len > 1)
         ops = p[1];
@@ -822,7 +849,7 @@ static void taint_step(taint *t, const wasm_module *m, int op, const wasm_cell *
     case K_BIN: wr = a, in = tainted(t, b) || tainted(t, c); break;
     case K_BIN_RI:
     case K_UN: wr = a, in = tainted(t, b); break;
-    case K_LOAD: wr = a, in = true; break;
+    case K_LOAD: wr = a, in = b == ld[1].s.b && ops.w.hi == ld[1].w.hi; break;
     default:
         switch (op) {
         case OP_const:
@@ -877,10 +904,10 @@ static bool load_used(fgen *f, const wasm_cell *ip) {
     for (uint32_t j = s0; j < i;) {
         int jop = op_of(code->code[j].h);
         uint32_t jl = op_len(jop, &code->code[j]);
-        taint_step(&tn, m, jop, &code->code[j], jl);
+        taint_step(&tn, m, jop, &code->code[j], jl, ip);
         j += jl;
     }
-    taint_step(&tn, m, op_of(ip[0].h), ip, 2);
+    taint_step(&tn, m, op_of(ip[0].h), ip, 2, ip);
     i += 2;
     while (i < code->ncode && !f->starts[i]) {
         const wasm_cell *p = &code->code[i];
@@ -893,7 +920,7 @@ static bool load_used(fgen *f, const wasm_cell *ip) {
         int ib = track_find(set, nset, b), ic = track_find(set, nset, c);
         /* a slot-slot operator: the other operand must not come from a load of this block */
         bool other_ok = ib >= 0 ? !tainted(&tn, c) : !tainted(&tn, b);
-        taint_step(&tn, m, op, p, len);
+        taint_step(&tn, m, op, p, len, ip);
         uint32_t wr = UINT32_MAX; /* the slot written */
         int wkind = 0;            /* its kind when it is followed, 0 when not */
         int w, pred;
@@ -907,7 +934,8 @@ static bool load_used(fgen *f, const wasm_cell *ip) {
             if (in < 0 || two || (jit__op_kind(op) == K_BIN && !other_ok))
                 break;
             if ((w = injective_bin(op)) != 0) {
-                if (full_at(kind[in], w))
+                if (full_at(kind[in], w) &&
+                    !(jit__op_kind(op) == K_BIN_RI && nan_imm(op, p[2].u64)))
                     wkind = w == 32 ? LV_W32 : LV_W64;
             } else if ((pred = cmp_index(op, &w, &ri)) >= 0 && full_at(kind[in], w) &&
                        (ri ? !cmp_edge(pred, w, p[2].u64) : pred < 2)) {
