@@ -688,11 +688,11 @@ static LLVMValueRef emit_un(fgen *f, int op, LLVMValueRef x) {
  *    determines x; two loads of one address are one value to LLVM, so load(a) - load(a) folds,
  *    and an operator whose two operands are both followed is not followed either: x - x,
  *    (x + 1) - x fold); values loaded in earlier blocks are checked or kept by their own block;
- *  - a compare only as eq or ne (the same condition on the other operand), or against an
- *    immediate that is not the predicate's edge (x <u 0, x >s INT_MAX fold), and only on a
- *    value with no known bits at that width (a byte load zero-extended, a sign extension or a
- *    compare's 0/1 have a range that compares against constants can fold); ordered compares
- *    of two slots are not followed (the other slot may hold a constant LLVM sees, e.g. 0);
+ *  - a compare of two slots only as eq or ne (the same condition on the other operand;
+ *    ordered compares are not followed: the other slot may hold a constant LLVM sees, e.g. 0),
+ *    and against an immediate only when that is not the predicate's edge (x <u 0, x >s INT_MAX
+ *    fold) and the value has no known bits at that width (a byte load zero-extended, a sign
+ *    extension or a compare's 0/1 have a range that compares against constants can fold);
  *  - a branch only when its target is not its fall-through.
  * Anything else (and, or, mul, shifts, select, float arithmetic, conversions) ends the path,
  * and a value still unconsumed at the block's end (a loop-carried sum, for example) keeps the
@@ -937,8 +937,8 @@ static bool load_used(fgen *f, const wasm_cell *ip) {
                 if (full_at(kind[in], w) &&
                     !(jit__op_kind(op) == K_BIN_RI && nan_imm(op, p[2].u64)))
                     wkind = w == 32 ? LV_W32 : LV_W64;
-            } else if ((pred = cmp_index(op, &w, &ri)) >= 0 && full_at(kind[in], w) &&
-                       (ri ? !cmp_edge(pred, w, p[2].u64) : pred < 2)) {
+            } else if ((pred = cmp_index(op, &w, &ri)) >= 0 &&
+                       (ri ? full_at(kind[in], w) && !cmp_edge(pred, w, p[2].u64) : pred < 2)) {
                 wkind = LV_RANGE;
             }
             break;
@@ -964,8 +964,8 @@ static bool load_used(fgen *f, const wasm_cell *ip) {
             pred = cmp_index(op, &w, &ri);
             bool two = !ri && ib >= 0 && ic >= 0;
             int in = ib >= 0 ? ib : !ri ? ic : -1;
-            if (in >= 0 && !two && (ri || other_ok) && tgt != p + len && full_at(kind[in], 32) &&
-                (ri ? !cmp_edge(pred, 32, p[2].u64) : pred < 2))
+            if (in >= 0 && !two && (ri || other_ok) && tgt != p + len &&
+                (ri ? full_at(kind[in], 32) && !cmp_edge(pred, 32, p[2].u64) : pred < 2))
                 return true;
             break;
         }
