@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Differential test of the JIT against the interpreter on generated functions (ctest
+cli_jit_diff). Generates MODULES modules of FUNCS exported functions each from SEED: random i32
+code over a one-page memory mixing loads of every width at addresses in bounds, at the edge and
+out of bounds, arithmetic with edge constants, compares, select, division, stores, drops,
+if/else, br_if and locals, the shapes that make LLVM fold a load's use away. Every function runs
+with several arguments under the interpreter and under --tier jit with the guard region and with
+explicit checks; output and exit status must be identical.
+
+Usage: jit_diff.py PSL WAT2WASM [SEED] [MODULES] [FUNCS]
+Prints the failing cases (module text kept in the temporary directory given) and ends with
+'N passed, N failed'."""
+import os
+import random
+import subprocess
+import sys
+import tempfile
+
+EDGE = [0, 1, 2, 3, 4, 7, 8, 16, 31, 32, 255, 256, 0xFF00, 0xFFFF, 65532, 65535, 65536,
+        0x7FFFFFFF, -0x80000000, -1, -4, 100, 1000]
+ADDRS = [0, 16, 100, 65528, 65532, 65534, 65535, 65536, 70000, -4, -1]
+BINOPS = ['add', 'sub', 'mul', 'and', 'or', 'xor', 'shl', 'shr_u', 'shr_s', 'rotl', 'rotr',
+          'eq', 'ne', 'lt_u', 'lt_s', 'gt_u', 'gt_s', 'le_u', 'le_s', 'ge_u', 'ge_s',
+          'div_u', 'div_s', 'rem_u', 'rem_s']
+LOADS = ['i32.load', 'i32.load8_u', 'i32.load8_s', 'i32.load16_u', 'i32.load16_s']
+STORES = ['i32.store', 'i32.store8', 'i32.store16']
+NLOCALS = 3  # i32 locals after the two parameters
+
+
+class Gen:
+    def __init__(self, rnd):
+        self.r = rnd
+
+    def const(self):
+        return f'(i32.const {self.r.choice(EDGE)})'
+
+    def addr(self):
+        r = self.r.random()
+        if r < 0.45:
+            return '(local.get 0)'
+        if r < 0.7:
+            return f'(i32.add (local.get 0) (i32.const {self.r.choice([0, 1, 4, 8, -4])}))'
+        if r < 0.85:
+            return f'(i32.const {self.r.choice(ADDRS)})'
+        return f'(local.get {2 + self.r.randrange(NLOCALS)})'
+
+    def load(self):
+        op = self.r.choice(LOADS)
+        off = self.r.choice([0, 0, 0, 4, 65535])
+        return f'({op} offset={off} {self.addr()})' if off else f'({op} {self.addr()})'
+
+    def expr(self, d):
+        r = self.r.random()
+        if d <= 0 or r < 0.2:
+            k = self.r.random()
+            if k < 0.45:
+                return self.load()
+            if k < 0.7:
+                return self.const()
+            return f'(local.get {self.r.randrange(2 + NLOCALS)})'
+        if r < 0.65:
+            op = self.r.choice(BINOPS)
+            a = self.expr(d - 1)
+            b = a if self.r.random() < 0.15 else self.expr(d - 1)  # x op x
+            return f'(i32.{op} {a} {b})'
+        if r < 0.72:
+            return f'(i32.eqz {self.expr(d - 1)})'
+        if r < 0.8:
+            a = self.expr(d - 1)
+            b = a if self.r.random() < 0.3 else self.expr(d - 1)
+            return f'(select {a} {b} {self.expr(d - 1)})'
+        if r < 0.86:
+            return f'(i32.wrap_i64 (i64.extend_i32_{self.r.choice("su")} {self.expr(d - 1)}))'
+        if r < 0.93:
+            return (f'(if (result i32) {self.expr(d - 1)} (then {self.expr(d - 1)}) '
+                    f'(else {self.expr(d - 1)}))')
+        return f'(local.tee {2 + self.r.randrange(NLOCALS)} {self.expr(d - 1)})'
+
+    def stmt(self, d):
+        r = self.r.random()
+        if r < 0.3:
+            return f'(local.set {2 + self.r.randrange(NLOCALS)} {self.expr(2)})'
+        if r < 0.5:
+            return f'(drop {self.expr(2)})'
+        if r < 0.65:
+            op = self.r.choice(STORES)
+            return f'({op} {self.addr()} {self.expr(2)})'
+        if r < 0.8 and d > 0:
+            body = ' '.join(self.stmt(d - 1) for _ in range(self.r.randrange(0, 3)))
+            other = ' '.join(self.stmt(d - 1) for _ in range(self.r.randrange(0, 2)))
+            return f'(if {self.expr(2)} (then {body}) (else {other}))'
+        if r < 0.9:
+            body = ' '.join(self.stmt(d - 1) for _ in range(self.r.randrange(0, 2))) if d else ''
+            return f'(block (br_if 0 {self.expr(2)}) {body})'
+        return f'(global.set 0 {self.expr(2)})'
+
+    def func(self, i):
+        body = ' '.join(self.stmt(2) for _ in range(self.r.randrange(1, 5)))
+        return (f'  (func (export "f{i}") (param i32 i32) (result i32)'
+                f' (local {"i32 " * NLOCALS}) {body} {self.expr(3)})\n')
+
+
+def module(rnd, nfuncs):
+    g = Gen(rnd)
+    data = ''.join(f'\\{rnd.randrange(256):02x}' for _ in range(64))
+    return ('(module\n  (memory 1)\n  (global (mut i32) (i32.const 0))\n'
+            f'  (data (i32.const 0) "{data}")\n  (data (i32.const 65472) "{data}")\n'
+            + ''.join(g.func(i) for i in range(nfuncs)) + ')\n')
+
+
+def run(cmd, env):
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    return p.stdout + p.stderr + f'exit {p.returncode}'
+
+
+def main():
+    psl, wat2wasm = sys.argv[1], sys.argv[2]
+    seed = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    nmod = int(sys.argv[4]) if len(sys.argv) > 4 else 10
+    nfn = int(sys.argv[5]) if len(sys.argv) > 5 else 8
+    tmp = tempfile.mkdtemp(prefix='psl-jit-diff-')
+    passed = failed = 0
+    for mi in range(nmod):
+        rnd = random.Random(seed * 1000003 + mi)
+        wat = os.path.join(tmp, f'm{seed}-{mi}.wat')
+        wasm = wat[:-4] + '.wasm'
+        with open(wat, 'w') as f:
+            f.write(module(rnd, nfn))
+        subprocess.run([wat2wasm, wat, '-o', wasm], check=True)
+        for fi in range(nfn):
+            for args in ([str(rnd.choice(ADDRS)), str(rnd.choice(EDGE))] for _ in range(2)):
+                base = [psl, 'run']
+                inv = ['--invoke', f'f{fi}', wasm] + args
+                want = run(base + ['--tier', 'interp'] + inv, os.environ)
+                for b in ('guard', 'checks'):
+                    env = dict(os.environ, PSL_JIT_BOUNDS=b, PSL_CACHE_DIR=os.path.join(tmp, 'c'))
+                    got = run(base + ['--tier', 'jit'] + inv, env)
+                    if got == want:
+                        passed += 1
+                    else:
+                        failed += 1
+                        print(f'jit_diff: {wat} f{fi}({" ".join(args)}) {b}: interpreter '
+                              f'{want!r}, jit {got!r}')
+    print(f'{passed} passed, {failed} failed')
+    if not failed:
+        subprocess.run(['rm', '-rf', tmp])
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == '__main__':
+    main()
