@@ -3,9 +3,9 @@
 cli_jit_diff). Generates MODULES modules of FUNCS exported functions each from SEED: random i32
 code over a one-page memory mixing loads of every width at addresses in bounds, at the edge and
 out of bounds, arithmetic with edge constants, compares, select, division, stores, drops,
-if/else, br_if and locals, the shapes that make LLVM fold a load's use away. Every function runs
-with several arguments under the interpreter and under --tier jit with the guard region and with
-explicit checks; output and exit status must be identical.
+if/else, br_if, short loops and locals: the shapes that make LLVM fold a load's use away.
+Every function runs with several arguments under the interpreter and under --tier jit with
+the guard region and with explicit checks; output and exit status must be identical.
 
 Usage: jit_diff.py PSL WAT2WASM [SEED] [MODULES] [FUNCS]
 Prints the failing cases (module text kept in the temporary directory given) and ends with
@@ -89,15 +89,22 @@ class Gen:
             body = ' '.join(self.stmt(d - 1) for _ in range(self.r.randrange(0, 3)))
             other = ' '.join(self.stmt(d - 1) for _ in range(self.r.randrange(0, 2)))
             return f'(if {self.expr(2)} (then {body}) (else {other}))'
-        if r < 0.9:
+        if r < 0.85:
             body = ' '.join(self.stmt(d - 1) for _ in range(self.r.randrange(0, 2))) if d else ''
             return f'(block (br_if 0 {self.expr(2)}) {body})'
+        if r < 0.9 and d > 0:
+            # a loop of at most 4 iterations on its own counter (not touched by other code)
+            n, cnt = self.r.randrange(1, 5), 2 + NLOCALS
+            body = ' '.join(self.stmt(d - 1) for _ in range(self.r.randrange(1, 3)))
+            return (f'(local.set {cnt} (i32.const {n})) (block (loop {body} '
+                    f'(br_if 1 {self.expr(1)}) (local.set {cnt} (i32.sub (local.get {cnt}) '
+                    f'(i32.const 1))) (br_if 0 (local.get {cnt}))))')
         return f'(global.set 0 {self.expr(2)})'
 
     def func(self, i):
         body = ' '.join(self.stmt(2) for _ in range(self.r.randrange(1, 5)))
         return (f'  (func (export "f{i}") (param i32 i32) (result i32)'
-                f' (local {"i32 " * NLOCALS}) {body} {self.expr(3)})\n')
+                f' (local {"i32 " * (NLOCALS + 1)}) {body} {self.expr(3)})\n')
 
 
 def module(rnd, nfuncs):
