@@ -69,8 +69,18 @@ class Gen:
             a = self.expr(d - 1)
             b = a if self.r.random() < 0.3 else self.expr(d - 1)
             return f'(select {a} {b} {self.expr(d - 1)})'
-        if r < 0.86:
+        if r < 0.83:
             return f'(i32.wrap_i64 (i64.extend_i32_{self.r.choice("su")} {self.expr(d - 1)}))'
+        if r < 0.85:  # i64 and float code over loads of their width
+            k = self.r.random()
+            if k < 0.5:
+                op = self.r.choice(['add', 'sub', 'mul', 'and', 'xor', 'shr_u', 'rem_u', 'div_s'])
+                ld = self.r.choice(['i64.load', 'i64.load32_u', 'i64.load8_s'])
+                return (f'(i32.wrap_i64 (i64.{op} ({ld} {self.addr()}) '
+                        f'(i64.extend_i32_s {self.expr(d - 1)})))')
+            conv = self.r.choice(['i32.trunc_sat_f64_s', 'i32.trunc_f64_u', 'i32.trunc_f64_s'])
+            return (f'({conv} (f64.{self.r.choice(["add", "mul", "sub"])} (f64.load {self.addr()})'
+                    f' (f64.convert_i32_s {self.expr(d - 1)})))')
         if r < 0.93:
             return (f'(if (result i32) {self.expr(d - 1)} (then {self.expr(d - 1)}) '
                     f'(else {self.expr(d - 1)}))')
@@ -93,8 +103,9 @@ class Gen:
             body = ' '.join(self.stmt(d - 1) for _ in range(self.r.randrange(0, 2))) if d else ''
             return f'(block (br_if 0 {self.expr(2)}) {body})'
         if r < 0.9 and d > 0:
-            # a loop of at most 4 iterations on its own counter (not touched by other code)
-            n, cnt = self.r.randrange(1, 5), 2 + NLOCALS
+            # a loop of at most 4 iterations on a counter of its depth's own (no other code, and
+            # no nested loop, writes it)
+            n, cnt = self.r.randrange(1, 5), 2 + NLOCALS + d
             body = ' '.join(self.stmt(d - 1) for _ in range(self.r.randrange(1, 3)))
             return (f'(local.set {cnt} (i32.const {n})) (block (loop {body} '
                     f'(br_if 1 {self.expr(1)}) (local.set {cnt} (i32.sub (local.get {cnt}) '
@@ -104,7 +115,7 @@ class Gen:
     def func(self, i):
         body = ' '.join(self.stmt(2) for _ in range(self.r.randrange(1, 5)))
         return (f'  (func (export "f{i}") (param i32 i32) (result i32)'
-                f' (local {"i32 " * (NLOCALS + 1)}) {body} {self.expr(3)})\n')
+                f' (local {"i32 " * (NLOCALS + 3)}) {body} {self.expr(3)})\n')
 
 
 def module(rnd, nfuncs):
