@@ -1923,6 +1923,18 @@ static void *hot_thread(void *arg) {
          * called functions are compiled again at the default level later; an OSR entry keeps
          * its mid-level code for the activation it was entered by. */
         int level = mid_first() ? JIT_LEVEL_MID : JIT_LEVEL_DEFAULT;
+        /* Unless an OSR entry's head lies inside another loop: its activation leaves OSR code
+         * only at the back edges of such loops, so mid-level code would run to its end (lz's
+         * main entered in its first top-level loop ran the whole compressor as mid code). Such
+         * a batch is compiled at the default level at once. */
+        if (level == JIT_LEVEL_MID && has_osr) {
+            bool stuck = true;
+            for (uint32_t k = 0; k < jm->nc && stuck; k++)
+                if (sel[k] & JIT_SEL_OSR)
+                    stuck = !jit__loop_around(jm->m, k, jm->osr_cell[k]);
+            if (stuck)
+                level = JIT_LEVEL_DEFAULT;
+        }
         int rc = compile_objects(jm, sel, level, err, sizeof err);
         if (rc != 0 && !jm->cancel)
             report(err);

@@ -161,6 +161,9 @@ void jit__ops_init(void);
 int jit__op_of(const void *h);
 /* Cells taken by the instruction at ip (op already decoded). */
 uint32_t jit__op_len(int op, const wasm_cell *ip);
+/* Is the loop head at cell of defined function k inside another loop (a branch after it to a
+ * cell before it)? An OSR activation leaves its code only at back edges of such loops. */
+bool jit__loop_around(const wasm_module *m, uint32_t k, uint32_t cell);
 /* op's operand format (K_*). */
 int jit__op_kind(int op);
 /* The defined functions k calls directly (indices, in code order, repeats possible): writes at
