@@ -22,6 +22,7 @@
 #include "base/err.h"
 #include "crypto/crypto.h"
 #include "jit/jit_int.h"
+#include "wasm/wasm_ops.h" /* the lowered operators, to find loop heads (test_loop_around) */
 #include "wasm/wasm.h"
 
 #include <elf.h>
@@ -398,6 +399,58 @@ static void test_memory_cap(void **state) {
         r.s = NULL;
         close_run(&r);
     }
+}
+
+/* jit__loop_around, which decides that an OSR entry's activation can never leave its code (it
+ * is then compiled at the default level at once): a loop after which none encloses it, an inner
+ * loop and the outer loop around it. */
+static void test_loop_around(void **state) {
+    (void)state;
+    /* (func (param i32) (local i32)
+     *   (loop $a (br_if $a (local.tee 0 (i32.sub (local.get 0) (i32.const 1)))))
+     *   (loop $o (local.set 1 (i32.add (local.get 1) (local.get 0)))
+     *     (loop $i (br_if $i (local.tee 0 (i32.sub (local.get 0) (i32.const 1)))))
+     *     (br_if $o (local.get 1)))) */
+    static const uint8_t bytes[] = {
+        0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x05, 0x01, 0x60, 0x01,
+        0x7f, 0x00, 0x03, 0x02, 0x01, 0x00, 0x0a, 0x2c, 0x01, 0x2a, 0x01, 0x01, 0x7f,
+        0x03, 0x40, 0x20, 0x00, 0x41, 0x01, 0x6b, 0x22, 0x00, 0x0d, 0x00, 0x0b, 0x03,
+        0x40, 0x20, 0x01, 0x20, 0x00, 0x6a, 0x21, 0x01, 0x03, 0x40, 0x20, 0x00, 0x41,
+        0x01, 0x6b, 0x22, 0x00, 0x0d, 0x00, 0x0b, 0x20, 0x01, 0x0d, 0x00, 0x0b, 0x0b};
+    wasm_module *m = NULL;
+    wasm_error err;
+    assert_int_equal(wasm_module_load(bytes, sizeof bytes, &m, &err), 0);
+    /* the loop heads: targets of backward branches, in code order */
+    const wasm_code *c = &m->codes[0];
+    uint32_t heads[8], nh = 0;
+    for (uint32_t i = 0; i < c->ncode;) {
+        int op = jit__op_of(c->code[i].h);
+        assert_true(op >= 0);
+        const wasm_cell *t = NULL;
+        if (op == OP_br_back || op == OP_br)
+            t = c->code[i + 1].target;
+        else if (op == OP_br_if || op == OP_br_if_back || op == OP_br_unless || op == OP_brif_eqz)
+            t = c->code[i + 2].target;
+        else if (jit__op_kind(op) == K_BRCMP)
+            t = c->code[i + 2].target;
+        else if (jit__op_kind(op) == K_BRCMP_RI)
+            t = c->code[i + 3].target;
+        if (t && t <= &c->code[i] && nh < 8) {
+            uint32_t h = (uint32_t)(t - c->code), k = 0;
+            while (k < nh && heads[k] != h)
+                k++;
+            if (k == nh)
+                heads[nh++] = h;
+        }
+        i += jit__op_len(op, &c->code[i]);
+    }
+    assert_int_equal(nh, 3); /* $a, $i (its back edge comes first), $o */
+    uint32_t a = heads[0], in = heads[1], out = heads[2];
+    assert_true(a < out && out < in);
+    assert_false(jit__loop_around(m, 0, a));
+    assert_true(jit__loop_around(m, 0, in));
+    assert_false(jit__loop_around(m, 0, out));
+    wasm_module_free(m);
 }
 
 static void test_timeout_stops_loop(void **state) {
@@ -1034,6 +1087,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_guard_passes_other_faults),
         cmocka_unit_test(test_memory_not_forked),
         cmocka_unit_test(test_memory_cap),
+        cmocka_unit_test(test_loop_around),
         cmocka_unit_test(test_timeout_stops_loop),
         cmocka_unit_test(test_wx),
         cmocka_unit_test(test_perf_map),
