@@ -1911,29 +1911,17 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
             goto done;
         }
         uint32_t len = op_len(op, ip);
-        switch (op) {
-        case OP_br:
-        case OP_br_back:
-            starts[ip[1].target - code->code] = true;
-            mark_back(heads, head_end, jt, (uint32_t)(ip[1].target - code->code),
-                      ip[1].target <= ip, i + len);
-            break;
-        case OP_br_if:
-        case OP_br_if_back:
-        case OP_br_unless:
-        case OP_brif_eqz:
-            starts[ip[2].target - code->code] = true;
-            mark_back(heads, head_end, jt, (uint32_t)(ip[2].target - code->code),
-                      ip[2].target <= ip, i + len);
+        /* a branch: its targets start blocks, and so does the cell after it */
+        const wasm_cell *tg;
+        uint32_t nt = jit__branch_targets(op, ip, len, &tg);
+        for (uint32_t t = 0; t < nt; t++) {
+            uint32_t c = (uint32_t)(tg[t].target - code->code);
+            starts[c] = true;
+            mark_back(heads, head_end, jt, c, tg[t].target <= ip, i + len);
+        }
+        if (nt)
             starts[i + len] = true;
-            break;
-        case OP_br_table:
-            for (uint64_t t = 0; t <= ip[2].u64; t++) {
-                starts[ip[3 + t].target - code->code] = true;
-                mark_back(heads, head_end, jt, (uint32_t)(ip[3 + t].target - code->code),
-                          ip[3 + t].target <= ip, i + len);
-            }
-            break;
+        switch (op) {
         case OP_call:
         case OP_call_import:
         case OP_call_indirect: {
@@ -1951,14 +1939,7 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
                 f->callbuf_n = span;
             break;
         }
-        default:
-            if (jit__op_kind(op) == K_BRCMP || jit__op_kind(op) == K_BRCMP_RI) {
-                starts[ip[len - 1].target - code->code] = true;
-                mark_back(heads, head_end, jt, (uint32_t)(ip[len - 1].target - code->code),
-                          ip[len - 1].target <= ip, i + len);
-                starts[i + len] = true;
-            }
-            break;
+        default: break;
         }
         if (is_terminator(op))
             starts[i + len] = true;

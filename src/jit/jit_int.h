@@ -161,6 +161,10 @@ void jit__ops_init(void);
 int jit__op_of(const void *h);
 /* Cells taken by the instruction at ip (op already decoded). */
 uint32_t jit__op_len(int op, const wasm_cell *ip);
+/* The branch targets of the instruction at ip (op decoded, len cells): their number (0 for an
+ * instruction that does not branch) and in *first the first of that many consecutive cells whose
+ * .target is one. */
+uint32_t jit__branch_targets(int op, const wasm_cell *ip, uint32_t len, const wasm_cell **first);
 /* Is the loop head at cell of defined function k inside another loop (a branch after it to a
  * cell before it)? An OSR activation leaves its code only at back edges of such loops. */
 bool jit__loop_around(const wasm_module *m, uint32_t k, uint32_t cell);

@@ -122,37 +122,36 @@ uint32_t jit__callees(const wasm_module *m, uint32_t k, uint32_t *out, uint32_t 
     return n;
 }
 
+uint32_t jit__branch_targets(int op, const wasm_cell *ip, uint32_t len, const wasm_cell **first) {
+    switch (op) {
+    case OP_br:
+    case OP_br_back: *first = &ip[1]; return 1;
+    case OP_br_if:
+    case OP_br_if_back:
+    case OP_br_unless:
+    case OP_brif_eqz: *first = &ip[2]; return 1;
+    case OP_br_table: *first = &ip[3]; return (uint32_t)ip[2].u64 + 1;
+    default:
+        if (jit__op_kind(op) != K_BRCMP && jit__op_kind(op) != K_BRCMP_RI)
+            return 0;
+        *first = &ip[len - 1];
+        return 1;
+    }
+}
+
 bool jit__loop_around(const wasm_module *m, uint32_t k, uint32_t cell) {
     jit__ops_init();
     const wasm_code *c = &m->codes[k];
-    const wasm_cell *head = c->code + cell;
     for (uint32_t i = cell; i < c->ncode;) {
-        const wasm_cell *p = &c->code[i];
-        int op = jit__op_of(p->h);
+        int op = jit__op_of(c->code[i].h);
         if (op < 0)
             break;
-        uint32_t len = jit__op_len(op, p);
-        const wasm_cell *t[2] = {NULL, NULL};
-        switch (op) {
-        case OP_br:
-        case OP_br_back: t[0] = p[1].target; break;
-        case OP_br_if:
-        case OP_br_if_back:
-        case OP_br_unless:
-        case OP_brif_eqz: t[0] = p[2].target; break;
-        case OP_br_table:
-            for (uint64_t j = 0; j <= p[2].u64; j++)
-                if (p[3 + j].target < head)
-                    return true;
-            break;
-        default:
-            if (jit__op_kind(op) == K_BRCMP)
-                t[0] = p[2].target;
-            else if (jit__op_kind(op) == K_BRCMP_RI)
-                t[0] = p[3].target;
-        }
-        if (t[0] && t[0] < head)
-            return true;
+        uint32_t len = jit__op_len(op, &c->code[i]);
+        const wasm_cell *tg;
+        uint32_t nt = jit__branch_targets(op, &c->code[i], len, &tg);
+        for (uint32_t t = 0; t < nt; t++)
+            if (tg[t].target < c->code + cell)
+                return true;
         i += len;
     }
     return false;

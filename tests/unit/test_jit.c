@@ -22,7 +22,6 @@
 #include "base/err.h"
 #include "crypto/crypto.h"
 #include "jit/jit_int.h"
-#include "wasm/wasm_ops.h" /* the lowered operators, to find loop heads (test_loop_around) */
 #include "wasm/wasm.h"
 
 #include <elf.h>
@@ -426,20 +425,15 @@ static void test_loop_around(void **state) {
     for (uint32_t i = 0; i < c->ncode;) {
         int op = jit__op_of(c->code[i].h);
         assert_true(op >= 0);
-        const wasm_cell *t = NULL;
-        if (op == OP_br_back || op == OP_br)
-            t = c->code[i + 1].target;
-        else if (op == OP_br_if || op == OP_br_if_back || op == OP_br_unless || op == OP_brif_eqz)
-            t = c->code[i + 2].target;
-        else if (jit__op_kind(op) == K_BRCMP)
-            t = c->code[i + 2].target;
-        else if (jit__op_kind(op) == K_BRCMP_RI)
-            t = c->code[i + 3].target;
-        if (t && t <= &c->code[i] && nh < 8) {
-            uint32_t h = (uint32_t)(t - c->code), k = 0;
+        const wasm_cell *tg;
+        uint32_t nt = jit__branch_targets(op, &c->code[i], jit__op_len(op, &c->code[i]), &tg);
+        for (uint32_t j = 0; j < nt; j++) {
+            uint32_t h = (uint32_t)(tg[j].target - c->code), k = 0;
+            if (tg[j].target > &c->code[i])
+                continue;
             while (k < nh && heads[k] != h)
                 k++;
-            if (k == nh)
+            if (k == nh && nh < 8)
                 heads[nh++] = h;
         }
         i += jit__op_len(op, &c->code[i]);
