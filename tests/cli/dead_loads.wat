@@ -1,6 +1,7 @@
-;; Loads whose value LLVM can fold away although it is used (ctest cli_dead_loads): each export
-;; takes an address; out of bounds, every one must trap under the JIT as in the interpreter,
-;; and in bounds return what the interpreter returns. See load_used in src/jit/jit_gen.c.
+;; Loads whose value LLVM can fold away although it is used (ctest cli_dead_loads, through
+;; jit_diff.py --module): each export takes an address; out of bounds, every one must trap under
+;; the JIT as in the interpreter, and in bounds return what the interpreter returns (guard-mode
+;; loads are volatile for this: emit_load in src/jit/jit_gen.c).
 (module
   (memory 1)
   (data (i32.const 16) "\05\00\00\00\07\00\00\00")

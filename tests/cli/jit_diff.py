@@ -8,6 +8,8 @@ Every function runs with several arguments under the interpreter and under --tie
 the guard region and with explicit checks; output and exit status must be identical.
 
 Usage: jit_diff.py PSL WAT2WASM [SEED] [MODULES] [FUNCS]
+       jit_diff.py PSL WAT2WASM --module FILE.wat ARG...  (every export of FILE, one i32
+       argument each time: ctest cli_dead_loads runs tests/cli/dead_loads.wat so)
 Prints the failing cases (module text kept in the temporary directory given) and ends with
 'N passed, N failed'."""
 import os
@@ -143,34 +145,54 @@ def run(cmd, env):
     return IN_FUNCTION.sub('', p.stdout + p.stderr) + f'exit {p.returncode}'
 
 
+def compare(psl, tmp, wat, wasm, name, args):
+    """Runs export name with args under the interpreter and under the JIT in both bounds
+    modes; returns (passed, failed) and prints each difference."""
+    passed = failed = 0
+    inv = ['--invoke', name, wasm] + args
+    want = run([psl, 'run', '--tier', 'interp'] + inv, os.environ)
+    for b in ('guard', 'checks'):
+        env = dict(os.environ, PSL_JIT_BOUNDS=b, PSL_CACHE_DIR=os.path.join(tmp, 'c'))
+        got = run([psl, 'run', '--tier', 'jit'] + inv, env)
+        if got == want:
+            passed += 1
+        else:
+            failed += 1
+            print(f'jit_diff: {wat} {name}({" ".join(args)}) {b}: interpreter {want!r}, '
+                  f'jit {got!r}')
+    return passed, failed
+
+
 def main():
     psl, wat2wasm = sys.argv[1], sys.argv[2]
-    seed = int(sys.argv[3]) if len(sys.argv) > 3 else 1
-    nmod = int(sys.argv[4]) if len(sys.argv) > 4 else 10
-    nfn = int(sys.argv[5]) if len(sys.argv) > 5 else 8
     tmp = tempfile.mkdtemp(prefix='psl-jit-diff-')
     passed = failed = 0
-    for mi in range(nmod):
-        rnd = random.Random(seed * 1000003 + mi)
-        wat = os.path.join(tmp, f'm{seed}-{mi}.wat')
-        wasm = wat[:-4] + '.wasm'
-        with open(wat, 'w') as f:
-            f.write(module(rnd, nfn))
+    if len(sys.argv) > 3 and sys.argv[3] == '--module':
+        # a given module: every export, with each argument
+        wat = sys.argv[4]
+        wasm = os.path.join(tmp, os.path.basename(wat)[:-4] + '.wasm')
         subprocess.run([wat2wasm, wat, '-o', wasm], check=True)
-        for fi in range(nfn):
-            for args in ([str(rnd.choice(ADDRS)), str(rnd.choice(EDGE))] for _ in range(2)):
-                base = [psl, 'run']
-                inv = ['--invoke', f'f{fi}', wasm] + args
-                want = run(base + ['--tier', 'interp'] + inv, os.environ)
-                for b in ('guard', 'checks'):
-                    env = dict(os.environ, PSL_JIT_BOUNDS=b, PSL_CACHE_DIR=os.path.join(tmp, 'c'))
-                    got = run(base + ['--tier', 'jit'] + inv, env)
-                    if got == want:
-                        passed += 1
-                    else:
-                        failed += 1
-                        print(f'jit_diff: {wat} f{fi}({" ".join(args)}) {b}: interpreter '
-                              f'{want!r}, jit {got!r}')
+        with open(wat) as f:
+            names = re.findall(r'\(export "([^"]+)"\)', f.read())
+        for name in names:
+            for a in sys.argv[5:]:
+                p, f_ = compare(psl, tmp, wat, wasm, name, [a])
+                passed, failed = passed + p, failed + f_
+    else:
+        seed = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+        nmod = int(sys.argv[4]) if len(sys.argv) > 4 else 10
+        nfn = int(sys.argv[5]) if len(sys.argv) > 5 else 8
+        for mi in range(nmod):
+            rnd = random.Random(seed * 1000003 + mi)
+            wat = os.path.join(tmp, f'm{seed}-{mi}.wat')
+            wasm = wat[:-4] + '.wasm'
+            with open(wat, 'w') as f:
+                f.write(module(rnd, nfn))
+            subprocess.run([wat2wasm, wat, '-o', wasm], check=True)
+            for fi in range(nfn):
+                for args in ([str(rnd.choice(ADDRS)), str(rnd.choice(EDGE))] for _ in range(2)):
+                    p, f_ = compare(psl, tmp, wat, wasm, f'f{fi}', args)
+                    passed, failed = passed + p, failed + f_
     print(f'{passed} passed, {failed} failed')
     if not failed:
         subprocess.run(['rm', '-rf', tmp])
