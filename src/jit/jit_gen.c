@@ -92,7 +92,6 @@ typedef struct fgen {
     LLVMValueRef codes; /* inst->mod->codes (for calls to functions of other objects) */
     uint32_t callbuf_n;
     LLVMBasicBlockRef *bbs; /* per cell: the block starting there, or NULL */
-    const bool *starts;     /* per cell: a block starts there */
     const uint8_t *jt;      /* per cell: a branch goes there (JT_FWD, JT_BACK) */
     const bool *iv_nuw;     /* per cell: an i32.add proven not to wrap (iv_adds), or NULL */
     bool osr;               /* the OSR variant: (ctx, fp, cell), results to fp */
@@ -1899,7 +1898,6 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
     uint8_t *jt = xcalloc(n + 1, 1); /* per cell: JT_FWD / JT_BACK, a branch goes there */
     LLVMBasicBlockRef *bbs_a = NULL;
     LLVMValueRef *init_st = NULL, osr_br = NULL; /* OSR: the slots' first stores, the jump to A */
-    f->starts = starts;
     f->jt = jt;
     f->bbs = xcalloc(n + 1, sizeof *f->bbs);
     for (uint32_t i = 0; i < n;) {
