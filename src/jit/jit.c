@@ -1671,6 +1671,18 @@ static void add_callees(jit_mod *jm, uint32_t k, uint8_t *sel, uint32_t *cells) 
     free(cs);
 }
 
+/* Does function k call itself directly? */
+static bool calls_itself(const wasm_module *m, uint32_t k) {
+    uint32_t n = jit__callees(m, k, NULL, 0);
+    uint32_t *cs = xmalloc((n ? n : 1) * sizeof *cs);
+    n = jit__callees(m, k, cs, n);
+    bool self = false;
+    for (uint32_t i = 0; i < n && !self; i++)
+        self = cs[i] == k;
+    free(cs);
+    return self;
+}
+
 /* Has function k an OSR entry at loop head cell? (under mu) */
 static bool has_osr(jit_mod *jm, uint32_t k, uint32_t cell) {
     for (unsigned q = 0; q < JIT_MAX_OSR; q++)
@@ -1839,8 +1851,18 @@ static void *hot_thread(void *arg) {
                  * at: its ordinary copy would be compiled for nothing. If it is called later
                  * and turns hot again, it is compiled then. */
                 jm->state[k] = ST_TAKEN;
-                if (!atomic_load(&jm->entered[k]) && at != UINT32_MAX &&
-                    jm->nosr[k] < JIT_MAX_OSR && !has_osr(jm, k, at)) {
+                bool want_osr =
+                    at != UINT32_MAX && jm->nosr[k] < JIT_MAX_OSR && !has_osr(jm, k, at);
+                if (want_osr && !atomic_load(&jm->entered[k]) && calls_itself(jm->m, k)) {
+                    /* A recursive function sampled in a loop: the activation looping there
+                     * gets an OSR entry, and the calls it makes (which start interpreted and
+                     * are rarely sampled where the entry is) the ordinary copy, in the same
+                     * batch. sort's quicksort otherwise ran its recursive calls interpreted
+                     * until a second activation happened to reach the OSR entry. */
+                    jm->osr_req[k] = 1;
+                    jm->osr_want[k] = at;
+                    sel[k] = JIT_SEL_FN;
+                } else if (!atomic_load(&jm->entered[k]) && want_osr) {
                     jm->osr_req[k] = 1;
                     jm->osr_want[k] = at;
                 } else {
@@ -1920,21 +1942,20 @@ static void *hot_thread(void *arg) {
         }
         /* The batch (OSR entries, small functions) at the mid level first: a third of the
          * default level's compile time, so a long loop leaves the interpreter sooner. Its
-         * called functions are compiled again at the default level later; an OSR entry keeps
-         * its mid-level code for the activation it was entered by. */
+         * called functions, and its OSR entries, are compiled again at the default level
+         * later (below). */
         int level = mid_first() ? JIT_LEVEL_MID : JIT_LEVEL_DEFAULT;
-        /* Unless an OSR entry's head lies inside another loop: its activation leaves OSR code
-         * only at the back edges of such loops, so mid-level code would run to its end (lz's
-         * main entered in its first top-level loop ran the whole compressor as mid code). Such
-         * a batch is compiled at the default level at once. */
-        if (level == JIT_LEVEL_MID && has_osr) {
-            bool stuck = true;
-            for (uint32_t k = 0; k < jm->nc && stuck; k++)
-                if (sel[k] & JIT_SEL_OSR)
-                    stuck = !jit__loop_around(jm->m, k, jm->osr_cell[k]);
-            if (stuck)
-                level = JIT_LEVEL_DEFAULT;
-        }
+        /* Unless an OSR entry's activation could not leave mid-level code for the default-level
+         * entry compiled later: it leaves at back edges of the loops around the entry's head,
+         * or, when none encloses it, of the head's own loop (jit_gen.c), but once that loop is
+         * done the activation runs the rest of the function in the entry's code. Where loops
+         * follow (lz's main entered in its first top-level loop ran the whole compressor as
+         * mid-level code), the batch is compiled at the default level at once. */
+        if (level == JIT_LEVEL_MID && has_osr)
+            for (uint32_t k = 0; k < jm->nc; k++)
+                if ((sel[k] & JIT_SEL_OSR) && !jit__loop_around(jm->m, k, jm->osr_cell[k]) &&
+                    jit__loop_after(jm->m, k, jm->osr_cell[k]))
+                    level = JIT_LEVEL_DEFAULT;
         int rc = compile_objects(jm, sel, level, err, sizeof err);
         if (rc != 0 && !jm->cancel)
             report(err);

@@ -69,6 +69,7 @@ typedef struct gen {
     const uint32_t *osr_cell;        /* jit_gen_opts.osr_cell */
     const uint64_t *const *osr_vals; /* jit_gen_opts.osr_vals */
     bool fuel;                       /* jit_gen_opts.fuel */
+    uint8_t level;                   /* jit_gen_opts.level */
     LLVMValueRef *fns;               /* native function per code */
     LLVMTypeRef *fntys;
     unsigned prof_kind, invariant_kind;
@@ -1947,12 +1948,18 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
     /* Where an OSR activation may leave for newer code: the back edges of the loops around its
      * loop head L, once per run of L's loop. Not at L's own back edge: a check there would run
      * every iteration, give the loop a second exit, and keep every slot the frame needs live
-     * through it (hashmap's main, whose L holds the whole run, ran 10-16 % slower). */
+     * through it (hashmap's main, whose L holds the whole run, ran 10-16 % slower) - except in
+     * mid-level code when no loop encloses L: that code is replaced by a default-level entry
+     * soon, and without the check an activation would run it to its end (the hot thread
+     * compiles such an entry at the default level at once when loops follow L's). */
     uint32_t l = osr && g->osr_cell ? g->osr_cell[k] : UINT32_MAX;
     if (l < n && heads[l]) {
         f->nest_head = xcalloc(n + 1, 1);
+        bool around = false;
         for (uint32_t h = 0; h < l; h++)
-            f->nest_head[h] = heads[h] && l < head_end[h];
+            around |= f->nest_head[h] = heads[h] && l < head_end[h];
+        if (!around && g->level == JIT_LEVEL_MID)
+            f->nest_head[l] = 1;
     }
 
     /* Entry: slots, prologue (stack and depth checks, fuel), parameters. */
@@ -2248,6 +2255,7 @@ int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **o
     g->sel = o->sel;
     g->osr_cell = o->osr_cell;
     g->osr_vals = o->osr_vals;
+    g->level = o->level;
     g->fuel = o->fuel;
     g->cx = LLVMContextCreate();
     g->mod = LLVMModuleCreateWithNameInContext("wasm", g->cx);

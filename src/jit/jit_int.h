@@ -168,6 +168,9 @@ uint32_t jit__branch_targets(int op, const wasm_cell *ip, uint32_t len, const wa
 /* Is the loop head at cell of defined function k inside another loop (a branch after it to a
  * cell before it)? An OSR activation leaves its code only at back edges of such loops. */
 bool jit__loop_around(const wasm_module *m, uint32_t k, uint32_t cell);
+/* Does function k hold a loop after the loop with head cell (a back edge after the last back edge
+ * to cell)? An activation that leaves that loop's nest runs such loops next. */
+bool jit__loop_after(const wasm_module *m, uint32_t k, uint32_t cell);
 /* op's operand format (K_*). */
 int jit__op_kind(int op);
 /* The defined functions k calls directly (indices, in code order, repeats possible): writes at

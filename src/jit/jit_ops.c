@@ -156,3 +156,25 @@ bool jit__loop_around(const wasm_module *m, uint32_t k, uint32_t cell) {
     }
     return false;
 }
+
+bool jit__loop_after(const wasm_module *m, uint32_t k, uint32_t cell) {
+    jit__ops_init();
+    const wasm_code *c = &m->codes[k];
+    bool later = false;
+    for (uint32_t i = cell; i < c->ncode;) {
+        int op = jit__op_of(c->code[i].h);
+        if (op < 0)
+            break;
+        uint32_t len = jit__op_len(op, &c->code[i]);
+        const wasm_cell *tg;
+        uint32_t nt = jit__branch_targets(op, &c->code[i], len, &tg);
+        for (uint32_t t = 0; t < nt; t++) {
+            if (tg[t].target == c->code + cell)
+                later = false; /* the loops seen so far lie inside the head's loop */
+            else if (tg[t].target <= c->code + i)
+                later = true;
+        }
+        i += len;
+    }
+    return later;
+}

@@ -400,9 +400,11 @@ static void test_memory_cap(void **state) {
     }
 }
 
-/* jit__loop_around, which decides that an OSR entry's activation can never leave its code (it
- * is then compiled at the default level at once): a loop after which none encloses it, an inner
- * loop and the outer loop around it. */
+/* jit__loop_around and jit__loop_after, which decide how an OSR entry is compiled first: an
+ * activation leaves OSR code for newer code only at back edges of loops around the entry's head,
+ * or of the head's own loop when none encloses it (mid-level code), so an entry at a top-level
+ * loop with more loops after it is compiled at the default level at once. Here: a loop after
+ * which none encloses it, an inner loop and the outer loop around it, the last loop. */
 static void test_loop_around(void **state) {
     (void)state;
     /* (func (param i32) (local i32)
@@ -444,6 +446,8 @@ static void test_loop_around(void **state) {
     assert_false(jit__loop_around(m, 0, a));
     assert_true(jit__loop_around(m, 0, in));
     assert_false(jit__loop_around(m, 0, out));
+    assert_true(jit__loop_after(m, 0, a));
+    assert_false(jit__loop_after(m, 0, out));
     wasm_module_free(m);
 }
 
@@ -894,6 +898,29 @@ static void test_auto_osr_nest(void **state) {
     close_run(&r);
 }
 
+/* auto: an OSR entry at a loop that no other loop encloses, and that none follows, is compiled
+ * at the mid level with a check of the function's OSR count at the loop's own back edge: when its
+ * default-level entry is linked, the activation leaves the mid-level code there and goes on in the
+ * new entry, with the interpreter's result. (Fails when the check is not emitted: the activation
+ * then runs the mid-level code to its end.) */
+static void test_auto_osr_leave_head(void **state) {
+    (void)state;
+    wasm_val a[2] = {300000000, 7}, want[1], res[1];
+    run r;
+    open_run(&r, JIT_TIER_INTERP, NULL, NULL);
+    assert_int_equal(call(&r, "span", a, want), 0);
+    close_run(&r);
+    open_run(&r, JIT_TIER_AUTO, NULL, NULL);
+    jit_stats before, after;
+    jit_get_stats(&before);
+    assert_int_equal(call(&r, "span", a, res), 0);
+    jit_get_stats(&after);
+    assert_int_equal(res[0], want[0]);
+    assert_true(after.osr_entries > before.osr_entries);
+    assert_true(after.osr_left > before.osr_left);
+    close_run(&r);
+}
+
 /* auto: an OSR entry is specialised to the frame it was sampled with (the loop's bound and
  * step, which the loop never writes, become constants). A second activation with another step
  * reaches it at the same loop head: the entry declines (counted as stale), a new one is
@@ -1092,6 +1119,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_auto_tier),
         cmocka_unit_test(test_auto_osr),
         cmocka_unit_test(test_auto_osr_nest),
+        cmocka_unit_test(test_auto_osr_leave_head),
         cmocka_unit_test(test_auto_osr_specialised),
         cmocka_unit_test(test_auto_cross_object),
         cmocka_unit_test(test_auto_levels),
