@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Differential test of the JIT against the interpreter on generated functions (ctest
 cli_jit_diff). Generates MODULES modules of FUNCS exported functions each from SEED: random i32
-code over a one-page memory mixing loads of every width at addresses in bounds, at the edge and
-out of bounds, arithmetic with edge constants, compares, select, division, stores, drops,
-if/else, br_if, short loops, calls and locals: the shapes that make LLVM fold a load's use away.
+code over a one-page memory (that may grow to three) mixing loads of every width at addresses in
+bounds, at the edge and out of bounds, arithmetic with edge constants, compares, select,
+division, stores, drops, if/else, br_if, short loops, calls and locals: the shapes that make LLVM
+fold a load's use away; and direct and indirect calls (through a table with a function of
+another type, null slots and an end), memory.grow and memory.size, whose traps and changed
+bounds both tiers must agree on.
 Every function runs with several arguments under the interpreter and under --tier jit with
 the guard region and with explicit checks; output and exit status must be identical.
 
@@ -89,7 +92,19 @@ class Gen:
             return (f'(if (result i32) {self.expr(d - 1)} (then {self.expr(d - 1)}) '
                     f'(else {self.expr(d - 1)}))')
         if r < 0.93 and self.leaves:  # a call of a leaf function (which LLVM may inline)
-            return f'(call $f{self.r.randrange(self.leaves)} {self.expr(d - 1)} {self.expr(d - 1)})'
+            if self.r.random() < 0.5:
+                return (f'(call $f{self.r.randrange(self.leaves)} {self.expr(d - 1)} '
+                        f'{self.expr(d - 1)})')
+            # through the table: slots 0-2 the leaves, 3 a function of another type, 4-5 null,
+            # 6 and up past its end
+            k = self.r.random()
+            i = (f'(i32.const {self.r.choice([0, 1, 2, 3, 4, 6, -1])})' if k < 0.5 else
+                 f'(i32.rem_u {self.expr(d - 1)} (i32.const 7))')
+            return f'(call_indirect (type $t) {self.expr(d - 1)} {self.expr(d - 1)} {i})'
+        if r < 0.94:
+            if self.r.random() < 0.5:
+                return '(memory.size)'
+            return f'(memory.grow (i32.and {self.expr(d - 1)} (i32.const 3)))'
 
         return f'(local.tee {2 + self.r.randrange(NLOCALS)} {self.expr(d - 1)})'
 
@@ -129,7 +144,10 @@ class Gen:
 def module(rnd, nfuncs):
     g = Gen(rnd)
     data = ''.join(f'\\{rnd.randrange(256):02x}' for _ in range(64))
-    return ('(module\n  (memory 1)\n  (global (mut i32) (i32.const 0))\n'
+    return ('(module\n  (type $t (func (param i32 i32) (result i32)))\n  (memory 1 3)\n'
+            '  (global (mut i32) (i32.const 0))\n  (table 6 funcref)\n'
+            f'  (elem (i32.const 0) $f0 $f1 $f2 $other)\n'
+            '  (func $other (param i32) (result i32) (local.get 0))\n'
             f'  (data (i32.const 0) "{data}")\n  (data (i32.const 65472) "{data}")\n'
             + ''.join(g.func(i) for i in range(nfuncs)) + ')\n')
 
@@ -181,7 +199,7 @@ def main():
     else:
         seed = int(sys.argv[3]) if len(sys.argv) > 3 else 1
         nmod = int(sys.argv[4]) if len(sys.argv) > 4 else 10
-        nfn = int(sys.argv[5]) if len(sys.argv) > 5 else 8
+        nfn = max(LEAVES, int(sys.argv[5]) if len(sys.argv) > 5 else 8)  # the table's leaves
         for mi in range(nmod):
             rnd = random.Random(seed * 1000003 + mi)
             wat = os.path.join(tmp, f'm{seed}-{mi}.wat')
