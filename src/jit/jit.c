@@ -1671,18 +1671,6 @@ static void add_callees(jit_mod *jm, uint32_t k, uint8_t *sel, uint32_t *cells) 
     free(cs);
 }
 
-/* Does function k call itself directly? */
-static bool calls_itself(const wasm_module *m, uint32_t k) {
-    uint32_t n = jit__callees(m, k, NULL, 0);
-    uint32_t *cs = xmalloc((n ? n : 1) * sizeof *cs);
-    n = jit__callees(m, k, cs, n);
-    bool self = false;
-    for (uint32_t i = 0; i < n && !self; i++)
-        self = cs[i] == k;
-    free(cs);
-    return self;
-}
-
 /* Has function k an OSR entry at loop head cell? (under mu) */
 static bool has_osr(jit_mod *jm, uint32_t k, uint32_t cell) {
     for (unsigned q = 0; q < JIT_MAX_OSR; q++)
@@ -1851,18 +1839,8 @@ static void *hot_thread(void *arg) {
                  * at: its ordinary copy would be compiled for nothing. If it is called later
                  * and turns hot again, it is compiled then. */
                 jm->state[k] = ST_TAKEN;
-                bool want_osr =
-                    at != UINT32_MAX && jm->nosr[k] < JIT_MAX_OSR && !has_osr(jm, k, at);
-                if (want_osr && !atomic_load(&jm->entered[k]) && calls_itself(jm->m, k)) {
-                    /* A recursive function sampled in a loop: the activation looping there
-                     * gets an OSR entry, and the calls it makes (which start interpreted and
-                     * are rarely sampled where the entry is) the ordinary copy, in the same
-                     * batch. sort's quicksort otherwise ran its recursive calls interpreted
-                     * until a second activation happened to reach the OSR entry. */
-                    jm->osr_req[k] = 1;
-                    jm->osr_want[k] = at;
-                    sel[k] = JIT_SEL_FN;
-                } else if (!atomic_load(&jm->entered[k]) && want_osr) {
+                if (!atomic_load(&jm->entered[k]) && at != UINT32_MAX &&
+                    jm->nosr[k] < JIT_MAX_OSR && !has_osr(jm, k, at)) {
                     jm->osr_req[k] = 1;
                     jm->osr_want[k] = at;
                 } else {
