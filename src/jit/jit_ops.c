@@ -139,28 +139,12 @@ uint32_t jit__branch_targets(int op, const wasm_cell *ip, uint32_t len, const wa
     }
 }
 
-bool jit__loop_around(const wasm_module *m, uint32_t k, uint32_t cell) {
+/* One scan of function k's branches from loop head cell: *around, a branch to a cell before it;
+ * *after, a backward branch after the last one to cell. */
+static void loops_near(const wasm_module *m, uint32_t k, uint32_t cell, bool *around, bool *after) {
     jit__ops_init();
     const wasm_code *c = &m->codes[k];
-    for (uint32_t i = cell; i < c->ncode;) {
-        int op = jit__op_of(c->code[i].h);
-        if (op < 0)
-            break;
-        uint32_t len = jit__op_len(op, &c->code[i]);
-        const wasm_cell *tg;
-        uint32_t nt = jit__branch_targets(op, &c->code[i], len, &tg);
-        for (uint32_t t = 0; t < nt; t++)
-            if (tg[t].target < c->code + cell)
-                return true;
-        i += len;
-    }
-    return false;
-}
-
-bool jit__loop_after(const wasm_module *m, uint32_t k, uint32_t cell) {
-    jit__ops_init();
-    const wasm_code *c = &m->codes[k];
-    bool later = false;
+    *around = *after = false;
     for (uint32_t i = cell; i < c->ncode;) {
         int op = jit__op_of(c->code[i].h);
         if (op < 0)
@@ -169,12 +153,24 @@ bool jit__loop_after(const wasm_module *m, uint32_t k, uint32_t cell) {
         const wasm_cell *tg;
         uint32_t nt = jit__branch_targets(op, &c->code[i], len, &tg);
         for (uint32_t t = 0; t < nt; t++) {
+            *around |= tg[t].target < c->code + cell;
             if (tg[t].target == c->code + cell)
-                later = false; /* the loops seen so far lie inside the head's loop */
+                *after = false; /* the loops seen so far lie inside the head's loop */
             else if (tg[t].target <= c->code + i)
-                later = true;
+                *after = true;
         }
         i += len;
     }
-    return later;
+}
+
+bool jit__loop_around(const wasm_module *m, uint32_t k, uint32_t cell) {
+    bool around, after;
+    loops_near(m, k, cell, &around, &after);
+    return around;
+}
+
+bool jit__loop_after(const wasm_module *m, uint32_t k, uint32_t cell) {
+    bool around, after;
+    loops_near(m, k, cell, &around, &after);
+    return after;
 }

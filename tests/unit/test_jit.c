@@ -872,6 +872,25 @@ static void test_auto_osr(void **state) {
     close_run(&r);
 }
 
+/* Runs export name under the interpreter, then under auto (the JIT loaded at once): the same
+ * result, and the activation went into OSR code and left it for newer code. */
+static void osr_entered_and_left(const char *name, const wasm_val *args) {
+    wasm_val want[1], res[1];
+    run r;
+    open_run(&r, JIT_TIER_INTERP, NULL, NULL);
+    assert_int_equal(call(&r, name, args, want), 0);
+    close_run(&r);
+    open_run(&r, JIT_TIER_AUTO, NULL, NULL);
+    jit_stats before, after;
+    jit_get_stats(&before);
+    assert_int_equal(call(&r, name, args, res), 0);
+    jit_get_stats(&after);
+    assert_int_equal(res[0], want[0]);
+    assert_true(after.osr_entries > before.osr_entries);
+    assert_true(after.osr_left > before.osr_left);
+    close_run(&r);
+}
+
 /* auto: on-stack replacement inside a loop nest (the OSR copy holds the sampled loop's nest
  * and the whole function, with a branch from the inner loop back to the middle loop's head)
  * gives the interpreter's result. The entry is compiled at the mid level first and again at the
@@ -882,20 +901,8 @@ static void test_auto_osr(void **state) {
  * give another result). */
 static void test_auto_osr_nest(void **state) {
     (void)state;
-    wasm_val a[1] = {60000}, want[1], res[1];
-    run r;
-    open_run(&r, JIT_TIER_INTERP, NULL, NULL);
-    assert_int_equal(call(&r, "nest", a, want), 0);
-    close_run(&r);
-    open_run(&r, JIT_TIER_AUTO, NULL, NULL);
-    jit_stats before, after;
-    jit_get_stats(&before);
-    assert_int_equal(call(&r, "nest", a, res), 0);
-    jit_get_stats(&after);
-    assert_int_equal(res[0], want[0]);
-    assert_true(after.osr_entries > before.osr_entries);
-    assert_true(after.osr_left > before.osr_left);
-    close_run(&r);
+    wasm_val a[1] = {60000};
+    osr_entered_and_left("nest", a);
 }
 
 /* auto: an OSR entry at a loop that no other loop encloses, and that none follows, is compiled
@@ -905,20 +912,8 @@ static void test_auto_osr_nest(void **state) {
  * then runs the mid-level code to its end.) */
 static void test_auto_osr_leave_head(void **state) {
     (void)state;
-    wasm_val a[2] = {300000000, 7}, want[1], res[1];
-    run r;
-    open_run(&r, JIT_TIER_INTERP, NULL, NULL);
-    assert_int_equal(call(&r, "span", a, want), 0);
-    close_run(&r);
-    open_run(&r, JIT_TIER_AUTO, NULL, NULL);
-    jit_stats before, after;
-    jit_get_stats(&before);
-    assert_int_equal(call(&r, "span", a, res), 0);
-    jit_get_stats(&after);
-    assert_int_equal(res[0], want[0]);
-    assert_true(after.osr_entries > before.osr_entries);
-    assert_true(after.osr_left > before.osr_left);
-    close_run(&r);
+    wasm_val a[2] = {300000000, 7};
+    osr_entered_and_left("span", a);
 }
 
 /* auto: an OSR entry is specialised to the frame it was sampled with (the loop's bound and
