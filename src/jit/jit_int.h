@@ -166,7 +166,8 @@ uint32_t jit__op_len(int op, const wasm_cell *ip);
  * .target is one. */
 uint32_t jit__branch_targets(int op, const wasm_cell *ip, uint32_t len, const wasm_cell **first);
 /* Is the loop head at cell of defined function k inside another loop (a branch after it to a
- * cell before it)? An OSR activation leaves its code only at back edges of such loops. */
+ * cell before it)? An OSR activation leaves default-level code only at back edges of such loops
+ * (mid-level code also at the head's own when no loop encloses it). */
 bool jit__loop_around(const wasm_module *m, uint32_t k, uint32_t cell);
 /* Does function k hold a loop after the loop with head cell (a back edge after the last back edge
  * to cell)? An activation that leaves that loop's nest runs such loops next. */
