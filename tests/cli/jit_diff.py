@@ -6,7 +6,9 @@ bounds, at the edge and out of bounds, arithmetic with edge constants, compares,
 division, stores, drops, if/else, br_if, short loops, calls and locals: the shapes that make LLVM
 fold a load's use away; and direct and indirect calls (through a table with a function of
 another type, null slots and an end), memory.grow and memory.size, whose traps and changed
-bounds both tiers must agree on.
+bounds both tiers must agree on; and f64/f32 arithmetic over signed zeros, infinities and NaN,
+brought back to i32 by the trapping and saturating conversions (copysign(1, x) shows a zero's
+sign).
 Every function runs with several arguments under the interpreter and under --tier jit with
 the guard region and with explicit checks; output and exit status must be identical.
 
@@ -24,6 +26,7 @@ import tempfile
 
 EDGE = [0, 1, 2, 3, 4, 7, 8, 16, 31, 32, 255, 256, 0xFF00, 0xFFFF, 65532, 65535, 65536,
         0x7FFFFFFF, -0x80000000, -1, -4, 100, 1000]
+FCONST = ['0', '-0', '0.5', '-0.5', '1.5', '-2.5', '3e9', '-3e9', '1e300', 'inf', '-inf', 'nan']
 ADDRS = [0, 16, 100, 65528, 65532, 65534, 65535, 65536, 70000, -4, -1]
 BINOPS = ['add', 'sub', 'mul', 'and', 'or', 'xor', 'shl', 'shr_u', 'shr_s', 'rotl', 'rotr',
           'eq', 'ne', 'lt_u', 'lt_s', 'gt_u', 'gt_s', 'le_u', 'le_s', 'ge_u', 'ge_s',
@@ -78,7 +81,7 @@ class Gen:
             return f'(select {a} {b} {self.expr(d - 1)})'
         if r < 0.83:
             return f'(i32.wrap_i64 (i64.extend_i32_{self.r.choice("su")} {self.expr(d - 1)}))'
-        if r < 0.85:  # i64 and float code over loads of their width
+        if r < 0.87:  # i64 and float code over loads of their width
             k = self.r.random()
             if k < 0.5:
                 op = self.r.choice(['add', 'sub', 'mul', 'and', 'xor', 'shr_u', 'rem_u', 'div_s'])
@@ -86,8 +89,11 @@ class Gen:
                 return (f'(i32.wrap_i64 (i64.{op} ({ld} {self.addr()}) '
                         f'(i64.extend_i32_s {self.expr(d - 1)})))')
             conv = self.r.choice(['i32.trunc_sat_f64_s', 'i32.trunc_f64_u', 'i32.trunc_f64_s'])
-            return (f'({conv} (f64.{self.r.choice(["add", "mul", "sub"])} (f64.load {self.addr()})'
-                    f' (f64.convert_i32_s {self.expr(d - 1)})))')
+            if self.r.random() < 0.5:
+                return (f'({conv} (f64.{self.r.choice(["add", "mul", "sub"])} (f64.load '
+                        f'{self.addr()}) (f64.convert_i32_s {self.expr(d - 1)})))')
+            # the sign of a zero made visible: copysign(1, x)
+            return f'({conv} (f64.copysign (f64.const 1) {self.fexpr(2, d - 1)}))'
         if r < 0.91:
             return (f'(if (result i32) {self.expr(d - 1)} (then {self.expr(d - 1)}) '
                     f'(else {self.expr(d - 1)}))')
@@ -107,6 +113,27 @@ class Gen:
             return f'(memory.grow (i32.and {self.expr(d - 1)} (i32.const 3)))'
 
         return f'(local.tee {2 + self.r.randrange(NLOCALS)} {self.expr(d - 1)})'
+
+    def fexpr(self, fd, d):
+        """An f64 expression: loads, conversions, edge constants (signed zeros, infinities,
+        NaN), arithmetic, min/max, copysign, the unary operators and f32 round trips."""
+        r = self.r.random()
+        if fd <= 0 or r < 0.3:
+            k = self.r.random()
+            if k < 0.3:
+                return f'(f64.load {self.addr()})'
+            if k < 0.6:
+                return f'(f64.convert_i32_{self.r.choice("su")} {self.expr(d)})'
+            return f'(f64.const {self.r.choice(FCONST)})'
+        if r < 0.6:
+            op = self.r.choice(['add', 'sub', 'mul', 'div', 'min', 'max', 'copysign'])
+            return f'(f64.{op} {self.fexpr(fd - 1, d)} {self.fexpr(fd - 1, d)})'
+        if r < 0.8:
+            op = self.r.choice(['neg', 'abs', 'sqrt', 'ceil', 'floor', 'trunc', 'nearest'])
+            return f'(f64.{op} {self.fexpr(fd - 1, d)})'
+        op = self.r.choice(['add', 'mul', 'min', 'max', 'div'])
+        return (f'(f64.promote_f32 (f32.{op} (f32.demote_f64 {self.fexpr(fd - 1, d)}) '
+                f'(f32.demote_f64 {self.fexpr(fd - 1, d)})))')
 
     def stmt(self, d):
         r = self.r.random()
