@@ -2,9 +2,10 @@
 """bench_ab.py RUNS ENGINE_DIR... : per kernel, runs native and `E/psl run --tier auto --no-cache
 K.wasm` for each engine (a folder holding a psl and its psljit.so), alternated run by run with
 ab.py's wait for an idle machine, and prints medians and ratios to native with the geometric
-mean, and the same of the minimums (this host slows whole runs by up to 50 % at times, which
-only ever adds time: the minimum is the steadier estimate when such phases come and go). An engine may carry environment settings after an @: `build@PSL_JIT_LAZY_MS=1,X=2` runs
-that engine with them (through env). Env: BENCH_OUT (the built kernels, default build-jit/bench/wasm), KERNELS (names), and
+mean, and the same of the minimums (a host that slows whole runs by up to 50 % at times only
+ever adds time: the minimum is the steadier estimate when such phases come and go). An engine
+may carry environment settings after an @: `build@PSL_JIT_LAZY_MS=1,X=2` runs that engine with
+them (through env). Env: BENCH_OUT (the built kernels, default build-jit/bench/wasm), KERNELS (names), and
 ab.py's IDLE and WAIT."""
 import subprocess, sys, os, math, re
 runs = sys.argv[1]

@@ -1929,11 +1929,14 @@ static void *hot_thread(void *arg) {
          * done the activation runs the rest of the function in the entry's code. Where loops
          * follow (lz's main entered in its first top-level loop ran the whole compressor as
          * mid-level code), the batch is compiled at the default level at once. */
-        if (level == JIT_LEVEL_MID && has_osr)
-            for (uint32_t k = 0; k < jm->nc; k++)
-                if ((sel[k] & JIT_SEL_OSR) && !jit__loop_around(jm->m, k, jm->osr_cell[k]) &&
-                    jit__loop_after(jm->m, k, jm->osr_cell[k]))
-                    level = JIT_LEVEL_DEFAULT;
+        for (uint32_t k = 0; k < jm->nc && level == JIT_LEVEL_MID && has_osr; k++) {
+            bool around, after;
+            if (!(sel[k] & JIT_SEL_OSR))
+                continue;
+            jit__loops_near(jm->m, k, jm->osr_cell[k], &around, &after);
+            if (!around && after)
+                level = JIT_LEVEL_DEFAULT;
+        }
         int rc = compile_objects(jm, sel, level, err, sizeof err);
         if (rc != 0 && !jm->cancel)
             report(err);

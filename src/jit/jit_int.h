@@ -165,13 +165,12 @@ uint32_t jit__op_len(int op, const wasm_cell *ip);
  * instruction that does not branch) and in *first the first of that many consecutive cells whose
  * .target is one. */
 uint32_t jit__branch_targets(int op, const wasm_cell *ip, uint32_t len, const wasm_cell **first);
-/* Is the loop head at cell of defined function k inside another loop (a branch after it to a
- * cell before it)? An OSR activation leaves default-level code only at back edges of such loops
- * (mid-level code also at the head's own when no loop encloses it). */
-bool jit__loop_around(const wasm_module *m, uint32_t k, uint32_t cell);
-/* Does function k hold a loop after the loop with head cell (a back edge after the last back edge
- * to cell)? An activation that leaves that loop's nest runs such loops next. */
-bool jit__loop_after(const wasm_module *m, uint32_t k, uint32_t cell);
+/* The loops near the loop head at cell of defined function k, from one scan of its branches:
+ * *around, it lies inside another loop (a branch after it to a cell before it); *after, a loop
+ * follows its own (a back edge after the last back edge to cell), which an activation leaving
+ * its nest runs next. An OSR activation leaves default-level code only at back edges of loops
+ * around its head (mid-level code also at the head's own when none encloses it). */
+void jit__loops_near(const wasm_module *m, uint32_t k, uint32_t cell, bool *around, bool *after);
 /* op's operand format (K_*). */
 int jit__op_kind(int op);
 /* The defined functions k calls directly (indices, in code order, repeats possible): writes at

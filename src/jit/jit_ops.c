@@ -139,9 +139,7 @@ uint32_t jit__branch_targets(int op, const wasm_cell *ip, uint32_t len, const wa
     }
 }
 
-/* One scan of function k's branches from loop head cell: *around, a branch to a cell before it;
- * *after, a backward branch after the last one to cell. */
-static void loops_near(const wasm_module *m, uint32_t k, uint32_t cell, bool *around, bool *after) {
+void jit__loops_near(const wasm_module *m, uint32_t k, uint32_t cell, bool *around, bool *after) {
     jit__ops_init();
     const wasm_code *c = &m->codes[k];
     *around = *after = false;
@@ -161,16 +159,4 @@ static void loops_near(const wasm_module *m, uint32_t k, uint32_t cell, bool *ar
         }
         i += len;
     }
-}
-
-bool jit__loop_around(const wasm_module *m, uint32_t k, uint32_t cell) {
-    bool around, after;
-    loops_near(m, k, cell, &around, &after);
-    return around;
-}
-
-bool jit__loop_after(const wasm_module *m, uint32_t k, uint32_t cell) {
-    bool around, after;
-    loops_near(m, k, cell, &around, &after);
-    return after;
 }

@@ -400,7 +400,7 @@ static void test_memory_cap(void **state) {
     }
 }
 
-/* jit__loop_around and jit__loop_after, which decide how an OSR entry is compiled first: an
+/* jit__loops_near, which decides how an OSR entry is compiled first: an
  * activation leaves OSR code for newer code only at back edges of loops around the entry's head,
  * or of the head's own loop when none encloses it (mid-level code), so an entry at a top-level
  * loop with more loops after it is compiled at the default level at once. Here: a loop after
@@ -443,11 +443,15 @@ static void test_loop_around(void **state) {
     assert_int_equal(nh, 3); /* $a, $i (its back edge comes first), $o */
     uint32_t a = heads[0], in = heads[1], out = heads[2];
     assert_true(a < out && out < in);
-    assert_false(jit__loop_around(m, 0, a));
-    assert_true(jit__loop_around(m, 0, in));
-    assert_false(jit__loop_around(m, 0, out));
-    assert_true(jit__loop_after(m, 0, a));
-    assert_false(jit__loop_after(m, 0, out));
+    bool around, after;
+    jit__loops_near(m, 0, a, &around, &after);
+    assert_false(around);
+    assert_true(after);
+    jit__loops_near(m, 0, in, &around, &after);
+    assert_true(around);
+    jit__loops_near(m, 0, out, &around, &after);
+    assert_false(around);
+    assert_false(after);
     wasm_module_free(m);
 }
 
