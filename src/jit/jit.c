@@ -59,7 +59,7 @@ static bool g_backend_tried;
 #define JIT_BATCH_CELLS 60000
 /* OSR entries compiled per function at most (each resumes at one loop head; a function found
  * looping at another head asks for another). */
-#define JIT_MAX_OSR 4
+#define JIT_MAX_OSR 8
 /* A batch whose called functions (not OSR entries) have at least this many cells is linked as
  * quick code first (JIT_PIPELINE_QUICK), then again at the mid and the default level. Smaller
  * ones compile at the default level in ~25 ms or less: not worth more compiles.
@@ -445,7 +445,7 @@ const jit_helper jit__helpers[] = {
     H(psl_jit_trap),        H(psl_jit_budget),      H(psl_jit_call),       H(psl_jit_call_indirect),
     H(psl_jit_memory_grow), H(psl_jit_memory_init), H(psl_jit_data_drop),  H(psl_jit_elem_drop),
     H(psl_jit_table_get),   H(psl_jit_table_set),   H(psl_jit_table_size), H(psl_jit_table_grow),
-    H(psl_jit_table_fill),  H(psl_jit_table_copy),  H(psl_jit_table_init),
+    H(psl_jit_table_fill),  H(psl_jit_table_copy),  H(psl_jit_table_init), H(psl_jit_osr_ready),
 };
 #undef H
 const unsigned jit__nhelpers = sizeof jit__helpers / sizeof jit__helpers[0];
@@ -680,8 +680,10 @@ static int load_object(jit_mod *jm, const uint8_t *obj, size_t len, const uint8_
                 jm->osr_at[k * JIT_MAX_OSR + q] = jm->osr_cell[k];
                 atomic_store_explicit(&jm->osr[k * JIT_MAX_OSR + q], osrs[i], memory_order_release);
                 atomic_store(&jm->late[k], 0); /* samples before it count no more */
-                if (replaces)
-                    atomic_fetch_add_explicit(&jm->osr_epoch[k], 1, memory_order_release);
+                /* Running OSR code leaves at its next check: the entry it runs was
+                 * replaced, or it runs a loop this entry is for (osr_leave_check). */
+                (void)replaces;
+                atomic_fetch_add_explicit(&jm->osr_epoch[k], 1, memory_order_release);
             }
         }
         if (!entries[i]) {
@@ -1643,6 +1645,34 @@ static int sample(wasm_store *s, wasm_instance *inst, const wasm_cell *at, bool 
     return rc == 0 ? -1 : rc;
 }
 
+uint32_t psl_jit_osr_ready(jit_ctx *c, uint32_t k, uint32_t cell) {
+    jit_mod *jm = c->inst->mod->tier_data;
+    if (!jm || k >= jm->nc)
+        return 0;
+    bool ready = osr_entry_at(jm, k, cell, NULL) != NULL;
+    if (getenv("PSL_JIT_STATS"))
+        fprintf(stderr,
+                "psl: jit: function %u's OSR code at the loop at cell %u after %.1f ms: %s\n",
+                jm->m->nimported_funcs + k, cell, (double)(plat_now_ns() - g_t0) / 1e6,
+                ready ? "leaves for its entry" : "asks for an entry");
+    if (ready)
+        return 1;
+    pthread_mutex_lock(&jm->mu);
+    if (jm->osr_req[k] != 1 && jm->nosr[k] < JIT_MAX_OSR) {
+        stat_add(&g_stats.osr_asked, 1);
+        jm->osr_req[k] = 1;
+        jm->osr_want[k] = cell;
+        /* No interpreter frame to specialise the entry to: a snapshot at cell is another
+         * activation's. */
+        if (jm->snap && jm->snap_at[k] == cell)
+            jm->snap_at[k] = UINT32_MAX;
+        jm->nqueued++;
+        hot_wake(jm);
+    }
+    pthread_mutex_unlock(&jm->mu);
+    return 0;
+}
+
 static uint32_t small_cells(void) {
     const char *e = getenv("PSL_JIT_SMALL");
     return e ? (uint32_t)atoi(e) : JIT_SMALL_CELLS;
@@ -1934,7 +1964,7 @@ static void *hot_thread(void *arg) {
             if (!(sel[k] & JIT_SEL_OSR))
                 continue;
             jit__loops_near(jm->m, k, jm->osr_cell[k], &around, &after);
-            if (!around && after)
+            if (!around && after && jit__osr_after_default())
                 level = JIT_LEVEL_DEFAULT;
         }
         int rc = compile_objects(jm, sel, level, err, sizeof err);

@@ -161,6 +161,8 @@ typedef struct jit_stats {
     uint64_t osr_stale;        /* OSR entries declined: the frame differed from the one they
                                 * were specialised to (a new entry is compiled) */
     uint64_t osr_left;         /* OSR activations that left their code for a newer entry */
+    uint64_t osr_asked;        /* OSR entries asked for by OSR code at a top-level loop after
+                                * its entry's nest (psl_jit_osr_ready) */
     uint64_t objects_elf;      /* objects linked by the ELF loader (no LLVM) */
     uint64_t objects_lljit;    /* objects the ELF loader declined, linked by LLJIT */
     uint64_t remote_compiles;  /* objects compiled by the compiler process (jit_compiler_start) */

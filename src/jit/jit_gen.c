@@ -75,8 +75,10 @@ typedef struct gen {
     unsigned prof_kind, invariant_kind;
     LLVMValueRef unlikely_md;
     /* helpers */
+    LLVMTypeRef t_osr_ready;
     LLVMTypeRef t_trap, t_budget, t_call, t_calli, t_mgrow, t_minit, t_seg, t_tget, t_tset, t_tsize,
         t_tgrow, t_tfill, t_tcopy, t_tinit;
+    LLVMValueRef h_osr_ready;
     LLVMValueRef h_trap, h_budget, h_call, h_calli, h_mgrow, h_minit, h_ddrop, h_tget, h_tset,
         h_tsize, h_tgrow, h_tfill, h_tcopy, h_tinit, h_edrop;
 } gen;
@@ -100,8 +102,10 @@ typedef struct fgen {
     LLVMValueRef fpv;       /* its fp */
     /* OSR variant: per cell, a loop head where the activation may leave for newer code (see
      * gen_func); its function's OSR count, and that count at entry. */
-    bool *nest_head;
+    uint8_t *nest_head; /* 1: leave when the count changed; 2: ask psl_jit_osr_ready */
     LLVMValueRef epochp, epoch0;
+    LLVMValueRef epoch_seen;   /* the count at the last psl_jit_osr_ready (an i32 alloca) */
+    uint32_t k;                /* the function's index among the defined ones */
     LLVMBasicBlockRef *leaves; /* the blocks that leave (osr_leave_check), in order made */
     uint32_t *leave_at;        /* the loop head each of them leaves at */
     uint32_t nleaves;
@@ -307,8 +311,11 @@ static void loop_fuel(fgen *f, uint32_t cost) {
 /* OSR variant, at a back edge to loop head t: when newer code for this function was linked
  * since the activation entered (its OSR count changed), write the slots to the interpreter's
  * frame (the state at t, a block start; osr_prune_leaves later keeps the stores of those live
- * at t) and return JIT_OSR_LEFT + t. Only at the loops around
- * the entry's loop head: one load per run of an inner loop, and inner loops keep one exit. */
+ * at t) and return JIT_OSR_LEFT + t. At the loops around the entry's loop head (nest_head 1):
+ * one load per run of an inner loop, and inner loops keep one exit. At a top-level loop after
+ * the entry's nest (nest_head 2, code below the default level: it would run that loop to its
+ * end), at its first back edge and whenever the count changed since: psl_jit_osr_ready leaves
+ * when the function has an entry at t, else asks for one and the code goes on. */
 static void osr_leave_check(fgen *f, uint32_t t) {
     LLVMValueRef now = LLVMBuildLoad2(B, G->i32, f->epochp, "epoch");
     LLVMSetVolatile(now, 1);
@@ -317,9 +324,21 @@ static void osr_leave_check(fgen *f, uint32_t t) {
     f->leave_at = xrealloc(f->leave_at, (f->nleaves + 1) * sizeof *f->leave_at);
     f->leave_at[f->nleaves] = t;
     f->leaves[f->nleaves++] = leave;
-    LLVMValueRef br =
-        LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntNE, now, f->epoch0, ""), leave, go);
-    LLVMSetMetadata(br, G->prof_kind, G->unlikely_md);
+    if (f->nest_head[t] == 2) {
+        LLVMBasicBlockRef ask = new_bb(f, "osr_ask");
+        LLVMValueRef seen = LLVMBuildLoad2(B, G->i32, f->epoch_seen, "");
+        LLVMValueRef br = LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntNE, now, seen, ""), ask, go);
+        LLVMSetMetadata(br, G->prof_kind, G->unlikely_md);
+        LLVMPositionBuilderAtEnd(B, ask);
+        LLVMValueRef args[3] = {f->ctx, c32(G, f->k), c32(G, t)};
+        LLVMValueRef r = LLVMBuildCall2(B, G->t_osr_ready, G->h_osr_ready, args, 3, "");
+        LLVMBuildStore(B, now, f->epoch_seen);
+        LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntNE, r, c32(G, 0), ""), leave, go);
+    } else {
+        LLVMValueRef br =
+            LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntNE, now, f->epoch0, ""), leave, go);
+        LLVMSetMetadata(br, G->prof_kind, G->unlikely_md);
+    }
     LLVMPositionBuilderAtEnd(B, leave);
     for (uint32_t i = 0; i < f->code->nslots; i++) {
         LLVMValueRef idx = c64(G, i);
@@ -1883,6 +1902,7 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
     f->ft = code_type(m, k);
     f->fn = fn;
     f->osr = osr;
+    f->k = k;
     f->leaf = true; /* until pass 1 finds a call */
     f->ctx = LLVMGetParam(f->fn, 0);
     if (osr)
@@ -1956,10 +1976,28 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
     if (l < n && heads[l]) {
         f->nest_head = xcalloc(n + 1, 1);
         bool around = false;
+        uint32_t nest_end = head_end[l]; /* the end of the outermost loop around l */
         for (uint32_t h = 0; h < l; h++)
-            around |= f->nest_head[h] = heads[h] && l < head_end[h];
+            if (heads[h] && l < head_end[h]) {
+                f->nest_head[h] = 1;
+                around = true;
+                nest_end = head_end[h] > nest_end ? head_end[h] : nest_end;
+            }
         if (!around && g->level == JIT_LEVEL_MID)
             f->nest_head[l] = 1;
+        /* Code below the default level, once l's nest is done, would run every loop after it
+         * to the end of the activation: the top-level loops after that nest may leave too,
+         * for entries of their own (see osr_leave_check). */
+        if (g->level != JIT_LEVEL_DEFAULT && !jit__osr_after_default()) {
+            uint32_t cover = 0; /* the end of the loops seen so far */
+            for (uint32_t h = 0; h < n; h++) {
+                if (!heads[h])
+                    continue;
+                if (h >= cover && h >= nest_end)
+                    f->nest_head[h] = 2;
+                cover = head_end[h] > cover ? head_end[h] : cover;
+            }
+        }
     }
 
     /* Entry: slots, prologue (stack and depth checks, fuel), parameters. */
@@ -1975,6 +2013,8 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
     for (uint32_t i = 0; i < code->nslots; i++)
         f->slots[i] = LLVMBuildAlloca(B, g->i64, "");
     f->memsize = LLVMBuildAlloca(B, g->i64, "memsize");
+    if (osr)
+        f->epoch_seen = LLVMBuildAlloca(B, g->i32, "epoch_seen");
     f->lfuel = LLVMBuildAlloca(B, g->i32, "lfuel");
     if (f->callbuf_n)
         f->callbuf = LLVMBuildArrayAlloca(B, g->i64, c32(g, f->callbuf_n), "callbuf");
@@ -2001,6 +2041,9 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
         f->epochp = LLVMBuildGEP2(B, g->i32, ep, &ki, 1, "");
         f->epoch0 = LLVMBuildLoad2(B, g->i32, f->epochp, "epoch0");
         LLVMSetVolatile(f->epoch0, 1);
+        /* never the count: the first back edge of a top-level loop after the entry's nest asks
+         * (osr_leave_check) */
+        LLVMBuildStore(B, LLVMBuildSub(B, f->epoch0, c32(g, 1), ""), f->epoch_seen);
     }
     f->inst = ctx_field(f, offsetof(jit_ctx, inst), g->ptr, "inst");
     f->codes = LLVMBuildLoad2(
@@ -2201,6 +2244,9 @@ static void declare_helpers(gen *g) {
     add_attr(g, g->h_budget, "cold");
     LLVMTypeRef p_call[] = {P, I, P};
     g->h_call = declare(g, "psl_jit_call", &g->t_call, g->vd, p_call, 3);
+    LLVMTypeRef p_ready[] = {P, I, I};
+    g->h_osr_ready = declare(g, "psl_jit_osr_ready", &g->t_osr_ready, I, p_ready, 3);
+    add_attr(g, g->h_osr_ready, "cold");
     LLVMTypeRef p_calli[] = {P, I, I, I, P};
     g->h_calli = declare(g, "psl_jit_call_indirect", &g->t_calli, g->vd, p_calli, 5);
     LLVMTypeRef p_mgrow[] = {P, I};

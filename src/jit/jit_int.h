@@ -61,6 +61,10 @@ typedef struct jit_ctx {
 _Noreturn void psl_jit_trap(jit_ctx *c, int32_t trap);
 void psl_jit_budget(jit_ctx *c);
 void psl_jit_call(jit_ctx *c, uint32_t funcidx, wasm_val *buf);
+/* OSR code of defined function k below the default level, at the back edge of a top-level loop
+ * at cell after its entry's nest, once the function's OSR count changed: 1 when k has an OSR
+ * entry at cell (the code leaves for it), else 0 after asking for one. */
+uint32_t psl_jit_osr_ready(jit_ctx *c, uint32_t k, uint32_t cell);
 void psl_jit_call_indirect(jit_ctx *c, uint32_t table, uint32_t typeidx, uint32_t elem,
                            wasm_val *buf);
 uint32_t psl_jit_memory_grow(jit_ctx *c, uint32_t delta);
@@ -171,6 +175,10 @@ uint32_t jit__branch_targets(int op, const wasm_cell *ip, uint32_t len, const wa
  * its nest runs next. An OSR activation leaves default-level code only at back edges of loops
  * around its head (mid-level code also at the head's own when none encloses it). */
 void jit__loops_near(const wasm_module *m, uint32_t k, uint32_t cell, bool *around, bool *after);
+/* $PSL_JIT_OSR_AFTER=default (comparisons): an OSR entry whose head lies in no other loop but
+ * has loops after it is compiled at the default level at once, and code below the default level
+ * has no leave checks at the loops after its entry's nest (session 14's rule). */
+bool jit__osr_after_default(void);
 /* op's operand format (K_*). */
 int jit__op_kind(int op);
 /* The defined functions k calls directly (indices, in code order, repeats possible): writes at

@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct hmap {
     const void *h;
@@ -159,4 +160,9 @@ void jit__loops_near(const wasm_module *m, uint32_t k, uint32_t cell, bool *arou
         }
         i += len;
     }
+}
+
+bool jit__osr_after_default(void) {
+    const char *e = getenv("PSL_JIT_OSR_AFTER");
+    return e && strcmp(e, "default") == 0;
 }

@@ -920,6 +920,32 @@ static void test_auto_osr_leave_head(void **state) {
     osr_entered_and_left("span", a);
 }
 
+/* auto: an OSR entry at the first of two top-level loops is compiled at the mid level; with no
+ * default-level copy of it ($PSL_JIT_OSR_AGAIN=0) the activation runs the first loop to its end
+ * in it and reaches the second in the same code, whose first back edge asks for an entry there
+ * (psl_jit_osr_ready); once that is linked the activation leaves for it, with the interpreter's
+ * result. (Fails when the code after the entry's nest has no such check: the activation then
+ * runs the second loop in the first entry's code and never asks.) */
+static void test_auto_osr_asks_after(void **state) {
+    (void)state;
+    wasm_val a[2] = {20000000, 300000000}, want[1], res[1];
+    run r;
+    open_run(&r, JIT_TIER_INTERP, NULL, NULL);
+    assert_int_equal(call(&r, "seq", a, want), 0);
+    close_run(&r);
+    setenv("PSL_JIT_OSR_AGAIN", "0", 1);
+    open_run(&r, JIT_TIER_AUTO, NULL, NULL);
+    jit_stats before, after;
+    jit_get_stats(&before);
+    assert_int_equal(call(&r, "seq", a, res), 0);
+    jit_get_stats(&after);
+    unsetenv("PSL_JIT_OSR_AGAIN");
+    assert_int_equal(res[0], want[0]);
+    assert_true(after.osr_asked > before.osr_asked);
+    assert_true(after.osr_left > before.osr_left);
+    close_run(&r);
+}
+
 /* auto: an OSR entry is specialised to the frame it was sampled with (the loop's bound and
  * step, which the loop never writes, become constants). A second activation with another step
  * reaches it at the same loop head: the entry declines (counted as stale), a new one is
@@ -1119,6 +1145,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_auto_osr),
         cmocka_unit_test(test_auto_osr_nest),
         cmocka_unit_test(test_auto_osr_leave_head),
+        cmocka_unit_test(test_auto_osr_asks_after),
         cmocka_unit_test(test_auto_osr_specialised),
         cmocka_unit_test(test_auto_cross_object),
         cmocka_unit_test(test_auto_levels),

@@ -89,6 +89,20 @@
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br_if $li (i32.lt_u (local.get $i) (local.get $n))))
     (local.get $acc))
+;; Two top-level loops in one activation: an OSR entry at the first (compiled below the default
+  ;; level) runs the second in its own code, asks for an entry there and leaves for it.
+  (func (export "seq") (param $n i32) (param $m i32) (result i64) (local $i i32) (local $acc i64)
+    (loop $a
+      (local.set $acc (i64.add (i64.mul (local.get $acc) (i64.const 3)) (i64.extend_i32_u (local.get $i))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $a (i32.lt_u (local.get $i) (local.get $n))))
+    (local.set $i (i32.const 0))
+    (loop $b
+      (local.set $acc (i64.add (i64.mul (local.get $acc) (i64.const 5))
+                               (i64.extend_i32_u (i32.xor (local.get $i) (i32.const 7)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $b (i32.lt_u (local.get $i) (local.get $m))))
+    (local.get $acc))
 ;; OSR specialisation: $n and $step are never written, so an OSR entry of the loop takes them
   ;; as constants; a call with another $step must not run that entry.
   (func (export "span") (param $n i32) (param $step i32) (result i64) (local $i i32) (local $acc i64)
