@@ -100,6 +100,7 @@ typedef struct jit_mod {
     uint8_t *state;            /* per function, ST_* (under mu) */
     uint8_t *quick;            /* per function: its linked copy is quick code (under mu) */
     uint32_t nqueued;          /* functions in ST_QUEUED (under mu) */
+    uint64_t wait_since;       /* when work was queued that the hot thread has not taken (mu) */
     /* per function, JIT_MAX_OSR slots: OSR entries (jit_osr_fn) or NULL, filled in order, and
      * the loop head each resumes at (stored before the entry is published) */
     _Atomic(void *) *osr;
@@ -1502,6 +1503,8 @@ static bool hot_start(jit_mod *jm) {
 /* Under mu: wake the hot thread for new work, starting it first if it was deferred. If it cannot
  * be started the work stays queued and the functions interpreted. */
 static void hot_wake(jit_mod *jm) {
+    if (!jm->wait_since)
+        jm->wait_since = plat_now_ns();
     if (hot_start(jm))
         pthread_cond_signal(&jm->cv);
 }
@@ -1654,11 +1657,14 @@ uint32_t psl_jit_osr_ready(jit_ctx *c, uint32_t k, uint32_t cell) {
         fprintf(stderr,
                 "psl: jit: function %u's OSR code at the loop at cell %u after %.1f ms: %s\n",
                 jm->m->nimported_funcs + k, cell, (double)(plat_now_ns() - g_t0) / 1e6,
-                ready ? "leaves for its entry" : "asks for an entry");
+                ready ? "leaves for its entry" : "has none");
     if (ready)
         return 1;
     pthread_mutex_lock(&jm->mu);
-    if (jm->osr_req[k] != 1 && jm->nosr[k] < JIT_MAX_OSR) {
+    /* Not for a function seen being called: its activations are short and new ones start in
+     * its ordinary copy (as for osr_again). */
+    if (jm->osr_req[k] != 1 && jm->nosr[k] < JIT_MAX_OSR &&
+        !atomic_load_explicit(&jm->entered[k], memory_order_relaxed)) {
         stat_add(&g_stats.osr_asked, 1);
         jm->osr_req[k] = 1;
         jm->osr_want[k] = cell;
@@ -1914,6 +1920,10 @@ static void *hot_thread(void *arg) {
                 add_callees(jm, k, sel, &cells);
             }
         jm->nqueued = 0;
+        if (getenv("PSL_JIT_STATS") && jm->wait_since)
+            fprintf(stderr, "psl: jit: new work waited %.1f ms for the hot thread\n",
+                    (double)(plat_now_ns() - jm->wait_since) / 1e6);
+        jm->wait_since = 0;
         pthread_mutex_unlock(&jm->mu);
         if (nsel == 0)
             continue;
@@ -1964,7 +1974,7 @@ static void *hot_thread(void *arg) {
             if (!(sel[k] & JIT_SEL_OSR))
                 continue;
             jit__loops_near(jm->m, k, jm->osr_cell[k], &around, &after);
-            if (!around && after && jit__osr_after_default())
+            if (!around && after && !jit__osr_after_mid())
                 level = JIT_LEVEL_DEFAULT;
         }
         int rc = compile_objects(jm, sel, level, err, sizeof err);

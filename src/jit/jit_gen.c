@@ -1988,7 +1988,7 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
         /* Code below the default level, once l's nest is done, would run every loop after it
          * to the end of the activation: the top-level loops after that nest may leave too,
          * for entries of their own (see osr_leave_check). */
-        if (g->level != JIT_LEVEL_DEFAULT && !jit__osr_after_default()) {
+        if (g->level != JIT_LEVEL_DEFAULT && jit__osr_ask()) {
             uint32_t cover = 0; /* the end of the loops seen so far */
             for (uint32_t h = 0; h < n; h++) {
                 if (!heads[h])

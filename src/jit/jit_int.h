@@ -175,10 +175,13 @@ uint32_t jit__branch_targets(int op, const wasm_cell *ip, uint32_t len, const wa
  * its nest runs next. An OSR activation leaves default-level code only at back edges of loops
  * around its head (mid-level code also at the head's own when none encloses it). */
 void jit__loops_near(const wasm_module *m, uint32_t k, uint32_t cell, bool *around, bool *after);
-/* $PSL_JIT_OSR_AFTER=default (comparisons): an OSR entry whose head lies in no other loop but
- * has loops after it is compiled at the default level at once, and code below the default level
- * has no leave checks at the loops after its entry's nest (session 14's rule). */
-bool jit__osr_after_default(void);
+/* $PSL_JIT_OSR_AFTER=mid (comparisons): an OSR entry whose head lies in no other loop but has
+ * loops after it is compiled at the mid level first, like every other entry (by default it is
+ * compiled at the default level at once: see hot_thread). */
+bool jit__osr_after_mid(void);
+/* False with $PSL_JIT_OSR_ASK=0 (comparisons): OSR code below the default level then has no
+ * checks at the top-level loops after its entry's nest (osr_leave_check). */
+bool jit__osr_ask(void);
 /* op's operand format (K_*). */
 int jit__op_kind(int op);
 /* The defined functions k calls directly (indices, in code order, repeats possible): writes at

@@ -162,7 +162,12 @@ void jit__loops_near(const wasm_module *m, uint32_t k, uint32_t cell, bool *arou
     }
 }
 
-bool jit__osr_after_default(void) {
+bool jit__osr_after_mid(void) {
     const char *e = getenv("PSL_JIT_OSR_AFTER");
-    return e && strcmp(e, "default") == 0;
+    return e && strcmp(e, "mid") == 0;
+}
+
+bool jit__osr_ask(void) {
+    const char *e = getenv("PSL_JIT_OSR_ASK");
+    return !(e && strcmp(e, "0") == 0);
 }

@@ -920,15 +920,15 @@ static void test_auto_osr_leave_head(void **state) {
     osr_entered_and_left("span", a);
 }
 
-/* auto: an OSR entry at the first of two top-level loops is compiled at the mid level; with no
- * default-level copy of it ($PSL_JIT_OSR_AGAIN=0) the activation runs the first loop to its end
- * in it and reaches the second in the same code, whose first back edge asks for an entry there
- * (psl_jit_osr_ready); once that is linked the activation leaves for it, with the interpreter's
- * result. (Fails when the code after the entry's nest has no such check: the activation then
- * runs the second loop in the first entry's code and never asks.) */
+/* auto: an OSR entry at the inner loop of a nest is compiled at the mid level; with no
+ * default-level copy of it ($PSL_JIT_OSR_AGAIN=0) the activation runs the nest to its end in it
+ * and reaches the top-level loop after the nest in the same code, whose first back edge asks for
+ * an entry there (psl_jit_osr_ready); once that is linked the activation leaves for it, with the
+ * interpreter's result. (Fails with $PSL_JIT_OSR_ASK=0, the code after the entry's nest without
+ * such a check: the activation then runs the second loop in the first entry's code.) */
 static void test_auto_osr_asks_after(void **state) {
     (void)state;
-    wasm_val a[2] = {20000000, 300000000}, want[1], res[1];
+    wasm_val a[2] = {10000000, 300000000}, want[1], res[1];
     run r;
     open_run(&r, JIT_TIER_INTERP, NULL, NULL);
     assert_int_equal(call(&r, "seq", a, want), 0);

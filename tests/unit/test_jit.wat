@@ -89,13 +89,18 @@
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br_if $li (i32.lt_u (local.get $i) (local.get $n))))
     (local.get $acc))
-;; Two top-level loops in one activation: an OSR entry at the first (compiled below the default
-  ;; level) runs the second in its own code, asks for an entry there and leaves for it.
-  (func (export "seq") (param $n i32) (param $m i32) (result i64) (local $i i32) (local $acc i64)
-    (loop $a
-      (local.set $acc (i64.add (i64.mul (local.get $acc) (i64.const 3)) (i64.extend_i32_u (local.get $i))))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br_if $a (i32.lt_u (local.get $i) (local.get $n))))
+;; A loop nest, then a top-level loop, in one activation: an OSR entry at the nest's inner loop
+  ;; (compiled at the mid level) runs the second loop in its own code, asks for an entry there
+  ;; and leaves for it.
+  (func (export "seq") (param $n i32) (param $m i32) (result i64) (local $i i32) (local $o i32) (local $acc i64)
+    (loop $outer
+      (local.set $i (i32.const 0))
+      (loop $a
+        (local.set $acc (i64.add (i64.mul (local.get $acc) (i64.const 3)) (i64.extend_i32_u (local.get $i))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br_if $a (i32.lt_u (local.get $i) (local.get $n))))
+      (local.set $o (i32.add (local.get $o) (i32.const 1)))
+      (br_if $outer (i32.lt_u (local.get $o) (i32.const 2))))
     (local.set $i (i32.const 0))
     (loop $b
       (local.set $acc (i64.add (i64.mul (local.get $acc) (i64.const 5))
