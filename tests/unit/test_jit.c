@@ -878,12 +878,18 @@ static void test_auto_osr(void **state) {
 
 /* Runs export name under the interpreter, then under auto (the JIT loaded at once): the same
  * result, and the activation went into OSR code and left it for newer code. */
-static void osr_entered_and_left(const char *name, const wasm_val *args) {
-    wasm_val want[1], res[1];
+/* The interpreter's results of export name with args, into want. */
+static void interp_call(const char *name, const wasm_val *args, wasm_val *want) {
     run r;
     open_run(&r, JIT_TIER_INTERP, NULL, NULL);
     assert_int_equal(call(&r, name, args, want), 0);
     close_run(&r);
+}
+
+static void osr_entered_and_left(const char *name, const wasm_val *args) {
+    wasm_val want[1], res[1];
+    run r;
+    interp_call(name, args, want);
     open_run(&r, JIT_TIER_AUTO, NULL, NULL);
     jit_stats before, after;
     jit_get_stats(&before);
@@ -930,9 +936,7 @@ static void test_auto_osr_asks_after(void **state) {
     (void)state;
     wasm_val a[2] = {10000000, 300000000}, want[1], res[1];
     run r;
-    open_run(&r, JIT_TIER_INTERP, NULL, NULL);
-    assert_int_equal(call(&r, "seq", a, want), 0);
-    close_run(&r);
+    interp_call("seq", a, want);
     setenv("PSL_JIT_OSR_AGAIN", "0", 1);
     open_run(&r, JIT_TIER_AUTO, NULL, NULL);
     jit_stats before, after;
@@ -1098,9 +1102,7 @@ static void test_auto_levels(void **state) {
     (void)state;
     wasm_val warm[2] = {22, 99}, want[1], res[1];
     run r;
-    open_run(&r, JIT_TIER_INTERP, NULL, NULL);
-    assert_int_equal(call(&r, "rf", warm, want), 0);
-    close_run(&r);
+    interp_call("rf", warm, want);
     setenv("PSL_JIT_QUICK_CELLS", "1", 1); /* every batch of called functions: quick first */
     open_run(&r, JIT_TIER_AUTO, NULL, NULL);
     jit_stats s0, s1;
