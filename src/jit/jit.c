@@ -683,7 +683,6 @@ static int load_object(jit_mod *jm, const uint8_t *obj, size_t len, const uint8_
                 atomic_store(&jm->late[k], 0); /* samples before it count no more */
                 /* Running OSR code leaves at its next check: the entry it runs was
                  * replaced, or it runs a loop this entry is for (osr_leave_check). */
-                (void)replaces;
                 atomic_fetch_add_explicit(&jm->osr_epoch[k], 1, memory_order_release);
             }
         }
