@@ -65,6 +65,11 @@ static bool g_backend_tried;
  * ones compile at the default level in ~25 ms or less: not worth more compiles.
  * $PSL_JIT_QUICK_CELLS overrides (tests). */
 #define JIT_QUICK_CELLS 400
+/* A quick batch of at least this many cells keeps its mid-level copy: no default-level compile
+ * (expr's printf batch, ~7400 cells: 355-450 ms of LLVM on the other vCPU, which slows the run
+ * on this kind of host, for code no faster than the mid level's). $PSL_JIT_DEFAULT_MAX_CELLS
+ * overrides. */
+#define JIT_DEFAULT_MAX_CELLS 4000
 
 /* Per function: interpreted; hot, waiting for the thread; in a batch being compiled (stays so
  * if the batch fails: interpreted for good); linked. */
@@ -1742,6 +1747,20 @@ static uint32_t quick_cells(void) {
     return e && *e ? (uint32_t)atoi(e) : JIT_QUICK_CELLS;
 }
 
+static uint32_t default_max_cells(void) {
+    const char *e = getenv("PSL_JIT_DEFAULT_MAX_CELLS");
+    return e && *e ? (uint32_t)atoi(e) : JIT_DEFAULT_MAX_CELLS;
+}
+
+/* The cells of batch sel's functions. */
+static uint32_t sel_cells(const jit_mod *jm, const uint8_t *sel) {
+    uint32_t n = 0;
+    for (uint32_t k = 0; k < jm->nc; k++)
+        if (sel[k])
+            n += jm->m->codes[k].ncode;
+    return n;
+}
+
 /* Batches waiting (newest last) to be compiled again at a higher level when the hot thread has
  * nothing newer to do: quick batches (mid, then default; replace_levels), and the called
  * functions and the OSR entries of batches compiled at the mid level (default). Only the hot thread
@@ -1856,7 +1875,9 @@ static void *hot_thread(void *arg) {
             int rc = compile_objects(jm, b, level, err, sizeof err);
             if (rc != 0 && !jm->cancel)
                 report(err);
-            if (rc == 0 && level == JIT_LEVEL_MID && then_default)
+            /* then at the default level, unless it is big (JIT_DEFAULT_MAX_CELLS) */
+            if (rc == 0 && level == JIT_LEVEL_MID && then_default &&
+                sel_cells(jm, b) < default_max_cells())
                 later_push(&later, b, JIT_LEVEL_DEFAULT);
             else
                 free(b);

@@ -22,6 +22,7 @@
 #include "base/err.h"
 #include "crypto/crypto.h"
 #include "jit/jit_int.h"
+#include "platform/platform.h"
 #include "wasm/wasm.h"
 
 #include <elf.h>
@@ -1124,6 +1125,37 @@ static void test_auto_levels(void **state) {
     unsetenv("PSL_JIT_QUICK_CELLS");
 }
 
+/* auto: a quick batch at least $PSL_JIT_DEFAULT_MAX_CELLS big keeps its mid-level copy: rf,
+ * called over and over, is linked as quick and then as mid-level code, and no third object
+ * follows while it keeps being called for another 300 ms (fails when the default-level compile
+ * is queued regardless of the batch's size: it arrives within ~50 ms here). */
+static void test_auto_big_batch_stays_mid(void **state) {
+    (void)state;
+    wasm_val warm[2] = {22, 99}, want[1], res[1];
+    interp_call("rf", warm, want);
+    setenv("PSL_JIT_QUICK_CELLS", "1", 1);
+    setenv("PSL_JIT_DEFAULT_MAX_CELLS", "1", 1);
+    run r;
+    open_run(&r, JIT_TIER_AUTO, NULL, NULL);
+    jit_stats s0, s1;
+    jit_get_stats(&s0);
+    uint64_t t_mid = 0;
+    for (int i = 0; i < 4000000; i++) {
+        assert_int_equal(call(&r, "rf", warm, res), 0);
+        assert_int_equal(res[0], want[0]);
+        jit_get_stats(&s1);
+        if (!t_mid && s1.modules_compiled >= s0.modules_compiled + 2)
+            t_mid = plat_now_ns();
+        if (t_mid && plat_now_ns() - t_mid > 300000000ull)
+            break;
+    }
+    assert_true(t_mid != 0);
+    assert_int_equal(s1.modules_compiled, s0.modules_compiled + 2);
+    close_run(&r);
+    unsetenv("PSL_JIT_DEFAULT_MAX_CELLS");
+    unsetenv("PSL_JIT_QUICK_CELLS");
+}
+
 int main(int argc, char **argv) {
     /* jit_compiler_start runs this executable again as the compiler process. */
     if (argc == 2 && strcmp(argv[1], JIT_COMPILER_ARG) == 0)
@@ -1151,6 +1183,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_auto_osr_specialised),
         cmocka_unit_test(test_auto_cross_object),
         cmocka_unit_test(test_auto_levels),
+        cmocka_unit_test(test_auto_big_batch_stays_mid),
         cmocka_unit_test(test_auto_compiler_process),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
