@@ -1960,8 +1960,8 @@ static void *hot_thread(void *arg) {
             /* Called functions run quick code at once (a tenth of the compile time); their
              * mid- and default-level compiles follow when nothing newer waits. OSR entries are
              * compiled at the mid level at once (with the small functions, which they inline,
-             * below): a long loop waits for them, and an activation cannot leave the code of
-             * the entry it went in by. */
+             * below): a long loop waits for them, and quick code would keep it until a newer
+             * entry is linked. */
             uint8_t *q = called_of(jm, sel); /* not NULL: fn_cells > 0 */
             int rc = compile_objects(jm, q, JIT_LEVEL_QUICK, err, sizeof err);
             if (rc != 0) {
