@@ -1895,13 +1895,18 @@ static void *hot_thread(void *arg) {
                  * at: its ordinary copy would be compiled for nothing. If it is called later
                  * and turns hot again, it is compiled then. */
                 jm->state[k] = ST_TAKEN;
-                if (!atomic_load(&jm->entered[k]) && at != UINT32_MAX &&
-                    jm->nosr[k] < JIT_MAX_OSR && !has_osr(jm, k, at)) {
+                jit_hot c = jit__hot_choice(atomic_load(&jm->entered[k]), at != UINT32_MAX,
+                                            jm->nosr[k] < JIT_MAX_OSR,
+                                            at != UINT32_MAX && has_osr(jm, k, at));
+                if (c == JIT_HOT_OSR) {
                     jm->osr_req[k] = 1;
                     jm->osr_want[k] = at;
+                } else if (c == JIT_HOT_COLD) {
+                    jm->state[k] = ST_COLD;
+                    atomic_store(&jm->samples[k], 0);
                 } else {
-                    /* Called, or hot again in the interpreter although it has an OSR entry
-                     * there: new activations keep starting interpreted. */
+                    /* Called (its new activations start interpreted), never sampled in a loop,
+                     * or out of OSR entries: its ordinary copy (jit__hot_choice). */
                     sel[k] = JIT_SEL_FN;
                 }
             }

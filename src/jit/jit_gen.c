@@ -1186,19 +1186,8 @@ static bool is_terminator(int op) {
            op == OP_unreachable;
 }
 
-/* A branch to cell t ending at cell end: a back edge (t at or before the branch) makes t a loop
- * head whose body extends at least to end. */
+/* Per cell: a forward branch goes there, a back edge does (its loop head). */
 enum { JT_FWD = 1, JT_BACK = 2 };
-
-static void mark_back(bool *heads, uint32_t *head_end, uint8_t *jt, uint32_t t, bool back,
-                      uint32_t end) {
-    jt[t] |= back ? JT_BACK : JT_FWD;
-    if (!back)
-        return;
-    heads[t] = true;
-    if (end > head_end[t])
-        head_end[t] = end;
-}
 
 /* Emit the lowered code of cells [lo, hi) of function k at the builder's position, with branch
  * targets from f->bbs. */
@@ -1911,8 +1900,9 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
     uint32_t n = code->ncode;
     int rc = 0;
 
-    /* Pass 1: block starts (branch targets, fall-through after terminators), loop heads (targets
-     * of back edges: the OSR entry points) and the call buffer. */
+    /* Pass 1: block starts (branch targets, fall-through after terminators), which cells
+     * branches reach forward or back, and the call buffer; then the loop heads (the OSR entry
+     * points, jit__loop_heads). */
     bool *starts = xcalloc(n + 1, 1);
     bool *heads = xcalloc(n + 1, 1);
     uint32_t *head_end = xcalloc(n + 1, sizeof *head_end);
@@ -1936,7 +1926,7 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
         for (uint32_t t = 0; t < nt; t++) {
             uint32_t c = (uint32_t)(tg[t].target - code->code);
             starts[c] = true;
-            mark_back(heads, head_end, jt, c, tg[t].target <= ip, i + len);
+            jt[c] |= tg[t].target <= ip ? JT_BACK : JT_FWD;
         }
         if (nt)
             starts[i + len] = true;
@@ -1965,6 +1955,8 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
         i += len;
     }
 
+    jit__loop_heads(code, heads, head_end);
+
     /* Where an OSR activation may leave for newer code: the back edges of the loops around its
      * loop head L, once per run of L's loop. Not at L's own back edge: a check there would run
      * every iteration, give the loop a second exit, and keep every slot the frame needs live
@@ -1975,29 +1967,15 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
     uint32_t l = osr && g->osr_cell ? g->osr_cell[k] : UINT32_MAX;
     if (l < n && heads[l]) {
         f->nest_head = xcalloc(n + 1, 1);
-        bool around = false;
-        uint32_t nest_end = head_end[l]; /* the end of the outermost loop around l */
-        for (uint32_t h = 0; h < l; h++)
-            if (heads[h] && l < head_end[h]) {
-                f->nest_head[h] = 1;
-                around = true;
-                nest_end = head_end[h] > nest_end ? head_end[h] : nest_end;
-            }
+        bool around;
+        uint32_t nest_end = jit__osr_nest(heads, head_end, l, f->nest_head, &around);
         if (!around && g->level == JIT_LEVEL_MID)
             f->nest_head[l] = 1;
         /* Code below the default level, once l's nest is done, would run every loop after it
          * to the end of the activation: the top-level loops after that nest may leave too,
          * for entries of their own (see osr_leave_check). */
-        if (g->level != JIT_LEVEL_DEFAULT && jit__osr_ask()) {
-            uint32_t cover = 0; /* the end of the loops seen so far */
-            for (uint32_t h = 0; h < n; h++) {
-                if (!heads[h])
-                    continue;
-                if (h >= cover && h >= nest_end)
-                    f->nest_head[h] = 2;
-                cover = head_end[h] > cover ? head_end[h] : cover;
-            }
-        }
+        if (g->level != JIT_LEVEL_DEFAULT && jit__osr_ask())
+            jit__loops_after(heads, head_end, n, nest_end, f->nest_head);
     }
 
     /* Entry: slots, prologue (stack and depth checks, fuel), parameters. */

@@ -169,12 +169,37 @@ uint32_t jit__op_len(int op, const wasm_cell *ip);
  * instruction that does not branch) and in *first the first of that many consecutive cells whose
  * .target is one. */
 uint32_t jit__branch_targets(int op, const wasm_cell *ip, uint32_t len, const wasm_cell **first);
-/* The loops near the loop head at cell of defined function k, from one scan of its branches:
- * *around, it lies inside another loop (a branch after it to a cell before it); *after, a loop
- * follows its own (a back edge after the last back edge to cell), which an activation leaving
- * its nest runs next. An OSR activation leaves default-level code only at back edges of loops
- * around its head (mid-level code also at the head's own when none encloses it). */
+/* Loop structure, shared by the translator (where an OSR activation may leave its code) and the
+ * hot thread (the level of a new OSR entry). A loop head is the target of a back edge (a branch
+ * to a cell at or before itself); a loop's body extends to its last back edge. */
+/* Marks heads[h] for every loop head h of c and sets head_end[h] to the cell after its last
+ * back edge (both arrays of c->ncode + 1 entries, zeroed by the caller). */
+void jit__loop_heads(const wasm_code *c, bool *heads, uint32_t *head_end);
+/* The nest of loop head l: *around, another loop encloses l; returns the end of the outermost
+ * loop around l (l's own when none). mark (NULL or ncode + 1 entries) gets 1 at the head of
+ * every loop around l: where an OSR activation entered at l may leave for newer code. */
+uint32_t jit__osr_nest(const bool *heads, const uint32_t *head_end, uint32_t l, uint8_t *mark,
+                       bool *around);
+/* Whether a top-level loop (one no other loop encloses) starts at or after nest_end: the loops
+ * an activation leaving an OSR entry's nest runs next. mark (NULL or n + 1 entries) gets 2 at
+ * the head of each. */
+bool jit__loops_after(const bool *heads, const uint32_t *head_end, uint32_t n, uint32_t nest_end,
+                      uint8_t *mark);
+/* The loops near the loop head at cell of defined function k (the two above on one scan of its
+ * branches): *around, it lies inside another loop; *after, a top-level loop follows its nest. An
+ * OSR activation leaves default-level code only at back edges of loops around its head
+ * (mid-level code also at the head's own when none encloses it). */
 void jit__loops_near(const wasm_module *m, uint32_t k, uint32_t cell, bool *around, bool *after);
+/* What the hot thread does with a function that turned hot: an OSR entry at the loop head it
+ * was last sampled at, its ordinary copy, or nothing (cold again). */
+typedef enum { JIT_HOT_OSR, JIT_HOT_COPY, JIT_HOT_COLD } jit_hot;
+/* called: seen being called (its activations start in the interpreter); sampled: sampled at a
+ * loop head; room: it may have another OSR entry (JIT_MAX_OSR); entry_there: it has one at that
+ * head. A function not seen called gets an entry where it loops. With one there already, its
+ * activation was sampled interpreted on its way back in after leaving its OSR code for a newer
+ * entry (fannkuch's main): nothing to compile, an ordinary copy would serve no one. A called
+ * function, one never sampled in a loop, or one out of entries gets its ordinary copy. */
+jit_hot jit__hot_choice(bool called, bool sampled, bool room, bool entry_there);
 /* $PSL_JIT_OSR_AFTER=mid (comparisons): an OSR entry whose head lies in no other loop but has
  * loops after it is compiled at the mid level first, like every other entry (by default it is
  * compiled at the default level at once: see hot_thread). */

@@ -140,11 +140,9 @@ uint32_t jit__branch_targets(int op, const wasm_cell *ip, uint32_t len, const wa
     }
 }
 
-void jit__loops_near(const wasm_module *m, uint32_t k, uint32_t cell, bool *around, bool *after) {
+void jit__loop_heads(const wasm_code *c, bool *heads, uint32_t *head_end) {
     jit__ops_init();
-    const wasm_code *c = &m->codes[k];
-    *around = *after = false;
-    for (uint32_t i = cell; i < c->ncode;) {
+    for (uint32_t i = 0; i < c->ncode;) {
         int op = jit__op_of(c->code[i].h);
         if (op < 0)
             break;
@@ -152,14 +150,66 @@ void jit__loops_near(const wasm_module *m, uint32_t k, uint32_t cell, bool *arou
         const wasm_cell *tg;
         uint32_t nt = jit__branch_targets(op, &c->code[i], len, &tg);
         for (uint32_t t = 0; t < nt; t++) {
-            *around |= tg[t].target < c->code + cell;
-            if (tg[t].target == c->code + cell)
-                *after = false; /* the loops seen so far lie inside the head's loop */
-            else if (tg[t].target <= c->code + i)
-                *after = true;
+            if (tg[t].target > c->code + i)
+                continue;
+            uint32_t h = (uint32_t)(tg[t].target - c->code);
+            heads[h] = true;
+            if (i + len > head_end[h])
+                head_end[h] = i + len;
         }
         i += len;
     }
+}
+
+uint32_t jit__osr_nest(const bool *heads, const uint32_t *head_end, uint32_t l, uint8_t *mark,
+                       bool *around) {
+    uint32_t end = head_end[l] > l ? head_end[l] : l;
+    *around = false;
+    for (uint32_t h = 0; h < l; h++)
+        if (heads[h] && l < head_end[h]) {
+            *around = true;
+            if (mark)
+                mark[h] = 1;
+            end = head_end[h] > end ? head_end[h] : end;
+        }
+    return end;
+}
+
+bool jit__loops_after(const bool *heads, const uint32_t *head_end, uint32_t n, uint32_t nest_end,
+                      uint8_t *mark) {
+    bool any = false;
+    uint32_t cover = 0; /* the end of the loops seen so far */
+    for (uint32_t h = 0; h < n; h++) {
+        if (!heads[h])
+            continue;
+        if (h >= cover && h >= nest_end) {
+            any = true;
+            if (!mark)
+                break;
+            mark[h] = 2;
+        }
+        cover = head_end[h] > cover ? head_end[h] : cover;
+    }
+    return any;
+}
+
+void jit__loops_near(const wasm_module *m, uint32_t k, uint32_t cell, bool *around, bool *after) {
+    const wasm_code *c = &m->codes[k];
+    bool *heads = xcalloc(c->ncode + 1, sizeof *heads);
+    uint32_t *head_end = xcalloc(c->ncode + 1, sizeof *head_end);
+    jit__loop_heads(c, heads, head_end);
+    uint32_t end = jit__osr_nest(heads, head_end, cell < c->ncode ? cell : c->ncode, NULL, around);
+    *after = jit__loops_after(heads, head_end, c->ncode, end, NULL);
+    free(heads);
+    free(head_end);
+}
+
+jit_hot jit__hot_choice(bool called, bool sampled, bool room, bool entry_there) {
+    if (called || !sampled)
+        return JIT_HOT_COPY;
+    if (!entry_there)
+        return room ? JIT_HOT_OSR : JIT_HOT_COPY;
+    return JIT_HOT_COLD;
 }
 
 bool jit__osr_after_mid(void) {

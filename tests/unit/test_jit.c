@@ -422,28 +422,33 @@ static void test_loop_around(void **state) {
     wasm_module *m = NULL;
     wasm_error err;
     assert_int_equal(wasm_module_load(bytes, sizeof bytes, &m, &err), 0);
-    /* the loop heads: targets of backward branches, in code order */
+    /* the loop heads: targets of backward branches */
     const wasm_code *c = &m->codes[0];
-    uint32_t heads[8], nh = 0;
-    for (uint32_t i = 0; i < c->ncode;) {
-        int op = jit__op_of(c->code[i].h);
-        assert_true(op >= 0);
-        const wasm_cell *tg;
-        uint32_t nt = jit__branch_targets(op, &c->code[i], jit__op_len(op, &c->code[i]), &tg);
-        for (uint32_t j = 0; j < nt; j++) {
-            uint32_t h = (uint32_t)(tg[j].target - c->code), k = 0;
-            if (tg[j].target > &c->code[i])
-                continue;
-            while (k < nh && heads[k] != h)
-                k++;
-            if (k == nh && nh < 8)
-                heads[nh++] = h;
-        }
-        i += jit__op_len(op, &c->code[i]);
-    }
-    assert_int_equal(nh, 3); /* $a, $i (its back edge comes first), $o */
-    uint32_t a = heads[0], in = heads[1], out = heads[2];
-    assert_true(a < out && out < in);
+    bool hd[64] = {0};
+    uint32_t he[64] = {0}, heads[8], nh = 0;
+    assert_true(c->ncode < 64);
+    jit__loop_heads(c, hd, he);
+    for (uint32_t i = 0; i < c->ncode; i++)
+        if (hd[i] && nh < 8)
+            heads[nh++] = i;
+    assert_int_equal(nh, 3); /* $a, $o, $i, in code order */
+    uint32_t a = heads[0], out = heads[1], in = heads[2];
+    assert_true(he[a] <= out && out < in && he[in] <= he[out]);
+    /* where an activation entered at $i may leave: at $o's back edge; no loop after the nest */
+    uint8_t mark[64] = {0};
+    bool ar;
+    uint32_t end = jit__osr_nest(hd, he, in, mark, &ar);
+    assert_true(ar);
+    assert_int_equal(end, he[out]);
+    assert_true(mark[out] == 1 && mark[a] == 0 && mark[in] == 0);
+    assert_false(jit__loops_after(hd, he, c->ncode, end, mark));
+    /* entered at $a: no loop around it; $o follows (its inner $i is not a top-level loop) */
+    memset(mark, 0, sizeof mark);
+    end = jit__osr_nest(hd, he, a, mark, &ar);
+    assert_false(ar);
+    assert_int_equal(end, he[a]);
+    assert_true(jit__loops_after(hd, he, c->ncode, end, mark));
+    assert_true(mark[out] == 2 && mark[in] == 0 && mark[a] == 0);
     bool around, after;
     jit__loops_near(m, 0, a, &around, &after);
     assert_false(around);
@@ -454,6 +459,21 @@ static void test_loop_around(void **state) {
     assert_false(around);
     assert_false(after);
     wasm_module_free(m);
+}
+
+/* What the hot thread does with a function that turned hot (jit__hot_choice). */
+static void test_hot_choice(void **state) {
+    (void)state;
+    /* not seen called, sampled at a loop head without an entry: an OSR entry there */
+    assert_int_equal(jit__hot_choice(false, true, true, false), JIT_HOT_OSR);
+    /* with an entry there: its activation came back from leaving its OSR code, nothing */
+    assert_int_equal(jit__hot_choice(false, true, true, true), JIT_HOT_COLD);
+    assert_int_equal(jit__hot_choice(false, true, false, true), JIT_HOT_COLD);
+    /* out of entries, called, or never sampled in a loop: the ordinary copy */
+    assert_int_equal(jit__hot_choice(false, true, false, false), JIT_HOT_COPY);
+    assert_int_equal(jit__hot_choice(true, true, true, false), JIT_HOT_COPY);
+    assert_int_equal(jit__hot_choice(true, true, true, true), JIT_HOT_COPY);
+    assert_int_equal(jit__hot_choice(false, false, true, false), JIT_HOT_COPY);
 }
 
 static void test_timeout_stops_loop(void **state) {
@@ -1170,6 +1190,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_memory_not_forked),
         cmocka_unit_test(test_memory_cap),
         cmocka_unit_test(test_loop_around),
+        cmocka_unit_test(test_hot_choice),
         cmocka_unit_test(test_timeout_stops_loop),
         cmocka_unit_test(test_wx),
         cmocka_unit_test(test_perf_map),
