@@ -1662,13 +1662,13 @@ uint32_t psl_jit_osr_ready(jit_ctx *c, uint32_t k, uint32_t cell) {
                 "psl: jit: function %u's OSR code at the loop at cell %u after %.1f ms: %s\n",
                 jm->m->nimported_funcs + k, cell, (double)(plat_now_ns() - g_t0) / 1e6,
                 ready ? "leaves for its entry" : "has none");
-    if (ready)
-        return 1;
-    pthread_mutex_lock(&jm->mu);
     /* Not for a function seen being called: its activations are short and new ones start in
-     * its ordinary copy (as for osr_again). */
-    if (jm->osr_req[k] != 1 && jm->nosr[k] < JIT_MAX_OSR &&
-        !atomic_load_explicit(&jm->entered[k], memory_order_relaxed)) {
+     * its ordinary copy (as for osr_again); checked before the lock, which such a function's
+     * OSR code (sort's quicksort) would otherwise take at every change of its OSR count. */
+    if (ready || atomic_load_explicit(&jm->entered[k], memory_order_relaxed))
+        return ready;
+    pthread_mutex_lock(&jm->mu);
+    if (jm->osr_req[k] != 1 && jm->nosr[k] < JIT_MAX_OSR) {
         stat_add(&g_stats.osr_asked, 1);
         jm->osr_req[k] = 1;
         jm->osr_want[k] = cell;
