@@ -8,6 +8,7 @@
 
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Core.h>
+#include <llvm-c/DebugInfo.h>
 #include <llvm-c/Support.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
@@ -118,6 +119,11 @@ typedef struct fgen {
      * see note_access. */
     uint32_t *xgen;
     int64_t *xk;
+    /* Counted loops run in a checked copy (vec_plan, vec_emit): per cell, the plan of the loop
+     * whose head it is (NULL: none); while such a copy is emitted, its access groups' scopes. */
+    struct vec_plan **vec;
+    const struct vec_plan *vec_on;
+    LLVMValueRef vec_scope[8], vec_noalias[8];
 } fgen;
 
 #define B (f->g->b)
@@ -703,6 +709,8 @@ static LLVMValueRef emit_un(fgen *f, int op, LLVMValueRef x) {
  * merged or moved across another side effect, so it faults exactly where the interpreter traps.
  * Until session 13 only loads whose value a scan saw reach an effect in the same block skipped
  * an explicit check; the scan could not foresee LLVM's folds (docs/jit.md, "Guard region"). */
+static void vec_scope(fgen *f, LLVMValueRef inst, const wasm_cell *ip);
+
 static void emit_load(fgen *f, int op, const wasm_cell *ip) {
     uint32_t n;
     LLVMTypeRef t;
@@ -717,9 +725,11 @@ static void emit_load(fgen *f, int op, const wasm_cell *ip) {
     case OP_load16_s64: n = 2, t = G->i16; break;
     default: n = 4, t = G->i32; break; /* load32_s64 */
     }
-    LLVMValueRef p = mem_addr(f, ip[1].s.b, ip[1].w.hi, n, G->guard);
+    LLVMValueRef p = mem_addr(f, ip[1].s.b, ip[1].w.hi, n, G->guard || f->vec_on);
     LLVMValueRef v = LLVMBuildLoad2(B, t, p, "");
-    if (G->guard)
+    if (f->vec_on)
+        vec_scope(f, v, ip);
+    else if (G->guard)
         LLVMSetVolatile(v, 1);
     LLVMSetAlignment(v, 1);
     note_access(f, ip[1].s.b, (uint64_t)ip[1].w.hi + n);
@@ -747,11 +757,13 @@ static void emit_store(fgen *f, int op, const wasm_cell *ip) {
     }
     /* A store is never deleted (only merged with a later store to the same address, which
      * faults the same way): the guard region covers it. */
-    LLVMValueRef p = mem_addr(f, ip[1].s.a, ip[1].w.hi, n, G->guard);
+    LLVMValueRef p = mem_addr(f, ip[1].s.a, ip[1].w.hi, n, G->guard || f->vec_on);
     LLVMValueRef v = ld(f, ip[1].s.b);
     if (t != G->i64)
         v = LLVMBuildTrunc(B, v, t, "");
     LLVMValueRef s = LLVMBuildStore(B, v, p);
+    if (f->vec_on)
+        vec_scope(f, s, ip);
     LLVMSetAlignment(s, 1);
     note_access(f, ip[1].s.a, (uint64_t)ip[1].w.hi + n);
 }
@@ -1189,6 +1201,9 @@ static bool is_terminator(int op) {
 /* Per cell: a forward branch goes there, a back edge does (its loop head). */
 enum { JT_FWD = 1, JT_BACK = 2 };
 
+typedef struct vec_plan vec_plan;
+static int vec_emit(fgen *f, uint32_t k, const vec_plan *v, char *err, size_t errlen);
+
 /* Emit the lowered code of cells [lo, hi) of function k at the builder's position, with branch
  * targets from f->bbs. */
 static int emit_range(fgen *f, uint32_t k, uint32_t lo, uint32_t hi, char *err, size_t errlen) {
@@ -1196,6 +1211,11 @@ static int emit_range(fgen *f, uint32_t k, uint32_t lo, uint32_t hi, char *err, 
     const wasm_code *code = f->code;
     for (uint32_t i = lo; i < hi;) {
         const wasm_cell *ip = &code->code[i];
+        if (f->bbs[i] && f->vec && f->vec[i] && !f->vec_on && !terminated(f)) {
+            int rc = vec_emit(f, k, f->vec[i], err, errlen);
+            if (rc)
+                return rc;
+        }
         if (f->bbs[i]) {
             /* Facts about slots hold on into a block reached only by falling through (after a
              * conditional branch); one that a branch enters starts afresh. */
@@ -1882,6 +1902,333 @@ static bool *iv_adds(fgen *f, const bool *heads, const uint32_t *head_end, const
 }
 
 /* Generate function k into fn: the native function, or with osr its OSR variant. */
+static void quiet_diagnostics(LLVMDiagnosticInfoRef d, void *ctx) {
+    (void)ctx;
+    if (LLVMGetDiagInfoSeverity(d) != LLVMDSError)
+        return;
+    /* as LLVM's own handler does with an error */
+    char *msg = LLVMGetDiagInfoDescription(d);
+    fprintf(stderr, "psl: jit: LLVM error: %s\n", msg ? msg : "?");
+    LLVMDisposeMessage(msg);
+    exit(1);
+}
+
+/* ---- counted loops in a checked copy ----
+ *
+ * A guard-mode load is volatile (see emit_load), which keeps LLVM from vectorising a loop, and
+ * LLVM cannot tell two accesses off different pointers into the one linear memory apart
+ * without a check of its own at run time. For an innermost loop whose trip count and address
+ * ranges can be computed before it runs, one check at its entry settles both: every access of
+ * every iteration lies inside the memory (none can trap, so plain loads are exact), and the
+ * ranges of accesses off different bases, one of them a store, do not overlap (each base gets
+ * an alias scope of its own). When it holds, a copy of the loop with plain loads and those
+ * scopes runs; otherwise the ordinary copy. The loop: a straight run of arithmetic, loads and
+ * stores (no call, no branch in or out but its own back edge), ending in a compare-and-branch
+ * back to its head on a counter `c = c + k` (one write, 0 < k < 2^16) against a bound the loop
+ * does not write: c' != N, c' <u N or c' <s N (and the swapped forms). Every address is a slot
+ * the loop does not write, a pointer `p = p + s` (one write, 0 < s < 2^16), or `t = p + d`
+ * (d < 2^16) written once before its uses; the memory cannot grow inside it. The check bounds
+ * each base's range by the memory's size (below 2^32), so no 32-bit address computation of the
+ * loop wraps. */
+enum { VEC_NE, VEC_LTU, VEC_LTS, VEC_GROUPS = 8 };
+
+struct vec_plan {
+    uint32_t L, E;       /* cells [L, E): head L, the back edge ends at E */
+    uint32_t ctr, bound; /* counter slot; bound slot, UINT32_MAX for bound_imm */
+    uint32_t bound_imm, step;
+    uint8_t cmp; /* VEC_*: the loop goes on while (c + step) cmp bound */
+    uint32_t ngrp;
+    struct {
+        uint32_t base, stride; /* base slot; its step per iteration (0: not written) */
+        uint64_t lo, hi;       /* bytes [base + lo, base + hi) in the first iteration */
+        bool store;
+    } grp[VEC_GROUPS];
+    uint8_t *cell_grp; /* per cell of [L, E): 1 + the group of the access there, 0: none */
+};
+
+static void vec_plan_free(vec_plan *v) {
+    if (v)
+        free(v->cell_grp);
+    free(v);
+}
+
+/* The plan for the loop [L, E), or NULL when it is not such a loop. */
+static vec_plan *vec_analyse(fgen *f, uint32_t L, uint32_t E) {
+    const wasm_code *code = f->code;
+    const wasm_module *m = f->g->m;
+    uint32_t ns = code->nslots;
+    if (E <= L || E > code->ncode)
+        return NULL;
+    uint8_t *nwr = xcalloc(ns ? ns : 1, 1);
+    uint32_t *wr_at = xcalloc(ns ? ns : 1, sizeof *wr_at);
+    vec_plan *v = NULL;
+    const wasm_cell *last = NULL;
+    bool ok = true;
+    for (uint32_t i = L; i < E && ok;) {
+        const wasm_cell *p = &code->code[i];
+        int op = op_of(p->h);
+        uint32_t len = op_len(op, p);
+        if (i > L && f->jt[i])
+            ok = false; /* a branch lands inside */
+        int kind = jit__op_kind(op);
+        if (kind == K_BRCMP || kind == K_BRCMP_RI) {
+            const wasm_cell *tg;
+            jit__branch_targets(op, p, len, &tg);
+            ok = ok && i + len == E && tg[0].target == code->code + L;
+            last = p;
+        } else if (!(kind == K_BIN || kind == K_BIN_RI || kind == K_UN || kind == K_LOAD ||
+                     kind == K_STORE || op == OP_copy || op == OP_const || op == OP_select ||
+                     op == OP_nop || op == OP_global_get)) {
+            ok = false;
+        }
+        uint32_t w[2], nw, cb, cn;
+        if (ok && !cell_writes(m, op, p, w, &nw, &cb, &cn))
+            ok = false;
+        for (uint32_t j = 0; ok && j < nw; j++)
+            if (w[j] < ns && nwr[w[j]] < 2)
+                nwr[w[j]]++, wr_at[w[j]] = i;
+        i += len;
+    }
+    if (!ok || !last)
+        goto out;
+    /* The counter and the bound. */
+    {
+        int op = op_of(last->h);
+        bool ri = jit__op_kind(op) == K_BRCMP_RI;
+        unsigned cmp = (unsigned)(op - OP_brif_i32_eq) / 2; /* eq ne lt_s lt_u gt_s gt_u ... */
+        uint32_t x = last[1].s.b, y = ri ? UINT32_MAX : last[1].s.c;
+        uint32_t c = UINT32_MAX, bound = UINT32_MAX, bimm = 0;
+        int kind = -1;
+        if (x < ns && nwr[x] == 1 && (ri || (y < ns && nwr[y] == 0))) {
+            c = x, bound = y, bimm = ri ? (uint32_t)last[2].u64 : 0;
+            kind = cmp == 1 ? VEC_NE : cmp == 3 ? VEC_LTU : cmp == 2 ? VEC_LTS : -1;
+        } else if (!ri && y < ns && nwr[y] == 1 && x < ns && nwr[x] == 0) {
+            c = y, bound = x;
+            kind = cmp == 1 ? VEC_NE : cmp == 5 ? VEC_LTU : cmp == 4 ? VEC_LTS : -1;
+        }
+        if (kind < 0)
+            goto out;
+        const wasm_cell *q = &code->code[wr_at[c]];
+        if (op_of(q->h) != OP_i32_add_ri || q[1].s.a != c || q[1].s.b != c ||
+            (uint32_t)q[2].u64 == 0 || (uint32_t)q[2].u64 >= (1u << 16))
+            goto out;
+        v = xcalloc(1, sizeof *v);
+        v->L = L, v->E = E, v->ctr = c, v->bound = bound, v->bound_imm = bimm;
+        v->step = (uint32_t)q[2].u64, v->cmp = (uint8_t)kind;
+        v->cell_grp = xcalloc(E - L, 1);
+    }
+    /* The accesses, by base. */
+    {
+        uint32_t *dbase = xmalloc((ns ? ns : 1) * sizeof *dbase); /* derived t = base + dd */
+        uint64_t *dd = xmalloc((ns ? ns : 1) * sizeof *dd);
+        bool *updated = xcalloc(ns ? ns : 1, 1), *defined = xcalloc(ns ? ns : 1, 1);
+#define IV_STEP(sl)                                                                                \
+    (nwr[sl] == 1 && op_of(code->code[wr_at[sl]].h) == OP_i32_add_ri &&                            \
+             code->code[wr_at[sl] + 1].s.a == (sl) && code->code[wr_at[sl] + 1].s.b == (sl) &&     \
+             (uint32_t)code->code[wr_at[sl] + 2].u64 > 0 &&                                        \
+             (uint32_t)code->code[wr_at[sl] + 2].u64 < (1u << 16)                                  \
+         ? (uint32_t)code->code[wr_at[sl] + 2].u64                                                 \
+         : 0)
+        for (uint32_t i = L; i < E && ok;) {
+            const wasm_cell *p = &code->code[i];
+            int op = op_of(p->h);
+            uint32_t len = op_len(op, p);
+            int kind = jit__op_kind(op);
+            if (kind == K_LOAD || kind == K_STORE) {
+                uint32_t a = kind == K_LOAD ? p[1].s.b : p[1].s.a;
+                uint64_t rel = p[1].w.hi;
+                uint32_t base;
+                if (a >= ns) {
+                    ok = false;
+                } else if (nwr[a] == 0) {
+                    base = a;
+                } else if (IV_STEP(a)) {
+                    base = a;
+                    rel += updated[a] ? IV_STEP(a) : 0;
+                } else if (defined[a]) {
+                    base = dbase[a];
+                    rel += dd[a];
+                } else {
+                    ok = false;
+                }
+                uint32_t gi = 0;
+                while (ok && gi < v->ngrp && v->grp[gi].base != base)
+                    gi++;
+                if (ok && gi == v->ngrp) {
+                    if (gi == VEC_GROUPS) {
+                        ok = false;
+                    } else {
+                        v->ngrp++;
+                        v->grp[gi].base = base;
+                        v->grp[gi].stride = nwr[base] ? IV_STEP(base) : 0;
+                        v->grp[gi].lo = UINT64_MAX;
+                        v->grp[gi].hi = 0;
+                    }
+                }
+                if (ok) {
+                    uint64_t hi = rel + access_size(op);
+                    if (rel < v->grp[gi].lo)
+                        v->grp[gi].lo = rel;
+                    if (hi > v->grp[gi].hi)
+                        v->grp[gi].hi = hi;
+                    v->grp[gi].store |= kind == K_STORE;
+                    v->cell_grp[i - L] = (uint8_t)(gi + 1);
+                }
+            }
+            /* what this cell defines: a slot written by anything but `t = p + d` (p a pointer or
+             * not written in the loop) holds no known address until its next such write */
+            uint32_t w[2], nw, cb, cn;
+            if (ok && cell_writes(m, op, p, w, &nw, &cb, &cn))
+                for (uint32_t j = 0; j < nw; j++)
+                    if (w[j] < ns)
+                        defined[w[j]] = false;
+            if (ok && op == OP_i32_add_ri && p[1].s.a < ns) {
+                uint32_t t = p[1].s.a, b = p[1].s.b;
+                if (t == b && IV_STEP(t)) {
+                    updated[t] = true;
+                } else if (t != b && !IV_STEP(t) && b < ns && (uint32_t)p[2].u64 < (1u << 16) &&
+                           (nwr[b] == 0 || IV_STEP(b))) {
+                    defined[t] = true;
+                    dbase[t] = b;
+                    dd[t] = (uint32_t)p[2].u64 + (nwr[b] && updated[b] ? IV_STEP(b) : 0);
+                }
+            }
+            i += len;
+        }
+#undef IV_STEP
+        free(dbase);
+        free(dd);
+        free(updated);
+        free(defined);
+        if (!ok || v->ngrp == 0) {
+            vec_plan_free(v);
+            v = NULL;
+        }
+    }
+out:
+    free(nwr);
+    free(wr_at);
+    return v;
+}
+
+/* Give a memory access of the checked copy being emitted the scopes of its base. */
+static void vec_scope(fgen *f, LLVMValueRef inst, const wasm_cell *ip) {
+    const vec_plan *v = f->vec_on;
+    uint32_t at = (uint32_t)(ip - f->code->code);
+    unsigned g = at >= v->L && at < v->E ? v->cell_grp[at - v->L] : 0;
+    if (!g)
+        return;
+    LLVMSetMetadata(inst, LLVMGetMDKindIDInContext(G->cx, "alias.scope", 11), f->vec_scope[g - 1]);
+    if (f->vec_noalias[g - 1])
+        LLVMSetMetadata(inst, LLVMGetMDKindIDInContext(G->cx, "noalias", 7), f->vec_noalias[g - 1]);
+}
+
+/* At the fall-through into loop v->L: the check, then the checked copy (the builder is left at
+ * its end; the caller goes on with the ordinary copy at v->L). */
+static int vec_emit(fgen *f, uint32_t k, const vec_plan *v, char *err, size_t errlen) {
+    gen *g = f->g;
+    static unsigned serial;
+    unsigned id = __atomic_fetch_add(&serial, 1, __ATOMIC_RELAXED);
+    LLVMValueRef K = c64(g, v->step), M32 = c64(g, 0xffffffffu);
+    LLVMValueRef c0 = from_i32(f, as_i32(f, ld(f, v->ctr)));
+    LLVMValueRef N =
+        v->bound == UINT32_MAX ? c64(g, v->bound_imm) : from_i32(f, as_i32(f, ld(f, v->bound)));
+    LLVMValueRef ok, T;
+    if (v->cmp == VEC_NE) {
+        LLVMValueRef D = LLVMBuildAnd(B, LLVMBuildSub(B, N, c0, ""), M32, "");
+        ok = LLVMBuildAnd(B, LLVMBuildICmp(B, LLVMIntNE, D, c64(g, 0), ""),
+                          LLVMBuildICmp(B, LLVMIntEQ, LLVMBuildURem(B, D, K, ""), c64(g, 0), ""),
+                          "");
+        T = LLVMBuildUDiv(B, D, K, "");
+    } else {
+        bool sg = v->cmp == VEC_LTS;
+        LLVMValueRef a = c0, n = N;
+        if (sg) {
+            a = LLVMBuildSExt(B, as_i32(f, c0), g->i64, "");
+            n = LLVMBuildSExt(B, as_i32(f, N), g->i64, "");
+        }
+        LLVMValueRef lim = c64(g, (sg ? 0x7fffffffu : 0xffffffffu) - v->step);
+        LLVMValueRef a1 = LLVMBuildAdd(B, a, K, "");
+        /* no wrap of the counter before the loop ends */
+        ok = LLVMBuildAnd(B, LLVMBuildICmp(B, sg ? LLVMIntSLE : LLVMIntULE, a, lim, ""),
+                          LLVMBuildICmp(B, sg ? LLVMIntSLE : LLVMIntULE, n, lim, ""), "");
+        LLVMValueRef more = LLVMBuildICmp(B, sg ? LLVMIntSLT : LLVMIntULT, a1, n, "");
+        LLVMValueRef t = LLVMBuildUDiv(
+            B, LLVMBuildAdd(B, LLVMBuildSub(B, n, a, ""), c64(g, v->step - 1), ""), K, "");
+        T = LLVMBuildSelect(B, more, t, c64(g, 1), "");
+    }
+    LLVMValueRef msz = LLVMBuildLoad2(B, g->i64, f->memsize, "");
+    LLVMValueRef lo[VEC_GROUPS], hi[VEC_GROUPS];
+    LLVMValueRef tm1 = LLVMBuildSub(B, T, c64(g, 1), "");
+    for (uint32_t i = 0; i < v->ngrp; i++) {
+        LLVMValueRef b0 = from_i32(f, as_i32(f, ld(f, v->grp[i].base)));
+        lo[i] = LLVMBuildAdd(B, b0, c64(g, v->grp[i].lo), "");
+        LLVMValueRef span = LLVMBuildMul(B, tm1, c64(g, v->grp[i].stride), "");
+        hi[i] = LLVMBuildAdd(B, LLVMBuildAdd(B, b0, span, ""), c64(g, v->grp[i].hi), "");
+        ok = LLVMBuildAnd(B, ok, LLVMBuildICmp(B, LLVMIntULE, hi[i], msz, ""), "");
+    }
+    for (uint32_t i = 0; i < v->ngrp; i++)
+        for (uint32_t j = i + 1; j < v->ngrp; j++) {
+            if (!v->grp[i].store && !v->grp[j].store)
+                continue;
+            LLVMValueRef apart = LLVMBuildOr(B, LLVMBuildICmp(B, LLVMIntULE, hi[i], lo[j], ""),
+                                             LLVMBuildICmp(B, LLVMIntULE, hi[j], lo[i], ""), "");
+            ok = LLVMBuildAnd(B, ok, apart, "");
+        }
+    /* one alias scope per base */
+    char name[64];
+    snprintf(name, sizeof name, "psl.vec.%u", id);
+    LLVMMetadataRef dom_name = LLVMMDStringInContext2(g->cx, name, strlen(name));
+    LLVMMetadataRef dom = LLVMMDNodeInContext2(g->cx, &dom_name, 1);
+    LLVMMetadataRef sc[VEC_GROUPS];
+    for (uint32_t i = 0; i < v->ngrp; i++) {
+        snprintf(name, sizeof name, "psl.vec.%u.%u", id, i);
+        LLVMMetadataRef ops[2] = {LLVMMDStringInContext2(g->cx, name, strlen(name)), dom};
+        sc[i] = LLVMMDNodeInContext2(g->cx, ops, 2);
+    }
+    for (uint32_t i = 0; i < v->ngrp; i++) {
+        f->vec_scope[i] = LLVMMetadataAsValue(g->cx, LLVMMDNodeInContext2(g->cx, &sc[i], 1));
+        LLVMMetadataRef others[VEC_GROUPS];
+        uint32_t no = 0;
+        for (uint32_t j = 0; j < v->ngrp; j++)
+            if (j != i)
+                others[no++] = sc[j];
+        f->vec_noalias[i] =
+            no ? LLVMMetadataAsValue(g->cx, LLVMMDNodeInContext2(g->cx, others, no)) : NULL;
+    }
+    uint32_t n = f->code->ncode;
+    LLVMBasicBlockRef *bbs = f->bbs, *bv = xmalloc((n + 1) * sizeof *bv);
+    memcpy(bv, bbs, (n + 1) * sizeof *bv);
+    for (uint32_t i = v->L; i < v->E; i++)
+        if (bbs[i])
+            bv[i] = new_bb(f, "vec");
+    LLVMBuildCondBr(B, ok, bv[v->L], bbs[v->L]);
+    f->bbs = bv;
+    f->vec_on = v;
+    int rc = emit_range(f, k, v->L, v->E, err, errlen);
+    /* The back edge (the loop's latch) asks for vectorisation: the default level's pipeline (O1)
+     * vectorises only loops that ask. The loop ID refers to itself, as LLVM requires. */
+    LLVMValueRef latch = rc ? NULL : LLVMGetBasicBlockTerminator(LLVMGetInsertBlock(B));
+    if (latch && LLVMGetNumSuccessors(latch) == 1 && LLVMGetSuccessor(latch, 0) == bv[v->L]) {
+        LLVMMetadataRef tmp = LLVMTemporaryMDNode(g->cx, NULL, 0);
+        LLVMMetadataRef en[2] = {
+            LLVMMDStringInContext2(g->cx, "llvm.loop.vectorize.enable", 26),
+            LLVMValueAsMetadata(LLVMConstInt(g->i1, 1, 0)),
+        };
+        LLVMMetadataRef ops[2] = {tmp, LLVMMDNodeInContext2(g->cx, en, 2)};
+        LLVMMetadataRef lid = LLVMMDNodeInContext2(g->cx, ops, 2);
+        LLVMMetadataReplaceAllUsesWith(tmp, lid);
+        LLVMSetMetadata(latch, LLVMGetMDKindIDInContext(g->cx, "llvm.loop", 9),
+                        LLVMMetadataAsValue(g->cx, lid));
+    }
+    if (!rc && !terminated(f))
+        LLVMBuildBr(B, bv[v->E]);
+    f->vec_on = NULL;
+    f->bbs = bbs;
+    free(bv);
+    return rc;
+}
+
 static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, size_t errlen) {
     const wasm_module *m = g->m;
     fgen fs, *f = &fs;
@@ -1977,6 +2324,20 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
         if (g->level != JIT_LEVEL_DEFAULT && jit__osr_ask())
             jit__loops_after(heads, head_end, n, nest_end, f->nest_head);
     }
+
+    /* Counted innermost loops that run in a checked copy when their check holds (default
+     * level only: its pipeline vectorises them; $PSL_JIT_VEC=0 turns this off, comparisons). */
+    if (g->level == JIT_LEVEL_DEFAULT && jit__vec())
+        for (uint32_t L = 0; L < n; L++) {
+            if (!heads[L] || (jt[L] & JT_FWD) || (f->nest_head && f->nest_head[L]))
+                continue;
+            vec_plan *v = vec_analyse(f, L, head_end[L]);
+            if (!v)
+                continue;
+            if (!f->vec)
+                f->vec = xcalloc(n + 1, sizeof *f->vec);
+            f->vec[L] = v;
+        }
 
     /* Entry: slots, prologue (stack and depth checks, fuel), parameters. */
     f->entry = new_bb(f, "entry");
@@ -2159,6 +2520,9 @@ done:
     free(jt);
     free((void *)f->iv_nuw);
     free(f->nest_head);
+    for (uint32_t i = 0; f->vec && i <= n; i++)
+        vec_plan_free(f->vec[i]);
+    free(f->vec);
     free(f->leaves);
     free(f->leave_at);
     free(head_end);
@@ -2282,6 +2646,9 @@ int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **o
     g->level = o->level;
     g->fuel = o->fuel;
     g->cx = LLVMContextCreate();
+    /* Remarks and warnings (a loop that asked for vectorisation and could not have it) are not
+     * for the user: LLVM would print them to stderr. Errors end the process, as before. */
+    LLVMContextSetDiagnosticHandler(g->cx, quiet_diagnostics, NULL);
     g->mod = LLVMModuleCreateWithNameInContext("wasm", g->cx);
     g->b = LLVMCreateBuilderInContext(g->cx);
     g->i1 = LLVMInt1TypeInContext(g->cx);

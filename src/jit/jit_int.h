@@ -200,6 +200,9 @@ typedef enum { JIT_HOT_OSR, JIT_HOT_COPY, JIT_HOT_COLD } jit_hot;
  * entry (fannkuch's main): nothing to compile, an ordinary copy would serve no one. A called
  * function, one never sampled in a loop, or one out of entries gets its ordinary copy. */
 jit_hot jit__hot_choice(bool called, bool sampled, bool room, bool entry_there);
+/* False with $PSL_JIT_VEC=0 (comparisons): no checked copies of counted loops (jit_gen.c,
+ * vec_analyse). Part of the cache key. */
+bool jit__vec(void);
 /* $PSL_JIT_OSR_AFTER=mid (comparisons): an OSR entry whose head lies in no other loop but has
  * loops after it is compiled at the mid level first, like every other entry (by default it is
  * compiled at the default level at once: see hot_thread). */

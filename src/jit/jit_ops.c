@@ -212,6 +212,11 @@ jit_hot jit__hot_choice(bool called, bool sampled, bool room, bool entry_there) 
     return JIT_HOT_COLD;
 }
 
+bool jit__vec(void) {
+    const char *e = getenv("PSL_JIT_VEC");
+    return !(e && strcmp(e, "0") == 0);
+}
+
 bool jit__osr_after_mid(void) {
     const char *e = getenv("PSL_JIT_OSR_AFTER");
     return e && strcmp(e, "mid") == 0;

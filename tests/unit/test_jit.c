@@ -461,6 +461,56 @@ static void test_loop_around(void **state) {
     wasm_module_free(m);
 }
 
+/* Run export fn(x, y, n) under tier and bounds mode on a memory whose 64 KiB hold the doubles
+ * 0, 0.5, 1, ...; copy the memory after the call (or its trap) to out. */
+static int vec_run(jit_tier tier, jit_bounds bounds, const char *fn, const uint32_t xyn[3],
+                   uint8_t *out, wasm_val *res) {
+    run r;
+    open_run_b(&r, tier, NULL, NULL, bounds);
+    wasm_extern ex;
+    assert_int_equal(wasm_instance_export(r.inst, "mem", &ex), 0);
+    uint8_t *mem = wasm_memory_data(ex.u.memory);
+    for (uint32_t i = 0; i < 65536 / 8; i++) {
+        double d = i * 0.5;
+        memcpy(mem + 8 * i, &d, 8);
+    }
+    wasm_val a[3] = {xyn[0], xyn[1], xyn[2]};
+    int rc = call(&r, fn, a, res);
+    memcpy(out, mem, 65536);
+    close_run(&r);
+    return rc;
+}
+
+/* Counted loops over pointers (axpy, axpy2) run in a checked copy with plain loads when every
+ * access of the run is inside the memory and the stored range overlaps no other; results,
+ * traps and the memory left behind are the interpreter's in every case: apart, off the end of
+ * the memory (a trap after the stores before it), overlapping either way, a bound the counter
+ * passes (ne: it wraps around, the run goes off the end), one iteration. */
+static void test_vec_loops(void **state) {
+    (void)state;
+    static const struct {
+        const char *fn;
+        uint32_t xyn[3];
+    } cases[] = {
+        {"axpy", {0, 32768, 1000}},  {"axpy", {0, 65536 - 800, 200}},  {"axpy", {8000, 8008, 500}},
+        {"axpy", {8008, 8000, 500}}, {"axpy", {65536 - 8, 0, 1}},      {"axpy", {0, 32768, 0}},
+        {"axpy2", {0, 32768, 1000}}, {"axpy2", {0, 65536 - 816, 400}}, {"axpy2", {100, 104, 300}},
+        {"axpy2", {0, 32768, 0}},    {"axpy2", {0, 32760, 8191}},
+    };
+    static uint8_t mi[65536], mj[65536];
+    for (unsigned b = 0; b < 2; b++)
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+            wasm_val ri[1] = {0}, rj[1] = {0};
+            jit_bounds bm = b ? JIT_BOUNDS_CHECKS : JIT_BOUNDS_GUARD;
+            int want = vec_run(JIT_TIER_INTERP, bm, cases[c].fn, cases[c].xyn, mi, ri);
+            int got = vec_run(JIT_TIER_JIT, bm, cases[c].fn, cases[c].xyn, mj, rj);
+            assert_int_equal(got, want);
+            if (want == 0)
+                assert_int_equal(rj[0], ri[0]);
+            assert_memory_equal(mj, mi, sizeof mi);
+        }
+}
+
 /* What the hot thread does with a function that turned hot (jit__hot_choice). */
 static void test_hot_choice(void **state) {
     (void)state;
@@ -1191,6 +1241,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_memory_cap),
         cmocka_unit_test(test_loop_around),
         cmocka_unit_test(test_hot_choice),
+        cmocka_unit_test(test_vec_loops),
         cmocka_unit_test(test_timeout_stops_loop),
         cmocka_unit_test(test_wx),
         cmocka_unit_test(test_perf_map),

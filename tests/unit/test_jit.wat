@@ -108,7 +108,27 @@
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br_if $b (i32.lt_u (local.get $i) (local.get $m))))
     (local.get $acc))
-;; OSR specialisation: $n and $step are never written, so an OSR entry of the loop takes them
+;; A counted loop over two pointers (y[i] += 3 * x[i], clang's shape): the JIT runs it in a
+  ;; checked copy with plain loads, which LLVM vectorises, when every access of the run lies in
+  ;; the memory and x's range does not overlap y's; otherwise in the ordinary copy.
+  (func (export "axpy") (param $x i32) (param $y i32) (param $n i32) (result i32) (local $i i32)
+    (loop $l
+      (f64.store (local.get $y)
+                 (f64.add (f64.load (local.get $y)) (f64.mul (f64.const 3) (f64.load (local.get $x)))))
+      (local.set $x (i32.add (local.get $x) (i32.const 8)))
+      (local.set $y (i32.add (local.get $y) (i32.const 8)))
+      (br_if $l (i32.ne (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $n))))
+    (local.get $i))
+  ;; The same with an unsigned bound and the store at y + 8 (off the pointer by an offset).
+  (func (export "axpy2") (param $x i32) (param $y i32) (param $n i32) (result i32) (local $i i32)
+    (loop $l
+      (f64.store offset=8 (local.get $y)
+                 (f64.add (f64.load offset=8 (local.get $y)) (f64.load (local.get $x))))
+      (local.set $x (i32.add (local.get $x) (i32.const 8)))
+      (local.set $y (i32.add (local.get $y) (i32.const 8)))
+      (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 2))) (local.get $n))))
+    (local.get $i))
+  ;; OSR specialisation: $n and $step are never written, so an OSR entry of the loop takes them
   ;; as constants; a call with another $step must not run that entry.
   (func (export "span") (param $n i32) (param $step i32) (result i64) (local $i i32) (local $acc i64)
     (loop $l
