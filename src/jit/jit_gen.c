@@ -75,6 +75,7 @@ typedef struct gen {
     LLVMTypeRef *fntys;
     unsigned prof_kind, invariant_kind;
     LLVMValueRef unlikely_md;
+    unsigned nvec; /* checked loop copies made so far (their alias scopes' names) */
     /* helpers */
     LLVMTypeRef t_osr_ready;
     LLVMTypeRef t_trap, t_budget, t_call, t_calli, t_mgrow, t_minit, t_seg, t_tget, t_tset, t_tsize,
@@ -85,6 +86,8 @@ typedef struct gen {
 } gen;
 
 /* ---- per-function state ---- */
+
+enum { VEC_GROUPS = 8 }; /* bases of one checked loop copy (vec_plan) */
 
 typedef struct fgen {
     gen *g;
@@ -123,7 +126,7 @@ typedef struct fgen {
      * whose head it is (NULL: none); while such a copy is emitted, its access groups' scopes. */
     struct vec_plan **vec;
     const struct vec_plan *vec_on;
-    LLVMValueRef vec_scope[8], vec_noalias[8];
+    LLVMValueRef vec_scope[VEC_GROUPS], vec_noalias[VEC_GROUPS];
 } fgen;
 
 #define B (f->g->b)
@@ -1901,12 +1904,12 @@ static bool *iv_adds(fgen *f, const bool *heads, const uint32_t *head_end, const
     return out;
 }
 
-/* Generate function k into fn: the native function, or with osr its OSR variant. */
+/* LLVM's diagnostics: remarks and warnings (a loop that asked for vectorisation and could not
+ * have it) are not for the user; an error ends the process, as LLVM's own handler does. */
 static void quiet_diagnostics(LLVMDiagnosticInfoRef d, void *ctx) {
     (void)ctx;
     if (LLVMGetDiagInfoSeverity(d) != LLVMDSError)
         return;
-    /* as LLVM's own handler does with an error */
     char *msg = LLVMGetDiagInfoDescription(d);
     fprintf(stderr, "psl: jit: LLVM error: %s\n", msg ? msg : "?");
     LLVMDisposeMessage(msg);
@@ -1930,7 +1933,7 @@ static void quiet_diagnostics(LLVMDiagnosticInfoRef d, void *ctx) {
  * (d < 2^16) written once before its uses; the memory cannot grow inside it. The check bounds
  * each base's range by the memory's size (below 2^32), so no 32-bit address computation of the
  * loop wraps. */
-enum { VEC_NE, VEC_LTU, VEC_LTS, VEC_GROUPS = 8 };
+enum { VEC_NE, VEC_LTU, VEC_LTS };
 
 struct vec_plan {
     uint32_t L, E;       /* cells [L, E): head L, the back edge ends at E */
@@ -1961,6 +1964,7 @@ static vec_plan *vec_analyse(fgen *f, uint32_t L, uint32_t E) {
         return NULL;
     uint8_t *nwr = xcalloc(ns ? ns : 1, 1);
     uint32_t *wr_at = xcalloc(ns ? ns : 1, sizeof *wr_at);
+    uint32_t *ivs = NULL; /* per slot: its step when it is a pointer or counter, else 0 */
     vec_plan *v = NULL;
     const wasm_cell *last = NULL;
     bool ok = true;
@@ -1991,6 +1995,14 @@ static vec_plan *vec_analyse(fgen *f, uint32_t L, uint32_t E) {
     }
     if (!ok || !last)
         goto out;
+    /* Pointers and counters: slots whose one write in the loop is `s = s + step`. */
+    ivs = xcalloc(ns ? ns : 1, sizeof *ivs);
+    for (uint32_t sl = 0; sl < ns; sl++) {
+        const wasm_cell *q = &code->code[wr_at[sl]];
+        if (nwr[sl] == 1 && op_of(q->h) == OP_i32_add_ri && q[1].s.a == sl && q[1].s.b == sl &&
+            (uint32_t)q[2].u64 > 0 && (uint32_t)q[2].u64 < (1u << 16))
+            ivs[sl] = (uint32_t)q[2].u64;
+    }
     /* The counter and the bound. */
     {
         int op = op_of(last->h);
@@ -1999,22 +2011,18 @@ static vec_plan *vec_analyse(fgen *f, uint32_t L, uint32_t E) {
         uint32_t x = last[1].s.b, y = ri ? UINT32_MAX : last[1].s.c;
         uint32_t c = UINT32_MAX, bound = UINT32_MAX, bimm = 0;
         int kind = -1;
-        if (x < ns && nwr[x] == 1 && (ri || (y < ns && nwr[y] == 0))) {
+        if (x < ns && ivs[x] && (ri || (y < ns && nwr[y] == 0))) {
             c = x, bound = y, bimm = ri ? (uint32_t)last[2].u64 : 0;
             kind = cmp == 1 ? VEC_NE : cmp == 3 ? VEC_LTU : cmp == 2 ? VEC_LTS : -1;
-        } else if (!ri && y < ns && nwr[y] == 1 && x < ns && nwr[x] == 0) {
+        } else if (!ri && y < ns && ivs[y] && x < ns && nwr[x] == 0) {
             c = y, bound = x;
             kind = cmp == 1 ? VEC_NE : cmp == 5 ? VEC_LTU : cmp == 4 ? VEC_LTS : -1;
         }
         if (kind < 0)
             goto out;
-        const wasm_cell *q = &code->code[wr_at[c]];
-        if (op_of(q->h) != OP_i32_add_ri || q[1].s.a != c || q[1].s.b != c ||
-            (uint32_t)q[2].u64 == 0 || (uint32_t)q[2].u64 >= (1u << 16))
-            goto out;
         v = xcalloc(1, sizeof *v);
         v->L = L, v->E = E, v->ctr = c, v->bound = bound, v->bound_imm = bimm;
-        v->step = (uint32_t)q[2].u64, v->cmp = (uint8_t)kind;
+        v->step = ivs[c], v->cmp = (uint8_t)kind;
         v->cell_grp = xcalloc(E - L, 1);
     }
     /* The accesses, by base. */
@@ -2022,13 +2030,6 @@ static vec_plan *vec_analyse(fgen *f, uint32_t L, uint32_t E) {
         uint32_t *dbase = xmalloc((ns ? ns : 1) * sizeof *dbase); /* derived t = base + dd */
         uint64_t *dd = xmalloc((ns ? ns : 1) * sizeof *dd);
         bool *updated = xcalloc(ns ? ns : 1, 1), *defined = xcalloc(ns ? ns : 1, 1);
-#define IV_STEP(sl)                                                                                \
-    (nwr[sl] == 1 && op_of(code->code[wr_at[sl]].h) == OP_i32_add_ri &&                            \
-             code->code[wr_at[sl] + 1].s.a == (sl) && code->code[wr_at[sl] + 1].s.b == (sl) &&     \
-             (uint32_t)code->code[wr_at[sl] + 2].u64 > 0 &&                                        \
-             (uint32_t)code->code[wr_at[sl] + 2].u64 < (1u << 16)                                  \
-         ? (uint32_t)code->code[wr_at[sl] + 2].u64                                                 \
-         : 0)
         for (uint32_t i = L; i < E && ok;) {
             const wasm_cell *p = &code->code[i];
             int op = op_of(p->h);
@@ -2042,9 +2043,9 @@ static vec_plan *vec_analyse(fgen *f, uint32_t L, uint32_t E) {
                     ok = false;
                 } else if (nwr[a] == 0) {
                     base = a;
-                } else if (IV_STEP(a)) {
+                } else if (ivs[a]) {
                     base = a;
-                    rel += updated[a] ? IV_STEP(a) : 0;
+                    rel += updated[a] ? ivs[a] : 0;
                 } else if (defined[a]) {
                     base = dbase[a];
                     rel += dd[a];
@@ -2060,7 +2061,7 @@ static vec_plan *vec_analyse(fgen *f, uint32_t L, uint32_t E) {
                     } else {
                         v->ngrp++;
                         v->grp[gi].base = base;
-                        v->grp[gi].stride = nwr[base] ? IV_STEP(base) : 0;
+                        v->grp[gi].stride = ivs[base];
                         v->grp[gi].lo = UINT64_MAX;
                         v->grp[gi].hi = 0;
                     }
@@ -2084,18 +2085,17 @@ static vec_plan *vec_analyse(fgen *f, uint32_t L, uint32_t E) {
                         defined[w[j]] = false;
             if (ok && op == OP_i32_add_ri && p[1].s.a < ns) {
                 uint32_t t = p[1].s.a, b = p[1].s.b;
-                if (t == b && IV_STEP(t)) {
+                if (t == b && ivs[t]) {
                     updated[t] = true;
-                } else if (t != b && !IV_STEP(t) && b < ns && (uint32_t)p[2].u64 < (1u << 16) &&
-                           (nwr[b] == 0 || IV_STEP(b))) {
+                } else if (t != b && !ivs[t] && b < ns && (uint32_t)p[2].u64 < (1u << 16) &&
+                           (nwr[b] == 0 || ivs[b])) {
                     defined[t] = true;
                     dbase[t] = b;
-                    dd[t] = (uint32_t)p[2].u64 + (nwr[b] && updated[b] ? IV_STEP(b) : 0);
+                    dd[t] = (uint32_t)p[2].u64 + (updated[b] ? ivs[b] : 0);
                 }
             }
             i += len;
         }
-#undef IV_STEP
         free(dbase);
         free(dd);
         free(updated);
@@ -2108,6 +2108,7 @@ static vec_plan *vec_analyse(fgen *f, uint32_t L, uint32_t E) {
 out:
     free(nwr);
     free(wr_at);
+    free(ivs);
     return v;
 }
 
@@ -2127,8 +2128,7 @@ static void vec_scope(fgen *f, LLVMValueRef inst, const wasm_cell *ip) {
  * its end; the caller goes on with the ordinary copy at v->L). */
 static int vec_emit(fgen *f, uint32_t k, const vec_plan *v, char *err, size_t errlen) {
     gen *g = f->g;
-    static unsigned serial;
-    unsigned id = __atomic_fetch_add(&serial, 1, __ATOMIC_RELAXED);
+    unsigned id = g->nvec++;
     LLVMValueRef K = c64(g, v->step), M32 = c64(g, 0xffffffffu);
     LLVMValueRef c0 = from_i32(f, as_i32(f, ld(f, v->ctr)));
     LLVMValueRef N =
@@ -2229,6 +2229,7 @@ static int vec_emit(fgen *f, uint32_t k, const vec_plan *v, char *err, size_t er
     return rc;
 }
 
+/* Generate function k into fn: the native function, or with osr its OSR variant. */
 static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, size_t errlen) {
     const wasm_module *m = g->m;
     fgen fs, *f = &fs;
@@ -2646,8 +2647,6 @@ int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **o
     g->level = o->level;
     g->fuel = o->fuel;
     g->cx = LLVMContextCreate();
-    /* Remarks and warnings (a loop that asked for vectorisation and could not have it) are not
-     * for the user: LLVM would print them to stderr. Errors end the process, as before. */
     LLVMContextSetDiagnosticHandler(g->cx, quiet_diagnostics, NULL);
     g->mod = LLVMModuleCreateWithNameInContext("wasm", g->cx);
     g->b = LLVMCreateBuilderInContext(g->cx);
