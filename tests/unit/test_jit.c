@@ -498,6 +498,29 @@ static void test_vec_loops(void **state) {
         {"axpy2", {0, 32768, 0}},    {"axpy2", {0, 32760, 8191}},
     };
     static uint8_t mi[65536], mj[65536];
+    /* The module's default-level IR (PSL_JIT_DUMP, written after the optimiser): both loops
+     * got a checked copy (alias scopes psl.vec.N.*, one domain each), and LLVM vectorised one
+     * (axpy's; axpy2's `<u` counter is not known not to wrap, so LLVM cannot count its trips).
+     * Fails when the analysis takes neither loop or the copy is not vectorised. */
+    char dir[] = "/tmp/psl-vec-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/m.ll", dir);
+    setenv("PSL_JIT_DUMP", path, 1);
+    wasm_val r0[1];
+    assert_int_equal(vec_run(JIT_TIER_JIT, JIT_BOUNDS_GUARD, "axpy", cases[0].xyn, mj, r0), 0);
+    unsetenv("PSL_JIT_DUMP");
+    uint8_t *ir;
+    size_t irlen;
+    assert_int_equal(plat_read_file(path, &ir, &irlen), 0);
+    unlink(path);
+    rmdir(dir);
+    ir = realloc(ir, irlen + 1);
+    ir[irlen] = 0;
+    assert_non_null(strstr((const char *)ir, "!\"psl.vec.0\"}"));
+    assert_non_null(strstr((const char *)ir, "!\"psl.vec.1\"}"));
+    assert_non_null(strstr((const char *)ir, "llvm.loop.isvectorized"));
+    assert_non_null(strstr((const char *)ir, "x double>"));
+    free(ir);
     for (unsigned b = 0; b < 2; b++)
         for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
             wasm_val ri[1] = {0}, rj[1] = {0};
