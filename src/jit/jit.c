@@ -736,7 +736,7 @@ static void cache_key_modes(const wasm_module *m, const uint8_t *sel, const uint
     size_t ncpu = plat_cpu_identity(cpu, PLAT_CPU_ID_WORDS);
     cr_hash_state st;
     cr_hash_init(&st, 32);
-    const char *parts[] = {JIT_ENGINE_VERSION,        jit__pipeline(level),
+    const char *parts[] = {JIT_ENGINE_VERSION,        jit__pipeline(level, false),
                            jit__codegen(level),       guard ? "guard" : "checks",
                            fuel ? "fuel" : "signals", jit__vec() ? "vec" : "novec"};
     for (unsigned i = 0; i < sizeof parts / sizeof parts[0]; i++)
@@ -2199,12 +2199,14 @@ int jit__forced_level(void) {
     return -1;
 }
 
-const char *jit__pipeline(int level) {
+const char *jit__pipeline(int level, bool vec) {
     const char *p = getenv("PSL_JIT_PASSES");
     if (p && *p)
         return p;
     if (jit__forced_level() >= 0)
         level = jit__forced_level();
+    if (level == JIT_LEVEL_MID && vec)
+        return JIT_PIPELINE_MID_VEC;
     return level != JIT_LEVEL_DEFAULT ? JIT_PIPELINE_QUICK : JIT_PIPELINE;
 }
 

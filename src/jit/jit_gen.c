@@ -6,6 +6,7 @@
 #include "platform/platform.h"
 #include "wasm/wasm_ops.h"
 
+#include <errno.h>
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Core.h>
 #include <llvm-c/DebugInfo.h>
@@ -2326,9 +2327,18 @@ static int gen_func(gen *g, uint32_t k, LLVMValueRef fn, bool osr, char *err, si
             jit__loops_after(heads, head_end, n, nest_end, f->nest_head);
     }
 
-    /* Counted innermost loops that run in a checked copy when their check holds (default
-     * level only: its pipeline vectorises them; $PSL_JIT_VEC=0 turns this off, comparisons). */
-    if (g->level == JIT_LEVEL_DEFAULT && jit__vec())
+    /* Counted innermost loops that run in a checked copy when their check holds: at the default
+     * level, and in the mid level's OSR entries (a long loop running now, which the auto tier
+     * compiles at the mid level first), whose pipelines vectorise them (JIT_PIPELINE,
+     * JIT_PIPELINE_MID_VEC). Not in the mid level's called functions: their default-level code
+     * follows unless the batch is big, whose compile the vectoriser's pipeline would slow
+     * (expr's printf batch: ~190 -> ~290 ms, for a loop it did not vectorise). With every
+     * object at the mid level ($PSL_JIT_QUICK=mid: tests, comparisons) no default-level code
+     * follows: all of them. Not in quick code. $PSL_JIT_VEC=0 turns this off (comparisons). */
+    int forced = jit__forced_level();
+    if ((forced < 0 ? g->level == JIT_LEVEL_DEFAULT || (g->level == JIT_LEVEL_MID && osr)
+                    : forced != JIT_LEVEL_QUICK) &&
+        jit__vec())
         for (uint32_t L = 0; L < n; L++) {
             if (!heads[L] || (jt[L] & JT_FWD) || (f->nest_head && f->nest_head[L]))
                 continue;
@@ -2764,7 +2774,7 @@ int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **o
         msg = NULL;
     }
     pbo = LLVMCreatePassBuilderOptions();
-    const char *pipeline = jit__pipeline(o->level);
+    const char *pipeline = jit__pipeline(o->level, g->nvec > 0);
     uint64_t t_opt = plat_now_ns();
     LLVMErrorRef e = LLVMRunPasses(g->mod, pipeline, tm, pbo);
     if (e) {
@@ -2776,14 +2786,27 @@ int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **o
     }
     const char *dump = getenv("PSL_JIT_DUMP");
     if (dump) {
-        /* The first module goes to the named file, later ones (the auto tier's batches) to
-         * "file.1", "file.2", ... so that none overwrites another. */
+        /* Each module to a new file: the named one, or when it exists "file.1", "file.2", ...
+         * (the auto tier's batches), so that none overwrites another. A name is claimed by
+         * creating the file (O_EXCL): the compiler processes that write them are forks, each
+         * with its own count. */
         static _Atomic unsigned dumped;
-        unsigned n = dumped++;
         char path[4096];
-        if (n)
-            snprintf(path, sizeof path, "%s.%u", dump, n);
-        LLVMPrintModuleToFile(g->mod, n ? path : dump, NULL);
+        for (unsigned tries = 0; tries < 100000; tries++) {
+            unsigned n = dumped++;
+            if (n)
+                snprintf(path, sizeof path, "%s.%u", dump, n);
+            else
+                snprintf(path, sizeof path, "%s", dump);
+            FILE *df = fopen(path, "wx");
+            if (df) {
+                fclose(df);
+                LLVMPrintModuleToFile(g->mod, path, NULL);
+                break;
+            }
+            if (errno != EEXIST)
+                break;
+        }
     }
     uint64_t t_cg = plat_now_ns();
     if (LLVMTargetMachineEmitToMemoryBuffer(tm, g->mod, LLVMObjectFile, &msg, &buf)) {

@@ -103,12 +103,23 @@ typedef void (*jit_entry_fn)(jit_ctx *c, wasm_val *fp);
  * about 10x faster than JIT_PIPELINE (expr's whole module 70 ms against 820 ms) and its code runs
  * 2-3.4x slower (still 2-5x faster than the interpreter); see docs/jit.md. */
 #define JIT_PIPELINE_QUICK "function(sroa,early-cse)"
+/* The mid level's pipeline for a module with checked loop copies (jit_gen.c, vec_emit): the
+ * quick one, then induction variable simplification (the copies' trip counts) and the loop
+ * vectoriser for the loops that ask for it (the copies' back edges), nothing else. matmul's
+ * mid-level OSR entry runs 0.27 s against 0.38 s (whole module, warm), and the auto tier's
+ * first compile of its batch takes ~55 ms against ~40 (docs/jit.md, session 17). */
+#define JIT_PIPELINE_MID_VEC                                                                       \
+    "function(sroa,early-cse,loop(indvars),"                                                       \
+    "loop-vectorize<no-interleave-forced-only;vectorize-forced-only>)"
 /* Compile levels: the default pipeline and code generator; quick (JIT_PIPELINE_QUICK, fast
- * instruction selection at CodeGenOptLevel None); mid (JIT_PIPELINE_QUICK, the SelectionDAG
- * and greedy register allocation at CodeGenOptLevel Less). */
+ * instruction selection at CodeGenOptLevel None); mid (JIT_PIPELINE_QUICK or, with checked loop
+ * copies, JIT_PIPELINE_MID_VEC; the SelectionDAG and greedy register allocation at
+ * CodeGenOptLevel Less). */
 typedef enum { JIT_LEVEL_DEFAULT, JIT_LEVEL_QUICK, JIT_LEVEL_MID } jit_level;
-/* The pipeline of an object: $PSL_JIT_PASSES, else the quick or the default one. */
-const char *jit__pipeline(int level);
+/* The pipeline of an object: $PSL_JIT_PASSES, else the quick, mid (vec: the module has checked
+ * loop copies) or default one. The cache key names the one without vec: whether a module has
+ * such copies follows from its code and the key's "vec" part. */
+const char *jit__pipeline(int level, bool vec);
 /* The code generator of an object: "none" (CodeGenOptLevel None, fast instruction selection)
  * for quick objects, "less" for mid ones; else $PSL_JIT_CODEGEN (experiments: none, less: that
  * level; fastisel: fast instruction selection at level Less) or "default". */

@@ -481,6 +481,46 @@ static int vec_run(jit_tier tier, jit_bounds bounds, const char *fn, const uint3
     return rc;
 }
 
+/* The IR files PSL_JIT_DUMP wrote into dir (the process's first dump is m.ll, later ones
+ * m.ll.N) in the order written, each after a line "; next", concatenated; removes them and dir. */
+static char *read_dumps(const char *dir) {
+    DIR *dp = opendir(dir);
+    assert_non_null(dp);
+    unsigned nums[64], nn = 0;
+    struct dirent *de;
+    while ((de = readdir(dp)))
+        if (strncmp(de->d_name, "m.ll", 4) == 0 && nn < 64)
+            nums[nn++] = de->d_name[4] ? (unsigned)atoi(de->d_name + 5) : 0;
+    closedir(dp);
+    for (unsigned i = 1; i < nn; i++) /* insertion sort: a few files */
+        for (unsigned j = i; j > 0 && nums[j - 1] > nums[j]; j--) {
+            unsigned t = nums[j];
+            nums[j] = nums[j - 1];
+            nums[j - 1] = t;
+        }
+    char *all = calloc(1, 1);
+    size_t n = 0;
+    for (unsigned i = 0; i < nn; i++) {
+        char path[128];
+        if (nums[i])
+            snprintf(path, sizeof path, "%s/m.ll.%u", dir, nums[i]);
+        else
+            snprintf(path, sizeof path, "%s/m.ll", dir);
+        uint8_t *ir;
+        size_t len;
+        assert_int_equal(plat_read_file(path, &ir, &len), 0);
+        unlink(path);
+        all = realloc(all, n + len + 16);
+        n += (size_t)sprintf(all + n, "; next\n");
+        memcpy(all + n, ir, len);
+        n += len;
+        all[n] = 0;
+        free(ir);
+    }
+    assert_int_equal(rmdir(dir), 0);
+    return all;
+}
+
 /* Counted loops over pointers (axpy, axpy2) run in a checked copy with plain loads when every
  * access of the run is inside the memory and the stored range overlaps no other; results,
  * traps and the memory left behind are the interpreter's in every case: apart, off the end of
@@ -498,40 +538,93 @@ static void test_vec_loops(void **state) {
         {"axpy2", {0, 32768, 0}},    {"axpy2", {0, 32760, 8191}},
     };
     static uint8_t mi[65536], mj[65536];
-    /* The module's default-level IR (PSL_JIT_DUMP, written after the optimiser): both loops
-     * got a checked copy (alias scopes psl.vec.N.*, one domain each), and LLVM vectorised one
-     * (axpy's; axpy2's `<u` counter is not known not to wrap, so LLVM cannot count its trips).
-     * Fails when the analysis takes neither loop or the copy is not vectorised. */
-    char dir[] = "/tmp/psl-vec-XXXXXX", path[64];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/m.ll", dir);
-    setenv("PSL_JIT_DUMP", path, 1);
-    wasm_val r0[1];
-    assert_int_equal(vec_run(JIT_TIER_JIT, JIT_BOUNDS_GUARD, "axpy", cases[0].xyn, mj, r0), 0);
-    unsetenv("PSL_JIT_DUMP");
-    uint8_t *ir;
-    size_t irlen;
-    assert_int_equal(plat_read_file(path, &ir, &irlen), 0);
-    unlink(path);
-    rmdir(dir);
-    ir = realloc(ir, irlen + 1);
-    ir[irlen] = 0;
-    assert_non_null(strstr((const char *)ir, "!\"psl.vec.0\"}"));
-    assert_non_null(strstr((const char *)ir, "!\"psl.vec.1\"}"));
-    assert_non_null(strstr((const char *)ir, "llvm.loop.isvectorized"));
-    assert_non_null(strstr((const char *)ir, "x double>"));
-    free(ir);
-    for (unsigned b = 0; b < 2; b++)
-        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-            wasm_val ri[1] = {0}, rj[1] = {0};
-            jit_bounds bm = b ? JIT_BOUNDS_CHECKS : JIT_BOUNDS_GUARD;
-            int want = vec_run(JIT_TIER_INTERP, bm, cases[c].fn, cases[c].xyn, mi, ri);
-            int got = vec_run(JIT_TIER_JIT, bm, cases[c].fn, cases[c].xyn, mj, rj);
-            assert_int_equal(got, want);
-            if (want == 0)
-                assert_int_equal(rj[0], ri[0]);
-            assert_memory_equal(mj, mi, sizeof mi);
+    /* At the default level, then at the mid level (PSL_JIT_QUICK=mid; the auto tier compiles
+     * OSR entries and called functions so first, JIT_PIPELINE_MID_VEC). */
+    for (int lv = 0; lv < 2; lv++) {
+        if (lv)
+            setenv("PSL_JIT_QUICK", "mid", 1);
+        /* The module's IR (PSL_JIT_DUMP, written after the optimiser): both loops got a
+         * checked copy (alias scopes psl.vec.N.*, one domain each), and LLVM vectorised one
+         * (axpy's; axpy2's `<u` counter is not known not to wrap, so LLVM cannot count its
+         * trips). Fails when the analysis takes neither loop or the copy is not vectorised. */
+        char dir[] = "/tmp/psl-vec-XXXXXX", path[64];
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof path, "%s/m.ll", dir);
+        setenv("PSL_JIT_DUMP", path, 1);
+        wasm_val r0[1];
+        assert_int_equal(vec_run(JIT_TIER_JIT, JIT_BOUNDS_GUARD, "axpy", cases[0].xyn, mj, r0), 0);
+        unsetenv("PSL_JIT_DUMP");
+        char *ir = read_dumps(dir);
+        assert_non_null(strstr(ir, "!\"psl.vec.0\"}"));
+        assert_non_null(strstr(ir, "!\"psl.vec.1\"}"));
+        assert_non_null(strstr(ir, "llvm.loop.isvectorized"));
+        assert_non_null(strstr(ir, "x double>"));
+        free(ir);
+        for (unsigned b = 0; b < 2; b++)
+            for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+                wasm_val ri[1] = {0}, rj[1] = {0};
+                jit_bounds bm = b ? JIT_BOUNDS_CHECKS : JIT_BOUNDS_GUARD;
+                int want = vec_run(JIT_TIER_INTERP, bm, cases[c].fn, cases[c].xyn, mi, ri);
+                int got = vec_run(JIT_TIER_JIT, bm, cases[c].fn, cases[c].xyn, mj, rj);
+                assert_int_equal(got, want);
+                if (want == 0)
+                    assert_int_equal(rj[0], ri[0]);
+                assert_memory_equal(mj, mi, sizeof mi);
+            }
+    }
+    unsetenv("PSL_JIT_QUICK");
+}
+
+/* auto: a long counted loop (axpy_rep) gets its OSR entry at the mid level first
+ * (JIT_PIPELINE_MID_VEC), its checked copy vectorised there; the result and the memory are the
+ * interpreter's. */
+static void test_vec_loops_auto(void **state) {
+    (void)state;
+    static uint8_t mi[65536], mj[65536];
+    uint32_t args[4] = {0, 32768, 2048, 20000};
+    wasm_val res[2] = {0};
+    for (int t = 0; t < 2; t++) {
+        char dir[] = "/tmp/psl-vec-XXXXXX", path[64];
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof path, "%s/m.ll", dir);
+        if (t)
+            setenv("PSL_JIT_DUMP", path, 1);
+        run r;
+        open_run(&r, t ? JIT_TIER_AUTO : JIT_TIER_INTERP, NULL, NULL);
+        wasm_extern ex;
+        assert_int_equal(wasm_instance_export(r.inst, "mem", &ex), 0);
+        uint8_t *mem = wasm_memory_data(ex.u.memory);
+        for (uint32_t i = 0; i < 65536 / 8; i++) {
+            double d = i * 0.5;
+            memcpy(mem + 8 * i, &d, 8);
         }
+        wasm_val a[4] = {args[0], args[1], args[2], args[3]};
+        jit_stats before, after;
+        jit_get_stats(&before);
+        assert_int_equal(call(&r, "axpy_rep", a, &res[t]), 0);
+        jit_get_stats(&after);
+        memcpy(t ? mj : mi, mem, 65536);
+        close_run(&r);
+        unsetenv("PSL_JIT_DUMP");
+        char *ir = read_dumps(dir);
+        if (t) {
+            assert_true(after.osr_entries > before.osr_entries);
+            /* the first object: the OSR entry (o...), at the mid level, vectorised */
+            const char *first = strstr(ir, "; next\n");
+            assert_non_null(first);
+            const char *end = strstr(first + 1, "\n; next\n");
+            size_t len = end ? (size_t)(end - first) : strlen(first);
+            char *one = strndup(first, len);
+            assert_non_null(strstr(one, " @o"));
+            assert_non_null(strstr(one, "llvm.loop.isvectorized"));
+            assert_non_null(strstr(one, "x double>"));
+            free(one);
+        }
+        free(ir);
+    }
+    assert_int_equal(res[1], res[0]);
+    assert_int_equal(res[0], 2048u * 20000u);
+    assert_memory_equal(mj, mi, sizeof mi);
 }
 
 /* What the hot thread does with a function that turned hot (jit__hot_choice). */
@@ -1265,6 +1358,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_loop_around),
         cmocka_unit_test(test_hot_choice),
         cmocka_unit_test(test_vec_loops),
+        cmocka_unit_test(test_vec_loops_auto),
         cmocka_unit_test(test_timeout_stops_loop),
         cmocka_unit_test(test_wx),
         cmocka_unit_test(test_perf_map),

@@ -128,6 +128,23 @@
       (local.set $y (i32.add (local.get $y) (i32.const 8)))
       (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 2))) (local.get $n))))
     (local.get $i))
+  ;; axpy's loop run $reps times over the same arrays (a long activation: the auto tier's OSR
+  ;; entry at one of its heads, compiled at the mid level first); returns the iterations run.
+  (func (export "axpy_rep") (param $x i32) (param $y i32) (param $n i32) (param $reps i32)
+        (result i32) (local $i i32) (local $p i32) (local $q i32) (local $t i32)
+    (loop $r
+      (local.set $p (local.get $x))
+      (local.set $q (local.get $y))
+      (local.set $i (i32.const 0))
+      (loop $l
+        (f64.store (local.get $q)
+                   (f64.add (f64.load (local.get $q)) (f64.mul (f64.const 3) (f64.load (local.get $p)))))
+        (local.set $p (i32.add (local.get $p) (i32.const 8)))
+        (local.set $q (i32.add (local.get $q) (i32.const 8)))
+        (br_if $l (i32.ne (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $n))))
+      (local.set $t (i32.add (local.get $t) (local.get $i)))
+      (br_if $r (local.tee $reps (i32.sub (local.get $reps) (i32.const 1)))))
+    (local.get $t))
   ;; OSR specialisation: $n and $step are never written, so an OSR entry of the loop takes them
   ;; as constants; a call with another $step must not run that entry.
   (func (export "span") (param $n i32) (param $step i32) (result i64) (local $i i32) (local $acc i64)
