@@ -1205,7 +1205,40 @@ static bool is_terminator(int op) {
 /* Per cell: a forward branch goes there, a back edge does (its loop head). */
 enum { JT_FWD = 1, JT_BACK = 2 };
 
-typedef struct vec_plan vec_plan;
+/* ---- counted loops in a checked copy ----
+ *
+ * A guard-mode load is volatile (see emit_load), which keeps LLVM from vectorising a loop, and
+ * LLVM cannot tell two accesses off different pointers into the one linear memory apart
+ * without a check of its own at run time. For an innermost loop whose trip count and address
+ * ranges can be computed before it runs, one check at its entry settles both: every access of
+ * every iteration lies inside the memory (none can trap, so plain loads are exact), and the
+ * ranges of accesses off different bases, one of them a store, do not overlap (each base gets
+ * an alias scope of its own). When it holds, a copy of the loop with plain loads and those
+ * scopes runs; otherwise the ordinary copy. The loop: a straight run of arithmetic, loads and
+ * stores (no call, no branch in or out but its own back edge), ending in a compare-and-branch
+ * back to its head on a counter `c = c + k` (one write, 0 < k < 2^16) against a bound the loop
+ * does not write: c' != N, c' <u N or c' <s N (and the swapped forms). Every address is a slot
+ * the loop does not write, a pointer `p = p + s` (one write, 0 < s < 2^16), or `t = p + d`
+ * (d < 2^16) written once before its uses; the memory cannot grow inside it. The check bounds
+ * each base's range by the memory's size (below 2^32), so no 32-bit address computation of the
+ * loop wraps. */
+enum { VEC_NE, VEC_LTU, VEC_LTS };
+
+typedef struct vec_plan {
+    uint32_t L, E;       /* cells [L, E): head L, the back edge ends at E */
+    uint32_t ctr, bound; /* counter slot; bound slot, UINT32_MAX for bound_imm */
+    uint32_t bound_imm, step;
+    uint32_t ctr_at; /* the cell of the counter's add */
+    uint8_t cmp;     /* VEC_*: the loop goes on while (c + step) cmp bound */
+    uint32_t ngrp;
+    struct {
+        uint32_t base, stride; /* base slot; its step per iteration (0: not written) */
+        uint64_t lo, hi;       /* bytes [base + lo, base + hi) in the first iteration */
+        bool store;
+    } grp[VEC_GROUPS];
+    uint8_t *cell_grp; /* per cell of [L, E): 1 + the group of the access there, 0: none */
+} vec_plan;
+
 static int vec_emit(fgen *f, uint32_t k, const vec_plan *v, char *err, size_t errlen);
 
 /* Emit the lowered code of cells [lo, hi) of function k at the builder's position, with branch
@@ -1258,6 +1291,16 @@ static int emit_range(fgen *f, uint32_t k, uint32_t lo, uint32_t hi, char *err, 
                 have_c = true, kc = (uint32_t)f->kval[ip[1].s.c];
             else if (bop == OP_i32_add && f->kgen[s] == f->cur_gen)
                 have_c = true, kc = (uint32_t)f->kval[s], s = ip[1].s.c;
+            if (f->vec_on && i == f->vec_on->ctr_at && f->vec_on->cmp != VEC_NE) {
+                /* The checked copy's `<u` (`<s`) counter: its check proved that the counter
+                 * stays at most 2^32 - 1 (2^31 - 1) minus its step, so the add does not wrap
+                 * unsigned (signed), which lets LLVM count the loop's trips. */
+                LLVMValueRef a = as_i32(f, x), kk = c32(g, kc);
+                st(f, ip[1].s.a,
+                   from_i32(f, f->vec_on->cmp == VEC_LTU ? LLVMBuildNUWAdd(B, a, kk, "")
+                                                         : LLVMBuildNSWAdd(B, a, kk, "")));
+                break;
+            }
             if (bop == OP_i32_add && jit__op_kind(op) == K_BIN_RI && f->iv_nuw && f->iv_nuw[i]) {
                 st(f, ip[1].s.a, from_i32(f, LLVMBuildNUWAdd(B, as_i32(f, x), c32(g, kc), "")));
                 break;
@@ -1917,39 +1960,6 @@ static void quiet_diagnostics(LLVMDiagnosticInfoRef d, void *ctx) {
     exit(1);
 }
 
-/* ---- counted loops in a checked copy ----
- *
- * A guard-mode load is volatile (see emit_load), which keeps LLVM from vectorising a loop, and
- * LLVM cannot tell two accesses off different pointers into the one linear memory apart
- * without a check of its own at run time. For an innermost loop whose trip count and address
- * ranges can be computed before it runs, one check at its entry settles both: every access of
- * every iteration lies inside the memory (none can trap, so plain loads are exact), and the
- * ranges of accesses off different bases, one of them a store, do not overlap (each base gets
- * an alias scope of its own). When it holds, a copy of the loop with plain loads and those
- * scopes runs; otherwise the ordinary copy. The loop: a straight run of arithmetic, loads and
- * stores (no call, no branch in or out but its own back edge), ending in a compare-and-branch
- * back to its head on a counter `c = c + k` (one write, 0 < k < 2^16) against a bound the loop
- * does not write: c' != N, c' <u N or c' <s N (and the swapped forms). Every address is a slot
- * the loop does not write, a pointer `p = p + s` (one write, 0 < s < 2^16), or `t = p + d`
- * (d < 2^16) written once before its uses; the memory cannot grow inside it. The check bounds
- * each base's range by the memory's size (below 2^32), so no 32-bit address computation of the
- * loop wraps. */
-enum { VEC_NE, VEC_LTU, VEC_LTS };
-
-struct vec_plan {
-    uint32_t L, E;       /* cells [L, E): head L, the back edge ends at E */
-    uint32_t ctr, bound; /* counter slot; bound slot, UINT32_MAX for bound_imm */
-    uint32_t bound_imm, step;
-    uint8_t cmp; /* VEC_*: the loop goes on while (c + step) cmp bound */
-    uint32_t ngrp;
-    struct {
-        uint32_t base, stride; /* base slot; its step per iteration (0: not written) */
-        uint64_t lo, hi;       /* bytes [base + lo, base + hi) in the first iteration */
-        bool store;
-    } grp[VEC_GROUPS];
-    uint8_t *cell_grp; /* per cell of [L, E): 1 + the group of the access there, 0: none */
-};
-
 static void vec_plan_free(vec_plan *v) {
     if (v)
         free(v->cell_grp);
@@ -2023,7 +2033,7 @@ static vec_plan *vec_analyse(fgen *f, uint32_t L, uint32_t E) {
             goto out;
         v = xcalloc(1, sizeof *v);
         v->L = L, v->E = E, v->ctr = c, v->bound = bound, v->bound_imm = bimm;
-        v->step = ivs[c], v->cmp = (uint8_t)kind;
+        v->step = ivs[c], v->cmp = (uint8_t)kind, v->ctr_at = wr_at[c];
         v->cell_grp = xcalloc(E - L, 1);
     }
     /* The accesses, by base. */

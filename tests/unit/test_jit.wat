@@ -128,6 +128,16 @@
       (local.set $y (i32.add (local.get $y) (i32.const 8)))
       (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 2))) (local.get $n))))
     (local.get $i))
+  ;; axpy's with a signed bound and a counter that steps by 3 (a negative bound ends the loop
+  ;; after one iteration).
+  (func (export "axpy3") (param $x i32) (param $y i32) (param $n i32) (result i32) (local $i i32)
+    (loop $l
+      (f64.store (local.get $y)
+                 (f64.sub (f64.load (local.get $y)) (f64.load (local.get $x))))
+      (local.set $x (i32.add (local.get $x) (i32.const 8)))
+      (local.set $y (i32.add (local.get $y) (i32.const 8)))
+      (br_if $l (i32.lt_s (local.tee $i (i32.add (local.get $i) (i32.const 3))) (local.get $n))))
+    (local.get $i))
   ;; axpy's loop run $reps times over the same arrays (a long activation: the auto tier's OSR
   ;; entry at one of its heads, compiled at the mid level first); returns the iterations run.
   (func (export "axpy_rep") (param $x i32) (param $y i32) (param $n i32) (param $reps i32)
