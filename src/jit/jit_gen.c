@@ -88,7 +88,7 @@ typedef struct gen {
 
 /* ---- per-function state ---- */
 
-enum { VEC_GROUPS = 8 }; /* bases of one checked loop copy (vec_plan) */
+enum { VEC_GROUPS = 8, VEC_SPLITS = 8 }; /* bases, split adds of a checked loop copy (vec_plan) */
 
 typedef struct fgen {
     gen *g;
@@ -127,7 +127,12 @@ typedef struct fgen {
      * whose head it is (NULL: none); while such a copy is emitted, its access groups' scopes. */
     struct vec_plan **vec;
     const struct vec_plan *vec_on;
+    bool vec_plain; /* that copy's accesses cannot trap (its plan has access groups) */
     LLVMValueRef vec_scope[VEC_GROUPS], vec_noalias[VEC_GROUPS];
+    /* In such a copy, slots s holding an address b + a whose add does not wrap (a split of the
+     * plan; sgen[s] == cur_gen): b and a, as i32 values, for mem_addr. */
+    uint32_t *sgen;
+    LLVMValueRef *sb, *sa;
 } fgen;
 
 #define B (f->g->b)
@@ -185,6 +190,8 @@ static void st(fgen *f, uint32_t slot, LLVMValueRef v) {
     LLVMBuildStore(B, v, f->slots[slot]);
     f->kgen[slot] = 0;
     f->xgen[slot] = 0;
+    if (f->sgen)
+        f->sgen[slot] = 0;
 }
 
 /* Additions that cannot wrap. The tier caps every memory at JIT_MEM_MAX = 2^32 - 2^16 bytes
@@ -374,11 +381,21 @@ static LLVMValueRef mem_addr(fgen *f, uint32_t addr_slot, uint32_t offset, uint3
                              bool guarded) {
     LLVMValueRef a = from_i32(f, as_i32(f, ld(f, addr_slot)));
     LLVMValueRef ea = LLVMBuildNUWAdd(B, a, c64(G, offset), "ea");
-    if (guarded)
-        return LLVMBuildGEP2(B, G->i8, f->mem, &ea, 1, "");
-    LLVMValueRef end = LLVMBuildAdd(B, ea, c64(G, n), "");
-    LLVMValueRef msz = LLVMBuildLoad2(B, G->i64, f->memsize, "");
-    trap_if(f, LLVMBuildICmp(B, LLVMIntUGT, end, msz, ""), WASM_TRAP_MEM_OOB);
+    if (!guarded) {
+        LLVMValueRef end = LLVMBuildAdd(B, ea, c64(G, n), "");
+        LLVMValueRef msz = LLVMBuildLoad2(B, G->i64, f->memsize, "");
+        trap_if(f, LLVMBuildICmp(B, LLVMIntUGT, end, msz, ""), WASM_TRAP_MEM_OOB);
+    }
+    if (f->sgen && f->sgen[addr_slot] == f->cur_gen) {
+        /* b + a does not wrap (a split, checked at the copy's entry): mem + b, invariant in
+         * the loop, then + a + offset, which x86 addresses as base + index + displacement
+         * instead of computing b + a in 32 bits first */
+        LLVMValueRef zb = LLVMBuildZExt(B, f->sb[addr_slot], G->i64, "");
+        LLVMValueRef za =
+            LLVMBuildNUWAdd(B, LLVMBuildZExt(B, f->sa[addr_slot], G->i64, ""), c64(G, offset), "");
+        LLVMValueRef pb = LLVMBuildGEP2(B, G->i8, f->mem, &zb, 1, "");
+        return LLVMBuildGEP2(B, G->i8, pb, &za, 1, "");
+    }
     return LLVMBuildGEP2(B, G->i8, f->mem, &ea, 1, "");
 }
 
@@ -729,9 +746,9 @@ static void emit_load(fgen *f, int op, const wasm_cell *ip) {
     case OP_load16_s64: n = 2, t = G->i16; break;
     default: n = 4, t = G->i32; break; /* load32_s64 */
     }
-    LLVMValueRef p = mem_addr(f, ip[1].s.b, ip[1].w.hi, n, G->guard || f->vec_on);
+    LLVMValueRef p = mem_addr(f, ip[1].s.b, ip[1].w.hi, n, G->guard || f->vec_plain);
     LLVMValueRef v = LLVMBuildLoad2(B, t, p, "");
-    if (f->vec_on)
+    if (f->vec_plain)
         vec_scope(f, v, ip);
     else if (G->guard)
         LLVMSetVolatile(v, 1);
@@ -761,12 +778,12 @@ static void emit_store(fgen *f, int op, const wasm_cell *ip) {
     }
     /* A store is never deleted (only merged with a later store to the same address, which
      * faults the same way): the guard region covers it. */
-    LLVMValueRef p = mem_addr(f, ip[1].s.a, ip[1].w.hi, n, G->guard || f->vec_on);
+    LLVMValueRef p = mem_addr(f, ip[1].s.a, ip[1].w.hi, n, G->guard || f->vec_plain);
     LLVMValueRef v = ld(f, ip[1].s.b);
     if (t != G->i64)
         v = LLVMBuildTrunc(B, v, t, "");
     LLVMValueRef s = LLVMBuildStore(B, v, p);
-    if (f->vec_on)
+    if (f->vec_plain)
         vec_scope(f, s, ip);
     LLVMSetAlignment(s, 1);
     note_access(f, ip[1].s.a, (uint64_t)ip[1].w.hi + n);
@@ -1237,9 +1254,54 @@ typedef struct vec_plan {
         bool store;
     } grp[VEC_GROUPS];
     uint8_t *cell_grp; /* per cell of [L, E): 1 + the group of the access there, 0: none */
+    /* Address adds t = b + a of the loop (cell at) whose b it does not write and whose a is
+     * bounded by max (a = x & max, or x >> k): b <= 2^32 - 1 - max at entry means no wrap. */
+    uint32_t nsplit;
+    struct {
+        uint32_t at, b, max;
+    } split[VEC_SPLITS];
 } vec_plan;
 
 static int vec_emit(fgen *f, uint32_t k, const vec_plan *v, char *err, size_t errlen);
+
+/* Positions the builder where code falling through into block head runs: the current block
+ * when it is open; when it ended in a branch that may go on to head (a conditional branch over
+ * the loop, as compilers guard a loop that may run no iteration), a new block that edge now
+ * goes to. false: nothing falls through into head. */
+static bool fall_into(fgen *f, LLVMBasicBlockRef head) {
+    LLVMValueRef term = LLVMGetBasicBlockTerminator(LLVMGetInsertBlock(B));
+    if (!term)
+        return true;
+    LLVMBasicBlockRef in = NULL;
+    for (unsigned i = 0; i < LLVMGetNumSuccessors(term); i++)
+        if (LLVMGetSuccessor(term, i) == head) {
+            if (!in)
+                in = new_bb(f, "vin");
+            LLVMSetSuccessor(term, i, in);
+        }
+    if (!in)
+        return false;
+    LLVMPositionBuilderAtEnd(B, in);
+    return true;
+}
+
+/* In a checked copy, the add at cell i when it is a split of the copy's plan: emits it and
+ * records its operands for mem_addr (the check proved it does not wrap). false: not one. */
+static bool split_add(fgen *f, uint32_t i, const wasm_cell *ip) {
+    const vec_plan *v = f->vec_on;
+    for (uint32_t q = 0; v && f->sgen && q < v->nsplit; q++) {
+        if (v->split[q].at != i)
+            continue;
+        uint32_t bs = v->split[q].b, as = ip[1].s.b == bs ? ip[1].s.c : ip[1].s.b;
+        LLVMValueRef b = as_i32(f, ld(f, bs)), a = as_i32(f, ld(f, as));
+        st(f, ip[1].s.a, from_i32(f, LLVMBuildNUWAdd(B, b, a, "")));
+        f->sgen[ip[1].s.a] = f->cur_gen;
+        f->sb[ip[1].s.a] = b;
+        f->sa[ip[1].s.a] = a;
+        return true;
+    }
+    return false;
+}
 
 /* Emit the lowered code of cells [lo, hi) of function k at the builder's position, with branch
  * targets from f->bbs. */
@@ -1248,7 +1310,7 @@ static int emit_range(fgen *f, uint32_t k, uint32_t lo, uint32_t hi, char *err, 
     const wasm_code *code = f->code;
     for (uint32_t i = lo; i < hi;) {
         const wasm_cell *ip = &code->code[i];
-        if (f->bbs[i] && f->vec && f->vec[i] && !f->vec_on && !terminated(f)) {
+        if (f->bbs[i] && f->vec && f->vec[i] && !f->vec_on && fall_into(f, f->bbs[i])) {
             int rc = vec_emit(f, k, f->vec[i], err, errlen);
             if (rc)
                 return rc;
@@ -1267,6 +1329,8 @@ static int emit_range(fgen *f, uint32_t k, uint32_t lo, uint32_t hi, char *err, 
         switch (jit__op_kind(op)) {
         case K_BIN:
         case K_BIN_RI: {
+            if (op == OP_i32_add && split_add(f, i, ip))
+                break;
             int bop = jit__op_kind(op) == K_BIN ? op : op - 1;
             bool d = bop >= OP_f64_add && bop <= OP_f64_div;
             bool fl = d || (bop >= OP_f32_add && bop <= OP_f32_div);
@@ -1291,7 +1355,7 @@ static int emit_range(fgen *f, uint32_t k, uint32_t lo, uint32_t hi, char *err, 
                 have_c = true, kc = (uint32_t)f->kval[ip[1].s.c];
             else if (bop == OP_i32_add && f->kgen[s] == f->cur_gen)
                 have_c = true, kc = (uint32_t)f->kval[s], s = ip[1].s.c;
-            if (f->vec_on && i == f->vec_on->ctr_at && f->vec_on->cmp != VEC_NE) {
+            if (f->vec_plain && i == f->vec_on->ctr_at && f->vec_on->cmp != VEC_NE) {
                 /* The checked copy's `<u` (`<s`) counter: its check proved that the counter
                  * stays at most 2^32 - 1 (2^31 - 1) minus its step, so the add does not wrap
                  * unsigned (signed), which lets LLVM count the loop's trips. */
@@ -2006,6 +2070,63 @@ static vec_plan *vec_analyse(fgen *f, uint32_t L, uint32_t E) {
     }
     if (!ok || !last)
         goto out;
+    /* Split adds: t = b + a used as an address, b not written in the loop, a last written
+     * before it in the run (each iteration runs the cells in order) by a = x & max or
+     * a = x >> k (max = 2^(32-k) - 1), max < 2^31. */
+    uint32_t nsp = 0;
+    uint32_t sp_at[VEC_SPLITS], sp_b[VEC_SPLITS], sp_max[VEC_SPLITS];
+    uint32_t *lw = xmalloc((ns ? ns : 1) * sizeof *lw); /* per slot: its last write so far */
+    for (uint32_t sl = 0; sl < ns; sl++)
+        lw[sl] = UINT32_MAX;
+    for (uint32_t i = L; i < E && nsp < VEC_SPLITS;) {
+        const wasm_cell *p = &code->code[i];
+        int op = op_of(p->h);
+        uint32_t len = op_len(op, p);
+        for (int o = 0; op == OP_i32_add && o < 2; o++) {
+            uint32_t b = o ? p[1].s.c : p[1].s.b, a = o ? p[1].s.b : p[1].s.c, t = p[1].s.a;
+            if (b >= ns || a >= ns || t >= ns || nwr[b] != 0 || lw[a] == UINT32_MAX)
+                continue;
+            const wasm_cell *d = &code->code[lw[a]];
+            int dop = op_of(d->h);
+            uint32_t mx = UINT32_MAX;
+            if (dop == OP_i32_and_ri && d[1].s.a == a)
+                mx = (uint32_t)d[2].u64;
+            else if (dop == OP_i32_shr_u_ri && d[1].s.a == a)
+                mx = UINT32_MAX >> ((uint32_t)d[2].u64 & 31);
+            bool used = false; /* as an address before t is written again */
+            for (uint32_t j = i + len; mx < 0x80000000u && j < E && !used;) {
+                const wasm_cell *u = &code->code[j];
+                int uop = op_of(u->h), uk = jit__op_kind(uop);
+                used = (uk == K_LOAD && u[1].s.b == t) || (uk == K_STORE && u[1].s.a == t);
+                uint32_t w[2], nw, cb, cn;
+                cell_writes(m, uop, u, w, &nw, &cb, &cn);
+                bool rewritten = false;
+                for (uint32_t q = 0; q < nw; q++)
+                    rewritten |= w[q] == t;
+                if (rewritten && !used)
+                    break;
+                j += op_len(uop, u);
+            }
+            if (!used)
+                continue;
+            sp_at[nsp] = i, sp_b[nsp] = b, sp_max[nsp] = mx;
+            nsp++;
+            break;
+        }
+        uint32_t w[2], nw, cb, cn;
+        cell_writes(m, op, p, w, &nw, &cb, &cn);
+        for (uint32_t q = 0; q < nw; q++)
+            if (w[q] < ns)
+                lw[w[q]] = i;
+        i += len;
+    }
+    free(lw);
+    v = xcalloc(1, sizeof *v);
+    v->L = L, v->E = E;
+    v->cell_grp = xcalloc(E - L, 1);
+    v->nsplit = nsp;
+    for (uint32_t q = 0; q < nsp; q++)
+        v->split[q].at = sp_at[q], v->split[q].b = sp_b[q], v->split[q].max = sp_max[q];
     /* Pointers and counters: slots whose one write in the loop is `s = s + step`. */
     ivs = xcalloc(ns ? ns : 1, sizeof *ivs);
     for (uint32_t sl = 0; sl < ns; sl++) {
@@ -2029,12 +2150,12 @@ static vec_plan *vec_analyse(fgen *f, uint32_t L, uint32_t E) {
             c = y, bound = x;
             kind = cmp == 1 ? VEC_NE : cmp == 5 ? VEC_LTU : cmp == 4 ? VEC_LTS : -1;
         }
-        if (kind < 0)
-            goto out;
-        v = xcalloc(1, sizeof *v);
-        v->L = L, v->E = E, v->ctr = c, v->bound = bound, v->bound_imm = bimm;
-        v->step = ivs[c], v->cmp = (uint8_t)kind, v->ctr_at = wr_at[c];
-        v->cell_grp = xcalloc(E - L, 1);
+        if (kind < 0) {
+            ok = false; /* no access groups: only the splits, if any */
+        } else {
+            v->ctr = c, v->bound = bound, v->bound_imm = bimm;
+            v->step = ivs[c], v->cmp = (uint8_t)kind, v->ctr_at = wr_at[c];
+        }
     }
     /* The accesses, by base. */
     {
@@ -2112,8 +2233,13 @@ static vec_plan *vec_analyse(fgen *f, uint32_t L, uint32_t E) {
         free(updated);
         free(defined);
         if (!ok || v->ngrp == 0) {
-            vec_plan_free(v);
-            v = NULL;
+            /* not vectorisable: a copy only for the splits, or none */
+            v->ngrp = 0;
+            memset(v->cell_grp, 0, E - L);
+            if (v->nsplit == 0) {
+                vec_plan_free(v);
+                v = NULL;
+            }
         }
     }
 out:
@@ -2135,16 +2261,17 @@ static void vec_scope(fgen *f, LLVMValueRef inst, const wasm_cell *ip) {
         LLVMSetMetadata(inst, LLVMGetMDKindIDInContext(G->cx, "noalias", 7), f->vec_noalias[g - 1]);
 }
 
-/* At the fall-through into loop v->L: the check, then the checked copy (the builder is left at
- * its end; the caller goes on with the ordinary copy at v->L). */
-static int vec_emit(fgen *f, uint32_t k, const vec_plan *v, char *err, size_t errlen) {
+/* The check of a vectorisable plan (v->ngrp > 0) at the fall-through into its loop: the trip
+ * count from the counter (no wrap), each base's range inside the memory, the ranges of bases one
+ * of which is stored to apart; sets f's alias scopes for the copy (domain psl.vec.id). */
+static LLVMValueRef vec_check(fgen *f, const vec_plan *v, unsigned id) {
     gen *g = f->g;
-    unsigned id = g->nvec++;
+    LLVMValueRef ok;
     LLVMValueRef K = c64(g, v->step), M32 = c64(g, 0xffffffffu);
     LLVMValueRef c0 = from_i32(f, as_i32(f, ld(f, v->ctr)));
     LLVMValueRef N =
         v->bound == UINT32_MAX ? c64(g, v->bound_imm) : from_i32(f, as_i32(f, ld(f, v->bound)));
-    LLVMValueRef ok, T;
+    LLVMValueRef T;
     if (v->cmp == VEC_NE) {
         LLVMValueRef D = LLVMBuildAnd(B, LLVMBuildSub(B, N, c0, ""), M32, "");
         ok = LLVMBuildAnd(B, LLVMBuildICmp(B, LLVMIntNE, D, c64(g, 0), ""),
@@ -2207,6 +2334,27 @@ static int vec_emit(fgen *f, uint32_t k, const vec_plan *v, char *err, size_t er
         f->vec_noalias[i] =
             no ? LLVMMetadataAsValue(g->cx, LLVMMDNodeInContext2(g->cx, others, no)) : NULL;
     }
+    return ok;
+}
+
+/* At the fall-through into loop v->L: the check, then the checked copy (the builder is left at
+ * its end; the caller goes on with the ordinary copy at v->L). */
+static int vec_emit(fgen *f, uint32_t k, const vec_plan *v, char *err, size_t errlen) {
+    gen *g = f->g;
+    bool plain = v->ngrp > 0; /* vectorisable: plain loads, scopes; else only the splits */
+    LLVMValueRef ok = plain ? vec_check(f, v, g->nvec++) : LLVMConstInt(g->i1, 1, 0);
+    /* the split adds do not wrap: b <= 2^32 - 1 - max (b is not written in the loop) */
+    for (uint32_t q = 0; q < v->nsplit; q++) {
+        LLVMValueRef b = from_i32(f, as_i32(f, ld(f, v->split[q].b)));
+        LLVMValueRef lim = c64(g, 0xffffffffu - v->split[q].max);
+        ok = LLVMBuildAnd(B, ok, LLVMBuildICmp(B, LLVMIntULE, b, lim, ""), "");
+    }
+    if (v->nsplit && !f->sgen) {
+        uint32_t ns = f->code->nslots ? f->code->nslots : 1;
+        f->sgen = xcalloc(ns, sizeof *f->sgen);
+        f->sb = xcalloc(ns, sizeof *f->sb);
+        f->sa = xcalloc(ns, sizeof *f->sa);
+    }
     uint32_t n = f->code->ncode;
     LLVMBasicBlockRef *bbs = f->bbs, *bv = xmalloc((n + 1) * sizeof *bv);
     memcpy(bv, bbs, (n + 1) * sizeof *bv);
@@ -2216,11 +2364,13 @@ static int vec_emit(fgen *f, uint32_t k, const vec_plan *v, char *err, size_t er
     LLVMBuildCondBr(B, ok, bv[v->L], bbs[v->L]);
     f->bbs = bv;
     f->vec_on = v;
+    f->vec_plain = plain;
     int rc = emit_range(f, k, v->L, v->E, err, errlen);
     /* The back edge (the loop's latch) asks for vectorisation: the default level's pipeline (O1)
      * vectorises only loops that ask. The loop ID refers to itself, as LLVM requires. */
     LLVMValueRef latch = rc ? NULL : LLVMGetBasicBlockTerminator(LLVMGetInsertBlock(B));
-    if (latch && LLVMGetNumSuccessors(latch) == 1 && LLVMGetSuccessor(latch, 0) == bv[v->L]) {
+    if (plain && latch && LLVMGetNumSuccessors(latch) == 1 &&
+        LLVMGetSuccessor(latch, 0) == bv[v->L]) {
         LLVMMetadataRef tmp = LLVMTemporaryMDNode(g->cx, NULL, 0);
         LLVMMetadataRef en[2] = {
             LLVMMDStringInContext2(g->cx, "llvm.loop.vectorize.enable", 26),
@@ -2235,6 +2385,7 @@ static int vec_emit(fgen *f, uint32_t k, const vec_plan *v, char *err, size_t er
     if (!rc && !terminated(f))
         LLVMBuildBr(B, bv[v->E]);
     f->vec_on = NULL;
+    f->vec_plain = false;
     f->bbs = bbs;
     free(bv);
     return rc;
@@ -2554,6 +2705,9 @@ done:
     free(f->kval);
     free(f->xgen);
     free(f->xk);
+    free(f->sgen);
+    free(f->sb);
+    free(f->sa);
     return rc;
 }
 

@@ -532,6 +532,24 @@ static int defines_with(const char *ir, const char *what) {
     return n;
 }
 
+/* Runs mark(args) under tier on a fresh instance whose memory holds a pattern; the memory after
+ * the call into out (64 KiB), the result into res (when not NULL); returns call's result. */
+static int mark_run(jit_tier tier, jit_bounds bounds, const uint32_t args[4], uint8_t *out,
+                    wasm_val *res) {
+    run r;
+    open_run_b(&r, tier, NULL, NULL, bounds);
+    wasm_extern ex;
+    assert_int_equal(wasm_instance_export(r.inst, "mem", &ex), 0);
+    uint8_t *mem = wasm_memory_data(ex.u.memory);
+    for (uint32_t i = 0; i < 65536; i++)
+        mem[i] = (uint8_t)(i * 7 + 1);
+    wasm_val a[4] = {args[0], args[1], args[2], args[3]}, r0[1];
+    int rc = call(&r, "mark", a, res ? res : r0);
+    memcpy(out, mem, 65536);
+    close_run(&r);
+    return rc;
+}
+
 /* Counted loops over pointers (axpy, axpy2) run in a checked copy with plain loads when every
  * access of the run is inside the memory and the stored range overlaps no other; results,
  * traps and the memory left behind are the interpreter's in every case: apart, off the end of
@@ -597,6 +615,36 @@ static void test_vec_loops(void **state) {
             }
     }
     unsetenv("PSL_JIT_QUICK");
+}
+
+/* Address adds that cannot wrap in a checked copy (mark, a sieve's marking loop): the copy
+ * computes mem + bits + index in 64 bits. Results, traps and memory are the interpreter's when
+ * the check holds, when bits is so high that bits + index wraps around to the memory's start
+ * (the ordinary copy must run: in 64 bits the access would land in the guard region and trap),
+ * and when the loop runs off the end of the memory. */
+static void test_split_adds(void **state) {
+    (void)state;
+    static const uint32_t cases[][4] = {
+        {1024, 3, 100000, 7},           /* apart, many words */
+        {0xffffff00u, 0x800, 40000, 5}, /* bits + index wraps to 0.. (in the memory) */
+        {65536 - 64, 0, 100000, 3},     /* off the end: a trap after the stores before it */
+        {0, 50, 40, 1},                 /* guarded: no iteration */
+        {4096, 5, 6, 100},              /* one iteration */
+    };
+    static uint8_t mi[65536], mj[65536];
+    for (unsigned b = 0; b < 2; b++)
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+            wasm_val ri[1] = {0}, rj[1] = {0};
+            jit_bounds bm = b ? JIT_BOUNDS_CHECKS : JIT_BOUNDS_GUARD;
+            int want = mark_run(JIT_TIER_INTERP, bm, cases[c], mi, ri);
+            int got = mark_run(JIT_TIER_JIT, bm, cases[c], mj, rj);
+            assert_int_equal(got, want);
+            if (want == 0)
+                assert_int_equal(rj[0], ri[0]);
+            assert_memory_equal(mj, mi, sizeof mi);
+        }
+    /* the wrapping case does not trap */
+    assert_int_equal(mark_run(JIT_TIER_JIT, JIT_BOUNDS_GUARD, cases[1], mj, NULL), 0);
 }
 
 /* auto: a long counted loop (axpy_rep) gets its OSR entry at the mid level first
@@ -1383,6 +1431,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_hot_choice),
         cmocka_unit_test(test_vec_loops),
         cmocka_unit_test(test_vec_loops_auto),
+        cmocka_unit_test(test_split_adds),
         cmocka_unit_test(test_timeout_stops_loop),
         cmocka_unit_test(test_wx),
         cmocka_unit_test(test_perf_map),

@@ -138,6 +138,24 @@
       (local.set $y (i32.add (local.get $y) (i32.const 8)))
       (br_if $l (i32.lt_s (local.tee $i (i32.add (local.get $i) (i32.const 3))) (local.get $n))))
     (local.get $i))
+  ;; A sieve's marking loop: mem[bits + ((j >> 3) & ~3)] |= 1 << (j & 31) for j = j0, j0 + p, ...
+  ;; below n, guarded by a branch over it (as clang emits). bits + ((j >> 3) & ~3) is computed
+  ;; in 64 bits off mem + bits in the checked copy, when bits leaves room for the largest index;
+  ;; otherwise (the add may wrap) the ordinary copy runs. Returns the last j.
+  (func (export "mark") (param $bits i32) (param $j i32) (param $n i32) (param $p i32) (result i32)
+        (local $t i32)
+    (if (i32.lt_u (local.get $j) (local.get $n))
+      (then
+        (loop $l
+          (local.set $t (i32.add (local.get $bits)
+                                 (i32.and (i32.shr_u (local.get $j) (i32.const 3))
+                                          (i32.const 0x1ffffffc))))
+          (i32.store (local.get $t)
+                     (i32.or (i32.load (local.get $t))
+                             (i32.shl (i32.const 1) (local.get $j))))
+          (br_if $l (i32.lt_u (local.tee $j (i32.add (local.get $j) (local.get $p)))
+                              (local.get $n))))))
+    (local.get $j))
   ;; axpy's loop run $reps times over the same arrays (a long activation: the auto tier's OSR
   ;; entry at one of its heads, compiled at the mid level first); returns the iterations run.
   (func (export "axpy_rep") (param $x i32) (param $y i32) (param $n i32) (param $reps i32)
