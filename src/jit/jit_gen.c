@@ -1238,7 +1238,13 @@ enum { JT_FWD = 1, JT_BACK = 2 };
  * the loop does not write, a pointer `p = p + s` (one write, 0 < s < 2^16), or `t = p + d`
  * (d < 2^16) written once before its uses; the memory cannot grow inside it. The check bounds
  * each base's range by the memory's size (below 2^32), so no 32-bit address computation of the
- * loop wraps. */
+ * loop wraps.
+ *
+ * A straight-run loop may also have split adds, with or without the above: `t = b + a` used as
+ * an address, b not written in the loop, a bounded (`x & max`, `x >> k`). With b <= 2^32 - 1 -
+ * max checked at entry, b + a cannot wrap, and the copy addresses mem + b (loop-invariant) plus
+ * a, as x86 addresses base + index * scale, instead of computing b + a in 32 bits first. A copy
+ * made only for its splits keeps the ordinary copy's loads (volatile, bounds-checked). */
 enum { VEC_NE, VEC_LTU, VEC_LTS };
 
 typedef struct vec_plan {

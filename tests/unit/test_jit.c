@@ -462,11 +462,12 @@ static void test_loop_around(void **state) {
 }
 
 /* Run export fn(x, y, n) under tier and bounds mode on a memory whose 64 KiB hold the doubles
- * 0, 0.5, 1, ...; copy the memory after the call (or its trap) to out. */
+ * 0, 0.5, 1, ...; copy the memory after the call (or its trap) to out. cache: a code cache
+ * folder or NULL (the tests' JIT runs share one: a compile per level and mode, not per case). */
 static int vec_run(jit_tier tier, jit_bounds bounds, const char *fn, const uint32_t xyn[3],
-                   uint8_t *out, wasm_val *res) {
+                   uint8_t *out, wasm_val *res, const char *cache) {
     run r;
-    open_run_b(&r, tier, NULL, NULL, bounds);
+    open_run_b(&r, tier, cache, NULL, bounds);
     wasm_extern ex;
     assert_int_equal(wasm_instance_export(r.inst, "mem", &ex), 0);
     uint8_t *mem = wasm_memory_data(ex.u.memory);
@@ -479,6 +480,13 @@ static int vec_run(jit_tier tier, jit_bounds bounds, const char *fn, const uint3
     memcpy(out, mem, 65536);
     close_run(&r);
     return rc;
+}
+
+/* Removes folder dir and what it holds (a test's code cache). */
+static void rm_dir(const char *dir) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
 }
 
 /* The IR files PSL_JIT_DUMP wrote into dir (the process's first dump is m.ll, later ones
@@ -533,11 +541,12 @@ static int defines_with(const char *ir, const char *what) {
 }
 
 /* Runs mark(args) under tier on a fresh instance whose memory holds a pattern; the memory after
- * the call into out (64 KiB), the result into res (when not NULL); returns call's result. */
+ * the call into out (64 KiB), the result into res (when not NULL); returns call's result.
+ * cache as vec_run's. */
 static int mark_run(jit_tier tier, jit_bounds bounds, const uint32_t args[4], uint8_t *out,
-                    wasm_val *res) {
+                    wasm_val *res, const char *cache) {
     run r;
-    open_run_b(&r, tier, NULL, NULL, bounds);
+    open_run_b(&r, tier, cache, NULL, bounds);
     wasm_extern ex;
     assert_int_equal(wasm_instance_export(r.inst, "mem", &ex), 0);
     uint8_t *mem = wasm_memory_data(ex.u.memory);
@@ -578,6 +587,8 @@ static void test_vec_loops(void **state) {
         {"axpy3", {8, 0, 1000}},
     };
     static uint8_t mi[65536], mj[65536];
+    char cache[] = "/tmp/psl-vecc-XXXXXX";
+    assert_non_null(mkdtemp(cache));
     /* At the default level, then at the mid level (PSL_JIT_QUICK=mid; the auto tier compiles
      * OSR entries and called functions so first, JIT_PIPELINE_MID_VEC). */
     for (int lv = 0; lv < 2; lv++) {
@@ -594,7 +605,8 @@ static void test_vec_loops(void **state) {
         snprintf(path, sizeof path, "%s/m.ll", dir);
         setenv("PSL_JIT_DUMP", path, 1);
         wasm_val r0[1];
-        assert_int_equal(vec_run(JIT_TIER_JIT, JIT_BOUNDS_GUARD, "axpy", cases[0].xyn, mj, r0), 0);
+        assert_int_equal(
+            vec_run(JIT_TIER_JIT, JIT_BOUNDS_GUARD, "axpy", cases[0].xyn, mj, r0, cache), 0);
         unsetenv("PSL_JIT_DUMP");
         char *ir = read_dumps(dir);
         assert_non_null(strstr(ir, "!\"psl.vec.0\"}"));
@@ -606,8 +618,8 @@ static void test_vec_loops(void **state) {
             for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
                 wasm_val ri[1] = {0}, rj[1] = {0};
                 jit_bounds bm = b ? JIT_BOUNDS_CHECKS : JIT_BOUNDS_GUARD;
-                int want = vec_run(JIT_TIER_INTERP, bm, cases[c].fn, cases[c].xyn, mi, ri);
-                int got = vec_run(JIT_TIER_JIT, bm, cases[c].fn, cases[c].xyn, mj, rj);
+                int want = vec_run(JIT_TIER_INTERP, bm, cases[c].fn, cases[c].xyn, mi, ri, NULL);
+                int got = vec_run(JIT_TIER_JIT, bm, cases[c].fn, cases[c].xyn, mj, rj, cache);
                 assert_int_equal(got, want);
                 if (want == 0)
                     assert_int_equal(rj[0], ri[0]);
@@ -615,6 +627,7 @@ static void test_vec_loops(void **state) {
             }
     }
     unsetenv("PSL_JIT_QUICK");
+    rm_dir(cache);
 }
 
 /* Address adds that cannot wrap in a checked copy (mark, a sieve's marking loop): the copy
@@ -632,71 +645,72 @@ static void test_split_adds(void **state) {
         {4096, 5, 6, 100},              /* one iteration */
     };
     static uint8_t mi[65536], mj[65536];
+    char cache[] = "/tmp/psl-split-XXXXXX";
+    assert_non_null(mkdtemp(cache));
     for (unsigned b = 0; b < 2; b++)
         for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
             wasm_val ri[1] = {0}, rj[1] = {0};
             jit_bounds bm = b ? JIT_BOUNDS_CHECKS : JIT_BOUNDS_GUARD;
-            int want = mark_run(JIT_TIER_INTERP, bm, cases[c], mi, ri);
-            int got = mark_run(JIT_TIER_JIT, bm, cases[c], mj, rj);
+            int want = mark_run(JIT_TIER_INTERP, bm, cases[c], mi, ri, NULL);
+            int got = mark_run(JIT_TIER_JIT, bm, cases[c], mj, rj, cache);
             assert_int_equal(got, want);
             if (want == 0)
                 assert_int_equal(rj[0], ri[0]);
             assert_memory_equal(mj, mi, sizeof mi);
         }
     /* the wrapping case does not trap */
-    assert_int_equal(mark_run(JIT_TIER_JIT, JIT_BOUNDS_GUARD, cases[1], mj, NULL), 0);
+    assert_int_equal(mark_run(JIT_TIER_JIT, JIT_BOUNDS_GUARD, cases[1], mj, NULL, cache), 0);
+    rm_dir(cache);
 }
 
 /* auto: a long counted loop (axpy_rep) gets its OSR entry at the mid level first
  * (JIT_PIPELINE_MID_VEC), its checked copy vectorised there; the result and the memory are the
- * interpreter's. */
+ * interpreter's (computed here: an interpreted run takes seconds under the sanitizers). */
 static void test_vec_loops_auto(void **state) {
     (void)state;
-    static uint8_t mi[65536], mj[65536];
-    uint32_t args[4] = {0, 32768, 2048, 20000};
-    wasm_val res[2] = {0};
-    for (int t = 0; t < 2; t++) {
-        char dir[] = "/tmp/psl-vec-XXXXXX", path[64];
-        assert_non_null(mkdtemp(dir));
-        snprintf(path, sizeof path, "%s/m.ll", dir);
-        if (t)
-            setenv("PSL_JIT_DUMP", path, 1);
-        run r;
-        open_run(&r, t ? JIT_TIER_AUTO : JIT_TIER_INTERP, NULL, NULL);
-        wasm_extern ex;
-        assert_int_equal(wasm_instance_export(r.inst, "mem", &ex), 0);
-        uint8_t *mem = wasm_memory_data(ex.u.memory);
-        for (uint32_t i = 0; i < 65536 / 8; i++) {
-            double d = i * 0.5;
-            memcpy(mem + 8 * i, &d, 8);
-        }
-        wasm_val a[4] = {args[0], args[1], args[2], args[3]};
-        jit_stats before, after;
-        jit_get_stats(&before);
-        assert_int_equal(call(&r, "axpy_rep", a, &res[t]), 0);
-        jit_get_stats(&after);
-        memcpy(t ? mj : mi, mem, 65536);
-        close_run(&r);
-        unsetenv("PSL_JIT_DUMP");
-        char *ir = read_dumps(dir);
-        if (t) {
-            assert_true(after.osr_entries > before.osr_entries);
-            /* the first object: the OSR entry (o...), at the mid level, vectorised */
-            const char *first = strstr(ir, "; next\n");
-            assert_non_null(first);
-            const char *end = strstr(first + 1, "\n; next\n");
-            size_t len = end ? (size_t)(end - first) : strlen(first);
-            char *one = strndup(first, len);
-            assert_non_null(strstr(one, " @o"));
-            assert_non_null(strstr(one, "llvm.loop.isvectorized"));
-            assert_non_null(strstr(one, "x double>"));
-            free(one);
-        }
-        free(ir);
+    const uint32_t n = 2048, reps = 20000;
+    char dir[] = "/tmp/psl-vec-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/m.ll", dir);
+    setenv("PSL_JIT_DUMP", path, 1);
+    run r;
+    open_run(&r, JIT_TIER_AUTO, NULL, NULL);
+    wasm_extern ex;
+    assert_int_equal(wasm_instance_export(r.inst, "mem", &ex), 0);
+    uint8_t *mem = wasm_memory_data(ex.u.memory);
+    for (uint32_t i = 0; i < 65536 / 8; i++) {
+        double d = i * 0.5;
+        memcpy(mem + 8 * i, &d, 8);
     }
-    assert_int_equal(res[1], res[0]);
-    assert_int_equal(res[0], 2048u * 20000u);
-    assert_memory_equal(mj, mi, sizeof mi);
+    wasm_val a[4] = {0, 32768, n, reps}, res[1];
+    jit_stats before, after;
+    jit_get_stats(&before);
+    assert_int_equal(call(&r, "axpy_rep", a, res), 0);
+    jit_get_stats(&after);
+    unsetenv("PSL_JIT_DUMP");
+    assert_int_equal(res[0], n * reps);
+    /* y[i] = (4096 + i) / 2 plus reps times 3 * x[i] = 3i / 2: every partial sum is a multiple
+     * of 0.5 below 2^27, exact in any order (so the interpreter's, without running it) */
+    for (uint32_t i = 0; i < 65536 / 8; i++) {
+        uint64_t halves = i < 4096 || i >= 4096 + n ? i : i + 3ull * reps * (i - 4096);
+        double want = (double)halves * 0.5, got;
+        memcpy(&got, mem + 8 * i, 8);
+        if (got != want)
+            fail_msg("double %u: %g, want %g", i, got, want);
+    }
+    close_run(&r);
+    char *ir = read_dumps(dir);
+    assert_true(after.osr_entries > before.osr_entries);
+    /* the first object: the OSR entry (o...), at the mid level, vectorised */
+    const char *first = strstr(ir, "; next\n");
+    assert_non_null(first);
+    const char *end = strstr(first + 1, "\n; next\n");
+    char *one = strndup(first, end ? (size_t)(end - first) : strlen(first));
+    assert_non_null(strstr(one, " @o"));
+    assert_non_null(strstr(one, "llvm.loop.isvectorized"));
+    assert_non_null(strstr(one, "x double>"));
+    free(one);
+    free(ir);
 }
 
 /* What the hot thread does with a function that turned hot (jit__hot_choice). */
@@ -872,12 +886,6 @@ static void write_whole(const char *path, const uint8_t *b, size_t len) {
     assert_non_null(fp);
     assert_int_equal(fwrite(b, 1, len, fp), len);
     fclose(fp);
-}
-
-static void rm_dir(const char *dir) {
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
 }
 
 /* Entry layout (jit.c): "PSLJIT01" | key (32) | length (8) | object | MAC (32). */
