@@ -461,6 +461,18 @@ static void test_loop_around(void **state) {
     wasm_module_free(m);
 }
 
+/* Fills the 64 KiB memory "mem" of r's instance with the doubles 0, 0.5, 1, ...; returns it. */
+static uint8_t *fill_halves(run *r) {
+    wasm_extern ex;
+    assert_int_equal(wasm_instance_export(r->inst, "mem", &ex), 0);
+    uint8_t *mem = wasm_memory_data(ex.u.memory);
+    for (uint32_t i = 0; i < 65536 / 8; i++) {
+        double d = i * 0.5;
+        memcpy(mem + 8 * i, &d, 8);
+    }
+    return mem;
+}
+
 /* Run export fn(x, y, n) under tier and bounds mode on a memory whose 64 KiB hold the doubles
  * 0, 0.5, 1, ...; copy the memory after the call (or its trap) to out. cache: a code cache
  * folder or NULL (the tests' JIT runs share one: a compile per level and mode, not per case). */
@@ -468,13 +480,7 @@ static int vec_run(jit_tier tier, jit_bounds bounds, const char *fn, const uint3
                    uint8_t *out, wasm_val *res, const char *cache) {
     run r;
     open_run_b(&r, tier, cache, NULL, bounds);
-    wasm_extern ex;
-    assert_int_equal(wasm_instance_export(r.inst, "mem", &ex), 0);
-    uint8_t *mem = wasm_memory_data(ex.u.memory);
-    for (uint32_t i = 0; i < 65536 / 8; i++) {
-        double d = i * 0.5;
-        memcpy(mem + 8 * i, &d, 8);
-    }
+    uint8_t *mem = fill_halves(&r);
     wasm_val a[3] = {xyn[0], xyn[1], xyn[2]};
     int rc = call(&r, fn, a, res);
     memcpy(out, mem, 65536);
@@ -675,13 +681,7 @@ static void test_vec_loops_auto(void **state) {
     setenv("PSL_JIT_DUMP", path, 1);
     run r;
     open_run(&r, JIT_TIER_AUTO, NULL, NULL);
-    wasm_extern ex;
-    assert_int_equal(wasm_instance_export(r.inst, "mem", &ex), 0);
-    uint8_t *mem = wasm_memory_data(ex.u.memory);
-    for (uint32_t i = 0; i < 65536 / 8; i++) {
-        double d = i * 0.5;
-        memcpy(mem + 8 * i, &d, 8);
-    }
+    uint8_t *mem = fill_halves(&r);
     wasm_val a[4] = {0, 32768, n, reps}, res[1];
     jit_stats before, after;
     jit_get_stats(&before);
