@@ -2079,12 +2079,13 @@ static vec_plan *vec_analyse(fgen *f, uint32_t L, uint32_t E) {
     /* Split adds: t = b + a used as an address, b not written in the loop, a last written
      * before it in the run (each iteration runs the cells in order) by a = x & max or
      * a = x >> k (max = 2^(32-k) - 1), max < 2^31. */
-    uint32_t nsp = 0;
-    uint32_t sp_at[VEC_SPLITS], sp_b[VEC_SPLITS], sp_max[VEC_SPLITS];
+    v = xcalloc(1, sizeof *v);
+    v->L = L, v->E = E;
+    v->cell_grp = xcalloc(E - L, 1);
     uint32_t *lw = xmalloc((ns ? ns : 1) * sizeof *lw); /* per slot: its last write so far */
     for (uint32_t sl = 0; sl < ns; sl++)
         lw[sl] = UINT32_MAX;
-    for (uint32_t i = L; i < E && nsp < VEC_SPLITS;) {
+    for (uint32_t i = L; i < E && v->nsplit < VEC_SPLITS;) {
         const wasm_cell *p = &code->code[i];
         int op = op_of(p->h);
         uint32_t len = op_len(op, p);
@@ -2115,8 +2116,8 @@ static vec_plan *vec_analyse(fgen *f, uint32_t L, uint32_t E) {
             }
             if (!used)
                 continue;
-            sp_at[nsp] = i, sp_b[nsp] = b, sp_max[nsp] = mx;
-            nsp++;
+            v->split[v->nsplit].at = i, v->split[v->nsplit].b = b, v->split[v->nsplit].max = mx;
+            v->nsplit++;
             break;
         }
         uint32_t w[2], nw, cb, cn;
@@ -2127,12 +2128,6 @@ static vec_plan *vec_analyse(fgen *f, uint32_t L, uint32_t E) {
         i += len;
     }
     free(lw);
-    v = xcalloc(1, sizeof *v);
-    v->L = L, v->E = E;
-    v->cell_grp = xcalloc(E - L, 1);
-    v->nsplit = nsp;
-    for (uint32_t q = 0; q < nsp; q++)
-        v->split[q].at = sp_at[q], v->split[q].b = sp_b[q], v->split[q].max = sp_max[q];
     /* Pointers and counters: slots whose one write in the loop is `s = s + step`. */
     ivs = xcalloc(ns ? ns : 1, sizeof *ivs);
     for (uint32_t sl = 0; sl < ns; sl++) {
