@@ -736,9 +736,13 @@ static void cache_key_modes(const wasm_module *m, const uint8_t *sel, const uint
     size_t ncpu = plat_cpu_identity(cpu, PLAT_CPU_ID_WORDS);
     cr_hash_state st;
     cr_hash_init(&st, 32);
-    const char *parts[] = {JIT_ENGINE_VERSION,        jit__pipeline(level, false),
-                           jit__codegen(level),       guard ? "guard" : "checks",
-                           fuel ? "fuel" : "signals", jit__vec() ? "vec" : "novec"};
+    const char *parts[] = {JIT_ENGINE_VERSION,
+                           jit__pipeline(level, false),
+                           jit__codegen(level),
+                           guard ? "guard" : "checks",
+                           fuel ? "fuel" : "signals",
+                           jit__vec() ? "vec" : "novec",
+                           jit__order() ? "order" : "noorder"};
     for (unsigned i = 0; i < sizeof parts / sizeof parts[0]; i++)
         cr_hash_update(&st, parts[i], strlen(parts[i]) + 1);
     cr_hash_update(&st, cpu, ncpu * sizeof cpu[0]);

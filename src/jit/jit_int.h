@@ -214,6 +214,15 @@ jit_hot jit__hot_choice(bool called, bool sampled, bool room, bool entry_there);
 /* False with $PSL_JIT_VEC=0 (comparisons): no checked copies of counted loops (jit_gen.c,
  * vec_analyse). Part of the cache key. */
 bool jit__vec(void);
+/* False with $PSL_JIT_ORDER=0 (comparisons): add chains keep LLVM's order (jit_order.c). Part
+ * of the cache key. */
+bool jit__order(void);
+/* jit_order.c: rewrites each tree of integer adds with three terms or more in mod's blocks as
+ * a chain adding its terms in the order they become available (loaded and loop-invariant terms
+ * first, those computed from the block's phis last). Run after the pipeline, before code
+ * generation, on objects above the quick level. */
+struct LLVMOpaqueModule;
+void jit__order_adds(struct LLVMOpaqueModule *mod);
 /* $PSL_JIT_OSR_AFTER=mid (comparisons): an OSR entry whose head lies in no other loop but has
  * loops after it is compiled at the mid level first, like every other entry (by default it is
  * compiled at the default level at once: see hot_thread). */

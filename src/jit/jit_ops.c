@@ -217,6 +217,11 @@ bool jit__vec(void) {
     return !(e && strcmp(e, "0") == 0);
 }
 
+bool jit__order(void) {
+    const char *e = getenv("PSL_JIT_ORDER");
+    return !(e && strcmp(e, "0") == 0);
+}
+
 bool jit__osr_after_mid(void) {
     const char *e = getenv("PSL_JIT_OSR_AFTER");
     return e && strcmp(e, "mid") == 0;

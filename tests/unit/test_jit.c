@@ -669,6 +669,87 @@ static void test_split_adds(void **state) {
     rm_dir(cache);
 }
 
+/* In the definition of IR text ir that contains text what: the adds whose two operands are
+ * both loads ("%a = load ...", "%c = add i32 %a, %b"); -1 when no definition contains it. */
+static int adds_of_loads(const char *ir, const char *what) {
+    const char *d = strstr(ir, what), *start = d, *end;
+    if (!d)
+        return -1;
+    while (start > ir && strncmp(start, "\ndefine ", 8) != 0)
+        start--;
+    end = strstr(d, "\n}");
+    int n = 0;
+    for (const char *l = start; l && l < end; l = strchr(l + 1, '\n')) {
+        char a[32], b[32];
+        if (sscanf(l, " %%%*[^ ] = add i32 %%%31[^,], %%%31[^ \n]", a, b) != 2)
+            continue;
+        int loads = 0;
+        for (int k = 0; k < 2; k++) {
+            char def[48];
+            snprintf(def, sizeof def, "\n  %%%s = load ", k ? b : a);
+            const char *at = strstr(start, def);
+            loads += at && at < end;
+        }
+        n += loads == 2;
+    }
+    return n;
+}
+
+/* Runs mix(k, w, n) under tier on a fresh instance whose memory holds a pattern; returns call's
+ * result, the value into res. cache as vec_run's. */
+static int mix_run(jit_tier tier, jit_bounds bounds, const uint32_t args[3], wasm_val *res,
+                   const char *cache) {
+    run r;
+    open_run_b(&r, tier, cache, NULL, bounds);
+    wasm_extern ex;
+    assert_int_equal(wasm_instance_export(r.inst, "mem", &ex), 0);
+    uint8_t *mem = wasm_memory_data(ex.u.memory);
+    for (uint32_t i = 0; i < 65536; i++)
+        mem[i] = (uint8_t)(i * 13 + 5);
+    wasm_val a[3] = {args[0], args[1], args[2]};
+    int rc = call(&r, "mix", a, res);
+    close_run(&r);
+    return rc;
+}
+
+/* Add chains in latency order (jit_order.c): in mix's round the two loaded terms are added to
+ * each other first (with PSL_JIT_ORDER=0 each is added to the running sum: the test fails);
+ * results and traps are the interpreter's in both bounds modes, including a run off the end of
+ * the memory and one whose addresses wrap around. */
+static void test_add_order(void **state) {
+    (void)state;
+    static const uint32_t cases[][3] = {
+        {0, 4096, 4096},       /* apart */
+        {100, 100, 8000},      /* the same words */
+        {60000, 0, 8192},      /* k off the end: a trap */
+        {0xfffffff0u, 16, 64}, /* k + i wraps: out of bounds */
+        {8, 12, 0},            /* one round (the loop runs once) */
+    };
+    char cache[] = "/tmp/psl-order-XXXXXX";
+    assert_non_null(mkdtemp(cache));
+    char dir[] = "/tmp/psl-ord-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/m.ll", dir);
+    setenv("PSL_JIT_DUMP", path, 1);
+    wasm_val r0[1];
+    assert_int_equal(mix_run(JIT_TIER_JIT, JIT_BOUNDS_GUARD, cases[0], r0, cache), 0);
+    unsetenv("PSL_JIT_DUMP");
+    char *ir = read_dumps(dir);
+    assert_int_equal(adds_of_loads(ir, "1779033703"), 1); /* mix's e starts at 0x6a09e667 */
+    free(ir);
+    for (unsigned b = 0; b < 2; b++)
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+            wasm_val ri[1] = {0}, rj[1] = {0};
+            jit_bounds bm = b ? JIT_BOUNDS_CHECKS : JIT_BOUNDS_GUARD;
+            int want = mix_run(JIT_TIER_INTERP, bm, cases[c], ri, NULL);
+            int got = mix_run(JIT_TIER_JIT, bm, cases[c], rj, cache);
+            assert_int_equal(got, want);
+            if (want == 0)
+                assert_int_equal(rj[0], ri[0]);
+        }
+    rm_dir(cache);
+}
+
 /* auto: a long counted loop (axpy_rep) gets its OSR entry at the mid level first
  * (JIT_PIPELINE_MID_VEC), its checked copy vectorised there; the result and the memory are the
  * interpreter's (computed here: an interpreted run takes seconds under the sanitizers). */
@@ -1440,6 +1521,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_vec_loops),
         cmocka_unit_test(test_vec_loops_auto),
         cmocka_unit_test(test_split_adds),
+        cmocka_unit_test(test_add_order),
         cmocka_unit_test(test_timeout_stops_loop),
         cmocka_unit_test(test_wx),
         cmocka_unit_test(test_perf_map),

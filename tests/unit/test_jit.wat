@@ -156,6 +156,30 @@
           (br_if $l (i32.lt_u (local.tee $j (i32.add (local.get $j) (local.get $p)))
                               (local.get $n))))))
     (local.get $j))
+  ;; A sha256-shaped round over n / 4 rounds: t = h + (rotr(e, 6) ^ rotr(e, 11)) + (e & f)
+  ;; + k[i] + w[i], then h = f, f = e, e = t; returns e ^ h. jit_order.c adds the two loaded
+  ;; terms first, off the path from e to the next round's e.
+  (func (export "mix") (param $k i32) (param $w i32) (param $n i32) (result i32)
+        (local $e i32) (local $f i32) (local $h i32) (local $i i32) (local $t i32)
+    (local.set $e (i32.const 0x6a09e667))
+    (local.set $f (i32.const 0x510e527f))
+    (local.set $h (i32.const 0x1f83d9ab))
+    (loop $l
+      (local.set $t
+        (i32.add
+          (i32.add
+            (i32.add
+              (i32.add (local.get $h)
+                       (i32.xor (i32.rotr (local.get $e) (i32.const 6))
+                                (i32.rotr (local.get $e) (i32.const 11))))
+              (i32.and (local.get $e) (local.get $f)))
+            (i32.load (i32.add (local.get $k) (local.get $i))))
+          (i32.load (i32.add (local.get $w) (local.get $i)))))
+      (local.set $h (local.get $f))
+      (local.set $f (local.get $e))
+      (local.set $e (local.get $t))
+      (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 4))) (local.get $n))))
+    (i32.xor (local.get $e) (local.get $h)))
   ;; axpy's loop run $reps times over the same arrays (a long activation: the auto tier's OSR
   ;; entry at one of its heads, compiled at the mid level first); returns the iterations run.
   (func (export "axpy_rep") (param $x i32) (param $y i32) (param $n i32) (param $reps i32)
