@@ -1232,13 +1232,17 @@ enum { JT_FWD = 1, JT_BACK = 2 };
  * ranges of accesses off different bases, one of them a store, do not overlap (each base gets
  * an alias scope of its own). When it holds, a copy of the loop with plain loads and those
  * scopes runs; otherwise the ordinary copy. The loop: a straight run of arithmetic, loads and
- * stores (no call, no branch in or out but its own back edge), ending in a compare-and-branch
- * back to its head on a counter `c = c + k` (one write, 0 < k < 2^16) against a bound the loop
- * does not write: c' != N, c' <u N or c' <s N (and the swapped forms). Every address is a slot
- * the loop does not write, a pointer `p = p + s` (one write, 0 < s < 2^16), or `t = p + d`
- * (d < 2^16) written once before its uses; the memory cannot grow inside it. The check bounds
- * each base's range by the memory's size (below 2^32), so no 32-bit address computation of the
- * loop wraps.
+ * stores (no call, no branch in or out but its own back edge), ending in a branch back to its
+ * head on a counter against a bound the loop does not write: c' <u N or c' <s N (and the
+ * swapped forms) for a counter written once, by `c = c + k` (0 < k < 2^16); c' != N, or
+ * `br_if c'` (c' != 0), for a counter that steps by k or -k in the run, through copies too
+ * (clang's count-down loops: `c = c - 1; br_if c`). Every address holds, at its access, a base
+ * plus a constant: the base a slot that holds the same value at the head of every iteration
+ * or a pointer that steps by 0 < s < 2^16 per iteration, the constant the sum of adds of
+ * constants below 2^16, followed through copies and slots reused as temporaries (sym_cell:
+ * nbody's inner loop steps its pointer as `t = p + 56; ...; p = p + 96; ...; p = t`); the
+ * memory cannot grow inside it. The check bounds each base's range by the memory's size
+ * (below 2^32), so no 32-bit address computation of the loop wraps.
  *
  * A straight-run loop may also have split adds, with or without the above: `t = b + a` used as
  * an address, b not written in the loop, a bounded (`x & max`, `x >> k`). With b <= 2^32 - 1 -
@@ -1248,16 +1252,18 @@ enum { JT_FWD = 1, JT_BACK = 2 };
 enum { VEC_NE, VEC_LTU, VEC_LTS };
 
 typedef struct vec_plan {
-    uint32_t L, E;       /* cells [L, E): head L, the back edge ends at E */
-    uint32_t ctr, bound; /* counter slot; bound slot, UINT32_MAX for bound_imm */
-    uint32_t bound_imm, step;
-    uint32_t ctr_at; /* the cell of the counter's add */
-    uint8_t cmp;     /* VEC_*: the loop goes on while (c + step) cmp bound */
+    uint32_t L, E;            /* cells [L, E): head L, the back edge ends at E */
+    uint32_t ctr, bound;      /* counter slot; bound slot, UINT32_MAX for bound_imm */
+    uint32_t bound_imm, step; /* step: 2^32 - k for a `!=` counter stepping down by k */
+    uint32_t ctr_at;          /* the cell of the counter's add */
+    uint8_t cmp;              /* VEC_*: the loop goes on while (c + step) cmp bound */
+    bool fp_carried;          /* a float carried across iterations: not asked to vectorise */
     uint32_t ngrp;
     struct {
         uint32_t base, stride; /* base slot; its step per iteration (0: not written) */
         uint64_t lo, hi;       /* bytes [base + lo, base + hi) in the first iteration */
         bool store;
+        bool sparse; /* the stride is more than 4 of an access (a field of larger elements) */
     } grp[VEC_GROUPS];
     uint8_t *cell_grp; /* per cell of [L, E): 1 + the group of the access there, 0: none */
     /* Address adds t = b + a of the loop (cell at) whose b it does not write and whose a is
@@ -2036,6 +2042,161 @@ static void vec_plan_free(vec_plan *v) {
     free(v);
 }
 
+/* vec_analyse's symbolic slot values in a straight run: slot s holds base[s] + off[s] (32-bit
+ * sum), base[s] a slot's value at the head of the iteration, UINT32_MAX when unknown; small[s]:
+ * reached from it by adds of constants below 2^16 summing to less than 2^20. */
+typedef struct sym_state {
+    uint32_t *base, *off;
+    bool *small;
+    uint32_t ns;
+} sym_state;
+
+static sym_state sym_new(uint32_t ns) {
+    sym_state s = {xmalloc((ns ? ns : 1) * sizeof(uint32_t)),
+                   xmalloc((ns ? ns : 1) * sizeof(uint32_t)), xmalloc(ns ? ns : 1), ns};
+    for (uint32_t i = 0; i < ns; i++)
+        s.base[i] = i, s.off[i] = 0, s.small[i] = true;
+    return s;
+}
+
+static void sym_free(sym_state *s) {
+    free(s->base);
+    free(s->off);
+    free(s->small);
+}
+
+static void sym_copy(sym_state *s, uint32_t t, uint32_t b) {
+    if (t >= s->ns)
+        return;
+    if (b >= s->ns) {
+        s->base[t] = UINT32_MAX;
+        return;
+    }
+    s->base[t] = s->base[b], s->off[t] = s->off[b], s->small[t] = s->small[b];
+}
+
+/* The effect of cell p (operator op, one cell_writes models) on the values. */
+static void sym_cell(const wasm_module *m, int op, const wasm_cell *p, sym_state *s) {
+    uint32_t ns = s->ns;
+    if (op == OP_i32_add_ri && p[1].s.a < ns) {
+        uint32_t t = p[1].s.a, b = p[1].s.b, k = (uint32_t)p[2].u64;
+        if (b >= ns || s->base[b] == UINT32_MAX) {
+            s->base[t] = UINT32_MAX;
+            return;
+        }
+        uint64_t sum = (uint64_t)s->off[b] + k;
+        s->small[t] = s->small[b] && k < (1u << 16) && sum < (1u << 20);
+        s->base[t] = s->base[b];
+        s->off[t] = (uint32_t)sum;
+        return;
+    }
+    if (op == OP_copy) {
+        sym_copy(s, p[1].s.a, p[1].s.b);
+        return;
+    }
+    if (op == OP_copy2) { /* in order, as the interpreter does */
+        sym_copy(s, p[1].s.a, p[1].s.b);
+        sym_copy(s, p[1].s.c, p[1].s.d);
+        return;
+    }
+    uint32_t w[2], nw = 0, cb = 0, cn = 0;
+    if (!cell_writes(m, op, p, w, &nw, &cb, &cn)) {
+        for (uint32_t i = 0; i < ns; i++) /* not modelled: nothing is known */
+            s->base[i] = UINT32_MAX;
+        return;
+    }
+    for (uint32_t j = 0; j < nw; j++)
+        if (w[j] < ns)
+            s->base[w[j]] = UINT32_MAX;
+    for (uint32_t j = 0; j < cn; j++)
+        if (cb + j < ns)
+            s->base[cb + j] = UINT32_MAX;
+}
+
+/* Does operator op (of a loop vec_analyse accepts) compute a floating-point value? */
+static bool float_result(int op) {
+    int kind = jit__op_kind(op);
+    int bop = kind == K_BIN_RI ? op - 1 : op;
+    if (kind == K_BIN || kind == K_BIN_RI)
+        return bop >= OP_f32_add && bop <= OP_f64_copysign;
+    return kind == K_UN && ((op >= OP_f32_abs && op <= OP_f64_sqrt) ||
+                            (op >= OP_f32_convert_i32_s && op <= OP_f64_promote_f32));
+}
+
+/* The slots cell p (operator op, of a loop vec_analyse accepts) reads, into r; their number. */
+static uint32_t cell_reads(int op, const wasm_cell *p, uint32_t r[3]) {
+    switch (jit__op_kind(op)) {
+    case K_BIN:
+    case K_BRCMP: r[0] = p[1].s.b, r[1] = p[1].s.c; return 2;
+    case K_BIN_RI:
+    case K_BRCMP_RI:
+    case K_UN:
+    case K_LOAD: r[0] = p[1].s.b; return 1;
+    case K_STORE: r[0] = p[1].s.a, r[1] = p[1].s.b; return 2;
+    default: break;
+    }
+    switch (op) {
+    case OP_copy: r[0] = p[1].s.b; return 1;
+    case OP_copy2: r[0] = p[1].s.b, r[1] = p[1].s.d; return 2;
+    case OP_select: r[0] = p[1].s.b, r[1] = p[1].s.c, r[2] = p[1].s.d; return 3;
+    case OP_br_if:
+    case OP_br_if_back: r[0] = p[1].s.a; return 1;
+    default: return 0;
+    }
+}
+
+/* Does the straight-run loop [L, E) carry a floating-point value from one iteration to the next:
+ * a slot read before its first write in the run and written with a float computed in the loop,
+ * directly or through copies and selects (`s = s + x[i]`)? Forced vectorisation lets LLVM
+ * reorder such a reduction's adds, which changes its rounding: such loops are not asked to. */
+static bool vec_fp_carried(const wasm_module *m, const wasm_code *code, uint32_t L, uint32_t E) {
+    uint32_t ns = code->nslots;
+    bool *flt = xcalloc(ns ? ns : 1, 1), *seen = xcalloc(ns ? ns : 1, 1);
+    bool *carried = xcalloc(ns ? ns : 1, 1);
+    for (bool more = true; more;) { /* flt: written with a float, to a fixed point */
+        more = false;
+        for (uint32_t i = L; i < E;) {
+            const wasm_cell *p = &code->code[i];
+            int op = op_of(p->h);
+            uint32_t r[3] = {UINT32_MAX, UINT32_MAX, UINT32_MAX}, w[2], nw, cb, cn;
+            cell_reads(op, p, r);
+            cell_writes(m, op, p, w, &nw, &cb, &cn);
+            for (uint32_t j = 0; j < nw; j++) {
+                bool f = float_result(op);
+                if (op == OP_copy || op == OP_copy2) { /* each copy its own source */
+                    uint32_t src = w[j] == p[1].s.a ? p[1].s.b : p[1].s.d;
+                    f = src < ns && flt[src];
+                }
+                if (op == OP_select) /* either value; the condition is an integer */
+                    f = (r[0] < ns && flt[r[0]]) || (r[1] < ns && flt[r[1]]);
+                if (f && w[j] < ns && !flt[w[j]])
+                    flt[w[j]] = more = true;
+            }
+            i += op_len(op, p);
+        }
+    }
+    for (uint32_t i = L; i < E;) {
+        const wasm_cell *p = &code->code[i];
+        int op = op_of(p->h);
+        uint32_t r[3], nr = cell_reads(op, p, r), w[2], nw, cb, cn;
+        for (uint32_t j = 0; j < nr; j++)
+            if (r[j] < ns && !seen[r[j]])
+                carried[r[j]] = true;
+        cell_writes(m, op, p, w, &nw, &cb, &cn);
+        for (uint32_t j = 0; j < nw; j++)
+            if (w[j] < ns)
+                seen[w[j]] = true;
+        i += op_len(op, p);
+    }
+    bool out = false;
+    for (uint32_t sl = 0; sl < ns; sl++)
+        out |= carried[sl] && flt[sl];
+    free(flt);
+    free(seen);
+    free(carried);
+    return out;
+}
+
 /* The plan for the loop [L, E), or NULL when it is not such a loop. */
 static vec_plan *vec_analyse(fgen *f, uint32_t L, uint32_t E) {
     const wasm_code *code = f->code;
@@ -2061,9 +2222,12 @@ static vec_plan *vec_analyse(fgen *f, uint32_t L, uint32_t E) {
             jit__branch_targets(op, p, len, &tg);
             ok = ok && i + len == E && tg[0].target == code->code + L;
             last = p;
+        } else if (op == OP_br_if || op == OP_br_if_back) {
+            ok = ok && i + len == E && p[2].target == code->code + L;
+            last = p;
         } else if (!(kind == K_BIN || kind == K_BIN_RI || kind == K_UN || kind == K_LOAD ||
-                     kind == K_STORE || op == OP_copy || op == OP_const || op == OP_select ||
-                     op == OP_nop || op == OP_global_get)) {
+                     kind == K_STORE || op == OP_copy || op == OP_copy2 || op == OP_const ||
+                     op == OP_select || op == OP_nop || op == OP_global_get)) {
             ok = false;
         }
         uint32_t w[2], nw, cb, cn;
@@ -2128,119 +2292,116 @@ static vec_plan *vec_analyse(fgen *f, uint32_t L, uint32_t E) {
         i += len;
     }
     free(lw);
-    /* Pointers and counters: slots whose one write in the loop is `s = s + step`. */
+    /* What each slot holds as the run goes, relative to the slots' values at the head of the
+     * iteration: `sym_base + sym_off` (sym_base UINT32_MAX: anything else), followed through
+     * `t = b + k` and copies (clang reuses locals as temporaries: nbody's inner loop advances
+     * its pointer as `t = p + 56; ...; p = p + 96; ...; p = t`). sym_small: every add on the
+     * way was of a constant below 2^16 and the sum stays below 2^20, so with the entry's check
+     * (the base's range lies in the memory, below 2^32) no 32-bit add of the run wraps. A slot
+     * holding `s + step` at the end of the run, step in (0, 2^16), small, is a pointer (or
+     * counter) of that step; one holding itself is invariant. */
     ivs = xcalloc(ns ? ns : 1, sizeof *ivs);
-    for (uint32_t sl = 0; sl < ns; sl++) {
-        const wasm_cell *q = &code->code[wr_at[sl]];
-        if (nwr[sl] == 1 && op_of(q->h) == OP_i32_add_ri && q[1].s.a == sl && q[1].s.b == sl &&
-            (uint32_t)q[2].u64 > 0 && (uint32_t)q[2].u64 < (1u << 16))
-            ivs[sl] = (uint32_t)q[2].u64;
+    sym_state sy = sym_new(ns), sy_end = sym_new(ns);
+    for (uint32_t i = L; i < E;) {
+        const wasm_cell *p = &code->code[i];
+        int op = op_of(p->h);
+        sym_cell(m, op, p, &sy_end);
+        i += op_len(op, p);
     }
-    /* The counter and the bound. */
+    for (uint32_t sl = 0; sl < ns; sl++)
+        if (sy_end.base[sl] == sl && sy_end.small[sl] && sy_end.off[sl] > 0 &&
+            sy_end.off[sl] < (1u << 16))
+            ivs[sl] = sy_end.off[sl];
+    /* The counter and the bound: a compare-and-branch of the counter after its step against a
+     * slot the loop does not write or a constant, or a branch while the counter is not zero
+     * (clang's count-down loops: `c = c - 1; br_if c`). A `<u` / `<s` counter is one written
+     * once, by `c = c + step` (its add is emitted nuw / nsw in the copy); a `!=` one may step
+     * down by less than 2^16 too and be stepped through copies. */
     {
         int op = op_of(last->h);
-        bool ri = jit__op_kind(op) == K_BRCMP_RI;
-        unsigned cmp = (unsigned)(op - OP_brif_i32_eq) / 2; /* eq ne lt_s lt_u gt_s gt_u ... */
-        uint32_t x = last[1].s.b, y = ri ? UINT32_MAX : last[1].s.c;
-        uint32_t c = UINT32_MAX, bound = UINT32_MAX, bimm = 0;
+        bool brif = op == OP_br_if || op == OP_br_if_back;
+        bool ri = brif || jit__op_kind(op) == K_BRCMP_RI;
+        unsigned cmp = brif ? 1 : (unsigned)(op - OP_brif_i32_eq) / 2; /* eq ne lt_s lt_u ... */
+        uint32_t x = brif ? last[1].s.a : last[1].s.b, y = ri ? UINT32_MAX : last[1].s.c;
         int kind = -1;
-        if (x < ns && ivs[x] && (ri || (y < ns && nwr[y] == 0))) {
-            c = x, bound = y, bimm = ri ? (uint32_t)last[2].u64 : 0;
-            kind = cmp == 1 ? VEC_NE : cmp == 3 ? VEC_LTU : cmp == 2 ? VEC_LTS : -1;
-        } else if (!ri && y < ns && ivs[y] && x < ns && nwr[x] == 0) {
-            c = y, bound = x;
-            kind = cmp == 1 ? VEC_NE : cmp == 5 ? VEC_LTU : cmp == 4 ? VEC_LTS : -1;
+        /* the counter compared first, else second (the bound then first); sy_end is the state
+         * at the branch, the run's last cell */
+        for (int sw = 0; sw < (ri ? 1 : 2) && kind < 0; sw++) {
+            uint32_t cs = sw ? y : x, other = sw ? x : y;
+            if (cs >= ns || sy_end.base[cs] >= ns || !(ri || (other < ns && nwr[other] == 0)))
+                continue;
+            uint32_t c = sy_end.base[cs], step = sy_end.off[cs];
+            if (step == 0 || sy_end.base[c] != c || sy_end.off[c] != step)
+                continue; /* not the value the counter steps to */
+            if (cmp == 1 && (step < (1u << 16) || -step < (1u << 16))) {
+                kind = VEC_NE;
+            } else if ((sw ? cmp == 5 || cmp == 4 : cmp == 3 || cmp == 2) && cs == c && ivs[c] &&
+                       nwr[c] == 1 && op_of(code->code[wr_at[c]].h) == OP_i32_add_ri &&
+                       code->code[wr_at[c] + 1].s.a == c && code->code[wr_at[c] + 1].s.b == c) {
+                kind = (sw ? cmp == 5 : cmp == 3) ? VEC_LTU : VEC_LTS;
+            }
+            if (kind >= 0) {
+                v->ctr = c, v->bound = other;
+                v->bound_imm = ri && !brif ? (uint32_t)last[2].u64 : 0;
+                v->step = step, v->cmp = (uint8_t)kind;
+                v->ctr_at = kind == VEC_NE ? UINT32_MAX : wr_at[c];
+            }
         }
-        if (kind < 0) {
+        if (kind < 0)
             ok = false; /* no access groups: only the splits, if any */
-        } else {
-            v->ctr = c, v->bound = bound, v->bound_imm = bimm;
-            v->step = ivs[c], v->cmp = (uint8_t)kind, v->ctr_at = wr_at[c];
-        }
     }
-    /* The accesses, by base. */
-    {
-        uint32_t *dbase = xmalloc((ns ? ns : 1) * sizeof *dbase); /* derived t = base + dd */
-        uint64_t *dd = xmalloc((ns ? ns : 1) * sizeof *dd);
-        bool *updated = xcalloc(ns ? ns : 1, 1), *defined = xcalloc(ns ? ns : 1, 1);
-        for (uint32_t i = L; i < E && ok;) {
-            const wasm_cell *p = &code->code[i];
-            int op = op_of(p->h);
-            uint32_t len = op_len(op, p);
-            int kind = jit__op_kind(op);
-            if (kind == K_LOAD || kind == K_STORE) {
-                uint32_t a = kind == K_LOAD ? p[1].s.b : p[1].s.a;
-                uint64_t rel = p[1].w.hi;
-                uint32_t base;
-                if (a >= ns) {
+    /* The accesses, by base: an address holding `base + rel` (small), base invariant or a
+     * pointer. */
+    for (uint32_t i = L; i < E && ok;) {
+        const wasm_cell *p = &code->code[i];
+        int op = op_of(p->h);
+        uint32_t len = op_len(op, p);
+        int kind = jit__op_kind(op);
+        if (kind == K_LOAD || kind == K_STORE) {
+            uint32_t a = kind == K_LOAD ? p[1].s.b : p[1].s.a;
+            uint32_t base = a < ns ? sy.base[a] : UINT32_MAX;
+            ok = base < ns && sy.small[a] &&
+                 (ivs[base] || (sy_end.base[base] == base && sy_end.off[base] == 0));
+            uint64_t rel = ok ? (uint64_t)sy.off[a] + p[1].w.hi : 0;
+            uint32_t gi = 0;
+            while (ok && gi < v->ngrp && v->grp[gi].base != base)
+                gi++;
+            if (ok && gi == v->ngrp) {
+                if (gi == VEC_GROUPS) {
                     ok = false;
-                } else if (nwr[a] == 0) {
-                    base = a;
-                } else if (ivs[a]) {
-                    base = a;
-                    rel += updated[a] ? ivs[a] : 0;
-                } else if (defined[a]) {
-                    base = dbase[a];
-                    rel += dd[a];
                 } else {
-                    ok = false;
-                }
-                uint32_t gi = 0;
-                while (ok && gi < v->ngrp && v->grp[gi].base != base)
-                    gi++;
-                if (ok && gi == v->ngrp) {
-                    if (gi == VEC_GROUPS) {
-                        ok = false;
-                    } else {
-                        v->ngrp++;
-                        v->grp[gi].base = base;
-                        v->grp[gi].stride = ivs[base];
-                        v->grp[gi].lo = UINT64_MAX;
-                        v->grp[gi].hi = 0;
-                    }
-                }
-                if (ok) {
-                    uint64_t hi = rel + access_size(op);
-                    if (rel < v->grp[gi].lo)
-                        v->grp[gi].lo = rel;
-                    if (hi > v->grp[gi].hi)
-                        v->grp[gi].hi = hi;
-                    v->grp[gi].store |= kind == K_STORE;
-                    v->cell_grp[i - L] = (uint8_t)(gi + 1);
+                    v->ngrp++;
+                    v->grp[gi].base = base;
+                    v->grp[gi].stride = ivs[base];
+                    v->grp[gi].lo = UINT64_MAX;
+                    v->grp[gi].hi = 0;
                 }
             }
-            /* what this cell defines: a slot written by anything but `t = p + d` (p a pointer or
-             * not written in the loop) holds no known address until its next such write */
-            uint32_t w[2], nw, cb, cn;
-            if (ok && cell_writes(m, op, p, w, &nw, &cb, &cn))
-                for (uint32_t j = 0; j < nw; j++)
-                    if (w[j] < ns)
-                        defined[w[j]] = false;
-            if (ok && op == OP_i32_add_ri && p[1].s.a < ns) {
-                uint32_t t = p[1].s.a, b = p[1].s.b;
-                if (t == b && ivs[t]) {
-                    updated[t] = true;
-                } else if (t != b && !ivs[t] && b < ns && (uint32_t)p[2].u64 < (1u << 16) &&
-                           (nwr[b] == 0 || ivs[b])) {
-                    defined[t] = true;
-                    dbase[t] = b;
-                    dd[t] = (uint32_t)p[2].u64 + (updated[b] ? ivs[b] : 0);
-                }
+            if (ok) {
+                uint64_t hi = rel + access_size(op);
+                if (rel < v->grp[gi].lo)
+                    v->grp[gi].lo = rel;
+                if (hi > v->grp[gi].hi)
+                    v->grp[gi].hi = hi;
+                v->grp[gi].store |= kind == K_STORE;
+                v->grp[gi].sparse |= v->grp[gi].stride > 4 * access_size(op);
+                v->cell_grp[i - L] = (uint8_t)(gi + 1);
             }
-            i += len;
         }
-        free(dbase);
-        free(dd);
-        free(updated);
-        free(defined);
-        if (!ok || v->ngrp == 0) {
-            /* not vectorisable: a copy only for the splits, or none */
-            v->ngrp = 0;
-            memset(v->cell_grp, 0, E - L);
-            if (v->nsplit == 0) {
-                vec_plan_free(v);
-                v = NULL;
-            }
+        sym_cell(m, op, p, &sy);
+        i += len;
+    }
+    sym_free(&sy);
+    sym_free(&sy_end);
+    if (ok)
+        v->fp_carried = vec_fp_carried(m, code, L, E);
+    if (!ok || v->ngrp == 0) {
+        /* not vectorisable: a copy only for the splits, or none */
+        v->ngrp = 0;
+        memset(v->cell_grp, 0, E - L);
+        if (v->nsplit == 0) {
+            vec_plan_free(v);
+            v = NULL;
         }
     }
 out:
@@ -2274,11 +2435,16 @@ static LLVMValueRef vec_check(fgen *f, const vec_plan *v, unsigned id) {
         v->bound == UINT32_MAX ? c64(g, v->bound_imm) : from_i32(f, as_i32(f, ld(f, v->bound)));
     LLVMValueRef T;
     if (v->cmp == VEC_NE) {
-        LLVMValueRef D = LLVMBuildAnd(B, LLVMBuildSub(B, N, c0, ""), M32, "");
+        /* the distance to the bound in the counter's direction (a step of 2^32 - k counts down
+         * by k), a multiple of the step: T iterations */
+        bool down = v->step >= 0x80000000u;
+        LLVMValueRef Ka = down ? c64(g, (uint32_t)-v->step) : K;
+        LLVMValueRef D = LLVMBuildAnd(
+            B, down ? LLVMBuildSub(B, c0, N, "") : LLVMBuildSub(B, N, c0, ""), M32, "");
         ok = LLVMBuildAnd(B, LLVMBuildICmp(B, LLVMIntNE, D, c64(g, 0), ""),
-                          LLVMBuildICmp(B, LLVMIntEQ, LLVMBuildURem(B, D, K, ""), c64(g, 0), ""),
+                          LLVMBuildICmp(B, LLVMIntEQ, LLVMBuildURem(B, D, Ka, ""), c64(g, 0), ""),
                           "");
-        T = LLVMBuildUDiv(B, D, K, "");
+        T = LLVMBuildUDiv(B, D, Ka, "");
     } else {
         bool sg = v->cmp == VEC_LTS;
         LLVMValueRef a = c0, n = N;
@@ -2368,9 +2534,18 @@ static int vec_emit(fgen *f, uint32_t k, const vec_plan *v, char *err, size_t er
     f->vec_plain = plain;
     int rc = emit_range(f, k, v->L, v->E, err, errlen);
     /* The back edge (the loop's latch) asks for vectorisation: the default level's pipeline (O1)
-     * vectorises only loops that ask. The loop ID refers to itself, as LLVM requires. */
+     * vectorises only loops that ask, and those whatever its cost model says. So only when
+     * no pointer steps by more than 4 of its accesses (matmul's loop, unrolled twice in the
+     * wasm, steps by 2): over fields of larger elements (nbody's inner loop, 7 doubles per
+     * body, 1-4 trips) the vector loop's shuffles and run-time checks cost more than they save
+     * (warm nbody 0.73 -> 0.89 s vectorised; 0.65 s scalar, where the plain loads still let
+     * LICM keep the fixed body's fields in registers). The loop ID refers to itself, as LLVM
+     * requires. */
     LLVMValueRef latch = rc ? NULL : LLVMGetBasicBlockTerminator(LLVMGetInsertBlock(B));
-    if (plain && latch && LLVMGetNumSuccessors(latch) == 1 &&
+    bool dense = true;
+    for (uint32_t i = 0; i < v->ngrp; i++)
+        dense &= !v->grp[i].sparse;
+    if (plain && dense && !v->fp_carried && latch && LLVMGetNumSuccessors(latch) == 1 &&
         LLVMGetSuccessor(latch, 0) == bv[v->L]) {
         LLVMMetadataRef tmp = LLVMTemporaryMDNode(g->cx, NULL, 0);
         LLVMMetadataRef en[2] = {

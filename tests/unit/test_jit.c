@@ -604,7 +604,8 @@ static void test_vec_loops(void **state) {
          * checked copy (alias scopes psl.vec.N.*, one domain each), and LLVM vectorised each:
          * four functions (axpy, axpy2, axpy3, axpy_rep) use vectors of doubles; axpy2's and
          * axpy3's only because their `<u` (`<s`) counter's add is emitted nuw (nsw) in the
-         * copy, so LLVM can count their trips.
+         * copy, so LLVM can count their trips. (pairs has a checked copy too, not vectorised:
+         * test_countdown_loops.)
          * Fails when the analysis takes no loop or a copy is not vectorised. */
         char dir[] = "/tmp/psl-vec-XXXXXX", path[64];
         assert_non_null(mkdtemp(dir));
@@ -669,15 +670,26 @@ static void test_split_adds(void **state) {
     rm_dir(cache);
 }
 
+/* The definition of IR text ir that contains text what: [*start, *end); false when none does. */
+static bool def_with(const char *ir, const char *what, const char **start, const char **end) {
+    const char *d = strstr(ir, what);
+    if (!d)
+        return false;
+    *start = d;
+    while (*start > ir && strncmp(*start, "\ndefine ", 8) != 0)
+        (*start)--;
+    *end = strstr(d, "\n}");
+    if (!*end)
+        *end = d + strlen(d);
+    return true;
+}
+
 /* In the definition of IR text ir that contains text what: the adds whose two operands are
  * both loads ("%a = load ...", "%c = add i32 %a, %b"); -1 when no definition contains it. */
 static int adds_of_loads(const char *ir, const char *what) {
-    const char *d = strstr(ir, what), *start = d, *end;
-    if (!d)
+    const char *start, *end;
+    if (!def_with(ir, what, &start, &end))
         return -1;
-    while (start > ir && strncmp(start, "\ndefine ", 8) != 0)
-        start--;
-    end = strstr(d, "\n}");
     int n = 0;
     for (const char *l = start; l && l < end; l = strchr(l + 1, '\n')) {
         char a[32], b[32];
@@ -747,6 +759,91 @@ static void test_add_order(void **state) {
             if (want == 0)
                 assert_int_equal(rj[0], ri[0]);
         }
+    rm_dir(cache);
+}
+
+/* Runs pairs(a, p, n) under tier on a fresh instance whose memory holds doubles i / 2
+ * (fill_halves); the memory after the call into out (64 KiB), the result into res; returns call's
+ * result. */
+static int pairs_run(jit_tier tier, jit_bounds bounds, const uint32_t args[3], uint8_t *out,
+                     wasm_val *res, const char *cache) {
+    run r;
+    open_run_b(&r, tier, cache, NULL, bounds);
+    uint8_t *mem = fill_halves(&r);
+    wasm_val a[3] = {args[0], args[1], args[2]};
+    int rc = call(&r, "pairs", a, res);
+    memcpy(out, mem, 65536);
+    close_run(&r);
+    return rc;
+}
+
+/* A count-down loop whose pointer steps through a temporary (pairs, nbody's inner loop as clang
+ * writes it) runs in a checked copy with plain loads and alias scopes (with its accesses in
+ * the ordinary copy only, the test fails), not vectorised (its pointer steps over six doubles
+ * and it accesses one at a time); results, traps and memory are the interpreter's:
+ * apart, a inside p's range (the check fails: the ordinary copy runs), off the end of the
+ * memory (a trap after the stores before it), n = 0 (2^32 iterations: off the end), one
+ * iteration. */
+static void test_countdown_loops(void **state) {
+    (void)state;
+    static const uint32_t cases[][3] = {
+        {0, 64, 100}, {800, 64, 100}, {0, 65536 - 480, 100}, {0, 64, 0}, {8, 4096, 1},
+    };
+    static uint8_t mi[65536], mj[65536];
+    char cache[] = "/tmp/psl-cdown-XXXXXX";
+    assert_non_null(mkdtemp(cache));
+    char dir[] = "/tmp/psl-cdd-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/m.ll", dir);
+    setenv("PSL_JIT_DUMP", path, 1);
+    wasm_val r0[1];
+    assert_int_equal(pairs_run(JIT_TIER_JIT, JIT_BOUNDS_GUARD, cases[0], mj, r0, cache), 0);
+    unsetenv("PSL_JIT_DUMP");
+    char *ir = read_dumps(dir);
+    const char *start = NULL, *end = NULL;
+    assert_true(def_with(ir, "2.500000e+00", &start, &end)); /* pairs' constant */
+    const char *sc = strstr(start, "!alias.scope"), *vd = strstr(start, "x double>");
+    assert_true(sc && sc < end);
+    /* its pointer steps by six doubles, its accesses one: not asked to vectorise */
+    assert_true(!vd || vd > end);
+    free(ir);
+    for (unsigned b = 0; b < 2; b++)
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+            wasm_val ri[1] = {0}, rj[1] = {0};
+            jit_bounds bm = b ? JIT_BOUNDS_CHECKS : JIT_BOUNDS_GUARD;
+            int want = pairs_run(JIT_TIER_INTERP, bm, cases[c], mi, ri, NULL);
+            int got = pairs_run(JIT_TIER_JIT, bm, cases[c], mj, rj, cache);
+            assert_int_equal(got, want);
+            if (want == 0)
+                assert_memory_equal(&rj[0], &ri[0], sizeof ri[0]);
+            assert_memory_equal(mj, mi, sizeof mi);
+        }
+    rm_dir(cache);
+}
+
+/* A float sum in a counted loop (fsum) is the interpreter's to the bit under --tier jit: the
+ * loop runs in a checked copy, which is not vectorised (LLVM would reorder the adds, and this
+ * sum rounds differently in another order: it did before the fix). */
+static void test_vec_float_sum(void **state) {
+    (void)state;
+    wasm_val res[2][1];
+    char cache[] = "/tmp/psl-fsum-XXXXXX";
+    assert_non_null(mkdtemp(cache));
+    for (int t = 0; t < 2; t++) {
+        run r;
+        open_run(&r, t ? JIT_TIER_JIT : JIT_TIER_INTERP, t ? cache : NULL, NULL);
+        wasm_extern ex;
+        assert_int_equal(wasm_instance_export(r.inst, "mem", &ex), 0);
+        uint8_t *mem = wasm_memory_data(ex.u.memory);
+        for (uint32_t i = 0; i < 4096; i++) {
+            float v = (float)(i * 7919u) / 3.7f;
+            memcpy(mem + 4 * i, &v, 4);
+        }
+        wasm_val a[2] = {0, 4096};
+        assert_int_equal(call(&r, "fsum", a, res[t]), 0);
+        close_run(&r);
+    }
+    assert_int_equal(res[1][0], res[0][0]);
     rm_dir(cache);
 }
 
@@ -1522,6 +1619,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_vec_loops_auto),
         cmocka_unit_test(test_split_adds),
         cmocka_unit_test(test_add_order),
+        cmocka_unit_test(test_countdown_loops),
+        cmocka_unit_test(test_vec_float_sum),
         cmocka_unit_test(test_timeout_stops_loop),
         cmocka_unit_test(test_wx),
         cmocka_unit_test(test_perf_map),

@@ -180,6 +180,32 @@
       (local.set $e (local.get $t))
       (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 4))) (local.get $n))))
     (i32.xor (local.get $e) (local.get $h)))
+  ;; A count-down loop as clang writes nbody's inner one: n iterations (n = 0: 2^32) of
+  ;; a[0] -= p[0] * 2.5, p[1] += a[1], p += 6 doubles, the pointer advanced through a
+  ;; temporary (t = p + 48; ...; p = p + 8; ...; p = t) and the counter by `n = n - 1; br_if n`;
+  ;; returns a[0].
+  (func (export "pairs") (param $a i32) (param $p i32) (param $n i32) (result f64)
+        (local $t i32)
+    (loop $l
+      (local.set $t (i32.add (local.get $p) (i32.const 48)))
+      (f64.store (local.get $a)
+                 (f64.sub (f64.load (local.get $a))
+                          (f64.mul (f64.load (local.get $p)) (f64.const 2.5))))
+      (local.set $p (i32.add (local.get $p) (i32.const 8)))
+      (f64.store (local.get $p)
+                 (f64.add (f64.load (local.get $p)) (f64.load offset=8 (local.get $a))))
+      (local.set $p (local.get $t))
+      (br_if $l (local.tee $n (i32.add (local.get $n) (i32.const -1)))))
+    (f64.load (local.get $a)))
+  ;; The sum of n floats from x, in order (a counted loop with a float carried from one
+  ;; iteration to the next: its checked copy must not be vectorised, which would reorder the
+  ;; adds and round differently).
+  (func (export "fsum") (param $x i32) (param $n i32) (result f32) (local $s f32) (local $i i32)
+    (loop $l
+      (local.set $s (f32.add (local.get $s) (f32.load (local.get $x))))
+      (local.set $x (i32.add (local.get $x) (i32.const 4)))
+      (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $n))))
+    (local.get $s))
   ;; axpy's loop run $reps times over the same arrays (a long activation: the auto tier's OSR
   ;; entry at one of its heads, compiled at the mid level first); returns the iterations run.
   (func (export "axpy_rep") (param $x i32) (param $y i32) (param $n i32) (param $reps i32)
