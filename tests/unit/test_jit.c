@@ -783,7 +783,7 @@ static int pairs_run(jit_tier tier, jit_bounds bounds, const uint32_t args[3], u
  * and it accesses one at a time); results, traps and memory are the interpreter's:
  * apart, a inside p's range (the check fails: the ordinary copy runs), off the end of the
  * memory (a trap after the stores before it), n = 0 (2^32 iterations: off the end), one
- * iteration. */
+ * iteration. A count-down loop with no fixed store (copydown) gets no checked copy. */
 static void test_countdown_loops(void **state) {
     (void)state;
     static const uint32_t cases[][3] = {
@@ -806,6 +806,10 @@ static void test_countdown_loops(void **state) {
     assert_true(sc && sc < end);
     /* its pointer steps by six doubles, its accesses one: not asked to vectorise */
     assert_true(!vd || vd > end);
+    /* copydown, a count-down loop without a fixed store: no checked copy */
+    assert_true(def_with(ir, "123457", &start, &end));
+    sc = strstr(start, "!alias.scope");
+    assert_true(!sc || sc > end);
     free(ir);
     for (unsigned b = 0; b < 2; b++)
         for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {

@@ -206,6 +206,16 @@
       (local.set $x (i32.add (local.get $x) (i32.const 4)))
       (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $n))))
     (local.get $s))
+  ;; A count-down loop that stores to no fixed address (a copy loop, like musl's memcpy's):
+  ;; d[i] = s[i] + 123457 for n words; no checked copy (only count-down loops with a fixed
+  ;; store get one). Returns the last word written.
+  (func (export "copydown") (param $d i32) (param $s i32) (param $n i32) (result i32)
+    (loop $l
+      (i32.store (local.get $d) (i32.add (i32.load (local.get $s)) (i32.const 123457)))
+      (local.set $d (i32.add (local.get $d) (i32.const 4)))
+      (local.set $s (i32.add (local.get $s) (i32.const 4)))
+      (br_if $l (local.tee $n (i32.add (local.get $n) (i32.const -1)))))
+    (i32.load offset=65532 (i32.const 0)))
   ;; axpy's loop run $reps times over the same arrays (a long activation: the auto tier's OSR
   ;; entry at one of its heads, compiled at the mid level first); returns the iterations run.
   (func (export "axpy_rep") (param $x i32) (param $y i32) (param $n i32) (param $reps i32)
