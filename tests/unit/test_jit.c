@@ -546,11 +546,11 @@ static int defines_with(const char *ir, const char *what) {
     return n;
 }
 
-/* Runs mark(args) under tier on a fresh instance whose memory holds a pattern; the memory after
- * the call into out (64 KiB), the result into res (when not NULL); returns call's result.
- * cache as vec_run's. */
-static int mark_run(jit_tier tier, jit_bounds bounds, const uint32_t args[4], uint8_t *out,
-                    wasm_val *res, const char *cache) {
+/* Runs export fn with the nargs (at most 4) arguments args under tier and bounds mode on a fresh
+ * instance whose memory holds the bytes i * 7 + 1; the memory after the call into out (64 KiB),
+ * the result into res (when not NULL); returns call's result. cache as vec_run's. */
+static int pattern_run(jit_tier tier, jit_bounds bounds, const char *fn, const uint32_t *args,
+                       unsigned nargs, uint8_t *out, wasm_val *res, const char *cache) {
     run r;
     open_run_b(&r, tier, cache, NULL, bounds);
     wasm_extern ex;
@@ -558,11 +558,57 @@ static int mark_run(jit_tier tier, jit_bounds bounds, const uint32_t args[4], ui
     uint8_t *mem = wasm_memory_data(ex.u.memory);
     for (uint32_t i = 0; i < 65536; i++)
         mem[i] = (uint8_t)(i * 7 + 1);
-    wasm_val a[4] = {args[0], args[1], args[2], args[3]}, r0[1];
-    int rc = call(&r, "mark", a, res ? res : r0);
+    wasm_val a[4], r0[1];
+    for (unsigned i = 0; i < nargs && i < 4; i++)
+        a[i] = args[i];
+    int rc = call(&r, fn, a, res ? res : r0);
     memcpy(out, mem, 65536);
     close_run(&r);
     return rc;
+}
+
+/* mark(args[0..3]) as pattern_run. */
+static int mark_run(jit_tier tier, jit_bounds bounds, const uint32_t *args, uint8_t *out,
+                    wasm_val *res, const char *cache) {
+    return pattern_run(tier, bounds, "mark", args, 4, out, res, cache);
+}
+
+/* One case of an export: runs it with arguments args under tier and bounds mode on a fresh
+ * instance; the memory after the call (or its trap) into out (64 KiB), the result into res;
+ * returns call's result. cache as vec_run's. */
+typedef int (*case_run)(jit_tier tier, jit_bounds bounds, const uint32_t *args, uint8_t *out,
+                        wasm_val *res, const char *cache);
+
+/* Each of the n cases (width arguments each) under the interpreter and under --tier jit with
+ * code cache `cache`, in both bounds modes: the same result or trap and the same memory. */
+static void diff_cases(case_run run1, const uint32_t *cases, size_t n, size_t width,
+                       const char *cache) {
+    static uint8_t mi[65536], mj[65536];
+    for (unsigned b = 0; b < 2; b++)
+        for (size_t c = 0; c < n; c++) {
+            wasm_val ri[1] = {0}, rj[1] = {0};
+            jit_bounds bm = b ? JIT_BOUNDS_CHECKS : JIT_BOUNDS_GUARD;
+            int want = run1(JIT_TIER_INTERP, bm, cases + c * width, mi, ri, NULL);
+            int got = run1(JIT_TIER_JIT, bm, cases + c * width, mj, rj, cache);
+            assert_int_equal(got, want);
+            if (want == 0)
+                assert_int_equal(rj[0], ri[0]);
+            assert_memory_equal(mj, mi, sizeof mi);
+        }
+}
+
+/* The optimised IR (PSL_JIT_DUMP) of the module compiled when case args runs under --tier jit
+ * with code cache `cache` (which must hold no object of it yet); the caller frees it. */
+static char *dump_case(case_run run1, const uint32_t *args, const char *cache) {
+    static uint8_t mem[65536];
+    char dir[] = "/tmp/psl-ir-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/m.ll", dir);
+    setenv("PSL_JIT_DUMP", path, 1);
+    wasm_val r0[1];
+    assert_int_equal(run1(JIT_TIER_JIT, JIT_BOUNDS_GUARD, args, mem, r0, cache), 0);
+    unsetenv("PSL_JIT_DUMP");
+    return read_dumps(dir);
 }
 
 /* Counted loops over pointers (axpy, axpy2) run in a checked copy with plain loads when every
@@ -651,20 +697,10 @@ static void test_split_adds(void **state) {
         {0, 50, 40, 1},                 /* guarded: no iteration */
         {4096, 5, 6, 100},              /* one iteration */
     };
-    static uint8_t mi[65536], mj[65536];
+    static uint8_t mj[65536];
     char cache[] = "/tmp/psl-split-XXXXXX";
     assert_non_null(mkdtemp(cache));
-    for (unsigned b = 0; b < 2; b++)
-        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-            wasm_val ri[1] = {0}, rj[1] = {0};
-            jit_bounds bm = b ? JIT_BOUNDS_CHECKS : JIT_BOUNDS_GUARD;
-            int want = mark_run(JIT_TIER_INTERP, bm, cases[c], mi, ri, NULL);
-            int got = mark_run(JIT_TIER_JIT, bm, cases[c], mj, rj, cache);
-            assert_int_equal(got, want);
-            if (want == 0)
-                assert_int_equal(rj[0], ri[0]);
-            assert_memory_equal(mj, mi, sizeof mi);
-        }
+    diff_cases(mark_run, cases[0], sizeof cases / sizeof cases[0], 4, cache);
     /* the wrapping case does not trap */
     assert_int_equal(mark_run(JIT_TIER_JIT, JIT_BOUNDS_GUARD, cases[1], mj, NULL, cache), 0);
     rm_dir(cache);
@@ -707,27 +743,16 @@ static int adds_of_loads(const char *ir, const char *what) {
     return n;
 }
 
-/* Runs mix(k, w, n) under tier on a fresh instance whose memory holds a pattern; returns call's
- * result, the value into res. cache as vec_run's. */
-static int mix_run(jit_tier tier, jit_bounds bounds, const uint32_t args[3], wasm_val *res,
-                   const char *cache) {
-    run r;
-    open_run_b(&r, tier, cache, NULL, bounds);
-    wasm_extern ex;
-    assert_int_equal(wasm_instance_export(r.inst, "mem", &ex), 0);
-    uint8_t *mem = wasm_memory_data(ex.u.memory);
-    for (uint32_t i = 0; i < 65536; i++)
-        mem[i] = (uint8_t)(i * 13 + 5);
-    wasm_val a[3] = {args[0], args[1], args[2]};
-    int rc = call(&r, "mix", a, res);
-    close_run(&r);
-    return rc;
+/* mix(args[0..2]) as pattern_run. */
+static int mix_run(jit_tier tier, jit_bounds bounds, const uint32_t *args, uint8_t *out,
+                   wasm_val *res, const char *cache) {
+    return pattern_run(tier, bounds, "mix", args, 3, out, res, cache);
 }
 
 /* Add chains in latency order (jit_order.c): in mix's round the two loaded terms are added to
  * each other first (with PSL_JIT_ORDER=0 each is added to the running sum: the test fails);
- * results and traps are the interpreter's in both bounds modes, including a run off the end of
- * the memory and one whose addresses wrap around. */
+ * results, traps and memory are the interpreter's in both bounds modes, including a run off the
+ * end of the memory and one whose addresses wrap around. */
 static void test_add_order(void **state) {
     (void)state;
     static const uint32_t cases[][3] = {
@@ -739,26 +764,10 @@ static void test_add_order(void **state) {
     };
     char cache[] = "/tmp/psl-order-XXXXXX";
     assert_non_null(mkdtemp(cache));
-    char dir[] = "/tmp/psl-ord-XXXXXX", path[64];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/m.ll", dir);
-    setenv("PSL_JIT_DUMP", path, 1);
-    wasm_val r0[1];
-    assert_int_equal(mix_run(JIT_TIER_JIT, JIT_BOUNDS_GUARD, cases[0], r0, cache), 0);
-    unsetenv("PSL_JIT_DUMP");
-    char *ir = read_dumps(dir);
+    char *ir = dump_case(mix_run, cases[0], cache);
     assert_int_equal(adds_of_loads(ir, "1779033703"), 1); /* mix's e starts at 0x6a09e667 */
     free(ir);
-    for (unsigned b = 0; b < 2; b++)
-        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-            wasm_val ri[1] = {0}, rj[1] = {0};
-            jit_bounds bm = b ? JIT_BOUNDS_CHECKS : JIT_BOUNDS_GUARD;
-            int want = mix_run(JIT_TIER_INTERP, bm, cases[c], ri, NULL);
-            int got = mix_run(JIT_TIER_JIT, bm, cases[c], rj, cache);
-            assert_int_equal(got, want);
-            if (want == 0)
-                assert_int_equal(rj[0], ri[0]);
-        }
+    diff_cases(mix_run, cases[0], sizeof cases / sizeof cases[0], 3, cache);
     rm_dir(cache);
 }
 
@@ -789,17 +798,9 @@ static void test_countdown_loops(void **state) {
     static const uint32_t cases[][3] = {
         {0, 64, 100}, {800, 64, 100}, {0, 65536 - 480, 100}, {0, 64, 0}, {8, 4096, 1},
     };
-    static uint8_t mi[65536], mj[65536];
     char cache[] = "/tmp/psl-cdown-XXXXXX";
     assert_non_null(mkdtemp(cache));
-    char dir[] = "/tmp/psl-cdd-XXXXXX", path[64];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/m.ll", dir);
-    setenv("PSL_JIT_DUMP", path, 1);
-    wasm_val r0[1];
-    assert_int_equal(pairs_run(JIT_TIER_JIT, JIT_BOUNDS_GUARD, cases[0], mj, r0, cache), 0);
-    unsetenv("PSL_JIT_DUMP");
-    char *ir = read_dumps(dir);
+    char *ir = dump_case(pairs_run, cases[0], cache);
     const char *start = NULL, *end = NULL;
     assert_true(def_with(ir, "2.500000e+00", &start, &end)); /* pairs' constant */
     const char *sc = strstr(start, "!alias.scope"), *vd = strstr(start, "x double>");
@@ -811,17 +812,7 @@ static void test_countdown_loops(void **state) {
     sc = strstr(start, "!alias.scope");
     assert_true(!sc || sc > end);
     free(ir);
-    for (unsigned b = 0; b < 2; b++)
-        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-            wasm_val ri[1] = {0}, rj[1] = {0};
-            jit_bounds bm = b ? JIT_BOUNDS_CHECKS : JIT_BOUNDS_GUARD;
-            int want = pairs_run(JIT_TIER_INTERP, bm, cases[c], mi, ri, NULL);
-            int got = pairs_run(JIT_TIER_JIT, bm, cases[c], mj, rj, cache);
-            assert_int_equal(got, want);
-            if (want == 0)
-                assert_memory_equal(&rj[0], &ri[0], sizeof ri[0]);
-            assert_memory_equal(mj, mi, sizeof mi);
-        }
+    diff_cases(pairs_run, cases[0], sizeof cases / sizeof cases[0], 3, cache);
     rm_dir(cache);
 }
 
