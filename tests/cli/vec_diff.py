@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """Differential test of the JIT's checked loop copies (ctest cli_vec_diff). Generates MODULES
 modules from SEED, each exporting run(p, q, n) -> i64: one straight-run loop over two
-pointers p and q (stepped by 4-64 bytes, directly or through a temporary as clang's wasm does),
+pointers p and q (stepped by 4-56 bytes, directly or through a temporary as clang's wasm does),
 counted up (`i < n`, `i != n`, steps 1-3) or down (`n = n - 1; br_if n`), whose body loads and
 stores i32 and f64 values at small offsets off both pointers, may read-modify-write a fixed
 word (at q + 4096) and sums an i64 and an f32 (converted from loaded i32s, so no NaN: the f32
 sum rounds differently in another order). After the loop, run folds the sums and a checksum of
 the whole memory into its result. Each module runs under the interpreter and under --tier jit
-(no code cache) for argument sets that keep the ranges apart, make them overlap, run off the
-end of the memory, wrap around, or run once; results, traps and exit statuses must be
-identical (the trap message's "(in function N)" is left out, see docs/jit.md).
+(no code cache; bounds through the guard region and with explicit checks) for argument sets
+that keep the ranges apart, make them overlap, run off the end of the memory, wrap around, or
+run once; results, traps and exit statuses must be identical (the trap message's "(in
+function N)" is left out, see docs/jit.md).
 
 Usage: vec_diff.py PSL WAT2WASM [SEED] [MODULES]
 Ends with 'N passed, N failed'."""
@@ -91,9 +92,10 @@ def args_for(r, step):
             (16, 20000, step), (512, 30000, 0), (64, 9000, step * 5 + 1)]
 
 
-def run(psl, wasm, tier, a):
+def run(psl, wasm, tier, a, bounds='guard'):
     cmd = [psl, 'run', '--tier', tier, '--no-cache', '--invoke', 'run', wasm] + [str(x) for x in a]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    env = dict(os.environ, PSL_JIT_BOUNDS=bounds)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     err = re.sub(r' \(in function \d+\)', '', p.stderr)
     return p.returncode, p.stdout, err
 
@@ -116,13 +118,15 @@ def main():
             subprocess.run([wat2wasm, wat, '-o', wasm], check=True)
             for a in args_for(r, step):
                 want = run(psl, wasm, 'interp', a)
-                got = run(psl, wasm, 'jit', a)
-                if got == want:
-                    passed += 1
-                else:
-                    failed += 1
-                    print(f'module {mi} (seed {seed}) args {a}: interp {want} jit {got}')
-                    print(open(wat).read().split('(func', 1)[1][:1500])
+                for bounds in ('guard', 'checks'):
+                    got = run(psl, wasm, 'jit', a, bounds)
+                    if got == want:
+                        passed += 1
+                    else:
+                        failed += 1
+                        print(f'module {mi} (seed {seed}) args {a} bounds {bounds}: '
+                              f'interp {want} jit {got}')
+                        print(open(wat).read().split('(func', 1)[1][:1500])
     print(f'{passed} passed, {failed} failed')
     sys.exit(1 if failed else 0)
 
