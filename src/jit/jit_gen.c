@@ -1237,13 +1237,13 @@ enum { JT_FWD = 1, JT_BACK = 2 };
  * swapped forms) for a counter written once, by `c = c + k` (0 < k < 2^16); c' != N, or
  * `br_if c'` (c' != 0), for a counter that steps by k or -k in the run, through copies too
  * (clang's count-down loops: `c = c - 1; br_if c`; those only when they store to a fixed
- * address, see vec_analyse). Every address holds, at its access, a base
- * plus a constant: the base a slot that holds the same value at the head of every iteration
- * or a pointer that steps by 0 < s < 2^16 per iteration, the constant the sum of adds of
- * constants below 2^16, followed through copies and slots reused as temporaries (sym_cell:
- * nbody's inner loop steps its pointer as `t = p + 56; ...; p = p + 96; ...; p = t`); the
- * memory cannot grow inside it. The check bounds each base's range by the memory's size
- * (below 2^32), so no 32-bit address computation of the loop wraps.
+ * address, see vec_analyse). Every address holds, at its access, a base plus a constant: the
+ * base a slot that holds the same value at the head of every iteration or a pointer that
+ * steps by 0 < s < 2^16 per iteration, the constant the sum of adds of constants below 2^16,
+ * followed through copies and slots reused as temporaries (sym_cell: nbody's inner loop steps
+ * its pointer as `t = p + 56; ...; p = p + 96; ...; p = t`); the memory cannot grow inside
+ * it. The check bounds each base's range by the memory's size (below 2^32), so no 32-bit
+ * address computation of the loop wraps.
  *
  * A straight-run loop may also have split adds, with or without the above: `t = b + a` used as
  * an address, b not written in the loop, a bounded (`x & max`, `x >> k`). With b <= 2^32 - 1 -
@@ -1256,7 +1256,7 @@ typedef struct vec_plan {
     uint32_t L, E;            /* cells [L, E): head L, the back edge ends at E */
     uint32_t ctr, bound;      /* counter slot; bound slot, UINT32_MAX for bound_imm */
     uint32_t bound_imm, step; /* step: 2^32 - k for a `!=` counter stepping down by k */
-    uint32_t ctr_at;          /* the cell of the counter's add */
+    uint32_t ctr_at;          /* the cell of the counter's add (`<u`, `<s`; else UINT32_MAX) */
     uint8_t cmp;              /* VEC_*: the loop goes on while (c + step) cmp bound */
     bool fp_carried;          /* a float carried across iterations: not asked to vectorise */
     uint32_t ngrp;
@@ -1264,7 +1264,7 @@ typedef struct vec_plan {
         uint32_t base, stride; /* base slot; its step per iteration (0: not written) */
         uint64_t lo, hi;       /* bytes [base + lo, base + hi) in the first iteration */
         bool store;
-        bool sparse; /* the stride is more than 4 of an access (a field of larger elements) */
+        bool sparse; /* stride > 4 times an access's size (fields of larger elements) */
     } grp[VEC_GROUPS];
     uint8_t *cell_grp; /* per cell of [L, E): 1 + the group of the access there, 0: none */
     /* Address adds t = b + a of the loop (cell at) whose b it does not write and whose a is
