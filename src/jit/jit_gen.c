@@ -1258,13 +1258,12 @@ typedef struct vec_plan {
     uint32_t bound_imm, step; /* step: 2^32 - k for a `!=` counter stepping down by k */
     uint32_t ctr_at;          /* the cell of the counter's add (`<u`, `<s`; else UINT32_MAX) */
     uint8_t cmp;              /* VEC_*: the loop goes on while (c + step) cmp bound */
-    bool fp_carried;          /* a float carried across iterations: not asked to vectorise */
+    bool vectorise;           /* the copy's back edge asks LLVM to vectorise (see vec_emit) */
     uint32_t ngrp;
     struct {
         uint32_t base, stride; /* base slot; its step per iteration (0: not written) */
         uint64_t lo, hi;       /* bytes [base + lo, base + hi) in the first iteration */
         bool store;
-        bool sparse; /* stride > 4 times an access's size (fields of larger elements) */
     } grp[VEC_GROUPS];
     uint8_t *cell_grp; /* per cell of [L, E): 1 + the group of the access there, 0: none */
     /* Address adds t = b + a of the loop (cell at) whose b it does not write and whose a is
@@ -2352,7 +2351,9 @@ static vec_plan *vec_analyse(fgen *f, uint32_t L, uint32_t E) {
             ok = false; /* no access groups: only the splits, if any */
     }
     /* The accesses, by base: an address holding `base + rel` (small), base invariant or a
-     * pointer. */
+     * pointer. sparse: a pointer steps by more than 4 times an access's size (fields of larger
+     * elements). */
+    bool sparse = false;
     for (uint32_t i = L; i < E && ok;) {
         const wasm_cell *p = &code->code[i];
         int op = op_of(p->h);
@@ -2385,7 +2386,7 @@ static vec_plan *vec_analyse(fgen *f, uint32_t L, uint32_t E) {
                 if (hi > v->grp[gi].hi)
                     v->grp[gi].hi = hi;
                 v->grp[gi].store |= kind == K_STORE;
-                v->grp[gi].sparse |= v->grp[gi].stride > 4 * access_size(op);
+                sparse |= v->grp[gi].stride > 4 * access_size(op);
                 v->cell_grp[i - L] = (uint8_t)(gi + 1);
             }
         }
@@ -2403,8 +2404,9 @@ static vec_plan *vec_analyse(fgen *f, uint32_t L, uint32_t E) {
         fixed_store |= v->grp[gi].stride == 0 && v->grp[gi].store;
     if (ok && v->step >= 0x80000000u && !fixed_store)
         ok = false;
-    if (ok)
-        v->fp_carried = vec_fp_carried(m, code, L, E);
+    /* Asked to vectorise unless it carries a float (vec_fp_carried) or a pointer steps by more
+     * than 4 times its accesses' size (vec_emit says why). */
+    v->vectorise = ok && !sparse && !vec_fp_carried(m, code, L, E);
     if (!ok || v->ngrp == 0) {
         /* not vectorisable: a copy only for the splits, or none */
         v->ngrp = 0;
@@ -2552,10 +2554,7 @@ static int vec_emit(fgen *f, uint32_t k, const vec_plan *v, char *err, size_t er
      * LICM keep the fixed body's fields in registers). The loop ID refers to itself, as LLVM
      * requires. */
     LLVMValueRef latch = rc ? NULL : LLVMGetBasicBlockTerminator(LLVMGetInsertBlock(B));
-    bool dense = true;
-    for (uint32_t i = 0; i < v->ngrp; i++)
-        dense &= !v->grp[i].sparse;
-    if (plain && dense && !v->fp_carried && latch && LLVMGetNumSuccessors(latch) == 1 &&
+    if (plain && v->vectorise && latch && LLVMGetNumSuccessors(latch) == 1 &&
         LLVMGetSuccessor(latch, 0) == bv[v->L]) {
         LLVMMetadataRef tmp = LLVMTemporaryMDNode(g->cx, NULL, 0);
         LLVMMetadataRef en[2] = {
