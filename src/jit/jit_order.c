@@ -18,6 +18,9 @@
  * an address or an immediate). The number of adds stays the same. */
 #include "jit/jit_int.h"
 
+#include "base/base.h"
+#include "base/map.h"
+
 #include <llvm-c/Core.h>
 
 #include <stdint.h>
@@ -33,35 +36,34 @@ typedef struct depth {
     int32_t d, p;
 } depth;
 
+/* The block's depths: entries in ent (room for the block's instructions and as many new adds),
+ * found by instruction through m (key: the entry's v). */
 typedef struct depth_map {
-    depth *slot;
-    uint32_t mask;
+    map m;
+    depth *ent;
+    uint32_t n;
 } depth_map;
 
-static uint32_t hash_ptr(LLVMValueRef v) {
-    uint64_t x = (uint64_t)(uintptr_t)v;
-    x ^= x >> 29;
-    x *= 0xbf58476d1ce4e5b9ull;
-    return (uint32_t)(x >> 32);
+static const depth *map_find(const depth_map *dm, LLVMValueRef v) {
+    return map_get(&dm->m, &v, sizeof v);
 }
 
-static depth *map_find(const depth_map *m, LLVMValueRef v, bool insert) {
-    for (uint32_t i = hash_ptr(v) & m->mask;; i = (i + 1) & m->mask) {
-        if (m->slot[i].v == v)
-            return &m->slot[i];
-        if (!m->slot[i].v) {
-            if (!insert)
-                return NULL;
-            m->slot[i].v = v;
-            return &m->slot[i];
-        }
+/* Records d (of instruction d.v), replacing what was recorded for it. */
+static void map_record(depth_map *dm, depth d) {
+    depth *e = map_get(&dm->m, &d.v, sizeof d.v);
+    if (e) {
+        *e = d;
+        return;
     }
+    e = &dm->ent[dm->n++];
+    *e = d; /* the key is hashed as it is put */
+    map_put(&dm->m, &e->v, sizeof e->v, e);
 }
 
 /* Depth and phi distance of an operand as seen from the block: 0 / -1 for anything not
  * recorded (constants, arguments, values of other blocks). */
 static depth operand_depth(const depth_map *m, LLVMValueRef v) {
-    const depth *e = LLVMIsAInstruction(v) ? map_find(m, v, false) : NULL;
+    const depth *e = LLVMIsAInstruction(v) ? map_find(m, v) : NULL;
     return e ? *e : (depth){v, 0, -1};
 }
 
@@ -169,12 +171,14 @@ static LLVMValueRef rewrite(depth_map *m, LLVMBuilderRef b, LLVMValueRef root) {
     for (unsigned i = 1; i < t.nterm; i++) {
         acc = LLVMBuildAdd(b, acc, t.term[i], "");
         if (LLVMIsAInstruction(acc)) /* not folded to a constant */
-            *map_find(m, acc, true) = compute_depth(m, acc);
+            map_record(m, compute_depth(m, acc));
     }
     LLVMReplaceAllUsesWith(root, acc);
-    LLVMInstructionEraseFromParent(root);
-    for (unsigned i = 0; i < t.nnode; i++) /* parents first: each is unused by then */
+    LLVMInstructionEraseFromParent(root);             /* root was not recorded yet */
+    for (unsigned i = 0; i < t.nnode; i++) {          /* parents first: each is unused by then */
+        map_del(&m->m, &t.node[i], sizeof t.node[i]); /* its address may come back */
         LLVMInstructionEraseFromParent(t.node[i]);
+    }
     return acc;
 }
 
@@ -182,21 +186,19 @@ static void order_block(LLVMBasicBlockRef bb, LLVMBuilderRef b) {
     uint32_t n = 0;
     for (LLVMValueRef i = LLVMGetFirstInstruction(bb); i; i = LLVMGetNextInstruction(i))
         n++;
-    uint32_t cap = 16;
-    while (cap < 4 * n + 2 * TERMS_MAX) /* room for the new adds too */
-        cap <<= 1;
-    depth_map m = {calloc(cap, sizeof(depth)), cap - 1};
-    if (!m.slot)
-        return; /* an optimisation: the IR stays valid without it */
+    /* each rewrite adds as many adds as it erases (terms - 1) */
+    depth_map m = {.ent = xmalloc((2 * (size_t)n + TERMS_MAX) * sizeof(depth))};
+    map_init(&m.m);
     for (LLVMValueRef i = LLVMGetFirstInstruction(bb); i;) {
         LLVMValueRef next = LLVMGetNextInstruction(i);
         if (plain_add(i) && !inner(i, bb))
             i = rewrite(&m, b, i);
         if (LLVMIsAInstruction(i))
-            *map_find(&m, i, true) = compute_depth(&m, i);
+            map_record(&m, compute_depth(&m, i));
         i = next;
     }
-    free(m.slot);
+    map_fini(&m.m);
+    free(m.ent);
 }
 
 void jit__order_adds(LLVMModuleRef mod) {
