@@ -407,13 +407,17 @@ static void perf_map(const loader *l) {
     FILE *f = fopen(path, "a");
     if (!f)
         return;
+    /* names carry the image's link order ("f12/3": the third image linked), so that samples of
+     * the auto tier's quick, mid and default copies of a function stay apart */
+    static _Atomic unsigned seq;
+    unsigned n = ++seq;
     for (uint32_t si = 1; si < l->nsyms; si++) {
         Elf64_Sym s = sym(l, si);
         const char *name = sym_name(l, s.st_name);
         if (ELF64_ST_TYPE(s.st_info) == STT_FUNC && l->symok[si] == 1 && name &&
             s.st_shndx < l->nsh && l->part[s.st_shndx] == PART_X)
-            fprintf(f, "%llx %llx %s\n", (unsigned long long)l->symaddr[si],
-                    (unsigned long long)s.st_size, name);
+            fprintf(f, "%llx %llx %s/%u\n", (unsigned long long)l->symaddr[si],
+                    (unsigned long long)s.st_size, name, n);
     }
     fclose(f);
 }
