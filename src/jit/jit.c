@@ -742,7 +742,8 @@ static void cache_key_modes(const wasm_module *m, const uint8_t *sel, const uint
                            guard ? "guard" : "checks",
                            fuel ? "fuel" : "signals",
                            jit__vec() ? "vec" : "novec",
-                           jit__order() ? "order" : "noorder"};
+                           jit__order() ? "order" : "noorder",
+                           jit__remat() ? "remat" : "noremat"};
     for (unsigned i = 0; i < sizeof parts / sizeof parts[0]; i++)
         cr_hash_update(&st, parts[i], strlen(parts[i]) + 1);
     cr_hash_update(&st, cpu, ncpu * sizeof cpu[0]);

@@ -3133,8 +3133,12 @@ int jit__compile_object(const wasm_module *m, const jit_gen_opts *o, uint8_t **o
         rc = ERR_INVALID;
         goto fail_tables;
     }
-    if (o->level != JIT_LEVEL_QUICK && jit__forced_level() != JIT_LEVEL_QUICK && jit__order())
-        jit__order_adds(g->mod);
+    if (o->level != JIT_LEVEL_QUICK && jit__forced_level() != JIT_LEVEL_QUICK) {
+        if (jit__order())
+            jit__order_adds(g->mod);
+        if (jit__remat())
+            jit__remat_frame_addrs(g->mod);
+    }
     const char *dump = getenv("PSL_JIT_DUMP");
     if (dump) {
         /* Each module to a new file: the named one, or when it exists "file.1", "file.2", ...

@@ -223,6 +223,13 @@ bool jit__order(void);
  * generation, on objects above the quick level. */
 struct LLVMOpaqueModule;
 void jit__order_adds(struct LLVMOpaqueModule *mod);
+/* jit_remat.c: gives each block that uses an entry-block value computed from another by adding
+ * (subtracting, or-ing, xor-ing) a constant (clang's frame addresses) its own copy, so that such
+ * values are not all kept live through the function. After the pipeline, before code
+ * generation, on objects above the quick level. */
+void jit__remat_frame_addrs(struct LLVMOpaqueModule *mod);
+/* False with $PSL_JIT_REMAT=0 (comparisons): jit__remat_frame_addrs is not run. */
+bool jit__remat(void);
 /* $PSL_JIT_OSR_AFTER=mid (comparisons): an OSR entry whose head lies in no other loop but has
  * loops after it is compiled at the mid level first, like every other entry (by default it is
  * compiled at the default level at once: see hot_thread). */

@@ -222,6 +222,11 @@ bool jit__order(void) {
     return !(e && strcmp(e, "0") == 0);
 }
 
+bool jit__remat(void) {
+    const char *e = getenv("PSL_JIT_REMAT");
+    return !(e && strcmp(e, "0") == 0);
+}
+
 bool jit__osr_after_mid(void) {
     const char *e = getenv("PSL_JIT_OSR_AFTER");
     return e && strcmp(e, "mid") == 0;

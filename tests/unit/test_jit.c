@@ -25,6 +25,10 @@
 #include "platform/platform.h"
 #include "wasm/wasm.h"
 
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Core.h>
+#include <llvm-c/IRReader.h>
+
 #include <elf.h>
 
 #include "test_jit_module.h"
@@ -769,6 +773,98 @@ static void test_add_order(void **state) {
     free(ir);
     diff_cases(mix_run, cases[0], sizeof cases / sizeof cases[0], 3, cache);
     rm_dir(cache);
+}
+
+/* Frame addresses recomputed where they are used (jit_remat.c), on a module in IR text: the
+ * prologue (the entry and the block its check leads to; the other way traps) computes
+ * `sp - 880`, `+ 68`, `| 8` and a zero extension; the blocks that use them get copies computed at
+ * their start, a phi's incoming value in the incoming block, the prologue keeps what it uses
+ * itself (the store of the new stack pointer) and loses the rest; the module still verifies. A
+ * value that is not a constant offset (a multiply) stays where it is. */
+static void test_remat_frame(void **state) {
+    (void)state;
+    static const char ir[] = "define i64 @f(i32 %sp, i32 %n, ptr %g) {\n"
+                             "entry:\n"
+                             "  %c0 = icmp ult i32 %sp, 4096\n"
+                             "  br i1 %c0, label %trap, label %ok\n"
+                             "trap:\n"
+                             "  unreachable\n"
+                             "ok:\n"
+                             "  %base = sub i32 %sp, 880\n"
+                             "  store i32 %base, ptr %g\n"
+                             "  %a = add i32 %base, 68\n"
+                             "  %b = or i32 %a, 8\n"
+                             "  %z = zext i32 %b to i64\n"
+                             "  %m = mul i32 %sp, 3\n"
+                             "  %c = icmp eq i32 %n, 0\n"
+                             "  br i1 %c, label %then, label %else\n"
+                             "then:\n"
+                             "  %r1 = add i32 %b, %n\n"
+                             "  br label %join\n"
+                             "else:\n"
+                             "  %r2 = add i32 %a, %m\n"
+                             "  br label %join\n"
+                             "join:\n"
+                             "  %p = phi i32 [ %r1, %then ], [ %r2, %else ]\n"
+                             "  %q = phi i64 [ %z, %then ], [ 7, %else ]\n"
+                             "  %pz = zext i32 %p to i64\n"
+                             "  %s = add i64 %pz, %q\n"
+                             "  ret i64 %s\n"
+                             "}\n";
+    jit__llvm_init();
+    LLVMContextRef cx = LLVMContextCreate();
+    LLVMMemoryBufferRef buf = LLVMCreateMemoryBufferWithMemoryRangeCopy(ir, sizeof ir - 1, "t");
+    LLVMModuleRef mod = NULL;
+    char *msg = NULL;
+    assert_int_equal(LLVMParseIRInContext(cx, buf, &mod, &msg), 0);
+    jit__remat_frame_addrs(mod);
+    assert_int_equal(LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg), 0);
+    LLVMDisposeMessage(msg);
+    LLVMValueRef fn = LLVMGetNamedFunction(mod, "f");
+    /* per block: the instructions with a constant operand of 880, 68 or 8, and the zexts */
+    char want[][16] = {"entry", "trap", "ok", "then", "else", "join"};
+    int k880[6] = {0}, k68[6] = {0}, k8[6] = {0}, zext[6] = {0}, mul[6] = {0};
+    int bi = 0;
+    for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(fn); bb;
+         bb = LLVMGetNextBasicBlock(bb), bi++) {
+        assert_true(bi < 6);
+        assert_string_equal(LLVMGetBasicBlockName(bb), want[bi]);
+        for (LLVMValueRef i = LLVMGetFirstInstruction(bb); i; i = LLVMGetNextInstruction(i)) {
+            zext[bi] += LLVMGetInstructionOpcode(i) == LLVMZExt;
+            mul[bi] += LLVMGetInstructionOpcode(i) == LLVMMul;
+            for (int o = 0; o < LLVMGetNumOperands(i); o++) {
+                LLVMValueRef v = LLVMGetOperand(i, o);
+                if (!LLVMIsAConstantInt(v) || LLVMIsAPHINode(i))
+                    continue;
+                long long c = LLVMConstIntGetSExtValue(v);
+                k880[bi] += c == 880;
+                k68[bi] += c == 68;
+                k8[bi] += c == 8;
+            }
+        }
+    }
+    assert_int_equal(bi, 6);
+    /* ok keeps sp - 880 (stored there), no + 68, | 8, zext, and keeps the multiply */
+    assert_int_equal(k880[2], 1);
+    assert_int_equal(k68[2], 0);
+    assert_int_equal(k8[2], 0);
+    assert_int_equal(zext[2], 0);
+    assert_int_equal(mul[2], 1);
+    /* then: sp - 880, + 68, | 8 for %b, and the zext the phi takes from it */
+    assert_int_equal(k880[3], 1);
+    assert_int_equal(k68[3], 1);
+    assert_int_equal(k8[3], 1);
+    assert_int_equal(zext[3], 1);
+    /* else: sp - 880 and + 68 for %a only */
+    assert_int_equal(k880[4], 1);
+    assert_int_equal(k68[4], 1);
+    assert_int_equal(k8[4], 0);
+    assert_int_equal(mul[4], 0);
+    /* join: its own zext of the phi only */
+    assert_int_equal(k880[5] + k68[5] + k8[5], 0);
+    assert_int_equal(zext[5], 1);
+    LLVMDisposeModule(mod);
+    LLVMContextDispose(cx);
 }
 
 /* Runs pairs(a, p, n) under tier on a fresh instance whose memory holds doubles i / 2
@@ -1615,6 +1711,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_vec_loops_auto),
         cmocka_unit_test(test_split_adds),
         cmocka_unit_test(test_add_order),
+        cmocka_unit_test(test_remat_frame),
         cmocka_unit_test(test_countdown_loops),
         cmocka_unit_test(test_vec_float_sum),
         cmocka_unit_test(test_timeout_stops_loop),
