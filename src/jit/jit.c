@@ -1791,19 +1791,16 @@ static bool has_osr_sel(const uint8_t *sel, uint32_t nc) {
     return false;
 }
 
-/* The next batch: the oldest waiting for its mid level, so that every batch gets its mid-level
- * code before any its default-level code; else the oldest of called functions; else the oldest
- * OSR entries compiled again (what they gain only counts while their activation runs on, and a
- * compile cannot be interrupted by newly hot functions). */
-static uint8_t *later_pop(later_q *q, uint32_t nc, int *level) {
-    uint32_t i = 0;
-    while (i < q->n && q->level[i] != JIT_LEVEL_MID)
-        i++;
-    if (i == q->n)
-        for (i = 0; i < q->n && has_osr_sel(q->sel[i], nc); i++)
-            ;
-    if (i == q->n)
-        i = 0;
+/* The next batch to compile again (jit__later_pick) taken off the queue. */
+static uint8_t *later_pop(const jit_mod *jm, later_q *q, int *level) {
+    jit_later *w = xmalloc(q->n * sizeof *w);
+    for (uint32_t j = 0; j < q->n; j++)
+        w[j] = (jit_later){.level = q->level[j],
+                           .osr = has_osr_sel(q->sel[j], jm->nc),
+                           .cells = sel_cells(jm, q->sel[j])};
+    const char *order = getenv("PSL_JIT_LATER");
+    uint32_t i = jit__later_pick(w, q->n, order && strcmp(order, "fifo") == 0);
+    free(w);
     uint8_t *b = q->sel[i];
     *level = q->level[i];
     q->n--;
@@ -1869,7 +1866,7 @@ static void *hot_thread(void *arg) {
             /* Nothing newly hot: compile a waiting batch again (the interpreter and compiled
              * callers in other objects switch at their next call). */
             int level;
-            uint8_t *b = later_pop(&later, jm->nc, &level);
+            uint8_t *b = later_pop(jm, &later, &level);
             pthread_mutex_unlock(&jm->mu);
             if (has_osr_sel(b, jm->nc)) { /* OSR entries again: still of uncalled functions? */
                 uint8_t *o = osr_again(jm, b);

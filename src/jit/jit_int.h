@@ -211,6 +211,21 @@ typedef enum { JIT_HOT_OSR, JIT_HOT_COPY, JIT_HOT_COLD } jit_hot;
  * entry (fannkuch's main): nothing to compile, an ordinary copy would serve no one. A called
  * function, one never sampled in a loop, or one out of entries gets its ordinary copy. */
 jit_hot jit__hot_choice(bool called, bool sampled, bool room, bool entry_there);
+/* A batch waiting in the hot thread's queue to be compiled again: the level it waits for, whether
+ * it holds OSR entries, its size in cells. */
+typedef struct jit_later {
+    uint8_t level;
+    bool osr;
+    uint32_t cells;
+} jit_later;
+/* Which of the n (> 0) waiting batches w (oldest first) the hot thread compiles next: the
+ * smallest waiting for its mid level (the oldest of equals; with fifo the oldest), so that every
+ * batch gets its mid-level code before any its default-level code and a big batch's long compile
+ * (expr's printf batch, ~190 ms) does not hold back the small ones queued after it; else the
+ * oldest of called functions; else the oldest OSR entries compiled again (what they gain only
+ * counts while their activation runs on, and a compile cannot be interrupted by newly hot
+ * functions). */
+uint32_t jit__later_pick(const jit_later *w, uint32_t n, bool fifo);
 /* False with $PSL_JIT_VEC=0 (comparisons): no checked copies of counted loops (jit_gen.c,
  * vec_analyse). Part of the cache key. */
 bool jit__vec(void);

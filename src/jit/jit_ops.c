@@ -212,6 +212,17 @@ jit_hot jit__hot_choice(bool called, bool sampled, bool room, bool entry_there) 
     return JIT_HOT_COLD;
 }
 
+uint32_t jit__later_pick(const jit_later *w, uint32_t n, bool fifo) {
+    uint32_t i = n;
+    for (uint32_t j = 0; j < n; j++)
+        if (w[j].level == JIT_LEVEL_MID && (i == n || (!fifo && w[j].cells < w[i].cells)))
+            i = j;
+    for (uint32_t j = 0; j < n && i == n; j++)
+        if (!w[j].osr)
+            i = j;
+    return i == n ? 0 : i;
+}
+
 bool jit__vec(void) {
     const char *e = getenv("PSL_JIT_VEC");
     return !(e && strcmp(e, "0") == 0);

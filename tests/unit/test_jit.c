@@ -982,6 +982,26 @@ static void test_vec_loops_auto(void **state) {
     free(ir);
 }
 
+/* The order the hot thread compiles waiting batches again in (jit__later_pick): mid level first,
+ * the smallest of those (the oldest of equals; the oldest with fifo), then called functions at
+ * the default level, then OSR entries. */
+static void test_later_pick(void **state) {
+    (void)state;
+    const jit_later q[] = {
+        {JIT_LEVEL_DEFAULT, true, 100}, {JIT_LEVEL_MID, false, 6528},
+        {JIT_LEVEL_DEFAULT, false, 50}, {JIT_LEVEL_MID, false, 939},
+        {JIT_LEVEL_MID, false, 939},
+    };
+    assert_int_equal(jit__later_pick(q, 5, false), 3);
+    assert_int_equal(jit__later_pick(q, 5, true), 1);
+    assert_int_equal(jit__later_pick(q, 3, false), 1);
+    assert_int_equal(jit__later_pick(q, 1, false), 0); /* only OSR entries */
+    const jit_later d[] = {{JIT_LEVEL_DEFAULT, true, 10},
+                           {JIT_LEVEL_DEFAULT, false, 900},
+                           {JIT_LEVEL_DEFAULT, false, 20}};
+    assert_int_equal(jit__later_pick(d, 3, false), 1); /* the oldest called, not the smallest */
+}
+
 /* What the hot thread does with a function that turned hot (jit__hot_choice). */
 static void test_hot_choice(void **state) {
     (void)state;
@@ -1712,6 +1732,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_split_adds),
         cmocka_unit_test(test_add_order),
         cmocka_unit_test(test_remat_frame),
+        cmocka_unit_test(test_later_pick),
         cmocka_unit_test(test_countdown_loops),
         cmocka_unit_test(test_vec_float_sum),
         cmocka_unit_test(test_timeout_stops_loop),
