@@ -3,10 +3,11 @@
 #
 # Builds every kernel in this folder natively (gcc -O2, against glibc; and, when musl-gcc is
 # installed, gcc -O2 against musl, the C library wasi-libc is derived from) and to wasm32-wasi
-# (clang-19 -O2), runs each one BENCH_RUNS times per column, and prints a Markdown table of median
-# wall-clock seconds, the ratio of each column to native, the geometric mean of the ratios (and,
-# with a native-musl column, a second geometric mean against it), and whether every column
-# printed the same checksum line as native. Exit status: 0 when every run succeeded and every
+# (clang-19 -O2), runs each one BENCH_RUNS times per column (in rounds of one run of every
+# column, the columns side by side), and prints a Markdown table of median wall-clock seconds,
+# the ratio of each column to native, the geometric mean of the ratios (and, with a native-musl
+# column, a second geometric mean against it), and whether every column printed the same
+# checksum line as native. Exit status: 0 when every run succeeded and every
 # output agreed, 1 otherwise.
 #
 # Usage: bench/wasm/run.sh [--quick] [--list] [KERNEL_REGEX...]
@@ -228,28 +229,46 @@ median() {
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# run_cell COLUMN KERNEL ARGS...: sets CELL_TIME (seconds, median) or CELL_TIME=fail, and leaves
-# the first run's stdout in $tmp/out.
-run_cell() {
-    local col=$1 k=$2
-    shift 2
-    column_cmd "$col" "$k"
-    local times=() i t0 t1 rc
+# run_kernel KERNEL ARGS...: runs every column RUNS times, one run of each column per round
+# (alternating the order from round to round), so that a slow phase of a shared host touches the
+# columns alike; then CELL_TIMES[col] holds the median seconds or "fail" (CELL_ERRS[col] why),
+# and $tmp/out.COLUMN the first run's stdout.
+declare -A CELL_TIMES CELL_ERRS
+run_kernel() {
+    local k=$1
+    shift
+    local -A times=()
+    local i c t0 t1 rc order=("${COLS[@]}")
+    CELL_TIMES=()
+    CELL_ERRS=()
     for ((i = 0; i < RUNS; i++)); do
-        local out=$tmp/out
-        [ "$i" -gt 0 ] && out=$tmp/out.rerun
-        t0=$(now_us)
-        timeout "$BENCH_TIMEOUT" "${CMD[@]}" "$@" >"$out" 2>"$tmp/err" </dev/null
-        rc=$?
-        t1=$(now_us)
-        if [ "$rc" -ne 0 ]; then
-            CELL_TIME=fail
-            CELL_ERR="exit status $rc: $(head -c 300 "$tmp/err" | tr '\n' ' ')"
-            return
+        if ((i % 2)); then
+            order=()
+            for ((c = ${#COLS[@]} - 1; c >= 0; c--)); do order+=("${COLS[c]}"); done
+        else
+            order=("${COLS[@]}")
         fi
-        times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", (b - a) / 1e6 }')")
+        for c in "${order[@]}"; do
+            [ "${CELL_TIMES[$c]:-}" = fail ] && continue
+            column_cmd "$c" "$k"
+            local out=$tmp/out.$c
+            [ "$i" -gt 0 ] && out=$tmp/out.rerun
+            t0=$(now_us)
+            timeout "$BENCH_TIMEOUT" "${CMD[@]}" "$@" >"$out" 2>"$tmp/err" </dev/null
+            rc=$?
+            t1=$(now_us)
+            if [ "$rc" -ne 0 ]; then
+                CELL_TIMES[$c]=fail
+                CELL_ERRS[$c]="exit status $rc: $(head -c 300 "$tmp/err" | tr '\n' ' ')"
+                continue
+            fi
+            times[$c]+="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", (b - a) / 1e6 }') "
+        done
     done
-    CELL_TIME=$(printf '%s\n' "${times[@]}" | median)
+    for c in "${COLS[@]}"; do
+        [ "${CELL_TIMES[$c]:-}" = fail ] && continue
+        CELL_TIMES[$c]=$(printf '%s\n' ${times[$c]} | median)
+    done
 }
 
 declare -A RATIO_LOG_SUM RATIO_COUNT MUSL_LOG_SUM
@@ -295,17 +314,18 @@ for k in "${KERNELS[@]}"; do
     musl_time=""
     reference=""
     agree=yes
+    run_kernel "$k" "${args[@]}"
     for c in "${COLS[@]}"; do
-        run_cell "$c" "$k" "${args[@]}"
+        CELL_TIME=${CELL_TIMES[$c]}
         if [ "$CELL_TIME" = fail ]; then
             status=1
-            failures+=("$k/$c: $CELL_ERR")
+            failures+=("$k/$c: ${CELL_ERRS[$c]}")
             row="$row fail |"
             [ "$c" != native ] && row="$row - |"
             agree=no
             continue
         fi
-        out=$(cat "$tmp/out")
+        out=$(cat "$tmp/out.$c")
         if [ -z "$reference" ]; then
             reference=$out
         elif [ "$out" != "$reference" ]; then
