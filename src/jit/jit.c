@@ -70,6 +70,11 @@ static bool g_backend_tried;
  * on this kind of host, for code no faster than the mid level's). $PSL_JIT_DEFAULT_MAX_CELLS
  * overrides. */
 #define JIT_DEFAULT_MAX_CELLS 4000
+/* An OSR entry at a loop no other encloses, with a top-level loop of at least this many cells
+ * after its nest, is compiled at the default level at once (hot_thread). lz's main: 719 cells
+ * after its first loop; sha256's: 218; nbody's: 120. $PSL_JIT_AFTER_CELLS overrides (1: every
+ * such entry, session 14's rule). */
+#define JIT_AFTER_CELLS 400
 
 /* Per function: interpreted; hot, waiting for the thread; in a batch being compiled (stays so
  * if the batch fails: interpreted for good); linked. */
@@ -1758,6 +1763,11 @@ static uint32_t default_max_cells(void) {
     return e && *e ? (uint32_t)atoi(e) : JIT_DEFAULT_MAX_CELLS;
 }
 
+static uint32_t after_cells(void) {
+    const char *e = getenv("PSL_JIT_AFTER_CELLS");
+    return e && *e ? (uint32_t)atoi(e) : JIT_AFTER_CELLS;
+}
+
 /* The cells of batch sel's functions. */
 static uint32_t sel_cells(const jit_mod *jm, const uint8_t *sel) {
     uint32_t n = 0;
@@ -1991,18 +2001,22 @@ static void *hot_thread(void *arg) {
          * called functions, and its OSR entries, are compiled again at the default level
          * later (below). */
         int level = mid_first() ? JIT_LEVEL_MID : JIT_LEVEL_DEFAULT;
-        /* Unless an OSR entry's activation could not leave mid-level code for the default-level
-         * entry compiled later: it leaves at back edges of the loops around the entry's head,
-         * or, when none encloses it, of the head's own loop (jit_gen.c), but once that loop is
-         * done the activation runs the rest of the function in the entry's code. Where loops
-         * follow (lz's main entered in its first top-level loop ran the whole compressor as
-         * mid-level code), the batch is compiled at the default level at once. */
+        /* Unless an OSR entry's activation could not leave mid-level code soon for the
+         * default-level entry compiled later: it leaves at back edges of the loops around the
+         * entry's head, or, when none encloses it, of the head's own loop, and, once that loop
+         * is done, of the top-level loops after it (jit_gen.c), once per iteration of those. An
+         * iteration of a long one takes long: where one of JIT_AFTER_CELLS or more follows (lz's
+         * main, entered in its first top-level loop, ran a whole repetition of its compressor
+         * and decompressor as mid-level code), the batch is compiled at the default level at
+         * once. (Session 14 did so for every loop after; sha256's main, entered in the loop
+         * that fills its buffer, then held its compress's batch back ~25 ms.) */
         for (uint32_t k = 0; k < jm->nc && level == JIT_LEVEL_MID && has_osr; k++) {
-            bool around, after;
+            bool around;
+            uint32_t after;
             if (!(sel[k] & JIT_SEL_OSR))
                 continue;
             jit__loops_near(jm->m, k, jm->osr_cell[k], &around, &after);
-            if (!around && after && !jit__osr_after_mid())
+            if (!around && after >= after_cells() && !jit__osr_after_mid())
                 level = JIT_LEVEL_DEFAULT;
         }
         int rc = compile_objects(jm, sel, level, err, sizeof err);

@@ -197,10 +197,12 @@ uint32_t jit__osr_nest(const bool *heads, const uint32_t *head_end, uint32_t l, 
 bool jit__loops_after(const bool *heads, const uint32_t *head_end, uint32_t n, uint32_t nest_end,
                       uint8_t *mark);
 /* The loops near the loop head at cell of defined function k (the two above on one scan of its
- * branches): *around, it lies inside another loop; *after, a top-level loop follows its nest. An
- * OSR activation leaves default-level code only at back edges of loops around its head
- * (mid-level code also at the head's own when none encloses it). */
-void jit__loops_near(const wasm_module *m, uint32_t k, uint32_t cell, bool *around, bool *after);
+ * branches): *around, it lies inside another loop; *after, the cells of the longest top-level
+ * loop after its nest (0: none). An OSR activation leaves default-level code only at back edges
+ * of loops around its head (mid-level code also at the head's own when none encloses it, and at
+ * the top-level loops after its nest). */
+void jit__loops_near(const wasm_module *m, uint32_t k, uint32_t cell, bool *around,
+                     uint32_t *after);
 /* What the hot thread does with a function that turned hot: an OSR entry at the loop head it
  * was last sampled at, its ordinary copy, or nothing (cold again). */
 typedef enum { JIT_HOT_OSR, JIT_HOT_COPY, JIT_HOT_COLD } jit_hot;

@@ -193,13 +193,22 @@ bool jit__loops_after(const bool *heads, const uint32_t *head_end, uint32_t n, u
     return any;
 }
 
-void jit__loops_near(const wasm_module *m, uint32_t k, uint32_t cell, bool *around, bool *after) {
+void jit__loops_near(const wasm_module *m, uint32_t k, uint32_t cell, bool *around,
+                     uint32_t *after) {
     const wasm_code *c = &m->codes[k];
     bool *heads = xcalloc(c->ncode + 1, sizeof *heads);
     uint32_t *head_end = xcalloc(c->ncode + 1, sizeof *head_end);
     jit__loop_heads(c, heads, head_end);
     uint32_t end = jit__osr_nest(heads, head_end, cell < c->ncode ? cell : c->ncode, NULL, around);
-    *after = jit__loops_after(heads, head_end, c->ncode, end, NULL);
+    *after = 0;
+    uint32_t cover = 0; /* as jit__loops_after */
+    for (uint32_t h = 0; h < c->ncode; h++) {
+        if (!heads[h])
+            continue;
+        if (h >= cover && h >= end && head_end[h] - h > *after)
+            *after = head_end[h] - h;
+        cover = head_end[h] > cover ? head_end[h] : cover;
+    }
     free(heads);
     free(head_end);
 }
