@@ -115,6 +115,7 @@ typedef struct jit_mod {
      * the loop head each resumes at (stored before the entry is published) */
     _Atomic(void *) *osr;
     uint32_t *osr_at;
+    uint8_t *osr_level;          /* per slot: the level of the entry's code (JIT_LEVEL_*) */
     _Atomic uint8_t *entered;    /* per function: sampled at its entry (it is called, not only
                                   * looping in one long activation) */
     _Atomic uint32_t *late;      /* per function: samples in interpreted code after it was linked */
@@ -689,6 +690,7 @@ static int load_object(jit_mod *jm, const uint8_t *obj, size_t len, const uint8_
                 q = free_q;
             if (q < JIT_MAX_OSR) {
                 jm->osr_at[k * JIT_MAX_OSR + q] = jm->osr_cell[k];
+                jm->osr_level[k * JIT_MAX_OSR + q] = (uint8_t)level;
                 atomic_store_explicit(&jm->osr[k * JIT_MAX_OSR + q], osrs[i], memory_order_release);
                 atomic_store(&jm->late[k], 0); /* samples before it count no more */
                 /* Running OSR code leaves at its next check: the entry it runs was
@@ -1722,6 +1724,15 @@ static void add_callees(jit_mod *jm, uint32_t k, uint8_t *sel, uint32_t *cells) 
     free(cs);
 }
 
+/* Has function k a default-level OSR entry at loop head cell? (hot thread: it alone links) */
+static bool has_default_osr(const jit_mod *jm, uint32_t k, uint32_t cell) {
+    for (unsigned q = 0; q < JIT_MAX_OSR; q++)
+        if (atomic_load(&jm->osr[k * JIT_MAX_OSR + q]) && jm->osr_at[k * JIT_MAX_OSR + q] == cell &&
+            jm->osr_level[k * JIT_MAX_OSR + q] == JIT_LEVEL_DEFAULT)
+            return true;
+    return false;
+}
+
 /* Has function k an OSR entry at loop head cell? (under mu) */
 static bool has_osr(jit_mod *jm, uint32_t k, uint32_t cell) {
     for (unsigned q = 0; q < JIT_MAX_OSR; q++)
@@ -1843,8 +1854,11 @@ static uint8_t *osr_again(const jit_mod *jm, const uint8_t *sel) {
         return NULL;
     uint8_t *o = xcalloc(jm->nc, 1);
     bool any = false;
+    /* (Each batch asks again for its functions' entries at their latest head, osr_cell: three
+     * mid-level batches of sha256's main made three default-level compiles of one entry.) */
     for (uint32_t k = 0; k < jm->nc; k++)
-        if ((sel[k] & JIT_SEL_OSR) && !atomic_load(&jm->entered[k])) {
+        if ((sel[k] & JIT_SEL_OSR) && !atomic_load(&jm->entered[k]) &&
+            !has_default_osr(jm, k, jm->osr_cell[k])) {
             o[k] = sel[k];
             any = true;
         } else if ((sel[k] & JIT_SEL_FN) && jm->m->codes[k].ncode <= small_cells()) {
@@ -1900,6 +1914,7 @@ static void *hot_thread(void *arg) {
          * and their small callees, so that calls between them are native and inlinable. */
         memset(sel, 0, jm->nc);
         uint32_t cells = 0;
+        bool hot_fn = false; /* a called function turned hot (not only small callees below) */
         for (uint32_t k = 0; k < jm->nc; k++) {
             uint32_t at = atomic_load_explicit(&jm->back_at[k], memory_order_relaxed);
             if (jm->state[k] == ST_QUEUED) {
@@ -1921,6 +1936,7 @@ static void *hot_thread(void *arg) {
                     /* Called (its new activations start interpreted), never sampled in a loop,
                      * or out of OSR entries: its ordinary copy (jit__hot_choice). */
                     sel[k] = JIT_SEL_FN;
+                    hot_fn = true;
                 }
             }
             if (jm->osr_req[k] == 1) {
@@ -2023,8 +2039,13 @@ static void *hot_thread(void *arg) {
         if (rc != 0 && !jm->cancel)
             report(err);
         /* (After a quick batch its called functions, the small ones left here among them,
-         * are queued already.) */
-        uint8_t *d = rc == 0 && level == JIT_LEVEL_MID && !quick_queued ? called_of(jm, sel) : NULL;
+         * are queued already.) Not when the batch calls no function that turned hot, only the
+         * small callees its OSR entries inline: their default-level copies would be compiled
+         * for nothing (sha256's main: malloc, free and three others, ~18 ms of LLVM, ahead of
+         * compress's default-level copy). */
+        uint8_t *d = rc == 0 && level == JIT_LEVEL_MID && !quick_queued && hot_fn
+                         ? called_of(jm, sel)
+                         : NULL;
         if (d)
             later_push(&later, d, JIT_LEVEL_DEFAULT);
         /* Its OSR entries again at the default level, last of all, with the small functions
@@ -2061,6 +2082,7 @@ static void module_loaded(wasm_module *m) {
     jm->quick = xcalloc(jm->nc, 1);
     jm->osr = xcalloc((size_t)jm->nc * JIT_MAX_OSR, sizeof *jm->osr);
     jm->osr_at = xcalloc((size_t)jm->nc * JIT_MAX_OSR, sizeof *jm->osr_at);
+    jm->osr_level = xcalloc((size_t)jm->nc * JIT_MAX_OSR, 1);
     jm->entered = xcalloc(jm->nc, sizeof *jm->entered);
     jm->late = xcalloc(jm->nc, sizeof *jm->late);
     jm->osr_req = xcalloc(jm->nc, 1);
@@ -2157,6 +2179,7 @@ static void module_freed(wasm_module *m) {
     free(jm->quick);
     free((void *)jm->osr);
     free(jm->osr_at);
+    free(jm->osr_level);
     free(jm->entered);
     free(jm->late);
     free(jm->osr_req);
