@@ -21,7 +21,18 @@ fail() {
     for f in "$T"/h*/logs/*.log; do echo "--- $f"; tail -15 "$f"; done
     exit 1
 }
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# A free port, never one handed out before in this run: the ports are only bound later, by the
+# processes `psl up` starts, so the kernel may offer a released one again (the forwarder's XPUB
+# and a storage replica once got the same).
+port() {
+    local p
+    while :; do
+        p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+        grep -qx "$p" "$T/ports.used" 2>/dev/null || break
+    done
+    echo "$p" >>"$T/ports.used"
+    echo "$p"
+}
 ep() { echo "tcp://127.0.0.1:$(port)"; }
 
 printf 'allow_sim: yes\nmeasurement: any\n' > "$T/workers.policy"
