@@ -8,6 +8,9 @@ set -u
 PSL=$1
 EX=$2
 "$PSL" help worker >/dev/null 2>&1 || { echo "psl worker is not built: skipped"; exit 77; }
+# port (a free port, at most once per run) from cluster_lib.sh; the cleanup and fail below
+# replace its own
+. "$(dirname "$0")/cluster_lib.sh"
 T=$(mktemp -d /tmp/psl-cf.XXXXXX)
 cleanup() {
     "$PSL" down --dir "$T/h2" >/dev/null 2>&1
@@ -20,18 +23,6 @@ fail() {
     echo "FAIL: $*"
     for f in "$T"/h*/logs/*.log; do echo "--- $f"; tail -15 "$f"; done
     exit 1
-}
-# A free port, never one handed out before in this run: the ports are only bound later, by the
-# processes `psl up` starts, so the kernel may offer a released one again (the forwarder's XPUB
-# and a storage replica once got the same).
-port() {
-    local p
-    while :; do
-        p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-        grep -qx "$p" "$T/ports.used" 2>/dev/null || break
-    done
-    echo "$p" >>"$T/ports.used"
-    echo "$p"
 }
 ep() { echo "tcp://127.0.0.1:$(port)"; }
 

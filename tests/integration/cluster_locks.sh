@@ -9,6 +9,9 @@
 set -u
 PSL=$1
 LC=$2
+# port (a free port, at most once per run) from cluster_lib.sh; the cleanup and fail below
+# replace its own
+. "$(dirname "$0")/cluster_lib.sh"
 T=$(mktemp -d /tmp/psl-locks.XXXXXX)
 PIDS=""
 cleanup() {
@@ -22,18 +25,6 @@ fail() {
     for f in "$T"/coord*.log; do echo "--- $f"; cat "$f"; done
     for f in "$T"/*.out; do echo "--- $f"; cat "$f"; done
     exit 1
-}
-# A free port, never one handed out before in this run: the ports are only bound later, by the
-# processes `psl up` starts, so the kernel may offer a released one again (the forwarder's XPUB
-# and a storage replica once got the same).
-port() {
-    local p
-    while :; do
-        p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-        grep -qx "$p" "$T/ports.used" 2>/dev/null || break
-    done
-    echo "$p" >>"$T/ports.used"
-    echo "$p"
 }
 
 printf 'allow_sim: yes\nmeasurement: any\n' > "$T/policy"
