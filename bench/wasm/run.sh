@@ -238,7 +238,7 @@ run_kernel() {
     local k=$1
     shift
     local -A times=()
-    local i c t0 t1 rc order=("${COLS[@]}")
+    local i c t0 t1 rc order
     CELL_TIMES=()
     CELL_ERRS=()
     for ((i = 0; i < RUNS; i++)); do

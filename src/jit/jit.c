@@ -1724,21 +1724,13 @@ static void add_callees(jit_mod *jm, uint32_t k, uint8_t *sel, uint32_t *cells) 
     free(cs);
 }
 
-/* Has function k a default-level OSR entry at loop head cell? (hot thread: it alone links) */
-static bool has_default_osr(const jit_mod *jm, uint32_t k, uint32_t cell) {
-    for (unsigned q = 0; q < JIT_MAX_OSR; q++)
-        if (atomic_load(&jm->osr[k * JIT_MAX_OSR + q]) && jm->osr_at[k * JIT_MAX_OSR + q] == cell &&
-            jm->osr_level[k * JIT_MAX_OSR + q] == JIT_LEVEL_DEFAULT)
-            return true;
-    return false;
-}
-
-/* Has function k an OSR entry at loop head cell? (under mu) */
-static bool has_osr(jit_mod *jm, uint32_t k, uint32_t cell) {
+/* The level (JIT_LEVEL_*) of function k's OSR entry at loop head cell, or -1 when it has none
+ * there. (Under mu, or from the hot thread, which alone links.) */
+static int osr_level_at(const jit_mod *jm, uint32_t k, uint32_t cell) {
     for (unsigned q = 0; q < JIT_MAX_OSR; q++)
         if (atomic_load(&jm->osr[k * JIT_MAX_OSR + q]) && jm->osr_at[k * JIT_MAX_OSR + q] == cell)
-            return true;
-    return false;
+            return jm->osr_level[k * JIT_MAX_OSR + q];
+    return -1;
 }
 
 /* Levels ($PSL_JIT_QUICK unset): called functions are compiled quick first, then at the mid and
@@ -1858,7 +1850,7 @@ static uint8_t *osr_again(const jit_mod *jm, const uint8_t *sel) {
      * mid-level batches of sha256's main made three default-level compiles of one entry.) */
     for (uint32_t k = 0; k < jm->nc; k++)
         if ((sel[k] & JIT_SEL_OSR) && !atomic_load(&jm->entered[k]) &&
-            !has_default_osr(jm, k, jm->osr_cell[k])) {
+            osr_level_at(jm, k, jm->osr_cell[k]) != JIT_LEVEL_DEFAULT) {
             o[k] = sel[k];
             any = true;
         } else if ((sel[k] & JIT_SEL_FN) && jm->m->codes[k].ncode <= small_cells()) {
@@ -1925,7 +1917,7 @@ static void *hot_thread(void *arg) {
                 jm->state[k] = ST_TAKEN;
                 jit_hot c = jit__hot_choice(atomic_load(&jm->entered[k]), at != UINT32_MAX,
                                             jm->nosr[k] < JIT_MAX_OSR,
-                                            at != UINT32_MAX && has_osr(jm, k, at));
+                                            at != UINT32_MAX && osr_level_at(jm, k, at) >= 0);
                 if (c == JIT_HOT_OSR) {
                     jm->osr_req[k] = 1;
                     jm->osr_want[k] = at;
@@ -1943,7 +1935,7 @@ static void *hot_thread(void *arg) {
                 jm->osr_req[k] = 2;
                 /* The request may be older than the entry it asks for (unless that one declined
                  * a frame it was not specialised to). */
-                if (!has_osr(jm, k, jm->osr_want[k]) || jm->osr_stale[k]) {
+                if (osr_level_at(jm, k, jm->osr_want[k]) < 0 || jm->osr_stale[k]) {
                     jm->osr_stale[k] = 0;
                     jm->nosr[k]++;
                     jm->osr_cell[k] = jm->osr_want[k];

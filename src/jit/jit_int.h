@@ -191,11 +191,11 @@ void jit__loop_heads(const wasm_code *c, bool *heads, uint32_t *head_end);
  * every loop around l: where an OSR activation entered at l may leave for newer code. */
 uint32_t jit__osr_nest(const bool *heads, const uint32_t *head_end, uint32_t l, uint8_t *mark,
                        bool *around);
-/* Whether a top-level loop (one no other loop encloses) starts at or after nest_end: the loops
- * an activation leaving an OSR entry's nest runs next. mark (NULL or n + 1 entries) gets 2 at
- * the head of each. */
-bool jit__loops_after(const bool *heads, const uint32_t *head_end, uint32_t n, uint32_t nest_end,
-                      uint8_t *mark);
+/* The top-level loops (ones no other loop encloses) that start at or after nest_end: the loops
+ * an activation leaving an OSR entry's nest runs next. Returns the cells of the longest (0:
+ * none); mark (NULL or n + 1 entries) gets 2 at the head of each. */
+uint32_t jit__loops_after(const bool *heads, const uint32_t *head_end, uint32_t n,
+                          uint32_t nest_end, uint8_t *mark);
 /* The loops near the loop head at cell of defined function k (the two above on one scan of its
  * branches): *around, it lies inside another loop; *after, the cells of the longest top-level
  * loop after its nest (0: none). An OSR activation leaves default-level code only at back edges
@@ -240,16 +240,16 @@ bool jit__order(void);
  * generation, on objects above the quick level. */
 struct LLVMOpaqueModule;
 void jit__order_adds(struct LLVMOpaqueModule *mod);
-/* jit_remat.c: gives each block that uses an entry-block value computed from another by adding
- * (subtracting, or-ing, xor-ing) a constant (clang's frame addresses) its own copy, so that such
- * values are not all kept live through the function. After the pipeline, before code
- * generation, on objects above the quick level. */
+/* jit_remat.c: gives each block that uses a prologue value computed from another by adding
+ * (subtracting, or-ing, xor-ing, and-ing) a constant, or a zero extension of one (clang's frame
+ * addresses), its own copy, so that such values are not all kept live through the function.
+ * After the pipeline, before code generation, on objects above the quick level. */
 void jit__remat_frame_addrs(struct LLVMOpaqueModule *mod);
 /* False with $PSL_JIT_REMAT=0 (comparisons): jit__remat_frame_addrs is not run. */
 bool jit__remat(void);
-/* $PSL_JIT_OSR_AFTER=mid (comparisons): an OSR entry whose head lies in no other loop but has
- * loops after it is compiled at the mid level first, like every other entry (by default it is
- * compiled at the default level at once: see hot_thread). */
+/* $PSL_JIT_OSR_AFTER=mid (comparisons): an OSR entry whose head lies in no other loop but has a
+ * long loop after it is compiled at the mid level first, like every other entry (by default it
+ * is compiled at the default level at once: see hot_thread, JIT_AFTER_CELLS). */
 bool jit__osr_after_mid(void);
 /* False with $PSL_JIT_OSR_ASK=0 (comparisons): OSR code below the default level then has no
  * checks at the top-level loops after its entry's nest (osr_leave_check). */

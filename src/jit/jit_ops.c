@@ -175,22 +175,22 @@ uint32_t jit__osr_nest(const bool *heads, const uint32_t *head_end, uint32_t l, 
     return end;
 }
 
-bool jit__loops_after(const bool *heads, const uint32_t *head_end, uint32_t n, uint32_t nest_end,
-                      uint8_t *mark) {
-    bool any = false;
+uint32_t jit__loops_after(const bool *heads, const uint32_t *head_end, uint32_t n,
+                          uint32_t nest_end, uint8_t *mark) {
+    uint32_t longest = 0;
     uint32_t cover = 0; /* the end of the loops seen so far */
     for (uint32_t h = 0; h < n; h++) {
         if (!heads[h])
             continue;
         if (h >= cover && h >= nest_end) {
-            any = true;
-            if (!mark)
-                break;
-            mark[h] = 2;
+            if (head_end[h] - h > longest)
+                longest = head_end[h] - h;
+            if (mark)
+                mark[h] = 2;
         }
         cover = head_end[h] > cover ? head_end[h] : cover;
     }
-    return any;
+    return longest;
 }
 
 void jit__loops_near(const wasm_module *m, uint32_t k, uint32_t cell, bool *around,
@@ -200,15 +200,7 @@ void jit__loops_near(const wasm_module *m, uint32_t k, uint32_t cell, bool *arou
     uint32_t *head_end = xcalloc(c->ncode + 1, sizeof *head_end);
     jit__loop_heads(c, heads, head_end);
     uint32_t end = jit__osr_nest(heads, head_end, cell < c->ncode ? cell : c->ncode, NULL, around);
-    *after = 0;
-    uint32_t cover = 0; /* as jit__loops_after */
-    for (uint32_t h = 0; h < c->ncode; h++) {
-        if (!heads[h])
-            continue;
-        if (h >= cover && h >= end && head_end[h] - h > *after)
-            *after = head_end[h] - h;
-        cover = head_end[h] > cover ? head_end[h] : cover;
-    }
+    *after = jit__loops_after(heads, head_end, c->ncode, end, NULL);
     free(heads);
     free(head_end);
 }

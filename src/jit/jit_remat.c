@@ -156,11 +156,8 @@ static LLVMValueRef copy_in(remat *r, LLVMValueRef v, LLVMBasicBlockRef bb) {
         LLVMValueRef o = LLVMGetOperand(v, i);
         ops[i] = candidate(r, o) ? copy_in(r, o, bb) : o;
     }
-    LLVMValueRef at = anchor_of(r, bb);
-    if (at)
-        LLVMPositionBuilderBefore(r->b, at);
-    else
-        LLVMPositionBuilderBefore(r->b, LLVMGetBasicBlockTerminator(bb));
+    /* (a block ends in a terminator, so it has a first non-phi instruction) */
+    LLVMPositionBuilderBefore(r->b, anchor_of(r, bb));
     LLVMValueRef n = LLVMInstructionClone(v);
     LLVMInsertIntoBuilder(r->b, n);
     for (unsigned i = 0; i < nops && i < 2; i++)
